@@ -1,0 +1,186 @@
+//! The executor: runs a range of nodes over an [`Env`] of live values, freeing
+//! each value after its last reader so memory follows the live set, not the
+//! graph size. Running `0..k` and then `k..n` on the same environment is the
+//! same computation as running `0..n`: that is what cuts rely on.
+
+use std::ops::Range;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use tch::{Kind, Tensor};
+
+use super::{Graph, Node, Source, ValueId};
+use crate::error::{Error, Result};
+
+/// The live non-constant values of one run, indexed by [`ValueId`].
+pub struct Env {
+    slots: Vec<Option<Tensor>>,
+}
+
+impl Env {
+    pub fn new(graph: &Graph) -> Self {
+        Env {
+            slots: (0..graph.values.len()).map(|_| None).collect(),
+        }
+    }
+
+    pub fn set(&mut self, id: ValueId, t: Tensor) {
+        self.slots[id] = Some(t);
+    }
+
+    /// The tensor of `id`: a live value of this run or a graph constant.
+    pub fn get<'a>(&'a self, graph: &'a Graph, id: ValueId) -> Option<&'a Tensor> {
+        graph.constant(id).or(self.slots[id].as_ref())
+    }
+
+    pub fn take(&mut self, id: ValueId) -> Option<Tensor> {
+        self.slots[id].take()
+    }
+}
+
+impl Graph {
+    /// Runs the whole graph on `inputs` (one tensor per declared input) and
+    /// returns the graph outputs.
+    pub fn forward(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let mut env = self.start(inputs)?;
+        self.run(0..self.nodes.len(), &mut env)?;
+        self.outputs_of(&env)
+    }
+
+    /// Checks `inputs` against the declared inputs and puts them in a new env.
+    pub fn start(&self, inputs: &[Tensor]) -> Result<Env> {
+        self.check_inputs(inputs)?;
+        let mut env = Env::new(self);
+        for (&id, t) in self.input_values.iter().zip(inputs) {
+            env.set(id, t.shallow_clone());
+        }
+        Ok(env)
+    }
+
+    /// The graph outputs, once every node has run.
+    pub fn outputs_of(&self, env: &Env) -> Result<Vec<Tensor>> {
+        self.outputs
+            .iter()
+            .map(|&id| {
+                env.get(self, id)
+                    .map(Tensor::shallow_clone)
+                    .ok_or_else(|| Error::InvalidModel {
+                        path: self.path.clone(),
+                        msg: format!("output '{}' was not computed", self.values[id].name),
+                    })
+            })
+            .collect()
+    }
+
+    /// Runs nodes `range` (topological indices) on `env`.
+    pub fn run(&self, range: Range<usize>, env: &mut Env) -> Result<()> {
+        self.run_observed(range, env, |_, _| {})
+    }
+
+    /// As [`Graph::run`], calling `observe` with each node and its outputs.
+    pub fn run_observed(
+        &self,
+        range: Range<usize>,
+        env: &mut Env,
+        mut observe: impl FnMut(&Node, &[Tensor]),
+    ) -> Result<()> {
+        for node in &self.nodes[range] {
+            let outputs = self.run_node(node, env)?;
+            observe(node, &outputs);
+            for (&id, t) in node.outputs.iter().zip(outputs) {
+                if self.values[id].last_use != node.index {
+                    env.set(id, t);
+                }
+            }
+            for id in node.inputs.iter().flatten() {
+                if self.values[*id].last_use == node.index {
+                    env.take(*id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn run_node(&self, node: &Node, env: &Env) -> Result<Vec<Tensor>> {
+        let fail = |msg: String| Error::Op {
+            path: self.path.clone(),
+            node: node.name.clone(),
+            op: node.op.clone(),
+            msg,
+        };
+        let mut ins = Vec::with_capacity(node.inputs.len());
+        for id in &node.inputs {
+            match id {
+                None => ins.push(None),
+                Some(id) => ins.push(Some(env.get(self, *id).ok_or_else(|| {
+                    fail(format!(
+                        "input '{}' is not available (is the range resumed from the right cut?)",
+                        self.values[*id].name
+                    ))
+                })?)),
+            }
+        }
+        let def = super::ops::lookup(&node.op).ok_or_else(|| fail("no kernel".into()))?;
+        // Kernels use the fallible f_* ops; the unwind guard is a last line of defence.
+        let outputs = match catch_unwind(AssertUnwindSafe(|| (def.kernel)(node, &ins))) {
+            Ok(Ok(outputs)) => outputs,
+            Ok(Err(e)) => return Err(fail(e.0)),
+            Err(_) => return Err(fail("the kernel panicked".into())),
+        };
+        if outputs.len() < node.outputs.len() {
+            return Err(fail(format!(
+                "produced {} outputs, the node declares {}",
+                outputs.len(),
+                node.outputs.len()
+            )));
+        }
+        Ok(outputs)
+    }
+
+    fn check_inputs(&self, inputs: &[Tensor]) -> Result<()> {
+        if inputs.len() != self.inputs.len() {
+            let names: Vec<_> = self.inputs.iter().map(|i| i.name.as_str()).collect();
+            return Err(Error::Input {
+                path: self.path.clone(),
+                input: names.join(", "),
+                msg: format!(
+                    "the model takes {} inputs, got {}",
+                    self.inputs.len(),
+                    inputs.len()
+                ),
+            });
+        }
+        for (spec, t) in self.inputs.iter().zip(inputs) {
+            let bad = |msg: String| Error::Input {
+                path: self.path.clone(),
+                input: spec.name.clone(),
+                msg,
+            };
+            if t.kind() != Kind::Float {
+                return Err(bad(format!("expected float32 data, got {:?}", t.kind())));
+            }
+            let Some(dims) = &spec.dims else { continue };
+            let size = t.size();
+            let shape_ok = size.len() == dims.len()
+                && dims
+                    .iter()
+                    .zip(&size)
+                    .all(|(d, s)| d.is_none_or(|d| d == *s));
+            if !shape_ok {
+                let want: Vec<String> = dims
+                    .iter()
+                    .map(|d| d.map_or("?".to_string(), |d| d.to_string()))
+                    .collect();
+                return Err(bad(format!(
+                    "expected shape [{}], got {size:?}",
+                    want.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `id` is produced by a node or is a graph input (not a constant).
+    pub fn is_computed(&self, id: ValueId) -> bool {
+        !matches!(self.values[id].source, Source::Constant(_))
+    }
+}

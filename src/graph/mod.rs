@@ -1,0 +1,99 @@
+//! The graph IR: nodes in topological order reading and writing named values,
+//! constants (initializers and folded `Constant` nodes) as tensors, and the
+//! executor that runs any node range over an environment of live values.
+
+mod attrs;
+mod exec;
+pub mod ops;
+
+pub use attrs::{Attr, Attrs};
+pub use exec::Env;
+
+use std::path::PathBuf;
+use tch::Tensor;
+
+/// Index of a value in [`Graph::values`].
+pub type ValueId = usize;
+
+/// Where a value comes from.
+#[derive(Debug)]
+pub enum Source {
+    /// The i-th graph input.
+    Input(usize),
+    /// An initializer or a folded `Constant` node.
+    Constant(Tensor),
+    /// Output `slot` of node `node`.
+    Node { node: usize, slot: usize },
+}
+
+#[derive(Debug)]
+pub struct Value {
+    pub name: String,
+    pub source: Source,
+    /// Index of the last node that reads this value; `usize::MAX` for graph
+    /// outputs, which stay alive to the end.
+    pub last_use: usize,
+}
+
+/// One declared graph input: its name and its dimensions (`None` for a
+/// symbolic dimension such as a dynamic batch).
+#[derive(Debug, Clone)]
+pub struct InputSpec {
+    pub name: String,
+    pub dims: Option<Vec<Option<i64>>>,
+}
+
+#[derive(Debug)]
+pub struct Node {
+    /// Position in topological order.
+    pub index: usize,
+    /// The ONNX node name, or `op#index` when the file leaves it empty.
+    pub name: String,
+    pub op: String,
+    /// `None` for an omitted optional input (empty name in ONNX).
+    pub inputs: Vec<Option<ValueId>>,
+    pub outputs: Vec<ValueId>,
+    pub attrs: Attrs,
+    /// The model's default-domain opset version.
+    pub opset: i64,
+}
+
+#[derive(Debug)]
+pub struct Graph {
+    /// The file this graph was loaded from, named in every error.
+    pub path: PathBuf,
+    pub opset: i64,
+    pub nodes: Vec<Node>,
+    pub values: Vec<Value>,
+    pub inputs: Vec<InputSpec>,
+    /// Value ids of the graph inputs, in declaration order.
+    pub input_values: Vec<ValueId>,
+    pub outputs: Vec<ValueId>,
+}
+
+impl Graph {
+    /// The constant tensor behind `id`, if it is one.
+    pub fn constant(&self, id: ValueId) -> Option<&Tensor> {
+        match &self.values[id].source {
+            Source::Constant(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Node that produces `id`, if any.
+    pub fn producer(&self, id: ValueId) -> Option<usize> {
+        match self.values[id].source {
+            Source::Node { node, .. } => Some(node),
+            _ => None,
+        }
+    }
+
+    /// Moves every constant to `device` (for CUDA runs).
+    pub fn to_device(&mut self, device: tch::Device) {
+        for v in &mut self.values {
+            if let Source::Constant(t) = &mut v.source {
+                *t = t.to_device(device);
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Matrix products.
+//! Specs: <https://onnx.ai/onnx/operators/onnx__Gemm.html>,
+//! <https://onnx.ai/onnx/operators/onnx__MatMul.html>.
+
+use tch::Tensor;
+
+use super::{fail, input, one, opt_input, Inputs, KResult, OpDef};
+use crate::graph::Node;
+
+pub const OPS: &[OpDef] = &[
+    OpDef {
+        op: "Gemm",
+        attrs: &["alpha", "beta", "transA", "transB"],
+        kernel: gemm,
+    },
+    OpDef {
+        op: "MatMul",
+        attrs: &[],
+        kernel: matmul,
+    },
+];
+
+/// Y = alpha * A' B' + beta * C, with A' and B' optionally transposed.
+fn gemm(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (a, b, c) = (input(inputs, 0)?, input(inputs, 1)?, opt_input(inputs, 2));
+    if a.dim() != 2 || b.dim() != 2 {
+        return fail(format!(
+            "A {:?} and B {:?} must be matrices",
+            a.size(),
+            b.size()
+        ));
+    }
+    let a = if node.attrs.int("transA", 0)? != 0 {
+        a.f_transpose(0, 1)?
+    } else {
+        a.shallow_clone()
+    };
+    let b = if node.attrs.int("transB", 0)? != 0 {
+        b.f_transpose(0, 1)?
+    } else {
+        b.shallow_clone()
+    };
+    let alpha = f64::from(node.attrs.float("alpha", 1.0)?);
+    let beta = f64::from(node.attrs.float("beta", 1.0)?);
+    let mut y = a.f_matmul(&b)?;
+    if alpha != 1.0 {
+        y = y.f_mul_scalar(alpha)?;
+    }
+    if let Some(c) = c {
+        y = if beta == 1.0 {
+            y.f_add(c)?
+        } else {
+            y.f_add(&c.f_mul_scalar(beta)?)?
+        };
+    }
+    one(y)
+}
+
+fn matmul(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    one(input(inputs, 0)?.f_matmul(input(inputs, 1)?)?)
+}

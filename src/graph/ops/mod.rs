@@ -1,0 +1,118 @@
+//! Op kernels, one family per file, each following the ONNX operator spec
+//! (<https://onnx.ai/onnx/operators/>). A kernel takes a node and its input
+//! tensors and returns its outputs; it never panics on bad input, it returns a
+//! [`KernelError`] that the executor wraps with the file, node and op.
+//!
+//! Every op lists the attributes it understands. The loader rejects a node
+//! carrying any other attribute, so nothing that changes results is ignored.
+
+use tch::Tensor;
+
+use super::Node;
+
+mod activation;
+mod conv;
+mod elementwise;
+mod linear;
+mod norm;
+mod pool;
+mod reduce;
+mod shape;
+
+/// A kernel's failure, without location; the executor adds file, node and op.
+#[derive(Debug)]
+pub struct KernelError(pub String);
+
+impl From<tch::TchError> for KernelError {
+    fn from(e: tch::TchError) -> Self {
+        // libtorch messages carry a C++ backtrace after the first line.
+        let msg = e.to_string();
+        KernelError(msg.lines().next().unwrap_or_default().to_string())
+    }
+}
+
+pub type KResult<T> = Result<T, KernelError>;
+
+/// Inputs as the executor hands them over: `None` for an omitted optional input.
+pub type Inputs<'a> = [Option<&'a Tensor>];
+
+pub type Kernel = fn(&Node, &Inputs) -> KResult<Vec<Tensor>>;
+
+/// An op: its ONNX name, the attributes it honours, and its kernel.
+pub struct OpDef {
+    pub op: &'static str,
+    pub attrs: &'static [&'static str],
+    pub kernel: Kernel,
+}
+
+const FAMILIES: &[&[OpDef]] = &[
+    activation::OPS,
+    conv::OPS,
+    elementwise::OPS,
+    linear::OPS,
+    norm::OPS,
+    pool::OPS,
+    reduce::OPS,
+    shape::OPS,
+];
+
+/// The definition of `op` in the default ONNX domain, if supported.
+pub fn lookup(op: &str) -> Option<&'static OpDef> {
+    FAMILIES.iter().flat_map(|f| f.iter()).find(|d| d.op == op)
+}
+
+/// Every supported op type, sorted.
+pub fn supported() -> Vec<&'static str> {
+    let mut ops: Vec<_> = FAMILIES
+        .iter()
+        .flat_map(|f| f.iter())
+        .map(|d| d.op)
+        .collect();
+    ops.sort_unstable();
+    ops
+}
+
+pub fn fail<T>(msg: impl Into<String>) -> KResult<T> {
+    Err(KernelError(msg.into()))
+}
+
+/// Required input `i`.
+pub fn input<'a>(inputs: &Inputs<'a>, i: usize) -> KResult<&'a Tensor> {
+    match inputs.get(i) {
+        Some(Some(t)) => Ok(t),
+        _ => fail(format!("required input {i} is missing")),
+    }
+}
+
+/// Optional input `i`.
+pub fn opt_input<'a>(inputs: &Inputs<'a>, i: usize) -> Option<&'a Tensor> {
+    inputs.get(i).copied().flatten()
+}
+
+/// An int64 tensor (shape, axes, pads...) as a vector.
+pub fn to_i64s(t: &Tensor) -> KResult<Vec<i64>> {
+    let t = t.f_to_kind(tch::Kind::Int64)?.f_flatten(0, -1)?;
+    Ok(Vec::<i64>::try_from(&t)?)
+}
+
+/// A scalar tensor as f64.
+pub fn to_f64(t: &Tensor) -> KResult<f64> {
+    if t.numel() != 1 {
+        return fail(format!("expected a scalar, got shape {:?}", t.size()));
+    }
+    Ok(t.f_to_kind(tch::Kind::Double)?.f_double_value(&[])?)
+}
+
+/// Normalises a possibly negative `axis` for a tensor of rank `rank`.
+pub fn axis(axis: i64, rank: usize) -> KResult<i64> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    if a < 0 || a >= r.max(1) {
+        return fail(format!("axis {axis} out of range for rank {rank}"));
+    }
+    Ok(a)
+}
+
+pub fn one(t: Tensor) -> KResult<Vec<Tensor>> {
+    Ok(vec![t])
+}

@@ -1,0 +1,224 @@
+//! `faultsweep inspect`: what a model holds and where it can be cut. Shapes
+//! come from a first pass on zeros (batch 1, or the model's fixed batch);
+//! values whose leading dimension is the batch are per-sample and injectable.
+
+use serde::Serialize;
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Node, ValueId};
+use crate::split;
+
+#[derive(Debug, Serialize)]
+pub struct ModelInfo {
+    pub path: String,
+    pub opset: i64,
+    pub batch: i64,
+    pub inputs: Vec<ValueShape>,
+    pub outputs: Vec<ValueShape>,
+    pub nodes: Vec<NodeInfo>,
+    pub cuts: Vec<CutInfo>,
+    pub params: i64,
+    pub macs: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ValueShape {
+    pub name: String,
+    /// Shape of one sample (batch dimension removed) or the whole shape when
+    /// the value is not per-sample.
+    pub shape: Vec<i64>,
+    pub per_sample: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NodeInfo {
+    pub index: usize,
+    pub name: String,
+    pub op: String,
+    pub outputs: Vec<ValueShape>,
+    /// Elements of the constant inputs (weights, biases, shapes...).
+    pub params: i64,
+    /// Multiply-accumulates per sample (Conv, Gemm, MatMul).
+    pub macs: i64,
+    /// Whether the first output is a per-sample float tensor (a neuron target).
+    pub injectable: bool,
+    /// Float initializers a weight fault can target (Conv, Gemm, MatMul).
+    pub weights: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CutInfo {
+    pub cut: usize,
+    pub values: Vec<String>,
+    /// Elements per sample crossing the cut.
+    pub elements: i64,
+}
+
+/// A zero batch matching the declared inputs, with `batch` for a symbolic
+/// leading dimension.
+pub fn sample_inputs(graph: &Graph, batch: i64) -> Result<Vec<Tensor>> {
+    graph
+        .inputs
+        .iter()
+        .map(|spec| {
+            let bad = |msg: &str| Error::Input {
+                path: graph.path.clone(),
+                input: spec.name.clone(),
+                msg: msg.to_string(),
+            };
+            let dims = spec
+                .dims
+                .as_ref()
+                .ok_or_else(|| bad("the model declares no shape for it"))?;
+            let mut shape = Vec::with_capacity(dims.len());
+            for (i, d) in dims.iter().enumerate() {
+                match (d, i) {
+                    (Some(d), _) => shape.push(*d),
+                    (None, 0) => shape.push(batch),
+                    (None, _) => {
+                        return Err(bad(
+                            "a symbolic dimension other than the batch needs a real input",
+                        ))
+                    }
+                }
+            }
+            Ok(Tensor::zeros(
+                shape.as_slice(),
+                (Kind::Float, tch::Device::Cpu),
+            ))
+        })
+        .collect()
+}
+
+pub fn inspect(graph: &Graph) -> Result<ModelInfo> {
+    let inputs = sample_inputs(graph, 1)?;
+    let batch = inputs
+        .first()
+        .and_then(|t| t.size().first().copied())
+        .unwrap_or(1);
+    let mut shapes: Vec<Option<(Vec<i64>, Kind)>> = vec![None; graph.values.len()];
+    for (&id, t) in graph.input_values.iter().zip(&inputs) {
+        shapes[id] = Some((t.size(), t.kind()));
+    }
+    let mut env = graph.start(&inputs)?;
+    graph.run_observed(0..graph.nodes.len(), &mut env, |node, outs| {
+        for (&id, t) in node.outputs.iter().zip(outs) {
+            shapes[id] = Some((t.size(), t.kind()));
+        }
+    })?;
+    let shape_of = |id: ValueId| value_shape(graph, id, shapes[id].as_ref(), batch);
+    let nodes: Vec<NodeInfo> = graph
+        .nodes
+        .iter()
+        .map(|n| node_info(graph, n, &shape_of))
+        .collect();
+    let cuts = (0..=graph.nodes.len())
+        .map(|cut| {
+            let ids = split::frontier(graph, cut)?;
+            let elements = ids
+                .iter()
+                .map(|&id| shape_of(id).shape.iter().product::<i64>())
+                .sum();
+            let values = ids
+                .iter()
+                .map(|&id| graph.values[id].name.clone())
+                .collect();
+            Ok(CutInfo {
+                cut,
+                values,
+                elements,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(ModelInfo {
+        path: graph.path.display().to_string(),
+        opset: graph.opset,
+        batch,
+        inputs: graph.input_values.iter().map(|&id| shape_of(id)).collect(),
+        outputs: graph.outputs.iter().map(|&id| shape_of(id)).collect(),
+        params: nodes.iter().map(|n| n.params).sum(),
+        macs: nodes.iter().map(|n| n.macs).sum(),
+        nodes,
+        cuts,
+    })
+}
+
+fn value_shape(
+    graph: &Graph,
+    id: ValueId,
+    seen: Option<&(Vec<i64>, Kind)>,
+    batch: i64,
+) -> ValueShape {
+    let name = graph.values[id].name.clone();
+    let (size, kind) = match (seen, graph.constant(id)) {
+        (Some((s, k)), _) => (s.clone(), *k),
+        (None, Some(t)) => (t.size(), t.kind()),
+        (None, None) => (vec![], Kind::Float),
+    };
+    let per_sample = graph.is_computed(id) && is_float(kind) && size.first() == Some(&batch);
+    let shape = if per_sample { size[1..].to_vec() } else { size };
+    ValueShape {
+        name,
+        shape,
+        per_sample,
+    }
+}
+
+fn is_float(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+    )
+}
+
+fn node_info(graph: &Graph, node: &Node, shape_of: &dyn Fn(ValueId) -> ValueShape) -> NodeInfo {
+    let outputs: Vec<ValueShape> = node.outputs.iter().map(|&id| shape_of(id)).collect();
+    let constants: Vec<(ValueId, &Tensor)> = node
+        .inputs
+        .iter()
+        .flatten()
+        .filter_map(|&id| graph.constant(id).map(|t| (id, t)))
+        .collect();
+    let params = constants.iter().map(|(_, t)| t.numel() as i64).sum();
+    let has_weights = matches!(node.op.as_str(), "Conv" | "Gemm" | "MatMul");
+    let weights = if has_weights {
+        constants
+            .iter()
+            .filter(|(_, t)| is_float(t.kind()))
+            .map(|(id, _)| graph.values[*id].name.clone())
+            .collect()
+    } else {
+        vec![]
+    };
+    let out_elems: i64 = outputs.first().map_or(0, |o| o.shape.iter().product());
+    let macs = match node.op.as_str() {
+        // Each output element of a Conv sums over C/group x kernel inputs.
+        "Conv" => node.inputs.get(1).copied().flatten().map_or(0, |w| {
+            let ws = shape_of(w).shape;
+            out_elems * ws.iter().skip(1).product::<i64>()
+        }),
+        "Gemm" | "MatMul" => node.inputs.get(1).copied().flatten().map_or(0, |b| {
+            let bs = shape_of(b).shape;
+            let trans_b = node.op == "Gemm" && node.attrs.int("transB", 0).unwrap_or(0) != 0;
+            let k = if trans_b {
+                bs.last()
+            } else {
+                bs.iter().rev().nth(1)
+            };
+            out_elems * k.copied().unwrap_or(1)
+        }),
+        _ => 0,
+    };
+    let injectable = outputs.first().is_some_and(|o| o.per_sample);
+    NodeInfo {
+        index: node.index,
+        name: node.name.clone(),
+        op: node.op.clone(),
+        outputs,
+        params,
+        macs,
+        injectable,
+        weights,
+    }
+}

@@ -1,0 +1,19 @@
+//! faultsweep: fault injection for neural networks.
+//!
+//! The pipeline, one module per step:
+//! load -> split -> golden (+cache) -> faults -> inject -> classify -> report.
+//! This crate has the first steps so far: ONNX models load into a graph IR
+//! ([`graph`]) that runs on libtorch, and can be cut at any node ([`split`]).
+
+pub mod error;
+// 1. load: ONNX file -> graph IR
+pub mod graph;
+pub mod load;
+// 2. split: cuts and frontiers
+pub mod split;
+// model summaries for `faultsweep inspect`
+pub mod inspect;
+// command-line front end
+pub mod cli;
+
+pub use error::{Error, Result};

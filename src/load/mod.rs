@@ -1,0 +1,345 @@
+//! Step 1, load: an ONNX file becomes a [`Graph`]. Initializers and `Constant`
+//! nodes become constant tensors, the remaining nodes are sorted topologically
+//! (stable: file order where the file is already sorted), every op and
+//! attribute is checked against the kernels, and each value gets its last
+//! reader for the executor's liveness.
+
+mod proto;
+mod tensor;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+
+use crate::error::{Error, Result};
+use crate::graph::{ops, Attr, Attrs, Graph, InputSpec, Node, Source, Value, ValueId};
+use proto::{attribute_type as at, AttributeProto, ModelProto, NodeProto};
+
+/// Default-domain opsets this loader accepts.
+pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=22;
+
+/// Loads and validates the ONNX model at `path`.
+pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    from_bytes(&bytes, path)
+}
+
+/// As [`load`], from bytes; `path` is used in messages and for external data.
+pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Graph> {
+    let model = ModelProto::decode(bytes).map_err(|e| Error::Decode {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })?;
+    Builder::new(path).build(model)
+}
+
+struct Builder {
+    path: PathBuf,
+    opset: i64,
+    values: Vec<Value>,
+    by_name: HashMap<String, ValueId>,
+}
+
+impl Builder {
+    fn new(path: &Path) -> Self {
+        Builder {
+            path: path.to_path_buf(),
+            opset: 0,
+            values: Vec::new(),
+            by_name: HashMap::new(),
+        }
+    }
+
+    fn invalid(&self, msg: impl Into<String>) -> Error {
+        Error::InvalidModel {
+            path: self.path.clone(),
+            msg: msg.into(),
+        }
+    }
+
+    fn build(mut self, model: ModelProto) -> Result<Graph> {
+        let Some(graph) = model.graph else {
+            return Err(self.invalid("the file holds no graph (is it an ONNX model?)"));
+        };
+        self.opset = self.default_opset(&model.opset_import)?;
+        for init in &graph.initializer {
+            let t = tensor::from_proto(init, &self.path)?;
+            self.define(&init.name, Source::Constant(t))?;
+        }
+        let mut inputs = Vec::new();
+        let mut input_values = Vec::new();
+        for vi in &graph.input {
+            if self.by_name.contains_key(&vi.name) {
+                continue; // older files list initializers among the inputs
+            }
+            let id = self.define(&vi.name, Source::Input(inputs.len()))?;
+            input_values.push(id);
+            inputs.push(InputSpec {
+                name: vi.name.clone(),
+                dims: tensor::dims_of(vi),
+            });
+        }
+        let mut nodes = Vec::new();
+        for np in self.sort(&graph.node)? {
+            if np.op_type == "Constant" && np.domain.is_empty() {
+                self.fold_constant(np)?;
+            } else {
+                let node = self.node(np, nodes.len())?;
+                nodes.push(node);
+            }
+        }
+        let outputs = graph
+            .output
+            .iter()
+            .map(|vi| {
+                self.by_name.get(&vi.name).copied().ok_or_else(|| {
+                    self.invalid(format!("graph output '{}' is never produced", vi.name))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if outputs.is_empty() {
+            return Err(self.invalid("the graph declares no outputs"));
+        }
+        let mut g = Graph {
+            path: self.path,
+            opset: self.opset,
+            nodes,
+            values: self.values,
+            inputs,
+            input_values,
+            outputs,
+        };
+        set_last_uses(&mut g);
+        Ok(g)
+    }
+
+    fn default_opset(&self, imports: &[proto::OperatorSetIdProto]) -> Result<i64> {
+        let opset = imports
+            .iter()
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map(|o| o.version)
+            .ok_or_else(|| self.invalid("no opset_import for the default ONNX domain"))?;
+        if !OPSETS.contains(&opset) {
+            return Err(self.invalid(format!(
+                "opset {opset} is not supported (supported: {} to {})",
+                OPSETS.start(),
+                OPSETS.end()
+            )));
+        }
+        Ok(opset)
+    }
+
+    fn define(&mut self, name: &str, source: Source) -> Result<ValueId> {
+        if name.is_empty() {
+            return Err(self.invalid("a value has an empty name"));
+        }
+        if self.by_name.contains_key(name) {
+            return Err(self.invalid(format!("value '{name}' is defined twice")));
+        }
+        let id = self.values.len();
+        self.values.push(Value {
+            name: name.to_string(),
+            source,
+            last_use: 0,
+        });
+        self.by_name.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    /// Kahn's algorithm, taking ready nodes in file order.
+    fn sort<'a>(&self, nodes: &'a [NodeProto]) -> Result<Vec<&'a NodeProto>> {
+        let mut producer: HashMap<&str, usize> = HashMap::new();
+        for (i, n) in nodes.iter().enumerate() {
+            for o in n.output.iter().filter(|o| !o.is_empty()) {
+                if producer.insert(o, i).is_some() || self.by_name.contains_key(o) {
+                    return Err(
+                        self.invalid(format!("value '{o}' is defined twice (node '{}')", n.name))
+                    );
+                }
+            }
+        }
+        let mut waiting = vec![0usize; nodes.len()];
+        let mut readers: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+        for (i, n) in nodes.iter().enumerate() {
+            for inp in n.input.iter().filter(|s| !s.is_empty()) {
+                match producer.get(inp.as_str()) {
+                    Some(&p) => {
+                        waiting[i] += 1;
+                        readers[p].push(i);
+                    }
+                    None if self.by_name.contains_key(inp) => {}
+                    None => return Err(self.invalid(format!(
+                        "node '{}' ({}) reads '{inp}', which no node, input or initializer defines",
+                        n.name, n.op_type
+                    ))),
+                }
+            }
+        }
+        let mut ready: std::collections::BTreeSet<usize> =
+            (0..nodes.len()).filter(|&i| waiting[i] == 0).collect();
+        let mut order = Vec::with_capacity(nodes.len());
+        while let Some(i) = ready.pop_first() {
+            order.push(&nodes[i]);
+            for &r in &readers[i] {
+                waiting[r] -= 1;
+                if waiting[r] == 0 {
+                    ready.insert(r);
+                }
+            }
+        }
+        if order.len() < nodes.len() {
+            let stuck = (0..nodes.len())
+                .find(|&i| waiting[i] > 0)
+                .map(|i| &nodes[i]);
+            let name = stuck
+                .map(|n| format!("'{}' ({})", n.name, n.op_type))
+                .unwrap_or_default();
+            return Err(self.invalid(format!("the graph has a cycle through node {name}")));
+        }
+        Ok(order)
+    }
+
+    fn fold_constant(&mut self, np: &NodeProto) -> Result<()> {
+        let attrs = self.attrs(np)?;
+        let t =
+            match attrs.0.into_iter().next() {
+                Some((_, Attr::Tensor(t))) => t,
+                Some((_, Attr::Float(f))) => tch::Tensor::from(f),
+                Some((_, Attr::Int(i))) => tch::Tensor::from(i),
+                Some((_, Attr::Floats(v))) => tch::Tensor::from_slice(&v),
+                Some((_, Attr::Ints(v))) => tch::Tensor::from_slice(&v),
+                _ => return Err(Error::Unsupported {
+                    path: self.path.clone(),
+                    node: np.name.clone(),
+                    op: "Constant".into(),
+                    opset: self.opset,
+                    msg:
+                        "a Constant needs one value attribute (value, value_float(s), value_int(s))"
+                            .into(),
+                }),
+            };
+        let name = np.output.first().cloned().unwrap_or_default();
+        self.define(&name, Source::Constant(t))?;
+        Ok(())
+    }
+
+    fn node(&mut self, np: &NodeProto, index: usize) -> Result<Node> {
+        let name = if np.name.is_empty() {
+            format!("{}#{index}", np.op_type)
+        } else {
+            np.name.clone()
+        };
+        let unsupported = |msg: String| Error::Unsupported {
+            path: self.path.clone(),
+            node: name.clone(),
+            op: np.op_type.clone(),
+            opset: self.opset,
+            msg,
+        };
+        if !(np.domain.is_empty() || np.domain == "ai.onnx") {
+            return Err(unsupported(format!(
+                "domain '{}' is not supported",
+                np.domain
+            )));
+        }
+        let def = ops::lookup(&np.op_type)
+            .ok_or_else(|| unsupported(format!("op {} has no kernel in faultsweep", np.op_type)))?;
+        let attrs = self.attrs(np)?;
+        if let Some(a) = attrs.0.keys().find(|a| !def.attrs.contains(&a.as_str())) {
+            return Err(unsupported(format!(
+                "attribute '{a}' is not supported (supported: {})",
+                def.attrs.join(", ")
+            )));
+        }
+        let inputs = np
+            .input
+            .iter()
+            .map(|s| (!s.is_empty()).then(|| self.by_name[s]))
+            .collect();
+        let mut outputs = Vec::new();
+        for (slot, o) in np.output.iter().enumerate() {
+            // An omitted optional output still gets a (never read) value.
+            let o = if o.is_empty() {
+                format!("{name}:unused{slot}")
+            } else {
+                o.clone()
+            };
+            outputs.push(self.define(&o, Source::Node { node: index, slot })?);
+        }
+        Ok(Node {
+            index,
+            name,
+            op: np.op_type.clone(),
+            inputs,
+            outputs,
+            attrs,
+            opset: self.opset,
+        })
+    }
+
+    fn attrs(&self, np: &NodeProto) -> Result<Attrs> {
+        let mut map = BTreeMap::new();
+        for a in &np.attribute {
+            map.insert(a.name.clone(), self.attr(np, a)?);
+        }
+        Ok(Attrs(map))
+    }
+
+    fn attr(&self, np: &NodeProto, a: &AttributeProto) -> Result<Attr> {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        Ok(match a.r#type {
+            at::FLOAT => Attr::Float(a.f),
+            at::INT => Attr::Int(a.i),
+            at::STRING => Attr::Str(text(&a.s)),
+            at::TENSOR => match &a.t {
+                Some(t) => Attr::Tensor(tensor::from_proto(t, &self.path)?),
+                None => {
+                    return Err(self.invalid(format!(
+                        "node '{}': attribute '{}' has no tensor",
+                        np.name, a.name
+                    )))
+                }
+            },
+            at::FLOATS => Attr::Floats(a.floats.clone()),
+            at::INTS => Attr::Ints(a.ints.clone()),
+            at::STRINGS => Attr::Strings(a.strings.iter().map(|s| text(s)).collect()),
+            t => {
+                return Err(Error::Unsupported {
+                    path: self.path.clone(),
+                    node: np.name.clone(),
+                    op: np.op_type.clone(),
+                    opset: self.opset,
+                    msg: format!(
+                        "attribute '{}' has type {t}{}",
+                        a.name,
+                        if t == at::GRAPH {
+                            " (subgraphs are not supported)"
+                        } else {
+                            ""
+                        }
+                    ),
+                })
+            }
+        })
+    }
+}
+
+/// Records each value's last reader; graph outputs live to the end.
+fn set_last_uses(g: &mut Graph) {
+    for v in &mut g.values {
+        v.last_use = match v.source {
+            Source::Node { node, .. } => node,
+            _ => 0,
+        };
+    }
+    for node in &g.nodes {
+        for &id in node.inputs.iter().flatten() {
+            g.values[id].last_use = g.values[id].last_use.max(node.index);
+        }
+    }
+    for &id in &g.outputs {
+        g.values[id].last_use = usize::MAX;
+    }
+}

@@ -1,0 +1,159 @@
+//! ONNX `TensorProto` to tch tensors (raw little-endian data, typed fields, or
+//! external data next to the model file).
+
+use std::path::Path;
+
+use tch::{Kind, Tensor};
+
+use super::proto::{TensorProto, ValueInfoProto};
+use crate::error::{Error, Result};
+
+/// tch kind and element size of an ONNX `TensorProto.DataType`.
+fn kind_of(data_type: i32) -> Option<(Kind, usize)> {
+    Some(match data_type {
+        1 => (Kind::Float, 4),
+        2 => (Kind::Uint8, 1),
+        3 => (Kind::Int8, 1),
+        5 => (Kind::Int16, 2),
+        6 => (Kind::Int, 4),
+        7 => (Kind::Int64, 8),
+        9 => (Kind::Bool, 1),
+        10 => (Kind::Half, 2),
+        11 => (Kind::Double, 8),
+        16 => (Kind::BFloat16, 2),
+        _ => return None,
+    })
+}
+
+pub fn from_proto(t: &TensorProto, model: &Path) -> Result<Tensor> {
+    let bad = |msg: String| Error::InvalidModel {
+        path: model.to_path_buf(),
+        msg: format!("tensor '{}': {msg}", t.name),
+    };
+    let (kind, elem) = kind_of(t.data_type)
+        .ok_or_else(|| bad(format!("data type {} is not supported", t.data_type)))?;
+    if t.dims.iter().any(|&d| d < 0) {
+        return Err(bad(format!("negative dimension in {:?}", t.dims)));
+    }
+    let numel = t
+        .dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+        .ok_or_else(|| bad("too many elements".into()))?;
+    let external;
+    let raw: Option<&[u8]> = if t.data_location == 1 {
+        external = read_external(t, model)?;
+        Some(&external)
+    } else if !t.raw_data.is_empty() || numel == 0 {
+        Some(&t.raw_data)
+    } else {
+        None
+    };
+    let tensor = match raw {
+        Some(bytes) => {
+            if bytes.len() != numel * elem {
+                return Err(bad(format!(
+                    "holds {} bytes, its shape {:?} needs {}",
+                    bytes.len(),
+                    t.dims,
+                    numel * elem
+                )));
+            }
+            Tensor::f_from_data_size(bytes, &t.dims, kind)
+        }
+        None => typed(t, kind, numel).map_err(bad)?,
+    };
+    tensor.map_err(|e| bad(e.to_string()))
+}
+
+/// Data stored in the typed repeated fields instead of `raw_data`.
+fn typed(
+    t: &TensorProto,
+    kind: Kind,
+    numel: usize,
+) -> std::result::Result<tch::Result<Tensor>, String> {
+    let check = |n: usize| {
+        if n == numel {
+            Ok(())
+        } else {
+            Err(format!(
+                "holds {n} values, its shape {:?} needs {numel}",
+                t.dims
+            ))
+        }
+    };
+    let flat = match kind {
+        Kind::Float => {
+            check(t.float_data.len())?;
+            Tensor::from_slice(&t.float_data)
+        }
+        Kind::Double => {
+            check(t.double_data.len())?;
+            Tensor::from_slice(&t.double_data)
+        }
+        Kind::Int64 => {
+            check(t.int64_data.len())?;
+            Tensor::from_slice(&t.int64_data)
+        }
+        Kind::Half | Kind::BFloat16 => {
+            // 16-bit floats travel as their bit patterns in int32_data.
+            check(t.int32_data.len())?;
+            let bits: Vec<u8> = t
+                .int32_data
+                .iter()
+                .flat_map(|&b| (b as u16).to_le_bytes())
+                .collect();
+            return Ok(Tensor::f_from_data_size(&bits, &t.dims, kind));
+        }
+        _ => {
+            check(t.int32_data.len())?;
+            Tensor::from_slice(&t.int32_data)
+        }
+    };
+    Ok(flat.f_to_kind(kind).and_then(|f| f.f_reshape(&t.dims)))
+}
+
+fn read_external(t: &TensorProto, model: &Path) -> Result<Vec<u8>> {
+    let get = |k: &str| {
+        t.external_data
+            .iter()
+            .find(|e| e.key == k)
+            .map(|e| e.value.as_str())
+    };
+    let bad = |msg: String| Error::InvalidModel {
+        path: model.to_path_buf(),
+        msg: format!("tensor '{}': external data: {msg}", t.name),
+    };
+    let location = get("location").ok_or_else(|| bad("no location".into()))?;
+    let num = |k: &str| -> Result<Option<u64>> {
+        get(k)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| bad(format!("{k} '{v}' is not a number")))
+            })
+            .transpose()
+    };
+    let (offset, length) = (num("offset")?.unwrap_or(0), num("length")?);
+    let file = model.parent().unwrap_or(Path::new(".")).join(location);
+    let bytes = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
+    let start = offset as usize;
+    let end = length.map_or(bytes.len(), |l| start.saturating_add(l as usize));
+    bytes.get(start..end).map(<[u8]>::to_vec).ok_or_else(|| {
+        bad(format!(
+            "{} is shorter than offset {offset} + length",
+            file.display()
+        ))
+    })
+}
+
+/// Declared dimensions of a graph input; `None` entries are symbolic.
+pub fn dims_of(vi: &ValueInfoProto) -> Option<Vec<Option<i64>>> {
+    let shape = vi.r#type.as_ref()?.tensor_type.as_ref()?.shape.as_ref()?;
+    Some(
+        shape
+            .dim
+            .iter()
+            .map(|d| d.dim_value.filter(|&v| v > 0))
+            .collect(),
+    )
+}
