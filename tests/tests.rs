@@ -1,1 +1,6 @@
+//! The one integration-test binary (one link of libtorch for all tests).
 
+mod common;
+
+mod cuts;
+mod parity;

@@ -170,10 +170,12 @@ impl Builder {
                         readers[p].push(i);
                     }
                     None if self.by_name.contains_key(inp) => {}
-                    None => return Err(self.invalid(format!(
+                    None => {
+                        return Err(self.invalid(format!(
                         "node '{}' ({}) reads '{inp}', which no node, input or initializer defines",
                         n.name, n.op_type
-                    ))),
+                    )))
+                    }
                 }
             }
         }

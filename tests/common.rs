@@ -1,0 +1,75 @@
+//! Shared test helpers: fixture discovery, .npy I/O and the parity measure.
+
+use std::path::{Path, PathBuf};
+
+use tch::Tensor;
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A model fixture: `NAME.onnx` with `NAME.input.npy` and `NAME.expected.npy`
+/// (onnxruntime's output) beside it.
+pub struct Fixture {
+    pub name: String,
+    pub model: PathBuf,
+    pub input: PathBuf,
+    pub expected: PathBuf,
+}
+
+/// Every fixture under `tests/fixtures/{models,ops}`, sorted by name. The
+/// environment variable FIXTURE keeps only names containing its value.
+pub fn model_fixtures() -> Vec<Fixture> {
+    let filter = std::env::var("FIXTURE").unwrap_or_default();
+    let mut out = Vec::new();
+    for dir in ["models", "ops"] {
+        let Ok(entries) = std::fs::read_dir(fixtures().join(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_some_and(|x| x == "onnx") {
+                let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+                let with = |ext: &str| path.with_file_name(format!("{name}.{ext}"));
+                if name.contains(&filter) && with("input.npy").exists() {
+                    out.push(Fixture {
+                        input: with("input.npy"),
+                        expected: with("expected.npy"),
+                        model: path,
+                        name,
+                    });
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+pub fn read_npy(path: &Path) -> Tensor {
+    Tensor::read_npy(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The parity measure of the foundation issue: max |a - b| <= 1e-4 max |b|
+/// over the whole output, and the same arg-max along the last axis.
+pub fn check_parity(got: &Tensor, want: &Tensor) -> Result<f64, String> {
+    if got.size() != want.size() {
+        return Err(format!(
+            "shape {:?}, expected {:?}",
+            got.size(),
+            want.size()
+        ));
+    }
+    let got = got.to_kind(tch::Kind::Double);
+    let want = want.to_kind(tch::Kind::Double);
+    let scale = want.abs().max().double_value(&[]).max(f64::MIN_POSITIVE);
+    let err = (&got - &want).abs().max().double_value(&[]);
+    let rel = err / scale;
+    if rel.is_nan() || rel > 1e-4 {
+        return Err(format!("max |a - b| / max |b| = {rel:.3e} > 1e-4"));
+    }
+    if want.dim() >= 1 && want.numel() > 1 && got.argmax(-1, false) != want.argmax(-1, false) {
+        return Err("top-1 differs".into());
+    }
+    Ok(rel)
+}
