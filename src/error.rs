@@ -25,11 +25,12 @@ pub enum Error {
         opset: i64,
         msg: String,
     },
-    #[error("{path}: node '{node}' (op {op}): {msg}")]
+    #[error("{path}: node '{node}' (op {op}, opset {opset}): {msg}")]
     Op {
         path: PathBuf,
         node: String,
         op: String,
+        opset: i64,
         msg: String,
     },
     #[error("{path}: input '{input}': {msg}")]

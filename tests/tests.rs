@@ -2,5 +2,7 @@
 
 mod common;
 
+mod cli;
 mod cuts;
+mod errors;
 mod parity;

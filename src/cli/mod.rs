@@ -41,6 +41,9 @@ pub enum Command {
         input: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// Integer class labels (.npy, one per sample): print top-1 accuracy.
+        #[arg(long)]
+        labels: Option<PathBuf>,
     },
 }
 
@@ -63,7 +66,18 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Infer { model, input, out } => infer(&model, &input, &out, device),
+        Command::Infer {
+            model,
+            input,
+            out,
+            labels,
+        } => {
+            let logits = infer(&model, &input, &out, device)?;
+            if let Some(labels) = labels {
+                accuracy(&logits, &labels)?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -92,23 +106,54 @@ fn parse_device(s: &str) -> Result<Device> {
     }
 }
 
-fn infer(model: &PathBuf, input: &PathBuf, out: &PathBuf, device: Device) -> Result<()> {
-    let mut graph = load::load(model)?;
-    graph.to_device(device);
-    let x = Tensor::read_npy(input).map_err(|e| Error::Data {
-        path: input.clone(),
+fn read_npy(path: &PathBuf) -> Result<Tensor> {
+    Tensor::read_npy(path).map_err(|e| Error::Data {
+        path: path.clone(),
         msg: format!(
             "not a readable .npy file: {}",
             e.to_string().lines().next().unwrap_or_default()
         ),
-    })?;
+    })
+}
+
+/// Runs the model on the .npy batch `input`, writes the first output to `out`
+/// and returns it.
+fn infer(model: &PathBuf, input: &PathBuf, out: &PathBuf, device: Device) -> Result<Tensor> {
+    let mut graph = load::load(model)?;
+    graph.to_device(device);
+    let x = read_npy(input)?;
     let outputs = graph.forward(&[x.to_device(device)])?;
     let y = outputs[0].to_device(Device::Cpu).to_kind(tch::Kind::Float);
     y.write_npy(out).map_err(|e| Error::Data {
         path: out.clone(),
         msg: e.to_string(),
     })?;
-    eprintln!("wrote {} {:?}", out.display(), y.size());
+    println!("wrote {} {:?}", out.display(), y.size());
+    Ok(y)
+}
+
+fn accuracy(logits: &Tensor, path: &PathBuf) -> Result<()> {
+    let labels = read_npy(path)?.to_kind(tch::Kind::Int64).flatten(0, -1);
+    let n = logits.size().first().copied().unwrap_or(0);
+    if logits.dim() != 2 || labels.size() != [n] {
+        return Err(Error::Data {
+            path: path.clone(),
+            msg: format!(
+                "{} labels for outputs of shape {:?}",
+                labels.numel(),
+                logits.size()
+            ),
+        });
+    }
+    let correct = logits
+        .argmax(-1, false)
+        .eq_tensor(&labels)
+        .sum(tch::Kind::Int64)
+        .int64_value(&[]);
+    println!(
+        "top-1 accuracy {:.2}% ({correct}/{n})",
+        100.0 * correct as f64 / n.max(1) as f64
+    );
     Ok(())
 }
 

@@ -105,6 +105,7 @@ impl Graph {
             path: self.path.clone(),
             node: node.name.clone(),
             op: node.op.clone(),
+            opset: node.opset,
             msg,
         };
         let mut ins = Vec::with_capacity(node.inputs.len());

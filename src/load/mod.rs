@@ -250,9 +250,12 @@ impl Builder {
             .ok_or_else(|| unsupported(format!("op {} has no kernel in faultsweep", np.op_type)))?;
         let attrs = self.attrs(np)?;
         if let Some(a) = attrs.0.keys().find(|a| !def.attrs.contains(&a.as_str())) {
+            let known = match def.attrs {
+                [] => "the op takes no attributes".to_string(),
+                list => format!("supported: {}", list.join(", ")),
+            };
             return Err(unsupported(format!(
-                "attribute '{a}' is not supported (supported: {})",
-                def.attrs.join(", ")
+                "attribute '{a}' is not supported ({known})"
             )));
         }
         let inputs = np
