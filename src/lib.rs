@@ -11,6 +11,9 @@ pub mod graph;
 pub mod load;
 // 2. split: cuts and frontiers
 pub mod split;
+// 3. golden run over a data set, filling the layer-split cache
+pub mod cache;
+pub mod data;
 // model summaries for `faultsweep inspect`
 pub mod inspect;
 // command-line front end

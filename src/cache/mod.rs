@@ -1,0 +1,45 @@
+//! The layer-split activation cache: per (model, data, preprocessing, cut),
+//! the frontier tensors of every sample, zstd-compressed in chunks and read
+//! through a memory map. Format: cache/README.md.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The `cache` section of a scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSpec {
+    /// Cache root (default `cache/`; the FAULTSWEEP_CACHE environment
+    /// variable and `--cache-dir` override it).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// zstd compression level.
+    #[serde(default = "default_level")]
+    pub zstd_level: i32,
+    /// Evict least recently used entries beyond this many bytes.
+    #[serde(default)]
+    pub budget_bytes: Option<u64>,
+    /// Whether to use the cache at all (false: recompute prefixes).
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
+}
+
+fn default_level() -> i32 {
+    3
+}
+
+fn default_enabled() -> bool {
+    true
+}
+
+impl Default for CacheSpec {
+    fn default() -> Self {
+        CacheSpec {
+            dir: None,
+            zstd_level: default_level(),
+            budget_bytes: None,
+            enabled: default_enabled(),
+        }
+    }
+}
