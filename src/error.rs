@@ -41,6 +41,10 @@ pub enum Error {
     },
     #[error("{path}: {msg}")]
     Data { path: PathBuf, msg: String },
+    #[error("{path}: corrupt cache entry: {msg}")]
+    CacheCorrupt { path: PathBuf, msg: String },
+    #[error("{0}")]
+    Usage(String),
     #[error("cut {cut}: {msg}")]
     Cut { cut: usize, msg: String },
 }
@@ -50,9 +54,11 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Decode { .. } | Error::InvalidModel { .. } | Error::Unsupported { .. } => 3,
+            Error::Usage(_) => 2,
             Error::Input { .. } | Error::Data { .. } | Error::Cut { .. } => 4,
             Error::Op { .. } => 5,
             Error::Io { .. } => 6,
+            Error::CacheCorrupt { .. } => 7,
         }
     }
 

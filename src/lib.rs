@@ -14,6 +14,7 @@ pub mod split;
 // 3. golden run over a data set, filling the layer-split cache
 pub mod cache;
 pub mod data;
+pub mod golden;
 // model summaries for `faultsweep inspect`
 pub mod inspect;
 // command-line front end

@@ -8,7 +8,10 @@ use tch::{Kind, Tensor};
 use crate::common::fixtures;
 
 fn faultsweep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_faultsweep")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_faultsweep"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 fn good_model() -> String {
@@ -18,7 +21,11 @@ fn good_model() -> String {
 #[test]
 fn inspect_json_lists_nodes_targets_and_frontiers() {
     let out = faultsweep(&["inspect", &good_model(), "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let nodes = info["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 2);
@@ -41,7 +48,17 @@ fn inspect_json_lists_nodes_targets_and_frontiers() {
 fn inspect_table_has_the_documented_columns() {
     let out = faultsweep(&["inspect", &good_model()]);
     let text = String::from_utf8(out.stdout).unwrap();
-    for column in ["index", "name", "op", "output/sample", "params", "MACs", "target", "weights", "frontier"] {
+    for column in [
+        "index",
+        "name",
+        "op",
+        "output/sample",
+        "params",
+        "MACs",
+        "target",
+        "weights",
+        "frontier",
+    ] {
         assert!(text.contains(column), "missing column {column}:\n{text}");
     }
 }
@@ -49,10 +66,16 @@ fn inspect_table_has_the_documented_columns() {
 #[test]
 fn infer_writes_the_model_output_and_accuracy() {
     let dir = tempfile::tempdir().unwrap();
-    let (input, output, labels) = (dir.path().join("x.npy"), dir.path().join("y.npy"), dir.path().join("l.npy"));
+    let (input, output, labels) = (
+        dir.path().join("x.npy"),
+        dir.path().join("y.npy"),
+        dir.path().join("l.npy"),
+    );
     let x = Tensor::arange(12, (Kind::Float, tch::Device::Cpu)).reshape([3, 4]) - 5.0;
     x.write_npy(&input).unwrap();
-    Tensor::from_slice(&[3i64, 0, 3]).write_npy(&labels).unwrap();
+    Tensor::from_slice(&[3i64, 0, 3])
+        .write_npy(&labels)
+        .unwrap();
     let out = faultsweep(&[
         "infer",
         &good_model(),
@@ -62,13 +85,23 @@ fn infer_writes_the_model_output_and_accuracy() {
         "--labels",
         labels.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let y = Tensor::read_npy(&output).unwrap();
     // MatMul with a ones matrix then Relu: every column holds max(row sum, 0).
-    let want = x.sum_dim_intlist([1i64].as_slice(), true, Kind::Float).relu().expand([3, 4], false);
+    let want = x
+        .sum_dim_intlist([1i64].as_slice(), true, Kind::Float)
+        .relu()
+        .expand([3, 4], false);
     assert!(y.equal(&want), "{y} vs {want}");
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("top-1 accuracy") && text.contains("/3)"), "{text}");
+    assert!(
+        text.contains("top-1 accuracy") && text.contains("/3)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -79,12 +112,26 @@ fn errors_map_to_documented_exit_codes() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("Frobnicate") && err.contains("frob"), "{err}");
 
-    let out = faultsweep(&["infer", &good_model(), &good_model(), "--out", "/tmp/never.npy"]);
-    assert_eq!(out.status.code(), Some(4), "a model file is not a .npy batch");
+    let out = faultsweep(&[
+        "infer",
+        &good_model(),
+        &good_model(),
+        "--out",
+        "/tmp/never.npy",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "a model file is not a .npy batch"
+    );
 
     let out = faultsweep(&["inspect", "/nonexistent.onnx"]);
     assert_eq!(out.status.code(), Some(6));
 
     let out = faultsweep(&["frobnicate"]);
-    assert_eq!(out.status.code(), Some(2), "usage errors exit with clap's 2");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "usage errors exit with clap's 2"
+    );
 }

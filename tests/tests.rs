@@ -5,4 +5,5 @@ mod common;
 mod cli;
 mod cuts;
 mod errors;
+mod golden;
 mod parity;

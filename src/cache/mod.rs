@@ -2,7 +2,13 @@
 //! the frontier tensors of every sample, zstd-compressed in chunks and read
 //! through a memory map. Format: cache/README.md.
 
+mod format;
+mod store;
+
 use std::path::PathBuf;
+
+pub use format::{Header, Reader, ValueLayout, Writer};
+pub use store::{key, Store, CACHE_ENV};
 
 use serde::{Deserialize, Serialize};
 

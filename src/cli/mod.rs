@@ -45,6 +45,16 @@ pub enum Command {
         #[arg(long)]
         labels: Option<PathBuf>,
     },
+    /// Fault-free pass over a data set: golden.csv, ranges.csv, cached frontiers.
+    Golden(golden::GoldenArgs),
+    /// Manage the layer-split cache.
+    Cache {
+        #[command(subcommand)]
+        command: golden::CacheCommand,
+        /// Cache root (overrides $FAULTSWEEP_CACHE and the default `cache/`).
+        #[arg(long, global = true)]
+        cache_dir: Option<PathBuf>,
+    },
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -66,6 +76,8 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Golden(args) => golden::golden(args),
+        Command::Cache { command, cache_dir } => golden::cache(command, cache_dir),
         Command::Infer {
             model,
             input,
@@ -157,4 +169,5 @@ fn accuracy(logits: &Tensor, path: &PathBuf) -> Result<()> {
     Ok(())
 }
 
+mod golden;
 mod render;

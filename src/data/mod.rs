@@ -47,7 +47,7 @@ pub enum Subset {
 /// Turning a decoded image (or array) into a model input, in this order:
 /// resize the short side, center-crop, divide by `scale`, subtract `mean`
 /// and divide by `std` per channel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Preprocess {
     /// Resize so the shorter side has this many pixels (bilinear).
@@ -56,9 +56,10 @@ pub struct Preprocess {
     /// Center-crop to this square size after resizing.
     #[serde(default)]
     pub center_crop: Option<u32>,
-    /// Pixel values are divided by this (255 maps bytes to [0, 1]).
-    #[serde(default = "default_scale")]
-    pub scale: f32,
+    /// Values are divided by this; default 255 for byte data (images, IDX,
+    /// uint8 arrays), 1 for float arrays.
+    #[serde(default)]
+    pub scale: Option<f32>,
     /// Per-channel mean subtracted after scaling (empty: none).
     #[serde(default)]
     pub mean: Vec<f32>,
@@ -70,23 +71,6 @@ pub struct Preprocess {
     pub channels: Channels,
 }
 
-fn default_scale() -> f32 {
-    255.0
-}
-
-impl Default for Preprocess {
-    fn default() -> Self {
-        Preprocess {
-            resize: None,
-            center_crop: None,
-            scale: default_scale(),
-            mean: vec![],
-            std: vec![],
-            channels: Channels::default(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channels {
@@ -96,4 +80,220 @@ pub enum Channels {
     Rgb,
     Bgr,
     Gray,
+}
+
+mod idx;
+mod images;
+mod npy;
+
+use rand::seq::index::sample as sample_indices;
+use rand::SeedableRng;
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, Result};
+
+/// One sample of the data set: its stable id (position in the full data set),
+/// where it comes from, and its label when known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub id: usize,
+    pub source: String,
+    pub label: Option<i64>,
+}
+
+/// A batch of preprocessed samples, ready for the model.
+pub struct Batch {
+    pub samples: Vec<Sample>,
+    /// N x ... float32.
+    pub input: Tensor,
+}
+
+enum Source {
+    Idx(idx::IdxImages),
+    Npy(npy::Npy),
+    Images(images::ImageFolder),
+}
+
+/// An opened data set with its subset selected; reads batches on demand.
+pub struct Dataset {
+    pub spec: DataSpec,
+    source: Source,
+    /// Selected sample ids, ascending.
+    ids: Vec<usize>,
+    labels: Option<Vec<i64>>,
+}
+
+fn bad(path: &std::path::Path, msg: impl Into<String>) -> Error {
+    Error::Data {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
+}
+
+impl Dataset {
+    pub fn open(spec: &DataSpec) -> Result<Self> {
+        let path = &spec.path;
+        let name = path.to_string_lossy().to_ascii_lowercase();
+        let source = if path.is_dir() {
+            Source::Images(images::ImageFolder::open(path)?)
+        } else if name.ends_with(".npy") {
+            Source::Npy(npy::Npy::open(path)?)
+        } else if name.contains("idx") || name.ends_with("ubyte") || name.ends_with("ubyte.gz") {
+            Source::Idx(idx::IdxImages::open(path)?)
+        } else if !path.exists() {
+            return Err(Error::io(
+                path,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        } else {
+            return Err(bad(path, "unknown data format: expected an image folder, a .npy file or an IDX file (name containing 'idx' or 'ubyte')"));
+        };
+        let len = match &source {
+            Source::Idx(s) => s.len(),
+            Source::Npy(s) => s.len(),
+            Source::Images(s) => s.files.len(),
+        };
+        let labels = match (&spec.labels, &source) {
+            (Some(l), _) => Some(read_labels(l)?),
+            (None, Source::Images(f)) => f.labels.clone(),
+            (None, _) => None,
+        };
+        if let Some(l) = &labels {
+            if l.len() != len {
+                let at = spec.labels.as_deref().unwrap_or(path);
+                return Err(bad(at, format!("{} labels for {len} samples", l.len())));
+            }
+        }
+        let ids = select(&spec.subset, len).map_err(|m| bad(path, m))?;
+        Ok(Dataset {
+            spec: spec.clone(),
+            source,
+            ids,
+            labels,
+        })
+    }
+
+    /// Number of selected samples.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The `pos`-th selected sample.
+    pub fn sample(&self, pos: usize) -> Sample {
+        let id = self.ids[pos];
+        let source = match &self.source {
+            Source::Images(f) => f.files[id].display().to_string(),
+            _ => format!("{}#{id}", self.spec.path.display()),
+        };
+        Sample {
+            id,
+            source,
+            label: self.labels.as_ref().map(|l| l[id]),
+        }
+    }
+
+    /// Selected samples `range` (positions in the subset), preprocessed.
+    pub fn batch(&self, range: std::ops::Range<usize>) -> Result<Batch> {
+        let ids = &self.ids[range.clone()];
+        let pre = &self.spec.preprocess;
+        let (raw, bytes) = match &self.source {
+            Source::Idx(s) => (s.read(ids)?, true),
+            Source::Npy(s) => (s.read(ids)?, s.kind == Kind::Uint8),
+            Source::Images(s) => (s.read(ids, pre)?, true),
+        };
+        let input = normalize(&raw, pre, bytes).map_err(|m| bad(&self.spec.path, m))?;
+        Ok(Batch {
+            samples: range.map(|p| self.sample(p)).collect(),
+            input,
+        })
+    }
+
+    /// Batches of `size` over the whole subset, in order.
+    pub fn batches(&self, size: usize) -> impl Iterator<Item = Result<Batch>> + '_ {
+        let size = size.max(1);
+        (0..self.len())
+            .step_by(size)
+            .map(move |s| self.batch(s..(s + size).min(self.len())))
+    }
+
+    /// Feeds what identifies the samples' content to `hasher`: the data
+    /// files' bytes, the selected ids and the preprocessing.
+    pub fn hash_into(&self, hasher: &mut blake3::Hasher) -> Result<()> {
+        let files: Vec<&std::path::Path> = match &self.source {
+            Source::Images(f) => self.ids.iter().map(|&i| f.files[i].as_path()).collect(),
+            _ => vec![self.spec.path.as_path()],
+        };
+        for f in files {
+            let mut file = std::fs::File::open(f).map_err(|e| Error::io(f, e))?;
+            std::io::copy(&mut file, hasher).map_err(|e| Error::io(f, e))?;
+        }
+        for id in &self.ids {
+            hasher.update(&(*id as u64).to_le_bytes());
+        }
+        hasher.update(format!("{:?}", self.spec.preprocess).as_bytes());
+        Ok(())
+    }
+}
+
+fn read_labels(path: &std::path::Path) -> Result<Vec<i64>> {
+    if path
+        .to_string_lossy()
+        .to_ascii_lowercase()
+        .ends_with(".npy")
+    {
+        npy::Npy::open(path)?.read_labels()
+    } else {
+        idx::read_labels(path)
+    }
+}
+
+/// The sample ids a subset selects, ascending.
+fn select(subset: &Subset, len: usize) -> std::result::Result<Vec<usize>, String> {
+    match *subset {
+        Subset::All => Ok((0..len).collect()),
+        Subset::First(n) if n <= len => Ok((0..n).collect()),
+        Subset::Range { start, end } if start < end && end <= len => Ok((start..end).collect()),
+        Subset::Random { count, seed } if count <= len => {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut ids = sample_indices(&mut rng, len, count).into_vec();
+            ids.sort_unstable();
+            Ok(ids)
+        }
+        ref s => Err(format!("subset {s:?} does not fit the {len} samples")),
+    }
+}
+
+/// Scale, per-channel mean and std: the float input the model sees.
+fn normalize(raw: &Tensor, pre: &Preprocess, bytes: bool) -> std::result::Result<Tensor, String> {
+    let scale = pre.scale.unwrap_or(if bytes { 255.0 } else { 1.0 });
+    let mut x = raw.to_kind(Kind::Float);
+    if scale != 1.0 {
+        x = x.f_div_scalar(f64::from(scale)).map_err(|e| e.to_string())?;
+    }
+    let channels = if x.dim() >= 2 { x.size()[1] } else { 1 };
+    for (name, v) in [("mean", &pre.mean), ("std", &pre.std)] {
+        if !v.is_empty() && v.len() as i64 != channels {
+            return Err(format!(
+                "preprocess.{name} has {} values, the data has {channels} channels",
+                v.len()
+            ));
+        }
+    }
+    let rank = x.dim();
+    let per_channel = |v: &[f32]| {
+        let mut shape = vec![1, channels];
+        shape.extend(std::iter::repeat_n(1, rank.saturating_sub(2)));
+        Tensor::from_slice(v).reshape(shape)
+    };
+    if !pre.mean.is_empty() {
+        x = x.f_sub(&per_channel(&pre.mean)).map_err(|e| e.to_string())?;
+    }
+    if !pre.std.is_empty() {
+        x = x.f_div(&per_channel(&pre.std)).map_err(|e| e.to_string())?;
+    }
+    Ok(x)
 }

@@ -1,0 +1,419 @@
+//! One cache entry on disk: the frontier of one cut for every sample of a data
+//! set, in chunks of samples, each chunk a zstd frame. Layout and guarantees
+//! are in cache/README.md. Writes go to a temporary file renamed into place
+//! when complete, so a reader never sees half an entry; every chunk, the
+//! index and the header carry a CRC32 checked on read.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, Result};
+
+pub const MAGIC: &[u8; 8] = b"FSWCACHE";
+pub const END_MAGIC: &[u8; 8] = b"FSWCEND\0";
+pub const VERSION: u32 = 1;
+const FOOTER: usize = 8 + 8 + 4 + 4 + 8;
+const INDEX_ENTRY: usize = 8 + 8 + 8 + 4;
+
+/// What an entry holds; stored as JSON after the magic and version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub key: String,
+    pub model: String,
+    pub data: String,
+    pub cut: usize,
+    pub values: Vec<ValueLayout>,
+    pub samples: usize,
+    pub chunk_samples: usize,
+    pub zstd_level: i32,
+}
+
+/// One frontier value: its name, element kind and per-sample shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValueLayout {
+    pub name: String,
+    pub kind: String,
+    pub shape: Vec<i64>,
+}
+
+impl ValueLayout {
+    pub fn kind(&self) -> Option<Kind> {
+        Some(match self.kind.as_str() {
+            "f32" => Kind::Float,
+            "f64" => Kind::Double,
+            "f16" => Kind::Half,
+            "bf16" => Kind::BFloat16,
+            "i64" => Kind::Int64,
+            "i32" => Kind::Int,
+            "u8" => Kind::Uint8,
+            "i8" => Kind::Int8,
+            "bool" => Kind::Bool,
+            _ => return None,
+        })
+    }
+
+    pub fn kind_name(kind: Kind) -> Option<&'static str> {
+        Some(match kind {
+            Kind::Float => "f32",
+            Kind::Double => "f64",
+            Kind::Half => "f16",
+            Kind::BFloat16 => "bf16",
+            Kind::Int64 => "i64",
+            Kind::Int => "i32",
+            Kind::Uint8 => "u8",
+            Kind::Int8 => "i8",
+            Kind::Bool => "bool",
+            _ => return None,
+        })
+    }
+
+    /// Bytes of one sample of this value.
+    pub fn sample_bytes(&self) -> usize {
+        let elem = self.kind().map_or(0, |k| k.elt_size_in_bytes());
+        self.shape.iter().product::<i64>() as usize * elem
+    }
+}
+
+fn corrupt(path: &Path, msg: impl Into<String>) -> Error {
+    Error::CacheCorrupt {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
+}
+
+/// Streams batches of frontier tensors into a new entry.
+pub struct Writer {
+    header: Header,
+    final_path: PathBuf,
+    temp_path: PathBuf,
+    out: BufWriter<File>,
+    offset: u64,
+    index: Vec<u8>,
+    /// Raw bytes per value for the samples of the chunk being filled.
+    pending: Vec<Vec<u8>>,
+    pending_samples: usize,
+    written: usize,
+}
+
+impl Writer {
+    pub fn create(path: &Path, header: Header) -> Result<Self> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let temp_path = dir.join(format!(
+            ".{}.{}.{}.tmp",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let file = File::create(&temp_path).map_err(|e| Error::io(&temp_path, e))?;
+        let mut out = BufWriter::new(file);
+        let json = serde_json::to_vec(&header).expect("header serializes");
+        let mut head = Vec::with_capacity(16 + json.len());
+        head.extend_from_slice(MAGIC);
+        head.extend_from_slice(&VERSION.to_le_bytes());
+        head.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        head.extend_from_slice(&json);
+        out.write_all(&head).map_err(|e| Error::io(&temp_path, e))?;
+        let pending = vec![Vec::new(); header.values.len()];
+        Ok(Writer {
+            offset: head.len() as u64,
+            header,
+            final_path: path.to_path_buf(),
+            temp_path,
+            out,
+            index: Vec::new(),
+            pending,
+            pending_samples: 0,
+            written: 0,
+        })
+    }
+
+    /// Appends a batch: one tensor per frontier value, each N x (shape).
+    pub fn push(&mut self, values: &[Tensor]) -> Result<()> {
+        let n = values.first().map_or(0, |t| t.size()[0]) as usize;
+        for (i, (t, layout)) in values.iter().zip(&self.header.values).enumerate() {
+            let t = t.to_device(tch::Device::Cpu).contiguous();
+            let mut want = vec![n as i64];
+            want.extend(&layout.shape);
+            if t.size() != want || ValueLayout::kind_name(t.kind()) != Some(&layout.kind) {
+                return Err(Error::Cut {
+                    cut: self.header.cut,
+                    msg: format!(
+                        "value '{}' is {:?} {:?}, the entry holds {} {:?}",
+                        layout.name,
+                        t.kind(),
+                        t.size(),
+                        layout.kind,
+                        want
+                    ),
+                });
+            }
+            let bytes = layout.sample_bytes() * n;
+            let start = self.pending[i].len();
+            self.pending[i].resize(start + bytes, 0);
+            t.f_copy_data_u8(&mut self.pending[i][start..], t.numel())
+                .map_err(|e| Error::Cut {
+                    cut: self.header.cut,
+                    msg: e.to_string(),
+                })?;
+        }
+        self.pending_samples += n;
+        while self.pending_samples >= self.header.chunk_samples {
+            self.flush_chunk(self.header.chunk_samples)?;
+        }
+        Ok(())
+    }
+
+    /// Compresses the first `samples` pending samples into one chunk.
+    fn flush_chunk(&mut self, samples: usize) -> Result<()> {
+        let mut raw = Vec::new();
+        for (buf, layout) in self.pending.iter_mut().zip(&self.header.values) {
+            let take = layout.sample_bytes() * samples;
+            raw.extend(buf.drain(..take));
+        }
+        let mut enc = zstd::Encoder::new(Vec::new(), self.header.zstd_level)
+            .map_err(|e| Error::io(&self.temp_path, e))?;
+        enc.include_checksum(true)
+            .map_err(|e| Error::io(&self.temp_path, e))?;
+        enc.write_all(&raw)
+            .map_err(|e| Error::io(&self.temp_path, e))?;
+        let frame = enc.finish().map_err(|e| Error::io(&self.temp_path, e))?;
+        self.out
+            .write_all(&frame)
+            .map_err(|e| Error::io(&self.temp_path, e))?;
+        self.index.extend_from_slice(&self.offset.to_le_bytes());
+        self.index
+            .extend_from_slice(&(frame.len() as u64).to_le_bytes());
+        self.index
+            .extend_from_slice(&(raw.len() as u64).to_le_bytes());
+        self.index
+            .extend_from_slice(&crc32fast::hash(&frame).to_le_bytes());
+        self.offset += frame.len() as u64;
+        self.pending_samples -= samples;
+        self.written += samples;
+        Ok(())
+    }
+
+    /// Writes the index and footer, syncs, and renames the entry into place.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        if self.pending_samples > 0 {
+            self.flush_chunk(self.pending_samples)?;
+        }
+        if self.written != self.header.samples {
+            return Err(Error::Cut {
+                cut: self.header.cut,
+                msg: format!(
+                    "{} samples written, the entry announces {}",
+                    self.written, self.header.samples
+                ),
+            });
+        }
+        let head_crc = {
+            let json = serde_json::to_vec(&self.header).expect("header serializes");
+            crc32fast::hash(&json)
+        };
+        let mut footer = Vec::with_capacity(FOOTER);
+        footer.extend_from_slice(&self.offset.to_le_bytes());
+        footer.extend_from_slice(&((self.index.len() / INDEX_ENTRY) as u64).to_le_bytes());
+        footer.extend_from_slice(&crc32fast::hash(&self.index).to_le_bytes());
+        footer.extend_from_slice(&head_crc.to_le_bytes());
+        footer.extend_from_slice(END_MAGIC);
+        let io = |e| Error::io(&self.temp_path, e);
+        self.out.write_all(&self.index).map_err(io)?;
+        self.out.write_all(&footer).map_err(io)?;
+        self.out.flush().map_err(io)?;
+        self.out.get_ref().sync_all().map_err(io)?;
+        std::fs::rename(&self.temp_path, &self.final_path)
+            .map_err(|e| Error::io(&self.final_path, e))?;
+        Ok(self.final_path.clone())
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Unfinished (error or panic): leave nothing a later run could trust.
+        let _ = std::fs::remove_file(&self.temp_path);
+    }
+}
+
+struct Chunk {
+    offset: usize,
+    len: usize,
+    raw_len: usize,
+    crc: u32,
+}
+
+/// A finished entry, memory-mapped.
+pub struct Reader {
+    pub path: PathBuf,
+    pub header: Header,
+    map: Mmap,
+    chunks: Vec<Chunk>,
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+impl Reader {
+    /// Opens and checks the header, index and footer (not the chunks: see
+    /// [`Reader::verify`]).
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: entries are immutable once renamed into place (writers use a
+        // temporary file); a concurrent rewrite replaces the inode, so this
+        // map keeps seeing the file it opened.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let b = &map[..];
+        if b.len() < 16 + FOOTER || &b[..8] != MAGIC {
+            return Err(corrupt(
+                path,
+                "not a faultsweep cache entry (bad magic or too short)",
+            ));
+        }
+        let version = u32_at(b, 8);
+        if version != VERSION {
+            return Err(corrupt(
+                path,
+                format!("format version {version}, this faultsweep reads {VERSION}"),
+            ));
+        }
+        let head_len = u32_at(b, 12) as usize;
+        let foot = b.len() - FOOTER;
+        if 16 + head_len > foot || &b[foot + 24..] != END_MAGIC {
+            return Err(corrupt(path, "truncated (no footer)"));
+        }
+        let json = &b[16..16 + head_len];
+        if crc32fast::hash(json) != u32_at(b, foot + 20) {
+            return Err(corrupt(path, "header checksum mismatch"));
+        }
+        let header: Header =
+            serde_json::from_slice(json).map_err(|e| corrupt(path, format!("header: {e}")))?;
+        let index_at = u64_at(b, foot) as usize;
+        let count = u64_at(b, foot + 8) as usize;
+        let index_end = count
+            .checked_mul(INDEX_ENTRY)
+            .and_then(|n| n.checked_add(index_at));
+        if index_end != Some(foot) {
+            return Err(corrupt(path, "index does not end at the footer"));
+        }
+        let index = &b[index_at..foot];
+        if crc32fast::hash(index) != u32_at(b, foot + 16) {
+            return Err(corrupt(path, "index checksum mismatch"));
+        }
+        let chunks: Vec<Chunk> = index
+            .chunks_exact(INDEX_ENTRY)
+            .map(|e| Chunk {
+                offset: u64_at(e, 0) as usize,
+                len: u64_at(e, 8) as usize,
+                raw_len: u64_at(e, 16) as usize,
+                crc: u32_at(e, 24),
+            })
+            .collect();
+        if chunks
+            .iter()
+            .any(|c| c.offset.checked_add(c.len).is_none_or(|end| end > index_at))
+        {
+            return Err(corrupt(path, "a chunk lies outside the data area"));
+        }
+        if header.chunk_samples == 0
+            || chunks.len() != header.samples.div_ceil(header.chunk_samples)
+        {
+            return Err(corrupt(path, "chunk count does not match the sample count"));
+        }
+        Ok(Reader {
+            path: path.to_path_buf(),
+            header,
+            map,
+            chunks,
+        })
+    }
+
+    fn chunk_raw(&self, i: usize) -> Result<Vec<u8>> {
+        let c = &self.chunks[i];
+        let frame = &self.map[c.offset..c.offset + c.len];
+        if crc32fast::hash(frame) != c.crc {
+            return Err(corrupt(&self.path, format!("chunk {i}: checksum mismatch")));
+        }
+        let raw = zstd::bulk::decompress(frame, c.raw_len)
+            .map_err(|e| corrupt(&self.path, format!("chunk {i}: {e}")))?;
+        if raw.len() != c.raw_len {
+            return Err(corrupt(
+                &self.path,
+                format!("chunk {i}: {} bytes, expected {}", raw.len(), c.raw_len),
+            ));
+        }
+        Ok(raw)
+    }
+
+    /// Samples in `start..end` (positions in the entry): one tensor per
+    /// frontier value, N x (shape). Chunks decompress in parallel.
+    pub fn read(&self, start: usize, end: usize) -> Result<Vec<Tensor>> {
+        let h = &self.header;
+        if start >= end || end > h.samples {
+            return Err(Error::Cut {
+                cut: h.cut,
+                msg: format!(
+                    "samples {start}..{end} are outside the entry's {}",
+                    h.samples
+                ),
+            });
+        }
+        let (first, last) = (start / h.chunk_samples, (end - 1) / h.chunk_samples);
+        let raws: Vec<Vec<u8>> = (first..=last)
+            .into_par_iter()
+            .map(|i| self.chunk_raw(i))
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(h.values.len());
+        for (v, layout) in h.values.iter().enumerate() {
+            let per = layout.sample_bytes();
+            let mut bytes = Vec::with_capacity(per * (end - start));
+            for (k, raw) in raws.iter().enumerate() {
+                let chunk = first + k;
+                let base = chunk * h.chunk_samples;
+                let n_in_chunk = h.chunk_samples.min(h.samples - base);
+                let value_off: usize = h.values[..v]
+                    .iter()
+                    .map(|l| l.sample_bytes() * n_in_chunk)
+                    .sum();
+                let (s, e) = (start.max(base) - base, end.min(base + n_in_chunk) - base);
+                bytes.extend_from_slice(&raw[value_off + s * per..value_off + e * per]);
+            }
+            let mut shape = vec![(end - start) as i64];
+            shape.extend(&layout.shape);
+            let kind = layout
+                .kind()
+                .ok_or_else(|| corrupt(&self.path, format!("unknown kind {}", layout.kind)))?;
+            out.push(
+                Tensor::f_from_data_size(&bytes, &shape, kind)
+                    .map_err(|e| corrupt(&self.path, e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Decompresses and checks every chunk.
+    pub fn verify(&self) -> Result<()> {
+        (0..self.chunks.len())
+            .into_par_iter()
+            .try_for_each(|i| self.chunk_raw(i).map(|_| ()))
+    }
+
+    /// Bytes on disk and raw (decompressed) bytes of all chunks.
+    pub fn sizes(&self) -> (u64, u64) {
+        (
+            self.map.len() as u64,
+            self.chunks.iter().map(|c| c.raw_len as u64).sum(),
+        )
+    }
+}

@@ -1,0 +1,146 @@
+//! The cache root: entries named by their key, lookup with corruption
+//! handling, listing, and eviction of least recently used entries.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::format::{Reader, VERSION};
+use super::CacheSpec;
+use crate::error::{Error, Result};
+
+/// Environment variable that overrides the cache root of scenarios.
+pub const CACHE_ENV: &str = "FAULTSWEEP_CACHE";
+
+pub struct Store {
+    pub root: PathBuf,
+    pub zstd_level: i32,
+    pub budget_bytes: Option<u64>,
+}
+
+/// The key of the entry for one cut: a hash of the model bytes' hash, the
+/// data's hash (files, sample ids, preprocessing), the cut, its frontier
+/// value names and the format version.
+pub fn key(
+    model_hash: &blake3::Hash,
+    data_hash: &blake3::Hash,
+    cut: usize,
+    values: &[String],
+) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(format!("faultsweep cache v{VERSION}\n").as_bytes());
+    h.update(model_hash.as_bytes());
+    h.update(data_hash.as_bytes());
+    h.update(&(cut as u64).to_le_bytes());
+    for v in values {
+        h.update(v.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().to_hex()[..32].to_string()
+}
+
+impl Store {
+    /// The root is, in order of precedence: `dir_override` (`--cache-dir`),
+    /// $FAULTSWEEP_CACHE, the scenario's `cache.dir`, then `cache/`.
+    pub fn new(spec: &CacheSpec, dir_override: Option<&Path>) -> Self {
+        let root = dir_override
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os(CACHE_ENV).map(PathBuf::from))
+            .or_else(|| spec.dir.clone())
+            .unwrap_or_else(|| PathBuf::from("cache"));
+        Store {
+            root,
+            zstd_level: spec.zstd_level,
+            budget_bytes: spec.budget_bytes,
+        }
+    }
+
+    pub fn path(&self, key: &str) -> PathBuf {
+        self.root.join(format!("{key}.fsc"))
+    }
+
+    /// The entry `key` if it exists and is intact. A corrupt entry is
+    /// reported on stderr, removed, and treated as missing so it is rebuilt.
+    pub fn open(&self, key: &str) -> Result<Option<Reader>> {
+        let path = self.path(key);
+        if !path.exists() {
+            return Ok(None);
+        }
+        match Reader::open(&path).and_then(|r| r.verify().map(|_| r)) {
+            Ok(r) => {
+                // The modification time records use, for LRU eviction.
+                let _ = std::fs::File::options()
+                    .append(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(SystemTime::now()));
+                Ok(Some(r))
+            }
+            Err(e @ Error::CacheCorrupt { .. }) => {
+                eprintln!("faultsweep: warning: {e}; rebuilding it");
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every entry file under the root, opened (or the error that opening gave).
+    pub fn entries(&self) -> Result<Vec<(PathBuf, Result<Reader>)>> {
+        let mut paths: Vec<PathBuf> = match std::fs::read_dir(&self.root) {
+            Ok(d) => d
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "fsc"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+            Err(e) => return Err(Error::io(&self.root, e)),
+        };
+        paths.sort();
+        Ok(paths
+            .into_iter()
+            .map(|p| (p.clone(), Reader::open(&p)))
+            .collect())
+    }
+
+    /// Entries whose key starts with `prefix`.
+    pub fn matching(&self, prefix: &str) -> Result<Vec<PathBuf>> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| {
+                p.file_stem()
+                    .is_some_and(|s| s.to_string_lossy().starts_with(prefix))
+            })
+            .collect())
+    }
+
+    /// Removes least recently used entries until the total fits the budget.
+    /// Returns the removed paths.
+    pub fn evict(&self, keep: &[PathBuf]) -> Result<Vec<PathBuf>> {
+        let Some(budget) = self.budget_bytes else {
+            return Ok(vec![]);
+        };
+        let mut files: Vec<(SystemTime, u64, PathBuf)> = self
+            .entries()?
+            .into_iter()
+            .filter_map(|(p, _)| {
+                let m = std::fs::metadata(&p).ok()?;
+                Some((m.modified().ok()?, m.len(), p))
+            })
+            .collect();
+        files.sort();
+        let mut total: u64 = files.iter().map(|f| f.1).sum();
+        let mut removed = Vec::new();
+        for (_, len, path) in files {
+            if total <= budget {
+                break;
+            }
+            if keep.contains(&path) {
+                continue;
+            }
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            total -= len;
+            removed.push(path);
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,247 @@
+//! `faultsweep golden` and `faultsweep cache`: the fault-free pass with cache
+//! filling, and cache housekeeping.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::cache::{CacheSpec, Reader, Store};
+use crate::data::{Channels, DataSpec, Dataset, Preprocess, Subset};
+use crate::error::{Error, Result};
+use crate::golden::{self, GoldenRun};
+use crate::load;
+
+/// Where the data comes from and how it is preprocessed.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// IDX file, image folder or .npy file.
+    pub data: PathBuf,
+    /// Labels (IDX or .npy); image folders with class subfolders have their own.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Use only the first N samples.
+    #[arg(long)]
+    pub first: Option<usize>,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Resize the short side of images to this many pixels.
+    #[arg(long)]
+    pub resize: Option<u32>,
+    /// Center-crop images to this size.
+    #[arg(long)]
+    pub center_crop: Option<u32>,
+    /// Divide values by this (default 255 for bytes, 1 for floats).
+    #[arg(long)]
+    pub scale: Option<f32>,
+    /// Per-channel mean, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub mean: Vec<f32>,
+    /// Per-channel std, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub std: Vec<f32>,
+    /// Channel layout: auto, rgb, bgr, gray.
+    #[arg(long, default_value = "auto", value_parser = parse_channels)]
+    pub channels: Channels,
+}
+
+fn parse_channels(s: &str) -> std::result::Result<Channels, String> {
+    match s {
+        "auto" => Ok(Channels::Auto),
+        "rgb" => Ok(Channels::Rgb),
+        "bgr" => Ok(Channels::Bgr),
+        "gray" => Ok(Channels::Gray),
+        _ => Err("expected auto, rgb, bgr or gray".into()),
+    }
+}
+
+impl DataArgs {
+    pub fn spec(&self) -> DataSpec {
+        DataSpec {
+            path: self.data.clone(),
+            labels: self.labels.clone(),
+            subset: self.first.map_or(Subset::All, Subset::First),
+            batch_size: self.batch_size,
+            preprocess: Preprocess {
+                resize: self.resize,
+                center_crop: self.center_crop,
+                scale: self.scale,
+                mean: self.mean.clone(),
+                std: self.std.clone(),
+                channels: self.channels,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GoldenArgs {
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Cuts whose frontier to cache, comma-separated (cut k lies before node k).
+    #[arg(long, value_delimiter = ',')]
+    pub cuts: Vec<usize>,
+    /// Cache root (overrides $FAULTSWEEP_CACHE and the default `cache/`).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 3)]
+    pub zstd_level: i32,
+    /// Results directory for golden.csv and ranges.csv.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value_t = 5)]
+    pub top_k: usize,
+}
+
+pub fn golden(args: GoldenArgs) -> Result<()> {
+    let graph = load::load(&args.model)?;
+    let data = Dataset::open(&args.data.spec())?;
+    let spec = CacheSpec {
+        zstd_level: args.zstd_level,
+        ..CacheSpec::default()
+    };
+    let store = Store::new(&spec, args.cache_dir.as_deref());
+    let started = std::time::Instant::now();
+    let run = GoldenRun {
+        graph: &graph,
+        data: &data,
+        cuts: args.cuts.clone(),
+        store: Some(&store),
+        top_k: args.top_k,
+    };
+    let g = run.run()?;
+    println!(
+        "golden pass: {} samples in {:.2} s",
+        g.rows.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(acc) = g.accuracy() {
+        println!("top-1 accuracy {:.2}%", 100.0 * acc);
+    }
+    let nonfinite = g.rows.iter().filter(|r| r.nonfinite).count();
+    if nonfinite > 0 {
+        println!("{nonfinite} samples give NaN or Inf");
+    }
+    for (cut, path) in &g.entries {
+        let r = Reader::open(path)?;
+        let (disk, raw) = r.sizes();
+        let how = if g.reused.contains(cut) {
+            "reused"
+        } else {
+            "written"
+        };
+        println!(
+            "cut {cut}: {how} {} ({} raw, {} on disk, ratio {:.2})",
+            path.display(),
+            raw,
+            disk,
+            raw as f64 / disk.max(1) as f64
+        );
+    }
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        golden::write_golden_csv(&out.join("golden.csv"), &g.rows)?;
+        golden::write_ranges_csv(&out.join("ranges.csv"), &g.ranges)?;
+        println!("wrote {}/golden.csv and ranges.csv", out.display());
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List entries: key, model, data, cut, samples, sizes and ratio.
+    Ls,
+    /// Show one entry's header.
+    Info { key: String },
+    /// Check every checksum of every entry (or of those matching KEY).
+    Verify { key: Option<String> },
+    /// Remove the entries whose key starts with KEY (or all with --all).
+    Rm {
+        key: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+pub fn cache(cmd: CacheCommand, cache_dir: Option<PathBuf>) -> Result<()> {
+    let store = Store::new(&CacheSpec::default(), cache_dir.as_deref());
+    match cmd {
+        CacheCommand::Ls => {
+            println!(
+                "{:<32}  {:>4} {:>7} {:>12} {:>12} {:>6}  model / data",
+                "key", "cut", "samples", "raw", "disk", "ratio"
+            );
+            for (path, r) in store.entries()? {
+                match r {
+                    Ok(r) => {
+                        let (disk, raw) = r.sizes();
+                        let h = &r.header;
+                        println!(
+                            "{:<32}  {:>4} {:>7} {:>12} {:>12} {:>6.2}  {} / {}",
+                            h.key,
+                            h.cut,
+                            h.samples,
+                            raw,
+                            disk,
+                            raw as f64 / disk.max(1) as f64,
+                            h.model,
+                            h.data
+                        );
+                    }
+                    Err(e) => println!("{}: {e}", path.display()),
+                }
+            }
+            Ok(())
+        }
+        CacheCommand::Info { key } => {
+            for path in matching(&store, &key)? {
+                let r = Reader::open(&path)?;
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&r.header).expect("header serializes")
+                );
+            }
+            Ok(())
+        }
+        CacheCommand::Verify { key } => {
+            let paths = match key {
+                Some(k) => matching(&store, &k)?,
+                None => store.entries()?.into_iter().map(|e| e.0).collect(),
+            };
+            let mut bad = None;
+            for path in paths {
+                match Reader::open(&path).and_then(|r| r.verify()) {
+                    Ok(()) => println!("ok      {}", path.display()),
+                    Err(e) => {
+                        println!("CORRUPT {e}");
+                        bad = Some(e);
+                    }
+                }
+            }
+            bad.map_or(Ok(()), Err)
+        }
+        CacheCommand::Rm { key, all } => {
+            let paths = match (key, all) {
+                (_, true) => store.entries()?.into_iter().map(|e| e.0).collect(),
+                (Some(k), false) => matching(&store, &k)?,
+                (None, false) => return Err(Error::Usage("cache rm needs a KEY or --all".into())),
+            };
+            for p in paths {
+                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                println!("removed {}", p.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn matching(store: &Store, key: &str) -> Result<Vec<PathBuf>> {
+    let found = store.matching(key)?;
+    if found.is_empty() {
+        return Err(Error::Usage(format!(
+            "no cache entry under {} has a key starting with '{key}'",
+            store.root.display()
+        )));
+    }
+    Ok(found)
+}

@@ -1,0 +1,162 @@
+//! NumPy .npy arrays, read row by row with seeks so a pass over a large array
+//! never holds it whole. Little-endian f32, f64, u8, i8, i32 and i64, C order.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, Result};
+
+pub struct Npy {
+    path: PathBuf,
+    pub kind: Kind,
+    elem: usize,
+    /// Full shape; dimension 0 is the sample axis.
+    pub shape: Vec<i64>,
+    data_offset: u64,
+}
+
+fn bad(path: &Path, msg: impl Into<String>) -> Error {
+    Error::Data {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
+}
+
+impl Npy {
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut pre = [0u8; 8];
+        f.read_exact(&mut pre)
+            .map_err(|_| bad(path, "not a .npy file (too short)"))?;
+        if &pre[..6] != b"\x93NUMPY" {
+            return Err(bad(path, "not a .npy file (bad magic)"));
+        }
+        let header_len = if pre[6] == 1 {
+            let mut b = [0u8; 2];
+            f.read_exact(&mut b).map_err(|e| Error::io(path, e))?;
+            u16::from_le_bytes(b) as usize
+        } else {
+            let mut b = [0u8; 4];
+            f.read_exact(&mut b).map_err(|e| Error::io(path, e))?;
+            u32::from_le_bytes(b) as usize
+        };
+        let mut header = vec![0u8; header_len];
+        f.read_exact(&mut header)
+            .map_err(|_| bad(path, "truncated .npy header"))?;
+        let header = String::from_utf8_lossy(&header);
+        let data_offset = f.stream_position().map_err(|e| Error::io(path, e))?;
+        let field = |key: &str| -> Option<String> {
+            let at = header.find(&format!("'{key}':"))? + key.len() + 3;
+            let rest = header[at..].trim_start();
+            let end = if rest.starts_with('(') {
+                rest.find(')')? + 1
+            } else {
+                rest.find([',', '}'])?
+            };
+            Some(rest[..end].trim().trim_matches('\'').to_string())
+        };
+        if field("fortran_order").as_deref() != Some("False") {
+            return Err(bad(path, "Fortran-ordered arrays are not supported"));
+        }
+        let descr = field("descr").ok_or_else(|| bad(path, "no descr in .npy header"))?;
+        let (kind, elem) = match descr.as_str() {
+            "<f4" => (Kind::Float, 4),
+            "<f8" => (Kind::Double, 8),
+            "|u1" => (Kind::Uint8, 1),
+            "|i1" => (Kind::Int8, 1),
+            "<i4" => (Kind::Int, 4),
+            "<i8" => (Kind::Int64, 8),
+            d => {
+                return Err(bad(
+                    path,
+                    format!("dtype {d} is not supported (f4, f8, u1, i1, i4, i8)"),
+                ))
+            }
+        };
+        let shape_text = field("shape").ok_or_else(|| bad(path, "no shape in .npy header"))?;
+        let shape = shape_text
+            .trim_matches(|c| c == '(' || c == ')')
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<i64>()
+                    .map_err(|_| bad(path, format!("bad shape {shape_text}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if shape.is_empty() {
+            return Err(bad(path, "a scalar array has no samples"));
+        }
+        let npy = Npy {
+            path: path.to_path_buf(),
+            kind,
+            elem,
+            shape,
+            data_offset,
+        };
+        let want = data_offset + (npy.row_bytes() * npy.len()) as u64;
+        let have = f.metadata().map_err(|e| Error::io(path, e))?.len();
+        if have < want {
+            return Err(bad(
+                path,
+                format!("truncated: {have} bytes, the header promises {want}"),
+            ));
+        }
+        Ok(npy)
+    }
+
+    pub fn len(&self) -> usize {
+        self.shape[0] as usize
+    }
+
+    fn row_bytes(&self) -> usize {
+        self.shape[1..].iter().product::<i64>() as usize * self.elem
+    }
+
+    /// Rows `indices` (ascending) as a tensor of the array's kind.
+    pub fn read(&self, indices: &[usize]) -> Result<Tensor> {
+        let row = self.row_bytes();
+        let mut f = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let mut out = vec![0u8; row * indices.len()];
+        for (k, &i) in indices.iter().enumerate() {
+            if i >= self.len() {
+                return Err(bad(
+                    &self.path,
+                    format!("sample {i} is beyond the {} rows", self.len()),
+                ));
+            }
+            f.seek(SeekFrom::Start(self.data_offset + (i * row) as u64))
+                .map_err(|e| Error::io(&self.path, e))?;
+            f.read_exact(&mut out[k * row..(k + 1) * row])
+                .map_err(|e| Error::io(&self.path, e))?;
+        }
+        let mut shape = vec![indices.len() as i64];
+        shape.extend(&self.shape[1..]);
+        Tensor::f_from_data_size(&out, &shape, self.kind)
+            .map_err(|e| bad(&self.path, e.to_string()))
+    }
+
+    /// The whole array as integers (for label files).
+    pub fn read_labels(&self) -> Result<Vec<i64>> {
+        if self.shape.len() != 1
+            || !matches!(
+                self.kind,
+                Kind::Uint8 | Kind::Int8 | Kind::Int | Kind::Int64
+            )
+        {
+            return Err(bad(
+                &self.path,
+                format!(
+                    "labels must be a 1-D integer array, got {:?} {:?}",
+                    self.kind, self.shape
+                ),
+            ));
+        }
+        let all: Vec<usize> = (0..self.len()).collect();
+        let t = self.read(&all)?.to_kind(Kind::Int64);
+        Vec::<i64>::try_from(&t).map_err(|e| bad(&self.path, e.to_string()))
+    }
+}

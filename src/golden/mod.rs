@@ -1,0 +1,302 @@
+//! Step 3, golden: one fault-free pass over the data set. Per sample it keeps
+//! the top-k classes and scores, the label and correctness, and whether the
+//! output holds NaN or Inf; per node it profiles the value range; at every
+//! requested cut it writes the frontier to the cache. Cuts whose entry is
+//! already cached are read, never recomputed.
+
+mod report;
+
+pub use report::{write_golden_csv, write_ranges_csv};
+
+use std::path::PathBuf;
+
+use tch::{Kind, Tensor};
+
+use crate::cache::{self, Reader, Store, ValueLayout, Writer};
+use crate::data::{Dataset, Sample};
+use crate::error::{Error, Result};
+use crate::graph::{Env, Graph};
+use crate::split;
+
+/// The fault-free result for one sample.
+#[derive(Debug, Clone)]
+pub struct GoldenRow {
+    pub sample: Sample,
+    /// (class, score) pairs, best first.
+    pub top: Vec<(i64, f32)>,
+    pub correct: Option<bool>,
+    /// The output holds NaN or Inf.
+    pub nonfinite: bool,
+}
+
+/// Min and max over the data set of one node's first output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRange {
+    pub index: usize,
+    pub node: String,
+    pub min: f64,
+    pub max: f64,
+}
+
+pub struct Golden {
+    pub rows: Vec<GoldenRow>,
+    pub ranges: Vec<NodeRange>,
+    /// The cache entry of each requested cut.
+    pub entries: Vec<(usize, PathBuf)>,
+    /// Cuts whose entry was already cached.
+    pub reused: Vec<usize>,
+}
+
+impl Golden {
+    /// Top-1 accuracy over the samples with a label.
+    pub fn accuracy(&self) -> Option<f64> {
+        let judged: Vec<bool> = self.rows.iter().filter_map(|r| r.correct).collect();
+        (!judged.is_empty())
+            .then(|| judged.iter().filter(|&&c| c).count() as f64 / judged.len() as f64)
+    }
+}
+
+/// Options of a golden run.
+pub struct GoldenRun<'a> {
+    pub graph: &'a Graph,
+    pub data: &'a Dataset,
+    /// Cuts whose frontiers go to the cache.
+    pub cuts: Vec<usize>,
+    pub store: Option<&'a Store>,
+    pub top_k: usize,
+}
+
+/// A cut being filled in this pass.
+struct Fill {
+    cut: usize,
+    key: String,
+    ids: Vec<usize>,
+    writer: Option<Writer>,
+}
+
+impl GoldenRun<'_> {
+    pub fn run(&self) -> Result<Golden> {
+        let (graph, data) = (self.graph, self.data);
+        let mut cuts = self.cuts.clone();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut fills = Vec::new();
+        let mut entries = Vec::new();
+        let mut reused = Vec::new();
+        if let Some(store) = self.store {
+            let model_hash = hash_file(&graph.path)?;
+            let mut h = blake3::Hasher::new();
+            data.hash_into(&mut h)?;
+            let data_hash = h.finalize();
+            for &cut in &cuts {
+                let ids = split::frontier(graph, cut)?;
+                let names: Vec<String> =
+                    ids.iter().map(|&i| graph.values[i].name.clone()).collect();
+                let key = cache::key(&model_hash, &data_hash, cut, &names);
+                if store.open(&key)?.is_some() {
+                    entries.push((cut, store.path(&key)));
+                    reused.push(cut);
+                } else {
+                    fills.push(Fill {
+                        cut,
+                        key,
+                        ids,
+                        writer: None,
+                    });
+                }
+            }
+        }
+        let mut ranges: Vec<Option<(f64, f64)>> = vec![None; graph.nodes.len()];
+        let mut rows = Vec::with_capacity(data.len());
+        for batch in data.batches(data.spec.batch_size) {
+            let batch = batch?;
+            let mut env = graph.start(&[batch.input.shallow_clone()])?;
+            let mut at = 0;
+            for fill in &mut fills {
+                self.run_profiled(&mut env, at..fill.cut, &mut ranges)?;
+                at = fill.cut;
+                let values = frontier_values(graph, &env, fill, batch.samples.len())?;
+                if fill.writer.is_none() {
+                    fill.writer = Some(self.writer(fill, &values)?);
+                }
+                fill.writer
+                    .as_mut()
+                    .expect("writer was just created")
+                    .push(&values)?;
+            }
+            self.run_profiled(&mut env, at..graph.nodes.len(), &mut ranges)?;
+            let outputs = graph.outputs_of(&env)?;
+            rows.extend(golden_rows(&outputs[0], batch.samples, self.top_k)?);
+        }
+        for fill in fills {
+            if let Some(w) = fill.writer {
+                entries.push((fill.cut, w.finish()?));
+            }
+        }
+        if let Some(store) = self.store {
+            let keep: Vec<PathBuf> = entries.iter().map(|e| e.1.clone()).collect();
+            store.evict(&keep)?;
+        }
+        entries.sort();
+        let ranges = graph
+            .nodes
+            .iter()
+            .zip(ranges)
+            .filter_map(|(n, r)| {
+                r.map(|(min, max)| NodeRange {
+                    index: n.index,
+                    node: n.name.clone(),
+                    min,
+                    max,
+                })
+            })
+            .collect();
+        Ok(Golden {
+            rows,
+            ranges,
+            entries,
+            reused,
+        })
+    }
+
+    fn run_profiled(
+        &self,
+        env: &mut Env,
+        nodes: std::ops::Range<usize>,
+        ranges: &mut [Option<(f64, f64)>],
+    ) -> Result<()> {
+        self.graph.run_observed(nodes, env, |node, outs| {
+            let Some(t) = outs.first().filter(|t| is_float(t.kind()) && t.numel() > 0) else {
+                return;
+            };
+            let (lo, hi) = (t.min().double_value(&[]), t.max().double_value(&[]));
+            let r = ranges[node.index].get_or_insert((lo, hi));
+            *r = (r.0.min(lo), r.1.max(hi));
+        })
+    }
+
+    fn writer(&self, fill: &Fill, values: &[Tensor]) -> Result<Writer> {
+        let store = self.store.expect("fills exist only with a store");
+        let layouts = fill
+            .ids
+            .iter()
+            .zip(values)
+            .map(|(&id, t)| {
+                let kind = ValueLayout::kind_name(t.kind()).ok_or_else(|| Error::Cut {
+                    cut: fill.cut,
+                    msg: format!(
+                        "value '{}' has kind {:?}, which the cache cannot store",
+                        self.graph.values[id].name,
+                        t.kind()
+                    ),
+                })?;
+                Ok(ValueLayout {
+                    name: self.graph.values[id].name.clone(),
+                    kind: kind.into(),
+                    shape: t.size()[1..].to_vec(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let header = cache::Header {
+            key: fill.key.clone(),
+            model: self.graph.path.display().to_string(),
+            data: self.data.spec.path.display().to_string(),
+            cut: fill.cut,
+            values: layouts,
+            samples: self.data.len(),
+            chunk_samples: chunk_samples(values),
+            zstd_level: store.zstd_level,
+        };
+        Writer::create(&store.path(&fill.key), header)
+    }
+}
+
+/// Samples per chunk: about 4 MiB of raw data, at least one sample.
+fn chunk_samples(values: &[Tensor]) -> usize {
+    let per_sample: i64 = values
+        .iter()
+        .map(|t| t.numel() as i64 / t.size()[0].max(1) * t.kind().elt_size_in_bytes() as i64)
+        .sum();
+    ((4 << 20) / per_sample.max(1)).clamp(1, 4096) as usize
+}
+
+/// The frontier tensors of `fill.cut`, which must all be per-sample.
+fn frontier_values(graph: &Graph, env: &Env, fill: &Fill, batch: usize) -> Result<Vec<Tensor>> {
+    fill.ids
+        .iter()
+        .map(|&id| {
+            let t = env.get(graph, id).ok_or_else(|| Error::Cut { cut: fill.cut, msg: "frontier value not live".into() })?;
+            if t.dim() == 0 || t.size()[0] != batch as i64 {
+                return Err(Error::Cut {
+                    cut: fill.cut,
+                    msg: format!(
+                        "value '{}' (shape {:?}) is not per-sample, so this cut cannot be cached; choose another cut",
+                        graph.values[id].name,
+                        t.size()
+                    ),
+                });
+            }
+            Ok(t.shallow_clone())
+        })
+        .collect()
+}
+
+fn golden_rows(output: &Tensor, samples: Vec<Sample>, k: usize) -> Result<Vec<GoldenRow>> {
+    let out = output
+        .to_device(tch::Device::Cpu)
+        .to_kind(Kind::Float)
+        .flatten(1, -1);
+    let k = k.min(out.size()[1] as usize).max(1);
+    let (scores, classes) = out.topk(k as i64, 1, true, true);
+    let nonfinite = out.isfinite().logical_not().any_dim(1, false);
+    samples
+        .into_iter()
+        .enumerate()
+        .map(|(i, sample)| {
+            let i = i as i64;
+            let cls = Vec::<i64>::try_from(classes.get(i)).map_err(|e| Error::Cut {
+                cut: 0,
+                msg: e.to_string(),
+            })?;
+            let sc = Vec::<f32>::try_from(scores.get(i)).map_err(|e| Error::Cut {
+                cut: 0,
+                msg: e.to_string(),
+            })?;
+            let correct = sample.label.map(|l| l == cls[0]);
+            Ok(GoldenRow {
+                nonfinite: nonfinite.get(i).int64_value(&[]) != 0,
+                top: cls.into_iter().zip(sc).collect(),
+                correct,
+                sample,
+            })
+        })
+        .collect()
+}
+
+fn is_float(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+    )
+}
+
+fn hash_file(path: &std::path::Path) -> Result<blake3::Hash> {
+    let mut h = blake3::Hasher::new();
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    std::io::copy(&mut f, &mut h).map_err(|e| Error::io(path, e))?;
+    Ok(h.finalize())
+}
+
+/// Opens the cached frontier of `cut` written by a golden run, for resuming.
+pub fn open_entry(golden: &Golden, cut: usize) -> Result<Reader> {
+    let path = golden
+        .entries
+        .iter()
+        .find(|e| e.0 == cut)
+        .map(|e| e.1.clone())
+        .ok_or_else(|| Error::Cut {
+            cut,
+            msg: "not cached by this golden run".into(),
+        })?;
+    Reader::open(&path)
+}

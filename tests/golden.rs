@@ -1,0 +1,250 @@
+//! Data sets, the golden run and the layer-split cache.
+
+use std::path::PathBuf;
+
+use faultsweep::cache::{Reader, Store};
+use faultsweep::data::{DataSpec, Dataset, Subset};
+use faultsweep::golden::GoldenRun;
+use faultsweep::{load, split};
+
+fn repo(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn demo_data(first: usize, batch_size: usize) -> DataSpec {
+    DataSpec {
+        path: repo("data/fashion-mnist/t10k-1000-images-idx3-ubyte.gz"),
+        labels: Some(repo("data/fashion-mnist/t10k-1000-labels-idx1-ubyte.gz")),
+        subset: Subset::First(first),
+        batch_size,
+        preprocess: Default::default(),
+    }
+}
+
+#[test]
+fn idx_and_npy_give_the_same_inputs() {
+    let idx = Dataset::open(&demo_data(100, 100)).unwrap();
+    let npy_spec = DataSpec {
+        path: repo("data/fashion-mnist/t10k-1000-images.npy"),
+        labels: Some(repo("data/fashion-mnist/t10k-1000-labels.npy")),
+        ..demo_data(100, 100)
+    };
+    let npy = Dataset::open(&npy_spec).unwrap();
+    let (a, b) = (idx.batch(0..100).unwrap(), npy.batch(0..100).unwrap());
+    assert_eq!(a.input.size(), vec![100, 1, 28, 28]);
+    let diff = (&a.input - &b.input).abs().max().double_value(&[]);
+    assert!(diff < 1e-6, "IDX and npy differ by {diff}");
+    assert_eq!(
+        a.samples.iter().map(|s| s.label).collect::<Vec<_>>(),
+        b.samples.iter().map(|s| s.label).collect::<Vec<_>>()
+    );
+    let whole = tch::Tensor::read_npy(repo("data/fashion-mnist/t10k-1000-images.npy")).unwrap();
+    assert!(
+        b.input.equal(&whole.narrow(0, 0, 100)),
+        "the row reader differs from a whole-file read"
+    );
+}
+
+#[test]
+fn golden_top1_is_the_forward_argmax() {
+    let graph = load::load(repo("models/fashion_cnn.onnx")).unwrap();
+    let data = Dataset::open(&demo_data(200, 64)).unwrap();
+    let g = GoldenRun {
+        graph: &graph,
+        data: &data,
+        cuts: vec![],
+        store: None,
+        top_k: 5,
+    }
+    .run()
+    .unwrap();
+    let batch = data.batch(0..200).unwrap();
+    let logits = graph.forward(&[batch.input]).unwrap().remove(0);
+    let argmax = Vec::<i64>::try_from(logits.argmax(1, false)).unwrap();
+    let top1: Vec<i64> = g.rows.iter().map(|r| r.top[0].0).collect();
+    assert_eq!(top1, argmax);
+}
+
+fn store_in(dir: &std::path::Path) -> Store {
+    Store {
+        root: dir.to_path_buf(),
+        zstd_level: 3,
+        budget_bytes: None,
+    }
+}
+
+/// Golden run of the demo model over `first` samples caching `cuts`.
+fn golden(store: &Store, first: usize, cuts: Vec<usize>) -> faultsweep::golden::Golden {
+    let graph = load::load(repo("models/fashion_cnn.onnx")).unwrap();
+    let data = Dataset::open(&demo_data(first, 48)).unwrap();
+    GoldenRun {
+        graph: &graph,
+        data: &data,
+        cuts,
+        store: Some(store),
+        top_k: 5,
+    }
+    .run()
+    .unwrap()
+}
+
+#[test]
+fn cached_frontiers_are_bitwise_the_prefix_and_resume_to_the_full_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let graph = load::load(repo("models/fashion_cnn.onnx")).unwrap();
+    let n = graph.nodes.len();
+    let cuts: Vec<usize> = (0..=n).collect();
+    let g = golden(&store, 130, cuts.clone());
+    assert_eq!(g.entries.len(), cuts.len());
+    let data = Dataset::open(&demo_data(130, 48)).unwrap();
+    let x = data.batch(0..130).unwrap().input;
+    let full = graph.forward(&[x.shallow_clone()]).unwrap();
+    for (cut, path) in &g.entries {
+        let entry = Reader::open(path).unwrap();
+        let cached = entry.read(0, 130).unwrap();
+        let direct = split::prefix(&graph, &[x.shallow_clone()], *cut).unwrap();
+        for (a, b) in cached.iter().zip(&direct) {
+            assert!(
+                a.equal(b),
+                "cut {cut}: cached frontier differs from the prefix"
+            );
+        }
+        let out = split::resume(&graph, *cut, &cached).unwrap();
+        assert!(
+            out[0].equal(&full[0]),
+            "cut {cut}: resuming from the cache differs from the full pass"
+        );
+        // Ranges crossing chunk boundaries read the same rows.
+        for (s, e) in [(0, 1), (5, 77), (129, 130), (31, 130)] {
+            let part = entry.read(s, e).unwrap();
+            for (p, whole) in part.iter().zip(&cached) {
+                assert!(
+                    p.equal(&whole.narrow(0, s as i64, (e - s) as i64)),
+                    "cut {cut}: rows {s}..{e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_second_run_reuses_and_any_change_misses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let first = golden(&store, 64, vec![3, 6]);
+    assert!(first.reused.is_empty());
+    let again = golden(&store, 64, vec![3, 6]);
+    assert_eq!(again.reused, vec![3, 6]);
+    assert_eq!(again.entries, first.entries);
+    // Other samples, another cut, or other preprocessing: other keys.
+    let other = golden(&store, 65, vec![3, 6, 9]);
+    assert!(other.reused.is_empty());
+    let graph = load::load(repo("models/fashion_cnn.onnx")).unwrap();
+    let mut spec = demo_data(64, 48);
+    spec.preprocess.scale = Some(254.0);
+    let data = Dataset::open(&spec).unwrap();
+    let scaled = GoldenRun {
+        graph: &graph,
+        data: &data,
+        cuts: vec![3],
+        store: Some(&store),
+        top_k: 5,
+    }
+    .run()
+    .unwrap();
+    assert!(scaled.reused.is_empty());
+    assert_eq!(store.entries().unwrap().len(), 2 + 3 + 1);
+}
+
+#[test]
+fn corrupt_or_truncated_entries_are_detected_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let g = golden(&store, 100, vec![4]);
+    let path = g.entries[0].1.clone();
+    let good = std::fs::read(&path).unwrap();
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 0x10;
+    std::fs::write(&path, &flipped).unwrap();
+    let err = Reader::open(&path).and_then(|r| r.verify()).unwrap_err();
+    assert!(
+        err.to_string().contains(&path.display().to_string())
+            && err.to_string().contains("checksum"),
+        "{err}"
+    );
+    let rebuilt = golden(&store, 100, vec![4]);
+    assert!(
+        rebuilt.reused.is_empty(),
+        "a corrupt entry must not be reused"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        good,
+        "the rebuilt entry is the original"
+    );
+    for len in [0, 10, good.len() / 3, good.len() - 1] {
+        std::fs::write(&path, &good[..len]).unwrap();
+        assert!(
+            Reader::open(&path).and_then(|r| r.verify()).is_err(),
+            "truncated to {len} bytes"
+        );
+    }
+}
+
+#[test]
+fn the_budget_evicts_least_recently_used_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store_in(dir.path());
+    let mut made = Vec::new();
+    for cut in [9, 10, 11] {
+        made.push(golden(&store, 50, vec![cut]).entries[0].1.clone());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Reading the oldest makes it the most recently used.
+    golden(&store, 50, vec![9]);
+    let total: u64 = made
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    store.budget_bytes = Some(total - 1);
+    assert_eq!(store.evict(&[]).unwrap(), vec![made[1].clone()]);
+    store.budget_bytes = Some(1);
+    assert_eq!(
+        store.evict(&[made[0].clone()]).unwrap(),
+        vec![made[2].clone()]
+    );
+    let left: Vec<PathBuf> = store.entries().unwrap().into_iter().map(|e| e.0).collect();
+    assert_eq!(left, vec![made[0].clone()]);
+}
+
+#[test]
+fn two_processes_filling_one_entry_both_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_faultsweep"))
+            .args([
+                "golden",
+                "models/fashion_cnn.onnx",
+                "data/fashion-mnist/t10k-1000-images-idx3-ubyte.gz",
+                "--first",
+                "300",
+                "--cuts",
+                "2,5",
+            ])
+            .arg("--cache-dir")
+            .arg(dir.path())
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (run(), run());
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    let store = store_in(dir.path());
+    let entries = store.entries().unwrap();
+    assert_eq!(entries.len(), 2, "no stray temporary files or duplicates");
+    for (p, r) in entries {
+        r.and_then(|r| r.verify())
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+}
