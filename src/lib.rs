@@ -17,6 +17,8 @@ pub mod data;
 pub mod golden;
 // model summaries for `faultsweep inspect`
 pub mod inspect;
+// peak memory, for benchmarks
+pub mod memory;
 // command-line front end
 pub mod cli;
 

@@ -73,3 +73,11 @@ pub fn check_parity(got: &Tensor, want: &Tensor) -> Result<f64, String> {
     }
     Ok(rel)
 }
+
+/// A file of the read-only ../shared folder, when it exists.
+pub fn shared(rel: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel);
+    p.exists().then_some(p)
+}

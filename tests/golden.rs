@@ -248,3 +248,71 @@ fn two_processes_filling_one_entry_both_succeed() {
             .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     }
 }
+
+/// The ImageNet recipe on ../shared/images gives MobileNetV2 the inputs of the
+/// committed reference (PIL-resized) closely enough to agree on the photos
+/// whose class is unambiguous.
+#[test]
+fn imagenet_preprocessing_of_the_photos() {
+    let (Some(images), Some(model)) = (
+        crate::common::shared("images"),
+        crate::common::shared("models/mobilenet_v2.onnx"),
+    ) else {
+        eprintln!("skipped: ../shared is absent");
+        return;
+    };
+    let spec = DataSpec {
+        path: images,
+        labels: None,
+        subset: Subset::All,
+        batch_size: 5,
+        preprocess: faultsweep::data::Preprocess {
+            resize: Some(256),
+            center_crop: Some(224),
+            scale: None,
+            mean: vec![0.485, 0.456, 0.406],
+            std: vec![0.229, 0.224, 0.225],
+            channels: faultsweep::data::Channels::Rgb,
+        },
+    };
+    let data = Dataset::open(&spec).unwrap();
+    let names: Vec<String> = (0..data.len())
+        .map(|i| {
+            data.sample(i)
+                .source
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "astronaut.png",
+            "chelsea.png",
+            "coffee.png",
+            "grace_hopper.jpg",
+            "rocket.jpg"
+        ]
+    );
+    let x = data.batch(0..5).unwrap().input;
+    let reference =
+        crate::common::read_npy(&crate::common::fixtures().join("mobilenet_photos.input.npy"));
+    let mean_diff = (&x - &reference)
+        .abs()
+        .mean(tch::Kind::Float)
+        .double_value(&[]);
+    eprintln!("mean |ours - PIL| = {mean_diff:.4}");
+    assert!(
+        mean_diff < 0.05,
+        "mean |ours - PIL| = {mean_diff} (normalised units)"
+    );
+    let graph = load::load(model).unwrap();
+    let top1 = Vec::<i64>::try_from(graph.forward(&[x]).unwrap()[0].argmax(1, false)).unwrap();
+    assert_eq!(
+        (top1[1], top1[2], top1[3]),
+        (285, 967, 457),
+        "chelsea, coffee, grace_hopper"
+    );
+}

@@ -28,3 +28,24 @@ fn every_fixture_matches_onnxruntime() {
         failures.join("\n")
     );
 }
+
+/// The real pretrained MobileNetV2 of ../shared, when present, against
+/// onnxruntime's logits for the photos (committed reference).
+#[test]
+fn mobilenet_v2_matches_reference_logits_on_the_photos() {
+    let Some(model) = crate::common::shared("models/mobilenet_v2.onnx") else {
+        eprintln!("skipped: ../shared/models/mobilenet_v2.onnx is absent");
+        return;
+    };
+    let dir = crate::common::fixtures();
+    let graph = faultsweep::load::load(model).unwrap();
+    let out = graph
+        .forward(&[read_npy(&dir.join("mobilenet_photos.input.npy"))])
+        .unwrap();
+    let rel = check_parity(
+        &out[0],
+        &read_npy(&dir.join("mobilenet_photos.expected.npy")),
+    )
+    .unwrap();
+    eprintln!("mobilenet_v2 on the photos: rel {rel:.2e}");
+}

@@ -31,8 +31,10 @@ pub struct CacheSpec {
     pub enabled: bool,
 }
 
+/// Level 1: on this project's benchmark (benches/cache.rs) higher levels
+/// gain under 1% in size for activations and cost several times the write time.
 fn default_level() -> i32 {
-    3
+    1
 }
 
 fn default_enabled() -> bool {

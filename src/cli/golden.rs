@@ -84,7 +84,8 @@ pub struct GoldenArgs {
     /// Cache root (overrides $FAULTSWEEP_CACHE and the default `cache/`).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
-    #[arg(long, default_value_t = 3)]
+    /// zstd level of new entries.
+    #[arg(long, default_value_t = CacheSpec::default().zstd_level)]
     pub zstd_level: i32,
     /// Results directory for golden.csv and ranges.csv.
     #[arg(long)]

@@ -272,7 +272,9 @@ fn normalize(raw: &Tensor, pre: &Preprocess, bytes: bool) -> std::result::Result
     let scale = pre.scale.unwrap_or(if bytes { 255.0 } else { 1.0 });
     let mut x = raw.to_kind(Kind::Float);
     if scale != 1.0 {
-        x = x.f_div_scalar(f64::from(scale)).map_err(|e| e.to_string())?;
+        x = x
+            .f_div_scalar(f64::from(scale))
+            .map_err(|e| e.to_string())?;
     }
     let channels = if x.dim() >= 2 { x.size()[1] } else { 1 };
     for (name, v) in [("mean", &pre.mean), ("std", &pre.std)] {
@@ -290,7 +292,9 @@ fn normalize(raw: &Tensor, pre: &Preprocess, bytes: bool) -> std::result::Result
         Tensor::from_slice(v).reshape(shape)
     };
     if !pre.mean.is_empty() {
-        x = x.f_sub(&per_channel(&pre.mean)).map_err(|e| e.to_string())?;
+        x = x
+            .f_sub(&per_channel(&pre.mean))
+            .map_err(|e| e.to_string())?;
     }
     if !pre.std.is_empty() {
         x = x.f_div(&per_channel(&pre.std)).map_err(|e| e.to_string())?;
