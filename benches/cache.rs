@@ -159,6 +159,7 @@ fn main() {
         data: DataSpec {
             path: root.join("data/fashion-mnist/t10k-1000-images-idx3-ubyte.gz"),
             labels: None,
+            array: None,
             subset: Subset::All,
             batch_size: 100,
             preprocess: Preprocess::default(),
@@ -183,6 +184,7 @@ fn main() {
             data: DataSpec {
                 path: root.join("../shared/images"),
                 labels: None,
+                array: None,
                 subset: Subset::All,
                 batch_size: 5,
                 preprocess: Preprocess {

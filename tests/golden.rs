@@ -15,6 +15,7 @@ fn demo_data(first: usize, batch_size: usize) -> DataSpec {
     DataSpec {
         path: repo("data/fashion-mnist/t10k-1000-images-idx3-ubyte.gz"),
         labels: Some(repo("data/fashion-mnist/t10k-1000-labels-idx1-ubyte.gz")),
+        array: None,
         subset: Subset::First(first),
         batch_size,
         preprocess: Default::default(),
@@ -27,6 +28,7 @@ fn idx_and_npy_give_the_same_inputs() {
     let npy_spec = DataSpec {
         path: repo("data/fashion-mnist/t10k-1000-images.npy"),
         labels: Some(repo("data/fashion-mnist/t10k-1000-labels.npy")),
+        array: None,
         ..demo_data(100, 100)
     };
     let npy = Dataset::open(&npy_spec).unwrap();
@@ -264,6 +266,7 @@ fn imagenet_preprocessing_of_the_photos() {
     let spec = DataSpec {
         path: images,
         labels: None,
+        array: None,
         subset: Subset::All,
         batch_size: 5,
         preprocess: faultsweep::data::Preprocess {
@@ -315,4 +318,123 @@ fn imagenet_preprocessing_of_the_photos() {
         (285, 967, 457),
         "chelsea, coffee, grace_hopper"
     );
+}
+
+#[test]
+fn npz_archives_stored_and_compressed_match_idx() {
+    let idx = Dataset::open(&demo_data(20, 20))
+        .unwrap()
+        .batch(0..20)
+        .unwrap();
+    for file in ["demo20.npz", "demo20_compressed.npz"] {
+        let spec = DataSpec {
+            path: crate::common::fixtures().join("data").join(file),
+            labels: Some(PathBuf::from("labels")),
+            array: Some("images".into()),
+            ..demo_data(20, 20)
+        };
+        let b = Dataset::open(&spec).unwrap().batch(0..20).unwrap();
+        assert!(b.input.equal(&idx.input), "{file}: inputs differ from IDX");
+        assert_eq!(
+            b.samples.iter().map(|s| s.label).collect::<Vec<_>>(),
+            idx.samples.iter().map(|s| s.label).collect::<Vec<_>>(),
+            "{file}"
+        );
+    }
+    let missing = DataSpec {
+        array: Some("nope".into()),
+        path: crate::common::fixtures().join("data/demo20.npz"),
+        ..demo_data(20, 20)
+    };
+    let e = Dataset::open(&missing).err().expect("unknown array");
+    assert!(e.to_string().contains("no array 'nope'"), "{e}");
+}
+
+#[test]
+fn subsets_select_the_documented_samples() {
+    let ids = |subset: Subset| {
+        let spec = DataSpec {
+            subset,
+            ..demo_data(0, 10)
+        };
+        let d = Dataset::open(&spec).unwrap();
+        (0..d.len()).map(|i| d.sample(i).id).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(Subset::First(3)), [0, 1, 2]);
+    assert_eq!(ids(Subset::Range { start: 10, end: 13 }), [10, 11, 12]);
+    let random = ids(Subset::Random { count: 5, seed: 7 });
+    assert_eq!(random, ids(Subset::Random { count: 5, seed: 7 }), "seeded");
+    assert_ne!(random, ids(Subset::Random { count: 5, seed: 8 }));
+    assert!(random.windows(2).all(|w| w[0] < w[1]) && random.iter().all(|&i| i < 1000));
+    assert_eq!(ids(Subset::All).len(), 1000);
+    let too_many = DataSpec {
+        subset: Subset::First(1001),
+        ..demo_data(0, 10)
+    };
+    assert!(Dataset::open(&too_many)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("does not fit the 1000 samples"));
+    let d = Dataset::open(&demo_data(3, 10)).unwrap();
+    let s = d.sample(2);
+    assert!(
+        s.source.ends_with("t10k-1000-images-idx3-ubyte.gz#2") && s.label == Some(1),
+        "{s:?}"
+    );
+}
+
+#[test]
+fn broken_data_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = std::fs::read(repo("data/fashion-mnist/t10k-1000-images-idx3-ubyte.gz")).unwrap();
+    let cut = dir.path().join("short-idx3-ubyte.gz");
+    std::fs::write(&cut, &idx[..idx.len() / 2]).unwrap();
+    let spec = DataSpec {
+        path: cut.clone(),
+        labels: None,
+        ..demo_data(1000, 100)
+    };
+    let err = Dataset::open(&spec)
+        .and_then(|d| d.batches(100).collect::<Result<Vec<_>, _>>())
+        .err()
+        .expect("truncated");
+    assert!(
+        err.to_string().contains(&cut.display().to_string()),
+        "{err}"
+    );
+    let npy = dir.path().join("bad.npy");
+    std::fs::write(&npy, b"\x93NUMPY\x01\x00garbage").unwrap();
+    let err = Dataset::open(&DataSpec {
+        path: npy.clone(),
+        labels: None,
+        ..demo_data(1, 1)
+    })
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("bad.npy"), "{err}");
+    let images = dir.path().join("imgs");
+    std::fs::create_dir(&images).unwrap();
+    std::fs::write(images.join("broken.png"), b"not a png").unwrap();
+    let d = Dataset::open(&DataSpec {
+        path: images,
+        labels: None,
+        ..demo_data(1, 1)
+    })
+    .unwrap();
+    let err = d.batch(0..1).err().unwrap();
+    assert!(
+        err.to_string().contains("broken.png") && err.to_string().contains("cannot decode"),
+        "{err}"
+    );
+    let labels = DataSpec {
+        labels: Some(repo("data/fashion-mnist/t10k-1000-labels.npy")),
+        path: crate::common::fixtures().join("data/demo20.npz"),
+        ..demo_data(20, 20)
+    };
+    assert!(Dataset::open(&labels)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("1000 labels for 20 samples"));
 }

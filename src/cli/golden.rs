@@ -16,9 +16,13 @@ use crate::load;
 pub struct DataArgs {
     /// IDX file, image folder or .npy file.
     pub data: PathBuf,
-    /// Labels (IDX or .npy); image folders with class subfolders have their own.
+    /// Labels (IDX or .npy file, or an array name of a .npz data set); image
+    /// folders with class subfolders have their own.
     #[arg(long)]
     pub labels: Option<PathBuf>,
+    /// For a .npz data set: the array holding the samples (default: the first).
+    #[arg(long)]
+    pub array: Option<String>,
     /// Use only the first N samples.
     #[arg(long)]
     pub first: Option<usize>,
@@ -59,6 +63,7 @@ impl DataArgs {
         DataSpec {
             path: self.data.clone(),
             labels: self.labels.clone(),
+            array: self.array.clone(),
             subset: self.first.map_or(Subset::All, Subset::First),
             batch_size: self.batch_size,
             preprocess: Preprocess {

@@ -13,9 +13,14 @@ pub struct DataSpec {
     /// An IDX file (raw or gzipped), a folder of images (class subfolders give
     /// labels), or a .npy/.npz tensor file.
     pub path: PathBuf,
-    /// Labels: an IDX or .npy file; for .npz the array name. Optional.
+    /// Labels: an IDX or .npy file, or for a .npz data set the name of an
+    /// array in it. Optional; image folders with class subfolders have theirs.
     #[serde(default)]
     pub labels: Option<PathBuf>,
+    /// For a .npz data set: the array holding the samples (default: the
+    /// first array by name).
+    #[serde(default)]
+    pub array: Option<String>,
     /// Which samples to use (default: all).
     #[serde(default)]
     pub subset: Subset,
@@ -138,6 +143,8 @@ impl Dataset {
             Source::Images(images::ImageFolder::open(path)?)
         } else if name.ends_with(".npy") {
             Source::Npy(npy::Npy::open(path)?)
+        } else if name.ends_with(".npz") {
+            Source::Npy(npy::Npy::open_npz(path, spec.array.as_deref())?)
         } else if name.contains("idx") || name.ends_with("ubyte") || name.ends_with("ubyte.gz") {
             Source::Idx(idx::IdxImages::open(path)?)
         } else if !path.exists() {
@@ -153,7 +160,11 @@ impl Dataset {
             Source::Npy(s) => s.len(),
             Source::Images(s) => s.files.len(),
         };
+        let npz = name.ends_with(".npz");
         let labels = match (&spec.labels, &source) {
+            (Some(l), _) if npz && !l.exists() => {
+                Some(npy::Npy::open_npz(path, l.to_str())?.read_labels()?)
+            }
             (Some(l), _) => Some(read_labels(l)?),
             (None, Source::Images(f)) => f.labels.clone(),
             (None, _) => None,

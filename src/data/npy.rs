@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 
 pub struct Npy {
     path: PathBuf,
+    /// The decompressed copy of a compressed .npz member, kept while in use.
+    _spill: Option<tempfile::NamedTempFile>,
     pub kind: Kind,
     elem: usize,
     /// Full shape; dimension 0 is the sample axis.
@@ -27,7 +29,18 @@ fn bad(path: &Path, msg: impl Into<String>) -> Error {
 
 impl Npy {
     pub fn open(path: &Path) -> Result<Self> {
+        let len = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        Self::open_at(path, 0, len)
+    }
+
+    /// The array stored in `path` at byte `base`, `len` bytes long (a whole
+    /// .npy file, or an uncompressed member of a .npz archive).
+    fn open_at(path: &Path, base: u64, len: u64) -> Result<Self> {
         let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+        f.seek(SeekFrom::Start(base))
+            .map_err(|e| Error::io(path, e))?;
         let mut pre = [0u8; 8];
         f.read_exact(&mut pre)
             .map_err(|_| bad(path, "not a .npy file (too short)"))?;
@@ -92,19 +105,57 @@ impl Npy {
         }
         let npy = Npy {
             path: path.to_path_buf(),
+            _spill: None,
             kind,
             elem,
             shape,
             data_offset,
         };
         let want = data_offset + (npy.row_bytes() * npy.len()) as u64;
-        let have = f.metadata().map_err(|e| Error::io(path, e))?.len();
+        let have = base + len;
         if have < want {
             return Err(bad(
                 path,
                 format!("truncated: {have} bytes, the header promises {want}"),
             ));
         }
+        Ok(npy)
+    }
+
+    /// Array `name` (default: the first) of the .npz archive `path`. Members
+    /// stored uncompressed (np.savez) are read in place; compressed ones
+    /// (np.savez_compressed) are decompressed once to a temporary file.
+    pub fn open_npz(path: &Path, name: Option<&str>) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut zip = zip::ZipArchive::new(file)
+            .map_err(|e| bad(path, format!("not a .npz archive: {e}")))?;
+        let member = match name {
+            Some(n) => format!("{}.npy", n.trim_end_matches(".npy")),
+            None => zip
+                .file_names()
+                .filter(|n| n.ends_with(".npy"))
+                .min()
+                .map(str::to_string)
+                .ok_or_else(|| bad(path, "the archive holds no .npy array"))?,
+        };
+        let mut entry = zip.by_name(&member).map_err(|_| {
+            bad(
+                path,
+                format!(
+                    "no array '{}' in the archive",
+                    member.trim_end_matches(".npy")
+                ),
+            )
+        })?;
+        if entry.compression() == zip::CompressionMethod::Stored {
+            let (start, size) = (entry.data_start(), entry.size());
+            return Self::open_at(path, start, size);
+        }
+        let mut spill =
+            tempfile::NamedTempFile::new().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        std::io::copy(&mut entry, &mut spill).map_err(|e| bad(path, format!("{member}: {e}")))?;
+        let mut npy = Self::open(spill.path())?;
+        npy._spill = Some(spill);
         Ok(npy)
     }
 
