@@ -141,6 +141,15 @@ fn window(node: &Node, x: &Tensor) -> KResult<Window> {
     let pads = spatial_pads(node, &input, &extent, &strides)?;
     let ceil = node.attrs.int("ceil_mode", 0)? != 0;
     let same = node.attrs.string("auto_pad", "NOTSET")?.starts_with("SAME");
+    if same && dilations.iter().any(|&dl| dl != 1) {
+        // onnxruntime (and onnx.reference's MaxPool) size the SAME padding
+        // with the undilated kernel, the spec with the dilated one: the
+        // output shape depends on whom one believes.
+        return fail(format!(
+            "auto_pad SAME_* with dilations {dilations:?} is not supported \
+             (onnxruntime and the ONNX spec disagree on its output shape)"
+        ));
+    }
     let out: Vec<i64> = (0..d)
         .map(|i| {
             if same {
