@@ -207,19 +207,21 @@ fn fit(t: Tensor, out: &[i64]) -> KResult<Tensor> {
 
 fn max_pool(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
-    if node.attrs.int("storage_order", 0)? != 0 {
-        return fail("storage_order 1 (column-major indices) is not supported");
-    }
-    if node.outputs.len() > 1 {
-        return fail("the Indices output of MaxPool is not supported");
-    }
+    // storage_order only affects the optional Indices output.
+    let column_major = match node.attrs.int("storage_order", 0)? {
+        0 => false,
+        1 => true,
+        o => return fail(format!("storage_order {o} should be 0 or 1")),
+    };
     let w = window(node, x)?;
-    let (x, padding, ceil) = if w.torch_native() {
+    let (padded, padding, begin, ceil) = if w.torch_native() {
         let p: Vec<i64> = w.pads.iter().map(|p| p.0).collect();
-        (x.shallow_clone(), p, w.ceil)
+        (x.shallow_clone(), p, vec![0; w.kernel.len()], w.ceil)
     } else {
-        let padded = pad(x, &w.explicit_pads(), f64::NEG_INFINITY)?;
-        (padded, vec![0; w.kernel.len()], false)
+        let pads = w.explicit_pads();
+        let begin = pads.iter().map(|p| p.0).collect();
+        let padded = pad(x, &pads, f64::NEG_INFINITY)?;
+        (padded, vec![0; w.kernel.len()], begin, false)
     };
     let (k, s, p, dl) = (
         w.kernel.as_slice(),
@@ -227,12 +229,64 @@ fn max_pool(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         padding.as_slice(),
         w.dilations.as_slice(),
     );
-    let y = match k.len() {
-        1 => x.f_max_pool1d(k, s, p, dl, ceil)?,
-        2 => x.f_max_pool2d(k, s, p, dl, ceil)?,
-        _ => x.f_max_pool3d(k, s, p, dl, ceil)?,
+    if node.outputs.len() < 2 {
+        let y = match k.len() {
+            1 => padded.f_max_pool1d(k, s, p, dl, ceil)?,
+            2 => padded.f_max_pool2d(k, s, p, dl, ceil)?,
+            _ => padded.f_max_pool3d(k, s, p, dl, ceil)?,
+        };
+        return one(fit(y, &w.out)?);
+    }
+    let (y, idx) = match k.len() {
+        1 => padded.f_max_pool1d_with_indices(k, s, p, dl, ceil)?,
+        2 => padded.f_max_pool2d_with_indices(k, s, p, dl, ceil)?,
+        _ => padded.f_max_pool3d_with_indices(k, s, p, dl, ceil)?,
     };
-    one(fit(y, &w.out)?)
+    let plane = &padded.size()[2..];
+    let idx = onnx_indices(&fit(idx, &w.out)?, plane, &begin, &w.input, column_major)?;
+    Ok(vec![fit(y, &w.out)?, idx])
+}
+
+/// Converts libtorch's max-pool indices, flat within each (n, c) plane of
+/// the pooled (possibly padded) tensor with spatial shape `plane`, to ONNX's:
+/// flat over the whole unpadded input with spatial shape `input`, the plane
+/// row-major, or column-major for `storage_order` 1.
+fn onnx_indices(
+    idx: &Tensor,
+    plane: &[i64],
+    begin: &[i64],
+    input: &[i64],
+    column_major: bool,
+) -> KResult<Tensor> {
+    let d = input.len();
+    let mut flat = idx.shallow_clone();
+    if plane != input || column_major {
+        // Unravel to per-axis coordinates, unpad, ravel again.
+        let mut coords = Vec::with_capacity(d);
+        let mut rest = idx.shallow_clone();
+        for i in (0..d).rev() {
+            coords.push(rest.f_remainder(plane[i])?.f_sub_scalar(begin[i])?);
+            rest = rest.f_floor_divide_scalar(plane[i])?;
+        }
+        coords.reverse();
+        let order: Vec<usize> = if column_major {
+            (0..d).rev().collect()
+        } else {
+            (0..d).collect()
+        };
+        flat = coords[order[0]].shallow_clone();
+        for &i in &order[1..] {
+            flat = flat.f_mul_scalar(input[i])?.f_add(&coords[i])?;
+        }
+    }
+    // Offset each (n, c) plane by its start in the whole tensor.
+    let size = idx.size();
+    let mut shape = vec![size[0], size[1]];
+    shape.extend(vec![1; d]);
+    let planes = Tensor::f_arange(size[0] * size[1], (Kind::Int64, idx.device()))?
+        .f_reshape(shape.as_slice())?
+        .f_mul_scalar(input.iter().product::<i64>())?;
+    Ok(flat.f_add(&planes)?)
 }
 
 fn avg_pool(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
