@@ -110,6 +110,19 @@ def save(name, m, x, y):
     WRITTEN.append(name)
 
 
+def indices_fixture(name, shape, attrs, opset=17):
+    """MaxPool whose graph output is its Indices (int64), so the parity test,
+    which checks the first graph output, checks the indices."""
+    node = helper.make_node("MaxPool", ["x"], ["y", "ind"], name="maxpool_node", **attrs)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))
+    ind = helper.make_tensor_value_info("ind", TensorProto.INT64, None)
+    graph = helper.make_graph([node], "nn_maxpool_indices", [x], [ind])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                          ir_version=ir_version(opset), producer_name="make_op_fixtures_nn")
+    xv = RNG.standard_normal(shape).astype(np.float32)
+    save(name, m, xv, run(m, xv))
+
+
 def error_model(name, op, shape, attrs=None, weights=(), opset=17, outputs=1, input_shape=True):
     m = model(op, shape, attrs or {}, weights, opset, outputs, input_shape)
     onnx.save(m, os.path.join(OUT, f"nn_err_{name}.onnx"))
@@ -139,6 +152,15 @@ def pools():
             dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]), opset=8)
     fixture("maxpool2d_opset22", mp, (1, 2, 7, 7),
             dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 1, 1, 0], ceil_mode=1), opset=22)
+    indices_fixture("maxpool2d_indices", (2, 3, 6, 7), dict(kernel_shape=[3, 2], strides=[2, 2]))
+    indices_fixture("maxpool2d_indices_asym_ceil", (2, 3, 7, 8),
+                    dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 1, 1, 0], ceil_mode=1))
+    indices_fixture("maxpool2d_indices_colmajor", (2, 2, 6, 7),
+                    dict(kernel_shape=[3, 2], strides=[2, 1], pads=[1, 1, 1, 1], storage_order=1))
+    indices_fixture("maxpool3d_indices_dilation", (1, 2, 5, 6, 7),
+                    dict(kernel_shape=[2, 2, 2], dilations=[2, 1, 2], pads=[1, 0, 0, 0, 1, 1]))
+    indices_fixture("maxpool1d_indices_bigpad", (2, 3, 9),
+                    dict(kernel_shape=[3], pads=[2, 2], strides=[2]))
     for cip in (0, 1):
         fixture(f"avgpool2d_asym_ceil_cip{cip}", ap, (1, 2, 7, 8),
                 dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 1, 2, 0], ceil_mode=1,
@@ -231,8 +253,7 @@ def errors():
     error_model("conv_rank2", "Conv", None, {}, (w(2, 2, 3, 3),), input_shape=False)
     error_model("conv_kernel_shape", "Conv", (1, 2, 5, 5), dict(kernel_shape=[2, 2]), (w(2, 2, 3, 3),))
     error_model("maxpool_storage_order", "MaxPool", (1, 2, 5, 5),
-                dict(kernel_shape=[2, 2], storage_order=1))
-    error_model("maxpool_indices", "MaxPool", (1, 2, 5, 5), dict(kernel_shape=[2, 2]), outputs=2)
+                dict(kernel_shape=[2, 2], storage_order=2))
     error_model("maxpool_no_kernel", "MaxPool", (1, 2, 5, 5), {})
     error_model("maxpool_rank2", "MaxPool", None, dict(kernel_shape=[2, 2]), input_shape=False)
     error_model("avgpool_kernel_too_big", "AveragePool", (1, 2, 3, 3), dict(kernel_shape=[5, 5]))
