@@ -190,9 +190,24 @@ fn transpose_pads(
             )),
         };
     };
+    if let Some(i) = (0..d).find(|&i| target[i] > full[i]) {
+        // onnxruntime and onnx.reference reject a longer output_shape; for
+        // SAME, onnxruntime outputs the full length where the spec asks for
+        // input * stride.
+        return fail(format!(
+            "output length {} on spatial axis {i} exceeds the {} the input produces{}",
+            target[i],
+            full[i],
+            if node.attrs.has("output_shape") {
+                ""
+            } else {
+                " (SAME auto_pad with a kernel shorter than the stride is not supported)"
+            }
+        ));
+    }
     Ok((0..d)
         .map(|i| {
-            let total = (full[i] - target[i]).max(0);
+            let total = full[i] - target[i];
             if auto_pad == "SAME_UPPER" {
                 (total / 2, total - total / 2)
             } else {
