@@ -266,6 +266,11 @@ def errors():
     error_model("maxpool_same_dilation", "MaxPool", (1, 2, 9, 8),
                 dict(kernel_shape=[3, 3], dilations=[2, 1], strides=[2, 2], auto_pad="SAME_LOWER"))
     error_model("lrn_size0", "LRN", (1, 3, 2, 2), dict(size=0))
+    # onnxruntime gives the full length (5, 11), the spec input * stride.
+    error_model("convtranspose_same_small_kernel", "ConvTranspose", (1, 2, 3, 4),
+                dict(strides=[2, 3], auto_pad="SAME_UPPER"), (w(2, 2, 1, 2),))
+    error_model("convtranspose_output_shape_long", "ConvTranspose", (1, 2, 3, 4),
+                dict(strides=[2, 2], output_shape=[9, 8]), (w(2, 2, 2, 2),))
     error_model("convtranspose_auto_pad", "ConvTranspose", (1, 2, 3, 3), dict(auto_pad="FULL"), (w(2, 2, 3, 3),))
 
 

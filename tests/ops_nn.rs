@@ -90,9 +90,13 @@ fn norm_errors() {
 }
 
 #[test]
-fn conv_transpose_unknown_auto_pad() {
+fn conv_transpose_errors() {
     let msg = op_error("convtranspose_auto_pad", &[1, 2, 3, 3]);
     assert_mentions(&msg, &["convtranspose_node", "auto_pad 'FULL'"]);
+    let msg = op_error("convtranspose_output_shape_long", &[1, 2, 3, 4]);
+    assert_mentions(&msg, &["output length 9", "exceeds the 6"]);
+    let msg = op_error("convtranspose_same_small_kernel", &[1, 2, 3, 4]);
+    assert_mentions(&msg, &["kernel shorter than the stride"]);
 }
 
 /// A node built by hand, to reach kernels with inputs no loader would pass.
