@@ -6,4 +6,5 @@ mod cli;
 mod cuts;
 mod errors;
 mod golden;
+mod ops_nn;
 mod parity;

@@ -1,23 +1,40 @@
-//! Convolution in 1, 2 and 3 spatial dimensions.
-//! Spec: <https://onnx.ai/onnx/operators/onnx__Conv.html>
+//! Convolution and transposed convolution in 1, 2 and 3 spatial dimensions.
+//! Specs: <https://onnx.ai/onnx/operators/onnx__Conv.html>,
+//! <https://onnx.ai/onnx/operators/onnx__ConvTranspose.html>.
 
 use tch::Tensor;
 
 use super::{fail, input, one, opt_input, Inputs, KResult, OpDef};
 use crate::graph::Node;
 
-pub const OPS: &[OpDef] = &[OpDef {
-    op: "Conv",
-    attrs: &[
-        "auto_pad",
-        "dilations",
-        "group",
-        "kernel_shape",
-        "pads",
-        "strides",
-    ],
-    kernel: conv,
-}];
+pub const OPS: &[OpDef] = &[
+    OpDef {
+        op: "Conv",
+        attrs: &[
+            "auto_pad",
+            "dilations",
+            "group",
+            "kernel_shape",
+            "pads",
+            "strides",
+        ],
+        kernel: conv,
+    },
+    OpDef {
+        op: "ConvTranspose",
+        attrs: &[
+            "auto_pad",
+            "dilations",
+            "group",
+            "kernel_shape",
+            "output_padding",
+            "output_shape",
+            "pads",
+            "strides",
+        ],
+        kernel: conv_transpose,
+    },
+];
 
 /// Begin and end padding per spatial axis, from `pads` or `auto_pad`.
 /// `kernel` is the dilated extent of the window per axis.
@@ -81,16 +98,16 @@ pub fn pad_asymmetric(x: &Tensor, pads: &[(i64, i64)], value: f64) -> KResult<(T
     ))
 }
 
-fn conv(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
-    let (x, w, b) = (input(inputs, 0)?, input(inputs, 1)?, opt_input(inputs, 2));
+/// Checks the input and weight ranks and `kernel_shape` against the weight;
+/// returns the weight's spatial kernel.
+fn weight_kernel(node: &Node, x: &Tensor, w: &Tensor) -> KResult<Vec<i64>> {
     let (xs, ws) = (x.size(), w.size());
     if !(3..=5).contains(&xs.len()) || ws.len() != xs.len() {
         return fail(format!(
             "input {xs:?} and weight {ws:?} must both have rank 3, 4 or 5"
         ));
     }
-    let d = xs.len() - 2;
-    let kernel = &ws[2..];
+    let kernel = ws[2..].to_vec();
     if let Some(k) = node.attrs.ints("kernel_shape")? {
         if k != kernel {
             return fail(format!(
@@ -98,15 +115,27 @@ fn conv(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
             ));
         }
     }
+    Ok(kernel)
+}
+
+/// Dilated kernel extent per axis.
+fn extents(kernel: &[i64], dilations: &[i64]) -> Vec<i64> {
+    kernel
+        .iter()
+        .zip(dilations)
+        .map(|(k, dl)| (k - 1) * dl + 1)
+        .collect()
+}
+
+fn conv(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, w, b) = (input(inputs, 0)?, input(inputs, 1)?, opt_input(inputs, 2));
+    let kernel = weight_kernel(node, x, w)?;
+    let d = kernel.len();
     let strides = per_axis(node, "strides", d, 1)?;
     let dilations = per_axis(node, "dilations", d, 1)?;
     let group = node.attrs.int("group", 1)?;
-    let extent: Vec<i64> = kernel
-        .iter()
-        .zip(&dilations)
-        .map(|(k, dl)| (k - 1) * dl + 1)
-        .collect();
-    let pads = spatial_pads(node, &xs[2..], &extent, &strides)?;
+    let extent = extents(&kernel, &dilations);
+    let pads = spatial_pads(node, &x.size()[2..], &extent, &strides)?;
     let (x, padding) = pad_asymmetric(x, &pads, 0.0)?;
     one(x.f_convolution(
         w,
@@ -118,4 +147,126 @@ fn conv(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         vec![0; d].as_slice(),
         group,
     )?)
+}
+
+/// Begin and end cropping of the full transposed-convolution output per
+/// axis. `full` is `stride * (in - 1) + output_padding + extent`, the
+/// length before cropping. As onnxruntime does, an `output_shape` or a SAME
+/// `auto_pad` fixes the output length and the cropping is derived from it:
+/// an odd total crops one more at the end for SAME_UPPER, at the beginning
+/// otherwise (the spec's rule, which onnxruntime follows).
+fn transpose_pads(
+    node: &Node,
+    input: &[i64],
+    strides: &[i64],
+    full: &[i64],
+) -> KResult<Vec<(i64, i64)>> {
+    let d = input.len();
+    let auto_pad = node.attrs.string("auto_pad", "NOTSET")?;
+    let target: Option<Vec<i64>> = match node.attrs.ints("output_shape")? {
+        // output_shape may list the spatial axes only or the whole shape.
+        Some(s) if s.len() == d || s.len() == d + 2 => Some(s[s.len() - d..].to_vec()),
+        Some(s) => return fail(format!("output_shape {s:?} should have {d} values")),
+        None if auto_pad.starts_with("SAME") => {
+            Some(input.iter().zip(strides).map(|(i, s)| i * s).collect())
+        }
+        None => None,
+    };
+    let Some(target) = target else {
+        return match auto_pad.as_str() {
+            "NOTSET" => {
+                let pads = node.attrs.ints("pads")?.unwrap_or_else(|| vec![0; 2 * d]);
+                if pads.len() != 2 * d || pads.iter().any(|&p| p < 0) {
+                    return fail(format!(
+                        "pads {pads:?} should be {} non-negative values",
+                        2 * d
+                    ));
+                }
+                Ok((0..d).map(|i| (pads[i], pads[i + d])).collect())
+            }
+            "VALID" => Ok(vec![(0, 0); d]),
+            other => fail(format!(
+                "auto_pad '{other}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID"
+            )),
+        };
+    };
+    if let Some(i) = (0..d).find(|&i| target[i] > full[i]) {
+        // onnxruntime and onnx.reference reject a longer output_shape; for
+        // SAME, onnxruntime outputs the full length where the spec asks for
+        // input * stride.
+        return fail(format!(
+            "output length {} on spatial axis {i} exceeds the {} the input produces{}",
+            target[i],
+            full[i],
+            if node.attrs.has("output_shape") {
+                ""
+            } else {
+                " (SAME auto_pad with a kernel shorter than the stride is not supported)"
+            }
+        ));
+    }
+    Ok((0..d)
+        .map(|i| {
+            let total = full[i] - target[i];
+            if auto_pad == "SAME_UPPER" {
+                (total / 2, total - total / 2)
+            } else {
+                (total - total / 2, total / 2)
+            }
+        })
+        .collect())
+}
+
+fn conv_transpose(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, w, b) = (input(inputs, 0)?, input(inputs, 1)?, opt_input(inputs, 2));
+    let kernel = weight_kernel(node, x, w)?;
+    let d = kernel.len();
+    let input_len = &x.size()[2..];
+    let strides = per_axis(node, "strides", d, 1)?;
+    let dilations = per_axis(node, "dilations", d, 1)?;
+    let group = node.attrs.int("group", 1)?;
+    let extra = node.attrs.ints("output_padding")?.unwrap_or(vec![0; d]);
+    if extra.len() != d || extra.iter().any(|&p| p < 0) {
+        return fail(format!(
+            "output_padding {extra:?} should be {d} non-negative values"
+        ));
+    }
+    let extent = extents(&kernel, &dilations);
+    let full: Vec<i64> = (0..d)
+        .map(|i| strides[i] * (input_len[i] - 1) + extra[i] + extent[i])
+        .collect();
+    let pads = transpose_pads(node, input_len, &strides, &full)?;
+    // libtorch restricts output_padding and symmetric padding; compute the
+    // uncropped output without bias instead, extend it by output_padding with
+    // zeros (no input reaches there), crop, then add the bias.
+    let mut y = x.f_convolution(
+        w,
+        None::<Tensor>,
+        strides.as_slice(),
+        vec![0; d].as_slice(),
+        dilations.as_slice(),
+        true,
+        vec![0; d].as_slice(),
+        group,
+    )?;
+    if extra.iter().any(|&e| e > 0) {
+        let flat: Vec<i64> = extra.iter().rev().flat_map(|&e| [0, e]).collect();
+        y = y.f_pad(flat.as_slice(), "constant", 0.0)?;
+    }
+    for (i, &(begin, end)) in pads.iter().enumerate() {
+        let len = full[i] - begin - end;
+        if len < 1 {
+            return fail(format!(
+                "pads ({begin}, {end}) leave no output on spatial axis {i} of length {}",
+                full[i]
+            ));
+        }
+        y = y.f_narrow((i + 2) as i64, begin, len)?;
+    }
+    if let Some(b) = b {
+        let mut shape = vec![1, -1];
+        shape.extend(vec![1; d]);
+        y = y.f_add(&b.f_reshape(shape.as_slice())?)?;
+    }
+    one(y)
 }

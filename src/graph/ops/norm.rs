@@ -1,33 +1,96 @@
-//! Normalisation layers (inference mode).
-//! Spec: <https://onnx.ai/onnx/operators/onnx__BatchNormalization.html>.
+//! Normalisation layers, in inference mode.
+//! Specs: <https://onnx.ai/onnx/operators/onnx__BatchNormalization.html>,
+//! <https://onnx.ai/onnx/operators/onnx__InstanceNormalization.html>,
+//! <https://onnx.ai/onnx/operators/onnx__LayerNormalization.html>,
+//! <https://onnx.ai/onnx/operators/onnx__GroupNormalization.html>,
+//! <https://onnx.ai/onnx/operators/onnx__LRN.html>.
 
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
-use super::{fail, input, one, Inputs, KResult, OpDef};
+use super::{axis, fail, input, one, opt_input, Inputs, KResult, OpDef};
 use crate::graph::Node;
 
-pub const OPS: &[OpDef] = &[OpDef {
-    op: "BatchNormalization",
-    attrs: &["epsilon", "momentum", "training_mode", "spatial"],
-    kernel: batch_norm,
-}];
+pub const OPS: &[OpDef] = &[
+    OpDef {
+        op: "BatchNormalization",
+        attrs: &["epsilon", "momentum", "training_mode", "spatial"],
+        kernel: batch_norm,
+    },
+    OpDef {
+        op: "InstanceNormalization",
+        attrs: &["epsilon"],
+        kernel: instance_norm,
+    },
+    OpDef {
+        op: "LayerNormalization",
+        attrs: &["axis", "epsilon", "stash_type"],
+        kernel: layer_norm,
+    },
+    OpDef {
+        op: "GroupNormalization",
+        attrs: &["epsilon", "num_groups", "stash_type"],
+        kernel: group_norm,
+    },
+    OpDef {
+        op: "LRN",
+        attrs: &["alpha", "beta", "bias", "size"],
+        kernel: lrn,
+    },
+];
+
+fn epsilon(node: &Node) -> KResult<f64> {
+    Ok(f64::from(node.attrs.float("epsilon", 1e-5)?))
+}
+
+/// Fails unless `x` has at least `min` axes (batch, channels, ...).
+fn need_rank(x: &Tensor, min: usize) -> KResult<()> {
+    if x.dim() < min {
+        return fail(format!(
+            "input shape {:?} should have rank {min} or more",
+            x.size()
+        ));
+    }
+    Ok(())
+}
+
+/// Only the first output is computed; the others of these ops are training
+/// statistics or optional extras.
+fn single_output(node: &Node, what: &str) -> KResult<()> {
+    if node.outputs.len() > 1 {
+        return fail(format!(
+            "only output Y is supported, the node asks for {} outputs ({what})",
+            node.outputs.len()
+        ));
+    }
+    Ok(())
+}
 
 fn batch_norm(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     if node.attrs.int("training_mode", 0)? != 0 {
         return fail("training_mode 1 is not supported (inference only)");
     }
-    if node.attrs.int("spatial", 1)? != 1 {
-        return fail("spatial 0 is not supported");
-    }
+    single_output(node, "running statistics are training outputs")?;
     let x = input(inputs, 0)?;
+    need_rank(x, 2)?;
     let (scale, bias, mean, var) = (
         input(inputs, 1)?,
         input(inputs, 2)?,
         input(inputs, 3)?,
         input(inputs, 4)?,
     );
-    let eps = f64::from(node.attrs.float("epsilon", 1e-5)?);
-    // momentum only matters in training; it does not change inference results.
+    let eps = epsilon(node)?;
+    // momentum only updates running statistics in training; it does not
+    // change inference results.
+    if node.attrs.int("spatial", 1)? == 0 {
+        // Opsets 7-8, spatial 0: statistics per activation, shaped like one
+        // sample (C, D1, ...), so they broadcast against (N, C, D1, ...).
+        let y = x
+            .f_sub(mean)?
+            .f_div(&var.f_add_scalar(eps)?.f_sqrt()?)?
+            .f_mul(scale)?
+            .f_add(bias)?;
+        return one(y);
+    }
     one(x.f_batch_norm(
         Some(scale),
         Some(bias),
@@ -38,4 +101,134 @@ fn batch_norm(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         eps,
         false,
     )?)
+}
+
+fn instance_norm(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, scale, bias) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
+    need_rank(x, 3)?;
+    one(x.f_instance_norm(
+        Some(scale),
+        Some(bias),
+        None::<&Tensor>,
+        None::<&Tensor>,
+        true,
+        0.0,
+        epsilon(node)?,
+        false,
+    )?)
+}
+
+/// The computation type named by `stash_type` (an ONNX TensorProto type).
+fn stash_kind(node: &Node) -> KResult<Kind> {
+    match node.attrs.int("stash_type", 1)? {
+        1 => Ok(Kind::Float),
+        10 => Ok(Kind::Half),
+        11 => Ok(Kind::Double),
+        16 => Ok(Kind::BFloat16),
+        t => fail(format!("stash_type {t} is not a floating-point type")),
+    }
+}
+
+fn layer_norm(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let (scale, bias) = (input(inputs, 1)?, opt_input(inputs, 2));
+    let size = x.size();
+    let a = axis(node.attrs.int("axis", -1)?, size.len())? as usize;
+    let normalized = &size[a..];
+    let kind = stash_kind(node)?;
+    // Scale and bias need only broadcast to the normalised shape; libtorch
+    // wants them exactly that shape.
+    let full = |t: &Tensor| -> KResult<Tensor> {
+        if t.size() == normalized {
+            return Ok(t.f_to_kind(kind)?);
+        }
+        if t.dim() > normalized.len() {
+            return fail(format!(
+                "scale/bias shape {:?} does not broadcast to the normalised shape {normalized:?}",
+                t.size()
+            ));
+        }
+        Ok(t.f_expand(normalized, false)?.f_to_kind(kind)?)
+    };
+    let (y, mean, inv_std) = x.f_to_kind(kind)?.f_native_layer_norm(
+        normalized,
+        Some(full(scale)?),
+        bias.map(full).transpose()?,
+        epsilon(node)?,
+    )?;
+    // Mean and InvStdDev keep the normalised axes with length 1.
+    let stat: Vec<i64> = (0..size.len())
+        .map(|i| if i < a { size[i] } else { 1 })
+        .collect();
+    let mut out = vec![y.f_to_kind(x.kind())?];
+    if node.outputs.len() > 1 {
+        out.push(mean.f_reshape(stat.as_slice())?);
+    }
+    if node.outputs.len() > 2 {
+        out.push(inv_std.f_reshape(stat.as_slice())?);
+    }
+    Ok(out)
+}
+
+fn group_norm(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, scale, bias) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
+    need_rank(x, 3)?;
+    let groups = node.attrs.int("num_groups", 0)?;
+    let channels = x.size()[1];
+    if groups < 1 || channels % groups != 0 {
+        return fail(format!(
+            "num_groups {groups} should be positive and divide the {channels} channels"
+        ));
+    }
+    let kind = stash_kind(node)?;
+    // Opset 18 gives scale and bias per group, opset 21 per channel.
+    let per_channel = |t: &Tensor| -> KResult<Tensor> {
+        let t = t.f_to_kind(kind)?;
+        if node.opset < 21 {
+            Ok(t.f_repeat_interleave_self_int(channels / groups, 0, None)?)
+        } else {
+            Ok(t)
+        }
+    };
+    let y = x.f_to_kind(kind)?.f_group_norm(
+        groups,
+        Some(per_channel(scale)?),
+        Some(per_channel(bias)?),
+        epsilon(node)?,
+        false,
+    )?;
+    one(y.f_to_kind(x.kind())?)
+}
+
+fn lrn(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    need_rank(x, 2)?;
+    let size = node.attrs.int("size", 0)?;
+    if size < 1 {
+        return fail(format!("size {size} should be a positive window length"));
+    }
+    let alpha = f64::from(node.attrs.float("alpha", 1e-4)?);
+    let beta = f64::from(node.attrs.float("beta", 0.75)?);
+    let bias = f64::from(node.attrs.float("bias", 1.0)?);
+    let shape = x.size();
+    let (n, c) = (shape[0], shape[1]);
+    // ONNX's window over channels is [c - floor((size-1)/2), c + ceil((size-1)/2)],
+    // not libtorch's local_response_norm window for even sizes: average the
+    // squares over a (size, 1) window of the zero-padded channel axis, which
+    // is ONNX's square sum divided by size.
+    let before = (size - 1) / 2;
+    let after = size - 1 - before;
+    let sq = x.f_square()?.f_reshape([n, 1, c, -1])?.f_pad(
+        [0, 0, before, after].as_slice(),
+        "constant",
+        0.0,
+    )?;
+    let mean = sq
+        .f_avg_pool2d([size, 1], [1, 1], [0, 0], false, true, None)?
+        .f_reshape(shape.as_slice())?;
+    let div = mean
+        .f_mul_scalar(alpha)?
+        .f_add_scalar(bias)?
+        .f_pow_tensor_scalar(beta)?;
+    one(x.f_div(&div)?)
 }
