@@ -135,3 +135,147 @@ fn errors_map_to_documented_exit_codes() {
         "usage errors exit with clap's 2"
     );
 }
+
+fn demo_golden(cache: &std::path::Path, extra: &[&str]) -> std::process::Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_faultsweep"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "golden",
+            "models/fashion_cnn.onnx",
+            "data/fashion-mnist/t10k-1000-images-idx3-ubyte.gz",
+        ])
+        .args([
+            "--labels",
+            "data/fashion-mnist/t10k-1000-labels-idx1-ubyte.gz",
+        ])
+        .args(extra)
+        .env("FAULTSWEEP_CACHE", cache);
+    c
+}
+
+#[test]
+fn golden_and_cache_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, out) = (dir.path().join("c"), dir.path().join("r"));
+    let run = demo_golden(
+        &cache,
+        &[
+            "--first",
+            "200",
+            "--cuts",
+            "3,9",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    let text = String::from_utf8(run.stdout).unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        text.contains("top-1 accuracy")
+            && text.contains("cut 3: written")
+            && text.contains("cut 9: written"),
+        "{text}"
+    );
+    let golden = std::fs::read_to_string(out.join("golden.csv")).unwrap();
+    assert_eq!(golden.lines().count(), 201);
+    assert!(golden.starts_with("sample_id,source,label,correct,nonfinite,top1_class,top1_score"));
+    assert!(std::fs::read_to_string(out.join("ranges.csv"))
+        .unwrap()
+        .starts_with("index,node,min,max\n0,"));
+
+    // The environment variable chose the root; --cache-dir overrides it.
+    let ls = faultsweep(&["cache", "ls", "--cache-dir", cache.to_str().unwrap()]);
+    let listing = String::from_utf8(ls.stdout).unwrap();
+    assert_eq!(listing.lines().count(), 3, "{listing}");
+    let key = listing
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let info = faultsweep(&[
+        "cache",
+        "info",
+        &key[..8],
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]);
+    let header: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(header["samples"], 200);
+    assert!(
+        faultsweep(&["cache", "verify", "--cache-dir", cache.to_str().unwrap()])
+            .status
+            .success()
+    );
+
+    // Corrupt one entry: verify names it and fails with code 7.
+    let victim = cache.join(format!("{key}.fsc"));
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&victim, bytes).unwrap();
+    let verify = faultsweep(&["cache", "verify", "--cache-dir", cache.to_str().unwrap()]);
+    assert_eq!(verify.status.code(), Some(7));
+    assert!(String::from_utf8(verify.stdout)
+        .unwrap()
+        .contains(&victim.display().to_string()));
+
+    let rm = faultsweep(&[
+        "cache",
+        "rm",
+        "--all",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]);
+    assert!(rm.status.success());
+    assert!(std::fs::read_dir(&cache).unwrap().next().is_none());
+    assert_eq!(
+        faultsweep(&["cache", "rm", "--cache-dir", cache.to_str().unwrap()])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_killed_golden_run_leaves_no_entry_and_a_rerun_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    for delay_ms in [150, 400, 800] {
+        let mut child = demo_golden(dir.path(), &["--cuts", "2,3,5,6", "--batch-size", "50"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Whatever finished is intact; nothing unfinished looks like an entry.
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "fsc") {
+                faultsweep::cache::Reader::open(&p)
+                    .and_then(|r| r.verify())
+                    .unwrap();
+            }
+        }
+    }
+    let rerun = demo_golden(dir.path(), &["--cuts", "2,3,5,6", "--batch-size", "50"])
+        .output()
+        .unwrap();
+    assert!(rerun.status.success());
+    let ok = faultsweep(&[
+        "cache",
+        "verify",
+        "--cache-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(ok.status.success());
+    assert_eq!(String::from_utf8(ok.stdout).unwrap().lines().count(), 4);
+}
