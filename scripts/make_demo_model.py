@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 SEED = 20240601
-EPOCHS = 8
+EPOCHS = 5
 BATCH = 128
 CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -77,12 +77,12 @@ class FashionCNN(nn.Module):
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 1, 1, 1))
         self.register_buffer("std", torch.tensor(STD).view(1, 1, 1, 1))
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),   # 32x14x14
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),  # 64x7x7
+            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),   # 16x14x14
+            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),  # 32x7x7
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3),
+            nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3),
             nn.Linear(128, 10),
         )
 
@@ -242,9 +242,9 @@ A small LeNet-size CNN trained on Fashion-MNIST; the demo model of faultsweep.
 - Output `logits`: N x 10 logits, classes in label order: T-shirt/top, Trouser,
   Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot
   (see `fashion_cnn.json`).
-- Architecture (PyTorch): Sub/Div normalization -> Conv 3x3 (1->32, pad 1) ->
-  BatchNorm -> ReLU -> MaxPool 2 -> Conv 3x3 (32->64, pad 1) -> BatchNorm -> ReLU
-  -> MaxPool 2 -> Flatten -> Linear 3136->128 -> ReLU -> Dropout 0.3 -> Linear
+- Architecture (PyTorch): Sub/Div normalization -> Conv 3x3 (1->16, pad 1) ->
+  BatchNorm -> ReLU -> MaxPool 2 -> Conv 3x3 (16->32, pad 1) -> BatchNorm -> ReLU
+  -> MaxPool 2 -> Flatten -> Linear 1568->128 -> ReLU -> Dropout 0.3 -> Linear
   128->10; {params} parameters. In the exported graph BatchNorm is folded into
   the convolutions and Dropout disappears (eval mode).
 - ONNX: opset 17, TorchScript exporter (`dynamo=False`), dynamic batch axis;
