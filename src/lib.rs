@@ -15,6 +15,10 @@ pub mod split;
 pub mod cache;
 pub mod data;
 pub mod golden;
+// 5. inject: batched resume from cached frontiers, fault dropping
+pub mod inject;
+// 6. classify: outcomes
+pub mod classify;
 // model summaries for `faultsweep inspect`
 pub mod inspect;
 // peak memory, for benchmarks

@@ -6,5 +6,6 @@ mod cli;
 mod cuts;
 mod errors;
 mod golden;
+mod inject;
 mod ops_nn;
 mod parity;

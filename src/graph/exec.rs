@@ -32,8 +32,21 @@ impl Env {
         graph.constant(id).or(self.slots[id].as_ref())
     }
 
+    /// A live value of this run, to change in place (constants are not).
+    pub fn get_mut(&mut self, id: ValueId) -> Option<&mut Tensor> {
+        self.slots[id].as_mut()
+    }
+
     pub fn take(&mut self, id: ValueId) -> Option<Tensor> {
         self.slots[id].take()
+    }
+
+    /// Every live (non-constant) value of the run.
+    pub fn live_mut(&mut self) -> impl Iterator<Item = (ValueId, &mut Tensor)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(id, t)| t.as_mut().map(|t| (id, t)))
     }
 }
 
@@ -86,18 +99,42 @@ impl Graph {
         for node in &self.nodes[range] {
             let outputs = self.run_node(node, env)?;
             observe(node, &outputs);
-            for (&id, t) in node.outputs.iter().zip(outputs) {
-                if self.values[id].last_use != node.index {
-                    env.set(id, t);
-                }
-            }
-            for id in node.inputs.iter().flatten() {
-                if self.values[*id].last_use == node.index {
-                    env.take(*id);
-                }
-            }
+            self.store(node, outputs, env);
         }
         Ok(())
+    }
+
+    /// As [`Graph::run`], calling `after` once each node's outputs are in the
+    /// env and its dead inputs freed: the env then holds exactly the
+    /// frontier of the cut after the node, which `after` may change (inject
+    /// faults, drop batch rows).
+    pub fn run_then(
+        &self,
+        range: Range<usize>,
+        env: &mut Env,
+        mut after: impl FnMut(&Node, &mut Env) -> Result<()>,
+    ) -> Result<()> {
+        for node in &self.nodes[range] {
+            let outputs = self.run_node(node, env)?;
+            self.store(node, outputs, env);
+            after(node, env)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the outputs that are read later and frees inputs read for the
+    /// last time.
+    fn store(&self, node: &Node, outputs: Vec<Tensor>, env: &mut Env) {
+        for (&id, t) in node.outputs.iter().zip(outputs) {
+            if self.values[id].last_use != node.index {
+                env.set(id, t);
+            }
+        }
+        for id in node.inputs.iter().flatten() {
+            if self.values[*id].last_use == node.index {
+                env.take(*id);
+            }
+        }
     }
 
     fn run_node(&self, node: &Node, env: &Env) -> Result<Vec<Tensor>> {

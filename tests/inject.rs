@@ -1,0 +1,328 @@
+//! The engine's exactness contract: resuming from the cache with batching and
+//! fault dropping gives the same outcomes and fault-site values as a plain
+//! full forward pass from the input with the same faults.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use faultsweep::cache::{Reader, Store};
+use faultsweep::classify::Outcome;
+use faultsweep::data::{DataSpec, Dataset, Subset};
+use faultsweep::golden::GoldenRun;
+use faultsweep::graph::Graph;
+use faultsweep::inject::{
+    agreement, Agreement, CachedFrontiers, ComputedFrontiers, Engine, Injection, InjectionResult,
+    NeuronFault, Options,
+};
+use faultsweep::load;
+
+/// A tiny portable generator, so the test's faults are fixed.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+fn flip(bit: u32) -> faultsweep::inject::Corrupt {
+    Arc::new(move |v: f32| f32::from_bits(v.to_bits() ^ (1 << bit)))
+}
+
+/// Random single- or multi-fault neuron injections over the injectable nodes.
+fn injections(
+    graph: &Graph,
+    samples: usize,
+    count: usize,
+    faults_each: usize,
+    seed: u64,
+) -> Vec<Injection> {
+    let info = faultsweep::inspect::inspect(graph).unwrap();
+    let nodes: Vec<(usize, i64)> = info
+        .nodes
+        .iter()
+        .filter(|n| n.injectable)
+        .map(|n| (n.index, n.outputs[0].shape.iter().product()))
+        .collect();
+    let mut rng = Lcg(seed);
+    (0..count)
+        .map(|id| {
+            let faults = (0..faults_each)
+                .map(|_| {
+                    let (node, elems) = nodes[rng.next(nodes.len() as u64) as usize];
+                    NeuronFault {
+                        node,
+                        index: rng.next(elems as u64) as i64,
+                        corrupt: flip(rng.next(32) as u32),
+                    }
+                })
+                .collect();
+            Injection {
+                id,
+                sample: rng.next(samples as u64) as usize,
+                faults,
+            }
+        })
+        .collect()
+}
+
+/// Fills the cache for every cut the injections start from.
+fn cached(
+    graph: &Graph,
+    data: &Dataset,
+    injections: &[Injection],
+    dir: &std::path::Path,
+) -> CachedFrontiers {
+    let store = Store {
+        root: dir.to_path_buf(),
+        zstd_level: 1,
+        budget_bytes: None,
+    };
+    let cuts: Vec<usize> = injections.iter().map(|i| i.start_cut()).collect();
+    let g = GoldenRun {
+        graph,
+        data,
+        cuts,
+        store: Some(&store),
+        top_k: 5,
+    }
+    .run()
+    .unwrap();
+    CachedFrontiers {
+        entries: g
+            .entries
+            .iter()
+            .map(|(c, p)| (*c, Reader::open(p).unwrap()))
+            .collect::<HashMap<_, _>>(),
+    }
+}
+
+fn reference(graph: &Graph, data: &Dataset, injections: &[Injection]) -> Vec<InjectionResult> {
+    let frontiers = ComputedFrontiers { data };
+    let options = Options {
+        batch_size: 1,
+        drop_masked: false,
+        stop_at_nonfinite: false,
+        from_input: true,
+    };
+    Engine {
+        graph,
+        frontiers: &frontiers,
+        options,
+    }
+    .run(injections)
+    .unwrap()
+}
+
+/// Outcomes agree exactly, or differ only by rounding noise (see
+/// faultsweep::inject::agreement); site values agree to rounding as well.
+fn assert_same(
+    name: &str,
+    engine: &[InjectionResult],
+    plain: &[InjectionResult],
+) -> HashMap<Outcome, usize> {
+    let mut counts = HashMap::new();
+    let mut rounding = 0;
+    for (e, p) in engine.iter().zip(plain) {
+        assert_eq!(e.id, p.id);
+        match agreement(e, p) {
+            Agreement::Exact => {}
+            Agreement::WithinRounding => rounding += 1,
+            Agreement::Differs => panic!(
+                "{name}: injection {} (sample {}): engine {:?}, full forward {:?}; sites {:?} vs {:?}",
+                e.id,
+                e.sample,
+                e.outcome(),
+                p.outcome(),
+                e.sites,
+                p.sites
+            ),
+        }
+        // libtorch picks kernels by batch size, so the prefix of a batch of
+        // 40 and of a batch of 2 can differ in the last bits.
+        for (a, b) in e.sites.iter().zip(&p.sites) {
+            let close = (a.original - b.original).abs() <= 1e-5 * a.original.abs().max(1e-3);
+            assert!(
+                close,
+                "{name}: injection {} original value {} vs {}",
+                e.id, a.original, b.original
+            );
+        }
+        *counts.entry(e.outcome()).or_insert(0) += 1;
+    }
+    assert!(
+        rounding * 20 <= engine.len(),
+        "{name}: {rounding} of {} outcomes differ by rounding: too many",
+        engine.len()
+    );
+    eprintln!(
+        "{name}: {rounding} of {} differ within rounding noise",
+        engine.len()
+    );
+    counts
+}
+
+fn repo(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn demo() -> (Graph, Dataset) {
+    let graph = load::load(repo("models/fashion_cnn.onnx")).unwrap();
+    let spec = DataSpec {
+        path: repo("data/fashion-mnist/t10k-1000-images-idx3-ubyte.gz"),
+        labels: None,
+        array: None,
+        subset: Subset::First(40),
+        batch_size: 40,
+        preprocess: Default::default(),
+    };
+    (graph, Dataset::open(&spec).unwrap())
+}
+
+#[test]
+fn cached_batched_dropping_engine_equals_the_full_forward_pass() {
+    let (graph, data) = demo();
+    let dir = tempfile::tempdir().unwrap();
+    for faults_each in [1, 2] {
+        let inj = injections(
+            &graph,
+            data.len(),
+            200,
+            faults_each,
+            42 + faults_each as u64,
+        );
+        let frontiers = cached(&graph, &data, &inj, dir.path());
+        let engine = Engine {
+            graph: &graph,
+            frontiers: &frontiers,
+            options: Options {
+                batch_size: 16,
+                ..Options::default()
+            },
+        };
+        let fast = engine.run(&inj).unwrap();
+        let plain = reference(&graph, &data, &inj);
+        let counts = assert_same("demo", &fast, &plain);
+        eprintln!("demo, {faults_each} fault(s) each: {counts:?}");
+        assert!(
+            counts.get(&Outcome::Masked).copied().unwrap_or(0) > 0,
+            "the test should exercise dropping"
+        );
+        assert!(
+            fast.iter().any(|r| r.masked_after.is_some()),
+            "some rows leave the batch early"
+        );
+    }
+}
+
+#[test]
+fn branching_models_at_every_kind_of_cut() {
+    for name in [
+        "resnet18_ts17",
+        "densenet121_ts17",
+        "mobilenet_v2_ts17",
+        "googlenet_ts17_nofold",
+    ] {
+        let model = repo(&format!("tests/fixtures/models/{name}.onnx"));
+        let graph = load::load(&model).unwrap();
+        let spec = DataSpec {
+            path: repo(&format!("tests/fixtures/models/{name}.input.npy")),
+            labels: None,
+            array: None,
+            subset: Subset::All,
+            batch_size: 2,
+            preprocess: Default::default(),
+        };
+        let data = Dataset::open(&spec).unwrap();
+        let inj = injections(&graph, data.len(), 60, 1, 7);
+        let dir = tempfile::tempdir().unwrap();
+        let frontiers = cached(&graph, &data, &inj, dir.path());
+        let engine = Engine {
+            graph: &graph,
+            frontiers: &frontiers,
+            options: Options {
+                batch_size: 8,
+                ..Options::default()
+            },
+        };
+        let counts = assert_same(
+            name,
+            &engine.run(&inj).unwrap(),
+            &reference(&graph, &data, &inj),
+        );
+        eprintln!("{name}: {counts:?}");
+    }
+}
+
+#[test]
+fn nan_faults_are_due_and_can_stop_early() {
+    let (graph, data) = demo();
+    let conv = graph.nodes.iter().find(|n| n.op == "Conv").unwrap().index;
+    let nan: faultsweep::inject::Corrupt = Arc::new(|_| f32::NAN);
+    let inj = vec![Injection {
+        id: 0,
+        sample: 3,
+        faults: vec![NeuronFault {
+            node: conv,
+            index: 100,
+            corrupt: nan,
+        }],
+    }];
+    let dir = tempfile::tempdir().unwrap();
+    let frontiers = cached(&graph, &data, &inj, dir.path());
+    for stop in [false, true] {
+        let options = Options {
+            stop_at_nonfinite: stop,
+            ..Options::default()
+        };
+        let r = Engine {
+            graph: &graph,
+            frontiers: &frontiers,
+            options,
+        }
+        .run(&inj)
+        .unwrap()
+        .remove(0);
+        assert_eq!(r.outcome(), Outcome::Due);
+        assert_eq!(r.first_nonfinite, Some(conv));
+        assert!(r.sites[0].faulty.is_nan());
+        assert_eq!(r.output.is_none(), stop, "stopping leaves no output");
+    }
+}
+
+#[test]
+fn bad_fault_sites_are_errors() {
+    let (graph, data) = demo();
+    let frontiers = ComputedFrontiers { data: &data };
+    let engine = Engine {
+        graph: &graph,
+        frontiers: &frontiers,
+        options: Options::default(),
+    };
+    let inj = vec![Injection {
+        id: 0,
+        sample: 0,
+        faults: vec![NeuronFault {
+            node: 2,
+            index: 1 << 40,
+            corrupt: flip(3),
+        }],
+    }];
+    let r = engine.run(&inj).unwrap().remove(0);
+    assert!(
+        r.error.as_deref().is_some_and(|e| e.contains("outside")),
+        "{:?}",
+        r.error
+    );
+    assert_eq!(r.outcome(), Outcome::Due);
+    let none = vec![Injection {
+        id: 1,
+        sample: 0,
+        faults: vec![],
+    }];
+    assert!(engine.run(&none).is_err());
+}
