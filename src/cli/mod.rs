@@ -45,6 +45,11 @@ pub enum Command {
         #[arg(long)]
         labels: Option<PathBuf>,
     },
+    /// Fault lists: generate from a scenario, convert, summarize.
+    Faults {
+        #[command(subcommand)]
+        cmd: faults::FaultsCmd,
+    },
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -78,6 +83,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Faults { cmd } => faults::run(cmd),
     }
 }
 
@@ -157,4 +163,5 @@ fn accuracy(logits: &Tensor, path: &PathBuf) -> Result<()> {
     Ok(())
 }
 
+mod faults;
 mod render;
