@@ -5,4 +5,6 @@ mod common;
 mod cli;
 mod cuts;
 mod errors;
+mod faults;
 mod parity;
+mod scenario;

@@ -79,8 +79,11 @@ fn parse_error(path: &Path, key: &serde_path_to_error::Path, e: serde_yaml::Erro
     if let Some(i) = msg.find(" at line ").filter(|_| loc.is_some()) {
         msg.truncate(i);
     }
-    if let Some(rest) = msg.strip_prefix(&format!("{key}: ")) {
-        msg = rest.to_string();
+    // ... and drops its own copy of the key path (`targets: unknown field`).
+    if let Some((head, rest)) = msg.split_once(": ") {
+        if key.starts_with(head) {
+            msg = rest.to_string();
+        }
     }
     Error::Scenario {
         path: path.to_path_buf(),
