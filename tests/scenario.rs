@@ -359,6 +359,15 @@ fn generation_is_deterministic_and_pinned() {
         .map(|f| faults::csv::row(f)[..9].join("|"))
         .collect();
     assert_eq!(rows, PINNED_ROWS, "the fault list of a fixed seed changed");
+    let batched = text.replace("  subset:", "  batch_size: 7\n  subset:");
+    assert_ne!(batched, text);
+    let c = campaign(&batched).unwrap();
+    assert_eq!(c.spec.data.batch_size, 7);
+    assert_eq!(
+        faults::generate(&c).faults,
+        a.faults,
+        "the batch size does not matter"
+    );
     let other = faults::generate(&campaign(&text.replace("seed: 42", "seed: 43")).unwrap());
     assert_ne!(a.faults, other.faults);
     for f in &a.faults {

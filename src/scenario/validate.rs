@@ -520,6 +520,7 @@ impl Scenario {
         let regions: Vec<Region> = tensors
             .iter()
             .filter_map(|t| element_region(el, t))
+            .filter(|r| r.elements() > 0)
             .collect();
         if regions.is_empty() {
             let shapes: Vec<String> = tensors
