@@ -47,10 +47,40 @@ pub enum Error {
     Usage(String),
     #[error("cut {cut}: {msg}")]
     Cut { cut: usize, msg: String },
+    /// A scenario that does not parse or does not fit its model. `key` is the
+    /// path inside the YAML (`targets.layers.names[1]`); line and column are
+    /// 1-based when known.
+    #[error("{}: `{key}`: {msg}", at(path, *line, *column))]
+    Scenario {
+        path: PathBuf,
+        line: Option<usize>,
+        column: Option<usize>,
+        key: String,
+        msg: String,
+    },
+    /// A fault list (binary or CSV) that does not read or does not fit the
+    /// model. `line` is the CSV line (1-based, header = 1) when there is one.
+    #[error("{}: {msg}", at(path, *line, None))]
+    FaultList {
+        path: PathBuf,
+        line: Option<usize>,
+        msg: String,
+    },
+}
+
+/// `file:line:column` with the parts that are known.
+fn at(path: &std::path::Path, line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("{}:{l}:{c}", path.display()),
+        (Some(l), None) => format!("{}:{l}", path.display()),
+        _ => path.display().to_string(),
+    }
 }
 
 impl Error {
-    /// Process exit code for this kind of error (documented in the README).
+    /// Process exit code for this kind of error (documented in the README):
+    /// 2 usage (clap), 3 model, 4 input/data/cut, 5 op, 6 I/O,
+    /// 8 invalid scenario, 9 invalid fault list (7 is kept for the cache).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Decode { .. } | Error::InvalidModel { .. } | Error::Unsupported { .. } => 3,
@@ -59,6 +89,8 @@ impl Error {
             Error::Op { .. } => 5,
             Error::Io { .. } => 6,
             Error::CacheCorrupt { .. } => 7,
+            Error::Scenario { .. } => 8,
+            Error::FaultList { .. } => 9,
         }
     }
 

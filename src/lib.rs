@@ -2,8 +2,12 @@
 //!
 //! The pipeline, one module per step:
 //! load -> split -> golden (+cache) -> faults -> inject -> classify -> report.
-//! This crate has the first steps so far: ONNX models load into a graph IR
-//! ([`graph`]) that runs on libtorch, and can be cut at any node ([`split`]).
+//! ONNX models load into a graph IR ([`graph`]) that runs on libtorch and
+//! can be cut at any node ([`split`]); the golden run fills the layer-split
+//! [`cache`]; scenarios become seeded fault lists ([`faults`]); the
+//! [`inject`] engine resumes from cached frontiers and [`classify`] names
+//! the outcomes. A YAML [`scenario`] resolves against a model into a
+//! campaign whose seeded fault list is generated, saved and exchanged as CSV.
 
 pub mod error;
 // 1. load: ONNX file -> graph IR
@@ -15,6 +19,9 @@ pub mod split;
 pub mod cache;
 pub mod data;
 pub mod golden;
+// 4. faults: what to run (scenario) and the seeded fault list
+pub mod faults;
+pub mod scenario;
 // 5. inject: batched resume from cached frontiers, fault dropping
 pub mod inject;
 // 6. classify: outcomes

@@ -55,6 +55,11 @@ pub enum Command {
         #[arg(long, global = true)]
         cache_dir: Option<PathBuf>,
     },
+    /// Fault lists: generate from a scenario, convert, summarize.
+    Faults {
+        #[command(subcommand)]
+        cmd: faults::FaultsCmd,
+    },
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -90,6 +95,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Faults { cmd } => faults::run(cmd),
     }
 }
 
@@ -169,5 +175,6 @@ fn accuracy(logits: &Tensor, path: &PathBuf) -> Result<()> {
     Ok(())
 }
 
+mod faults;
 mod golden;
 mod render;

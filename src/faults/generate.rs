@@ -1,0 +1,220 @@
+//! Seeded fault generation (pipeline step 4). In: a validated
+//! [`Campaign`]. Out: its [`FaultList`]. Each sweep point draws from its own
+//! stream of the campaign seed ([`Stream`]), points and strata in order, so
+//! the list depends on the scenario and the seed only.
+//!
+//! Per injection, in this order: the samples (from the scope), the number of
+//! faults (from `per_inference`), then per fault the layer (by size or
+//! uniform; one layer per injection in probability mode), the element
+//! (uniform in the eligible boxes), the bits (`simultaneous` distinct bits of
+//! the point's set) and a random word.
+
+use super::rng::Stream;
+use super::{Candidate, Fault, FaultList, Meta, PointInfo, Samples, Scope, StratumInfo};
+use crate::scenario::{Campaign, LayerChoice, PerInference, Plan, Point};
+
+/// The campaign's fault list.
+pub fn generate(campaign: &Campaign) -> FaultList {
+    let mut g = Generator {
+        campaign,
+        faults: Vec::new(),
+        injection: 0,
+    };
+    for point in &campaign.points {
+        g.point(point);
+    }
+    FaultList {
+        meta: meta(campaign),
+        faults: g.faults,
+    }
+}
+
+fn meta(c: &Campaign) -> Meta {
+    let strata = c
+        .points
+        .iter()
+        .flat_map(|p| {
+            let strata = match &p.plan {
+                Plan::Strata(s) => s.as_slice(),
+                Plan::Injections(_) => &[],
+            };
+            strata.iter().map(move |s| StratumInfo {
+                sweep: p.id,
+                layer: p.candidates[s.candidate].layer.clone(),
+                target: p.candidates[s.candidate].target,
+                bit: s.bit,
+                size: s.size,
+            })
+        })
+        .collect();
+    Meta {
+        seed: Some(c.seed),
+        scenario: Some(c.scenario.display().to_string()),
+        model: Some(c.spec.model.path.display().to_string()),
+        samples: Some(c.samples),
+        points: c
+            .points
+            .iter()
+            .map(|p| PointInfo {
+                id: p.id,
+                label: p.label.clone(),
+            })
+            .collect(),
+        strata,
+    }
+}
+
+struct Generator<'a> {
+    campaign: &'a Campaign,
+    faults: Vec<Fault>,
+    injection: u64,
+}
+
+/// Constraints of one stratum on its injections.
+#[derive(Clone, Copy)]
+struct Fixed {
+    candidate: Option<usize>,
+    bit: Option<u8>,
+}
+
+impl Generator<'_> {
+    fn point(&mut self, p: &Point) {
+        let mut rng = Stream::new(self.campaign.seed, u64::from(p.id));
+        let cum = cumulative(p);
+        match &p.plan {
+            Plan::Injections(n) => {
+                let free = Fixed {
+                    candidate: None,
+                    bit: None,
+                };
+                for _ in 0..*n {
+                    self.injection(p, &cum, free, &mut rng);
+                }
+            }
+            Plan::Strata(strata) => {
+                for s in strata {
+                    let fixed = Fixed {
+                        candidate: Some(s.candidate),
+                        bit: s.bit,
+                    };
+                    for _ in 0..s.size.n {
+                        self.injection(p, &cum, fixed, &mut rng);
+                    }
+                }
+            }
+        }
+    }
+
+    fn injection(&mut self, p: &Point, cum: &[u64], fixed: Fixed, rng: &mut Stream) {
+        let sample = self.samples(p, rng);
+        let pick = |rng: &mut Stream| fixed.candidate.unwrap_or_else(|| rng.weighted(cum));
+        let sites: Vec<(usize, u64)> = match &p.per_inference {
+            PerInference::Probability { .. } => {
+                let c = pick(rng);
+                let n = p.candidates[c].elements();
+                rng.bernoulli_positions(n, p.probabilities[c])
+                    .into_iter()
+                    .map(|e| (c, e))
+                    .collect()
+            }
+            per => {
+                let k = match per {
+                    PerInference::Fixed(k) => u64::from(*k),
+                    PerInference::Uniform(lo, hi) => {
+                        u64::from(*lo) + rng.below(u64::from(hi - lo) + 1)
+                    }
+                    _ => rng.poisson_nonzero(poisson_mean(per)),
+                };
+                (0..k)
+                    .map(|_| {
+                        let c = pick(rng);
+                        (c, rng.below(p.candidates[c].elements()))
+                    })
+                    .collect()
+            }
+        };
+        for (c, element) in sites {
+            let bits = self.bits(p, fixed, rng);
+            let fault = self.fault(p, &p.candidates[c], element, bits, sample, rng.word());
+            self.faults.push(fault);
+        }
+        self.injection += 1;
+    }
+
+    fn samples(&self, p: &Point, rng: &mut Stream) -> Samples {
+        let n = self.campaign.samples;
+        match p.scope {
+            Scope::Transient => Samples::One(rng.below(n)),
+            Scope::Batch => {
+                let start = rng.below(n.div_ceil(p.scope_batch)) * p.scope_batch;
+                Samples::Range {
+                    start,
+                    end: (start + p.scope_batch).min(n),
+                }
+            }
+            Scope::Epoch | Scope::Campaign => Samples::All,
+        }
+    }
+
+    fn bits(&self, p: &Point, fixed: Fixed, rng: &mut Stream) -> Vec<u8> {
+        if !p.model.uses_bits() {
+            return vec![];
+        }
+        if let Some(b) = fixed.bit {
+            return vec![b];
+        }
+        let mut bits = rng.choose(&p.bits, usize::from(p.simultaneous));
+        bits.sort_unstable_by(|a, b| b.cmp(a));
+        bits
+    }
+
+    fn fault(
+        &self,
+        p: &Point,
+        c: &Candidate,
+        element: u64,
+        bits: Vec<u8>,
+        sample: Samples,
+        draw: u64,
+    ) -> Fault {
+        let (tensor, coord) = c.element(element);
+        Fault {
+            fault_id: self.faults.len() as u64,
+            injection: self.injection,
+            sample,
+            target: c.target,
+            node: c.node as u32,
+            layer: c.layer.clone(),
+            tensor: tensor.to_string(),
+            coord,
+            model: p.model.clone(),
+            dtype: p.dtype,
+            bits,
+            scope: p.scope,
+            sweep: p.id,
+            draw,
+        }
+    }
+}
+
+fn poisson_mean(p: &PerInference) -> f64 {
+    match p {
+        PerInference::Poisson(m) => *m,
+        _ => 1.0,
+    }
+}
+
+/// Cumulative layer weights: element counts (by size) or ones (uniform).
+fn cumulative(p: &Point) -> Vec<u64> {
+    p.candidates
+        .iter()
+        .scan(0u64, |acc, c| {
+            let w = match p.layer_choice {
+                LayerChoice::BySize => c.elements(),
+                LayerChoice::Uniform => 1,
+            };
+            *acc = acc.saturating_add(w);
+            Some(*acc)
+        })
+        .collect()
+}

@@ -1,0 +1,361 @@
+//! Pipeline step 4, faults: the seeded, pre-generated fault list
+//! (PyTorchALFI's "fault matrix"). In: a validated
+//! [`Campaign`](crate::scenario::Campaign). Out: a [`FaultList`], one
+//! [`Fault`] per row; rows sharing an `injection` id strike one inference
+//! together. Lists are saved as a versioned binary file ([`file`]) and
+//! exported and imported as CSV ([`csv`]); imported rows are checked against
+//! the model ([`check`]).
+//!
+//! What a fault does to a value is the pure [`corrupt`] (built-in models) or
+//! a [`FaultFn`] registered in [`Models`] (custom models).
+
+pub mod count;
+pub mod csv;
+pub mod file;
+mod format;
+mod generate;
+pub mod rng;
+pub mod sites;
+pub mod summary;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use count::SampleSize;
+pub use format::{corrupt, int8_scale, FaultModel, NumFormat};
+pub use generate::generate;
+pub use sites::{Candidate, Layer, Region, Sites, Target, TensorSite};
+
+/// Which data samples a fault is active for: positions in the scenario's
+/// data subset (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Samples {
+    /// One sample (transient faults). CSV: `12`.
+    One(u64),
+    /// Samples `start..end` (a permanent fault for one batch). CSV: `0..32`.
+    Range { start: u64, end: u64 },
+    /// Every sample (permanent for an epoch or the whole campaign). CSV: `*`.
+    All,
+}
+
+impl fmt::Display for Samples {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Samples::One(s) => write!(f, "{s}"),
+            Samples::Range { start, end } => write!(f, "{start}..{end}"),
+            Samples::All => f.write_str("*"),
+        }
+    }
+}
+
+impl Samples {
+    pub fn parse(s: &str) -> Option<Samples> {
+        if s == "*" {
+            return Some(Samples::All);
+        }
+        match s.split_once("..") {
+            Some((a, b)) => {
+                let (start, end) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+                (start < end).then_some(Samples::Range { start, end })
+            }
+            None => s.trim().parse().ok().map(Samples::One),
+        }
+    }
+
+    /// The first sample past the last one used (`None` for all).
+    pub fn end(&self) -> Option<u64> {
+        match self {
+            Samples::One(s) => Some(s + 1),
+            Samples::Range { end, .. } => Some(*end),
+            Samples::All => None,
+        }
+    }
+}
+
+/// How long a fault stays.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// One inference.
+    #[default]
+    Transient,
+    /// Every inference of one batch of samples.
+    Batch,
+    /// One pass over the data set.
+    Epoch,
+    /// The whole campaign (a permanent weight fault).
+    Campaign,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [
+        Scope::Transient,
+        Scope::Batch,
+        Scope::Epoch,
+        Scope::Campaign,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Transient => "transient",
+            Scope::Batch => "batch",
+            Scope::Epoch => "epoch",
+            Scope::Campaign => "campaign",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        Self::ALL.into_iter().find(|x| x.name() == s)
+    }
+}
+
+/// One fault: one value changed at one site.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    /// Row id, unique in the list.
+    pub fault_id: u64,
+    /// Faults with the same injection id strike the same inference(s).
+    pub injection: u64,
+    pub sample: Samples,
+    pub target: Target,
+    /// Node index in topological order.
+    pub node: u32,
+    /// Node name (`op#index` when unnamed).
+    pub layer: String,
+    /// The value (neuron) or initializer (weight) name.
+    pub tensor: String,
+    /// Index in the per-sample tensor (neuron) or the weight tensor.
+    pub coord: Vec<u32>,
+    pub model: FaultModel,
+    pub dtype: NumFormat,
+    /// Bits the model acts on (empty for value models), descending.
+    pub bits: Vec<u8>,
+    pub scope: Scope,
+    /// Sweep point the fault belongs to.
+    pub sweep: u32,
+    /// The fault's random word (random_value draws its value from it).
+    pub draw: u64,
+}
+
+impl Fault {
+    /// The faulty value of `original` under a built-in model (`None` for a
+    /// custom one: use [`Models::apply`]).
+    pub fn corrupt(&self, original: f32, int8_scale: f32) -> Option<f32> {
+        corrupt(
+            original,
+            &self.model,
+            self.dtype,
+            &self.bits,
+            self.draw,
+            int8_scale,
+        )
+    }
+}
+
+/// A sweep point of a generated list: its id and the swept keys' values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointInfo {
+    pub id: u32,
+    pub label: String,
+}
+
+/// The Leveugle sample size chosen for one stratum.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StratumInfo {
+    pub sweep: u32,
+    pub layer: String,
+    pub target: Target,
+    pub bit: Option<u8>,
+    pub size: SampleSize,
+}
+
+/// What a list was generated from (empty for imported CSV).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub seed: Option<u64>,
+    pub scenario: Option<String>,
+    pub model: Option<String>,
+    /// Samples in the data subset the list was drawn for.
+    pub samples: Option<u64>,
+    pub points: Vec<PointInfo>,
+    pub strata: Vec<StratumInfo>,
+}
+
+/// A fault list: metadata and rows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultList {
+    pub meta: Meta,
+    pub faults: Vec<Fault>,
+}
+
+/// A custom fault model: maps the original value at a site to the faulty one
+/// (PyTorchFI's custom error models). Register it in [`Models`] by name and
+/// name it `custom:NAME` in scenarios and CSV.
+pub trait FaultFn: Send + Sync {
+    fn apply(&self, original: f32, site: &Site<'_>) -> f32;
+}
+
+/// Where a fault strikes, as seen by a [`FaultFn`].
+pub struct Site<'a> {
+    pub fault: &'a Fault,
+    /// Scale of the tensor's golden range (see [`int8_scale`]).
+    pub int8_scale: f32,
+}
+
+/// The fault models available to a run: the built-ins and registered custom
+/// ones.
+#[derive(Default, Clone)]
+pub struct Models {
+    custom: BTreeMap<String, Arc<dyn FaultFn>>,
+}
+
+impl Models {
+    pub fn register(&mut self, name: impl Into<String>, f: Arc<dyn FaultFn>) {
+        self.custom.insert(name.into(), f);
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.custom.contains_key(name)
+    }
+
+    /// The faulty value of `original` at `site`; `None` for an unregistered
+    /// custom model.
+    pub fn apply(&self, original: f32, site: &Site<'_>) -> Option<f32> {
+        match &site.fault.model {
+            FaultModel::Custom(name) => Some(self.custom.get(name)?.apply(original, site)),
+            _ => site.fault.corrupt(original, site.int8_scale),
+        }
+    }
+}
+
+/// Checks one fault against the model: the layer exists, the tensor is one
+/// of its sites for the target, the coordinate is inside it, the bits fit the
+/// format and suit the model, the sample is in the data subset. Returns the
+/// node index, or what is wrong.
+pub fn check(fault: &Fault, sites: &Sites, samples: Option<u64>) -> Result<u32, String> {
+    let layer = sites
+        .find(&fault.layer)
+        .ok_or_else(|| format!("layer '{}' is not a node of the model", fault.layer))?;
+    let tensor = layer.tensor(fault.target, &fault.tensor).ok_or_else(|| {
+        let names: Vec<&str> = layer
+            .tensors(fault.target, true)
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        format!(
+            "tensor '{}' is not a {} site of layer '{}' (it has: {})",
+            fault.tensor,
+            fault.target,
+            layer.name,
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            }
+        )
+    })?;
+    check_coord(&fault.coord, &tensor.shape)?;
+    check_bits(&fault.model, fault.dtype, &fault.bits)?;
+    if let (Some(n), Some(end)) = (samples, fault.sample.end()) {
+        if end > n {
+            return Err(format!(
+                "sample {} is outside the data subset ({n} samples)",
+                fault.sample
+            ));
+        }
+    }
+    Ok(layer.node as u32)
+}
+
+fn check_coord(coord: &[u32], shape: &[u64]) -> Result<(), String> {
+    let inside =
+        coord.len() == shape.len() && coord.iter().zip(shape).all(|(&c, &d)| u64::from(c) < d);
+    if inside {
+        Ok(())
+    } else {
+        Err(format!(
+            "coord [{}] is outside the tensor of shape [{}]",
+            join(coord),
+            join(shape)
+        ))
+    }
+}
+
+/// Bits must fit the format, be distinct, and be given exactly when the
+/// model acts on bits.
+pub fn check_bits(model: &FaultModel, dtype: NumFormat, bits: &[u8]) -> Result<(), String> {
+    if let Some(b) = bits.iter().find(|&&b| b >= dtype.width()) {
+        return Err(format!(
+            "bit {b} does not exist in {dtype} (bits 0..={})",
+            dtype.width() - 1
+        ));
+    }
+    let mut sorted = bits.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != bits.len() {
+        return Err("a bit is given twice".into());
+    }
+    match (model.uses_bits(), bits.is_empty()) {
+        (true, true) => Err(format!("{} needs at least one bit", model.name())),
+        (false, false) if !matches!(model, FaultModel::Custom(_)) => {
+            Err(format!("{} takes no bits (write '-')", model.name()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Items joined with commas (coordinates and shapes in messages and CSV).
+pub fn join<T: fmt::Display>(items: &[T]) -> String {
+    items.iter().map(T::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// Reads a fault list: CSV when the name ends in `.csv`, else the binary
+/// file. With `sites`, every row is checked against the model (binary rows
+/// are named by position and fault id, CSV rows by line).
+pub fn load(
+    path: &std::path::Path,
+    sites: Option<&Sites>,
+    samples: Option<u64>,
+) -> crate::Result<FaultList> {
+    if is_csv(path) {
+        return csv::read(path, sites, samples);
+    }
+    let list = file::read(path)?;
+    if let Some(sites) = sites {
+        for (row, f) in list.faults.iter().enumerate() {
+            let node = check(f, sites, samples);
+            let node = node.and_then(|n| match n == f.node {
+                true => Ok(n),
+                false => Err(format!(
+                    "node {} but layer '{}' is node {n}",
+                    f.node, f.layer
+                )),
+            });
+            node.map_err(|msg| crate::Error::FaultList {
+                path: path.to_path_buf(),
+                line: None,
+                msg: format!("row {row} (fault {}): {msg}", f.fault_id),
+            })?;
+        }
+    }
+    Ok(list)
+}
+
+/// Writes a fault list: CSV when the name ends in `.csv`, else binary.
+pub fn save(list: &FaultList, path: &std::path::Path) -> crate::Result<()> {
+    match is_csv(path) {
+        true => csv::write(list, path),
+        false => file::write(list, path),
+    }
+}
+
+fn is_csv(path: &std::path::Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}

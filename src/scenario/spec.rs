@@ -1,0 +1,479 @@
+//! The scenario as written: serde structs, unknown keys rejected, every
+//! default documented here and in scenarios/README.md. Nothing in this file
+//! looks at a model; [`super::validate`] resolves a spec against one.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cache::CacheSpec;
+use crate::data::DataSpec;
+use crate::faults::NumFormat;
+
+/// A whole scenario file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSpec {
+    /// Scenario format version (1).
+    #[serde(default = "one_u32")]
+    pub version: u32,
+    /// Campaign name (default: the file name without extension).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Seed of the fault list (default: drawn once and written to the
+    /// effective scenario).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    pub model: ModelSpec,
+    pub data: DataSpec,
+    #[serde(default)]
+    pub cache: CacheSpec,
+    #[serde(default)]
+    pub targets: TargetsSpec,
+    #[serde(default)]
+    pub fault: FaultSpec,
+    pub counts: CountsSpec,
+    #[serde(default)]
+    pub sweep: SweepSpec,
+    #[serde(default)]
+    pub outputs: OutputsSpec,
+    #[serde(default)]
+    pub mitigations: MitigationsSpec,
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The ONNX model (relative paths are relative to the working directory).
+    pub path: PathBuf,
+}
+
+/// Where faults strike.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetsSpec {
+    #[serde(default)]
+    pub target: TargetSel,
+    /// Which layers (default: every layer with sites of the target).
+    #[serde(default)]
+    pub layers: LayerSelect,
+    #[serde(default)]
+    pub layer_choice: LayerChoice,
+    #[serde(default)]
+    pub element: ElementSel,
+    /// Whether weight faults may strike biases (input 2 of Conv and Gemm).
+    #[serde(default)]
+    pub bias: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetSel {
+    #[default]
+    Neuron,
+    Weight,
+    /// Neurons and weights mixed; each fault says which.
+    Both,
+}
+
+/// A set of layers: the union of the given criteria minus `exclude`; all
+/// layers when no criterion is given.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerSelect {
+    /// ONNX op types (`Conv`, `Gemm`, `Relu`...), case-insensitive.
+    #[serde(default)]
+    pub ops: Vec<String>,
+    /// Node names (`op#index` for unnamed nodes).
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Node indices in topological order.
+    #[serde(default)]
+    pub indices: Vec<usize>,
+    /// Inclusive index ranges `[first, last]`.
+    #[serde(default)]
+    pub ranges: Vec<[usize; 2]>,
+    /// Node names removed from the selection.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl LayerSelect {
+    pub fn is_all(&self) -> bool {
+        self.ops.is_empty()
+            && self.names.is_empty()
+            && self.indices.is_empty()
+            && self.ranges.is_empty()
+    }
+}
+
+impl fmt::Display for LayerSelect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = vec![];
+        if !self.ops.is_empty() {
+            parts.push(format!("ops={}", self.ops.join("+")));
+        }
+        if !self.names.is_empty() {
+            parts.push(format!("names={}", self.names.join("+")));
+        }
+        if !self.indices.is_empty() {
+            let i: Vec<String> = self.indices.iter().map(usize::to_string).collect();
+            parts.push(format!("indices={}", i.join("+")));
+        }
+        for [a, b] in &self.ranges {
+            parts.push(format!("range={a}..={b}"));
+        }
+        if parts.is_empty() {
+            parts.push("all".into());
+        }
+        if !self.exclude.is_empty() {
+            parts.push(format!("exclude={}", self.exclude.join("+")));
+        }
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// How a fault picks its layer among the selected ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerChoice {
+    /// Each layer with probability proportional to its eligible elements
+    /// (PyTorchALFI's weighted choice; every element equally likely).
+    #[default]
+    BySize,
+    /// Each layer equally likely (PyTorchFI's random layer).
+    Uniform,
+}
+
+/// Which element inside a layer's tensor.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ElementSel {
+    #[default]
+    Uniform,
+    /// One given element (coordinate in the per-sample or weight tensor).
+    Index(Vec<u64>),
+    /// Uniform inside one channel (dimension 0 of the per-sample tensor;
+    /// output channel of a weight).
+    Channel(u64),
+    /// Uniform inside a box, `start` inclusive, `end` exclusive.
+    Region(RegionSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSpec {
+    pub start: Vec<u64>,
+    pub end: Vec<u64>,
+}
+
+/// What a fault does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    #[serde(default)]
+    pub model: ModelName,
+    /// The number format the value is held in.
+    #[serde(default)]
+    pub dtype: NumFormat,
+    /// Bits a bit model may act on (default: all bits of the format).
+    #[serde(default)]
+    pub bits: BitsSpec,
+    /// Distinct bits changed together in one value (multi-bit upset).
+    #[serde(default = "one_u8")]
+    pub simultaneous: u8,
+    /// The constant of `constant`.
+    #[serde(default)]
+    pub value: Option<f32>,
+    /// `[min, max]` of `random_value`.
+    #[serde(default)]
+    pub range: Option<[f32; 2]>,
+    #[serde(default)]
+    pub per_inference: PerInference,
+    #[serde(default)]
+    pub scope: ScopeSpec,
+}
+
+fn one_u8() -> u8 {
+    1
+}
+
+impl Default for FaultSpec {
+    fn default() -> Self {
+        FaultSpec {
+            model: ModelName::default(),
+            dtype: NumFormat::default(),
+            bits: BitsSpec::default(),
+            simultaneous: 1,
+            value: None,
+            range: None,
+            per_inference: PerInference::default(),
+            scope: ScopeSpec::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelName {
+    #[default]
+    BitFlip,
+    #[serde(rename = "stuck_at_0")]
+    StuckAt0,
+    #[serde(rename = "stuck_at_1")]
+    StuckAt1,
+    RandomValue,
+    Zero,
+    Constant,
+    /// A model registered by a library user under this name.
+    Custom(String),
+}
+
+impl fmt::Display for ModelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            ModelName::BitFlip => "bit_flip",
+            ModelName::StuckAt0 => "stuck_at_0",
+            ModelName::StuckAt1 => "stuck_at_1",
+            ModelName::RandomValue => "random_value",
+            ModelName::Zero => "zero",
+            ModelName::Constant => "constant",
+            ModelName::Custom(n) => return write!(f, "custom:{n}"),
+        };
+        f.write_str(s)
+    }
+}
+
+/// Bits: `all`, one bit `30`, `{range: [lo, hi]}` (inclusive) or
+/// `{list: [31, 22]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum BitsSpec {
+    #[default]
+    All,
+    One(u8),
+    Range(u8, u8),
+    List(Vec<u8>),
+}
+
+impl fmt::Display for BitsSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BitsSpec::All => f.write_str("all"),
+            BitsSpec::One(b) => write!(f, "{b}"),
+            BitsSpec::Range(a, b) => write!(f, "{a}..={b}"),
+            BitsSpec::List(l) => f.write_str(&crate::faults::join(l)),
+        }
+    }
+}
+
+/// Faults per inference: a number, `{uniform: [lo, hi]}`, `{poisson:
+/// mean}` (zero-truncated) or `{probability: p, layers: {NAME: p}}`
+/// (InjectTF2: each eligible element of the chosen layer is faulty with
+/// probability p, at least one).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PerInference {
+    Fixed(u32),
+    Uniform(u32, u32),
+    Poisson(f64),
+    Probability {
+        p: f64,
+        layers: BTreeMap<String, f64>,
+    },
+}
+
+impl Default for PerInference {
+    fn default() -> Self {
+        PerInference::Fixed(1)
+    }
+}
+
+impl fmt::Display for PerInference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PerInference::Fixed(k) => write!(f, "{k}"),
+            PerInference::Uniform(a, b) => write!(f, "uniform {a}..={b}"),
+            PerInference::Poisson(m) => write!(f, "poisson {m}"),
+            PerInference::Probability { p, .. } => write!(f, "p={p}"),
+        }
+    }
+}
+
+/// How long a fault stays: `transient`, `{batch: N}` (N consecutive
+/// samples), `epoch`, `campaign`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeSpec {
+    #[default]
+    Transient,
+    Batch(u64),
+    Epoch,
+    Campaign,
+}
+
+/// How many injections: exactly one of the two.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountsSpec {
+    /// Injections (faulty inferences) per sweep point.
+    #[serde(default)]
+    pub injections: Option<u64>,
+    /// Leveugle et al. sample size per stratum.
+    #[serde(default)]
+    pub stratified: Option<StratifiedSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StratifiedSpec {
+    #[serde(default)]
+    pub per: Strata,
+    /// Error margin e (0.01 = 1%).
+    #[serde(default = "default_margin")]
+    pub margin: f64,
+    /// Confidence level (0.95 gives t = 1.96).
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+    /// Estimated proportion of faults with the outcome (0.5 is the safe
+    /// upper bound).
+    #[serde(default = "default_p")]
+    pub p: f64,
+}
+
+fn default_margin() -> f64 {
+    0.01
+}
+fn default_confidence() -> f64 {
+    0.95
+}
+fn default_p() -> f64 {
+    0.5
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strata {
+    #[default]
+    Layer,
+    LayerBit,
+}
+
+/// Values to sweep; the campaign runs the Cartesian product of the keys
+/// given, each a list of values for the key of the same name.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Vec<TargetSel>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<LayerSelect>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<Vec<ModelName>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<Vec<NumFormat>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bits: Option<Vec<BitsSpec>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_inference: Option<Vec<PerInference>>,
+}
+
+/// What the run writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsSpec {
+    /// Results folder (default `results/NAME`).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// One CSV row per injection.
+    #[serde(default = "yes")]
+    pub per_injection: bool,
+    /// Summary tables with 95% confidence intervals.
+    #[serde(default = "default_summaries")]
+    pub summaries: Vec<SummaryKey>,
+    /// SVG heatmap of the SDE rate by layer and bit.
+    #[serde(default = "yes")]
+    pub heatmap: bool,
+    /// Top-k membership recorded per injection.
+    #[serde(default = "default_top_k")]
+    pub top_k: u32,
+    /// Layers whose outputs are checked for NaN/Inf (a hit is `due`).
+    #[serde(default)]
+    pub monitor: LayerSelect,
+    /// Finish a row as `due` as soon as it holds NaN or Inf.
+    #[serde(default = "yes")]
+    pub early_due: bool,
+    /// Also save the faulty outputs (logits) of every injection.
+    #[serde(default)]
+    pub save_outputs: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_top_k() -> u32 {
+    5
+}
+fn default_summaries() -> Vec<SummaryKey> {
+    vec![
+        SummaryKey::Layer,
+        SummaryKey::Bit,
+        SummaryKey::Op,
+        SummaryKey::Dtype,
+    ]
+}
+
+impl Default for OutputsSpec {
+    fn default() -> Self {
+        OutputsSpec {
+            dir: None,
+            per_injection: true,
+            summaries: default_summaries(),
+            heatmap: true,
+            top_k: default_top_k(),
+            monitor: LayerSelect::default(),
+            early_due: true,
+            save_outputs: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SummaryKey {
+    Layer,
+    Bit,
+    Op,
+    Dtype,
+    Model,
+    Target,
+    Sweep,
+}
+
+/// Protections to evaluate (see the engine issue).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MitigationsSpec {
+    /// Ranger: clamp outputs of these layers to the golden range widened by
+    /// `margin` x its width.
+    #[serde(default)]
+    pub ranger: Option<GuardSpec>,
+    /// Clipper: set outputs outside the widened golden range to zero.
+    #[serde(default)]
+    pub clipper: Option<GuardSpec>,
+    /// A hardened variant of the model, run on the same fault list.
+    #[serde(default)]
+    pub hardened_model: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardSpec {
+    pub layers: LayerSelect,
+    #[serde(default)]
+    pub margin: f64,
+}

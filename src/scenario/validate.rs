@@ -1,0 +1,794 @@
+//! Resolving a scenario against its model (pipeline step 4, before
+//! generation). In: a parsed [`Scenario`], the loaded [`Graph`] and the data
+//! set's length when known. Out: a [`Campaign`]: the effective spec (seed,
+//! name and results folder filled in), the model's fault sites, and one
+//! [`Point`] per sweep combination with its candidate layers, fault model,
+//! bits and count plan. Every error names the scenario key.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use super::spec::*;
+use super::Scenario;
+use crate::data::Subset;
+use crate::error::Result;
+use crate::faults::{
+    count, Candidate, FaultModel, NumFormat, Region, SampleSize, Scope, Sites, Target, TensorSite,
+};
+use crate::graph::Graph;
+
+/// Most faults one list may hold (rows).
+pub const MAX_FAULTS: u64 = 1 << 32;
+/// Most faults one injection may hold.
+pub const MAX_PER_INJECTION: u64 = 1 << 20;
+/// Most sweep points.
+const MAX_POINTS: usize = 100_000;
+
+/// A validated campaign, ready for fault generation.
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    /// The effective scenario: replaying it gives the same campaign.
+    pub spec: ScenarioSpec,
+    pub scenario: PathBuf,
+    pub seed: u64,
+    /// Samples in the data subset; faults name positions `0..samples`.
+    pub samples: u64,
+    pub sites: Sites,
+    pub points: Vec<Point>,
+    pub ranger: Option<Guard>,
+    pub clipper: Option<Guard>,
+    /// Nodes whose outputs are checked for NaN/Inf.
+    pub monitor: Vec<usize>,
+    pub hardened_model: Option<PathBuf>,
+}
+
+/// A range-supervision mitigation on resolved nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guard {
+    pub nodes: Vec<usize>,
+    pub margin: f64,
+}
+
+/// One sweep combination, resolved.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub id: u32,
+    /// The swept keys and their values (`bits=30 dtype=fp16`).
+    pub label: String,
+    pub candidates: Vec<Candidate>,
+    pub layer_choice: LayerChoice,
+    pub model: FaultModel,
+    pub dtype: NumFormat,
+    /// Bits a bit model draws from (empty for value models), ascending.
+    pub bits: Vec<u8>,
+    pub simultaneous: u8,
+    pub per_inference: PerInference,
+    /// Probability per candidate (InjectTF2 mode), else empty.
+    pub probabilities: Vec<f64>,
+    pub scope: Scope,
+    /// Samples per permanent batch (`scope: {batch: N}`), else 1.
+    pub scope_batch: u64,
+    pub plan: Plan,
+}
+
+/// How many injections a point gets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    Injections(u64),
+    Strata(Vec<Stratum>),
+}
+
+/// One Leveugle stratum: a candidate layer and, per layer and bit, a bit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stratum {
+    pub candidate: usize,
+    pub bit: Option<u8>,
+    pub size: SampleSize,
+}
+
+impl Plan {
+    pub fn injections(&self) -> u64 {
+        match self {
+            Plan::Injections(n) => *n,
+            Plan::Strata(s) => s.iter().map(|s| s.size.n).sum(),
+        }
+    }
+}
+
+/// The values of one sweep combination.
+#[derive(Clone)]
+struct Combo {
+    target: TargetSel,
+    layers: (String, LayerSelect),
+    model: ModelName,
+    dtype: NumFormat,
+    bits: (String, BitsSpec),
+    per_inference: (String, PerInference),
+    label: Vec<String>,
+}
+
+impl Scenario {
+    /// Resolves the scenario against `graph`. `data_len` is the number of
+    /// samples in the data set when known (needed for `subset: all`).
+    pub fn validate(&self, graph: &Graph, data_len: Option<u64>) -> Result<Campaign> {
+        let spec = &self.spec;
+        if spec.version != 1 {
+            return Err(self.error(
+                "version",
+                format!("version {} is not supported (1)", spec.version),
+            ));
+        }
+        let sites = Sites::from_graph(graph)?;
+        let samples = self.samples(data_len)?;
+        let points = self
+            .combos()?
+            .into_iter()
+            .enumerate()
+            .map(|(id, c)| self.point(id as u32, c, &sites, samples))
+            .collect::<Result<Vec<_>>>()?;
+        self.check_total(&points)?;
+        let guard = |g: &Option<GuardSpec>, key: &str| -> Result<Option<Guard>> {
+            g.as_ref().map(|g| self.guard(g, &sites, key)).transpose()
+        };
+        let ranger = guard(&spec.mitigations.ranger, "mitigations.ranger")?;
+        let clipper = guard(&spec.mitigations.clipper, "mitigations.clipper")?;
+        let monitor = match spec.outputs.monitor.is_all() {
+            true => vec![],
+            false => self.select(&spec.outputs.monitor, &sites, "outputs.monitor")?,
+        };
+        if spec.outputs.top_k == 0 {
+            return Err(self.error("outputs.top_k", "must be at least 1"));
+        }
+        if let Some(h) = &spec.mitigations.hardened_model {
+            if !h.exists() {
+                return Err(self.error(
+                    "mitigations.hardened_model",
+                    format!("{} does not exist", h.display()),
+                ));
+            }
+        }
+        let seed = spec.seed.unwrap_or_else(fresh_seed);
+        Ok(Campaign {
+            spec: self.effective(seed),
+            scenario: self.path.clone(),
+            seed,
+            samples,
+            sites,
+            points,
+            ranger,
+            clipper,
+            monitor,
+            hardened_model: spec.mitigations.hardened_model.clone(),
+        })
+    }
+
+    /// The spec with seed, name and results folder filled in.
+    fn effective(&self, seed: u64) -> ScenarioSpec {
+        let mut spec = self.spec.clone();
+        spec.seed = Some(seed);
+        let name = spec.name.clone().unwrap_or_else(|| {
+            self.path
+                .file_stem()
+                .map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
+        });
+        spec.outputs
+            .dir
+            .get_or_insert_with(|| PathBuf::from("results").join(&name));
+        spec.name = Some(name);
+        spec
+    }
+
+    /// Samples in the data subset.
+    fn samples(&self, data_len: Option<u64>) -> Result<u64> {
+        let key = "data.subset";
+        let (n, end) = match self.spec.data.subset {
+            Subset::All => {
+                let n = data_len.ok_or_else(|| {
+                    self.error(key, "`all` needs the data set's size, which could not be read; give `{first: N}`")
+                })?;
+                (n, n)
+            }
+            Subset::First(n) => (n as u64, n as u64),
+            Subset::Range { start, end } if start < end => ((end - start) as u64, end as u64),
+            Subset::Range { start, end } => {
+                return Err(self.error(key, format!("range {start}..{end} is empty")))
+            }
+            Subset::Random { count, .. } => (count as u64, count as u64),
+        };
+        if let Some(len) = data_len {
+            if end > len {
+                return Err(self.error(
+                    key,
+                    format!("asks for {end} samples but the data set has {len}"),
+                ));
+            }
+        }
+        Ok(n)
+    }
+
+    /// The Cartesian product of the sweep keys (one combo when none).
+    fn combos(&self) -> Result<Vec<Combo>> {
+        let s = &self.spec;
+        let w = &s.sweep;
+        let base = Combo {
+            target: s.targets.target,
+            layers: ("targets.layers".into(), s.targets.layers.clone()),
+            model: s.fault.model.clone(),
+            dtype: s.fault.dtype,
+            bits: ("fault.bits".into(), s.fault.bits.clone()),
+            per_inference: ("fault.per_inference".into(), s.fault.per_inference.clone()),
+            label: vec![],
+        };
+        let mut combos = vec![base];
+        macro_rules! expand {
+            ($field:ident, $key:literal, |$c:ident, $i:ident, $v:ident| $set:expr) => {
+                if let Some(values) = &w.$field {
+                    if values.is_empty() {
+                        return Err(self.error(
+                            concat!("sweep.", $key),
+                            "empty list (leave the key out to not sweep it)",
+                        ));
+                    }
+                    let mut next = Vec::new();
+                    for c in &combos {
+                        for ($i, $v) in values.iter().enumerate() {
+                            let mut $c = c.clone();
+                            $set;
+                            next.push($c);
+                        }
+                    }
+                    if next.len() > MAX_POINTS {
+                        return Err(
+                            self.error("sweep", format!("more than {MAX_POINTS} sweep points"))
+                        );
+                    }
+                    combos = next;
+                }
+            };
+        }
+        expand!(target, "target", |c, _i, v| {
+            c.target = *v;
+            c.label.push(format!("target={}", target_name(*v)));
+        });
+        expand!(layers, "layers", |c, i, v| {
+            c.layers = (format!("sweep.layers[{i}]"), v.clone());
+            c.label.push(format!("layers={v}"));
+        });
+        expand!(model, "model", |c, _i, v| {
+            c.model = v.clone();
+            c.label.push(format!("model={v}"));
+        });
+        expand!(dtype, "dtype", |c, _i, v| {
+            c.dtype = *v;
+            c.label.push(format!("dtype={v}"));
+        });
+        expand!(bits, "bits", |c, i, v| {
+            c.bits = (format!("sweep.bits[{i}]"), v.clone());
+            c.label.push(format!("bits={v}"));
+        });
+        expand!(per_inference, "per_inference", |c, i, v| {
+            c.per_inference = (format!("sweep.per_inference[{i}]"), v.clone());
+            c.label.push(format!("per_inference={v}"));
+        });
+        Ok(combos)
+    }
+
+    fn point(&self, id: u32, c: Combo, sites: &Sites, samples: u64) -> Result<Point> {
+        let s = &self.spec;
+        let candidates = self.candidates(&c, sites)?;
+        let model = self.fault_model(&c.model)?;
+        let bits = match model.uses_bits() {
+            true => self.bits(&c.bits.0, &c.bits.1, c.dtype)?,
+            false => vec![],
+        };
+        let simultaneous = s.fault.simultaneous;
+        if model.uses_bits() && (simultaneous == 0 || usize::from(simultaneous) > bits.len()) {
+            return Err(self.error(
+                "fault.simultaneous",
+                format!(
+                    "{simultaneous} bits at once, but {} bits to choose from",
+                    bits.len()
+                ),
+            ));
+        }
+        let probabilities =
+            self.per_inference(&c.per_inference.0, &c.per_inference.1, &candidates)?;
+        let (scope, scope_batch) = self.scope(samples)?;
+        let mut point = Point {
+            id,
+            label: if c.label.is_empty() {
+                "all".into()
+            } else {
+                c.label.join(" ")
+            },
+            candidates,
+            layer_choice: s.targets.layer_choice,
+            model,
+            dtype: c.dtype,
+            bits,
+            simultaneous,
+            per_inference: c.per_inference.1,
+            probabilities,
+            scope,
+            scope_batch,
+            plan: Plan::Injections(0),
+        };
+        point.plan = self.plan(&point, samples)?;
+        Ok(point)
+    }
+
+    fn fault_model(&self, name: &ModelName) -> Result<FaultModel> {
+        let f = &self.spec.fault;
+        let model = match name {
+            ModelName::BitFlip => FaultModel::BitFlip,
+            ModelName::StuckAt0 => FaultModel::StuckAt0,
+            ModelName::StuckAt1 => FaultModel::StuckAt1,
+            ModelName::Zero => FaultModel::Zero,
+            ModelName::Custom(n) if n.is_empty() => {
+                return Err(self.error("fault.model", "a custom model needs a name"))
+            }
+            ModelName::Custom(n) => FaultModel::Custom(n.clone()),
+            ModelName::Constant => FaultModel::Constant(
+                f.value
+                    .ok_or_else(|| self.error("fault.value", "`constant` needs `value`"))?,
+            ),
+            ModelName::RandomValue => {
+                let [min, max] = f.range.ok_or_else(|| {
+                    self.error("fault.range", "`random_value` needs `range: [min, max]`")
+                })?;
+                if !(min.is_finite() && max.is_finite() && min <= max) {
+                    return Err(self.error(
+                        "fault.range",
+                        format!("[{min}, {max}] is not a finite range with min <= max"),
+                    ));
+                }
+                FaultModel::RandomValue { min, max }
+            }
+        };
+        let sweeps_model = self.spec.sweep.model.is_some();
+        if f.value.is_some() && !matches!(model, FaultModel::Constant(_)) && !sweeps_model {
+            return Err(self.error(
+                "fault.value",
+                format!("`value` is only used by `constant`, not `{name}`"),
+            ));
+        }
+        if f.range.is_some() && !matches!(model, FaultModel::RandomValue { .. }) && !sweeps_model {
+            return Err(self.error(
+                "fault.range",
+                format!("`range` is only used by `random_value`, not `{name}`"),
+            ));
+        }
+        Ok(model)
+    }
+
+    /// The bit set of `spec` in `dtype`, ascending.
+    fn bits(&self, key: &str, spec: &BitsSpec, dtype: NumFormat) -> Result<Vec<u8>> {
+        let w = dtype.width();
+        let bad = |b: u8| {
+            self.error(
+                key,
+                format!("bit {b} does not exist in {dtype} (bits 0..={})", w - 1),
+            )
+        };
+        let bits: Vec<u8> = match spec {
+            BitsSpec::All => (0..w).collect(),
+            BitsSpec::One(b) => vec![*b],
+            BitsSpec::Range(lo, hi) if lo > hi => {
+                return Err(self.error(key, format!("range [{lo}, {hi}] is empty (lo > hi)")))
+            }
+            BitsSpec::Range(lo, hi) => (*lo..=*hi).collect(),
+            BitsSpec::List(l) if l.is_empty() => return Err(self.error(key, "empty bit list")),
+            BitsSpec::List(l) => l.clone(),
+        };
+        if let Some(&b) = bits.iter().find(|&&b| b >= w) {
+            return Err(bad(b));
+        }
+        let set: BTreeSet<u8> = bits.iter().copied().collect();
+        if set.len() != bits.len() {
+            return Err(self.error(key, "a bit is listed twice"));
+        }
+        Ok(set.into_iter().collect())
+    }
+
+    /// Faults-per-inference limits; per-candidate probabilities in
+    /// probability mode.
+    fn per_inference(&self, key: &str, p: &PerInference, cands: &[Candidate]) -> Result<Vec<f64>> {
+        let max = MAX_PER_INJECTION;
+        match p {
+            PerInference::Fixed(k) if *k == 0 || u64::from(*k) > max => {
+                Err(self.error(key, format!("{k} faults per inference (1..={max})")))
+            }
+            PerInference::Uniform(lo, hi) if *lo == 0 || lo > hi || u64::from(*hi) > max => {
+                Err(self.error(
+                    key,
+                    format!("uniform [{lo}, {hi}] is not a range within 1..={max}"),
+                ))
+            }
+            PerInference::Poisson(m) if !(*m > 0.0 && *m <= 100.0) => {
+                Err(self.error(key, format!("poisson mean {m} is outside (0, 100]")))
+            }
+            PerInference::Probability { p, layers } => {
+                for (name, q) in layers {
+                    if !cands.iter().any(|c| &c.layer == name) {
+                        return Err(self.error(
+                            &format!("{key}.layers.{name}"),
+                            format!("'{name}' is not a selected layer"),
+                        ));
+                    }
+                    self.probability(&format!("{key}.layers.{name}"), *q)?;
+                }
+                self.probability(key, *p)?;
+                cands
+                    .iter()
+                    .map(|c| {
+                        let q = layers.get(&c.layer).copied().unwrap_or(*p);
+                        if q * c.elements() as f64 > max as f64 {
+                            return Err(self.error(key, format!(
+                                "p = {q} on layer '{}' ({} elements) expects more than {max} faults per inference",
+                                c.layer, c.elements()
+                            )));
+                        }
+                        Ok(q)
+                    })
+                    .collect()
+            }
+            _ => Ok(vec![]),
+        }
+    }
+
+    fn probability(&self, key: &str, p: f64) -> Result<()> {
+        if p > 0.0 && p <= 1.0 {
+            Ok(())
+        } else {
+            Err(self.error(key, format!("probability {p} is outside (0, 1]")))
+        }
+    }
+
+    fn scope(&self, samples: u64) -> Result<(Scope, u64)> {
+        let key = "fault.scope";
+        let (scope, batch) = match self.spec.fault.scope {
+            ScopeSpec::Transient => (Scope::Transient, 1),
+            ScopeSpec::Batch(0) => return Err(self.error(key, "a batch of 0 samples")),
+            ScopeSpec::Batch(n) => (Scope::Batch, n),
+            ScopeSpec::Epoch => (Scope::Epoch, 1),
+            ScopeSpec::Campaign => (Scope::Campaign, 1),
+        };
+        if samples == 0 && matches!(scope, Scope::Transient | Scope::Batch) {
+            return Err(self.error("data.subset", "the data subset holds no sample"));
+        }
+        Ok((scope, batch))
+    }
+
+    /// Candidate (layer, target) pairs of a combo, with their element boxes.
+    fn candidates(&self, c: &Combo, sites: &Sites) -> Result<Vec<Candidate>> {
+        let (key, sel) = &c.layers;
+        let nodes = self.select(sel, sites, key)?;
+        let targets: &[Target] = match c.target {
+            TargetSel::Neuron => &[Target::Neuron],
+            TargetSel::Weight => &[Target::Weight],
+            TargetSel::Both => &[Target::Neuron, Target::Weight],
+        };
+        let bias = self.spec.targets.bias;
+        let explicit: BTreeSet<usize> = sel
+            .indices
+            .iter()
+            .copied()
+            .chain(
+                sel.names
+                    .iter()
+                    .filter_map(|n| sites.find(n).map(|l| l.node)),
+            )
+            .collect();
+        let mut out = Vec::new();
+        for &n in &nodes {
+            let layer = &sites.layers[n];
+            let mut any = false;
+            for &t in targets {
+                let tensors = layer.tensors(t, bias);
+                if tensors.is_empty() {
+                    continue;
+                }
+                any = true;
+                let regions = self.regions(&layer.name, &tensors)?;
+                out.push(Candidate::new(layer, t, regions));
+            }
+            if !any && explicit.contains(&n) {
+                return Err(self.error(
+                    key,
+                    format!(
+                        "layer '{}' ({}) has no {} sites",
+                        layer.name,
+                        layer.op,
+                        target_name(c.target)
+                    ),
+                ));
+            }
+        }
+        if out.is_empty() {
+            return Err(self.error(
+                key,
+                format!("selects no layer with {} sites", target_name(c.target)),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The eligible box of `targets.element` in each tensor; an element that
+    /// fits none of a layer's tensors is an error.
+    fn regions(&self, layer: &str, tensors: &[&TensorSite]) -> Result<Vec<Region>> {
+        let el = &self.spec.targets.element;
+        let regions: Vec<Region> = tensors
+            .iter()
+            .filter_map(|t| element_region(el, t))
+            .filter(|r| r.elements() > 0)
+            .collect();
+        if regions.is_empty() {
+            let shapes: Vec<String> = tensors
+                .iter()
+                .map(|t| format!("{} [{}]", t.name, crate::faults::join(&t.shape)))
+                .collect();
+            return Err(self.error(
+                "targets.element",
+                format!(
+                    "{} is outside every tensor of layer '{layer}': {}",
+                    describe_element(el),
+                    shapes.join(", ")
+                ),
+            ));
+        }
+        Ok(regions)
+    }
+
+    /// Node indices selected by `sel` (all nodes when it names none).
+    fn select(&self, sel: &LayerSelect, sites: &Sites, key: &str) -> Result<Vec<usize>> {
+        let n = sites.layers.len();
+        let mut set = BTreeSet::new();
+        if sel.is_all() {
+            set.extend(0..n);
+        }
+        for (i, op) in sel.ops.iter().enumerate() {
+            let hits: Vec<usize> = sites
+                .layers
+                .iter()
+                .filter(|l| l.op.eq_ignore_ascii_case(op))
+                .map(|l| l.node)
+                .collect();
+            if hits.is_empty() {
+                let ops: BTreeSet<&str> = sites.layers.iter().map(|l| l.op.as_str()).collect();
+                let ops: Vec<&str> = ops.into_iter().collect();
+                return Err(self.error(
+                    &format!("{key}.ops[{i}]"),
+                    format!(
+                        "no node has op '{op}' (ops in the model: {})",
+                        ops.join(", ")
+                    ),
+                ));
+            }
+            set.extend(hits);
+        }
+        for (i, name) in sel.names.iter().enumerate() {
+            set.insert(self.node_named(sites, name, &format!("{key}.names[{i}]"))?);
+        }
+        for (i, &ix) in sel.indices.iter().enumerate() {
+            if ix >= n {
+                return Err(self.error(
+                    &format!("{key}.indices[{i}]"),
+                    format!(
+                        "node {ix} does not exist (nodes 0..={})",
+                        n.saturating_sub(1)
+                    ),
+                ));
+            }
+            set.insert(ix);
+        }
+        for (i, &[a, b]) in sel.ranges.iter().enumerate() {
+            if a > b || b >= n {
+                return Err(self.error(
+                    &format!("{key}.ranges[{i}]"),
+                    format!(
+                        "[{a}, {b}] is not a range within nodes 0..={}",
+                        n.saturating_sub(1)
+                    ),
+                ));
+            }
+            set.extend(a..=b);
+        }
+        for (i, name) in sel.exclude.iter().enumerate() {
+            set.remove(&self.node_named(sites, name, &format!("{key}.exclude[{i}]"))?);
+        }
+        Ok(set.into_iter().collect())
+    }
+
+    fn node_named(&self, sites: &Sites, name: &str, key: &str) -> Result<usize> {
+        sites.find(name).map(|l| l.node).ok_or_else(|| {
+            let names: Vec<&str> = sites
+                .layers
+                .iter()
+                .take(12)
+                .map(|l| l.name.as_str())
+                .collect();
+            let more = if sites.layers.len() > 12 { ", ..." } else { "" };
+            self.error(
+                key,
+                format!(
+                    "no node is named '{name}' (nodes: {}{more}; see `faultsweep inspect`)",
+                    names.join(", ")
+                ),
+            )
+        })
+    }
+
+    fn guard(&self, g: &GuardSpec, sites: &Sites, key: &str) -> Result<Guard> {
+        if !(g.margin >= 0.0 && g.margin.is_finite()) {
+            return Err(self.error(
+                &format!("{key}.margin"),
+                format!("{} is not a finite margin >= 0", g.margin),
+            ));
+        }
+        Ok(Guard {
+            nodes: self.select(&g.layers, sites, &format!("{key}.layers"))?,
+            margin: g.margin,
+        })
+    }
+
+    /// Injections per point: explicit, or Leveugle per stratum.
+    fn plan(&self, p: &Point, samples: u64) -> Result<Plan> {
+        let c = &self.spec.counts;
+        match (&c.injections, &c.stratified) {
+            (Some(0), None) => Err(self.error("counts.injections", "0 injections")),
+            (Some(n), None) => Ok(Plan::Injections(*n)),
+            (None, Some(st)) => self.strata(p, st, samples).map(Plan::Strata),
+            _ => Err(self.error("counts", "give exactly one of `injections` or `stratified`")),
+        }
+    }
+
+    fn strata(&self, p: &Point, st: &StratifiedSpec, samples: u64) -> Result<Vec<Stratum>> {
+        let key = "counts.stratified";
+        for (k, v) in [
+            ("margin", st.margin),
+            ("confidence", st.confidence),
+            ("p", st.p),
+        ] {
+            if !(v > 0.0 && v < 1.0) {
+                return Err(self.error(&format!("{key}.{k}"), format!("{v} is outside (0, 1)")));
+            }
+        }
+        let per_bit = st.per == Strata::LayerBit;
+        if per_bit && (!p.model.uses_bits() || p.simultaneous != 1) {
+            return Err(self.error(
+                &format!("{key}.per"),
+                "`layer_bit` needs a bit model with `simultaneous: 1`",
+            ));
+        }
+        let time = match p.scope {
+            Scope::Transient => samples,
+            Scope::Batch => samples.div_ceil(p.scope_batch),
+            Scope::Epoch | Scope::Campaign => 1,
+        };
+        let bit_sets = match p.model.uses_bits() {
+            true => binomial(p.bits.len() as u64, u64::from(p.simultaneous)),
+            false => 1,
+        };
+        let overflow = || self.error(key, "the fault population overflows");
+        let mut out = Vec::new();
+        for (i, c) in p.candidates.iter().enumerate() {
+            let base = u128::from(c.elements())
+                .checked_mul(u128::from(time))
+                .ok_or_else(overflow)?;
+            let strata: Vec<(Option<u8>, u128)> = match per_bit {
+                true => p.bits.iter().map(|&b| (Some(b), base)).collect(),
+                false => vec![(None, base.checked_mul(bit_sets).ok_or_else(overflow)?)],
+            };
+            for (bit, population) in strata {
+                let size = count::leveugle(population, st.margin, st.confidence, st.p);
+                out.push(Stratum {
+                    candidate: i,
+                    bit,
+                    size,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The whole list must stay below [`MAX_FAULTS`] rows.
+    fn check_total(&self, points: &[Point]) -> Result<()> {
+        let key = if self.spec.counts.injections.is_some() {
+            "counts.injections"
+        } else {
+            "counts.stratified"
+        };
+        let mut total: u64 = 0;
+        for p in points {
+            let per = match &p.per_inference {
+                PerInference::Fixed(k) => u64::from(*k),
+                PerInference::Uniform(_, hi) => u64::from(*hi),
+                PerInference::Poisson(m) => m.ceil() as u64,
+                PerInference::Probability { .. } => {
+                    let most = p
+                        .candidates
+                        .iter()
+                        .zip(&p.probabilities)
+                        .map(|(c, q)| q * c.elements() as f64);
+                    most.fold(1.0, f64::max).ceil() as u64
+                }
+            };
+            total = p
+                .plan
+                .injections()
+                .checked_mul(per)
+                .and_then(|n| total.checked_add(n))
+                .filter(|&n| n <= MAX_FAULTS)
+                .ok_or_else(|| self.error(key, format!(
+                    "the fault list would exceed {MAX_FAULTS} faults ({} sweep points); lower the counts or narrow the sweep",
+                    points.len()
+                )))?;
+        }
+        Ok(())
+    }
+}
+
+/// The box of element selection `el` in tensor `t`, if it fits.
+fn element_region(el: &ElementSel, t: &TensorSite) -> Option<Region> {
+    let whole = Region::whole(t);
+    let (start, end) = match el {
+        ElementSel::Uniform => return Some(whole),
+        ElementSel::Index(ix) => (ix.clone(), ix.iter().map(|i| i + 1).collect()),
+        ElementSel::Channel(c) => {
+            let mut start = whole.start.clone();
+            let mut end = whole.end.clone();
+            *start.first_mut()? = *c;
+            *end.first_mut()? = c + 1;
+            (start, end)
+        }
+        ElementSel::Region(r) => (r.start.clone(), r.end.clone()),
+    };
+    let fits = start.len() == t.shape.len()
+        && start
+            .iter()
+            .zip(&end)
+            .zip(&t.shape)
+            .all(|((s, e), d)| s < e && e <= d);
+    fits.then_some(Region {
+        start,
+        end,
+        ..whole
+    })
+}
+
+fn describe_element(el: &ElementSel) -> String {
+    match el {
+        ElementSel::Uniform => "uniform".into(),
+        ElementSel::Index(ix) => format!("element [{}]", crate::faults::join(ix)),
+        ElementSel::Channel(c) => format!("channel {c}"),
+        ElementSel::Region(r) => format!(
+            "region [{}]..[{}]",
+            crate::faults::join(&r.start),
+            crate::faults::join(&r.end)
+        ),
+    }
+}
+
+fn target_name(t: TargetSel) -> &'static str {
+    match t {
+        TargetSel::Neuron => "neuron",
+        TargetSel::Weight => "weight",
+        TargetSel::Both => "neuron or weight",
+    }
+}
+
+/// n choose k, saturating.
+fn binomial(n: u64, k: u64) -> u128 {
+    (0..k.min(n)).fold(1u128, |acc, i| {
+        acc.saturating_mul(u128::from(n - i)) / u128::from(i + 1)
+    })
+}
+
+/// A seed for a scenario that gives none (written to the effective scenario).
+fn fresh_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut state = nanos ^ u64::from(std::process::id()).rotate_left(32);
+    crate::faults::rng::splitmix64(&mut state)
+}

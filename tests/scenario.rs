@@ -1,0 +1,642 @@
+//! Scenarios: parse errors with file, line, column and key path; validation
+//! errors naming the key; every example validates; the effective scenario
+//! replays exactly; generation is deterministic and follows the layer
+//! weights; CSV import is checked against the model; CLI exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use faultsweep::faults::{self, Target};
+use faultsweep::graph::Graph;
+use faultsweep::scenario::{self, Campaign, Plan, Scenario};
+use faultsweep::{load, Error};
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// The demo CNN (12 nodes: Conv 2, 5; Gemm 9, 11; data set of 1000).
+fn fashion() -> Graph {
+    let path = repo("models/fashion_cnn.onnx");
+    assert!(
+        path.exists(),
+        "{} is missing (see models/README.md)",
+        path.display()
+    );
+    load::load(&path).unwrap()
+}
+
+const BASE: &str = "\
+seed: 42
+model:
+  path: models/fashion_cnn.onnx
+data:
+  path: data/fashion-mnist/t10k-1000-images-idx3-ubyte.gz
+  subset: {first: 100}
+targets:
+  layers:
+    ops: [Conv, Gemm]
+counts:
+  injections: 50
+";
+
+fn parse(text: &str) -> Result<Scenario, Error> {
+    Scenario::parse(text, Path::new("test.yml"))
+}
+
+fn campaign(text: &str) -> Result<Campaign, Error> {
+    parse(text)?.validate(&fashion(), Some(1000))
+}
+
+/// `text` with the line starting with `from` replaced by `to` (which may
+/// hold several lines).
+fn edit(from: &str, to: &str) -> String {
+    let mut hit = false;
+    let lines: Vec<String> = BASE
+        .lines()
+        .map(|l| match l.trim_start().starts_with(from) && !hit {
+            true => {
+                hit = true;
+                to.to_string()
+            }
+            false => l.to_string(),
+        })
+        .collect();
+    assert!(hit, "no line starts with {from}");
+    lines.join("\n") + "\n"
+}
+
+fn with(extra: &str) -> String {
+    format!("{BASE}{extra}")
+}
+
+/// The validation error of `text`: message (checked to name `key`) and code.
+fn invalid(text: &str, key: &str) -> String {
+    let e = campaign(text).expect_err("must not validate");
+    assert_eq!(e.exit_code(), 8, "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("`{key}`")),
+        "does not name `{key}`: {msg}"
+    );
+    msg
+}
+
+#[test]
+fn unknown_key_names_file_line_column_path_and_allowed_keys() {
+    let e = parse(&edit("ops:", "    op: [Conv]")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "test.yml:9:5: `targets.layers.op`: unknown field `op`, expected one of `ops`, `names`, `indices`, `ranges`, `exclude`"
+    );
+    assert_eq!(e.exit_code(), 8);
+    let e = parse(&with("sweeep:\n  bits: [1]\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("test.yml:12:1: `sweeep`: unknown field `sweeep`, expected one of `version`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_type_names_the_key_and_the_expected_type() {
+    let e = parse(&edit("injections:", "  injections: many"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "test.yml:11:15: `counts.injections`: invalid type: string \"many\", expected u64"
+    );
+    let e = parse(&with("fault:\n  bits: [0, 31]\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`fault.bits`") && e.contains("{range: [lo, hi]}"),
+        "{e}"
+    );
+    let e = parse(&with("fault:\n  per_inference: {poison: 2}\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`fault.per_inference.poison`") && e.contains("`poisson`"),
+        "{e}"
+    );
+    let e = parse(&edit("subset:", "  subset: {frist: 3}"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`data.subset.frist`") && e.contains("`first`"),
+        "{e}"
+    );
+    let e = parse("model:\n  path: m.onnx\ncounts:\n  injections: 5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("missing field `data`"), "{e}");
+}
+
+#[test]
+fn shorthand_forms_parse() {
+    let s = parse(&with(
+        "fault:\n  bits: {range: [23, 30]}\n  per_inference: {uniform: [1, 3]}\n  scope: {batch: 8}\nsweep:\n  bits: [31, all, {list: [1, 2]}]\n",
+    ))
+    .unwrap();
+    use scenario::{BitsSpec, PerInference, ScopeSpec};
+    assert_eq!(s.spec.fault.bits, BitsSpec::Range(23, 30));
+    assert_eq!(s.spec.fault.per_inference, PerInference::Uniform(1, 3));
+    assert_eq!(s.spec.fault.scope, ScopeSpec::Batch(8));
+    assert_eq!(
+        s.spec.sweep.bits,
+        Some(vec![
+            BitsSpec::One(31),
+            BitsSpec::All,
+            BitsSpec::List(vec![1, 2])
+        ])
+    );
+}
+
+#[test]
+fn validation_errors_name_the_key_and_line() {
+    let msg = invalid(
+        &edit("ops:", "    names: [conv9]"),
+        "targets.layers.names[0]",
+    );
+    assert!(
+        msg.starts_with("test.yml:9:5:") && msg.contains("no node is named 'conv9'"),
+        "{msg}"
+    );
+    let msg = invalid(
+        &edit("ops:", "    ops: [Conv, LSTM]"),
+        "targets.layers.ops[1]",
+    );
+    assert!(
+        msg.contains("no node has op 'LSTM'") && msg.contains("Conv, Div"),
+        "{msg}"
+    );
+    let msg = invalid(
+        &edit("ops:", "    indices: [12]"),
+        "targets.layers.indices[0]",
+    );
+    assert!(msg.contains("nodes 0..=11"), "{msg}");
+    invalid(
+        &edit("ops:", "    ranges: [[5, 3]]"),
+        "targets.layers.ranges[0]",
+    );
+    // Flatten's output is a neuron site but it has no weights.
+    let msg = invalid(
+        &with(
+            "sweep:\n  target: [weight]\n  layers: [{names: [/classifier/classifier.0/Flatten]}]\n",
+        ),
+        "sweep.layers[0]",
+    );
+    assert!(msg.contains("no weight sites"), "{msg}");
+}
+
+#[test]
+fn bits_must_exist_in_the_format() {
+    let msg = invalid(&with("fault:\n  bits: 32\n"), "fault.bits");
+    assert!(
+        msg.contains("bit 32 does not exist in fp32 (bits 0..=31)"),
+        "{msg}"
+    );
+    assert!(msg.starts_with("test.yml:13:3:"), "{msg}");
+    let msg = invalid(
+        &with("fault:\n  dtype: int8\n  bits: {list: [7, 8]}\n"),
+        "fault.bits",
+    );
+    assert!(msg.contains("bit 8 does not exist in int8"), "{msg}");
+    invalid(
+        &with("fault:\n  dtype: fp16\n  bits: {range: [10, 16]}\n"),
+        "fault.bits",
+    );
+    invalid(&with("fault:\n  bits: {range: [9, 3]}\n"), "fault.bits");
+    invalid(
+        &with("sweep:\n  dtype: [fp32, bf16]\n  bits: [31, 7]\n"),
+        "sweep.bits[0]",
+    );
+    invalid(
+        &with("fault:\n  bits: {list: [1, 2]}\n  simultaneous: 3\n"),
+        "fault.simultaneous",
+    );
+}
+
+#[test]
+fn coordinates_values_counts_and_samples_are_checked() {
+    let element = |e: &str| edit("ops:", &format!("    ops: [Conv]\n  element: {e}"));
+    let msg = invalid(&element("{index: [16, 0, 0]}"), "targets.element");
+    assert!(
+        msg.contains("element [16,0,0] is outside every tensor") && msg.contains("[16,28,28]"),
+        "{msg}"
+    );
+    invalid(&element("{channel: 32}"), "targets.element");
+    invalid(
+        &element("{region: {start: [0, 0, 0], end: [4, 29, 4]}}"),
+        "targets.element",
+    );
+    assert!(campaign(&element("{channel: 15}")).is_ok());
+    invalid(&with("fault:\n  model: constant\n"), "fault.value");
+    invalid(
+        &with("fault:\n  model: random_value\n  range: [3.0, -3.0]\n"),
+        "fault.range",
+    );
+    invalid(&with("fault:\n  value: 2.0\n"), "fault.value");
+    invalid(&with("sweep:\n  bits: []\n"), "sweep.bits");
+    invalid(&edit("injections:", "  injections: 0"), "counts.injections");
+    let msg = invalid(
+        &edit("injections:", "  injections: 18446744073709551615"),
+        "counts.injections",
+    );
+    assert!(msg.contains("would exceed"), "{msg}");
+    invalid(
+        &with("fault:\n  per_inference: 1048577\n"),
+        "fault.per_inference",
+    );
+    invalid(
+        &edit("injections:", "  stratified: {margin: 1.5}"),
+        "counts.stratified.margin",
+    );
+    invalid(
+        &edit("injections:", "  injections: 5\n  stratified: {}"),
+        "counts",
+    );
+    let msg = invalid(
+        &with("fault:\n  model: zero\n").replace("injections: 50", "stratified: {per: layer_bit}"),
+        "counts.stratified.per",
+    );
+    assert!(msg.contains("bit model"), "{msg}");
+    let msg = invalid(&edit("subset:", "  subset: {first: 5000}"), "data.subset");
+    assert!(
+        msg.contains("asks for 5000 samples but the data set has 1000"),
+        "{msg}"
+    );
+    invalid(
+        &edit("subset:", "  subset: {range: {start: 9, end: 9}}"),
+        "data.subset",
+    );
+    let e = parse(&edit("subset:", "  subset: all"))
+        .unwrap()
+        .validate(&fashion(), None)
+        .unwrap_err();
+    assert!(e.to_string().contains("`data.subset`"), "{e}");
+    invalid(&with("fault:\n  scope: {batch: 0}\n"), "fault.scope");
+    invalid(
+        &with("mitigations:\n  ranger: {layers: {names: [relu9]}}\n"),
+        "mitigations.ranger.layers.names[0]",
+    );
+    invalid(
+        &with("mitigations:\n  clipper: {layers: {ops: [Relu]}, margin: -1}\n"),
+        "mitigations.clipper.margin",
+    );
+    invalid(
+        &with("fault:\n  per_inference: {probability: 0.1, layers: {nope: 0.2}}\n"),
+        "fault.per_inference.layers.nope",
+    );
+    invalid(&edit("seed:", "version: 2"), "version");
+}
+
+/// Every file in scenarios/ parses, validates against its model (MobileNetV2
+/// only when ../shared/models holds it), and its effective scenario replays
+/// the same fault list.
+#[test]
+fn every_example_scenario_validates_and_replays() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo("scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yml") {
+            continue;
+        }
+        let sc = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let model = &sc.spec.model.path;
+        if model.starts_with("..") && !model.exists() {
+            eprintln!("skipping {}: {} is absent", path.display(), model.display());
+            continue;
+        }
+        let graph = load::load(model).unwrap();
+        let c = sc
+            .validate(&graph, Some(1000))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.spec.seed.is_some() && c.spec.outputs.dir.is_some());
+        let text = scenario::to_yaml(&c.spec);
+        let again = Scenario::parse(&text, &path).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            again.spec,
+            c.spec,
+            "effective scenario of {}",
+            path.display()
+        );
+        if c.points.iter().map(|p| p.plan.injections()).sum::<u64>() < 50_000 {
+            let c2 = again.validate(&graph, Some(1000)).unwrap();
+            assert_eq!(faults::generate(&c).faults, faults::generate(&c2).faults);
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} examples checked");
+}
+
+#[test]
+fn a_missing_seed_is_drawn_and_written_back() {
+    let sc = parse(&edit("seed:", "name: noseed")).unwrap();
+    let c = sc.validate(&fashion(), Some(1000)).unwrap();
+    let seed = c.spec.seed.expect("the effective scenario holds the seed");
+    assert_eq!(c.seed, seed);
+    assert_eq!(
+        c.spec.outputs.dir.as_deref(),
+        Some(Path::new("results/noseed"))
+    );
+    let replay = Scenario::parse(&scenario::to_yaml(&c.spec), Path::new("r.yml")).unwrap();
+    let c2 = replay.validate(&fashion(), Some(1000)).unwrap();
+    assert_eq!(faults::generate(&c).faults, faults::generate(&c2).faults);
+}
+
+#[test]
+fn generation_is_deterministic_and_pinned() {
+    let text = with("fault:\n  simultaneous: 2\n  per_inference: {uniform: [1, 3]}\n");
+    let a = faults::generate(&campaign(&text).unwrap());
+    let b = faults::generate(&campaign(&text).unwrap());
+    assert_eq!(a, b);
+    let rows: Vec<String> = a.faults[..3]
+        .iter()
+        .map(|f| faults::csv::row(f)[..9].join("|"))
+        .collect();
+    assert_eq!(rows, PINNED_ROWS, "the fault list of a fixed seed changed");
+    let batched = text.replace("  subset:", "  batch_size: 7\n  subset:");
+    assert_ne!(batched, text);
+    let c = campaign(&batched).unwrap();
+    assert_eq!(c.spec.data.batch_size, 7);
+    assert_eq!(
+        faults::generate(&c).faults,
+        a.faults,
+        "the batch size does not matter"
+    );
+    let other = faults::generate(&campaign(&text.replace("seed: 42", "seed: 43")).unwrap());
+    assert_ne!(a.faults, other.faults);
+    for f in &a.faults {
+        assert!(matches!(f.sample, faults::Samples::One(s) if s < 100));
+        assert_eq!(f.bits.len(), 2);
+        assert!(f.bits[0] > f.bits[1], "bits descending");
+    }
+    let injections = a.faults.last().unwrap().injection + 1;
+    assert_eq!(injections, 50);
+}
+
+/// fault_id|sample|target|layer|tensor|coord|fault_model|dtype|bit of the
+/// first rows for seed 42 (a change here changes every saved campaign).
+const PINNED_ROWS: [&str; 3] = [
+    "0|19|neuron|/features/features.4/Conv|/features/features.4/Conv_output_0|23,1,13|bit_flip|fp32|8,0",
+    "1|68|neuron|/features/features.0/Conv|/features/features.0/Conv_output_0|5,8,20|bit_flip|fp32|20,12",
+    "2|68|neuron|/features/features.0/Conv|/features/features.0/Conv_output_0|14,5,22|bit_flip|fp32|25,12",
+];
+
+#[test]
+fn layer_choice_by_size_and_uniform() {
+    // Conv 2: 12544 elements, Conv 5: 6272, Gemm 9: 128, Gemm 11: 10.
+    let sizes = [(2u32, 12544.0), (5, 6272.0), (9, 128.0), (11, 10.0)];
+    let total: f64 = sizes.iter().map(|s| s.1).sum();
+    let share = |list: &faults::FaultList, node: u32| {
+        list.faults.iter().filter(|f| f.node == node).count() as f64 / list.faults.len() as f64
+    };
+    let text = edit("injections:", "  injections: 40000");
+    let by_size = faults::generate(&campaign(&text).unwrap());
+    for (node, n) in sizes {
+        let (got, want) = (share(&by_size, node), n / total);
+        assert!((got - want).abs() < 0.01, "node {node}: {got} vs {want}");
+    }
+    let uniform = faults::generate(
+        &campaign(
+            &edit("ops:", "    ops: [Conv, Gemm]\n  layer_choice: uniform")
+                .replace("injections: 50", "injections: 40000"),
+        )
+        .unwrap(),
+    );
+    for (node, _) in sizes {
+        assert!((share(&uniform, node) - 0.25).abs() < 0.01);
+    }
+}
+
+#[test]
+fn strata_follow_leveugle_and_weights_skip_biases() {
+    let text = edit(
+        "injections:",
+        "  stratified: {per: layer_bit, margin: 0.05}",
+    )
+    .replace(
+        "seed: 42",
+        "seed: 42\nfault:\n  bits: {range: [30, 31]}\n  scope: campaign",
+    )
+    .replace("ops: [Conv, Gemm]", "ops: [Conv, Gemm]\n  target: weight");
+    let c = campaign(&text).unwrap();
+    let Plan::Strata(strata) = &c.points[0].plan else {
+        panic!("strata")
+    };
+    assert_eq!(strata.len(), 8, "4 layers x 2 bits");
+    let first = &c.points[0].candidates[strata[0].candidate];
+    assert_eq!(
+        (first.layer.as_str(), first.target),
+        ("/features/features.0/Conv", Target::Weight)
+    );
+    assert_eq!(
+        strata[0].size.population, 144,
+        "16 x 1 x 3 x 3 weights, no bias"
+    );
+    assert_eq!(strata[0].size.n, 105);
+    let list = faults::generate(&c);
+    assert_eq!(
+        list.faults.len() as u64,
+        strata.iter().map(|s| s.size.n).sum::<u64>()
+    );
+    assert_eq!(list.meta.strata.len(), 8);
+    assert!(list
+        .faults
+        .iter()
+        .all(|f| f.sample == faults::Samples::All && !f.tensor.contains("bias")));
+}
+
+#[test]
+fn sweeps_expand_into_one_list_with_a_sweep_column() {
+    let c = campaign(&with(
+        "sweep:\n  dtype: [fp16, int8]\n  target: [neuron, weight]\n  per_inference: [1, 2]\n",
+    ))
+    .unwrap();
+    assert_eq!(c.points.len(), 8);
+    assert_eq!(
+        c.points[7].label,
+        "target=weight dtype=int8 per_inference=2"
+    );
+    let list = faults::generate(&c);
+    assert_eq!(list.faults.len(), 50 * (1 + 2) * 4);
+    for f in &list.faults {
+        let p = &c.points[f.sweep as usize];
+        assert_eq!((f.dtype, f.target), (p.dtype, p.candidates[0].target));
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn csv_rows_are_checked_against_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let sites = faults::Sites::from_graph(&fashion()).unwrap();
+    let header = "fault_id,sample,target,layer,tensor,coord,fault_model,dtype,bit,value\n";
+    let conv = "/features/features.0/Conv,/features/features.0/Conv_output_0";
+    let good = format!("0,3,neuron,{conv},\"15,27,27\",bit_flip,fp32,31,-\n1,*,weight,/classifier/classifier.4/Gemm,classifier.4.bias,9,constant,int8,-,0.5\n");
+    let list = faults::load(
+        &write(dir.path(), "g.csv", &format!("{header}{good}")),
+        Some(&sites),
+        Some(100),
+    )
+    .unwrap();
+    assert_eq!(list.faults[0].node, 2);
+    assert_eq!(list.faults[1].node, 11);
+    assert_eq!(list.faults[1].injection, 1, "defaults to the fault id");
+    let cases = [
+        (
+            format!("0,3,neuron,{conv},\"16,0,0\",bit_flip,fp32,31,-\n"),
+            "coord [16,0,0] is outside the tensor of shape [16,28,28]",
+        ),
+        (
+            "0,3,neuron,conv9,x,0,bit_flip,fp32,31,-\n".to_string(),
+            "layer 'conv9' is not a node",
+        ),
+        (
+            format!("0,3,neuron,{conv},\"1,1,1\",bit_flip,fp32,32,-\n"),
+            "bit 32 does not exist in fp32",
+        ),
+        (
+            format!("0,3,neuron,{conv},\"1,1,1\",bit_flip,int8,8,-\n"),
+            "bit 8 does not exist in int8",
+        ),
+        (
+            format!("0,3,weight,{conv},\"1,1,1\",bit_flip,fp32,3,-\n"),
+            "is not a weight site",
+        ),
+        (
+            format!("0,300,neuron,{conv},\"1,1,1\",bit_flip,fp32,3,-\n"),
+            "outside the data subset",
+        ),
+        (
+            format!("0,3,neuron,{conv},\"1,1,1\",flip,fp32,3,-\n"),
+            "fault_model: 'flip'",
+        ),
+    ];
+    for (row, want) in cases {
+        let path = write(dir.path(), "b.csv", &format!("{header}{good}{row}"));
+        let e = faults::load(&path, Some(&sites), Some(100)).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!("{}:4: ", path.display())),
+            "names line 4: {msg}"
+        );
+        assert!(msg.contains(want), "{msg}");
+        assert_eq!(e.exit_code(), 9);
+    }
+    let e = faults::load(
+        &write(dir.path(), "h.csv", "fault_id,sample\n"),
+        Some(&sites),
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(":1: header: column 'target' is missing"),
+        "{e}"
+    );
+}
+
+fn faultsweep(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_faultsweep"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn cli_gen_convert_show_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).display().to_string();
+    let sc = write(dir.path(), "s.yml", BASE).display().to_string();
+    let out = faultsweep(&[
+        "faults",
+        "gen",
+        &sc,
+        "--out",
+        &d("l.bin"),
+        "--effective",
+        &d("eff.yml"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("wrote 50 faults (50 injections, 1 sweep points)"));
+    assert!(std::fs::read_to_string(d("eff.yml"))
+        .unwrap()
+        .contains("seed: 42"));
+    let out = faultsweep(&["faults", "convert", &d("l.bin"), &d("l.csv")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model = repo("models/fashion_cnn.onnx").display().to_string();
+    let out = faultsweep(&[
+        "faults",
+        "convert",
+        &d("l.csv"),
+        &d("l2.bin"),
+        "--model",
+        &model,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = faults::load(Path::new(&d("l.bin")), None, None).unwrap();
+    assert_eq!(
+        a.faults,
+        faults::load(Path::new(&d("l2.bin")), None, None)
+            .unwrap()
+            .faults
+    );
+    let out = faultsweep(&["faults", "show", &d("l.bin")]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for part in [
+        "50 faults in 50 injections",
+        "seed 42",
+        "per layer",
+        "per bit",
+        "per fault_model",
+        "bit_flip",
+    ] {
+        assert!(text.contains(part), "{part}:\n{text}");
+    }
+    // The same scenario with --model pointing elsewhere fails as a model error.
+    let out = faultsweep(&[
+        "faults",
+        "gen",
+        &sc,
+        "--out",
+        &d("x.bin"),
+        "--model",
+        "/nonexistent.onnx",
+    ]);
+    assert_eq!(out.status.code(), Some(6));
+    let bad = write(dir.path(), "bad.yml", &BASE.replace("ops:", "opz:"))
+        .display()
+        .to_string();
+    let out = faultsweep(&["faults", "gen", &bad, "--out", &d("x.bin")]);
+    assert_eq!(out.status.code(), Some(8));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yml:9:5: `targets.layers.opz`"));
+    let out = faultsweep(&["faults", "show", &sc]);
+    assert_eq!(out.status.code(), Some(9), "a scenario is not a fault list");
+    let out = faultsweep(&["faults", "show", &d("missing.bin")]);
+    assert_eq!(out.status.code(), Some(6));
+    let out = faultsweep(&["faults", "gen", &sc]);
+    assert_eq!(out.status.code(), Some(2), "--out is required");
+}
