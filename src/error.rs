@@ -45,6 +45,8 @@ pub enum Error {
     CacheCorrupt { path: PathBuf, msg: String },
     #[error("{0}")]
     Usage(String),
+    #[error("verification failed: outcomes differ from the full forward pass:\n{0}")]
+    Verify(String),
     #[error("cut {cut}: {msg}")]
     Cut { cut: usize, msg: String },
     /// A scenario that does not parse or does not fit its model. `key` is the
@@ -91,6 +93,7 @@ impl Error {
             Error::CacheCorrupt { .. } => 7,
             Error::Scenario { .. } => 8,
             Error::FaultList { .. } => 9,
+            Error::Verify(_) => 10,
         }
     }
 

@@ -26,6 +26,10 @@ pub mod scenario;
 pub mod inject;
 // 6. classify: outcomes
 pub mod classify;
+// 7. report: per-injection rows and summaries with confidence intervals
+pub mod report;
+// the whole campaign, step by step
+pub mod campaign;
 // model summaries for `faultsweep inspect`
 pub mod inspect;
 // peak memory, for benchmarks

@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use memmap2::Mmap;
 use rayon::prelude::*;
@@ -255,7 +256,13 @@ pub struct Reader {
     pub header: Header,
     map: Mmap,
     chunks: Vec<Chunk>,
+    /// The most recently decompressed chunks: injections read one sample at
+    /// a time, many from the same chunk.
+    recent: Mutex<Vec<(usize, Arc<Vec<u8>>)>>,
 }
+
+/// Decompressed chunks kept per entry.
+const RECENT_CHUNKS: usize = 4;
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
@@ -336,7 +343,26 @@ impl Reader {
             header,
             map,
             chunks,
+            recent: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Chunk `i` decompressed, from the recent ones when it is there.
+    fn chunk(&self, i: usize) -> Result<Arc<Vec<u8>>> {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pos) = recent.iter().position(|(c, _)| *c == i) {
+            let hit = recent.remove(pos);
+            recent.push(hit.clone());
+            return Ok(hit.1);
+        }
+        drop(recent);
+        let raw = Arc::new(self.chunk_raw(i)?);
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() == RECENT_CHUNKS {
+            recent.remove(0);
+        }
+        recent.push((i, raw.clone()));
+        Ok(raw)
     }
 
     fn chunk_raw(&self, i: usize) -> Result<Vec<u8>> {
@@ -370,9 +396,9 @@ impl Reader {
             });
         }
         let (first, last) = (start / h.chunk_samples, (end - 1) / h.chunk_samples);
-        let raws: Vec<Vec<u8>> = (first..=last)
+        let raws: Vec<Arc<Vec<u8>>> = (first..=last)
             .into_par_iter()
-            .map(|i| self.chunk_raw(i))
+            .map(|i| self.chunk(i))
             .collect::<Result<_>>()?;
         let mut out = Vec::with_capacity(h.values.len());
         for (v, layout) in h.values.iter().enumerate() {

@@ -55,6 +55,8 @@ pub enum Command {
         #[arg(long, global = true)]
         cache_dir: Option<PathBuf>,
     },
+    /// Run a fault-injection campaign from a scenario.
+    Run(run::RunCmd),
     /// Fault lists: generate from a scenario, convert, summarize.
     Faults {
         #[command(subcommand)]
@@ -82,6 +84,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Golden(args) => golden::golden(args),
+        Command::Run(cmd) => run::run(cmd),
         Command::Cache { command, cache_dir } => golden::cache(command, cache_dir),
         Command::Infer {
             model,
@@ -178,3 +181,4 @@ fn accuracy(logits: &Tensor, path: &PathBuf) -> Result<()> {
 mod faults;
 mod golden;
 mod render;
+mod run;

@@ -1,18 +1,10 @@
 //! golden.csv and ranges.csv in the results directory.
 
-use std::io::Write;
 use std::path::Path;
 
 use super::{GoldenRow, NodeRange};
-use crate::error::{Error, Result};
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
+use crate::error::Result;
+use crate::report::{csv_field, write_atomic};
 
 /// One row per sample: id, source, label, correctness, NaN/Inf flag, then
 /// top-k classes and scores.
@@ -53,14 +45,4 @@ pub fn write_ranges_csv(path: &Path, ranges: &[NodeRange]) -> Result<()> {
         );
     }
     write_atomic(path, s.as_bytes())
-}
-
-/// Writes beside and renames, so a reader never sees half a file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }

@@ -1,0 +1,385 @@
+//! The whole campaign (`faultsweep run`): scenario -> golden run and cache ->
+//! fault list -> engine -> results directory.
+//!
+//! Supported so far: transient neuron faults (any fault model and number
+//! format, several faults per inference). Weight faults and permanent scopes
+//! are rejected with an error until the engine supports them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cache::{Reader, Store};
+use crate::classify::{in_top, top1, Outcome};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::faults::{self, Fault, FaultList, Samples, Scope, Target};
+use crate::golden::{self, Golden, GoldenRun};
+use crate::graph::Graph;
+use crate::inject::{
+    agreement, Agreement, CachedFrontiers, ComputedFrontiers, Engine, Injection, InjectionResult,
+    NeuronFault, Options,
+};
+use crate::report::{CsvSink, Summary};
+use crate::scenario::{self, Campaign, Scenario};
+
+/// Command-line overrides of a scenario.
+#[derive(Debug, Default, Clone)]
+pub struct RunArgs {
+    pub model: Option<PathBuf>,
+    pub data: Option<PathBuf>,
+    pub faults: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    pub batch_size: Option<usize>,
+    /// Rerun this many injections (seeded choice) as plain full forward passes.
+    pub verify: usize,
+}
+
+/// What a finished run reports.
+pub struct RunReport {
+    pub out: PathBuf,
+    pub summary: Summary,
+    pub golden_accuracy: Option<f64>,
+    pub verified: Option<VerifyReport>,
+}
+
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub checked: usize,
+    pub exact: usize,
+    pub within_rounding: usize,
+    pub differing: Vec<String>,
+}
+
+/// The plan of a campaign, resolved from a scenario and its overrides.
+pub struct Plan {
+    pub campaign: Campaign,
+    pub graph: Graph,
+    pub data: Dataset,
+    pub faults: FaultList,
+}
+
+pub fn plan(scenario_path: &Path, args: &RunArgs) -> Result<Plan> {
+    let mut sc = Scenario::load(scenario_path)?;
+    if let Some(m) = &args.model {
+        sc.spec.model.path = m.clone();
+    }
+    if let Some(d) = &args.data {
+        sc.spec.data.path = d.clone();
+    }
+    let graph = crate::load::load(&sc.spec.model.path)?;
+    let data = Dataset::open(&sc.spec.data)?;
+    let campaign = sc.validate(&graph, Some(data.len() as u64))?;
+    let faults = match &args.faults {
+        Some(path) => faults::load(path, Some(&campaign.sites), Some(campaign.samples))?,
+        None => faults::generate(&campaign),
+    };
+    Ok(Plan {
+        campaign,
+        graph,
+        data,
+        faults,
+    })
+}
+
+fn unsupported(f: &Fault, what: &str) -> Error {
+    Error::Usage(format!(
+        "fault {}: {what} is not supported by `run` yet (transient neuron faults are)",
+        f.fault_id
+    ))
+}
+
+/// The engine's injections, one per injection id of the list.
+fn injections(plan: &Plan, golden: &Golden) -> Result<Vec<Injection>> {
+    let scales: HashMap<usize, f32> = golden
+        .ranges
+        .iter()
+        .map(|r| (r.index, faults::int8_scale(r.min as f32, r.max as f32)))
+        .collect();
+    let mut by_id: BTreeMap<u64, Injection> = BTreeMap::new();
+    for f in &plan.faults.faults {
+        if f.target != Target::Neuron {
+            return Err(unsupported(f, "a weight fault"));
+        }
+        if f.scope != Scope::Transient {
+            return Err(unsupported(f, &format!("scope {}", f.scope.name())));
+        }
+        let Samples::One(sample) = f.sample else {
+            return Err(unsupported(f, "a fault over several samples"));
+        };
+        if matches!(f.model, faults::FaultModel::Custom(_)) {
+            return Err(unsupported(f, "a custom fault model from the command line"));
+        }
+        let layer = plan
+            .campaign
+            .sites
+            .find(&f.layer)
+            .and_then(|l| l.neuron.as_ref())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "fault {}: layer '{}' has no neuron site",
+                    f.fault_id, f.layer
+                ))
+            })?;
+        let index = flat_index(&f.coord, &layer.shape).ok_or_else(|| {
+            Error::Usage(format!(
+                "fault {}: coordinate {:?} is outside {:?}",
+                f.fault_id, f.coord, layer.shape
+            ))
+        })?;
+        let fault = f.clone();
+        let scale = scales
+            .get(&(f.node as usize))
+            .copied()
+            .unwrap_or(1.0 / 127.0);
+        let corrupt: crate::inject::Corrupt =
+            Arc::new(move |v| fault.corrupt(v, scale).unwrap_or(v));
+        let inj = by_id.entry(f.injection).or_insert_with(|| Injection {
+            id: f.injection as usize,
+            sample: sample as usize,
+            faults: vec![],
+        });
+        inj.faults.push(NeuronFault {
+            node: f.node as usize,
+            index,
+            corrupt,
+        });
+    }
+    Ok(by_id.into_values().collect())
+}
+
+fn flat_index(coord: &[u32], shape: &[u64]) -> Option<i64> {
+    if coord.len() != shape.len() || coord.iter().zip(shape).any(|(&c, &s)| u64::from(c) >= s) {
+        return None;
+    }
+    Some(
+        coord
+            .iter()
+            .zip(shape)
+            .fold(0i64, |acc, (&c, &s)| acc * s as i64 + i64::from(c)),
+    )
+}
+
+const RESULT_COLUMNS: [&str; 11] = [
+    "sample_id",
+    "label",
+    "golden_top1",
+    "faulty_top1",
+    "outcome",
+    "top5_hit",
+    "original_value",
+    "faulty_value",
+    "masked_after",
+    "first_nonfinite",
+    "error",
+];
+
+pub fn run(scenario_path: &Path, args: &RunArgs) -> Result<RunReport> {
+    let plan = plan(scenario_path, args)?;
+    let spec = &plan.campaign.spec;
+    let out = args
+        .out
+        .clone()
+        .or_else(|| spec.outputs.dir.clone())
+        .unwrap_or_else(|| {
+            PathBuf::from("results").join(spec.name.as_deref().unwrap_or("campaign"))
+        });
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    scenario::save(spec, &out.join("scenario.yml"))?;
+    faults::save(&plan.faults, &out.join("faults.bin"))?;
+
+    let store = Store::new(&spec.cache, args.cache_dir.as_deref());
+    let cuts: Vec<usize> = plan
+        .faults
+        .faults
+        .iter()
+        .map(|f| f.node as usize + 1)
+        .collect();
+    let golden = GoldenRun {
+        graph: &plan.graph,
+        data: &plan.data,
+        cuts,
+        store: spec.cache.enabled.then_some(&store),
+        top_k: 5,
+    }
+    .run()?;
+    golden::write_golden_csv(&out.join("golden.csv"), &golden.rows)?;
+    golden::write_ranges_csv(&out.join("ranges.csv"), &golden.ranges)?;
+    let injections = injections(&plan, &golden)?;
+
+    let options = Options {
+        batch_size: args.batch_size.unwrap_or(spec.data.batch_size),
+        drop_masked: true,
+        stop_at_nonfinite: spec.outputs.early_due,
+        from_input: false,
+    };
+    let cached;
+    let computed;
+    let frontiers: &dyn crate::inject::Frontiers = if spec.cache.enabled {
+        cached = CachedFrontiers {
+            entries: golden
+                .entries
+                .iter()
+                .map(|(c, p)| Ok((*c, Reader::open(p)?)))
+                .collect::<Result<_>>()?,
+        };
+        &cached
+    } else {
+        computed = ComputedFrontiers { data: &plan.data };
+        &computed
+    };
+    let engine = Engine {
+        graph: &plan.graph,
+        frontiers,
+        options,
+    };
+    let mut sink = CsvSink::create(
+        &out.join("injections.csv"),
+        &[&faults::csv::COLUMNS[..], &RESULT_COLUMNS[..]].concat(),
+    )?;
+    let mut summary = Summary::default();
+    let rows_of: BTreeMap<u64, Vec<&Fault>> =
+        plan.faults.faults.iter().fold(BTreeMap::new(), |mut m, f| {
+            m.entry(f.injection).or_insert_with(Vec::new).push(f);
+            m
+        });
+    let mut all_results = Vec::with_capacity(injections.len());
+    for chunk in injections.chunks(options.batch_size.max(1) * 8) {
+        let results = engine.run(chunk)?;
+        for r in &results {
+            record(&plan, &rows_of[&(r.id as u64)], r, &mut sink, &mut summary)?;
+        }
+        sink.flush()?;
+        all_results.extend(results);
+    }
+    let summary_files = [
+        ("summary.csv", summary.csv()),
+        ("summary.md", summary.markdown()),
+        (
+            "summary.json",
+            serde_json::to_string_pretty(&summary).expect("summary serializes"),
+        ),
+    ];
+    for (name, text) in summary_files {
+        crate::report::write_atomic(&out.join(name), text.as_bytes())?;
+    }
+    let verified = (args.verify > 0)
+        .then(|| verify(&plan, &injections, &all_results, args.verify))
+        .transpose()?;
+    Ok(RunReport {
+        out,
+        summary,
+        golden_accuracy: golden.accuracy(),
+        verified,
+    })
+}
+
+/// One CSV row per fault of the injection, and the summary counts.
+fn record(
+    plan: &Plan,
+    faults: &[&Fault],
+    r: &InjectionResult,
+    sink: &mut CsvSink,
+    summary: &mut Summary,
+) -> Result<()> {
+    let outcome = r.outcome();
+    summary.overall.add(outcome);
+    let golden_class = top1(&r.golden);
+    let faulty_class = r.output.as_ref().map(top1);
+    let top5_hit = match (&r.output, outcome) {
+        (_, Outcome::Masked) => true,
+        (Some(out), _) => in_top(out, golden_class, 5),
+        (None, _) => false,
+    };
+    let sample = plan.data.sample(r.sample);
+    for (k, f) in faults.iter().enumerate() {
+        let layer = plan.campaign.sites.find(&f.layer);
+        summary.add(
+            &[
+                ("layer", f.layer.clone()),
+                (
+                    "bit",
+                    f.bits
+                        .iter()
+                        .map(u8::to_string)
+                        .collect::<Vec<_>>()
+                        .join("+"),
+                ),
+                ("op", layer.map_or("?".into(), |l| l.op.clone())),
+                ("dtype", f.dtype.to_string()),
+            ],
+            outcome,
+        );
+        let site = r.sites.get(k);
+        let mut row: Vec<String> = faults::csv::row(f).to_vec();
+        row.extend([
+            sample.id.to_string(),
+            sample.label.map_or(String::new(), |l| l.to_string()),
+            golden_class.to_string(),
+            match outcome {
+                Outcome::Masked => golden_class.to_string(),
+                _ => faulty_class.map_or(String::new(), |c| c.to_string()),
+            },
+            outcome.name().to_string(),
+            top5_hit.to_string(),
+            site.map_or(String::new(), |s| format!("{:e}", s.original)),
+            site.map_or(String::new(), |s| format!("{:e}", s.faulty)),
+            r.masked_after
+                .map_or(String::new(), |n| plan.graph.nodes[n].name.clone()),
+            r.first_nonfinite
+                .map_or(String::new(), |n| plan.graph.nodes[n].name.clone()),
+            r.error.clone().unwrap_or_default(),
+        ]);
+        sink.row(row)?;
+    }
+    Ok(())
+}
+
+/// Reruns `n` injections chosen with the campaign seed through the whole
+/// model from the input, without cache, batching or dropping.
+fn verify(
+    plan: &Plan,
+    injections: &[Injection],
+    results: &[InjectionResult],
+    n: usize,
+) -> Result<VerifyReport> {
+    let mut stream = faults::rng::Stream::new(plan.campaign.seed, 0x5645_5249_4659);
+    let mut picked: Vec<usize> = (0..n.min(injections.len()))
+        .map(|_| stream.below(injections.len() as u64) as usize)
+        .collect();
+    picked.sort_unstable();
+    picked.dedup();
+    let chosen: Vec<Injection> = picked.iter().map(|&i| injections[i].clone()).collect();
+    let frontiers = ComputedFrontiers { data: &plan.data };
+    let plain = Options {
+        batch_size: 1,
+        drop_masked: false,
+        stop_at_nonfinite: false,
+        from_input: true,
+    };
+    let reference = Engine {
+        graph: &plan.graph,
+        frontiers: &frontiers,
+        options: plain,
+    }
+    .run(&chosen)?;
+    let mut report = VerifyReport {
+        checked: chosen.len(),
+        ..Default::default()
+    };
+    for (&i, r) in picked.iter().zip(&reference) {
+        match agreement(&results[i], r) {
+            Agreement::Exact => report.exact += 1,
+            Agreement::WithinRounding => report.within_rounding += 1,
+            Agreement::Differs => report.differing.push(format!(
+                "injection {} (sample {}): engine {}, full forward {}",
+                r.id,
+                r.sample,
+                results[i].outcome().name(),
+                r.outcome().name()
+            )),
+        }
+    }
+    Ok(report)
+}

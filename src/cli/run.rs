@@ -1,0 +1,77 @@
+//! `faultsweep run`: a whole campaign from a scenario.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::campaign::{self, RunArgs};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Args)]
+pub struct RunCmd {
+    /// The scenario (YAML); a results folder's scenario.yml replays its campaign.
+    pub scenario: PathBuf,
+    /// Replay this fault list (binary, or CSV) instead of generating one.
+    #[arg(long)]
+    pub faults: Option<PathBuf>,
+    /// Results folder (default: the scenario's outputs.dir, else results/NAME).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Use this model instead of the scenario's.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Use this data set instead of the scenario's.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Cache root (overrides $FAULTSWEEP_CACHE and the scenario).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Faulty rows per batch (default: the scenario's data.batch_size).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// After the campaign, rerun N seeded random injections as plain full
+    /// forward passes and fail if an outcome differs.
+    #[arg(long, default_value_t = 0)]
+    pub verify: usize,
+}
+
+pub fn run(cmd: RunCmd) -> Result<()> {
+    let args = RunArgs {
+        model: cmd.model,
+        data: cmd.data,
+        faults: cmd.faults,
+        out: cmd.out,
+        cache_dir: cmd.cache_dir,
+        batch_size: cmd.batch_size,
+        verify: cmd.verify,
+    };
+    let started = std::time::Instant::now();
+    let report = campaign::run(&cmd.scenario, &args)?;
+    if let Some(acc) = report.golden_accuracy {
+        println!("golden top-1 accuracy {:.2}%", 100.0 * acc);
+    }
+    let n = report.summary.overall.n;
+    let secs = started.elapsed().as_secs_f64();
+    println!("{}", report.summary.headline());
+    println!(
+        "{n} injections in {secs:.1} s ({:.0} injections/s, golden pass included)",
+        n as f64 / secs
+    );
+    println!(
+        "results in {}/ (injections.csv, summary.md, summary.csv, summary.json, golden.csv)",
+        report.out.display()
+    );
+    if let Some(v) = report.verified {
+        println!(
+            "verify: {} injections rerun as full forward passes: {} identical, {} differ only within rounding noise, {} differ",
+            v.checked,
+            v.exact,
+            v.within_rounding,
+            v.differing.len()
+        );
+        if !v.differing.is_empty() {
+            return Err(Error::Verify(v.differing.join("\n")));
+        }
+    }
+    Ok(())
+}
