@@ -1,16 +1,14 @@
 #!/usr/bin/env bash
 # The README's first command: fetches libtorch if missing, builds faultsweep,
-# and runs it on the bundled demo model and data (Fashion-MNIST CNN, 1,000
-# official test images). Until the campaign engine lands this is the
-# fault-free golden run (accuracy, cache filling, golden.csv); it becomes the
-# demo campaign then.
+# and runs a real fault-injection campaign on the bundled demo model and data:
+# 2,000 transient single-bit flips in the activations of every Conv and Gemm
+# layer of the Fashion-MNIST CNN (scenarios/fashion_neurons.yml), with 100 of
+# them rerun as plain full forward passes to verify the outcomes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup-libtorch.sh
 cargo build --release --quiet
-bin=target/release/faultsweep
-model=models/fashion_cnn.onnx
-"$bin" inspect "$model" | sed -n '1,20p'
-"$bin" golden "$model" data/fashion-mnist/t10k-1000-images-idx3-ubyte.gz \
-  --labels data/fashion-mnist/t10k-1000-labels-idx1-ubyte.gz \
-  --cuts 3,6,9 --out results/demo-golden
+target/release/faultsweep run scenarios/fashion_neurons.yml --out results/demo --verify 100
+echo
+# The overall rates and the rates per layer (summary.md has per bit, op and format too).
+awk '/^## /{show = ($2 == "overall" || $2 == "layer")} show' results/demo/summary.md

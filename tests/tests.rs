@@ -2,6 +2,7 @@
 
 mod common;
 
+mod campaign;
 mod cli;
 mod cuts;
 mod errors;
