@@ -36,6 +36,18 @@ pub const OPS: &[OpDef] = &[
     },
 ];
 
+/// The `pads` attribute as (begin, end) per spatial axis (zeros if absent).
+fn explicit_pads(node: &Node, d: usize) -> KResult<Vec<(i64, i64)>> {
+    let pads = node.attrs.ints("pads")?.unwrap_or_else(|| vec![0; 2 * d]);
+    if pads.len() != 2 * d || pads.iter().any(|&p| p < 0) {
+        return fail(format!(
+            "pads {pads:?} should be {} non-negative values",
+            2 * d
+        ));
+    }
+    Ok((0..d).map(|i| (pads[i], pads[i + d])).collect())
+}
+
 /// Begin and end padding per spatial axis, from `pads` or `auto_pad`.
 /// `kernel` is the dilated extent of the window per axis.
 pub fn spatial_pads(
@@ -46,16 +58,7 @@ pub fn spatial_pads(
 ) -> KResult<Vec<(i64, i64)>> {
     let d = spatial.len();
     match node.attrs.string("auto_pad", "NOTSET")?.as_str() {
-        "NOTSET" => {
-            let pads = node.attrs.ints("pads")?.unwrap_or_else(|| vec![0; 2 * d]);
-            if pads.len() != 2 * d || pads.iter().any(|&p| p < 0) {
-                return fail(format!(
-                    "pads {pads:?} should be {} non-negative values",
-                    2 * d
-                ));
-            }
-            Ok((0..d).map(|i| (pads[i], pads[i + d])).collect())
-        }
+        "NOTSET" => explicit_pads(node, d),
         "VALID" => Ok(vec![(0, 0); d]),
         mode @ ("SAME_UPPER" | "SAME_LOWER") => Ok((0..d)
             .map(|i| {
@@ -174,16 +177,7 @@ fn transpose_pads(
     };
     let Some(target) = target else {
         return match auto_pad.as_str() {
-            "NOTSET" => {
-                let pads = node.attrs.ints("pads")?.unwrap_or_else(|| vec![0; 2 * d]);
-                if pads.len() != 2 * d || pads.iter().any(|&p| p < 0) {
-                    return fail(format!(
-                        "pads {pads:?} should be {} non-negative values",
-                        2 * d
-                    ));
-                }
-                Ok((0..d).map(|i| (pads[i], pads[i + d])).collect())
-            }
+            "NOTSET" => explicit_pads(node, d),
             "VALID" => Ok(vec![(0, 0); d]),
             other => fail(format!(
                 "auto_pad '{other}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID"
