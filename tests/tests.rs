@@ -3,4 +3,5 @@
 mod common;
 
 mod cuts;
+mod ops_tensor;
 mod parity;
