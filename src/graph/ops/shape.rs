@@ -244,9 +244,10 @@ fn transpose(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 fn squeeze(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
     let size = x.size();
+    // An empty axes list means "all size-1 axes", as no axes does.
     let axes = match list_arg(node, inputs, "axes", 1, 13)? {
-        Some(axes) => norm_axes(&axes, size.len())?,
-        None => (0..size.len() as i64)
+        Some(axes) if !axes.is_empty() => norm_axes(&axes, size.len())?,
+        _ => (0..size.len() as i64)
             .filter(|&a| size[a as usize] == 1)
             .collect(),
     };
@@ -309,6 +310,9 @@ fn split(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
             sizes
         }
         None if node.opset >= 18 => {
+            if !node.attrs.has("num_outputs") {
+                return fail("from opset 18, either the split input or num_outputs is required");
+            }
             let k = node.attrs.int("num_outputs", 0)?;
             if k != outputs || k < 1 {
                 return fail(format!(
@@ -319,6 +323,9 @@ fn split(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
             (0..k).map(|i| (n - i * chunk).clamp(0, chunk)).collect()
         }
         None => {
+            if node.attrs.has("num_outputs") {
+                return fail("num_outputs exists from opset 18 on");
+            }
             if outputs == 0 || n % outputs != 0 {
                 return fail(format!(
                     "axis size {n} does not split into {outputs} equal parts"
@@ -421,14 +428,28 @@ fn tile(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 }
 
 /// Range: max(ceil((limit - start) / delta), 0) values start + i * delta,
-/// of the type of `start`.
+/// of the type of `start`. Integer ranges are computed exactly in integers.
 fn range(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
-    let start_t = input(inputs, 0)?;
-    let (start, limit, delta) = (
-        to_f64(start_t)?,
-        to_f64(input(inputs, 1)?)?,
-        to_f64(input(inputs, 2)?)?,
-    );
+    let (start, limit, delta) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
+    let y = if start.is_floating_point() {
+        range_float(
+            to_f64(start)?,
+            to_f64(limit)?,
+            to_f64(delta)?,
+            start.device(),
+        )?
+    } else {
+        range_int(
+            int_scalar(start)?,
+            int_scalar(limit)?,
+            int_scalar(delta)?,
+            start.device(),
+        )?
+    };
+    one(y.f_to_kind(start.kind())?)
+}
+
+fn range_float(start: f64, limit: f64, delta: f64, device: Device) -> KResult<Tensor> {
     if delta == 0.0 {
         return fail("delta is 0");
     }
@@ -436,9 +457,30 @@ fn range(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     if !n.is_finite() || n > i64::MAX as f64 {
         return fail(format!("range {start}..{limit} step {delta} is unbounded"));
     }
-    let steps = Tensor::f_arange(n as i64, (Kind::Double, start_t.device()))?;
-    let y = steps.f_mul_scalar(delta)?.f_add_scalar(start)?;
-    one(y.f_to_kind(start_t.kind())?)
+    let steps = Tensor::f_arange(n as i64, (Kind::Double, device))?;
+    Ok(steps.f_mul_scalar(delta)?.f_add_scalar(start)?)
+}
+
+fn range_int(start: i64, limit: i64, delta: i64, device: Device) -> KResult<Tensor> {
+    if delta == 0 {
+        return fail("delta is 0");
+    }
+    // ceil((limit - start) / delta) for either sign of delta, without overflow.
+    let (s, l, d) = (i128::from(start), i128::from(limit), i128::from(delta));
+    let n = ((l - s + d - d.signum()) / d).max(0);
+    let Ok(n) = i64::try_from(n) else {
+        return fail(format!("range {start}..{limit} step {delta} is too long"));
+    };
+    let steps = Tensor::f_arange(n, (Kind::Int64, device))?;
+    Ok(steps.f_mul_scalar(delta)?.f_add_scalar(start)?)
+}
+
+/// A one-element integer tensor as i64.
+fn int_scalar(t: &Tensor) -> KResult<i64> {
+    match to_i64s(t)?.as_slice() {
+        [v] => Ok(*v),
+        _ => fail(format!("expected a scalar, got shape {:?}", t.size())),
+    }
 }
 
 /// Pad: `pads` is [begin per axis..., end per axis...] (negative crops),
