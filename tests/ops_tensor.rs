@@ -102,6 +102,9 @@ fn bad_axes_are_reported() {
     let squeeze = one_node("Squeeze", 13, vec![], vec![ints(&[1])], 1);
     assert_fails(squeeze, x(&[2, 3]), "cannot squeeze axis 1 of size 3");
 
+    let scalar = one_node("Split", 18, vec![("num_outputs", Attr::Int(1))], vec![], 1);
+    assert_fails(scalar, Tensor::from(1f32), "does not exist in a scalar");
+
     let perm = one_node(
         "Transpose",
         17,

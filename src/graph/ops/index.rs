@@ -8,8 +8,8 @@
 
 use tch::{Kind, Tensor};
 
-use super::shape::{list_arg, norm_axes};
-use super::{axis, fail, input, one, Inputs, KResult, OpDef};
+use super::shape::{data_axis, list_arg, norm_axes};
+use super::{fail, input, one, Inputs, KResult, OpDef};
 use crate::graph::Node;
 
 pub const OPS: &[OpDef] = &[
@@ -53,10 +53,7 @@ fn checked_indices(indices: &Tensor, n: i64) -> KResult<Tensor> {
 fn gather(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let (x, indices) = (input(inputs, 0)?, input(inputs, 1)?);
     let size = x.size();
-    let a = axis(node.attrs.int("axis", 0)?, size.len())? as usize;
-    if size.is_empty() {
-        return fail("cannot gather from a scalar");
-    }
+    let a = data_axis(node.attrs.int("axis", 0)?, size.len())? as usize;
     let idx = checked_indices(indices, size[a])?;
     let picked = x.f_index_select(a as i64, &idx.f_flatten(0, -1)?)?;
     let mut shape = size[..a].to_vec();
@@ -75,7 +72,7 @@ fn gather_elements(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
             indices.size()
         ));
     }
-    let a = axis(node.attrs.int("axis", 0)?, x.dim())?;
+    let a = data_axis(node.attrs.int("axis", 0)?, x.dim())?;
     let idx = checked_indices(indices, x.size()[a as usize])?;
     one(x.f_gather(a, &idx, false)?)
 }

@@ -124,11 +124,21 @@ pub(super) fn list_arg(
     }
 }
 
+/// As [`axis`], for ops that index the dimensions: a scalar has none
+/// ([`axis`] lets axis 0 through for rank 0, where torch treats a scalar as
+/// having one dimension).
+pub(super) fn data_axis(a: i64, rank: usize) -> KResult<i64> {
+    if rank == 0 {
+        return fail(format!("axis {a} does not exist in a scalar"));
+    }
+    axis(a, rank)
+}
+
 /// Normalises possibly negative `axes` for rank `rank`, rejecting repeats.
 pub(super) fn norm_axes(axes: &[i64], rank: usize) -> KResult<Vec<i64>> {
     let mut out = Vec::with_capacity(axes.len());
     for &a in axes {
-        let a = axis(a, rank)?;
+        let a = data_axis(a, rank)?;
         if out.contains(&a) {
             return fail(format!("axis {a} appears twice in {axes:?}"));
         }
@@ -290,7 +300,7 @@ fn concat(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     if !node.attrs.has("axis") {
         return fail("axis is required");
     }
-    let a = axis(node.attrs.int("axis", 0)?, first.dim())?;
+    let a = data_axis(node.attrs.int("axis", 0)?, first.dim())?;
     one(Tensor::f_cat(&parts, a)?)
 }
 
@@ -299,7 +309,7 @@ fn concat(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 /// with a smaller last one (opset 18), or else into equal parts.
 fn split(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
-    let a = axis(node.attrs.int("axis", 0)?, x.dim())?;
+    let a = data_axis(node.attrs.int("axis", 0)?, x.dim())?;
     let n = x.size()[a as usize];
     let outputs = node.outputs.len() as i64;
     let sizes = match list_arg(node, inputs, "split", 1, 13)? {
