@@ -10,5 +10,6 @@ mod faults;
 mod golden;
 mod inject;
 mod ops_nn;
+mod ops_tensor;
 mod parity;
 mod scenario;

@@ -7,6 +7,9 @@
 mod proto;
 mod tensor;
 
+/// ONNX data type to tch kind, shared with the Cast kernels.
+pub(crate) use tensor::kind_of;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 

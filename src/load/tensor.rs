@@ -9,7 +9,7 @@ use super::proto::{TensorProto, ValueInfoProto};
 use crate::error::{Error, Result};
 
 /// tch kind and element size of an ONNX `TensorProto.DataType`.
-fn kind_of(data_type: i32) -> Option<(Kind, usize)> {
+pub(crate) fn kind_of(data_type: i32) -> Option<(Kind, usize)> {
     Some(match data_type {
         1 => (Kind::Float, 4),
         2 => (Kind::Uint8, 1),

@@ -1,31 +1,78 @@
-//! Pointwise activations.
-//! Specs: <https://onnx.ai/onnx/operators/> (Relu, Clip, Sigmoid, ...).
+//! Activations and the softmax family.
+//! Specs: <https://onnx.ai/onnx/operators/> (Relu, LeakyRelu, PRelu, Elu, Selu,
+//! Celu, Sigmoid, HardSigmoid, HardSwish, Tanh, Softplus, Softsign, Mish,
+//! Gelu, Softmax, LogSoftmax, Clip).
+//!
+//! Formulas with parameters are written out as the spec states them (rather
+//! than through torch's fixed-parameter variants) so every attribute counts.
 
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
-use super::{input, one, opt_input, to_f64, Inputs, KResult, OpDef};
+use super::{axis, fail, input, one, opt_input, to_f64, Inputs, KResult, OpDef};
 use crate::graph::Node;
 
-pub const OPS: &[OpDef] = &[
+/// An op without attributes.
+const fn plain(op: &'static str, kernel: super::Kernel) -> OpDef {
     OpDef {
-        op: "Relu",
+        op,
         attrs: &[],
-        kernel: relu,
+        kernel,
+    }
+}
+
+pub const OPS: &[OpDef] = &[
+    plain("Relu", relu),
+    OpDef {
+        op: "LeakyRelu",
+        attrs: &["alpha"],
+        kernel: leaky_relu,
+    },
+    plain("PRelu", prelu),
+    OpDef {
+        op: "Elu",
+        attrs: &["alpha"],
+        kernel: elu,
+    },
+    OpDef {
+        op: "Selu",
+        attrs: &["alpha", "gamma"],
+        kernel: selu,
+    },
+    OpDef {
+        op: "Celu",
+        attrs: &["alpha"],
+        kernel: celu,
+    },
+    plain("Sigmoid", sigmoid),
+    OpDef {
+        op: "HardSigmoid",
+        attrs: &["alpha", "beta"],
+        kernel: hard_sigmoid,
+    },
+    plain("HardSwish", hard_swish),
+    plain("Tanh", tanh),
+    plain("Softplus", softplus),
+    plain("Softsign", softsign),
+    plain("Mish", mish),
+    OpDef {
+        op: "Gelu",
+        attrs: &["approximate"],
+        kernel: gelu,
+    },
+    OpDef {
+        op: "Softmax",
+        attrs: &["axis"],
+        kernel: softmax,
+    },
+    OpDef {
+        op: "LogSoftmax",
+        attrs: &["axis"],
+        kernel: log_softmax,
     },
     OpDef {
         op: "Clip",
         attrs: &["min", "max"],
         kernel: clip,
-    },
-    OpDef {
-        op: "Sigmoid",
-        attrs: &[],
-        kernel: sigmoid,
-    },
-    OpDef {
-        op: "Tanh",
-        attrs: &[],
-        kernel: tanh,
     },
 ];
 
@@ -41,30 +88,174 @@ fn tanh(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     one(input(inputs, 0)?.f_tanh()?)
 }
 
-/// Clip: bounds are attributes before opset 11, optional inputs from 11 on.
+fn mish(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    one(input(inputs, 0)?.f_mish()?)
+}
+
+/// Softplus: ln(exp(x) + 1). torch returns x itself above 20, which differs
+/// from the exact value by less than exp(-20) relative.
+fn softplus(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    one(input(inputs, 0)?.f_softplus()?)
+}
+
+/// Softsign: x / (1 + |x|).
+fn softsign(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    one(x.f_div(&x.f_abs()?.f_add_scalar(1.0)?)?)
+}
+
+/// `neg` where x < 0, x elsewhere (the shape of every ReLU variant).
+fn where_negative(x: &Tensor, neg: &Tensor) -> KResult<Tensor> {
+    Ok(neg.f_where_self(&x.f_lt(0.0)?, x)?)
+}
+
+/// LeakyRelu: alpha * x for x < 0.
+fn leaky_relu(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let alpha = f64::from(node.attrs.float("alpha", 0.01)?);
+    one(where_negative(x, &x.f_mul_scalar(alpha)?)?)
+}
+
+/// PRelu: slope * x for x < 0, the slope broadcasting to x (unidirectionally).
+fn prelu(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, slope) = (input(inputs, 0)?, input(inputs, 1)?);
+    let neg = x.f_mul(slope)?;
+    if neg.size() != x.size() {
+        return fail(format!(
+            "slope {:?} does not broadcast to the input {:?}",
+            slope.size(),
+            x.size()
+        ));
+    }
+    one(where_negative(x, &neg)?)
+}
+
+/// scale * (x for x > 0, alpha * (exp(x / width) - 1) otherwise): Elu, Selu
+/// and Celu are all this shape.
+fn exp_linear(x: &Tensor, alpha: f64, scale: f64, width: f64) -> KResult<Tensor> {
+    let neg = x.f_div_scalar(width)?.f_expm1()?.f_mul_scalar(alpha)?;
+    let y = x.f_where_self(&x.f_gt(0.0)?, &neg)?;
+    Ok(if scale == 1.0 {
+        y
+    } else {
+        y.f_mul_scalar(scale)?
+    })
+}
+
+fn elu(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let alpha = f64::from(node.attrs.float("alpha", 1.0)?);
+    one(exp_linear(input(inputs, 0)?, alpha, 1.0, 1.0)?)
+}
+
+fn selu(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let alpha = f64::from(node.attrs.float("alpha", 1.673_263_2)?);
+    let gamma = f64::from(node.attrs.float("gamma", 1.050_701)?);
+    one(exp_linear(input(inputs, 0)?, alpha, gamma, 1.0)?)
+}
+
+/// Celu: max(0, x) + min(0, alpha * (exp(x / alpha) - 1)).
+fn celu(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let alpha = f64::from(node.attrs.float("alpha", 1.0)?);
+    if alpha == 0.0 {
+        return fail("alpha 0 divides by zero");
+    }
+    one(exp_linear(input(inputs, 0)?, alpha, 1.0, alpha)?)
+}
+
+/// max(0, min(1, alpha * x + beta)).
+fn hard_sigmoid_of(x: &Tensor, alpha: f64, beta: f64) -> KResult<Tensor> {
+    Ok(x.f_mul_scalar(alpha)?
+        .f_add_scalar(beta)?
+        .f_clamp(0.0, 1.0)?)
+}
+
+fn hard_sigmoid(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let alpha = f64::from(node.attrs.float("alpha", 0.2)?);
+    let beta = f64::from(node.attrs.float("beta", 0.5)?);
+    one(hard_sigmoid_of(input(inputs, 0)?, alpha, beta)?)
+}
+
+/// HardSwish: x * HardSigmoid(x) with alpha 1/6, beta 0.5, as the spec
+/// defines it (torch's hardswish computes x * relu6(x + 3) / 6 instead).
+fn hard_swish(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let alpha = f64::from(1.0f32 / 6.0);
+    one(x.f_mul(&hard_sigmoid_of(x, alpha, 0.5)?)?)
+}
+
+/// Gelu (opset 20): exact with erf, or the tanh approximation.
+fn gelu(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let approximate = node.attrs.string("approximate", "none")?;
+    if approximate != "none" && approximate != "tanh" {
+        return fail(format!(
+            "approximate '{approximate}' is not 'none' or 'tanh'"
+        ));
+    }
+    one(input(inputs, 0)?.f_gelu(&approximate)?)
+}
+
+/// Softmax-like ops. From opset 13 they work along `axis` (default -1).
+/// Before, the input is coerced to 2-D at `axis` (default 1), the op runs on
+/// each row of [prod(dims[..axis]), prod(dims[axis..])] and the result gets
+/// the input shape back.
+fn along_axis(
+    node: &Node,
+    inputs: &Inputs,
+    f: fn(&Tensor, i64, Option<Kind>) -> Result<Tensor, tch::TchError>,
+) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let size = x.size();
+    if node.opset >= 13 {
+        let a = axis(node.attrs.int("axis", -1)?, size.len())?;
+        return one(f(x, a, None)?);
+    }
+    let a = node.attrs.int("axis", 1)?;
+    // Coercion accepts axis == rank (a single row per element).
+    let a = if a == size.len() as i64 {
+        a
+    } else {
+        axis(a, size.len())?
+    } as usize;
+    let rows: i64 = size[..a].iter().product();
+    let cols: i64 = size[a..].iter().product();
+    one(f(&x.f_reshape([rows, cols])?, 1, None)?.f_reshape(&size)?)
+}
+
+fn softmax(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    along_axis(node, inputs, |x, a, k| x.f_softmax(a, k))
+}
+
+fn log_softmax(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    along_axis(node, inputs, |x, a, k| x.f_log_softmax(a, k))
+}
+
+/// Clip: bounds are attributes before opset 11, optional scalar inputs from
+/// 11 on. The result keeps the input type (torch would promote an integer
+/// tensor clamped with float bounds).
 fn clip(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
     let (min, max) = if node.opset < 11 {
-        let lo = node
-            .attrs
-            .has("min")
-            .then(|| node.attrs.float("min", 0.0))
-            .transpose()?;
-        let hi = node
-            .attrs
-            .has("max")
-            .then(|| node.attrs.float("max", 0.0))
-            .transpose()?;
-        (lo.map(f64::from), hi.map(f64::from))
+        let bound = |name| -> KResult<Option<f64>> {
+            if node.attrs.has(name) {
+                Ok(Some(f64::from(node.attrs.float(name, 0.0)?)))
+            } else {
+                Ok(None)
+            }
+        };
+        (bound("min")?, bound("max")?)
     } else {
+        if node.attrs.has("min") || node.attrs.has("max") {
+            return fail("min and max are inputs from opset 11, not attributes");
+        }
         let lo = opt_input(inputs, 1).map(to_f64).transpose()?;
         let hi = opt_input(inputs, 2).map(to_f64).transpose()?;
         (lo, hi)
     };
-    one(match (min, max) {
+    let y = match (min, max) {
         (Some(lo), Some(hi)) => x.f_clamp(lo, hi)?,
         (Some(lo), None) => x.f_clamp_min(lo)?,
         (None, Some(hi)) => x.f_clamp_max(hi)?,
         (None, None) => x.shallow_clone(),
-    })
+    };
+    one(y.f_to_kind(x.kind())?)
 }

@@ -1,53 +1,214 @@
-//! Broadcasting binary arithmetic (numpy rules, as ONNX and torch share).
-//! Specs: <https://onnx.ai/onnx/operators/onnx__Add.html> and siblings.
+//! Element-wise arithmetic, comparison, logic and casts, with numpy-style
+//! broadcasting (ONNX and torch share the rules).
+//! Specs: <https://onnx.ai/onnx/operators/onnx__Add.html> and siblings
+//! (Sub, Mul, Div, Mod, Pow, Sqrt, ..., Equal, Where, Cast, CastLike).
+//!
+//! ONNX requires both operands of a binary op to have the same type, so
+//! torch's type promotion never kicks in for valid models; where torch would
+//! still change the type (integer division, Pow with an integer base) the
+//! kernel restores the ONNX result type explicitly.
 
-use tch::{TchError, Tensor};
+use tch::{Kind, TchError, Tensor};
 
-use super::{input, one, Inputs, KResult, OpDef};
+use super::{fail, input, one, Inputs, KResult, OpDef};
 use crate::graph::Node;
 
+type Unary = fn(&Tensor) -> Result<Tensor, TchError>;
+type Binary = fn(&Tensor, &Tensor) -> Result<Tensor, TchError>;
+
+/// An op without attributes.
+const fn plain(op: &'static str, kernel: super::Kernel) -> OpDef {
+    OpDef {
+        op,
+        attrs: &[],
+        kernel,
+    }
+}
+
 pub const OPS: &[OpDef] = &[
+    plain("Add", add),
+    plain("Sub", sub),
+    plain("Mul", mul),
+    plain("Div", div),
     OpDef {
-        op: "Add",
-        attrs: &[],
-        kernel: add,
+        op: "Mod",
+        attrs: &["fmod"],
+        kernel: modulo,
+    },
+    plain("Pow", pow),
+    plain("Sqrt", sqrt),
+    plain("Neg", neg),
+    plain("Abs", abs),
+    plain("Exp", exp),
+    plain("Log", log),
+    plain("Reciprocal", reciprocal),
+    plain("Erf", erf),
+    plain("Floor", floor),
+    plain("Ceil", ceil),
+    plain("Sign", sign),
+    plain("Sin", sin),
+    plain("Cos", cos),
+    plain("Max", max),
+    plain("Min", min),
+    plain("Sum", sum),
+    plain("Mean", mean),
+    plain("Equal", equal),
+    plain("Less", less),
+    plain("LessOrEqual", less_or_equal),
+    plain("Greater", greater),
+    plain("GreaterOrEqual", greater_or_equal),
+    plain("Not", not),
+    plain("And", and),
+    plain("Or", or),
+    plain("Xor", xor),
+    plain("Where", where_),
+    OpDef {
+        op: "Cast",
+        // `saturate` only applies to float8 targets, which `to` rejects.
+        attrs: &["to", "saturate"],
+        kernel: cast,
     },
     OpDef {
-        op: "Sub",
-        attrs: &[],
-        kernel: sub,
-    },
-    OpDef {
-        op: "Mul",
-        attrs: &[],
-        kernel: mul,
-    },
-    OpDef {
-        op: "Div",
-        attrs: &[],
-        kernel: div,
+        op: "CastLike",
+        attrs: &["saturate"],
+        kernel: cast_like,
     },
 ];
 
-fn binary(
-    inputs: &Inputs,
-    f: fn(&Tensor, &Tensor) -> Result<Tensor, TchError>,
-) -> KResult<Vec<Tensor>> {
+fn unary(inputs: &Inputs, f: Unary) -> KResult<Vec<Tensor>> {
+    one(f(input(inputs, 0)?)?)
+}
+
+fn binary(inputs: &Inputs, f: Binary) -> KResult<Vec<Tensor>> {
     one(f(input(inputs, 0)?, input(inputs, 1)?)?)
 }
 
-fn add(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
-    binary(inputs, Tensor::f_add)
+/// Folds a variadic op (Max, Min, Sum, Mean) over its inputs, broadcasting.
+fn fold(inputs: &Inputs, f: Binary) -> KResult<Tensor> {
+    let mut acc = input(inputs, 0)?.shallow_clone();
+    for i in 1..inputs.len() {
+        acc = f(&acc, input(inputs, i)?)?;
+    }
+    Ok(acc)
 }
 
-fn sub(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
-    binary(inputs, Tensor::f_sub)
+/// Defines kernels that apply one tch method to input 0.
+macro_rules! unary_kernels {
+    ($($name:ident => $method:ident),* $(,)?) => {$(
+        fn $name(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+            unary(inputs, Tensor::$method)
+        }
+    )*};
 }
 
-fn mul(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
-    binary(inputs, Tensor::f_mul)
+/// Defines kernels that apply one tch method to inputs 0 and 1.
+macro_rules! binary_kernels {
+    ($($name:ident => $method:ident),* $(,)?) => {$(
+        fn $name(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+            binary(inputs, Tensor::$method)
+        }
+    )*};
 }
 
+unary_kernels! {
+    sqrt => f_sqrt,
+    neg => f_neg,
+    abs => f_abs,
+    exp => f_exp,
+    log => f_log,
+    reciprocal => f_reciprocal,
+    erf => f_erf,
+    floor => f_floor,
+    ceil => f_ceil,
+    sign => f_sign,
+    sin => f_sin,
+    cos => f_cos,
+    not => f_logical_not,
+}
+
+binary_kernels! {
+    add => f_add,
+    sub => f_sub,
+    mul => f_mul,
+    equal => f_eq_tensor,
+    less => f_lt_tensor,
+    less_or_equal => f_le_tensor,
+    greater => f_gt_tensor,
+    greater_or_equal => f_ge_tensor,
+    and => f_logical_and,
+    or => f_logical_or,
+    xor => f_logical_xor,
+}
+
+fn is_float(k: Kind) -> bool {
+    matches!(k, Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16)
+}
+
+/// Div: integer division truncates toward zero (as onnxruntime computes it);
+/// torch's plain `div` would return floats for integer operands.
 fn div(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
-    binary(inputs, Tensor::f_div)
+    let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
+    if is_float(a.kind()) {
+        one(a.f_div(b)?)
+    } else {
+        one(a.f_div_tensor_mode(b, "trunc")?)
+    }
+}
+
+/// Mod: `fmod` 0 takes the divisor's sign (torch `remainder`, integers only),
+/// `fmod` 1 the dividend's (C `fmod`).
+fn modulo(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
+    match node.attrs.int("fmod", 0)? {
+        0 if is_float(a.kind()) => fail("fmod 0 is invalid for floating-point inputs"),
+        0 => one(a.f_remainder_tensor(b)?),
+        1 => one(a.f_fmod_tensor(b)?),
+        other => fail(format!("fmod {other} is not 0 or 1")),
+    }
+}
+
+/// Pow: the result has the base's type, whatever the exponent's.
+fn pow(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, y) = (input(inputs, 0)?, input(inputs, 1)?);
+    one(x.f_pow(y)?.f_to_kind(x.kind())?)
+}
+
+fn max(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    one(fold(inputs, Tensor::f_maximum)?)
+}
+
+fn min(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    one(fold(inputs, Tensor::f_minimum)?)
+}
+
+fn sum(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    one(fold(inputs, Tensor::f_add)?)
+}
+
+fn mean(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let n = inputs.len() as f64;
+    one(fold(inputs, Tensor::f_add)?.f_div_scalar(n)?)
+}
+
+/// Where(condition, X, Y): X where the condition holds, else Y.
+fn where_(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let cond = input(inputs, 0)?.f_to_kind(Kind::Bool)?;
+    let (x, y) = (input(inputs, 1)?, input(inputs, 2)?);
+    one(x.f_where_self(&cond, y)?)
+}
+
+fn cast(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let to = node.attrs.int("to", 0)?;
+    let kind = i32::try_from(to)
+        .ok()
+        .and_then(crate::load::kind_of)
+        .map(|(kind, _)| kind)
+        .ok_or_else(|| super::KernelError(format!("cast to data type {to} is not supported")))?;
+    one(x.f_to_kind(kind)?)
+}
+
+fn cast_like(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, like) = (input(inputs, 0)?, input(inputs, 1)?);
+    one(x.f_to_kind(like.kind())?)
 }

@@ -1,6 +1,7 @@
 //! Matrix products.
 //! Specs: <https://onnx.ai/onnx/operators/onnx__Gemm.html>,
-//! <https://onnx.ai/onnx/operators/onnx__MatMul.html>.
+//! <https://onnx.ai/onnx/operators/onnx__MatMul.html>,
+//! <https://onnx.ai/onnx/operators/onnx__Einsum.html>.
 
 use tch::Tensor;
 
@@ -17,6 +18,11 @@ pub const OPS: &[OpDef] = &[
         op: "MatMul",
         attrs: &[],
         kernel: matmul,
+    },
+    OpDef {
+        op: "Einsum",
+        attrs: &["equation"],
+        kernel: einsum,
     },
 ];
 
@@ -47,15 +53,37 @@ fn gemm(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         y = y.f_mul_scalar(alpha)?;
     }
     if let Some(c) = c {
+        let rows_cols = y.size();
         y = if beta == 1.0 {
             y.f_add(c)?
         } else {
             y.f_add(&c.f_mul_scalar(beta)?)?
         };
+        // C broadcasts to (M, N) only one way; torch would also grow Y.
+        if y.size() != rows_cols {
+            return fail(format!(
+                "C {:?} does not broadcast to {rows_cols:?}",
+                c.size()
+            ));
+        }
     }
     one(y)
 }
 
 fn matmul(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     one(input(inputs, 0)?.f_matmul(input(inputs, 1)?)?)
+}
+
+/// Einsum: torch parses the same equation language; ONNX allows spaces.
+fn einsum(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let equation: String = node
+        .attrs
+        .string("equation", "")?
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let operands = (0..inputs.len())
+        .map(|i| input(inputs, i))
+        .collect::<KResult<Vec<_>>>()?;
+    one(Tensor::f_einsum(&equation, &operands, None::<&[i64]>)?)
 }

@@ -13,6 +13,7 @@ use super::Node;
 mod activation;
 mod conv;
 mod elementwise;
+mod index;
 mod linear;
 mod norm;
 mod pool;
@@ -49,6 +50,7 @@ const FAMILIES: &[&[OpDef]] = &[
     activation::OPS,
     conv::OPS,
     elementwise::OPS,
+    index::OPS,
     linear::OPS,
     norm::OPS,
     pool::OPS,

@@ -1,6 +1,158 @@
-//! Reductions over axes.
-//! Spec: <https://onnx.ai/onnx/operators/onnx__ReduceMean.html> and siblings.
+//! Reductions over axes, and ArgMax/ArgMin.
+//! Specs: <https://onnx.ai/onnx/operators/onnx__ReduceMean.html> and siblings,
+//! <https://onnx.ai/onnx/operators/onnx__ArgMax.html>.
+//!
+//! `axes` is an attribute before opset 18 (ReduceSum: before 13) and an
+//! optional input after. No axes means all axes, unless
+//! `noop_with_empty_axes` asks for the identity. `keepdims` defaults to 1.
 
-use super::OpDef;
+use tch::{Kind, Tensor};
 
-pub const OPS: &[OpDef] = &[];
+use super::shape::{list_arg, norm_axes};
+use super::{axis, input, one, Inputs, KResult, OpDef};
+use crate::graph::Node;
+
+const REDUCE_ATTRS: &[&str] = &["axes", "keepdims", "noop_with_empty_axes"];
+const ARG_ATTRS: &[&str] = &["axis", "keepdims", "select_last_index"];
+
+/// A reduction op with the shared attributes.
+const fn reduction(op: &'static str, kernel: super::Kernel) -> OpDef {
+    OpDef {
+        op,
+        attrs: REDUCE_ATTRS,
+        kernel,
+    }
+}
+
+pub const OPS: &[OpDef] = &[
+    reduction("ReduceMean", reduce_mean),
+    reduction("ReduceSum", reduce_sum),
+    reduction("ReduceMax", reduce_max),
+    reduction("ReduceMin", reduce_min),
+    reduction("ReduceProd", reduce_prod),
+    reduction("ReduceL1", reduce_l1),
+    reduction("ReduceL2", reduce_l2),
+    reduction("ReduceSumSquare", reduce_sum_square),
+    reduction("ReduceLogSum", reduce_log_sum),
+    reduction("ReduceLogSumExp", reduce_log_sum_exp),
+    OpDef {
+        op: "ArgMax",
+        attrs: ARG_ATTRS,
+        kernel: arg_max,
+    },
+    OpDef {
+        op: "ArgMin",
+        attrs: ARG_ATTRS,
+        kernel: arg_min,
+    },
+];
+
+/// A reducer gets the input, the normalised axes (never empty unless the
+/// input is a scalar) and keepdims.
+type Reducer = fn(&Tensor, &[i64], bool) -> KResult<Tensor>;
+
+fn reduce(node: &Node, inputs: &Inputs, f: Reducer) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let since = if node.op == "ReduceSum" { 13 } else { 18 };
+    let axes = list_arg(node, inputs, "axes", 1, since)?.unwrap_or_default();
+    let keep = node.attrs.int("keepdims", 1)? != 0;
+    let axes = if !axes.is_empty() {
+        norm_axes(&axes, x.dim())?
+    } else if node.attrs.int("noop_with_empty_axes", 0)? != 0 {
+        return one(x.shallow_clone());
+    } else {
+        // Spelled out: torch reads an empty list as "all axes" only for some ops.
+        (0..x.dim() as i64).collect()
+    };
+    one(f(x, &axes, keep)?)
+}
+
+/// Sum keeping the input type (torch would widen integers to int64).
+fn sum_of(x: &Tensor, axes: &[i64], keep: bool) -> KResult<Tensor> {
+    Ok(x.f_sum_dim_intlist(axes, keep, x.kind())?)
+}
+
+fn reduce_sum(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    reduce(node, inputs, sum_of)
+}
+
+fn reduce_mean(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    reduce(node, inputs, |x, axes, keep| {
+        Ok(x.f_mean_dim(axes, keep, None::<Kind>)?)
+    })
+}
+
+fn reduce_max(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    reduce(node, inputs, |x, axes, keep| Ok(x.f_amax(axes, keep)?))
+}
+
+fn reduce_min(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    reduce(node, inputs, |x, axes, keep| Ok(x.f_amin(axes, keep)?))
+}
+
+/// torch's prod takes one axis at a time: go from the last axis down so the
+/// remaining indices stay valid when dimensions are dropped.
+fn reduce_prod(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    reduce(node, inputs, |x, axes, keep| {
+        let mut sorted = axes.to_vec();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        let mut y = x.shallow_clone();
+        for a in sorted {
+            y = y.f_prod_dim_int(a, keep, x.kind())?;
+        }
+        Ok(y)
+    })
+}
+
+fn reduce_l1(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    reduce(node, inputs, |x, axes, keep| {
+        sum_of(&x.f_abs()?, axes, keep)
+    })
+}
+
+fn reduce_sum_square(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    reduce(node, inputs, |x, axes, keep| {
+        sum_of(&x.f_square()?, axes, keep)
+    })
+}
+
+fn reduce_l2(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    reduce(node, inputs, |x, axes, keep| {
+        let y = sum_of(&x.f_square()?, axes, keep)?.f_sqrt()?;
+        Ok(y.f_to_kind(x.kind())?)
+    })
+}
+
+fn reduce_log_sum(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    reduce(node, inputs, |x, axes, keep| {
+        Ok(sum_of(x, axes, keep)?.f_log()?)
+    })
+}
+
+fn reduce_log_sum_exp(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    reduce(node, inputs, |x, axes, keep| Ok(x.f_logsumexp(axes, keep)?))
+}
+
+type ArgFn = fn(&Tensor, i64, bool) -> Result<Tensor, tch::TchError>;
+
+/// ArgMax/ArgMin along `axis` (default 0). torch returns the first extreme
+/// index; for `select_last_index` the axis is flipped and the index mirrored.
+fn arg_extreme(node: &Node, inputs: &Inputs, f: ArgFn) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let a = axis(node.attrs.int("axis", 0)?, x.dim())?;
+    let keep = node.attrs.int("keepdims", 1)? != 0;
+    if node.attrs.int("select_last_index", 0)? == 0 {
+        return one(f(x, a, keep)?);
+    }
+    let n = x.size().get(a as usize).copied().unwrap_or(1);
+    let flipped = f(&x.f_flip([a])?, a, keep)?;
+    one(flipped.f_neg()?.f_add_scalar(n - 1)?)
+}
+
+fn arg_max(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    arg_extreme(node, inputs, |x, a, k| x.f_argmax(a, k))
+}
+
+fn arg_min(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    arg_extreme(node, inputs, |x, a, k| x.f_argmin(a, k))
+}
