@@ -9,21 +9,37 @@ fn root() -> PathBuf {
 }
 
 fn faultsweep(args: &[&str], cache: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_faultsweep")).args(args).current_dir(root()).env("FAULTSWEEP_CACHE", cache).output().expect("runs")
+    Command::new(env!("CARGO_BIN_EXE_faultsweep"))
+        .args(args)
+        .current_dir(root())
+        .env("FAULTSWEEP_CACHE", cache)
+        .output()
+        .expect("runs")
 }
 
 /// The demo neuron scenario cut down to `n` injections on 100 samples.
 fn small_scenario(dir: &Path, n: usize) -> PathBuf {
     let text = std::fs::read_to_string(root().join("scenarios/fashion_neurons.yml")).unwrap();
-    let text = text.replace("injections: 2000", &format!("injections: {n}")).replace("  batch_size: 64", "  batch_size: 64\n  subset:\n    first: 100");
+    let text = text
+        .replace("injections: 2000", &format!("injections: {n}"))
+        .replace(
+            "  batch_size: 64",
+            "  batch_size: 64\n  subset:\n    first: 100",
+        );
     let path = dir.join("small.yml");
     std::fs::write(&path, text).unwrap();
     path
 }
 
 fn csv_rows(path: &Path) -> Vec<Vec<String>> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_path(path).unwrap();
-    reader.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect()
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(path)
+        .unwrap();
+    reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
 }
 
 #[test]
@@ -31,50 +47,145 @@ fn a_campaign_writes_its_results_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = small_scenario(dir.path(), 300);
     let out = dir.path().join("results");
-    let run = faultsweep(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--verify", "60"], &dir.path().join("cache"));
+    let run = faultsweep(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--verify",
+            "60",
+        ],
+        &dir.path().join("cache"),
+    );
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
-    assert!(stdout.contains("300 injections: SDE") && stdout.contains("0 differ\n"), "{stdout}");
-    for f in ["scenario.yml", "faults.bin", "golden.csv", "ranges.csv", "injections.csv", "summary.csv", "summary.md", "summary.json"] {
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("300 injections: SDE") && stdout.contains("0 differ\n"),
+        "{stdout}"
+    );
+    for f in [
+        "scenario.yml",
+        "faults.bin",
+        "golden.csv",
+        "ranges.csv",
+        "injections.csv",
+        "summary.csv",
+        "summary.md",
+        "summary.json",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
     let rows = csv_rows(&out.join("injections.csv"));
     let header = rows[0].join(",");
-    assert!(header.starts_with("fault_id,sample,target,layer,tensor,coord,fault_model,dtype,bit,value"), "{header}");
-    assert!(header.contains("sample_id,label,golden_top1,faulty_top1,outcome,top5_hit,original_value,faulty_value"), "{header}");
+    assert!(
+        header.starts_with("fault_id,sample,target,layer,tensor,coord,fault_model,dtype,bit,value"),
+        "{header}"
+    );
+    assert!(
+        header.contains(
+            "sample_id,label,golden_top1,faulty_top1,outcome,top5_hit,original_value,faulty_value"
+        ),
+        "{header}"
+    );
     assert_eq!(rows.len(), 301);
     // The summary is re-derived from the rows.
     let outcome_col = rows[0].iter().position(|c| c == "outcome").unwrap();
     let count = |o: &str| rows[1..].iter().filter(|r| r[outcome_col] == o).count() as u64;
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     for o in ["masked", "benign", "sde", "due"] {
         assert_eq!(summary["overall"][o].as_u64().unwrap(), count(o), "{o}");
     }
     assert!(count("masked") > 0 && count("benign") + count("sde") > 0);
     let by_layer = summary["groups"]["layer"].as_object().unwrap();
-    assert_eq!(by_layer.values().map(|c| c["n"].as_u64().unwrap()).sum::<u64>(), 300);
+    assert_eq!(
+        by_layer
+            .values()
+            .map(|c| c["n"].as_u64().unwrap())
+            .sum::<u64>(),
+        300
+    );
 
     // Replaying the effective scenario gives the same rows.
     let again = dir.path().join("again");
-    let replay = faultsweep(&["run", out.join("scenario.yml").to_str().unwrap(), "--out", again.to_str().unwrap()], &dir.path().join("cache"));
-    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
-    assert_eq!(std::fs::read(out.join("injections.csv")).unwrap(), std::fs::read(again.join("injections.csv")).unwrap());
+    let replay = faultsweep(
+        &[
+            "run",
+            out.join("scenario.yml").to_str().unwrap(),
+            "--out",
+            again.to_str().unwrap(),
+        ],
+        &dir.path().join("cache"),
+    );
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert_eq!(
+        std::fs::read(out.join("injections.csv")).unwrap(),
+        std::fs::read(again.join("injections.csv")).unwrap()
+    );
 
     // So does replaying the fault list as CSV, and without any cache.
     let csv = dir.path().join("faults.csv");
-    assert!(faultsweep(&["faults", "convert", out.join("faults.bin").to_str().unwrap(), csv.to_str().unwrap()], dir.path()).status.success());
+    assert!(faultsweep(
+        &[
+            "faults",
+            "convert",
+            out.join("faults.bin").to_str().unwrap(),
+            csv.to_str().unwrap()
+        ],
+        dir.path()
+    )
+    .status
+    .success());
     let from_csv = dir.path().join("from_csv");
-    let r = faultsweep(&["run", scenario.to_str().unwrap(), "--faults", csv.to_str().unwrap(), "--out", from_csv.to_str().unwrap()], &dir.path().join("cache"));
+    let r = faultsweep(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--faults",
+            csv.to_str().unwrap(),
+            "--out",
+            from_csv.to_str().unwrap(),
+        ],
+        &dir.path().join("cache"),
+    );
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let outcomes = |p: &Path| csv_rows(p).into_iter().map(|r| r[outcome_col].clone()).collect::<Vec<_>>();
-    assert_eq!(outcomes(&out.join("injections.csv")), outcomes(&from_csv.join("injections.csv")));
+    let outcomes = |p: &Path| {
+        csv_rows(p)
+            .into_iter()
+            .map(|r| r[outcome_col].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        outcomes(&out.join("injections.csv")),
+        outcomes(&from_csv.join("injections.csv"))
+    );
 }
 
 #[test]
 fn unsupported_faults_are_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let r = faultsweep(&["run", "scenarios/fashion_weights_strata.yml", "--out", dir.path().join("w").to_str().unwrap()], dir.path());
+    let r = faultsweep(
+        &[
+            "run",
+            "scenarios/fashion_weights_strata.yml",
+            "--out",
+            dir.path().join("w").to_str().unwrap(),
+        ],
+        dir.path(),
+    );
     assert_eq!(r.status.code(), Some(2));
     let err = String::from_utf8_lossy(&r.stderr);
-    assert!(err.contains("weight fault") && err.contains("not supported by `run` yet"), "{err}");
+    assert!(
+        err.contains("weight fault") && err.contains("not supported by `run` yet"),
+        "{err}"
+    );
 }
