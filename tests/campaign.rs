@@ -189,3 +189,37 @@ fn unsupported_faults_are_refused_with_a_reason() {
         "{err}"
     );
 }
+
+#[test]
+fn a_range_subset_at_the_end_of_the_data_set_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("scenarios/fashion_neurons.yml")).unwrap();
+    let text = text
+        .replace(
+            "  batch_size: 64",
+            "  batch_size: 64\n  subset:\n    range: {start: 900, end: 1000}",
+        )
+        .replace("injections: 2000", "injections: 50");
+    let scenario = dir.path().join("range.yml");
+    std::fs::write(&scenario, text).unwrap();
+    let out = dir.path().join("list.csv");
+    let r = faultsweep(
+        &[
+            "faults",
+            "gen",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let samples: Vec<u64> = csv_rows(&out)[1..]
+        .iter()
+        .map(|r| r[1].parse().unwrap())
+        .collect();
+    assert!(
+        samples.iter().all(|&s| s < 100),
+        "faults name positions in the subset: {samples:?}"
+    );
+}

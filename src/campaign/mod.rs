@@ -32,6 +32,8 @@ pub struct RunArgs {
     pub out: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
     pub batch_size: Option<usize>,
+    /// Use this seed instead of the scenario's.
+    pub seed: Option<u64>,
     /// Rerun this many injections (seeded choice) as plain full forward passes.
     pub verify: usize,
 }
@@ -68,9 +70,10 @@ pub fn plan(scenario_path: &Path, args: &RunArgs) -> Result<Plan> {
     if let Some(d) = &args.data {
         sc.spec.data.path = d.clone();
     }
+    sc.spec.seed = args.seed.or(sc.spec.seed);
     let graph = crate::load::load(&sc.spec.model.path)?;
     let data = Dataset::open(&sc.spec.data)?;
-    let campaign = sc.validate(&graph, Some(data.len() as u64))?;
+    let campaign = sc.validate(&graph, Some(data.total_len() as u64))?;
     let faults = match &args.faults {
         Some(path) => faults::load(path, Some(&campaign.sites), Some(campaign.samples))?,
         None => faults::generate(&campaign),

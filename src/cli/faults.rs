@@ -1,16 +1,15 @@
 //! `faultsweep faults gen|convert|show`: fault lists from scenarios, between
 //! binary and CSV, and summarized.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use crate::data::DataSpec;
+use crate::campaign::{self, RunArgs};
 use crate::error::Result;
 use crate::faults::{self, summary, FaultList, Sites};
 use crate::load;
-use crate::scenario::{self, Scenario};
+use crate::scenario;
 
 #[derive(Debug, Subcommand)]
 pub enum FaultsCmd {
@@ -85,22 +84,18 @@ fn gen(
     seed: Option<u64>,
     effective: Option<&Path>,
 ) -> Result<()> {
-    let mut sc = Scenario::load(path)?;
-    if let Some(m) = model {
-        sc.spec.model.path = m;
-    }
-    if let Some(d) = data {
-        sc.spec.data.path = d;
-    }
-    sc.spec.seed = seed.or(sc.spec.seed);
-    let graph = load::load(&sc.spec.model.path)?;
-    let campaign = sc.validate(&graph, data_len(&sc.spec.data))?;
-    let list = faults::generate(&campaign);
-    faults::save(&list, out)?;
+    let args = RunArgs {
+        model,
+        data,
+        seed,
+        ..RunArgs::default()
+    };
+    let plan = campaign::plan(path, &args)?;
+    faults::save(&plan.faults, out)?;
     if let Some(e) = effective {
-        scenario::save(&campaign.spec, e)?;
+        scenario::save(&plan.campaign.spec, e)?;
     }
-    report(&list, out);
+    report(&plan.faults, out);
     Ok(())
 }
 
@@ -125,40 +120,4 @@ fn read(path: &Path, model: Option<&Path>) -> Result<FaultList> {
         None => None,
     };
     faults::load(path, sites.as_ref(), None)
-}
-
-/// The number of samples in the data set when it can be read cheaply from a
-/// header (IDX, raw or gzipped; .npy). The engine's data loader replaces this.
-fn data_len(spec: &DataSpec) -> Option<u64> {
-    let mut head = [0u8; 256];
-    let n = read_head(&spec.path, &mut head).ok()?;
-    let head = &head[..n];
-    if head.starts_with(b"\x93NUMPY") {
-        let text = String::from_utf8_lossy(head);
-        let shape = text.split("'shape': (").nth(1)?;
-        return shape.split([',', ')']).next()?.trim().parse().ok();
-    }
-    // IDX: two zero bytes, a type byte, the rank, then big-endian dimensions.
-    match head {
-        [0, 0, _, rank, a, b, c, d, ..] if *rank >= 1 => {
-            Some(u64::from(u32::from_be_bytes([*a, *b, *c, *d])))
-        }
-        _ => None,
-    }
-}
-
-fn read_head(path: &Path, buf: &mut [u8]) -> std::io::Result<usize> {
-    let f = std::fs::File::open(path)?;
-    let mut r: Box<dyn Read> = match path.extension().is_some_and(|e| e == "gz") {
-        true => Box::new(flate2::read::GzDecoder::new(f)),
-        false => Box::new(f),
-    };
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }

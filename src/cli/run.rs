@@ -43,6 +43,7 @@ pub fn run(cmd: RunCmd) -> Result<()> {
         out: cmd.out,
         cache_dir: cmd.cache_dir,
         batch_size: cmd.batch_size,
+        seed: None,
         verify: cmd.verify,
     };
     let started = std::time::Instant::now();

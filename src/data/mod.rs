@@ -125,6 +125,8 @@ pub struct Dataset {
     source: Source,
     /// Selected sample ids, ascending.
     ids: Vec<usize>,
+    /// Samples in the whole data set, before the subset.
+    total: usize,
     labels: Option<Vec<i64>>,
 }
 
@@ -181,12 +183,18 @@ impl Dataset {
             source,
             ids,
             labels,
+            total: len,
         })
     }
 
     /// Number of selected samples.
     pub fn len(&self) -> usize {
         self.ids.len()
+    }
+
+    /// Number of samples in the whole data set, before the subset.
+    pub fn total_len(&self) -> usize {
+        self.total
     }
 
     pub fn is_empty(&self) -> bool {
