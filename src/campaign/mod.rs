@@ -20,7 +20,7 @@ use crate::inject::{
     agreement, Agreement, CachedFrontiers, ComputedFrontiers, Engine, Injection, InjectionResult,
     NeuronFault, Options,
 };
-use crate::report::{CsvSink, Summary};
+use crate::report::{heatmap, CsvSink, Summary};
 use crate::scenario::{self, Campaign, Scenario};
 
 /// Command-line overrides of a scenario.
@@ -242,6 +242,7 @@ pub fn run(scenario_path: &Path, args: &RunArgs) -> Result<RunReport> {
         &[&faults::csv::COLUMNS[..], &RESULT_COLUMNS[..]].concat(),
     )?;
     let mut summary = Summary::default();
+    let mut cells = heatmap::Cells::new();
     let rows_of: BTreeMap<u64, Vec<&Fault>> =
         plan.faults.faults.iter().fold(BTreeMap::new(), |mut m, f| {
             m.entry(f.injection).or_insert_with(Vec::new).push(f);
@@ -251,7 +252,16 @@ pub fn run(scenario_path: &Path, args: &RunArgs) -> Result<RunReport> {
     for chunk in injections.chunks(options.batch_size.max(1) * 8) {
         let results = engine.run(chunk)?;
         for r in &results {
-            record(&plan, &rows_of[&(r.id as u64)], r, &mut sink, &mut summary)?;
+            let faults = &rows_of[&(r.id as u64)];
+            record(&plan, faults, r, &mut sink, &mut summary)?;
+            for f in faults.iter().filter(|f| f.bits.len() == 1) {
+                cells
+                    .entry((f.node as usize, f.layer.clone()))
+                    .or_default()
+                    .entry(f.bits[0])
+                    .or_default()
+                    .add(r.outcome());
+            }
         }
         sink.flush()?;
         all_results.extend(results);
@@ -264,6 +274,14 @@ pub fn run(scenario_path: &Path, args: &RunArgs) -> Result<RunReport> {
             serde_json::to_string_pretty(&summary).expect("summary serializes"),
         ),
     ];
+    let title = format!(
+        "{} ({})",
+        spec.name.as_deref().unwrap_or("campaign"),
+        plan.graph.path.display()
+    );
+    let summary_files = summary_files
+        .into_iter()
+        .chain([("heatmap.svg", heatmap::svg(&cells, &title))]);
     for (name, text) in summary_files {
         crate::report::write_atomic(&out.join(name), text.as_bytes())?;
     }

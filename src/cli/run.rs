@@ -59,7 +59,7 @@ pub fn run(cmd: RunCmd) -> Result<()> {
         n as f64 / secs
     );
     println!(
-        "results in {}/ (injections.csv, summary.md, summary.csv, summary.json, golden.csv)",
+        "results in {}/ (injections.csv, summary.md/.csv/.json, heatmap.svg, golden.csv)",
         report.out.display()
     );
     if let Some(v) = report.verified {

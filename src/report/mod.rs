@@ -2,6 +2,8 @@
 //! outcome rates per layer, bit, op type, number format and overall, each
 //! with a 95% Wilson interval.
 
+pub mod heatmap;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
