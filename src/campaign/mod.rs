@@ -36,6 +36,8 @@ pub struct RunArgs {
     pub seed: Option<u64>,
     /// Rerun this many injections (seeded choice) as plain full forward passes.
     pub verify: usize,
+    /// Continue the campaign in `out`, keeping its finished rows.
+    pub resume: bool,
 }
 
 /// What a finished run reports.
@@ -71,6 +73,9 @@ pub fn plan(scenario_path: &Path, args: &RunArgs) -> Result<Plan> {
         sc.spec.data.path = d.clone();
     }
     sc.spec.seed = args.seed.or(sc.spec.seed);
+    if let Some(b) = args.batch_size {
+        sc.spec.data.batch_size = b;
+    }
     let graph = crate::load::load(&sc.spec.model.path)?;
     let data = Dataset::open(&sc.spec.data)?;
     let campaign = sc.validate(&graph, Some(data.total_len() as u64))?;
@@ -212,7 +217,7 @@ pub fn run(scenario_path: &Path, args: &RunArgs) -> Result<RunReport> {
     let injections = injections(&plan, &golden)?;
 
     let options = Options {
-        batch_size: args.batch_size.unwrap_or(spec.data.batch_size),
+        batch_size: spec.data.batch_size,
         drop_masked: true,
         stop_at_nonfinite: spec.outputs.early_due,
         from_input: false,
@@ -237,35 +242,32 @@ pub fn run(scenario_path: &Path, args: &RunArgs) -> Result<RunReport> {
         frontiers,
         options,
     };
-    let mut sink = CsvSink::create(
-        &out.join("injections.csv"),
-        &[&faults::csv::COLUMNS[..], &RESULT_COLUMNS[..]].concat(),
-    )?;
-    let mut summary = Summary::default();
-    let mut cells = heatmap::Cells::new();
+    let path = out.join("injections.csv");
+    let chunks: Vec<&[Injection]> = injections.chunks(options.batch_size.max(1) * 8).collect();
     let rows_of: BTreeMap<u64, Vec<&Fault>> =
         plan.faults.faults.iter().fold(BTreeMap::new(), |mut m, f| {
             m.entry(f.injection).or_insert_with(Vec::new).push(f);
             m
         });
-    let mut all_results = Vec::with_capacity(injections.len());
-    for chunk in injections.chunks(options.batch_size.max(1) * 8) {
-        let results = engine.run(chunk)?;
-        for r in &results {
+    let mut tally = Tally::default();
+    let (mut sink, done) = if args.resume && path.exists() {
+        let done = resume_rows(&path, &chunks, &rows_of, &plan, &mut tally)?;
+        (CsvSink::append(&path)?, done)
+    } else {
+        let header = [&faults::csv::COLUMNS[..], &RESULT_COLUMNS[..]].concat();
+        (CsvSink::create(&path, &header)?, 0)
+    };
+    let mut results: HashMap<usize, InjectionResult> = HashMap::new();
+    for chunk in &chunks[done..] {
+        for r in engine.run(chunk)? {
             let faults = &rows_of[&(r.id as u64)];
-            record(&plan, faults, r, &mut sink, &mut summary)?;
-            for f in faults.iter().filter(|f| f.bits.len() == 1) {
-                cells
-                    .entry((f.node as usize, f.layer.clone()))
-                    .or_default()
-                    .entry(f.bits[0])
-                    .or_default()
-                    .add(r.outcome());
-            }
+            record(&plan, faults, &r, &mut sink)?;
+            tally.add(&plan, faults, r.outcome());
+            results.insert(r.id, r);
         }
         sink.flush()?;
-        all_results.extend(results);
     }
+    let Tally { summary, cells } = tally;
     let summary_files = [
         ("summary.csv", summary.csv()),
         ("summary.md", summary.markdown()),
@@ -286,7 +288,7 @@ pub fn run(scenario_path: &Path, args: &RunArgs) -> Result<RunReport> {
         crate::report::write_atomic(&out.join(name), text.as_bytes())?;
     }
     let verified = (args.verify > 0)
-        .then(|| verify(&plan, &injections, &all_results, args.verify))
+        .then(|| verify(&plan, &injections, &results, args.verify))
         .transpose()?;
     Ok(RunReport {
         out,
@@ -296,16 +298,108 @@ pub fn run(scenario_path: &Path, args: &RunArgs) -> Result<RunReport> {
     })
 }
 
-/// One CSV row per fault of the injection, and the summary counts.
-fn record(
+/// Outcome counts for the summaries and the heatmap.
+#[derive(Default)]
+struct Tally {
+    summary: Summary,
+    cells: heatmap::Cells,
+}
+
+impl Tally {
+    fn add(&mut self, plan: &Plan, faults: &[&Fault], outcome: Outcome) {
+        self.summary.overall.add(outcome);
+        for f in faults {
+            let op = plan
+                .campaign
+                .sites
+                .find(&f.layer)
+                .map_or("?".into(), |l| l.op.clone());
+            let bits: Vec<String> = f.bits.iter().map(u8::to_string).collect();
+            let keys = [
+                ("layer", f.layer.clone()),
+                ("bit", bits.join("+")),
+                ("op", op),
+                ("dtype", f.dtype.to_string()),
+            ];
+            self.summary.add(&keys, outcome);
+            if let [bit] = f.bits[..] {
+                self.cells
+                    .entry((f.node as usize, f.layer.clone()))
+                    .or_default()
+                    .entry(bit)
+                    .or_default()
+                    .add(outcome);
+            }
+        }
+    }
+}
+
+/// Keeps the rows of the leading chunks that finished completely (a killed
+/// run may have written part of a chunk, or half a line), counts them, and
+/// returns how many chunks are done. Rerunning whole chunks keeps every
+/// batch as it was, so a resumed campaign equals an uninterrupted one.
+fn resume_rows(
+    path: &Path,
+    chunks: &[&[Injection]],
+    rows_of: &BTreeMap<u64, Vec<&Fault>>,
     plan: &Plan,
-    faults: &[&Fault],
-    r: &InjectionResult,
-    sink: &mut CsvSink,
-    summary: &mut Summary,
-) -> Result<()> {
+    tally: &mut Tally,
+) -> Result<usize> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+    let mut lines = complete.lines();
+    let header = lines.next().unwrap_or_default();
+    let outcome_col = faults::csv::COLUMNS.len() + 4;
+    let rows: Vec<&str> = lines.collect();
+    let (mut kept, mut done) = (0, 0);
+    for chunk in chunks {
+        let need: usize = chunk.iter().map(|i| rows_of[&(i.id as u64)].len()).sum();
+        if kept + need > rows.len() {
+            break;
+        }
+        let mut at = kept;
+        for inj in *chunk {
+            let faults = &rows_of[&(inj.id as u64)];
+            let record = csv_record(rows[at]).ok_or_else(|| Error::Data {
+                path: path.to_path_buf(),
+                msg: format!("row {} is not CSV", at + 2),
+            })?;
+            let outcome = parse_outcome(record.get(outcome_col).map_or("", String::as_str))
+                .filter(|_| record.get(10) == Some(&inj.id.to_string()))
+                .ok_or_else(|| Error::Data { path: path.to_path_buf(), msg: format!("row {} does not belong to injection {} of the fault list; start the campaign afresh", at + 2, inj.id) })?;
+            tally.add(plan, faults, outcome);
+            at += faults.len();
+        }
+        kept = at;
+        done += 1;
+    }
+    let mut keep = String::from(header);
+    keep.push('\n');
+    for line in &rows[..kept] {
+        keep.push_str(line);
+        keep.push('\n');
+    }
+    crate::report::write_atomic(path, keep.as_bytes())?;
+    Ok(done)
+}
+
+fn csv_record(line: &str) -> Option<Vec<String>> {
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(line.as_bytes());
+    let record = reader.records().next()?.ok()?;
+    Some(record.iter().map(str::to_string).collect())
+}
+
+fn parse_outcome(s: &str) -> Option<Outcome> {
+    [Outcome::Masked, Outcome::Benign, Outcome::Sde, Outcome::Due]
+        .into_iter()
+        .find(|o| o.name() == s)
+}
+
+/// One CSV row per fault of the injection.
+fn record(plan: &Plan, faults: &[&Fault], r: &InjectionResult, sink: &mut CsvSink) -> Result<()> {
     let outcome = r.outcome();
-    summary.overall.add(outcome);
     let golden_class = top1(&r.golden);
     let faulty_class = r.output.as_ref().map(top1);
     let top5_hit = match (&r.output, outcome) {
@@ -315,23 +409,6 @@ fn record(
     };
     let sample = plan.data.sample(r.sample);
     for (k, f) in faults.iter().enumerate() {
-        let layer = plan.campaign.sites.find(&f.layer);
-        summary.add(
-            &[
-                ("layer", f.layer.clone()),
-                (
-                    "bit",
-                    f.bits
-                        .iter()
-                        .map(u8::to_string)
-                        .collect::<Vec<_>>()
-                        .join("+"),
-                ),
-                ("op", layer.map_or("?".into(), |l| l.op.clone())),
-                ("dtype", f.dtype.to_string()),
-            ],
-            outcome,
-        );
         let site = r.sites.get(k);
         let mut row: Vec<String> = faults::csv::row(f).to_vec();
         row.extend([
@@ -362,16 +439,21 @@ fn record(
 fn verify(
     plan: &Plan,
     injections: &[Injection],
-    results: &[InjectionResult],
+    results: &HashMap<usize, InjectionResult>,
     n: usize,
 ) -> Result<VerifyReport> {
     let mut stream = faults::rng::Stream::new(plan.campaign.seed, 0x5645_5249_4659);
-    let mut picked: Vec<usize> = (0..n.min(injections.len()))
-        .map(|_| stream.below(injections.len() as u64) as usize)
+    // Among the injections this process ran (a resumed run did not rerun the rest).
+    let ran: Vec<&Injection> = injections
+        .iter()
+        .filter(|i| results.contains_key(&i.id))
+        .collect();
+    let mut picked: Vec<usize> = (0..n.min(ran.len()))
+        .map(|_| stream.below(ran.len() as u64) as usize)
         .collect();
     picked.sort_unstable();
     picked.dedup();
-    let chosen: Vec<Injection> = picked.iter().map(|&i| injections[i].clone()).collect();
+    let chosen: Vec<Injection> = picked.iter().map(|&i| ran[i].clone()).collect();
     let frontiers = ComputedFrontiers { data: &plan.data };
     let plain = Options {
         batch_size: 1,
@@ -389,15 +471,16 @@ fn verify(
         checked: chosen.len(),
         ..Default::default()
     };
-    for (&i, r) in picked.iter().zip(&reference) {
-        match agreement(&results[i], r) {
+    for r in &reference {
+        let engine = &results[&r.id];
+        match agreement(engine, r) {
             Agreement::Exact => report.exact += 1,
             Agreement::WithinRounding => report.within_rounding += 1,
             Agreement::Differs => report.differing.push(format!(
                 "injection {} (sample {}): engine {}, full forward {}",
                 r.id,
                 r.sample,
-                results[i].outcome().name(),
+                engine.outcome().name(),
                 r.outcome().name()
             )),
         }

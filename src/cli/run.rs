@@ -10,7 +10,12 @@ use crate::error::{Error, Result};
 #[derive(Debug, Args)]
 pub struct RunCmd {
     /// The scenario (YAML); a results folder's scenario.yml replays its campaign.
-    pub scenario: PathBuf,
+    #[arg(required_unless_present = "resume")]
+    pub scenario: Option<PathBuf>,
+    /// Finish the interrupted campaign in DIR: its finished rows are kept,
+    /// the rest runs with the same scenario and fault list.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["faults", "out", "model", "data", "batch_size"])]
+    pub resume: Option<PathBuf>,
     /// Replay this fault list (binary, or CSV) instead of generating one.
     #[arg(long)]
     pub faults: Option<PathBuf>,
@@ -26,7 +31,8 @@ pub struct RunCmd {
     /// Cache root (overrides $FAULTSWEEP_CACHE and the scenario).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
-    /// Faulty rows per batch (default: the scenario's data.batch_size).
+    /// Samples per batch in the golden pass and faulty rows per batch in
+    /// the injections (default: the scenario's data.batch_size).
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// After the campaign, rerun N seeded random injections as plain full
@@ -36,18 +42,31 @@ pub struct RunCmd {
 }
 
 pub fn run(cmd: RunCmd) -> Result<()> {
+    let (scenario, faults, out) = match &cmd.resume {
+        Some(dir) => (
+            dir.join("scenario.yml"),
+            Some(dir.join("faults.bin")),
+            Some(dir.clone()),
+        ),
+        None => (
+            cmd.scenario.clone().expect("clap requires a scenario"),
+            cmd.faults,
+            cmd.out,
+        ),
+    };
     let args = RunArgs {
         model: cmd.model,
         data: cmd.data,
-        faults: cmd.faults,
-        out: cmd.out,
+        faults,
+        out,
+        resume: cmd.resume.is_some(),
         cache_dir: cmd.cache_dir,
         batch_size: cmd.batch_size,
         seed: None,
         verify: cmd.verify,
     };
     let started = std::time::Instant::now();
-    let report = campaign::run(&cmd.scenario, &args)?;
+    let report = campaign::run(&scenario, &args)?;
     if let Some(acc) = report.golden_accuracy {
         println!("golden top-1 accuracy {:.2}%", 100.0 * acc);
     }

@@ -195,6 +195,18 @@ impl CsvSink {
         Ok(sink)
     }
 
+    /// Appends to an existing file (a resumed campaign).
+    pub fn append(path: &Path) -> Result<Self> {
+        let file = File::options()
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        Ok(CsvSink {
+            path: path.to_path_buf(),
+            out: BufWriter::new(file),
+        })
+    }
+
     pub fn row(&mut self, fields: impl IntoIterator<Item = String>) -> Result<()> {
         let line: Vec<String> = fields.into_iter().map(|f| csv_field(&f)).collect();
         writeln!(self.out, "{}", line.join(",")).map_err(|e| Error::io(&self.path, e))
