@@ -183,7 +183,13 @@ const RESULT_COLUMNS: [&str; 11] = [
     "error",
 ];
 
-pub fn run(scenario_path: &Path, args: &RunArgs) -> Result<RunReport> {
+/// Runs the campaign; `progress` hears (injections done, total) after
+/// every chunk.
+pub fn run(
+    scenario_path: &Path,
+    args: &RunArgs,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<RunReport> {
     let plan = plan(scenario_path, args)?;
     let spec = &plan.campaign.spec;
     let out = args
@@ -258,6 +264,7 @@ pub fn run(scenario_path: &Path, args: &RunArgs) -> Result<RunReport> {
         (CsvSink::create(&path, &header)?, 0)
     };
     let mut results: HashMap<usize, InjectionResult> = HashMap::new();
+    let mut finished: usize = chunks[..done].iter().map(|c| c.len()).sum();
     for chunk in &chunks[done..] {
         for r in engine.run(chunk)? {
             let faults = &rows_of[&(r.id as u64)];
@@ -266,6 +273,8 @@ pub fn run(scenario_path: &Path, args: &RunArgs) -> Result<RunReport> {
             results.insert(r.id, r);
         }
         sink.flush()?;
+        finished += chunk.len();
+        progress(finished, injections.len());
     }
     let Tally { summary, cells } = tally;
     let summary_files = [

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::campaign::{self, RunArgs};
 use crate::error::{Error, Result};
@@ -39,6 +40,9 @@ pub struct RunCmd {
     /// forward passes and fail if an outcome differs.
     #[arg(long, default_value_t = 0)]
     pub verify: usize,
+    /// No progress bar (it is hidden anyway when stderr is not a terminal).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 pub fn run(cmd: RunCmd) -> Result<()> {
@@ -66,7 +70,20 @@ pub fn run(cmd: RunCmd) -> Result<()> {
         verify: cmd.verify,
     };
     let started = std::time::Instant::now();
-    let report = campaign::run(&scenario, &args)?;
+    let bar = if cmd.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} injections, {per_sec}, ETA {eta}")
+            .expect("the template is valid"),
+    );
+    let report = campaign::run(&scenario, &args, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
     if let Some(acc) = report.golden_accuracy {
         println!("golden top-1 accuracy {:.2}%", 100.0 * acc);
     }
