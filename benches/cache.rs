@@ -97,7 +97,10 @@ fn bench(case: &Case, runs: usize, level: i32) {
         let (disk, raw) = r.sizes();
         // A fresh reader per run: its recent-chunk memory must not serve the read.
         let read = time(runs, || {
-            Reader::open(&r.path).expect("entry opens").read(0, n).expect("read");
+            Reader::open(&r.path)
+                .expect("entry opens")
+                .read(0, n)
+                .expect("read");
         });
         let prefix = time(runs, || {
             split::prefix(&graph, &[x.shallow_clone()], cut).expect("prefix");
