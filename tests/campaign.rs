@@ -284,3 +284,68 @@ fn an_interrupted_campaign_resumes_to_the_uninterrupted_result() {
         );
     }
 }
+
+/// A custom fault model registered by a library user runs like a built-in:
+/// one that zeroes the value gives the `zero` model's results.
+#[test]
+fn custom_fault_models_run_like_built_in_ones() {
+    use faultsweep::campaign::{run, run_with_models, RunArgs};
+    use faultsweep::faults::{FaultFn, Models, Site};
+    struct Zeroed;
+    impl FaultFn for Zeroed {
+        fn apply(&self, _original: f32, _site: &Site<'_>) -> f32 {
+            0.0
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(small_scenario(dir.path(), 120))
+        .unwrap()
+        .replace("  bits: all\n", "");
+    let results = |model: &str, models: &Models| {
+        let path = dir.path().join(format!("{}.yml", model.len()));
+        std::fs::write(&path, base.replace("model: bit_flip", model)).unwrap();
+        let out = dir.path().join(format!("out{}", model.len()));
+        let args = RunArgs {
+            out: Some(out.clone()),
+            cache_dir: Some(dir.path().join("cache")),
+            ..RunArgs::default()
+        };
+        let report = if models.has("zeroed") {
+            run_with_models(&path, &args, models, &mut |_, _| {})
+        } else {
+            run(&path, &args, &mut |_, _| {})
+        };
+        report.unwrap_or_else(|e| panic!("{model}: {e}"));
+        let rows = csv_rows(&out.join("injections.csv"));
+        let (o, f) = (
+            rows[0].iter().position(|c| c == "outcome").unwrap(),
+            rows[0].iter().position(|c| c == "faulty_value").unwrap(),
+        );
+        rows[1..]
+            .iter()
+            .map(|r| (r[o].clone(), r[f].clone()))
+            .collect::<Vec<_>>()
+    };
+    let mut models = Models::default();
+    models.register("zeroed", std::sync::Arc::new(Zeroed));
+    let custom = results("model: {custom: zeroed}", &models);
+    assert_eq!(custom, results("model: zero", &Models::default()));
+    assert!(custom.iter().all(|(_, v)| v == "0e0"), "{custom:?}");
+    let unregistered = dir.path().join("unregistered.yml");
+    std::fs::write(
+        &unregistered,
+        base.replace("model: bit_flip", "model: {custom: nobody}"),
+    )
+    .unwrap();
+    let e = run(
+        &unregistered,
+        &RunArgs {
+            out: Some(dir.path().join("x")),
+            ..RunArgs::default()
+        },
+        &mut |_, _| {},
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("'nobody' is not registered"), "{e}");
+}

@@ -98,8 +98,9 @@ fn unsupported(f: &Fault, what: &str) -> Error {
     ))
 }
 
-/// The engine's injections, one per injection id of the list.
-fn injections(plan: &Plan, golden: &Golden) -> Result<Vec<Injection>> {
+/// The engine's injections, one per injection id of the list. Custom fault
+/// models come from `models`.
+fn injections(plan: &Plan, golden: &Golden, models: &faults::Models) -> Result<Vec<Injection>> {
     let scales: HashMap<usize, f32> = golden
         .ranges
         .iter()
@@ -116,8 +117,10 @@ fn injections(plan: &Plan, golden: &Golden) -> Result<Vec<Injection>> {
         let Samples::One(sample) = f.sample else {
             return Err(unsupported(f, "a fault over several samples"));
         };
-        if matches!(f.model, faults::FaultModel::Custom(_)) {
-            return Err(unsupported(f, "a custom fault model from the command line"));
+        if let faults::FaultModel::Custom(name) = &f.model {
+            if !models.has(name) {
+                return Err(Error::Usage(format!("fault {}: custom fault model '{name}' is not registered (library users register it in faults::Models)", f.fault_id)));
+            }
         }
         let layer = plan
             .campaign
@@ -136,13 +139,20 @@ fn injections(plan: &Plan, golden: &Golden) -> Result<Vec<Injection>> {
                 f.fault_id, f.coord, layer.shape
             ))
         })?;
-        let fault = f.clone();
-        let scale = scales
+        let (fault, models) = (f.clone(), models.clone());
+        let int8_scale = scales
             .get(&(f.node as usize))
             .copied()
             .unwrap_or(1.0 / 127.0);
-        let corrupt: crate::inject::Corrupt =
-            Arc::new(move |v| fault.corrupt(v, scale).unwrap_or(v));
+        let corrupt: crate::inject::Corrupt = Arc::new(move |v| {
+            let site = faults::Site {
+                fault: &fault,
+                int8_scale,
+            };
+            models
+                .apply(v, &site)
+                .expect("custom models were checked above")
+        });
         let inj = by_id.entry(f.injection).or_insert_with(|| Injection {
             id: f.injection as usize,
             sample: sample as usize,
@@ -190,6 +200,17 @@ pub fn run(
     args: &RunArgs,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<RunReport> {
+    run_with_models(scenario_path, args, &faults::Models::default(), progress)
+}
+
+/// As [`run`], with custom fault models (`custom:NAME` in scenarios and
+/// fault lists) registered in `models`.
+pub fn run_with_models(
+    scenario_path: &Path,
+    args: &RunArgs,
+    models: &faults::Models,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<RunReport> {
     let plan = plan(scenario_path, args)?;
     let spec = &plan.campaign.spec;
     let out = args
@@ -220,7 +241,7 @@ pub fn run(
     .run()?;
     golden::write_golden_csv(&out.join("golden.csv"), &golden.rows)?;
     golden::write_ranges_csv(&out.join("ranges.csv"), &golden.ranges)?;
-    let injections = injections(&plan, &golden)?;
+    let injections = injections(&plan, &golden, models)?;
 
     let options = Options {
         batch_size: spec.data.batch_size,
