@@ -209,16 +209,8 @@ fn along_axis(
         let a = axis(node.attrs.int("axis", -1)?, size.len())?;
         return one(f(x, a, None)?);
     }
-    let a = node.attrs.int("axis", 1)?;
-    // Coercion accepts axis == rank (a single row per element).
-    let a = if a == size.len() as i64 {
-        a
-    } else {
-        axis(a, size.len())?
-    } as usize;
-    let rows: i64 = size[..a].iter().product();
-    let cols: i64 = size[a..].iter().product();
-    one(f(&x.f_reshape([rows, cols])?, 1, None)?.f_reshape(&size)?)
+    let matrix = super::shape::to_2d(x, node.attrs.int("axis", 1)?)?;
+    one(f(&matrix, 1, None)?.f_reshape(&size)?)
 }
 
 fn softmax(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {

@@ -184,10 +184,14 @@ fn dropout(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 
 /// Flatten to 2-D: dimensions before `axis` form the rows.
 fn flatten(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
-    let x = input(inputs, 0)?;
+    one(to_2d(input(inputs, 0)?, node.attrs.int("axis", 1)?)?)
+}
+
+/// `x` as a matrix whose rows are the dimensions before axis `a` (ONNX's
+/// 2-D coercion, shared by Flatten and Softmax before opset 13). `a` may
+/// equal the rank (a single column).
+pub(super) fn to_2d(x: &Tensor, a: i64) -> KResult<Tensor> {
     let size = x.size();
-    let a = node.attrs.int("axis", 1)?;
-    // axis may equal the rank (a single column).
     let a = if a == size.len() as i64 {
         a
     } else {
@@ -195,7 +199,7 @@ fn flatten(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     } as usize;
     let rows: i64 = size[..a].iter().product();
     let cols: i64 = size[a..].iter().product();
-    one(x.f_reshape([rows, cols])?)
+    Ok(x.f_reshape([rows, cols])?)
 }
 
 /// Reshape: 0 copies the input dimension (unless allowzero), -1 is inferred.
