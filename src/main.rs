@@ -4,6 +4,11 @@
 use clap::Parser;
 
 fn main() {
+    // MKL reads this when libtorch first calls it: keep its thread count
+    // fixed whatever the load, so that results repeat bit for bit.
+    if std::env::var_os("MKL_DYNAMIC").is_none() {
+        std::env::set_var("MKL_DYNAMIC", "FALSE");
+    }
     let cli = faultsweep::cli::Cli::parse();
     if let Err(e) = faultsweep::cli::run(cli) {
         eprintln!("faultsweep: error: {e}");
