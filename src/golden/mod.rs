@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use tch::{Kind, Tensor};
 
-use crate::cache::{self, Reader, Store, ValueLayout, Writer};
+use crate::cache::{self, Store, ValueLayout, Writer};
 use crate::data::{Dataset, Sample};
 use crate::error::{Error, Result};
 use crate::graph::{Env, Graph};
@@ -285,18 +285,4 @@ fn hash_file(path: &std::path::Path) -> Result<blake3::Hash> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     std::io::copy(&mut f, &mut h).map_err(|e| Error::io(path, e))?;
     Ok(h.finalize())
-}
-
-/// Opens the cached frontier of `cut` written by a golden run, for resuming.
-pub fn open_entry(golden: &Golden, cut: usize) -> Result<Reader> {
-    let path = golden
-        .entries
-        .iter()
-        .find(|e| e.0 == cut)
-        .map(|e| e.1.clone())
-        .ok_or_else(|| Error::Cut {
-            cut,
-            msg: "not cached by this golden run".into(),
-        })?;
-    Reader::open(&path)
 }
