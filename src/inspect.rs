@@ -6,7 +6,7 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Node, ValueId};
+use crate::graph::{is_float, Graph, Node, ValueId};
 use crate::split;
 
 #[derive(Debug, Serialize)]
@@ -163,13 +163,6 @@ fn value_shape(
         shape,
         per_sample,
     }
-}
-
-fn is_float(kind: Kind) -> bool {
-    matches!(
-        kind,
-        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
-    )
 }
 
 fn node_info(graph: &Graph, node: &Node, shape_of: &dyn Fn(ValueId) -> ValueShape) -> NodeInfo {

@@ -15,7 +15,7 @@ use tch::{Kind, Tensor};
 use crate::cache::{self, Store, ValueLayout, Writer};
 use crate::data::{Dataset, Sample};
 use crate::error::{Error, Result};
-use crate::graph::{Env, Graph};
+use crate::graph::{is_float, Env, Graph};
 use crate::split;
 
 /// The fault-free result for one sample.
@@ -271,13 +271,6 @@ fn golden_rows(output: &Tensor, samples: Vec<Sample>, k: usize) -> Result<Vec<Go
             })
         })
         .collect()
-}
-
-fn is_float(kind: Kind) -> bool {
-    matches!(
-        kind,
-        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
-    )
 }
 
 fn hash_file(path: &std::path::Path) -> Result<blake3::Hash> {

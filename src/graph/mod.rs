@@ -12,6 +12,14 @@ pub use exec::Env;
 use std::path::PathBuf;
 use tch::Tensor;
 
+/// Whether tensors of `kind` hold floating-point values (fault targets).
+pub fn is_float(kind: tch::Kind) -> bool {
+    matches!(
+        kind,
+        tch::Kind::Float | tch::Kind::Double | tch::Kind::Half | tch::Kind::BFloat16
+    )
+}
+
 /// Index of a value in [`Graph::values`].
 pub type ValueId = usize;
 

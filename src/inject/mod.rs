@@ -21,10 +21,10 @@ pub use verify::{agreement, Agreement};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::error::{Error, Result};
-use crate::graph::{Env, Graph, Node};
+use crate::graph::{is_float, Env, Graph, Node};
 
 /// Maps an original value to its faulty one.
 pub type Corrupt = Arc<dyn Fn(f32) -> f32 + Send + Sync>;
@@ -473,13 +473,6 @@ impl Rows {
         self.faulty = keep.iter().map(|&r| self.faulty[r]).collect();
         Ok(())
     }
-}
-
-fn is_float(kind: Kind) -> bool {
-    matches!(
-        kind,
-        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
-    )
 }
 
 /// Corrupts element `f.index` of batch row `row` of `t` in place.

@@ -11,6 +11,7 @@
 use tch::{Kind, TchError, Tensor};
 
 use super::{fail, input, one, Inputs, KResult, OpDef};
+use crate::graph::is_float;
 use crate::graph::Node;
 
 type Unary = fn(&Tensor) -> Result<Tensor, TchError>;
@@ -138,10 +139,6 @@ binary_kernels! {
     and => f_logical_and,
     or => f_logical_or,
     xor => f_logical_xor,
-}
-
-fn is_float(k: Kind) -> bool {
-    matches!(k, Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16)
 }
 
 /// Div: integer division truncates toward zero (as onnxruntime computes it);
