@@ -100,7 +100,11 @@ fn unsupported(f: &Fault, what: &str) -> Error {
 
 /// The engine's injections, one per injection id of the list. Custom fault
 /// models come from `models`.
-fn injections(plan: &Plan, golden: &Golden, models: &faults::Models) -> Result<Vec<Injection>> {
+pub fn injections(
+    plan: &Plan,
+    golden: &Golden,
+    models: &faults::Models,
+) -> Result<Vec<Injection>> {
     let scales: HashMap<usize, f32> = golden
         .ranges
         .iter()
