@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -18,7 +18,7 @@ fn faultsweep(args: &[&str], cache: &Path) -> Output {
 }
 
 /// The demo neuron scenario cut down to `n` injections on 100 samples.
-fn small_scenario(dir: &Path, n: usize) -> PathBuf {
+pub(crate) fn small_scenario(dir: &Path, n: usize) -> PathBuf {
     let text = std::fs::read_to_string(root().join("scenarios/fashion_neurons.yml")).unwrap();
     let text = text
         .replace("injections: 2000", &format!("injections: {n}"))
@@ -31,7 +31,7 @@ fn small_scenario(dir: &Path, n: usize) -> PathBuf {
     path
 }
 
-fn csv_rows(path: &Path) -> Vec<Vec<String>> {
+pub(crate) fn csv_rows(path: &Path) -> Vec<Vec<String>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .from_path(path)
@@ -170,24 +170,70 @@ fn a_campaign_writes_its_results_and_verifies() {
     );
 }
 
+/// The weight scenario with `scope`, `n` injections on 30 samples.
+fn weight_scenario(dir: &Path, scope: &str, n: usize) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("scenarios/fashion_weights.yml")).unwrap();
+    let text = text
+        .replace("injections: 200", &format!("injections: {n}"))
+        .replace("first: 100", "first: 30")
+        .replace("scope: campaign", &format!("scope: {scope}"));
+    let path = dir.join(format!("weights_{n}.yml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 #[test]
-fn unsupported_faults_are_refused_with_a_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = faultsweep(
-        &[
-            "run",
-            "scenarios/fashion_weights_strata.yml",
-            "--out",
-            dir.path().join("w").to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert_eq!(r.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert!(
-        err.contains("weight fault") && err.contains("not supported by `run` yet"),
-        "{err}"
-    );
+fn permanent_weight_faults_run_on_every_sample_of_their_scope_and_verify() {
+    for (scope, samples_each) in [("campaign", 30), ("{batch: 10}", 10), ("transient", 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = weight_scenario(dir.path(), scope, 40);
+        let out = dir.path().join("results");
+        let run = faultsweep(
+            &[
+                "run",
+                scenario.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--verify",
+                "80",
+            ],
+            &dir.path().join("cache"),
+        );
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            run.status.success(),
+            "{scope}: {stdout}\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(stdout.contains(", 0 differ"), "{scope}: {stdout}");
+        let rows = csv_rows(&out.join("injections.csv"));
+        let header = &rows[0];
+        let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+        assert_eq!(rows.len() - 1, 40 * samples_each, "{scope}");
+        // Each injection of the list appears once per sample of its scope.
+        let mut per_injection: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for r in &rows[1..] {
+            assert_eq!(r[col("target")], "weight");
+            per_injection
+                .entry(&r[col("injection")])
+                .or_default()
+                .push(&r[col("sample_id")]);
+        }
+        assert_eq!(per_injection.len(), 40, "{scope}");
+        for samples in per_injection.values() {
+            let distinct: std::collections::BTreeSet<_> = samples.iter().collect();
+            assert_eq!(distinct.len(), samples_each, "{scope}: {samples:?}");
+        }
+        // The faulty weight is read back as the model sees it.
+        for r in &rows[1..] {
+            let (orig, faulty): (f32, f32) = (
+                r[col("original_value")].parse().unwrap(),
+                r[col("faulty_value")].parse().unwrap(),
+            );
+            let bit: u32 = r[col("bit")].parse().unwrap();
+            assert_eq!(orig.to_bits() ^ (1 << bit), faulty.to_bits(), "{r:?}");
+        }
+    }
 }
 
 #[test]

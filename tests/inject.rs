@@ -12,8 +12,8 @@ use faultsweep::data::{DataSpec, Dataset, Subset};
 use faultsweep::golden::GoldenRun;
 use faultsweep::graph::Graph;
 use faultsweep::inject::{
-    agreement, Agreement, CachedFrontiers, ComputedFrontiers, Engine, Injection, InjectionResult,
-    NeuronFault, Options,
+    agreement, Agreement, CachedFrontiers, ComputedFrontiers, Engine, Fault, Injection,
+    InjectionResult, Options,
 };
 use faultsweep::load;
 
@@ -54,13 +54,61 @@ fn injections(
             let faults = (0..faults_each)
                 .map(|_| {
                     let (node, elems) = nodes[rng.next(nodes.len() as u64) as usize];
-                    NeuronFault {
+                    Fault::neuron(
                         node,
-                        index: rng.next(elems as u64) as i64,
-                        corrupt: flip(rng.next(32) as u32),
-                    }
+                        rng.next(elems as u64) as i64,
+                        flip(rng.next(32) as u32),
+                    )
                 })
                 .collect();
+            Injection {
+                id,
+                sample: rng.next(samples as u64) as usize,
+                faults,
+            }
+        })
+        .collect()
+}
+
+/// Random weight faults (biases included), each alone or with a random
+/// neuron fault elsewhere when `mixed`.
+fn weight_injections(
+    graph: &Graph,
+    samples: usize,
+    count: usize,
+    mixed: bool,
+    seed: u64,
+) -> Vec<Injection> {
+    let sites = faultsweep::faults::Sites::from_graph(graph).unwrap();
+    let weights: Vec<(usize, usize, u64)> = sites
+        .layers
+        .iter()
+        .flat_map(|l| {
+            l.weights.iter().map(|w| {
+                let input = graph.nodes[l.node]
+                    .inputs
+                    .iter()
+                    .position(|id| id.is_some_and(|id| graph.values[id].name == w.name))
+                    .unwrap();
+                (l.node, input, w.elements())
+            })
+        })
+        .collect();
+    assert!(!weights.is_empty());
+    let neurons = injections(graph, samples, count, 1, seed ^ 0x5eed);
+    let mut rng = Lcg(seed);
+    (0..count)
+        .map(|id| {
+            let (node, input, elems) = weights[rng.next(weights.len() as u64) as usize];
+            let mut faults = vec![Fault::weight(
+                node,
+                input,
+                rng.next(elems) as i64,
+                flip(rng.next(32) as u32),
+            )];
+            if mixed {
+                faults.extend(neurons[id].faults.iter().cloned());
+            }
             Injection {
                 id,
                 sample: rng.next(samples as u64) as usize,
@@ -82,7 +130,7 @@ fn cached(
         zstd_level: 1,
         budget_bytes: None,
     };
-    let cuts: Vec<usize> = injections.iter().map(|i| i.start_cut()).collect();
+    let cuts: Vec<usize> = injections.iter().flat_map(|i| i.cuts()).collect();
     let g = GoldenRun {
         graph,
         data,
@@ -266,11 +314,7 @@ fn nan_faults_are_due_and_can_stop_early() {
     let inj = vec![Injection {
         id: 0,
         sample: 3,
-        faults: vec![NeuronFault {
-            node: conv,
-            index: 100,
-            corrupt: nan,
-        }],
+        faults: vec![Fault::neuron(conv, 100, nan)],
     }];
     let dir = tempfile::tempdir().unwrap();
     let frontiers = cached(&graph, &data, &inj, dir.path());
@@ -306,11 +350,7 @@ fn bad_fault_sites_are_errors() {
     let inj = vec![Injection {
         id: 0,
         sample: 0,
-        faults: vec![NeuronFault {
-            node: 2,
-            index: 1 << 40,
-            corrupt: flip(3),
-        }],
+        faults: vec![Fault::neuron(2, 1 << 40, flip(3))],
     }];
     let r = engine.run(&inj).unwrap().remove(0);
     assert!(
@@ -325,4 +365,61 @@ fn bad_fault_sites_are_errors() {
         faults: vec![],
     }];
     assert!(engine.run(&none).is_err());
+}
+
+#[test]
+fn weight_faults_equal_the_full_forward_pass_with_the_faulty_weight() {
+    let (graph, data) = demo();
+    let dir = tempfile::tempdir().unwrap();
+    for mixed in [false, true] {
+        let inj = weight_injections(&graph, data.len(), 150, mixed, 11);
+        let frontiers = cached(&graph, &data, &inj, dir.path());
+        let engine = Engine {
+            graph: &graph,
+            frontiers: &frontiers,
+            options: Options {
+                batch_size: 16,
+                ..Options::default()
+            },
+        };
+        let fast = engine.run(&inj).unwrap();
+        let counts = assert_same("demo weights", &fast, &reference(&graph, &data, &inj));
+        eprintln!("demo weights, mixed {mixed}: {counts:?}");
+        assert!(counts.len() >= 2, "the faults should have several outcomes");
+    }
+}
+
+#[test]
+fn weight_faults_in_grouped_convolutions_and_branches() {
+    // mobilenet_v2 has depthwise (grouped) Conv; resnet18 has Gemm and branches.
+    for name in ["mobilenet_v2_ts17", "resnet18_ts17"] {
+        let model = repo(&format!("tests/fixtures/models/{name}.onnx"));
+        let graph = load::load(&model).unwrap();
+        let spec = DataSpec {
+            path: repo(&format!("tests/fixtures/models/{name}.input.npy")),
+            labels: None,
+            array: None,
+            subset: Subset::All,
+            batch_size: 2,
+            preprocess: Default::default(),
+        };
+        let data = Dataset::open(&spec).unwrap();
+        let inj = weight_injections(&graph, data.len(), 60, true, 5);
+        let dir = tempfile::tempdir().unwrap();
+        let frontiers = cached(&graph, &data, &inj, dir.path());
+        let engine = Engine {
+            graph: &graph,
+            frontiers: &frontiers,
+            options: Options {
+                batch_size: 8,
+                ..Options::default()
+            },
+        };
+        let counts = assert_same(
+            name,
+            &engine.run(&inj).unwrap(),
+            &reference(&graph, &data, &inj),
+        );
+        eprintln!("{name} weights: {counts:?}");
+    }
 }

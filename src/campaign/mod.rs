@@ -1,9 +1,9 @@
 //! The whole campaign (`faultsweep run`): scenario -> golden run and cache ->
 //! fault list -> engine -> results directory.
 //!
-//! Supported so far: transient neuron faults (any fault model and number
-//! format, several faults per inference). Weight faults and permanent scopes
-//! are rejected with an error until the engine supports them.
+//! Neuron and weight faults, any fault model and number format, several
+//! faults per inference, transient or permanent: a permanent fault runs once
+//! per sample of its scope ([`runs`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -13,12 +13,12 @@ use crate::cache::{Reader, Store};
 use crate::classify::{in_top, top1, Outcome};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::faults::{self, Fault, FaultList, Samples, Scope, Target};
+use crate::faults::{self, Fault, FaultList, Samples, Target};
 use crate::golden::{self, Golden, GoldenRun};
 use crate::graph::Graph;
 use crate::inject::{
-    agreement, Agreement, CachedFrontiers, ComputedFrontiers, Engine, Injection, InjectionResult,
-    NeuronFault, Options,
+    agreement, Agreement, CachedFrontiers, ComputedFrontiers, Engine, Fault as EngineFault,
+    Injection, InjectionResult, Options,
 };
 use crate::report::{heatmap, CsvSink, Summary};
 use crate::scenario::{self, Campaign, Scenario};
@@ -91,84 +91,124 @@ pub fn plan(scenario_path: &Path, args: &RunArgs) -> Result<Plan> {
     })
 }
 
-fn unsupported(f: &Fault, what: &str) -> Error {
-    Error::Usage(format!(
-        "fault {}: {what} is not supported by `run` yet (transient neuron faults are)",
-        f.fault_id
-    ))
+/// One engine run: an injection of the fault list on one sample of its
+/// scope (a transient fault has one sample; a permanent one holds for every
+/// sample of its batch or of the data set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub injection: u64,
+    /// Position of the sample in the data set.
+    pub sample: usize,
 }
 
-/// The engine's injections, one per injection id of the list. Custom fault
-/// models come from `models`.
-pub fn injections(
-    plan: &Plan,
-    golden: &Golden,
-    models: &faults::Models,
-) -> Result<Vec<Injection>> {
+/// The runs of a fault list, in injection order, then sample order. The
+/// engine's injection ids are positions in this list.
+pub fn runs(plan: &Plan) -> Vec<Run> {
+    let n = plan.data.len() as u64;
+    let mut scope: BTreeMap<u64, faults::Samples> = BTreeMap::new();
+    for f in &plan.faults.faults {
+        scope.entry(f.injection).or_insert(f.sample);
+    }
+    let mut runs = Vec::new();
+    for (injection, samples) in scope {
+        let range = match samples {
+            Samples::One(s) => s..s + 1,
+            Samples::Range { start, end } => start..end.min(n),
+            Samples::All => 0..n,
+        };
+        runs.extend(range.map(|s| Run {
+            injection,
+            sample: s as usize,
+        }));
+    }
+    runs
+}
+
+/// The engine's injections, one per run (see [`runs`]), with ids their
+/// positions. Custom fault models come from `models`.
+pub fn injections(plan: &Plan, golden: &Golden, models: &faults::Models) -> Result<Vec<Injection>> {
     let scales: HashMap<usize, f32> = golden
         .ranges
         .iter()
         .map(|r| (r.index, faults::int8_scale(r.min as f32, r.max as f32)))
         .collect();
-    let mut by_id: BTreeMap<u64, Injection> = BTreeMap::new();
+    let mut by_injection: BTreeMap<u64, Vec<EngineFault>> = BTreeMap::new();
     for f in &plan.faults.faults {
-        if f.target != Target::Neuron {
-            return Err(unsupported(f, "a weight fault"));
-        }
-        if f.scope != Scope::Transient {
-            return Err(unsupported(f, &format!("scope {}", f.scope.name())));
-        }
-        let Samples::One(sample) = f.sample else {
-            return Err(unsupported(f, "a fault over several samples"));
-        };
-        if let faults::FaultModel::Custom(name) = &f.model {
-            if !models.has(name) {
-                return Err(Error::Usage(format!("fault {}: custom fault model '{name}' is not registered (library users register it in faults::Models)", f.fault_id)));
-            }
-        }
-        let layer = plan
-            .campaign
-            .sites
-            .find(&f.layer)
-            .and_then(|l| l.neuron.as_ref())
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "fault {}: layer '{}' has no neuron site",
-                    f.fault_id, f.layer
-                ))
-            })?;
-        let index = flat_index(&f.coord, &layer.shape).ok_or_else(|| {
-            Error::Usage(format!(
-                "fault {}: coordinate {:?} is outside {:?}",
-                f.fault_id, f.coord, layer.shape
-            ))
-        })?;
-        let (fault, models) = (f.clone(), models.clone());
         let int8_scale = scales
             .get(&(f.node as usize))
             .copied()
             .unwrap_or(1.0 / 127.0);
-        let corrupt: crate::inject::Corrupt = Arc::new(move |v| {
-            let site = faults::Site {
-                fault: &fault,
-                int8_scale,
-            };
-            models
-                .apply(v, &site)
-                .expect("custom models were checked above")
-        });
-        let inj = by_id.entry(f.injection).or_insert_with(|| Injection {
-            id: f.injection as usize,
-            sample: sample as usize,
-            faults: vec![],
-        });
-        inj.faults.push(NeuronFault {
-            node: f.node as usize,
-            index,
-            corrupt,
-        });
+        let fault = engine_fault(plan, f, int8_scale, models)?;
+        by_injection.entry(f.injection).or_default().push(fault);
     }
-    Ok(by_id.into_values().collect())
+    Ok(runs(plan)
+        .into_iter()
+        .enumerate()
+        .map(|(id, run)| Injection {
+            id,
+            sample: run.sample,
+            faults: by_injection[&run.injection].clone(),
+        })
+        .collect())
+}
+
+/// The engine's form of a fault of the list.
+fn engine_fault(
+    plan: &Plan,
+    f: &Fault,
+    int8_scale: f32,
+    models: &faults::Models,
+) -> Result<EngineFault> {
+    let bad = |msg: String| Error::Usage(format!("fault {}: {msg}", f.fault_id));
+    if let faults::FaultModel::Custom(name) = &f.model {
+        if !models.has(name) {
+            return Err(bad(format!("custom fault model '{name}' is not registered (library users register it in faults::Models)")));
+        }
+    }
+    let layer = plan
+        .campaign
+        .sites
+        .find(&f.layer)
+        .ok_or_else(|| bad(format!("the model has no layer '{}'", f.layer)))?;
+    let site = match f.target {
+        Target::Neuron => layer.neuron.as_ref(),
+        Target::Weight => layer.weights.iter().find(|w| w.name == f.tensor),
+    }
+    .ok_or_else(|| {
+        bad(format!(
+            "layer '{}' has no {} site '{}'",
+            f.layer, f.target, f.tensor
+        ))
+    })?;
+    let index = flat_index(&f.coord, &site.shape).ok_or_else(|| {
+        bad(format!(
+            "coordinate {:?} is outside {:?}",
+            f.coord, site.shape
+        ))
+    })?;
+    let (fault, models) = (f.clone(), models.clone());
+    let corrupt: crate::inject::Corrupt = Arc::new(move |v| {
+        let site = faults::Site {
+            fault: &fault,
+            int8_scale,
+        };
+        models
+            .apply(v, &site)
+            .expect("custom models were checked above")
+    });
+    let node = f.node as usize;
+    Ok(match f.target {
+        Target::Neuron => EngineFault::neuron(node, index, corrupt),
+        Target::Weight => {
+            let graph = &plan.graph;
+            let input = graph.nodes[node]
+                .inputs
+                .iter()
+                .position(|id| id.is_some_and(|id| graph.values[id].name == f.tensor))
+                .ok_or_else(|| bad(format!("'{}' is not an input of '{}'", f.tensor, f.layer)))?;
+            EngineFault::weight(node, input, index, corrupt)
+        }
+    })
 }
 
 fn flat_index(coord: &[u32], shape: &[u64]) -> Option<i64> {
@@ -182,6 +222,30 @@ fn flat_index(coord: &[u32], shape: &[u64]) -> Option<i64> {
             .fold(0i64, |acc, (&c, &s)| acc * s as i64 + i64::from(c)),
     )
 }
+
+/// The cuts a fault list reads from the cache: each injection's start cut,
+/// and the cut before a weight-faulted first node (that node's input).
+fn cuts(list: &FaultList) -> Vec<usize> {
+    let mut by_injection: BTreeMap<u64, Vec<&Fault>> = BTreeMap::new();
+    for f in &list.faults {
+        by_injection.entry(f.injection).or_default().push(f);
+    }
+    let mut cuts = Vec::new();
+    for faults in by_injection.values() {
+        let first = faults.iter().map(|f| f.node as usize).min().unwrap_or(0);
+        cuts.push(first + 1);
+        if faults
+            .iter()
+            .any(|f| f.node as usize == first && f.target == Target::Weight)
+        {
+            cuts.push(first);
+        }
+    }
+    cuts
+}
+
+/// Position of the fault list's `injection` column in injections.csv.
+const INJECTION_COL: usize = 10;
 
 const RESULT_COLUMNS: [&str; 11] = [
     "sample_id",
@@ -229,12 +293,7 @@ pub fn run_with_models(
     faults::save(&plan.faults, &out.join("faults.bin"))?;
 
     let store = Store::new(&spec.cache, args.cache_dir.as_deref());
-    let cuts: Vec<usize> = plan
-        .faults
-        .faults
-        .iter()
-        .map(|f| f.node as usize + 1)
-        .collect();
+    let cuts = cuts(&plan.faults);
     let golden = GoldenRun {
         graph: &plan.graph,
         data: &plan.data,
@@ -246,6 +305,7 @@ pub fn run_with_models(
     golden::write_golden_csv(&out.join("golden.csv"), &golden.rows)?;
     golden::write_ranges_csv(&out.join("ranges.csv"), &golden.ranges)?;
     let injections = injections(&plan, &golden, models)?;
+    let runs = runs(&plan);
 
     let options = Options {
         batch_size: spec.data.batch_size,
@@ -282,7 +342,7 @@ pub fn run_with_models(
         });
     let mut tally = Tally::default();
     let (mut sink, done) = if args.resume && path.exists() {
-        let done = resume_rows(&path, &chunks, &rows_of, &plan, &mut tally)?;
+        let done = resume_rows(&path, &chunks, &runs, &rows_of, &plan, &mut tally)?;
         (CsvSink::append(&path)?, done)
     } else {
         let header = [&faults::csv::COLUMNS[..], &RESULT_COLUMNS[..]].concat();
@@ -292,7 +352,7 @@ pub fn run_with_models(
     let mut finished: usize = chunks[..done].iter().map(|c| c.len()).sum();
     for chunk in &chunks[done..] {
         for r in engine.run(chunk)? {
-            let faults = &rows_of[&(r.id as u64)];
+            let faults = &rows_of[&runs[r.id].injection];
             record(&plan, faults, &r, &mut sink)?;
             tally.add(&plan, faults, r.outcome());
             results.insert(r.id, r);
@@ -375,6 +435,7 @@ impl Tally {
 fn resume_rows(
     path: &Path,
     chunks: &[&[Injection]],
+    runs: &[Run],
     rows_of: &BTreeMap<u64, Vec<&Fault>>,
     plan: &Plan,
     tally: &mut Tally,
@@ -387,19 +448,26 @@ fn resume_rows(
     let rows: Vec<&str> = lines.collect();
     let (mut kept, mut done) = (0, 0);
     for chunk in chunks {
-        let need: usize = chunk.iter().map(|i| rows_of[&(i.id as u64)].len()).sum();
+        let need: usize = chunk
+            .iter()
+            .map(|i| rows_of[&runs[i.id].injection].len())
+            .sum();
         if kept + need > rows.len() {
             break;
         }
         let mut at = kept;
         for inj in *chunk {
-            let faults = &rows_of[&(inj.id as u64)];
+            let run = runs[inj.id];
+            let faults = &rows_of[&run.injection];
             let record = csv_record(rows[at]).ok_or_else(|| Error::Data {
                 path: path.to_path_buf(),
                 msg: format!("row {} is not CSV", at + 2),
             })?;
-            let outcome = parse_outcome(record.get(outcome_col).map_or("", String::as_str))
-                .filter(|_| record.get(10) == Some(&inj.id.to_string()))
+            let field = |i: usize| record.get(i).map_or("", String::as_str);
+            let sample_id = plan.data.sample(run.sample).id.to_string();
+            let outcome = parse_outcome(field(outcome_col))
+                .filter(|_| field(INJECTION_COL) == run.injection.to_string())
+                .filter(|_| field(faults::csv::COLUMNS.len()) == sample_id)
                 .ok_or_else(|| Error::Data { path: path.to_path_buf(), msg: format!("row {} does not belong to injection {} of the fault list; start the campaign afresh", at + 2, inj.id) })?;
             tally.add(plan, faults, outcome);
             at += faults.len();

@@ -137,14 +137,19 @@ impl Graph {
         }
     }
 
-    fn run_node(&self, node: &Node, env: &Env) -> Result<Vec<Tensor>> {
-        let fail = |msg: String| Error::Op {
+    /// The error of `node` failing with `msg`.
+    pub fn op_error(&self, node: &Node, msg: impl Into<String>) -> Error {
+        Error::Op {
             path: self.path.clone(),
             node: node.name.clone(),
             op: node.op.clone(),
             opset: node.opset,
-            msg,
-        };
+            msg: msg.into(),
+        }
+    }
+
+    fn run_node(&self, node: &Node, env: &Env) -> Result<Vec<Tensor>> {
+        let fail = |msg: String| self.op_error(node, msg);
         let mut ins = Vec::with_capacity(node.inputs.len());
         for id in &node.inputs {
             match id {
@@ -157,13 +162,7 @@ impl Graph {
                 })?)),
             }
         }
-        let def = super::ops::lookup(&node.op).ok_or_else(|| fail("no kernel".into()))?;
-        // Kernels use the fallible f_* ops; the unwind guard is a last line of defence.
-        let outputs = match catch_unwind(AssertUnwindSafe(|| (def.kernel)(node, &ins))) {
-            Ok(Ok(outputs)) => outputs,
-            Ok(Err(e)) => return Err(fail(e.0)),
-            Err(_) => return Err(fail("the kernel panicked".into())),
-        };
+        let outputs = self.apply(node, &ins)?;
         if outputs.len() < node.outputs.len() {
             return Err(fail(format!(
                 "produced {} outputs, the node declares {}",
@@ -172,6 +171,26 @@ impl Graph {
             )));
         }
         Ok(outputs)
+    }
+
+    /// Runs `node`'s kernel on the given inputs (in place of its own).
+    pub fn apply(&self, node: &Node, ins: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+        let def = super::ops::lookup(&node.op).ok_or_else(|| self.op_error(node, "no kernel"))?;
+        self.guarded(node, || (def.kernel)(node, ins))
+    }
+
+    /// Runs a kernel of `node`, turning its errors (and, as a last line of
+    /// defence, panics) into an op error naming the node.
+    pub fn guarded<T>(
+        &self,
+        node: &Node,
+        kernel: impl FnOnce() -> std::result::Result<T, super::ops::KernelError>,
+    ) -> Result<T> {
+        match catch_unwind(AssertUnwindSafe(kernel)) {
+            Ok(Ok(t)) => Ok(t),
+            Ok(Err(e)) => Err(self.op_error(node, e.0)),
+            Err(_) => Err(self.op_error(node, "the kernel panicked")),
+        }
     }
 
     fn check_inputs(&self, inputs: &[Tensor]) -> Result<()> {

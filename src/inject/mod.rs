@@ -13,7 +13,9 @@
 //! NaN or Inf leaves as well.
 
 mod frontiers;
+mod rows;
 mod verify;
+mod weights;
 
 pub use frontiers::{CachedFrontiers, ComputedFrontiers, Frontiers};
 pub use verify::{agreement, Agreement};
@@ -24,34 +26,78 @@ use std::sync::Arc;
 use tch::Tensor;
 
 use crate::error::{Error, Result};
-use crate::graph::{is_float, Env, Graph, Node};
+use crate::graph::{Env, Graph, Node};
+use rows::{RowState, RowView, Rows};
+use weights::Patch;
 
 /// Maps an original value to its faulty one.
 pub type Corrupt = Arc<dyn Fn(f32) -> f32 + Send + Sync>;
 
-/// A fault in one element of a node's first output (a neuron).
+/// Where in a node a fault strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultSite {
+    /// Flat index into one sample's first output of the node (a neuron).
+    Neuron { index: i64 },
+    /// Flat index into the node's input `input`, a weight (initializer).
+    Weight { input: usize, index: i64 },
+}
+
+/// One fault of an injection.
 #[derive(Clone)]
-pub struct NeuronFault {
+pub struct Fault {
     /// Topological index of the node.
     pub node: usize,
-    /// Flat index into one sample's output of the node.
-    pub index: i64,
+    pub site: FaultSite,
     pub corrupt: Corrupt,
+}
+
+impl Fault {
+    pub fn neuron(node: usize, index: i64, corrupt: Corrupt) -> Self {
+        Fault {
+            node,
+            site: FaultSite::Neuron { index },
+            corrupt,
+        }
+    }
+
+    pub fn weight(node: usize, input: usize, index: i64, corrupt: Corrupt) -> Self {
+        Fault {
+            node,
+            site: FaultSite::Weight { input, index },
+            corrupt,
+        }
+    }
 }
 
 /// Faults applied together to one inference of one sample.
 #[derive(Clone)]
 pub struct Injection {
+    /// Unique among the injections given to one [`Engine::run`].
     pub id: usize,
     /// Position of the sample in the data set (as the cache stores it).
     pub sample: usize,
-    pub faults: Vec<NeuronFault>,
+    pub faults: Vec<Fault>,
 }
 
 impl Injection {
     /// The cut the injection resumes from: right after its first faulted node.
     pub fn start_cut(&self) -> usize {
         self.faults.iter().map(|f| f.node + 1).min().unwrap_or(0)
+    }
+
+    /// The cuts whose cached frontiers the injection reads: its start cut,
+    /// and the cut before a weight-faulted first node (that node's input).
+    pub fn cuts(&self) -> Vec<usize> {
+        let start = self.start_cut();
+        let mut cuts = vec![start];
+        if self
+            .faults
+            .iter()
+            .any(|f| f.node + 1 == start && matches!(f.site, FaultSite::Weight { .. }))
+        {
+            cuts.push(start - 1);
+        }
+        cuts
     }
 }
 
@@ -102,8 +148,10 @@ pub struct Options {
     pub drop_masked: bool,
     /// Drop rows as soon as they hold NaN or Inf.
     pub stop_at_nonfinite: bool,
-    /// Start every injection from the model input instead of its cut: the
-    /// plain full forward pass that `--verify` compares against.
+    /// Start every injection from the model input instead of its cut, and
+    /// run a weight-faulted node whole with the faulty weight instead of
+    /// recomputing single filters: the plain full forward pass that
+    /// `--verify` compares against.
     pub from_input: bool,
 }
 
@@ -122,16 +170,6 @@ pub struct Engine<'a> {
     pub graph: &'a Graph,
     pub frontiers: &'a dyn Frontiers,
     pub options: Options,
-}
-
-fn op_error(graph: &Graph, node: &Node, msg: impl Into<String>) -> Error {
-    Error::Op {
-        path: graph.path.clone(),
-        node: node.name.clone(),
-        op: node.op.clone(),
-        opset: node.opset,
-        msg: msg.into(),
-    }
 }
 
 impl Engine<'_> {
@@ -166,20 +204,29 @@ impl Engine<'_> {
     }
 
     fn check(&self, inj: &Injection) -> Result<()> {
+        let graph = self.graph;
         if inj.faults.is_empty() {
             return Err(Error::Usage(format!("injection {} has no fault", inj.id)));
         }
         for f in &inj.faults {
-            let node =
-                self.graph.nodes.get(f.node).ok_or_else(|| {
-                    Error::Usage(format!("injection {}: no node {}", inj.id, f.node))
-                })?;
-            if self.graph.values[node.outputs[0]].last_use <= node.index {
-                return Err(op_error(
-                    self.graph,
+            let node = graph
+                .nodes
+                .get(f.node)
+                .ok_or_else(|| Error::Usage(format!("injection {}: no node {}", inj.id, f.node)))?;
+            if graph.values[node.outputs[0]].last_use <= node.index {
+                return Err(graph.op_error(
                     node,
                     "its output is never read, so a fault there has no effect",
                 ));
+            }
+            if let FaultSite::Weight { input, .. } = f.site {
+                let weight = node.inputs.get(input).copied().flatten();
+                if weight.is_none_or(|id| graph.is_computed(id)) {
+                    return Err(graph.op_error(
+                        node,
+                        format!("injection {}: input {input} is not a weight", inj.id),
+                    ));
+                }
             }
         }
         Ok(())
@@ -219,20 +266,13 @@ impl Engine<'_> {
         }
     }
 
-    fn run_batch(&self, cut: usize, batch: &[&Injection]) -> Result<Vec<InjectionResult>> {
+    /// The frontier of `cut` laid out as the batch's rows.
+    fn batch_env(&self, cut: usize, samples: &[usize], rows: &Rows) -> Result<Env> {
         let graph = self.graph;
-        let mut samples: Vec<usize> = batch.iter().map(|i| i.sample).collect();
-        samples.dedup(); // batches are sorted by sample
-        let mut rows = Rows::new(&samples, batch);
-        let mut state: Vec<RowState> = batch
-            .iter()
-            .zip(&rows.golden_of)
-            .map(|(i, &g)| RowState::new(i, g))
-            .collect();
         let frontier = crate::split::frontier(graph, cut)?;
-        let golden = self.frontiers.rows(graph, cut, &samples)?;
-        let mut env = Env::new(graph);
+        let golden = self.frontiers.rows(graph, cut, samples)?;
         let layout = rows.layout();
+        let mut env = Env::new(graph);
         for (&id, t) in frontier.iter().zip(&golden) {
             env.set(
                 id,
@@ -242,24 +282,56 @@ impl Engine<'_> {
                 })?,
             );
         }
+        Ok(env)
+    }
+
+    fn run_batch(&self, cut: usize, batch: &[&Injection]) -> Result<Vec<InjectionResult>> {
+        let graph = self.graph;
+        let mut samples: Vec<usize> = batch.iter().map(|i| i.sample).collect();
+        samples.dedup(); // batches are sorted by sample
+        let rows = Rows::new(&samples, batch);
+        let state = batch
+            .iter()
+            .zip(&rows.golden_of)
+            .map(|(i, &g)| RowState::new(i, g))
+            .collect();
+        let mut env = self.batch_env(cut, &samples, &rows)?;
+        let mut run = BatchRun {
+            engine: self,
+            batch,
+            weighted: weights::weighted_nodes(batch),
+            rows,
+            state,
+            pending: Vec::new(),
+        };
         if cut > 0 {
-            // Faults on the node just before the cut land on the cached frontier.
+            // Faults on the node just before the cut land on the cached frontier;
+            // its weight faults read the node's input from the cut before it.
             let before = &graph.nodes[cut - 1];
-            self.inject(before, &mut env, batch, &rows, &mut state)?;
-            self.check_rows(before, &mut env, batch, &mut rows, &mut state)?;
+            if run.weighted.contains(&before.index) {
+                let inputs = self.batch_env(cut - 1, &samples, &run.rows)?;
+                run.prepare(before, &inputs)?;
+            }
+            run.after(before, &mut env)?;
+        }
+        if let Some(first) = graph.nodes.get(cut) {
+            run.prepare(first, &env)?;
         }
         graph.run_then(cut..graph.nodes.len(), &mut env, |node, env| {
-            self.inject(node, env, batch, &rows, &mut state)?;
-            self.check_rows(node, env, batch, &mut rows, &mut state)
+            run.after(node, env)?;
+            match graph.nodes.get(node.index + 1) {
+                Some(next) => run.prepare(next, env),
+                None => Ok(()),
+            }
         })?;
         let output = graph.outputs_of(&env)?.remove(0);
-        let output = output.f_flatten(1, -1).map_err(|e| {
-            op_error(
-                graph,
-                graph.nodes.last().expect("a graph has nodes"),
-                e.to_string(),
-            )
-        })?;
+        let last = graph.nodes.last().expect("a graph has nodes");
+        let output = output
+            .f_flatten(1, -1)
+            .map_err(|e| graph.op_error(last, e.to_string()))?;
+        let BatchRun {
+            rows, mut state, ..
+        } = run;
         let g = rows.golden_count();
         for (r, &job) in rows.faulty.iter().enumerate() {
             state[job].output = Some(output.get((g + r) as i64));
@@ -283,223 +355,152 @@ impl Engine<'_> {
             })
             .collect())
     }
+}
 
-    /// Applies the faults on `node`'s output to the rows still running.
-    fn inject(
-        &self,
-        node: &Node,
-        env: &mut Env,
-        batch: &[&Injection],
-        rows: &Rows,
-        state: &mut [RowState],
-    ) -> Result<()> {
-        for (r, &job) in rows.faulty.iter().enumerate() {
-            for (k, f) in batch[job]
-                .faults
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| f.node == node.index)
-            {
+/// One batch on its way through the suffix.
+struct BatchRun<'e, 'b> {
+    engine: &'e Engine<'e>,
+    batch: &'b [&'b Injection],
+    /// Nodes with a weight fault in some row.
+    weighted: std::collections::BTreeSet<usize>,
+    rows: Rows,
+    state: Vec<RowState>,
+    /// Weight-fault patches for nodes about to run.
+    pending: Vec<Patch>,
+}
+
+impl BatchRun<'_, '_> {
+    /// Before `node` runs, with its inputs in `env`: computes the patches of
+    /// its weight faults.
+    fn prepare(&mut self, node: &Node, env: &Env) -> Result<()> {
+        if self.weighted.contains(&node.index) {
+            let graph = self.engine.graph;
+            let per_channel = !self.engine.options.from_input;
+            let patches = weights::patches(
+                graph,
+                node,
+                env,
+                self.batch,
+                &self.rows,
+                &mut self.state,
+                per_channel,
+            )?;
+            self.pending.extend(patches);
+        }
+        Ok(())
+    }
+
+    /// After `node` ran: its weight and neuron faults, then the row checks.
+    fn after(&mut self, node: &Node, env: &mut Env) -> Result<()> {
+        let graph = self.engine.graph;
+        weights::apply(graph, node, env, &self.rows, &mut self.pending)?;
+        self.inject(node, env)?;
+        self.check_rows(node, env)
+    }
+
+    /// Applies the neuron faults on `node`'s output to the rows still running.
+    fn inject(&mut self, node: &Node, env: &mut Env) -> Result<()> {
+        let graph = self.engine.graph;
+        for (r, &job) in self.rows.faulty.iter().enumerate() {
+            for (k, f) in self.batch[job].faults.iter().enumerate() {
+                let FaultSite::Neuron { index } = f.site else {
+                    continue;
+                };
+                if f.node != node.index {
+                    continue;
+                }
                 let t = env
                     .get_mut(node.outputs[0])
-                    .ok_or_else(|| op_error(self.graph, node, "output not live"))?;
-                let row = (rows.golden_count() + r) as i64;
-                state[job].sites[k] =
-                    Some(corrupt_element(t, row, f).map_err(|m| op_error(self.graph, node, m))?);
+                    .ok_or_else(|| graph.op_error(node, "output not live"))?;
+                if !t.is_contiguous() {
+                    // A view of the row must alias the tensor for the write to land.
+                    *t = t.contiguous();
+                }
+                let row = (self.rows.golden_count() + r) as i64;
+                let site = t
+                    .f_get(row)
+                    .map_err(|e| e.to_string())
+                    .and_then(|row| corrupt_flat(&row, index, &f.corrupt))
+                    .map_err(|m| graph.op_error(node, m))?;
+                self.state[job].sites[k] = Some(site);
             }
         }
         Ok(())
     }
 
-    /// After `node`: notes NaN/Inf per row and drops rows that are finished.
-    fn check_rows(
-        &self,
-        node: &Node,
-        env: &mut Env,
-        batch: &[&Injection],
-        rows: &mut Rows,
-        state: &mut [RowState],
-    ) -> Result<()> {
-        let graph = self.graph;
-        let err = |e: tch::TchError| op_error(graph, node, e.to_string());
-        let (g, f) = (rows.golden_count() as i64, rows.faulty.len() as i64);
-        let Some(out) = env
-            .get(graph, node.outputs[0])
-            .filter(|t| is_float(t.kind()) && t.dim() > 0 && t.size()[0] == g + f)
-        else {
-            return Ok(()); // not per-sample (a shape computation): nothing to check
-        };
-        if f == 0 {
+    /// After `node`: compares its outputs row by row with the golden rows,
+    /// notes NaN/Inf, and drops rows that are finished.
+    fn check_rows(&mut self, node: &Node, env: &mut Env) -> Result<()> {
+        let (graph, options) = (self.engine.graph, self.engine.options);
+        let (g, n) = (self.rows.golden_count(), self.rows.len());
+        if self.rows.faulty.is_empty() {
             return Ok(());
         }
-        let bad = out
-            .f_narrow(0, g, f)
-            .and_then(|t| t.f_isfinite())
-            .and_then(|t| t.f_flatten(1, -1))
-            .and_then(|t| t.f_all_dim(1, false))
-            .and_then(|t| t.f_logical_not())
-            .map_err(err)?;
-        let bad = Vec::<bool>::try_from(bad).map_err(err)?;
-        let same = if self.options.drop_masked {
-            self.same_as_golden(node, env, rows)?
-        } else {
-            vec![false; bad.len()]
-        };
-        let mut leave = vec![false; rows.faulty.len()];
-        for (r, &job) in rows.faulty.iter().enumerate() {
-            let settled = !batch[job].faults.iter().any(|f| f.node > node.index);
-            if bad[r] {
-                state[job].first_nonfinite.get_or_insert(node.index);
-                leave[r] = settled && self.options.stop_at_nonfinite;
+        for id in node.inputs.iter().flatten() {
+            if env.get_mut(*id).is_none() {
+                for s in &mut self.state {
+                    s.differs.remove(id);
+                }
             }
-            if same[r] && settled {
-                state[job].masked_after = Some(node.index);
+        }
+        let mut bad = vec![false; self.rows.faulty.len()];
+        for &id in &node.outputs {
+            let Some(t) = env.get_mut(id) else { continue };
+            if t.dim() == 0 || t.size()[0] != n {
+                continue; // not per-sample (a shape computation)
+            }
+            let view = RowView::new(t);
+            for (r, &job) in self.rows.faulty.iter().enumerate() {
+                let state = &mut self.state[job];
+                if view.equal(g + r, self.rows.golden_of[r]) {
+                    state.differs.remove(&id);
+                } else {
+                    state.differs.insert(id);
+                    bad[r] |= view.nonfinite(g + r);
+                }
+            }
+        }
+        let mut leave = vec![false; self.rows.faulty.len()];
+        for (r, &job) in self.rows.faulty.iter().enumerate() {
+            let settled = !self.batch[job].faults.iter().any(|f| f.node > node.index);
+            let state = &mut self.state[job];
+            if bad[r] {
+                state.first_nonfinite.get_or_insert(node.index);
+                leave[r] = settled && options.stop_at_nonfinite;
+            }
+            if options.drop_masked && settled && state.differs.is_empty() {
+                state.masked_after = Some(node.index);
                 leave[r] = true;
             }
         }
         if leave.contains(&true) {
-            rows.drop_rows(&leave, env).map_err(err)?;
+            self.rows
+                .drop_rows(&leave, env)
+                .map_err(|e| graph.op_error(node, e.to_string()))?;
         }
         Ok(())
     }
-
-    /// Per faulty row: every live per-sample value equals its golden row's.
-    fn same_as_golden(&self, node: &Node, env: &mut Env, rows: &Rows) -> Result<Vec<bool>> {
-        let err = |e: tch::TchError| op_error(self.graph, node, e.to_string());
-        let g = rows.golden_count() as i64;
-        let n = g + rows.faulty.len() as i64;
-        let pairs =
-            Tensor::from_slice(&rows.golden_of.iter().map(|&x| x as i64).collect::<Vec<_>>());
-        let mut same = vec![true; rows.faulty.len()];
-        for (_, t) in env.live_mut() {
-            if t.dim() == 0 || t.size()[0] != n {
-                continue;
-            }
-            let faulty = t.f_narrow(0, g, n - g).map_err(err)?;
-            let golden = t
-                .f_index_select(0, &pairs.to_device(t.device()))
-                .map_err(err)?;
-            let eq = faulty
-                .f_eq_tensor(&golden)
-                .and_then(|e| e.f_flatten(1, -1))
-                .and_then(|e| e.f_all_dim(1, false))
-                .map_err(err)?;
-            for (s, e) in same.iter_mut().zip(Vec::<bool>::try_from(eq).map_err(err)?) {
-                *s &= e;
-            }
-        }
-        Ok(same)
-    }
 }
 
-/// What is known of one injection while its batch runs.
-struct RowState {
-    sites: Vec<Option<SiteValues>>,
-    golden_row: usize,
-    output: Option<Tensor>,
-    masked_after: Option<usize>,
-    first_nonfinite: Option<usize>,
-}
-
-impl RowState {
-    fn new(inj: &Injection, golden_row: usize) -> Self {
-        RowState {
-            sites: vec![None; inj.faults.len()],
-            golden_row,
-            output: None,
-            masked_after: None,
-            first_nonfinite: None,
-        }
-    }
-}
-
-/// The batch layout: one golden row per distinct sample first (they run to
-/// the end: dropped rows report their golden output), then the faulty rows
-/// still running.
-struct Rows {
-    golden_samples: usize,
-    /// Index into the batch's injections of each running faulty row.
-    faulty: Vec<usize>,
-    /// Golden row of each running faulty row.
-    golden_of: Vec<usize>,
-}
-
-impl Rows {
-    fn new(samples: &[usize], batch: &[&Injection]) -> Self {
-        let golden_of = batch
-            .iter()
-            .map(|i| samples.binary_search(&i.sample).expect("sample is listed"))
-            .collect();
-        Rows {
-            golden_samples: samples.len(),
-            faulty: (0..batch.len()).collect(),
-            golden_of,
-        }
-    }
-
-    fn golden_count(&self) -> usize {
-        self.golden_samples
-    }
-
-    /// Rows of the per-sample golden frontier that make up the batch.
-    fn layout(&self) -> Tensor {
-        let idx: Vec<i64> = (0..self.golden_count())
-            .chain(self.golden_of.iter().copied())
-            .map(|i| i as i64)
-            .collect();
-        Tensor::from_slice(&idx)
-    }
-
-    /// Removes the faulty rows marked in `leave` from every live per-sample value.
-    fn drop_rows(
-        &mut self,
-        leave: &[bool],
-        env: &mut Env,
-    ) -> std::result::Result<(), tch::TchError> {
-        let g = self.golden_count();
-        let n = (g + self.faulty.len()) as i64;
-        let keep: Vec<usize> = (0..leave.len()).filter(|&r| !leave[r]).collect();
-        let index: Vec<i64> = (0..g)
-            .chain(keep.iter().map(|&r| g + r))
-            .map(|i| i as i64)
-            .collect();
-        let index = Tensor::from_slice(&index);
-        for (_, t) in env.live_mut() {
-            if t.dim() > 0 && t.size()[0] == n {
-                *t = t.f_index_select(0, &index.to_device(t.device()))?;
-            }
-        }
-        self.golden_of = keep.iter().map(|&r| self.golden_of[r]).collect();
-        self.faulty = keep.iter().map(|&r| self.faulty[r]).collect();
-        Ok(())
-    }
-}
-
-/// Corrupts element `f.index` of batch row `row` of `t` in place.
-fn corrupt_element(
-    t: &mut Tensor,
-    row: i64,
-    f: &NeuronFault,
+/// Corrupts element `index` of the flat view of `t` (contiguous) in place.
+fn corrupt_flat(
+    t: &Tensor,
+    index: i64,
+    corrupt: &Corrupt,
 ) -> std::result::Result<SiteValues, String> {
-    let per_sample: i64 = t.size().iter().skip(1).product();
-    if f.index < 0 || f.index >= per_sample {
+    let elements = t.numel() as i64;
+    if index < 0 || index >= elements {
         return Err(format!(
-            "fault index {} is outside the {per_sample} elements of a sample",
-            f.index
+            "fault index {index} is outside the {elements} elements"
         ));
     }
-    if !t.is_contiguous() {
-        // A view of the flat row must alias the tensor for the write to land.
-        *t = t.contiguous();
-    }
     let mut cell = t
-        .f_get(row)
-        .and_then(|r| r.f_view([-1]))
-        .and_then(|r| r.f_get(f.index))
+        .f_view([-1])
+        .and_then(|r| r.f_get(index))
         .map_err(|e| e.to_string())?;
     let original = cell.f_double_value(&[]).map_err(|e| e.to_string())? as f32;
     let _ = cell
-        .f_fill_(f64::from((f.corrupt)(original)))
+        .f_fill_(f64::from(corrupt(original)))
         .map_err(|e| e.to_string())?;
     // Read back in the tensor's own kind: the value the model really sees.
     let faulty = cell.f_double_value(&[]).map_err(|e| e.to_string())? as f32;

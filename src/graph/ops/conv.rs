@@ -132,15 +132,43 @@ fn extents(kernel: &[i64], dilations: &[i64]) -> Vec<i64> {
 
 fn conv(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let (x, w, b) = (input(inputs, 0)?, input(inputs, 1)?, opt_input(inputs, 2));
+    one(convolve(node, x, w, b, node.attrs.int("group", 1)?)?)
+}
+
+/// Output channel `channel` of a Conv node alone: a one-filter convolution
+/// over the input channels of the filter's group (what a fault in one weight
+/// of that filter changes). Shape `[N, 1, spatial...]`.
+pub fn conv_channel(node: &Node, inputs: &Inputs, channel: i64) -> KResult<Tensor> {
+    let (x, w, b) = (input(inputs, 0)?, input(inputs, 1)?, opt_input(inputs, 2));
+    let group = node.attrs.int("group", 1)?;
+    let (c_out, c_in) = (w.size()[0], w.size()[1]);
+    if group < 1 || c_out % group != 0 || !(0..c_out).contains(&channel) {
+        return fail(format!(
+            "channel {channel} of {c_out} outputs in {group} groups"
+        ));
+    }
+    let g = channel / (c_out / group);
+    let x = x.f_narrow(1, g * c_in, c_in)?;
+    let w = w.f_narrow(0, channel, 1)?;
+    let b = b.map(|b| b.f_narrow(0, channel, 1)).transpose()?;
+    convolve(node, &x, &w, b.as_ref(), 1)
+}
+
+fn convolve(
+    node: &Node,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    group: i64,
+) -> KResult<Tensor> {
     let kernel = weight_kernel(node, x, w)?;
     let d = kernel.len();
     let strides = per_axis(node, "strides", d, 1)?;
     let dilations = per_axis(node, "dilations", d, 1)?;
-    let group = node.attrs.int("group", 1)?;
     let extent = extents(&kernel, &dilations);
     let pads = spatial_pads(node, &x.size()[2..], &extent, &strides)?;
     let (x, padding) = pad_asymmetric(x, &pads, 0.0)?;
-    one(x.f_convolution(
+    Ok(x.f_convolution(
         w,
         b,
         strides.as_slice(),

@@ -12,6 +12,7 @@ use super::Node;
 
 mod activation;
 mod conv;
+pub use conv::conv_channel;
 mod elementwise;
 mod index;
 mod linear;

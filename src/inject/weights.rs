@@ -1,0 +1,239 @@
+//! Weight faults without the prefix: a faulty weight changes its node's
+//! output in the faulty row only. A Conv recomputes just the filters that
+//! hold a faulty weight (one-filter convolutions over the filter's group);
+//! any other op recomputes the node for that row. The result is spliced into
+//! the node's output before the rest of the model runs.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tch::Tensor;
+
+use super::rows::{RowState, Rows};
+use super::{corrupt_flat, FaultSite, Injection};
+use crate::error::Result;
+use crate::graph::{ops, Env, Graph, Node};
+
+/// New values for part of one faulty row of a node's output.
+pub(super) struct Patch {
+    pub job: usize,
+    pub node: usize,
+    /// The output channel replaced, or `None` for the whole row.
+    pub channel: Option<i64>,
+    pub values: Tensor,
+}
+
+/// The patches for the weight faults at `node` of the running rows, from the
+/// node's inputs in `env` (the frontier of the cut before `node`). Records
+/// the faults' site values in `state`. Without `per_channel`, every patch
+/// reruns the whole node with the faulty weight (the plain reference).
+pub(super) fn patches(
+    graph: &Graph,
+    node: &Node,
+    env: &Env,
+    batch: &[&Injection],
+    rows: &Rows,
+    state: &mut [RowState],
+    per_channel: bool,
+) -> Result<Vec<Patch>> {
+    let mut patches = Vec::new();
+    for (faults, jobs) in groups(node, batch, rows) {
+        let batch_rows: Vec<i64> = jobs
+            .iter()
+            .map(|&job| rows.row_of(job).expect("the row is running"))
+            .collect();
+        let mut ins = row_inputs(graph, node, env, &batch_rows, rows.len())?;
+        for &(k, input, index) in &faults {
+            let w = ins
+                .get_mut(input)
+                .and_then(Option::as_mut)
+                .ok_or_else(|| graph.op_error(node, format!("no input {input} to fault")))?;
+            if !matches!(w, RowInput::Faulty(_)) {
+                *w = RowInput::Faulty(w.tensor().copy());
+            }
+            let corrupt = &batch[jobs[0]].faults[k].corrupt;
+            let site =
+                corrupt_flat(w.tensor(), index, corrupt).map_err(|m| graph.op_error(node, m))?;
+            for &job in &jobs {
+                state[job].sites[k] = Some(site);
+            }
+        }
+        let ins: Vec<Option<&Tensor>> = ins
+            .iter()
+            .map(|i| i.as_ref().map(RowInput::tensor))
+            .collect();
+        let mut computed: Vec<(Option<i64>, Tensor)> = Vec::new();
+        match filters(node, &ins, &faults).filter(|_| per_channel) {
+            Some(channels) => {
+                for channel in channels {
+                    let values = graph.guarded(node, || ops::conv_channel(node, &ins, channel))?;
+                    computed.push((Some(channel), values));
+                }
+            }
+            None => computed.push((None, graph.apply(node, &ins)?.swap_remove(0))),
+        }
+        for (channel, values) in computed {
+            for (i, &job) in jobs.iter().enumerate() {
+                patches.push(Patch {
+                    job,
+                    node: node.index,
+                    channel,
+                    values: values.get(i as i64),
+                });
+            }
+        }
+    }
+    Ok(patches)
+}
+
+/// A weight fault of one row: (index among the injection's faults, input, element).
+type WeightFault = (usize, usize, i64);
+
+/// The running rows with weight faults at `node`, grouped by identical
+/// faults (a permanent fault runs on many samples): each group needs one
+/// faulty weight and one node run.
+fn groups(node: &Node, batch: &[&Injection], rows: &Rows) -> Vec<(Vec<WeightFault>, Vec<usize>)> {
+    let mut groups: Vec<(Vec<WeightFault>, Vec<usize>)> = Vec::new();
+    for &job in &rows.faulty {
+        let faults: Vec<WeightFault> = batch[job]
+            .faults
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.node == node.index)
+            .filter_map(|(k, f)| match f.site {
+                FaultSite::Weight { input, index } => Some((k, input, index)),
+                FaultSite::Neuron { .. } => None,
+            })
+            .collect();
+        if faults.is_empty() {
+            continue;
+        }
+        let same = |(faults_b, jobs): &&mut (Vec<WeightFault>, Vec<usize>)| {
+            let other = batch[jobs[0]];
+            faults_b.len() == faults.len()
+                && faults.iter().zip(faults_b.iter()).all(|(a, b)| {
+                    a.1 == b.1
+                        && a.2 == b.2
+                        && Arc::ptr_eq(&batch[job].faults[a.0].corrupt, &other.faults[b.0].corrupt)
+                })
+        };
+        match groups.iter_mut().find(|g| same(g)) {
+            Some((_, jobs)) => jobs.push(job),
+            None => groups.push((faults, vec![job])),
+        }
+    }
+    groups
+}
+
+/// One input of a node for some faulty rows.
+enum RowInput {
+    /// The rows of a per-sample value, or a shared constant.
+    Shared(Tensor),
+    /// A copy of a weight with these rows' faults.
+    Faulty(Tensor),
+}
+
+impl RowInput {
+    fn tensor(&self) -> &Tensor {
+        match self {
+            RowInput::Shared(t) | RowInput::Faulty(t) => t,
+        }
+    }
+}
+
+/// The inputs of `node` for batch rows `batch_rows` of `n` rows.
+fn row_inputs(
+    graph: &Graph,
+    node: &Node,
+    env: &Env,
+    batch_rows: &[i64],
+    n: i64,
+) -> Result<Vec<Option<RowInput>>> {
+    let index = Tensor::from_slice(batch_rows);
+    node.inputs
+        .iter()
+        .map(|id| {
+            let Some(id) = *id else { return Ok(None) };
+            let t = env.get(graph, id).ok_or_else(|| {
+                graph.op_error(
+                    node,
+                    format!("input '{}' is not available", graph.values[id].name),
+                )
+            })?;
+            let per_sample = graph.is_computed(id) && t.dim() > 0 && t.size()[0] == n;
+            let t = if per_sample {
+                t.f_index_select(0, &index.to_device(t.device()))
+                    .map_err(|e| graph.op_error(node, e.to_string()))?
+            } else {
+                t.shallow_clone()
+            };
+            Ok(Some(RowInput::Shared(t)))
+        })
+        .collect()
+}
+
+/// The output channels to recompute when every fault of a Conv lies in its
+/// filters (input 1) or bias (input 2); `None` when the whole node must run.
+fn filters(
+    node: &Node,
+    ins: &[Option<&Tensor>],
+    faults: &[(usize, usize, i64)],
+) -> Option<BTreeSet<i64>> {
+    if node.op != "Conv" {
+        return None;
+    }
+    let w = ins.get(1).copied().flatten()?;
+    let per_filter = w.size().iter().skip(1).product::<i64>();
+    faults
+        .iter()
+        .map(|&(_, input, index)| match input {
+            1 => Some(index / per_filter),
+            2 => Some(index),
+            _ => None,
+        })
+        .collect::<Option<BTreeSet<i64>>>()
+}
+
+/// Splices the patches of `node` into its output; patches of dropped rows
+/// (none: a row with a fault still to come is never dropped) are skipped.
+pub(super) fn apply(
+    graph: &Graph,
+    node: &Node,
+    env: &mut Env,
+    rows: &Rows,
+    pending: &mut Vec<Patch>,
+) -> Result<()> {
+    let (now, later): (Vec<Patch>, Vec<Patch>) = std::mem::take(pending)
+        .into_iter()
+        .partition(|p| p.node == node.index);
+    *pending = later;
+    let err = |e: tch::TchError| graph.op_error(node, e.to_string());
+    for p in now {
+        let Some(row) = rows.row_of(p.job) else {
+            continue;
+        };
+        let out = env
+            .get_mut(node.outputs[0])
+            .ok_or_else(|| graph.op_error(node, "output not live"))?;
+        if !out.is_contiguous() {
+            *out = out.contiguous();
+        }
+        let mut dst = out.f_get(row).map_err(err)?;
+        if let Some(c) = p.channel {
+            dst = dst.f_get(c).map_err(err)?;
+        }
+        let values = p.values.f_reshape(dst.size()).map_err(err)?;
+        dst.f_copy_(&values).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The nodes with a weight fault in some row of the batch.
+pub(super) fn weighted_nodes(batch: &[&Injection]) -> BTreeSet<usize> {
+    batch
+        .iter()
+        .flat_map(|i| &i.faults)
+        .filter(|f| matches!(f.site, FaultSite::Weight { .. }))
+        .map(|f| f.node)
+        .collect()
+}
