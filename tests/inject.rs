@@ -12,7 +12,7 @@ use faultsweep::data::{DataSpec, Dataset, Subset};
 use faultsweep::golden::GoldenRun;
 use faultsweep::graph::Graph;
 use faultsweep::inject::{
-    agreement, Agreement, CachedFrontiers, ComputedFrontiers, Engine, Fault, Injection,
+    agreement, plain_run, Agreement, CachedFrontiers, ComputedFrontiers, Engine, Fault, Injection,
     InjectionResult, Options,
 };
 use faultsweep::load;
@@ -149,21 +149,15 @@ fn cached(
     }
 }
 
+/// The oracle: every injection alone through the whole model.
 fn reference(graph: &Graph, data: &Dataset, injections: &[Injection]) -> Vec<InjectionResult> {
-    let frontiers = ComputedFrontiers { data };
-    let options = Options {
-        batch_size: 1,
-        drop_masked: false,
-        stop_at_nonfinite: false,
-        from_input: true,
-    };
-    Engine {
-        graph,
-        frontiers: &frontiers,
-        options,
-    }
-    .run(injections)
-    .unwrap()
+    injections
+        .iter()
+        .map(|inj| {
+            let input = data.batch(inj.sample..inj.sample + 1).unwrap().input;
+            plain_run(graph, &input, inj).unwrap()
+        })
+        .collect()
 }
 
 /// Outcomes agree exactly, or differ only by rounding noise (see

@@ -17,8 +17,8 @@ use crate::faults::{self, Fault, FaultList, Samples, Target};
 use crate::golden::{self, Golden, GoldenRun};
 use crate::graph::Graph;
 use crate::inject::{
-    agreement, Agreement, CachedFrontiers, ComputedFrontiers, Engine, Fault as EngineFault,
-    Injection, InjectionResult, Options,
+    agreement, plain_run, Agreement, CachedFrontiers, ComputedFrontiers, Engine,
+    Fault as EngineFault, Injection, InjectionResult, Options,
 };
 use crate::report::{heatmap, CsvSink, Summary};
 use crate::scenario::{self, Campaign, Scenario};
@@ -536,8 +536,8 @@ fn record(plan: &Plan, faults: &[&Fault], r: &InjectionResult, sink: &mut CsvSin
     Ok(())
 }
 
-/// Reruns `n` injections chosen with the campaign seed through the whole
-/// model from the input, without cache, batching or dropping.
+/// Reruns `n` injections chosen with the campaign seed the plain way
+/// ([`plain_run`]: the whole model from the input, no engine shortcut).
 fn verify(
     plan: &Plan,
     injections: &[Injection],
@@ -556,19 +556,13 @@ fn verify(
     picked.sort_unstable();
     picked.dedup();
     let chosen: Vec<Injection> = picked.iter().map(|&i| ran[i].clone()).collect();
-    let frontiers = ComputedFrontiers { data: &plan.data };
-    let plain = Options {
-        batch_size: 1,
-        drop_masked: false,
-        stop_at_nonfinite: false,
-        from_input: true,
-    };
-    let reference = Engine {
-        graph: &plan.graph,
-        frontiers: &frontiers,
-        options: plain,
-    }
-    .run(&chosen)?;
+    let reference: Vec<InjectionResult> = chosen
+        .iter()
+        .map(|inj| {
+            let input = plan.data.batch(inj.sample..inj.sample + 1)?.input;
+            plain_run(&plan.graph, &input, inj)
+        })
+        .collect::<Result<_>>()?;
     let mut report = VerifyReport {
         checked: chosen.len(),
         ..Default::default()

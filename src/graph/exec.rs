@@ -27,9 +27,10 @@ impl Env {
         self.slots[id] = Some(t);
     }
 
-    /// The tensor of `id`: a live value of this run or a graph constant.
+    /// The tensor of `id`: a live value of this run or a graph constant (a
+    /// constant set in the env, such as a faulty weight, overrides the graph's).
     pub fn get<'a>(&'a self, graph: &'a Graph, id: ValueId) -> Option<&'a Tensor> {
-        graph.constant(id).or(self.slots[id].as_ref())
+        self.slots[id].as_ref().or(graph.constant(id))
     }
 
     /// A live value of this run, to change in place (constants are not).

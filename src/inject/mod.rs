@@ -18,7 +18,7 @@ mod verify;
 mod weights;
 
 pub use frontiers::{CachedFrontiers, ComputedFrontiers, Frontiers};
-pub use verify::{agreement, Agreement};
+pub use verify::{agreement, plain_run, Agreement};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -10,8 +10,10 @@
 
 use tch::Tensor;
 
-use super::InjectionResult;
+use super::{corrupt_flat, FaultSite, Injection, InjectionResult};
 use crate::classify::{top1, Outcome};
+use crate::error::Result;
+use crate::graph::Graph;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Agreement {
@@ -72,4 +74,73 @@ pub fn agreement(a: &InjectionResult, b: &InjectionResult) -> Agreement {
     } else {
         Agreement::Differs
     }
+}
+
+/// The oracle: `inj` run the plain way, on its sample alone (`input`, one
+/// row) through the whole model with the faulty weights in place of the
+/// graph's and the neuron faults applied as their nodes run, against the
+/// fault-free forward pass of the same row. No cache, batching, dropping,
+/// channel recompute or golden row in a batch: none of the engine's tricks.
+pub fn plain_run(graph: &Graph, input: &Tensor, inj: &Injection) -> Result<InjectionResult> {
+    let golden = graph
+        .forward(&[input.shallow_clone()])?
+        .remove(0)
+        .flatten(1, -1)
+        .get(0);
+    let mut env = graph.start(&[input.shallow_clone()])?;
+    let mut sites = vec![None; inj.faults.len()];
+    for (k, f) in inj.faults.iter().enumerate() {
+        if let FaultSite::Weight { input, index } = f.site {
+            let node = &graph.nodes[f.node];
+            let id = node.inputs[input].expect("checked by the engine");
+            let weight = env.get(graph, id).expect("a weight is a constant").copy();
+            sites[k] = Some(
+                corrupt_flat(&weight, index, &f.corrupt).map_err(|m| graph.op_error(node, m))?,
+            );
+            env.set(id, weight);
+        }
+    }
+    let mut first_nonfinite = None;
+    let run = graph.run_then(0..graph.nodes.len(), &mut env, |node, env| {
+        for (k, f) in inj.faults.iter().enumerate() {
+            let FaultSite::Neuron { index } = f.site else {
+                continue;
+            };
+            if f.node == node.index {
+                let t = env
+                    .get_mut(node.outputs[0])
+                    .expect("a faulted output is read later");
+                *t = t.contiguous();
+                sites[k] =
+                    Some(corrupt_flat(t, index, &f.corrupt).map_err(|m| graph.op_error(node, m))?);
+            }
+        }
+        let nonfinite = node
+            .outputs
+            .iter()
+            .filter_map(|&id| env.get(graph, id))
+            .any(|t| {
+                crate::graph::is_float(t.kind())
+                    && !bool::try_from(t.isfinite().all()).unwrap_or(true)
+            });
+        if nonfinite {
+            first_nonfinite.get_or_insert(node.index);
+        }
+        Ok(())
+    });
+    let (output, error) = match run.and_then(|()| graph.outputs_of(&env)) {
+        Ok(mut outputs) => (Some(outputs.remove(0).flatten(1, -1).get(0)), None),
+        Err(e @ crate::Error::Op { .. }) => (None, Some(e.to_string())),
+        Err(e) => return Err(e),
+    };
+    Ok(InjectionResult {
+        id: inj.id,
+        sample: inj.sample,
+        sites: sites.into_iter().flatten().collect(),
+        golden,
+        output,
+        masked_after: None,
+        first_nonfinite,
+        error,
+    })
 }

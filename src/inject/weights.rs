@@ -1,8 +1,8 @@
 //! Weight faults without the prefix: a faulty weight changes its node's
 //! output in the faulty row only. A Conv recomputes just the filters that
 //! hold a faulty weight (one-filter convolutions over the filter's group);
-//! any other op recomputes the node for that row. The result is spliced into
-//! the node's output before the rest of the model runs.
+//! any other op recomputes the node for that row. The difference the fault
+//! makes is added to the node's output before the rest of the model runs.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,13 +14,13 @@ use super::{corrupt_flat, FaultSite, Injection};
 use crate::error::Result;
 use crate::graph::{ops, Env, Graph, Node};
 
-/// New values for part of one faulty row of a node's output.
+/// What a weight fault adds to part of one faulty row of a node's output.
 pub(super) struct Patch {
     pub job: usize,
     pub node: usize,
-    /// The output channel replaced, or `None` for the whole row.
+    /// The output channel changed, or `None` for the whole row.
     pub channel: Option<i64>,
-    pub values: Tensor,
+    pub delta: Tensor,
 }
 
 /// The patches for the weight faults at `node` of the running rows, from the
@@ -42,44 +42,55 @@ pub(super) fn patches(
             .iter()
             .map(|&job| rows.row_of(job).expect("the row is running"))
             .collect();
-        let mut ins = row_inputs(graph, node, env, &batch_rows, rows.len())?;
+        let golden_ins = row_inputs(graph, node, env, &batch_rows, rows.len())?;
+        let mut ins: Vec<Option<Tensor>> = golden_ins
+            .iter()
+            .map(|i| i.as_ref().map(Tensor::shallow_clone))
+            .collect();
         for &(k, input, index) in &faults {
             let w = ins
                 .get_mut(input)
                 .and_then(Option::as_mut)
                 .ok_or_else(|| graph.op_error(node, format!("no input {input} to fault")))?;
-            if !matches!(w, RowInput::Faulty(_)) {
-                *w = RowInput::Faulty(w.tensor().copy());
+            if !faults.iter().take_while(|f| f.0 != k).any(|f| f.1 == input) {
+                *w = w.copy(); // the first fault in this weight: a private copy
             }
             let corrupt = &batch[jobs[0]].faults[k].corrupt;
-            let site =
-                corrupt_flat(w.tensor(), index, corrupt).map_err(|m| graph.op_error(node, m))?;
+            let site = corrupt_flat(w, index, corrupt).map_err(|m| graph.op_error(node, m))?;
             for &job in &jobs {
                 state[job].sites[k] = Some(site);
             }
         }
-        let ins: Vec<Option<&Tensor>> = ins
-            .iter()
-            .map(|i| i.as_ref().map(RowInput::tensor))
-            .collect();
-        let mut computed: Vec<(Option<i64>, Tensor)> = Vec::new();
-        match filters(node, &ins, &faults).filter(|_| per_channel) {
-            Some(channels) => {
-                for channel in channels {
-                    let values = graph.guarded(node, || ops::conv_channel(node, &ins, channel))?;
-                    computed.push((Some(channel), values));
-                }
-            }
-            None => computed.push((None, graph.apply(node, &ins)?.swap_remove(0))),
-        }
-        for (channel, values) in computed {
+        let (faulty, golden) = (as_refs(&ins), as_refs(&golden_ins));
+        let channels = filters(node, &faulty, &faults).filter(|_| per_channel);
+        let parts: Vec<Option<i64>> = match &channels {
+            Some(c) => c.iter().copied().map(Some).collect(),
+            None => vec![None],
+        };
+        for channel in parts {
+            // The fault's effect is the difference between this computation
+            // with the faulty and with the fault-free weight: one kernel, so
+            // no rounding of its own. Added to the node's real output, it
+            // leaves every element the fault does not reach bitwise golden.
+            let run = |ins: &[Option<&Tensor>]| match channel {
+                Some(c) => graph.guarded(node, || ops::conv_channel(node, ins, c)),
+                None => Ok(graph.apply(node, ins)?.swap_remove(0)),
+            };
+            let delta = (run(&faulty)?, run(&golden)?);
+            let delta = delta
+                .0
+                .f_sub(&delta.1)
+                .map_err(|e| graph.op_error(node, e.to_string()))?;
             for (i, &job) in jobs.iter().enumerate() {
-                patches.push(Patch {
-                    job,
-                    node: node.index,
-                    channel,
-                    values: values.get(i as i64),
-                });
+                let delta = delta.get(i as i64);
+                if bool::try_from(delta.any()).unwrap_or(true) {
+                    patches.push(Patch {
+                        job,
+                        node: node.index,
+                        channel,
+                        delta,
+                    });
+                }
             }
         }
     }
@@ -125,20 +136,8 @@ fn groups(node: &Node, batch: &[&Injection], rows: &Rows) -> Vec<(Vec<WeightFaul
     groups
 }
 
-/// One input of a node for some faulty rows.
-enum RowInput {
-    /// The rows of a per-sample value, or a shared constant.
-    Shared(Tensor),
-    /// A copy of a weight with these rows' faults.
-    Faulty(Tensor),
-}
-
-impl RowInput {
-    fn tensor(&self) -> &Tensor {
-        match self {
-            RowInput::Shared(t) | RowInput::Faulty(t) => t,
-        }
-    }
+fn as_refs(ins: &[Option<Tensor>]) -> Vec<Option<&Tensor>> {
+    ins.iter().map(Option::as_ref).collect()
 }
 
 /// The inputs of `node` for batch rows `batch_rows` of `n` rows.
@@ -148,7 +147,7 @@ fn row_inputs(
     env: &Env,
     batch_rows: &[i64],
     n: i64,
-) -> Result<Vec<Option<RowInput>>> {
+) -> Result<Vec<Option<Tensor>>> {
     let index = Tensor::from_slice(batch_rows);
     node.inputs
         .iter()
@@ -167,7 +166,7 @@ fn row_inputs(
             } else {
                 t.shallow_clone()
             };
-            Ok(Some(RowInput::Shared(t)))
+            Ok(Some(t))
         })
         .collect()
 }
@@ -222,8 +221,8 @@ pub(super) fn apply(
         if let Some(c) = p.channel {
             dst = dst.f_get(c).map_err(err)?;
         }
-        let values = p.values.f_reshape(dst.size()).map_err(err)?;
-        dst.f_copy_(&values).map_err(err)?;
+        let delta = p.delta.f_reshape(dst.size()).map_err(err)?;
+        let _ = dst.f_add_(&delta).map_err(err)?;
     }
     Ok(())
 }
