@@ -395,3 +395,77 @@ fn custom_fault_models_run_like_built_in_ones() {
     .unwrap();
     assert!(e.to_string().contains("'nobody' is not registered"), "{e}");
 }
+
+#[test]
+fn hardened_models_see_the_same_faults_in_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    // The same model file as the "hardened" one must give the same outcomes.
+    let copy = dir.path().join("copy.onnx");
+    std::fs::copy(root().join("models/fashion_cnn.onnx"), &copy).unwrap();
+    let text = std::fs::read_to_string(root().join("scenarios/fashion_ranger.yml"))
+        .unwrap()
+        .replace("injections: 3000", "injections: 400")
+        .replace(
+            "mitigations:\n",
+            &format!("mitigations:\n  hardened_model: {}\n", copy.display()),
+        );
+    let scenario = dir.path().join("ranger.yml");
+    std::fs::write(&scenario, text).unwrap();
+    let out = dir.path().join("results");
+    let run = faultsweep(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--verify",
+            "40",
+        ],
+        &dir.path().join("cache"),
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains(", 0 differ"), "{stdout}");
+    let rows = csv_rows(&out.join("injections.csv"));
+    let col = |name: &str| {
+        rows[0]
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let (plain, ranger, clipper, same) = (
+        col("outcome"),
+        col("ranger_outcome"),
+        col("clipper_outcome"),
+        col("hardened_outcome"),
+    );
+    let count = |c: usize, o: &str| rows[1..].iter().filter(|r| r[c] == o).count();
+    assert!(count(plain, "sde") > 0, "the faults should cause SDEs");
+    assert!(
+        count(ranger, "sde") < count(plain, "sde"),
+        "Ranger should remove SDEs"
+    );
+    assert!(
+        count(clipper, "sde") < count(plain, "sde"),
+        "Clipper should remove SDEs"
+    );
+    for r in &rows[1..] {
+        // A plain row that is masked is masked under protection too.
+        if r[plain] == "masked" {
+            assert_eq!(r[ranger], "masked", "{r:?}");
+        }
+        if r[plain] != "due" {
+            assert_eq!(r[same], r[plain], "the same model as hardened model: {r:?}");
+        }
+        assert_eq!(r[col("golden_top5")].split(' ').count(), 5);
+    }
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        md.contains("## protection") && md.contains("| ranger |"),
+        "{md}"
+    );
+}

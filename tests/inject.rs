@@ -185,9 +185,12 @@ fn assert_same(
             ),
         }
         // libtorch picks kernels by batch size, so the prefix of a batch of
-        // 40 and of a batch of 2 can differ in the last bits.
+        // 40 and of the sample alone differ in the last bits, accumulated
+        // over the layers before the site (relative to the layer's scale,
+        // not the element's: a small value can carry the rounding of large
+        // products). A different element would differ far more.
         for (a, b) in e.sites.iter().zip(&p.sites) {
-            let close = (a.original - b.original).abs() <= 1e-5 * a.original.abs().max(1e-3);
+            let close = (a.original - b.original).abs() <= 1e-4 * a.original.abs().max(1e-2);
             assert!(
                 close,
                 "{name}: injection {} original value {} vs {}",

@@ -84,7 +84,7 @@ impl GoldenRun<'_> {
         let mut entries = Vec::new();
         let mut reused = Vec::new();
         if let Some(store) = self.store {
-            let model_hash = hash_file(&graph.path)?;
+            let model_hash = model_hash(graph)?;
             let mut h = blake3::Hasher::new();
             data.hash_into(&mut h)?;
             let data_hash = h.finalize();
@@ -271,6 +271,18 @@ fn golden_rows(output: &Tensor, samples: Vec<Sample>, k: usize) -> Result<Vec<Go
             })
         })
         .collect()
+}
+
+/// The model file's hash, with the guards of a hardened variant.
+fn model_hash(graph: &Graph) -> Result<blake3::Hash> {
+    let file = hash_file(&graph.path)?;
+    if graph.guards.is_empty() {
+        return Ok(file);
+    }
+    let mut h = blake3::Hasher::new();
+    h.update(file.as_bytes());
+    h.update(format!("{:?}", graph.guards).as_bytes());
+    Ok(h.finalize())
 }
 
 fn hash_file(path: &std::path::Path) -> Result<blake3::Hash> {

@@ -163,7 +163,10 @@ impl Graph {
                 })?)),
             }
         }
-        let outputs = self.apply(node, &ins)?;
+        let mut outputs = self.apply(node, &ins)?;
+        if let (Some(guard), Some(out)) = (self.guards.get(&node.index), outputs.first_mut()) {
+            *out = guard.apply(out).map_err(|e| fail(e.to_string()))?;
+        }
         if outputs.len() < node.outputs.len() {
             return Err(fail(format!(
                 "produced {} outputs, the node declares {}",

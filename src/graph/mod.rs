@@ -9,6 +9,7 @@ pub mod ops;
 pub use attrs::{Attr, Attrs};
 pub use exec::Env;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tch::Tensor;
 
@@ -77,6 +78,42 @@ pub struct Graph {
     /// Value ids of the graph inputs, in declaration order.
     pub input_values: Vec<ValueId>,
     pub outputs: Vec<ValueId>,
+    /// Range supervision on node outputs, by node index: a hardened variant
+    /// of the model (empty as loaded).
+    pub guards: BTreeMap<usize, Guard>,
+}
+
+/// Range supervision on a node's output (Ranger and Clipper, Chen et al.
+/// 2021; Geissler et al. 2021), applied as the node runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Guard {
+    pub kind: GuardKind,
+    pub min: f32,
+    pub max: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardKind {
+    /// Clamp to [min, max]; NaN stays NaN.
+    Ranger,
+    /// Set values outside [min, max], and NaN, to zero.
+    Clipper,
+}
+
+impl Guard {
+    pub fn apply(&self, t: &Tensor) -> std::result::Result<Tensor, tch::TchError> {
+        let (min, max) = (f64::from(self.min), f64::from(self.max));
+        match self.kind {
+            GuardKind::Ranger => t.f_clamp(min, max),
+            GuardKind::Clipper => {
+                let outside = t
+                    .f_lt(min)?
+                    .f_logical_or(&t.f_gt(max)?)?
+                    .f_logical_or(&t.f_isnan()?)?;
+                t.f_masked_fill(&outside, 0.0)
+            }
+        }
+    }
 }
 
 impl Graph {

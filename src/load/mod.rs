@@ -113,6 +113,7 @@ impl Builder {
             inputs,
             input_values,
             outputs,
+            guards: Default::default(),
         };
         set_last_uses(&mut g);
         Ok(g)

@@ -1,0 +1,285 @@
+//! The rows of `injections.csv` and the tallies behind the summaries:
+//! written as the campaign runs, and read back to resume it.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+use super::{Plan, Run};
+use crate::classify::{in_top, top1, Outcome};
+use crate::error::{Error, Result};
+use crate::faults::{self, Fault};
+use crate::inject::InjectionResult;
+use crate::report::{heatmap, CsvSink, Summary};
+
+/// The result columns after the fault list's; hardened models add
+/// `NAME_top1`, `NAME_outcome` and `NAME_topk_hit` each, and `save_outputs`
+/// adds the top-k classes and scores of every output.
+const RESULT_COLUMNS: [&str; 11] = [
+    "sample_id",
+    "label",
+    "golden_top1",
+    "faulty_top1",
+    "outcome",
+    "top5_hit",
+    "original_value",
+    "faulty_value",
+    "masked_after",
+    "first_nonfinite",
+    "error",
+];
+
+/// What the rows show: the hardened models' names, the k of top-k, and
+/// whether the top-k classes and scores are written.
+pub struct Layout<'a> {
+    pub hardened: &'a [String],
+    pub top_k: i64,
+    pub save_outputs: bool,
+}
+
+impl Layout<'_> {
+    pub fn header(&self) -> Vec<String> {
+        let mut h: Vec<String> = faults::csv::COLUMNS
+            .iter()
+            .chain(&RESULT_COLUMNS)
+            .map(|c| c.to_string())
+            .collect();
+        h[faults::csv::COLUMNS.len() + 5] = format!("top{}_hit", self.top_k);
+        for name in self.hardened {
+            h.extend([
+                format!("{name}_top1"),
+                format!("{name}_outcome"),
+                format!("{name}_top{}_hit", self.top_k),
+            ]);
+        }
+        if self.save_outputs {
+            let k = self.top_k;
+            h.extend([format!("golden_top{k}"), format!("faulty_top{k}")]);
+            h.extend(self.hardened.iter().map(|n| format!("{n}_top{k}")));
+        }
+        h
+    }
+
+    /// One CSV row per fault of the run: `r` on the plan's model, `hardened`
+    /// the same run on each hardened model.
+    pub fn record(
+        &self,
+        plan: &Plan,
+        faults: &[&Fault],
+        r: &InjectionResult,
+        hardened: &[InjectionResult],
+        sink: &mut CsvSink,
+    ) -> Result<()> {
+        let golden_class = top1(&r.golden);
+        let sample = plan.data.sample(r.sample);
+        for (k, f) in faults.iter().enumerate() {
+            let site = r.sites.get(k);
+            let mut row: Vec<String> = faults::csv::row(f).to_vec();
+            let [top1, outcome, hit] = self.verdict(r);
+            row.extend([
+                sample.id.to_string(),
+                sample.label.map_or(String::new(), |l| l.to_string()),
+                golden_class.to_string(),
+                top1,
+                outcome,
+                hit,
+                site.map_or(String::new(), |s| format!("{:e}", s.original)),
+                site.map_or(String::new(), |s| format!("{:e}", s.faulty)),
+                r.masked_after
+                    .map_or(String::new(), |n| plan.graph.nodes[n].name.clone()),
+                r.first_nonfinite
+                    .map_or(String::new(), |n| plan.graph.nodes[n].name.clone()),
+                r.error.clone().unwrap_or_default(),
+            ]);
+            for h in hardened {
+                row.extend(self.verdict(h));
+            }
+            if self.save_outputs {
+                row.push(self.top_list(&r.golden));
+                for result in std::iter::once(r).chain(hardened) {
+                    let out = match result.outcome() {
+                        Outcome::Masked => Some(&result.golden),
+                        _ => result.output.as_ref(),
+                    };
+                    row.push(out.map_or(String::new(), |o| self.top_list(o)));
+                }
+            }
+            sink.row(row)?;
+        }
+        Ok(())
+    }
+
+    /// Top-1, outcome and top-k hit of a run, against its own model's
+    /// golden class.
+    fn verdict(&self, r: &InjectionResult) -> [String; 3] {
+        let (outcome, golden_class) = (r.outcome(), top1(&r.golden));
+        let (top1, hit) = match (outcome, &r.output) {
+            (Outcome::Masked, _) => (golden_class.to_string(), true),
+            (_, Some(out)) => (top1(out).to_string(), in_top(out, golden_class, self.top_k)),
+            (_, None) => (String::new(), false),
+        };
+        [top1, outcome.name().to_string(), hit.to_string()]
+    }
+
+    /// `class:score` for the top k classes, best first.
+    fn top_list(&self, row: &tch::Tensor) -> String {
+        let k = self.top_k.min(row.numel() as i64);
+        let (scores, classes) = row.topk(k, 0, true, true);
+        let scores = Vec::<f32>::try_from(scores).unwrap_or_default();
+        let classes = Vec::<i64>::try_from(classes).unwrap_or_default();
+        let parts: Vec<String> = classes
+            .iter()
+            .zip(&scores)
+            .map(|(c, s)| format!("{c}:{s:e}"))
+            .collect();
+        parts.join(" ")
+    }
+}
+
+/// Outcome counts for the summaries and the heatmap.
+#[derive(Default)]
+pub struct Tally {
+    pub summary: Summary,
+    pub cells: heatmap::Cells,
+}
+
+impl Tally {
+    /// Counts one run: its outcome on the plan's model and on each named
+    /// hardened model (the `protection` table compares them).
+    pub fn add(
+        &mut self,
+        plan: &Plan,
+        faults: &[&Fault],
+        outcome: Outcome,
+        hardened: &[(&str, Outcome)],
+    ) {
+        self.summary.overall.add(outcome);
+        if !hardened.is_empty() {
+            self.summary
+                .add(&[("protection", "none".to_string())], outcome);
+            for (name, o) in hardened {
+                self.summary.add(&[("protection", name.to_string())], *o);
+            }
+        }
+        for f in faults {
+            let op = plan
+                .campaign
+                .sites
+                .find(&f.layer)
+                .map_or("?".into(), |l| l.op.clone());
+            let bits: Vec<String> = f.bits.iter().map(u8::to_string).collect();
+            let keys = [
+                ("layer", f.layer.clone()),
+                ("bit", bits.join("+")),
+                ("op", op),
+                ("dtype", f.dtype.to_string()),
+            ];
+            self.summary.add(&keys, outcome);
+            if let [bit] = f.bits[..] {
+                self.cells
+                    .entry((f.node as usize, f.layer.clone()))
+                    .or_default()
+                    .entry(bit)
+                    .or_default()
+                    .add(outcome);
+            }
+        }
+    }
+}
+
+/// Keeps the rows of the leading chunks that finished completely (a killed
+/// run may have written part of a chunk, or half a line), counts them, and
+/// returns how many chunks are done. Rerunning whole chunks keeps every
+/// batch as it was, so a resumed campaign equals an uninterrupted one.
+pub fn resume_rows(
+    path: &Path,
+    chunks: &[Range<usize>],
+    runs: &[Run],
+    rows_of: &BTreeMap<u64, Vec<&Fault>>,
+    plan: &Plan,
+    tally: &mut Tally,
+) -> Result<usize> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+    let mut lines = complete.lines();
+    let header = lines.next().unwrap_or_default();
+    let columns = csv_record(header).unwrap_or_default();
+    let col = |name: &str| columns.iter().position(|c| c == name);
+    let bad = |msg: String| Error::Data {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let (Some(injection_col), Some(sample_col), Some(outcome_col)) =
+        (col("injection"), col("sample_id"), col("outcome"))
+    else {
+        return Err(bad(
+            "the header is not that of injections.csv; start the campaign afresh".into(),
+        ));
+    };
+    let hardened: Vec<(String, usize)> = columns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| Some((c.strip_suffix("_outcome")?.to_string(), i)))
+        .collect();
+    let rows: Vec<&str> = lines.collect();
+    let (mut kept, mut done) = (0, 0);
+    for chunk in chunks {
+        let need: usize = runs[chunk.clone()]
+            .iter()
+            .map(|run| rows_of[&run.injection].len())
+            .sum();
+        if kept + need > rows.len() {
+            break;
+        }
+        let mut at = kept;
+        for run in &runs[chunk.clone()] {
+            let faults = &rows_of[&run.injection];
+            let record =
+                csv_record(rows[at]).ok_or_else(|| bad(format!("row {} is not CSV", at + 2)))?;
+            let field = |i: usize| record.get(i).map_or("", String::as_str);
+            let sample_id = plan.data.sample(run.sample).id.to_string();
+            let mismatch = || {
+                bad(format!(
+                    "row {} does not belong to injection {} of the fault list; start the campaign afresh",
+                    at + 2,
+                    run.injection
+                ))
+            };
+            if field(injection_col) != run.injection.to_string() || field(sample_col) != sample_id {
+                return Err(mismatch());
+            }
+            let outcome = parse_outcome(field(outcome_col)).ok_or_else(mismatch)?;
+            let others = hardened
+                .iter()
+                .map(|(name, i)| Some((name.as_str(), parse_outcome(field(*i))?)))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(mismatch)?;
+            tally.add(plan, faults, outcome, &others);
+            at += faults.len();
+        }
+        kept = at;
+        done += 1;
+    }
+    let mut keep = String::from(header);
+    keep.push('\n');
+    for line in &rows[..kept] {
+        keep.push_str(line);
+        keep.push('\n');
+    }
+    crate::report::write_atomic(path, keep.as_bytes())?;
+    Ok(done)
+}
+
+fn csv_record(line: &str) -> Option<Vec<String>> {
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(line.as_bytes());
+    let record = reader.records().next()?.ok()?;
+    Some(record.iter().map(str::to_string).collect())
+}
+
+fn parse_outcome(s: &str) -> Option<Outcome> {
+    [Outcome::Masked, Outcome::Benign, Outcome::Sde, Outcome::Due]
+        .into_iter()
+        .find(|o| o.name() == s)
+}

@@ -1,0 +1,165 @@
+//! What the engine runs for a fault list: one run per injection and sample
+//! of its scope, with the faults resolved against a model's nodes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::Plan;
+use crate::error::{Error, Result};
+use crate::faults::{self, Fault, Samples, Sites, Target};
+use crate::graph::Graph;
+use crate::inject::{Fault as EngineFault, Injection};
+
+/// One engine run: an injection of the fault list on one sample of its
+/// scope (a transient fault has one sample; a permanent one holds for every
+/// sample of its batch or of the data set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub injection: u64,
+    /// Position of the sample in the data set.
+    pub sample: usize,
+}
+
+/// The runs of a fault list, in injection order, then sample order. The
+/// engine's injection ids are positions in this list.
+pub fn runs(plan: &Plan) -> Vec<Run> {
+    let n = plan.data.len() as u64;
+    let mut scope: BTreeMap<u64, faults::Samples> = BTreeMap::new();
+    for f in &plan.faults.faults {
+        scope.entry(f.injection).or_insert(f.sample);
+    }
+    let mut runs = Vec::new();
+    for (injection, samples) in scope {
+        let range = match samples {
+            Samples::One(s) => s..s + 1,
+            Samples::Range { start, end } => start..end.min(n),
+            Samples::All => 0..n,
+        };
+        runs.extend(range.map(|s| Run {
+            injection,
+            sample: s as usize,
+        }));
+    }
+    runs
+}
+
+/// The int8 scale of each layer from its golden range (shared by every
+/// model the list runs on, so all see the same faulty values).
+pub fn int8_scales(golden: &crate::golden::Golden) -> HashMap<String, f32> {
+    golden
+        .ranges
+        .iter()
+        .map(|r| {
+            (
+                r.node.clone(),
+                faults::int8_scale(r.min as f32, r.max as f32),
+            )
+        })
+        .collect()
+}
+
+/// The engine's injections on `graph` (the plan's model or a hardened
+/// variant: faults are resolved by layer and tensor name), one per run
+/// (see [`runs`]), with ids their positions. Custom fault models come from
+/// `models`.
+pub fn injections(
+    plan: &Plan,
+    graph: &Graph,
+    scales: &HashMap<String, f32>,
+    models: &faults::Models,
+) -> Result<Vec<Injection>> {
+    let sites = Sites::from_graph(graph)?;
+    let mut by_injection: BTreeMap<u64, Vec<EngineFault>> = BTreeMap::new();
+    for f in &plan.faults.faults {
+        let int8_scale = scales.get(&f.layer).copied().unwrap_or(1.0 / 127.0);
+        let fault = engine_fault(graph, &sites, f, int8_scale, models)?;
+        by_injection.entry(f.injection).or_default().push(fault);
+    }
+    Ok(runs(plan)
+        .into_iter()
+        .enumerate()
+        .map(|(id, run)| Injection {
+            id,
+            sample: run.sample,
+            faults: by_injection[&run.injection].clone(),
+        })
+        .collect())
+}
+
+/// The engine's form of a fault of the list, on `graph`.
+fn engine_fault(
+    graph: &Graph,
+    sites: &Sites,
+    f: &Fault,
+    int8_scale: f32,
+    models: &faults::Models,
+) -> Result<EngineFault> {
+    let bad = |msg: String| {
+        Error::Usage(format!(
+            "fault {} on {}: {msg}",
+            f.fault_id,
+            graph.path.display()
+        ))
+    };
+    if let faults::FaultModel::Custom(name) = &f.model {
+        if !models.has(name) {
+            return Err(bad(format!("custom fault model '{name}' is not registered (library users register it in faults::Models)")));
+        }
+    }
+    let layer = sites
+        .find(&f.layer)
+        .ok_or_else(|| bad(format!("the model has no layer '{}'", f.layer)))?;
+    let site = layer.tensor(f.target, &f.tensor).ok_or_else(|| {
+        bad(format!(
+            "layer '{}' has no {} '{}'",
+            f.layer, f.target, f.tensor
+        ))
+    })?;
+    let index = flat_index(&f.coord, &site.shape).ok_or_else(|| {
+        bad(format!(
+            "coordinate {:?} is outside {:?}",
+            f.coord, site.shape
+        ))
+    })?;
+    let (fault, models) = (f.clone(), models.clone());
+    let corrupt: crate::inject::Corrupt = Arc::new(move |v| {
+        let site = faults::Site {
+            fault: &fault,
+            int8_scale,
+        };
+        models
+            .apply(v, &site)
+            .expect("custom models were checked above")
+    });
+    Ok(match f.target {
+        Target::Neuron => EngineFault::neuron(layer.node, index, corrupt),
+        Target::Weight => {
+            let input = graph.nodes[layer.node]
+                .inputs
+                .iter()
+                .position(|id| id.is_some_and(|id| graph.values[id].name == f.tensor))
+                .ok_or_else(|| bad(format!("'{}' is not an input of '{}'", f.tensor, f.layer)))?;
+            EngineFault::weight(layer.node, input, index, corrupt)
+        }
+    })
+}
+
+fn flat_index(coord: &[u32], shape: &[u64]) -> Option<i64> {
+    if coord.len() != shape.len() || coord.iter().zip(shape).any(|(&c, &s)| u64::from(c) >= s) {
+        return None;
+    }
+    Some(
+        coord
+            .iter()
+            .zip(shape)
+            .fold(0i64, |acc, (&c, &s)| acc * s as i64 + i64::from(c)),
+    )
+}
+
+/// The cuts the injections read from the cache.
+pub fn cuts(injections: &[Injection]) -> Vec<usize> {
+    let mut cuts: Vec<usize> = injections.iter().flat_map(Injection::cuts).collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts
+}
