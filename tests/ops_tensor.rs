@@ -50,6 +50,7 @@ fn one_node(
         }],
         input_values: vec![0],
         outputs: vec![first_out],
+        guards: Default::default(),
     }
 }
 

@@ -83,7 +83,11 @@ pub struct Plan {
 }
 
 pub fn plan(scenario_path: &Path, args: &RunArgs) -> Result<Plan> {
-    let mut sc = Scenario::load(scenario_path)?;
+    plan_scenario(Scenario::load(scenario_path)?, args)
+}
+
+/// As [`plan`], for a scenario built in code (see `examples/library.rs`).
+pub fn plan_scenario(mut sc: Scenario, args: &RunArgs) -> Result<Plan> {
     if let Some(m) = &args.model {
         sc.spec.model.path = m.clone();
     }
@@ -272,18 +276,20 @@ fn write_summaries(
     Ok(())
 }
 
-/// A model the fault list runs on, with its golden run and cached frontiers.
-struct Model<'a> {
-    graph: &'a Graph,
-    golden: Golden,
-    injections: Vec<Injection>,
+/// A model the fault list runs on, with its golden run and cached frontiers:
+/// the library's entry to a campaign ([`Model::results`]).
+pub struct Model<'a> {
+    pub graph: &'a Graph,
+    pub golden: Golden,
+    /// One per run of the plan ([`runs`]), ids their positions.
+    pub injections: Vec<Injection>,
     frontiers: Box<dyn Frontiers + 'a>,
 }
 
 impl<'a> Model<'a> {
     /// Golden run and cache fill for the cuts the faults need. The int8
     /// scales come from the plan's model (`scales`), or from this golden run.
-    fn prepare(
+    pub fn prepare(
         plan: &'a Plan,
         graph: &'a Graph,
         scales: Option<&HashMap<String, f32>>,
@@ -326,6 +332,20 @@ impl<'a> Model<'a> {
             golden,
             injections,
             frontiers,
+        })
+    }
+
+    /// Every injection's result, in order, computed a few batches at a time
+    /// as the iterator is consumed (PyTorchALFI's iterator over faulty
+    /// models).
+    pub fn results(&self, options: Options) -> impl Iterator<Item = Result<InjectionResult>> + '_ {
+        let step = options.batch_size.max(1) * 8;
+        (0..self.injections.len()).step_by(step).flat_map(move |s| {
+            let chunk = s..(s + step).min(self.injections.len());
+            match self.run(chunk, options) {
+                Ok(results) => results.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            }
         })
     }
 
