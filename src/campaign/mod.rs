@@ -268,9 +268,12 @@ fn write_summaries(
             "summary.json",
             serde_json::to_string_pretty(summary).expect("summary serializes"),
         ),
-        ("heatmap.svg", heatmap::svg(cells, &title)),
     ];
-    for (name, text) in files {
+    let heatmap = spec
+        .outputs
+        .heatmap
+        .then(|| ("heatmap.svg", heatmap::svg(cells, &title)));
+    for (name, text) in files.into_iter().chain(heatmap) {
         crate::report::write_atomic(&out.join(name), text.as_bytes())?;
     }
     Ok(())

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::faults::{self, Fault};
 use crate::inject::InjectionResult;
 use crate::report::{heatmap, CsvSink, Summary};
+use crate::scenario::SummaryKey;
 
 /// The result columns after the fault list's; hardened models add
 /// `NAME_top1`, `NAME_outcome` and `NAME_topk_hit` each, and `save_outputs`
@@ -161,19 +162,18 @@ impl Tally {
                 self.summary.add(&[("protection", name.to_string())], *o);
             }
         }
+        let chosen = &plan.campaign.spec.outputs.summaries;
+        if chosen.contains(&SummaryKey::Sweep) {
+            if let Some(f) = faults.first() {
+                self.summary
+                    .add(&[("sweep", sweep_label(plan, f.sweep))], outcome);
+            }
+        }
         for f in faults {
-            let op = plan
-                .campaign
-                .sites
-                .find(&f.layer)
-                .map_or("?".into(), |l| l.op.clone());
-            let bits: Vec<String> = f.bits.iter().map(u8::to_string).collect();
-            let keys = [
-                ("layer", f.layer.clone()),
-                ("bit", bits.join("+")),
-                ("op", op),
-                ("dtype", f.dtype.to_string()),
-            ];
+            let keys: Vec<(&str, String)> = chosen
+                .iter()
+                .filter_map(|key| Some((key_name(*key), fault_key(plan, f, *key)?)))
+                .collect();
             self.summary.add(&keys, outcome);
             if let [bit] = f.bits[..] {
                 self.cells
@@ -185,6 +185,48 @@ impl Tally {
             }
         }
     }
+}
+
+fn key_name(key: SummaryKey) -> &'static str {
+    match key {
+        SummaryKey::Layer => "layer",
+        SummaryKey::Bit => "bit",
+        SummaryKey::Op => "op",
+        SummaryKey::Dtype => "dtype",
+        SummaryKey::Model => "model",
+        SummaryKey::Target => "target",
+        SummaryKey::Sweep => "sweep",
+    }
+}
+
+/// The group a fault falls in for a per-fault summary (`None` for the
+/// sweep, counted once per injection).
+fn fault_key(plan: &Plan, f: &Fault, key: SummaryKey) -> Option<String> {
+    Some(match key {
+        SummaryKey::Layer => f.layer.clone(),
+        SummaryKey::Bit => {
+            let bits: Vec<String> = f.bits.iter().map(u8::to_string).collect();
+            bits.join("+")
+        }
+        SummaryKey::Op => plan
+            .campaign
+            .sites
+            .find(&f.layer)
+            .map_or("?".into(), |l| l.op.clone()),
+        SummaryKey::Dtype => f.dtype.to_string(),
+        SummaryKey::Model => f.model.name(),
+        SummaryKey::Target => f.target.to_string(),
+        SummaryKey::Sweep => return None,
+    })
+}
+
+fn sweep_label(plan: &Plan, sweep: u32) -> String {
+    plan.faults
+        .meta
+        .points
+        .iter()
+        .find(|p| p.id == sweep)
+        .map_or_else(|| sweep.to_string(), |p| format!("{sweep}: {}", p.label))
 }
 
 /// Keeps the rows of the leading chunks that finished completely (a killed
