@@ -34,6 +34,8 @@ pub mod campaign;
 pub mod inspect;
 // peak memory, for benchmarks
 pub mod memory;
+// speed: the engine against full forward passes and the suffix bound
+pub mod bench;
 // command-line front end
 pub mod cli;
 

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod bench;
 mod campaign;
 mod cli;
 mod cuts;

@@ -62,6 +62,8 @@ pub enum Command {
         #[command(subcommand)]
         cmd: faults::FaultsCmd,
     },
+    /// Time a scenario's fault list: engine, no dropping, suffix bound, full forward.
+    Bench(bench::BenchCmd),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -99,6 +101,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Faults { cmd } => faults::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd, cli.threads),
     }
 }
 
@@ -178,6 +181,7 @@ fn accuracy(logits: &Tensor, path: &PathBuf) -> Result<()> {
     Ok(())
 }
 
+mod bench;
 mod faults;
 mod golden;
 mod render;

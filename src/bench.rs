@@ -1,0 +1,846 @@
+//! The speed benchmark (`faultsweep bench`, `cargo bench --bench engine`):
+//! one fault list of a scenario run several ways in one invocation, timed
+//! side by side, and the engine's outcomes checked against the plain full
+//! forward pass.
+//!
+//! The ways:
+//!
+//! - [`Way::Engine`]: the campaign's path (`faultsweep run`): cached
+//!   frontiers, faults batched per cut, fault dropping, the list cut into the
+//!   campaign's chunks.
+//! - [`Way::EngineNoDrop`]: the same without fault dropping (every row runs
+//!   to the output).
+//! - [`Way::SuffixBound`]: the compute that delayed start alone cannot avoid:
+//!   for the same chunks and per-cut batches of faulty rows, read the cached
+//!   frontier and run the suffix, fault-free, with nothing else (no golden
+//!   rows, no fault writes, no per-node checks, no dropping).
+//! - [`Way::FullForward`]: PyTorchFI's strategy: every injection runs the
+//!   whole model from the input, in batches of the same size, with no cache
+//!   and no early exit (the engine with `from_input`, fed from the
+//!   preprocessed inputs held in memory, so image decoding is not timed).
+//!
+//! Each way is timed around the injection phase only; the golden pass and
+//! the cache fill are timed apart. Peak memory is the resident high-water
+//! mark (VmHWM) of the phase: in a child process of the same binary per way
+//! and repeat ([`Isolation::Child`], what the CLI does), or in this process
+//! after resetting the mark ([`Isolation::InProcess`], where memory the
+//! allocator kept from an earlier phase still counts).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::cache::{Reader, Store};
+use crate::campaign::{self, Plan, RunArgs};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::faults;
+use crate::golden::GoldenRun;
+use crate::graph::Graph;
+use crate::inject::{
+    agreement, Agreement, CachedFrontiers, Engine, Frontiers, Injection, InjectionResult, Options,
+    SiteValues,
+};
+use crate::memory::{peak_rss_bytes, reset_peak_rss};
+use crate::split;
+
+/// One way of running the fault list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Way {
+    Engine,
+    EngineNoDrop,
+    SuffixBound,
+    FullForward,
+}
+
+impl Way {
+    pub const ALL: [Way; 4] = [
+        Way::Engine,
+        Way::EngineNoDrop,
+        Way::SuffixBound,
+        Way::FullForward,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Way::Engine => "engine",
+            Way::EngineNoDrop => "engine-nodrop",
+            Way::SuffixBound => "suffix-bound",
+            Way::FullForward => "full-forward",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Way> {
+        Way::ALL.into_iter().find(|w| w.name() == s)
+    }
+}
+
+/// Where each way runs.
+#[derive(Debug, Clone)]
+pub enum Isolation {
+    /// In this process; the memory high-water mark is reset before each way.
+    InProcess,
+    /// In a child process `exe bench SCENARIO --only WAY ...` per way and
+    /// repeat (`exe` is the faultsweep binary), so each way's peak memory is
+    /// its own.
+    Child { exe: PathBuf },
+}
+
+/// What to benchmark and how.
+#[derive(Debug, Clone)]
+pub struct BenchArgs {
+    /// Overrides of the scenario (model, data, faults, cache_dir,
+    /// batch_size, seed). Without `cache_dir` the cache is filled in a fresh
+    /// temporary folder, so the fill is measured.
+    pub run: RunArgs,
+    /// Runs of every way; times are medians, ratios medians of the ratios
+    /// of the same repeat. The order of the ways rotates between repeats.
+    pub repeat: usize,
+    pub ways: Vec<Way>,
+    /// Injections per engine call (the campaign's chunk); `None`: the
+    /// campaign's, `batch_size * 8`; `Some(0)`: the whole list at once.
+    pub chunk: Option<usize>,
+    pub isolation: Isolation,
+    /// Intra-op threads given to child processes (`--threads`).
+    pub threads: Option<i32>,
+}
+
+impl BenchArgs {
+    pub fn new(run: RunArgs) -> Self {
+        BenchArgs {
+            run,
+            repeat: 3,
+            ways: Way::ALL.to_vec(),
+            chunk: None,
+            isolation: Isolation::InProcess,
+            threads: None,
+        }
+    }
+}
+
+/// The golden pass and the cache.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GoldenTimes {
+    /// The fault-free pass over the data set, no cache.
+    pub plain_secs: f64,
+    /// The same pass writing (or reusing) every cut the fault list needs.
+    pub fill_secs: f64,
+    pub cuts: usize,
+    /// Cuts already in the cache (nothing written for them).
+    pub cuts_reused: usize,
+    pub cache_disk_bytes: u64,
+    pub cache_raw_bytes: u64,
+}
+
+/// One way, over the repeats.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WayReport {
+    pub way: Way,
+    /// Wall time of each repeat, in run order.
+    pub secs: Vec<f64>,
+    pub median_secs: f64,
+    pub injections_per_sec: f64,
+    /// The largest peak resident size over the repeats.
+    pub peak_rss_bytes: u64,
+}
+
+/// Engine against full forward, per injection.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AgreementCounts {
+    pub checked: usize,
+    pub exact: usize,
+    pub within_rounding: usize,
+    pub differing: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub scenario: PathBuf,
+    pub model: PathBuf,
+    pub data: PathBuf,
+    pub samples: usize,
+    pub injections: usize,
+    /// Distinct start cuts of the injections.
+    pub cuts: usize,
+    pub batch_size: usize,
+    pub chunk: usize,
+    pub seed: u64,
+    /// libtorch intra-op threads.
+    pub threads: i32,
+    pub cores: usize,
+    pub repeat: usize,
+    pub isolated: bool,
+    /// /proc/loadavg (1, 5, 15 minutes) before and after.
+    pub load_before: [f64; 3],
+    pub load_after: [f64; 3],
+    pub golden: GoldenTimes,
+    pub ways: Vec<WayReport>,
+    /// Full forward over engine: median of the per-repeat ratios.
+    pub speedup: Option<f64>,
+    /// Engine over suffix bound (below 1: dropping beats the bound).
+    pub overhead: Option<f64>,
+    /// Engine without dropping over suffix bound.
+    pub overhead_nodrop: Option<f64>,
+    pub agreement: Option<AgreementCounts>,
+    /// Engine outcomes.
+    pub outcomes: BTreeMap<String, usize>,
+    /// Engine rows finished as masked before the output.
+    pub dropped_early: usize,
+}
+
+impl Report {
+    pub fn way(&self, way: Way) -> Option<&WayReport> {
+        self.ways.iter().find(|w| w.way == way)
+    }
+
+    /// The table `faultsweep bench` prints.
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let load = |l: [f64; 3]| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]);
+        let _ = writeln!(s, "bench {}", self.scenario.display());
+        let _ = writeln!(
+            s,
+            "model {}, data {} ({} samples), {} injections over {} cuts, batch {}, chunk {}, seed {}",
+            self.model.display(),
+            self.data.display(),
+            self.samples,
+            self.injections,
+            self.cuts,
+            self.batch_size,
+            self.chunk,
+            self.seed
+        );
+        let _ = writeln!(
+            s,
+            "threads {}, {} cores, {} repeats ({}), load {} before, {} after",
+            self.threads,
+            self.cores,
+            self.repeat,
+            if self.isolated {
+                "one process per way and repeat"
+            } else {
+                "in one process"
+            },
+            load(self.load_before),
+            load(self.load_after)
+        );
+        let g = &self.golden;
+        let _ = writeln!(
+            s,
+            "golden pass {:.3} s without cache, {:.3} s with the cache ({} cuts, {} reused); cache {:.1} MB on disk, {:.1} MB raw",
+            g.plain_secs,
+            g.fill_secs,
+            g.cuts,
+            g.cuts_reused,
+            g.cache_disk_bytes as f64 / 1e6,
+            g.cache_raw_bytes as f64 / 1e6
+        );
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "{:<14} {:>10} {:>12} {:>10} {:>12}",
+            "way", "wall s", "injections/s", "peak MB", "x engine"
+        );
+        let engine = self.way(Way::Engine).map(|w| w.median_secs);
+        for w in &self.ways {
+            let _ = writeln!(
+                s,
+                "{:<14} {:>10.3} {:>12.1} {:>10.1} {:>12}",
+                w.way.name(),
+                w.median_secs,
+                w.injections_per_sec,
+                w.peak_rss_bytes as f64 / 1e6,
+                engine.map_or("-".into(), |e| format!("{:.2}", w.median_secs / e))
+            );
+        }
+        let _ = writeln!(s);
+        let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}x"));
+        let _ = writeln!(
+            s,
+            "speedup (full forward / engine): {}",
+            ratio(self.speedup)
+        );
+        let _ = writeln!(
+            s,
+            "overhead (engine / suffix bound): {}; without dropping: {}",
+            ratio(self.overhead),
+            ratio(self.overhead_nodrop)
+        );
+        let outcomes: Vec<String> = self
+            .outcomes
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if !outcomes.is_empty() {
+            let _ = writeln!(
+                s,
+                "engine outcomes: {}; {} masked rows dropped before the output",
+                outcomes.join(", "),
+                self.dropped_early
+            );
+        }
+        if let Some(a) = &self.agreement {
+            let _ = writeln!(
+                s,
+                "agreement with full forward: {} injections: {} identical, {} differ only within rounding noise, {} differ",
+                a.checked,
+                a.exact,
+                a.within_rounding,
+                a.differing.len()
+            );
+            for d in a.differing.iter().take(20) {
+                let _ = writeln!(s, "  {d}");
+            }
+        }
+        s
+    }
+}
+
+/// A prepared benchmark: the plan, the golden pass, the cache entries and
+/// the engine's injections.
+pub struct Setup {
+    pub plan: Plan,
+    pub injections: Vec<Injection>,
+    /// Cache entry of every cut the list needs.
+    pub entries: Vec<(usize, PathBuf)>,
+    pub golden: GoldenTimes,
+    pub cache_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Setup {
+    /// Plans the campaign and runs its golden pass, filling (or reusing) the
+    /// cache. With `time_plain`, also times a golden pass without cache.
+    pub fn new(scenario: &Path, args: &RunArgs, time_plain: bool) -> Result<Setup> {
+        let plan = campaign::plan(scenario, args)?;
+        let (cache_dir, temp) = match &args.cache_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("faultsweep-bench-")
+                    .tempdir()
+                    .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        let store = Store::new(&plan.campaign.spec.cache, Some(&cache_dir));
+        let models = faults::Models::default();
+        // The cuts do not depend on the int8 scales: resolve once to learn them.
+        let cuts = campaign::cuts(&campaign::injections(
+            &plan,
+            &plan.graph,
+            &HashMap::new(),
+            &models,
+        )?);
+        let run = |cuts: Vec<usize>, store: Option<&Store>| {
+            GoldenRun {
+                graph: &plan.graph,
+                data: &plan.data,
+                cuts,
+                store,
+                top_k: 5,
+            }
+            .run()
+        };
+        let plain_secs = if time_plain {
+            let t = Instant::now();
+            run(vec![], None)?;
+            t.elapsed().as_secs_f64()
+        } else {
+            0.0
+        };
+        let t = Instant::now();
+        let golden = run(cuts, Some(&store))?;
+        let fill_secs = t.elapsed().as_secs_f64();
+        let scales = campaign::int8_scales(&golden);
+        let injections = campaign::injections(&plan, &plan.graph, &scales, &models)?;
+        let (mut disk, mut raw) = (0, 0);
+        for (_, path) in &golden.entries {
+            let (d, r) = Reader::open(path)?.sizes();
+            disk += d;
+            raw += r;
+        }
+        Ok(Setup {
+            golden: GoldenTimes {
+                plain_secs,
+                fill_secs,
+                cuts: golden.entries.len(),
+                cuts_reused: golden.reused.len(),
+                cache_disk_bytes: disk,
+                cache_raw_bytes: raw,
+            },
+            entries: golden.entries,
+            plan,
+            injections,
+            cache_dir,
+            _temp: temp,
+        })
+    }
+
+    /// Injections per engine call for `chunk` (see [`BenchArgs::chunk`]).
+    pub fn chunk(&self, chunk: Option<usize>) -> usize {
+        let batch = self.plan.campaign.spec.data.batch_size.max(1);
+        match chunk {
+            None => batch * 8,
+            Some(0) => self.injections.len().max(1),
+            Some(c) => c,
+        }
+    }
+
+    fn cached(&self) -> Result<CachedFrontiers> {
+        Ok(CachedFrontiers {
+            entries: self
+                .entries
+                .iter()
+                .map(|(c, p)| Ok((*c, Reader::open(p)?)))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// Runs the whole list one way. Returns the wall time, the phase's peak
+    /// resident size, and the results (none for the suffix bound).
+    pub fn run_way(&self, way: Way, chunk: Option<usize>) -> Result<WayRun> {
+        let graph = &self.plan.graph;
+        let batch_size = self.plan.campaign.spec.data.batch_size.max(1);
+        let chunk = self.chunk(chunk);
+        let early_due = self.plan.campaign.spec.outputs.early_due;
+        // Data loading is not part of any way: the inputs are in memory first.
+        let inputs = match way {
+            Way::FullForward => Some(InputFrontiers::load(&self.plan.data)?),
+            _ => None,
+        };
+        reset_peak_rss();
+        let started = Instant::now();
+        let mut results = Vec::new();
+        match way {
+            Way::Engine | Way::EngineNoDrop => {
+                let cached = self.cached()?;
+                let engine = Engine {
+                    graph,
+                    frontiers: &cached,
+                    options: Options {
+                        batch_size,
+                        drop_masked: way == Way::Engine,
+                        stop_at_nonfinite: early_due,
+                        from_input: false,
+                    },
+                };
+                for part in self.injections.chunks(chunk) {
+                    results.extend(engine.run(part)?);
+                }
+            }
+            Way::FullForward => {
+                let engine = Engine {
+                    graph,
+                    frontiers: inputs.as_ref().expect("loaded above"),
+                    options: Options {
+                        batch_size,
+                        drop_masked: false,
+                        stop_at_nonfinite: false,
+                        from_input: true,
+                    },
+                };
+                for part in self.injections.chunks(chunk) {
+                    results.extend(engine.run(part)?);
+                }
+            }
+            Way::SuffixBound => {
+                let cached = self.cached()?;
+                for part in self.injections.chunks(chunk) {
+                    suffix_bound(graph, &cached, part, batch_size)?;
+                }
+            }
+        }
+        Ok(WayRun {
+            secs: started.elapsed().as_secs_f64(),
+            peak_rss_bytes: peak_rss_bytes(),
+            results,
+        })
+    }
+}
+
+/// One timed run of one way.
+pub struct WayRun {
+    pub secs: f64,
+    pub peak_rss_bytes: u64,
+    pub results: Vec<InjectionResult>,
+}
+
+/// The suffix passes of `injections` as the engine groups them (by start
+/// cut, sorted by sample, `batch_size` rows a batch), fault-free: read the
+/// cached frontier rows and resume to the output.
+fn suffix_bound(
+    graph: &Graph,
+    frontiers: &dyn Frontiers,
+    injections: &[Injection],
+    batch_size: usize,
+) -> Result<()> {
+    let mut groups: BTreeMap<usize, Vec<&Injection>> = BTreeMap::new();
+    for inj in injections {
+        groups.entry(inj.start_cut()).or_default().push(inj);
+    }
+    for (cut, mut group) in groups {
+        group.sort_by_key(|i| (i.sample, i.id));
+        for batch in group.chunks(batch_size) {
+            let mut samples: Vec<usize> = batch.iter().map(|i| i.sample).collect();
+            samples.dedup();
+            let rows = frontiers.rows(graph, cut, &samples)?;
+            let layout: Vec<i64> = batch
+                .iter()
+                .map(|i| samples.binary_search(&i.sample).expect("listed") as i64)
+                .collect();
+            let layout = Tensor::from_slice(&layout);
+            let values: Vec<Tensor> = rows.iter().map(|t| t.index_select(0, &layout)).collect();
+            split::resume(graph, cut, &values)?;
+        }
+    }
+    Ok(())
+}
+
+/// The model inputs of the data set, preprocessed once and held in memory;
+/// the frontier of a cut is the prefix run on them.
+struct InputFrontiers {
+    inputs: Tensor,
+}
+
+impl InputFrontiers {
+    fn load(data: &Dataset) -> Result<Self> {
+        let parts: Vec<Tensor> = data
+            .batches(data.spec.batch_size)
+            .map(|b| b.map(|b| b.input))
+            .collect::<Result<_>>()?;
+        Ok(InputFrontiers {
+            inputs: Tensor::cat(&parts, 0),
+        })
+    }
+}
+
+impl Frontiers for InputFrontiers {
+    fn rows(&self, graph: &Graph, cut: usize, samples: &[usize]) -> Result<Vec<Tensor>> {
+        let idx: Vec<i64> = samples.iter().map(|&s| s as i64).collect();
+        let x = self.inputs.index_select(0, &Tensor::from_slice(&idx));
+        split::prefix(graph, &[x], cut)
+    }
+}
+
+fn load_avg() -> [f64; 3] {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut v = text
+        .split_whitespace()
+        .map(|x| x.parse::<f64>().unwrap_or(f64::NAN));
+    [(); 3].map(|_| v.next().unwrap_or(f64::NAN))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Runs the benchmark: the golden pass and cache fill, then every way
+/// `repeat` times (rotating their order), then the agreement check of the
+/// first repeat's engine and full-forward results. A differing outcome is
+/// reported in [`Report::agreement`], not as an error.
+pub fn run(scenario: &Path, args: &BenchArgs) -> Result<Report> {
+    let load_before = load_avg();
+    let setup = Setup::new(scenario, &args.run, true)?;
+    let mut child_args = args.run.clone();
+    child_args.cache_dir = Some(setup.cache_dir.clone());
+    child_args.seed = Some(setup.plan.campaign.seed);
+    let n = setup.injections.len();
+    let repeat = args.repeat.max(1);
+    let mut ways: Vec<Way> = args.ways.clone();
+    ways.sort();
+    ways.dedup();
+    let mut secs: HashMap<Way, Vec<f64>> = HashMap::new();
+    let mut peaks: HashMap<Way, u64> = HashMap::new();
+    let mut per_repeat: Vec<HashMap<Way, f64>> = Vec::new();
+    let mut kept: HashMap<Way, Vec<InjectionResult>> = HashMap::new();
+    for r in 0..repeat {
+        let mut this = HashMap::new();
+        for k in 0..ways.len() {
+            let way = ways[(k + r) % ways.len()];
+            let keep = r == 0 && matches!(way, Way::Engine | Way::FullForward);
+            let run = match &args.isolation {
+                Isolation::InProcess => setup.run_way(way, args.chunk)?,
+                Isolation::Child { exe } => run_child(exe, scenario, &child_args, args, way, keep)?,
+            };
+            secs.entry(way).or_default().push(run.secs);
+            let peak = peaks.entry(way).or_default();
+            *peak = (*peak).max(run.peak_rss_bytes);
+            this.insert(way, run.secs);
+            if keep {
+                kept.insert(way, run.results);
+            }
+        }
+        per_repeat.push(this);
+    }
+    let ratio = |a: Way, b: Way| {
+        let v: Vec<f64> = per_repeat
+            .iter()
+            .filter_map(|m| Some(m.get(&a)? / m.get(&b)?))
+            .collect();
+        (!v.is_empty()).then(|| median(v))
+    };
+    let mut outcomes = BTreeMap::new();
+    let mut dropped_early = 0;
+    if let Some(engine) = kept.get(&Way::Engine) {
+        for r in engine {
+            *outcomes.entry(r.outcome().name().to_string()).or_default() += 1;
+            dropped_early += usize::from(r.masked_after.is_some());
+        }
+    }
+    let agreement = match (kept.get(&Way::Engine), kept.get(&Way::FullForward)) {
+        (Some(e), Some(f)) => Some(compare(e, f)),
+        _ => None,
+    };
+    let ways = ways
+        .iter()
+        .map(|&way| {
+            let s = secs.remove(&way).unwrap_or_default();
+            let m = median(s.clone());
+            WayReport {
+                way,
+                secs: s,
+                median_secs: m,
+                injections_per_sec: n as f64 / m,
+                peak_rss_bytes: peaks.get(&way).copied().unwrap_or(0),
+            }
+        })
+        .collect();
+    let mut cuts: Vec<usize> = setup.injections.iter().map(Injection::start_cut).collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let spec = &setup.plan.campaign.spec;
+    Ok(Report {
+        scenario: scenario.to_path_buf(),
+        model: spec.model.path.clone(),
+        data: spec.data.path.clone(),
+        samples: setup.plan.data.len(),
+        injections: n,
+        cuts: cuts.len(),
+        batch_size: spec.data.batch_size,
+        chunk: setup.chunk(args.chunk),
+        seed: setup.plan.campaign.seed,
+        threads: args.threads.unwrap_or_else(tch::get_num_threads),
+        cores: std::thread::available_parallelism().map_or(0, usize::from),
+        repeat,
+        isolated: matches!(args.isolation, Isolation::Child { .. }),
+        load_before,
+        load_after: load_avg(),
+        golden: setup.golden.clone(),
+        ways,
+        speedup: ratio(Way::FullForward, Way::Engine),
+        overhead: ratio(Way::Engine, Way::SuffixBound),
+        overhead_nodrop: ratio(Way::EngineNoDrop, Way::SuffixBound),
+        agreement,
+        outcomes,
+        dropped_early,
+    })
+}
+
+/// Checks every injection's engine outcome against its full-forward outcome.
+pub fn compare(engine: &[InjectionResult], full: &[InjectionResult]) -> AgreementCounts {
+    let by_id: HashMap<usize, &InjectionResult> = full.iter().map(|r| (r.id, r)).collect();
+    let mut counts = AgreementCounts::default();
+    for e in engine {
+        counts.checked += 1;
+        let Some(f) = by_id.get(&e.id) else {
+            counts
+                .differing
+                .push(format!("injection {}: no full-forward result", e.id));
+            continue;
+        };
+        match agreement(e, f) {
+            Agreement::Exact => counts.exact += 1,
+            Agreement::WithinRounding => counts.within_rounding += 1,
+            Agreement::Differs => counts.differing.push(format!(
+                "injection {} (sample {}): engine {}, full forward {}",
+                e.id,
+                e.sample,
+                e.outcome().name(),
+                f.outcome().name()
+            )),
+        }
+    }
+    counts
+}
+
+/// What a child process reports on its standard output (one JSON line).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChildMeasure {
+    pub way: Way,
+    pub secs: f64,
+    pub peak_rss_bytes: u64,
+}
+
+/// An injection result as a child process hands it back (bincode).
+#[derive(Serialize, Deserialize)]
+struct SavedResult {
+    id: usize,
+    sample: usize,
+    sites: Vec<(f32, f32)>,
+    golden: Vec<f32>,
+    output: Option<Vec<f32>>,
+    masked_after: Option<usize>,
+    first_nonfinite: Option<usize>,
+    error: Option<String>,
+}
+
+fn floats(t: &Tensor) -> Vec<f32> {
+    Vec::<f32>::try_from(t.to_kind(Kind::Float).flatten(0, -1)).unwrap_or_default()
+}
+
+impl From<&InjectionResult> for SavedResult {
+    fn from(r: &InjectionResult) -> Self {
+        SavedResult {
+            id: r.id,
+            sample: r.sample,
+            sites: r.sites.iter().map(|s| (s.original, s.faulty)).collect(),
+            golden: floats(&r.golden),
+            output: r.output.as_ref().map(floats),
+            masked_after: r.masked_after,
+            first_nonfinite: r.first_nonfinite,
+            error: r.error.clone(),
+        }
+    }
+}
+
+impl From<SavedResult> for InjectionResult {
+    fn from(s: SavedResult) -> Self {
+        InjectionResult {
+            id: s.id,
+            sample: s.sample,
+            sites: s
+                .sites
+                .into_iter()
+                .map(|(original, faulty)| SiteValues { original, faulty })
+                .collect(),
+            golden: Tensor::from_slice(&s.golden),
+            output: s.output.map(|o| Tensor::from_slice(&o)),
+            masked_after: s.masked_after,
+            first_nonfinite: s.first_nonfinite,
+            error: s.error,
+        }
+    }
+}
+
+/// Writes results for the parent process.
+pub fn save_results(results: &[InjectionResult], path: &Path) -> Result<()> {
+    let saved: Vec<SavedResult> = results.iter().map(SavedResult::from).collect();
+    let bytes = bincode::serialize(&saved).expect("results serialize");
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+}
+
+fn load_results(path: &Path) -> Result<Vec<InjectionResult>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let saved: Vec<SavedResult> = bincode::deserialize(&bytes).map_err(|e| Error::Data {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })?;
+    Ok(saved.into_iter().map(InjectionResult::from).collect())
+}
+
+/// Runs one way in `exe bench SCENARIO --only WAY`, with the same
+/// overrides, the parent's cache and seed, and `keep`: its results.
+fn run_child(
+    exe: &Path,
+    scenario: &Path,
+    run: &RunArgs,
+    args: &BenchArgs,
+    way: Way,
+    keep: bool,
+) -> Result<WayRun> {
+    let mut cmd = std::process::Command::new(exe);
+    if let Some(t) = args.threads {
+        cmd.arg("--threads").arg(t.to_string());
+    }
+    cmd.arg("bench").arg(scenario).arg("--only").arg(way.name());
+    let paths = [
+        ("--model", &run.model),
+        ("--data", &run.data),
+        ("--faults", &run.faults),
+        ("--cache-dir", &run.cache_dir),
+    ];
+    for (flag, value) in paths {
+        if let Some(v) = value {
+            cmd.arg(flag).arg(v);
+        }
+    }
+    if let Some(b) = run.batch_size {
+        cmd.arg("--batch-size").arg(b.to_string());
+    }
+    if let Some(s) = run.seed {
+        cmd.arg("--seed").arg(s.to_string());
+    }
+    if let Some(c) = args.chunk {
+        cmd.arg("--chunk").arg(c.to_string());
+    }
+    let results_dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let results_path = results_dir.path().join("results.bin");
+    if keep {
+        cmd.arg("--results-file").arg(&results_path);
+    }
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| Error::io(exe, e))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(Error::Usage(format!(
+            "bench child `{}` for {} failed ({}): {stdout}",
+            exe.display(),
+            way.name(),
+            out.status
+        )));
+    }
+    let line = stdout.lines().last().unwrap_or_default();
+    let m: ChildMeasure = serde_json::from_str(line).map_err(|e| {
+        Error::Usage(format!(
+            "bench child for {}: unreadable report {line:?}: {e}",
+            way.name()
+        ))
+    })?;
+    Ok(WayRun {
+        secs: m.secs,
+        peak_rss_bytes: m.peak_rss_bytes,
+        results: if keep {
+            load_results(&results_path)?
+        } else {
+            vec![]
+        },
+    })
+}
+
+/// The child side of [`Isolation::Child`]: one way, one run; prints a
+/// [`ChildMeasure`] line and, with `results`, saves the results there.
+pub fn run_one(
+    scenario: &Path,
+    run: &RunArgs,
+    way: Way,
+    chunk: Option<usize>,
+    results: Option<&Path>,
+) -> Result<ChildMeasure> {
+    let setup = Setup::new(scenario, run, false)?;
+    let r = setup.run_way(way, chunk)?;
+    if let Some(path) = results {
+        save_results(&r.results, path)?;
+    }
+    Ok(ChildMeasure {
+        way,
+        secs: r.secs,
+        peak_rss_bytes: r.peak_rss_bytes,
+    })
+}

@@ -1,0 +1,127 @@
+//! `faultsweep bench`: a scenario's fault list run by the engine, without
+//! dropping, as the suffix bound and as full forward passes; the table of
+//! times, rates, peak memory and ratios (README, "Speed").
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::bench::{self, BenchArgs, Isolation, Way};
+use crate::campaign::RunArgs;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Args)]
+pub struct BenchCmd {
+    /// The scenario (YAML) whose fault list is run.
+    pub scenario: PathBuf,
+    /// Replay this fault list (binary, or CSV) instead of generating one.
+    #[arg(long)]
+    pub faults: Option<PathBuf>,
+    /// Use this model instead of the scenario's.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Use this data set instead of the scenario's.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Cache root to fill or reuse (default: a fresh temporary folder, so
+    /// the cache fill is measured).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Samples per batch in the golden pass and faulty rows per batch.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Use this seed instead of the scenario's.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Runs of every way (times are medians; the order rotates).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Injections per engine call (default: the campaign's, 8 batches; 0:
+    /// the whole list at once).
+    #[arg(long)]
+    pub chunk: Option<usize>,
+    /// Ways to run, comma-separated: engine, engine-nodrop, suffix-bound,
+    /// full-forward (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = parse_way)]
+    pub ways: Vec<Way>,
+    /// Run every way in this process instead of one child process per way
+    /// and repeat (peak memory then includes what earlier ways left).
+    #[arg(long)]
+    pub in_process: bool,
+    /// Print the report as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Run only this way, once, and print one JSON line (what the parent
+    /// process runs in each child).
+    #[arg(long, value_parser = parse_way)]
+    pub only: Option<Way>,
+    /// With --only: save the injection results here (bincode).
+    #[arg(long, hide = true, requires = "only")]
+    pub results_file: Option<PathBuf>,
+}
+
+fn parse_way(s: &str) -> std::result::Result<Way, String> {
+    Way::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = Way::ALL.iter().map(|w| w.name()).collect();
+        format!("expected one of {}", names.join(", "))
+    })
+}
+
+pub fn run(cmd: BenchCmd, threads: Option<i32>) -> Result<()> {
+    let run = RunArgs {
+        model: cmd.model,
+        data: cmd.data,
+        faults: cmd.faults,
+        cache_dir: cmd.cache_dir,
+        batch_size: cmd.batch_size,
+        seed: cmd.seed,
+        ..RunArgs::default()
+    };
+    if let Some(way) = cmd.only {
+        let m = bench::run_one(
+            &cmd.scenario,
+            &run,
+            way,
+            cmd.chunk,
+            cmd.results_file.as_deref(),
+        )?;
+        println!("{}", serde_json::to_string(&m).expect("measure serializes"));
+        return Ok(());
+    }
+    let isolation = if cmd.in_process {
+        Isolation::InProcess
+    } else {
+        Isolation::Child {
+            exe: std::env::current_exe().map_err(|e| Error::io("faultsweep", e))?,
+        }
+    };
+    let args = BenchArgs {
+        repeat: cmd.repeat,
+        ways: if cmd.ways.is_empty() {
+            Way::ALL.to_vec()
+        } else {
+            cmd.ways
+        },
+        chunk: cmd.chunk,
+        isolation,
+        threads,
+        ..BenchArgs::new(run)
+    };
+    let report = bench::run(&cmd.scenario, &args)?;
+    let json = serde_json::to_string_pretty(&report).expect("report serializes");
+    if let Some(out) = &cmd.out {
+        std::fs::write(out, format!("{json}\n")).map_err(|e| Error::io(out, e))?;
+    }
+    if cmd.json {
+        println!("{json}");
+    } else {
+        print!("{}", report.table());
+    }
+    match &report.agreement {
+        Some(a) if !a.differing.is_empty() => Err(Error::Verify(a.differing.join("\n"))),
+        _ => Ok(()),
+    }
+}

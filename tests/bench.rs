@@ -1,0 +1,143 @@
+//! `faultsweep bench`: the benchmark library on the demo model (a small
+//! list, every way, the agreement check, the table's structure) and the
+//! command in child-process mode. No timing is asserted.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use faultsweep::bench::{self, BenchArgs, Isolation, Way};
+use faultsweep::campaign::RunArgs;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The demo neuron scenario cut down to `n` injections on 50 samples (its
+/// paths are relative to the repository root, where tests run).
+fn small_scenario(dir: &Path, n: usize) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("scenarios/fashion_neurons.yml")).unwrap();
+    let text = text
+        .replace("injections: 2000", &format!("injections: {n}"))
+        .replace(
+            "  batch_size: 64",
+            "  batch_size: 16\n  subset:\n    first: 50",
+        );
+    let path = dir.join("small.yml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn every_way_runs_and_the_engine_agrees_with_full_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = small_scenario(dir.path(), 100);
+    let args = BenchArgs {
+        repeat: 1,
+        ..BenchArgs::new(RunArgs {
+            cache_dir: Some(dir.path().join("cache")),
+            ..RunArgs::default()
+        })
+    };
+    let report = bench::run(&scenario, &args).unwrap();
+    assert_eq!(report.injections, 100);
+    assert_eq!(report.samples, 50);
+    assert_eq!(report.chunk, 16 * 8, "the campaign's chunk by default");
+    assert!(report.golden.cuts > 0 && report.golden.cache_disk_bytes > 0);
+    assert_eq!(report.golden.cuts_reused, 0);
+    let ways: Vec<Way> = report.ways.iter().map(|w| w.way).collect();
+    assert_eq!(ways, Way::ALL.to_vec());
+    for w in &report.ways {
+        assert_eq!(w.secs.len(), 1);
+        assert!(w.median_secs > 0.0 && w.injections_per_sec > 0.0);
+        assert!(w.peak_rss_bytes > 0, "VmHWM is readable on Linux");
+    }
+    assert!(report.speedup.is_some() && report.overhead.is_some());
+    assert!(report.overhead_nodrop.is_some());
+    let a = report
+        .agreement
+        .as_ref()
+        .expect("engine and full forward ran");
+    assert_eq!(a.checked, 100);
+    assert!(a.differing.is_empty(), "{:?}", a.differing);
+    assert_eq!(a.exact + a.within_rounding, 100);
+    assert_eq!(report.outcomes.values().sum::<usize>(), 100);
+    assert!(report.dropped_early <= report.outcomes.get("masked").copied().unwrap_or(0));
+
+    let table = report.table();
+    let lines: Vec<&str> = table.lines().collect();
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("way "))
+        .expect("a header line");
+    for col in ["wall s", "injections/s", "peak MB", "x engine"] {
+        assert!(lines[header].contains(col), "{table}");
+    }
+    for (k, way) in Way::ALL.iter().enumerate() {
+        let row = lines[header + 1 + k];
+        assert!(row.starts_with(way.name()), "{table}");
+        assert_eq!(row.split_whitespace().count(), 5, "{row}");
+    }
+    for needle in [
+        "golden pass",
+        "speedup (full forward / engine):",
+        "overhead (engine / suffix bound):",
+        "agreement with full forward: 100 injections:",
+        " 0 differ\n",
+    ] {
+        assert!(table.contains(needle), "{needle:?} in\n{table}");
+    }
+
+    // A second run reuses the filled cache and measures only what is asked.
+    let again = bench::run(
+        &scenario,
+        &BenchArgs {
+            ways: vec![Way::SuffixBound],
+            isolation: Isolation::InProcess,
+            ..args
+        },
+    )
+    .unwrap();
+    assert_eq!(again.golden.cuts_reused, again.golden.cuts);
+    assert_eq!(again.ways.len(), 1);
+    assert!(again.agreement.is_none() && again.speedup.is_none());
+}
+
+#[test]
+fn the_command_runs_each_way_in_its_own_process_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = small_scenario(dir.path(), 60);
+    let json = dir.path().join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_faultsweep"))
+        .current_dir(root())
+        .args(["--threads", "1", "bench"])
+        .arg(&scenario)
+        .args(["--repeat", "1", "--ways", "engine,full-forward", "--out"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("one process per way and repeat"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("60 injections: "), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["isolated"], true);
+    assert_eq!(report["threads"], 1);
+    assert_eq!(report["ways"].as_array().unwrap().len(), 2);
+    assert_eq!(report["ways"][0]["way"], "engine");
+    assert_eq!(report["ways"][1]["way"], "full-forward");
+    assert_eq!(report["agreement"]["checked"], 60);
+    assert_eq!(
+        report["agreement"]["differing"].as_array().unwrap().len(),
+        0
+    );
+    assert!(report["speedup"].as_f64().unwrap() > 0.0);
+    assert!(report["overhead"].is_null(), "no suffix bound was run");
+}
