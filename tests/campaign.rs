@@ -469,3 +469,45 @@ fn hardened_models_see_the_same_faults_in_the_same_rows() {
         "{md}"
     );
 }
+
+#[test]
+fn a_monitored_node_that_sees_inf_makes_the_inference_due() {
+    // -inf in a Conv output vanishes at the next ReLU: masked or benign,
+    // unless the Conv is monitored (a detector), which makes it due.
+    let dir = tempfile::tempdir().unwrap();
+    let base = "name: mon\nseed: 3\nmodel:\n  path: models/fashion_cnn.onnx\ndata:\n  path: data/fashion-mnist/t10k-1000-images-idx3-ubyte.gz\n  subset:\n    first: 50\ntargets:\n  target: neuron\n  layers:\n    ops: [Conv]\nfault:\n  model: constant\n  value: -.inf\ncounts:\n  injections: 60\noutputs:\n  early_due: false\n";
+    let mut outcomes = Vec::new();
+    for (name, extra) in [
+        ("plain", ""),
+        ("monitored", "  monitor:\n    ops: [Conv]\n"),
+    ] {
+        let scenario = dir.path().join(format!("{name}.yml"));
+        std::fs::write(&scenario, format!("{base}{extra}")).unwrap();
+        let out = dir.path().join(name);
+        let run = faultsweep(
+            &[
+                "run",
+                scenario.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--verify",
+                "20",
+            ],
+            &dir.path().join("cache"),
+        );
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let rows = csv_rows(&out.join("injections.csv"));
+        let col = rows[0].iter().position(|h| h == "outcome").unwrap();
+        outcomes.push(rows[1..].iter().map(|r| r[col].clone()).collect::<Vec<_>>());
+    }
+    assert!(
+        outcomes[0].iter().all(|o| o == "masked" || o == "benign"),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(outcomes[1].iter().all(|o| o == "due"), "{:?}", outcomes[1]);
+}

@@ -51,6 +51,7 @@ fn one_node(
         input_values: vec![0],
         outputs: vec![first_out],
         guards: Default::default(),
+        monitors: Default::default(),
     }
 }
 

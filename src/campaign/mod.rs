@@ -98,9 +98,10 @@ pub fn plan_scenario(mut sc: Scenario, args: &RunArgs) -> Result<Plan> {
     if let Some(b) = args.batch_size {
         sc.spec.data.batch_size = b;
     }
-    let graph = crate::load::load(&sc.spec.model.path)?;
+    let mut graph = crate::load::load(&sc.spec.model.path)?;
     let data = Dataset::open(&sc.spec.data)?;
     let campaign = sc.validate(&graph, Some(data.total_len() as u64))?;
+    graph.monitors = campaign.monitor.iter().copied().collect();
     let faults = match &args.faults {
         Some(path) => faults::load(path, Some(&campaign.sites), Some(campaign.samples))?,
         None => faults::generate(&campaign),
@@ -367,12 +368,29 @@ impl<'a> Model<'a> {
 fn hardened_models(plan: &Plan, golden: &Golden) -> Result<Vec<(String, Graph)>> {
     let campaign = &plan.campaign;
     let mut models = Vec::new();
+    let load = |path: &Path| -> Result<Graph> {
+        // The same detectors, found by node name.
+        let mut graph = crate::load::load(path)?;
+        let names: Vec<&str> = plan
+            .graph
+            .monitors
+            .iter()
+            .map(|&n| plan.graph.nodes[n].name.as_str())
+            .collect();
+        graph.monitors = graph
+            .nodes
+            .iter()
+            .filter(|n| names.contains(&n.name.as_str()))
+            .map(|n| n.index)
+            .collect();
+        Ok(graph)
+    };
     for (name, guard, kind) in [
         ("ranger", &campaign.ranger, GuardKind::Ranger),
         ("clipper", &campaign.clipper, GuardKind::Clipper),
     ] {
         let Some(guard) = guard else { continue };
-        let mut graph = crate::load::load(&plan.graph.path)?;
+        let mut graph = load(&plan.graph.path)?;
         for &node in &guard.nodes {
             let range = golden.ranges.iter().find(|r| r.index == node).ok_or_else(|| {
                 Error::Usage(format!(
@@ -393,7 +411,7 @@ fn hardened_models(plan: &Plan, golden: &Golden) -> Result<Vec<(String, Graph)>>
         models.push((name.to_string(), graph));
     }
     if let Some(path) = &campaign.hardened_model {
-        models.push(("hardened".to_string(), crate::load::load(path)?));
+        models.push(("hardened".to_string(), load(path)?));
     }
     Ok(models)
 }

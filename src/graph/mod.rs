@@ -9,7 +9,7 @@ pub mod ops;
 pub use attrs::{Attr, Attrs};
 pub use exec::Env;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use tch::Tensor;
 
@@ -81,6 +81,9 @@ pub struct Graph {
     /// Range supervision on node outputs, by node index: a hardened variant
     /// of the model (empty as loaded).
     pub guards: BTreeMap<usize, Guard>,
+    /// Detectors: nodes whose outputs are checked for NaN/Inf; a hit makes
+    /// the inference a detected error (`due`) whatever its output.
+    pub monitors: BTreeSet<usize>,
 }
 
 /// Range supervision on a node's output (Ranger and Clipper, Chen et al.

@@ -29,32 +29,7 @@ impl Frontiers for CachedFrontiers {
             cut,
             msg: "no cache entry for this cut".into(),
         })?;
-        // Read runs of consecutive samples at once.
-        let mut parts: Vec<Vec<Tensor>> = Vec::new();
-        let mut i = 0;
-        while i < samples.len() {
-            let mut j = i + 1;
-            while j < samples.len() && samples[j] == samples[j - 1] + 1 {
-                j += 1;
-            }
-            parts.push(entry.read(samples[i], samples[j - 1] + 1)?);
-            i = j;
-        }
-        if parts.len() == 1 {
-            return Ok(parts.remove(0));
-        }
-        let values = parts[0].len();
-        Ok((0..values)
-            .map(|v| {
-                Tensor::cat(
-                    &parts
-                        .iter()
-                        .map(|p| p[v].shallow_clone())
-                        .collect::<Vec<_>>(),
-                    0,
-                )
-            })
-            .collect())
+        entry.read_rows(samples)
     }
 }
 

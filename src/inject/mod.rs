@@ -123,6 +123,8 @@ pub struct InjectionResult {
     pub masked_after: Option<usize>,
     /// First node whose output held NaN or Inf in this row.
     pub first_nonfinite: Option<usize>,
+    /// A monitored node ([`Graph::monitors`]) saw NaN or Inf in this row.
+    pub detected: bool,
     /// A libtorch error while running this injection.
     pub error: Option<String>,
 }
@@ -132,6 +134,7 @@ impl InjectionResult {
         use crate::classify::{classify, Outcome};
         match (&self.error, &self.output, self.masked_after) {
             (Some(_), _, _) => Outcome::Due,
+            _ if self.detected => Outcome::Due,
             (None, _, Some(_)) => Outcome::Masked,
             (None, Some(out), None) => classify(&self.golden, out),
             (None, None, None) => Outcome::Due,
@@ -259,6 +262,7 @@ impl Engine<'_> {
                     output: None,
                     masked_after: None,
                     first_nonfinite: None,
+                    detected: false,
                     error: Some(e.to_string()),
                 }])
             }
@@ -351,6 +355,7 @@ impl Engine<'_> {
                 output: s.output,
                 masked_after: s.masked_after,
                 first_nonfinite: s.first_nonfinite,
+                detected: s.detected,
                 error: None,
             })
             .collect())
@@ -466,7 +471,8 @@ impl BatchRun<'_, '_> {
             let state = &mut self.state[job];
             if bad[r] {
                 state.first_nonfinite.get_or_insert(node.index);
-                leave[r] = settled && options.stop_at_nonfinite;
+                state.detected |= graph.monitors.contains(&node.index);
+                leave[r] = settled && (options.stop_at_nonfinite || state.detected);
             }
             if options.drop_masked && settled && state.differs.is_empty() {
                 state.masked_after = Some(node.index);

@@ -88,6 +88,7 @@ pub(super) struct RowState {
     pub output: Option<Tensor>,
     pub masked_after: Option<usize>,
     pub first_nonfinite: Option<usize>,
+    pub detected: bool,
     /// Live values whose row differs from the golden row: the row is masked
     /// when this is empty and no fault is still to come.
     pub differs: BTreeSet<ValueId>,
@@ -101,6 +102,7 @@ impl RowState {
             output: None,
             masked_after: None,
             first_nonfinite: None,
+            detected: false,
             differs: BTreeSet::new(),
         }
     }

@@ -100,7 +100,7 @@ pub fn plain_run(graph: &Graph, input: &Tensor, inj: &Injection) -> Result<Injec
             env.set(id, weight);
         }
     }
-    let mut first_nonfinite = None;
+    let (mut first_nonfinite, mut detected) = (None, false);
     let run = graph.run_then(0..graph.nodes.len(), &mut env, |node, env| {
         for (k, f) in inj.faults.iter().enumerate() {
             let FaultSite::Neuron { index } = f.site else {
@@ -125,6 +125,7 @@ pub fn plain_run(graph: &Graph, input: &Tensor, inj: &Injection) -> Result<Injec
             });
         if nonfinite {
             first_nonfinite.get_or_insert(node.index);
+            detected |= graph.monitors.contains(&node.index);
         }
         Ok(())
     });
@@ -141,6 +142,7 @@ pub fn plain_run(graph: &Graph, input: &Tensor, inj: &Injection) -> Result<Injec
         output,
         masked_after: None,
         first_nonfinite,
+        detected,
         error,
     })
 }

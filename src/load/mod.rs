@@ -114,6 +114,7 @@ impl Builder {
             input_values,
             outputs,
             guards: Default::default(),
+            monitors: Default::default(),
         };
         set_last_uses(&mut g);
         Ok(g)
