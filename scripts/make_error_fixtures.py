@@ -47,6 +47,30 @@ def main():
     short = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
     short.raw_data = short.raw_data[:10]
     save("short_initializer", model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [short]))
+    # Found while fuzzing the loader: external data must stay inside the
+    # model's folder (an absolute /dev/zero was read until memory ran out),
+    # and a shape whose byte size overflows is an error, not a wrap-around.
+    for name, location in [("external_absolute", "/dev/zero"), ("external_escapes", "../errors/good.onnx")]:
+        ext = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+        ext.ClearField("raw_data")
+        ext.data_location = TensorProto.EXTERNAL
+        for k, v in [("location", location), ("length", "64")]:
+            e = ext.external_data.add()
+            e.key, e.value = k, v
+        save(name, model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [ext]))
+    # The same weights as `good`, stored beside the model (loads).
+    ext = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    with open(os.path.join(OUT, "external_ok.weights"), "wb") as f:
+        f.write(b"header.." + ext.raw_data + b"trailer")
+    ext.ClearField("raw_data")
+    ext.data_location = TensorProto.EXTERNAL
+    for k, v in [("location", "external_ok.weights"), ("offset", "8"), ("length", "64")]:
+        e = ext.external_data.add()
+        e.key, e.value = k, v
+    save("external_ok", model([helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+                               helper.make_node("Relu", ["h"], ["y"], name="relu")], [ext]))
+    huge = TensorProto(name="w", data_type=TensorProto.DOUBLE, dims=[2**61 + 1], raw_data=bytes(8))
+    save("huge_initializer", model([helper.make_node("Relu", ["w"], ["y"], name="relu")], [huge]))
     # Valid protobuf, but a TensorProto rather than a ModelProto.
     with open(os.path.join(OUT, "not_a_model.onnx"), "wb") as f:
         f.write(w.SerializeToString())

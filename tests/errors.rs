@@ -69,6 +69,36 @@ fn bad_data_is_reported() {
     assert_eq!(code, 5);
 }
 
+/// Found by fuzzing the loader (README, "Fuzzing"): external data is read
+/// only from inside the model's folder and only the bytes the tensor needs
+/// (an absolute `/dev/zero` used to be read until memory ran out), and a
+/// shape whose byte size overflows is refused.
+#[test]
+fn external_data_stays_in_the_model_folder_and_sizes_cannot_overflow() {
+    for name in ["external_absolute", "external_escapes"] {
+        let (msg, code) = error_of(name);
+        assert_mentions(
+            &msg,
+            &[
+                "tensor 'w'",
+                "must be a relative path inside the model's folder",
+            ],
+        );
+        assert_eq!(code, 3);
+    }
+    let (msg, code) = error_of("huge_initializer");
+    assert_mentions(&msg, &["tensor 'w'", "too many elements"]);
+    assert_eq!(code, 3);
+    // Weights stored beside the model, at an offset, load as the inline ones.
+    let x = Tensor::arange(8, (Kind::Float, tch::Device::Cpu)).reshape([2, 4]) - 3.0;
+    let run = |name: &str| {
+        load::load(broken(name))
+            .and_then(|g| g.forward(std::slice::from_ref(&x)))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    assert!(run("external_ok")[0].equal(&run("good")[0]));
+}
+
 #[test]
 fn truncated_and_random_files_never_panic() {
     let good = std::fs::read(broken("good")).unwrap();

@@ -1,7 +1,8 @@
 //! ONNX `TensorProto` to tch tensors (raw little-endian data, typed fields, or
 //! external data next to the model file).
 
-use std::path::Path;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Component, Path};
 
 use tch::{Kind, Tensor};
 
@@ -39,10 +40,14 @@ pub fn from_proto(t: &TensorProto, model: &Path) -> Result<Tensor> {
         .dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
-        .ok_or_else(|| bad("too many elements".into()))?;
+        .filter(|n| {
+            n.checked_mul(elem)
+                .is_some_and(|b| b <= isize::MAX as usize)
+        })
+        .ok_or_else(|| bad(format!("shape {:?}: too many elements", t.dims)))?;
     let external;
     let raw: Option<&[u8]> = if t.data_location == 1 {
-        external = read_external(t, model)?;
+        external = read_external(t, model, numel * elem)?;
         Some(&external)
     } else if !t.raw_data.is_empty() || numel == 0 {
         Some(&t.raw_data)
@@ -113,7 +118,12 @@ fn typed(
     Ok(flat.f_to_kind(kind).and_then(|f| f.f_reshape(&t.dims)))
 }
 
-fn read_external(t: &TensorProto, model: &Path) -> Result<Vec<u8>> {
+/// The bytes of a tensor stored outside the model: `location` is a file
+/// relative to the model's folder (as the ONNX checker requires: no absolute
+/// path, no `..`), read from `offset` for `length` bytes (default: to the
+/// end). Only the tensor's `want` bytes are read, so a bad location (a
+/// device, a huge file) fails fast instead of being read whole.
+fn read_external(t: &TensorProto, model: &Path, want: usize) -> Result<Vec<u8>> {
     let get = |k: &str| {
         t.external_data
             .iter()
@@ -125,6 +135,16 @@ fn read_external(t: &TensorProto, model: &Path) -> Result<Vec<u8>> {
         msg: format!("tensor '{}': external data: {msg}", t.name),
     };
     let location = get("location").ok_or_else(|| bad("no location".into()))?;
+    let relative = Path::new(location);
+    if location.is_empty()
+        || !relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(bad(format!(
+            "location '{location}' must be a relative path inside the model's folder"
+        )));
+    }
     let num = |k: &str| -> Result<Option<u64>> {
         get(k)
             .map(|v| {
@@ -134,16 +154,36 @@ fn read_external(t: &TensorProto, model: &Path) -> Result<Vec<u8>> {
             .transpose()
     };
     let (offset, length) = (num("offset")?.unwrap_or(0), num("length")?);
-    let file = model.parent().unwrap_or(Path::new(".")).join(location);
-    let bytes = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
-    let start = offset as usize;
-    let end = length.map_or(bytes.len(), |l| start.saturating_add(l as usize));
-    bytes.get(start..end).map(<[u8]>::to_vec).ok_or_else(|| {
-        bad(format!(
-            "{} is shorter than offset {offset} + length",
-            file.display()
-        ))
-    })
+    let file = model.parent().unwrap_or(Path::new(".")).join(relative);
+    let io = |e| Error::io(&file, e);
+    let mut f = std::fs::File::open(&file).map_err(io)?;
+    let size = f.metadata().map_err(io)?;
+    if !size.is_file() {
+        return Err(bad(format!("{} is not a regular file", file.display())));
+    }
+    let end = length.map_or(Some(size.len()), |l| offset.checked_add(l));
+    let Some(len) = end
+        .filter(|&e| e <= size.len() && offset <= e)
+        .map(|e| e - offset)
+    else {
+        return Err(bad(format!(
+            "{} ({} bytes) is shorter than offset {offset} + length {}",
+            file.display(),
+            size.len(),
+            length.map_or("(to the end)".into(), |l| l.to_string())
+        )));
+    };
+    if len != want as u64 {
+        return Err(bad(format!(
+            "holds {len} bytes, its shape {:?} needs {want}",
+            t.dims
+        )));
+    }
+    let mut bytes = vec![0; want];
+    f.seek(SeekFrom::Start(offset))
+        .and_then(|_| f.read_exact(&mut bytes))
+        .map_err(io)?;
+    Ok(bytes)
 }
 
 /// Declared dimensions of a graph input; `None` entries are symbolic.
