@@ -47,6 +47,8 @@ pub enum Error {
     Usage(String),
     #[error("verification failed: outcomes differ from the full forward pass:\n{0}")]
     Verify(String),
+    #[error("{path}: the results do not match: {msg}")]
+    Report { path: PathBuf, msg: String },
     #[error("cut {cut}: {msg}")]
     Cut { cut: usize, msg: String },
     /// A scenario that does not parse or does not fit its model. `key` is the
@@ -82,7 +84,8 @@ fn at(path: &std::path::Path, line: Option<usize>, column: Option<usize>) -> Str
 impl Error {
     /// Process exit code for this kind of error (documented in the README):
     /// 2 usage (clap), 3 model, 4 input/data/cut, 5 op, 6 I/O,
-    /// 8 invalid scenario, 9 invalid fault list (7 is kept for the cache).
+    /// 7 corrupt cache, 8 invalid scenario, 9 invalid fault list, 10 verify,
+    /// 11 results that do not match (`report`).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Decode { .. } | Error::InvalidModel { .. } | Error::Unsupported { .. } => 3,
@@ -94,6 +97,7 @@ impl Error {
             Error::Scenario { .. } => 8,
             Error::FaultList { .. } => 9,
             Error::Verify(_) => 10,
+            Error::Report { .. } => 11,
         }
     }
 

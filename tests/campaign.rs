@@ -511,3 +511,52 @@ fn a_monitored_node_that_sees_inf_makes_the_inference_due() {
     );
     assert!(outcomes[1].iter().all(|o| o == "due"), "{:?}", outcomes[1]);
 }
+
+#[test]
+fn report_re_derives_the_summaries_and_catches_any_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = small_scenario(dir.path(), 200);
+    let out = dir.path().join("results");
+    let cache = dir.path().join("cache");
+    let run = faultsweep(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &cache,
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let p = &json["provenance"];
+    assert!(p["tool"].as_str().unwrap().starts_with("faultsweep "));
+    assert_eq!(p["seed"], 20240601);
+    assert_eq!(p["model_blake3"].as_str().unwrap().len(), 64);
+    assert_eq!(p["data_blake3"].as_str().unwrap().len(), 64);
+    let report = faultsweep(&["report", out.to_str().unwrap()], &cache);
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    assert!(String::from_utf8_lossy(&report.stdout).contains("identical"));
+    // One outcome changed by hand: the summaries no longer follow from the rows.
+    let path = out.join("injections.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let changed = text.replacen(",masked,", ",sde,", 1);
+    assert_ne!(changed, text);
+    std::fs::write(&path, changed).unwrap();
+    let report = faultsweep(&["report", out.to_str().unwrap()], &cache);
+    assert_eq!(report.status.code(), Some(11));
+    let err = String::from_utf8_lossy(&report.stderr);
+    assert!(
+        err.contains("injections.csv changed") && err.contains("summary.csv differs"),
+        "{err}"
+    );
+}

@@ -7,6 +7,7 @@
 //! second model file) run the same fault list and report their outcomes in
 //! the same rows.
 
+mod report;
 mod results;
 mod runs;
 mod verify;
@@ -15,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+pub use report::{check, summary_files, Checked, Provenance};
 pub use results::Tally;
 pub use runs::{cuts, injections, int8_scales, runs, Run};
 
@@ -28,8 +30,9 @@ use crate::graph::{Graph, Guard, GuardKind};
 use crate::inject::{
     CachedFrontiers, ComputedFrontiers, Engine, Frontiers, Injection, InjectionResult, Options,
 };
-use crate::report::{heatmap, CsvSink, Summary};
+use crate::report::{CsvSink, Summary};
 use crate::scenario::{self, Campaign, Scenario};
+use report::write_provenance;
 use results::{resume_rows, Layout};
 
 /// Command-line overrides of a scenario.
@@ -180,14 +183,13 @@ pub fn run_with_models(
             m
         });
     let path = out.join("injections.csv");
-    let mut tally = Tally::default();
-    let (mut sink, done) = if args.resume && path.exists() {
-        let done = resume_rows(&path, &chunks, &runs, &rows_of, &plan, &mut tally)?;
-        (CsvSink::append(&path)?, done)
+    let (mut sink, done, mut tally) = if args.resume && path.exists() {
+        let (done, tally) = resume_rows(&path, &chunks, &runs, &rows_of, &plan)?;
+        (CsvSink::append(&path)?, done, tally)
     } else {
         let header = layout.header();
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
-        (CsvSink::create(&path, &header)?, 0)
+        (CsvSink::create(&path, &header)?, 0, Tally::default())
     };
     let mut results: Vec<HashMap<usize, InjectionResult>> =
         (0..=hardened.len()).map(|_| HashMap::new()).collect();
@@ -225,7 +227,11 @@ pub fn run_with_models(
         progress(finished, runs.len());
     }
     let Tally { summary, cells } = tally;
-    write_summaries(&plan, &out, &summary, &cells)?;
+    let provenance = Provenance::of(&plan)?;
+    for (name, text) in summary_files(&plan, &provenance, &summary, &cells) {
+        crate::report::write_atomic(&out.join(name), text.as_bytes())?;
+    }
+    write_provenance(&out, &provenance)?;
     let verified = (args.verify > 0)
         .then(|| {
             let models = std::iter::once(&plain).chain(&hardened);
@@ -248,36 +254,6 @@ pub fn run_with_models(
         golden_accuracy: plain.golden.accuracy(),
         verified,
     })
-}
-
-fn write_summaries(
-    plan: &Plan,
-    out: &Path,
-    summary: &Summary,
-    cells: &heatmap::Cells,
-) -> Result<()> {
-    let spec = &plan.campaign.spec;
-    let title = format!(
-        "{} ({})",
-        spec.name.as_deref().unwrap_or("campaign"),
-        plan.graph.path.display()
-    );
-    let files = [
-        ("summary.csv", summary.csv()),
-        ("summary.md", summary.markdown()),
-        (
-            "summary.json",
-            serde_json::to_string_pretty(summary).expect("summary serializes"),
-        ),
-    ];
-    let heatmap = spec
-        .outputs
-        .heatmap
-        .then(|| ("heatmap.svg", heatmap::svg(cells, &title)));
-    for (name, text) in files.into_iter().chain(heatmap) {
-        crate::report::write_atomic(&out.join(name), text.as_bytes())?;
-    }
-    Ok(())
 }
 
 /// A model the fault list runs on, with its golden run and cached frontiers:

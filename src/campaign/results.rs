@@ -229,19 +229,25 @@ fn sweep_label(plan: &Plan, sweep: u32) -> String {
         .map_or_else(|| sweep.to_string(), |p| format!("{sweep}: {}", p.label))
 }
 
-/// Keeps the rows of the leading chunks that finished completely (a killed
-/// run may have written part of a chunk, or half a line), counts them, and
-/// returns how many chunks are done. Rerunning whole chunks keeps every
-/// batch as it was, so a resumed campaign equals an uninterrupted one.
-pub fn resume_rows(
+/// The finished part of an `injections.csv`: the header, the rows of the
+/// leading chunks that finished completely (a killed run may have written
+/// part of a chunk, or half a line), their tally, and how many chunks.
+pub struct Finished<'t> {
+    pub header: &'t str,
+    pub rows: Vec<&'t str>,
+    pub chunks: usize,
+    pub tally: Tally,
+}
+
+/// Reads `text` (the contents of `path`) against the runs it must hold.
+pub fn finished<'t>(
     path: &Path,
+    text: &'t str,
     chunks: &[Range<usize>],
     runs: &[Run],
     rows_of: &BTreeMap<u64, Vec<&Fault>>,
     plan: &Plan,
-    tally: &mut Tally,
-) -> Result<usize> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+) -> Result<Finished<'t>> {
     let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
     let mut lines = complete.lines();
     let header = lines.next().unwrap_or_default();
@@ -264,6 +270,7 @@ pub fn resume_rows(
         .filter_map(|(i, c)| Some((c.strip_suffix("_outcome")?.to_string(), i)))
         .collect();
     let rows: Vec<&str> = lines.collect();
+    let mut tally = Tally::default();
     let (mut kept, mut done) = (0, 0);
     for chunk in chunks {
         let need: usize = runs[chunk.clone()]
@@ -302,14 +309,35 @@ pub fn resume_rows(
         kept = at;
         done += 1;
     }
-    let mut keep = String::from(header);
+    Ok(Finished {
+        header,
+        rows: rows[..kept].to_vec(),
+        chunks: done,
+        tally,
+    })
+}
+
+/// Keeps the finished chunks of `path` (see [`finished`]), drops the rest,
+/// and returns how many chunks are done with their tally. Rerunning whole
+/// chunks keeps every batch as it was, so a resumed campaign equals an
+/// uninterrupted one.
+pub fn resume_rows(
+    path: &Path,
+    chunks: &[Range<usize>],
+    runs: &[Run],
+    rows_of: &BTreeMap<u64, Vec<&Fault>>,
+    plan: &Plan,
+) -> Result<(usize, Tally)> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let done = finished(path, &text, chunks, runs, rows_of, plan)?;
+    let mut keep = String::from(done.header);
     keep.push('\n');
-    for line in &rows[..kept] {
+    for line in &done.rows {
         keep.push_str(line);
         keep.push('\n');
     }
     crate::report::write_atomic(path, keep.as_bytes())?;
-    Ok(done)
+    Ok((done.chunks, done.tally))
 }
 
 fn csv_record(line: &str) -> Option<Vec<String>> {

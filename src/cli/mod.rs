@@ -62,6 +62,12 @@ pub enum Command {
         #[command(subcommand)]
         cmd: faults::FaultsCmd,
     },
+    /// Re-derive a finished campaign's summaries from injections.csv and
+    /// check them and every file against its recorded provenance.
+    Report {
+        /// The results folder.
+        dir: PathBuf,
+    },
     /// Time a scenario's fault list: engine, no dropping, suffix bound, full forward.
     Bench(bench::BenchCmd),
 }
@@ -87,6 +93,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Golden(args) => golden::golden(args),
         Command::Run(cmd) => run::run(cmd),
+        Command::Report { dir } => run::report(&dir),
         Command::Cache { command, cache_dir } => golden::cache(command, cache_dir),
         Command::Infer {
             model,

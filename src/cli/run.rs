@@ -46,6 +46,22 @@ pub struct RunCmd {
 }
 
 pub fn run(cmd: RunCmd) -> Result<()> {
+    if let Some(dir) = &cmd.resume {
+        // A campaign stopped (a full disk, a kill) before it saved its plan
+        // has nothing to resume; say so instead of a bare "not found".
+        for f in ["scenario.yml", "faults.bin"] {
+            let path = dir.join(f);
+            if !path.is_file() {
+                return Err(Error::io(
+                    &path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "missing: the campaign stopped before it saved its scenario and fault list, so there is nothing to resume; run the scenario again",
+                    ),
+                ));
+            }
+        }
+    }
     let (scenario, faults, out) = match &cmd.resume {
         Some(dir) => (
             dir.join("scenario.yml"),
@@ -110,5 +126,25 @@ pub fn run(cmd: RunCmd) -> Result<()> {
             return Err(Error::Verify(v.differing.join("\n")));
         }
     }
+    Ok(())
+}
+
+/// `faultsweep report DIR`.
+pub fn report(dir: &std::path::Path) -> Result<()> {
+    let checked = campaign::check(dir)?;
+    let p = &checked.provenance;
+    println!(
+        "{}: {} runs, seed {}, {}",
+        dir.display(),
+        checked.runs,
+        p.seed,
+        p.tool
+    );
+    println!("model {} (blake3 {})", p.model, p.model_blake3);
+    println!("data {} (blake3 {})", p.data, p.data_blake3);
+    println!("{}", checked.summary.headline());
+    println!(
+        "summaries re-derived from injections.csv: identical; every file matches its recorded hash"
+    );
     Ok(())
 }

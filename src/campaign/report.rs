@@ -1,0 +1,201 @@
+//! What a results folder says about itself, and `faultsweep report DIR`:
+//! the summaries re-derived from `injections.csv` and checked against the
+//! ones on disk, and every file checked against the hash recorded for it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::results::{finished, Tally};
+use super::{plan, runs, Plan, RunArgs};
+use crate::error::{Error, Result};
+use crate::faults::Fault;
+use crate::report::{heatmap, Summary};
+
+/// Where a campaign's results come from: recorded in `provenance.json`,
+/// `summary.json` and `summary.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub tool: String,
+    pub scenario: String,
+    pub seed: u64,
+    pub model: String,
+    pub model_blake3: String,
+    pub data: String,
+    pub data_blake3: String,
+    /// Runs (injection x sample) in `injections.csv`.
+    pub runs: usize,
+}
+
+impl Provenance {
+    pub fn of(plan: &Plan) -> Result<Provenance> {
+        let spec = &plan.campaign.spec;
+        let model = &plan.graph.path;
+        let bytes = std::fs::read(model).map_err(|e| Error::io(model, e))?;
+        let mut data = blake3::Hasher::new();
+        plan.data.hash_into(&mut data)?;
+        Ok(Provenance {
+            tool: format!("faultsweep {}", env!("CARGO_PKG_VERSION")),
+            scenario: spec.name.clone().unwrap_or_default(),
+            seed: plan.campaign.seed,
+            model: model.display().to_string(),
+            model_blake3: blake3::hash(&bytes).to_hex().to_string(),
+            data: spec.data.path.display().to_string(),
+            data_blake3: data.finalize().to_hex().to_string(),
+            runs: runs(plan).len(),
+        })
+    }
+}
+
+/// The summary files of a campaign, exactly as `run` writes them.
+pub fn summary_files(
+    plan: &Plan,
+    provenance: &Provenance,
+    summary: &Summary,
+    cells: &heatmap::Cells,
+) -> Vec<(&'static str, String)> {
+    let spec = &plan.campaign.spec;
+    let heatmap_title = format!(
+        "{} ({})",
+        spec.name.as_deref().unwrap_or("campaign"),
+        plan.graph.path.display()
+    );
+    let mut json = serde_json::to_value(summary).expect("summary serializes");
+    json["provenance"] = serde_json::to_value(provenance).expect("provenance serializes");
+    let p = provenance;
+    let markdown = summary.markdown();
+    let (title, rest) = markdown.split_once('\n').unwrap_or((&markdown, ""));
+    let markdown = format!(
+        "{title}\n\n{}: scenario {}, seed {}, model {} (blake3 {}), data {} (blake3 {}), {} runs\n{rest}",
+        p.tool, p.scenario, p.seed, p.model, p.model_blake3, p.data, p.data_blake3, p.runs,
+    );
+    let mut files = vec![
+        ("summary.csv", summary.csv()),
+        ("summary.md", markdown),
+        (
+            "summary.json",
+            serde_json::to_string_pretty(&json).expect("summary serializes"),
+        ),
+    ];
+    if spec.outputs.heatmap {
+        files.push(("heatmap.svg", heatmap::svg(cells, &heatmap_title)));
+    }
+    files
+}
+
+/// The files a results folder vouches for in `provenance.json`.
+const RECORDED: [&str; 9] = [
+    "scenario.yml",
+    "faults.bin",
+    "golden.csv",
+    "ranges.csv",
+    "injections.csv",
+    "summary.csv",
+    "summary.md",
+    "summary.json",
+    "heatmap.svg",
+];
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    #[serde(flatten)]
+    provenance: Provenance,
+    /// BLAKE3 of each file of the folder, when it was written.
+    files: BTreeMap<String, String>,
+}
+
+/// Writes `provenance.json`, with the hash of every results file.
+pub fn write_provenance(out: &Path, provenance: &Provenance) -> Result<()> {
+    let record = Record {
+        provenance: provenance.clone(),
+        files: hashes(out)?,
+    };
+    let text = serde_json::to_string_pretty(&record).expect("provenance serializes");
+    crate::report::write_atomic(&out.join("provenance.json"), text.as_bytes())
+}
+
+fn hashes(dir: &Path) -> Result<BTreeMap<String, String>> {
+    let mut files = BTreeMap::new();
+    for name in RECORDED {
+        let path = dir.join(name);
+        if path.exists() {
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            files.insert(name.to_string(), blake3::hash(&bytes).to_hex().to_string());
+        }
+    }
+    Ok(files)
+}
+
+/// What `faultsweep report` found.
+pub struct Checked {
+    pub summary: Summary,
+    pub provenance: Provenance,
+    pub runs: usize,
+}
+
+/// Re-derives the summaries of the finished campaign in `dir` from its
+/// `injections.csv` and checks them, the files' recorded hashes, and the
+/// model and data against the provenance. Any difference is an error naming
+/// what differs (exit 11).
+pub fn check(dir: &Path) -> Result<Checked> {
+    let mismatch = |path: &Path, msg: String| Error::Report {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let record_path = dir.join("provenance.json");
+    let text = std::fs::read_to_string(&record_path).map_err(|e| Error::io(&record_path, e))?;
+    let record: Record = serde_json::from_str(&text)
+        .map_err(|e| mismatch(&record_path, format!("not a provenance record: {e}")))?;
+    let args = RunArgs {
+        faults: Some(dir.join("faults.bin")),
+        ..RunArgs::default()
+    };
+    let plan = plan(&dir.join("scenario.yml"), &args)?;
+    let mut problems = Vec::new();
+    for (name, hash) in &record.files {
+        let now = hashes(dir)?.remove(name);
+        if now.as_ref() != Some(hash) {
+            problems.push(format!("{name} changed since the run wrote it"));
+        }
+    }
+    let provenance = Provenance::of(&plan)?;
+    if provenance != record.provenance {
+        problems.push(format!(
+            "the model, data or tool differ from the run's: now {provenance:?}, recorded {:?}",
+            record.provenance
+        ));
+    }
+    let runs = runs(&plan);
+    let rows_of: BTreeMap<u64, Vec<&Fault>> =
+        plan.faults.faults.iter().fold(BTreeMap::new(), |mut m, f| {
+            m.entry(f.injection).or_insert_with(Vec::new).push(f);
+            m
+        });
+    let path = dir.join("injections.csv");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let done = finished(&path, &text, &[0..runs.len()], &runs, &rows_of, &plan)?;
+    if done.chunks != 1 {
+        return Err(mismatch(
+            &path,
+            "the campaign is not finished (resume it with `faultsweep run --resume`)".into(),
+        ));
+    }
+    let Tally { summary, cells } = done.tally;
+    for (name, derived) in summary_files(&plan, &record.provenance, &summary, &cells) {
+        let on_disk = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        if on_disk != derived {
+            problems.push(format!(
+                "{name} differs from the one derived from injections.csv"
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(mismatch(dir, problems.join("; ")));
+    }
+    Ok(Checked {
+        summary,
+        provenance,
+        runs: runs.len(),
+    })
+}
