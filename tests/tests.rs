@@ -10,6 +10,7 @@ mod errors;
 mod faults;
 mod golden;
 mod inject;
+mod interrupt;
 mod ops_nn;
 mod ops_tensor;
 mod parity;

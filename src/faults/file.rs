@@ -4,7 +4,6 @@
 //! bincode's encoding of the list (fixed-width integers, little endian). A
 //! mismatch names the field that differs.
 
-use std::io::Write;
 use std::path::Path;
 
 use bincode::Options;
@@ -77,9 +76,10 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<FaultList> {
     Ok(list)
 }
 
+/// Writes the list atomically: a failed write (a full disk) leaves no
+/// partial file behind.
 pub fn write(list: &FaultList, path: &Path) -> Result<()> {
-    let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    f.write_all(&encode(list)).map_err(|e| Error::io(path, e))
+    crate::report::write_atomic(path, &encode(list))
 }
 
 pub fn read(path: &Path) -> Result<FaultList> {

@@ -168,14 +168,22 @@ pub fn csv_field(s: &str) -> String {
     }
 }
 
-/// Writes beside and renames, so a reader never sees half a file.
+/// Writes beside and renames, so a reader never sees half a file. When the
+/// write fails (a full disk), the temporary file is removed and `path` is
+/// left as it was; the error names `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    let result = written.and_then(|_| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| Error::io(path, e))
 }
 
 /// A CSV file written row by row and flushed after every batch.

@@ -104,9 +104,10 @@ pub fn to_yaml(spec: &ScenarioSpec) -> String {
     String::from_utf8(out).expect("YAML is UTF-8")
 }
 
-/// Writes the effective scenario so that it replays the campaign exactly.
+/// Writes the effective scenario so that it replays the campaign exactly
+/// (atomically: a failed write leaves no truncated scenario behind).
 pub fn save(spec: &ScenarioSpec, path: &Path) -> Result<()> {
-    std::fs::write(path, to_yaml(spec)).map_err(|e| Error::io(path, e))
+    crate::report::write_atomic(path, to_yaml(spec).as_bytes())
 }
 
 /// The 1-based line and column of `key` (dotted path with `[i]` indices) in
