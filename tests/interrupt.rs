@@ -10,9 +10,12 @@
 //! filled for real (skipped, with a note, where `mount` is not allowed).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-use crate::campaign::small_scenario;
+use rand::{Rng, SeedableRng};
+
+use crate::campaign::{csv_rows, small_scenario};
 
 /// The small demo campaign: `n` injections on 100 samples, in batches of 16,
 /// so that injections.csv grows in chunks of 128 injections.
@@ -272,4 +275,102 @@ fn a_full_tmpfs_fails_cleanly_and_resumes_when_root() {
     run_ok(&["run", "--resume", s(&out)], &cache_fs.0);
     assert_same_results(&out, &whole);
     assert_cache_intact(&cache_fs.0);
+}
+
+/// (device, inode, length) of a file, to see a run start writing it.
+fn file_state(p: &Path) -> Option<(u64, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.len()))
+}
+
+/// Waits until `child` starts writing `csv` (its injection phase: a fresh
+/// run creates it, a resumed one rewrites it to its finished chunks, then
+/// appends); false if the child exited first.
+fn wait_for_injections(child: &mut Child, csv: &Path) -> bool {
+    let before = file_state(csv);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        let now = file_state(csv);
+        if now.is_some_and(|n| n.2 > 0) && now != before {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    panic!("no injection started within 120 s");
+}
+
+/// SIGKILL at seeded random moments of the injection phase, each time
+/// resumed with `--resume`: the rows and summary equal an uninterrupted
+/// run's, no injection missing or repeated. FAULTSWEEP_KILL_ROUNDS (default
+/// 5) and FAULTSWEEP_KILL_SEED set the loop.
+#[test]
+fn kill_9_during_the_injections_then_resume_gives_the_uninterrupted_result() {
+    let env = |k: &str, default: u64| {
+        std::env::var(k)
+            .ok()
+            .map_or(default, |v| v.parse().expect("a number"))
+    };
+    let rounds = env("FAULTSWEEP_KILL_ROUNDS", 5);
+    let seed = env("FAULTSWEEP_KILL_SEED", 6);
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), 500);
+    let cache = dir.path().join("cache");
+    let spawn = |args: &[&str]| {
+        command(args, &cache, None)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // The uninterrupted run (it fills the cache), timed from its first
+    // rows to its exit: the injection phase.
+    let whole = dir.path().join("whole");
+    let mut child = spawn(&["run", s(&sc), "--out", s(&whole)]);
+    assert!(wait_for_injections(
+        &mut child,
+        &whole.join("injections.csv")
+    ));
+    let start = Instant::now();
+    assert!(child.wait().unwrap().success());
+    let phase = start.elapsed();
+    let total_rows = csv_rows(&whole.join("injections.csv")).len();
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let out = dir.path().join("r");
+    let csv = out.join("injections.csv");
+    let mut killed_mid_run = 0;
+    for round in 0..rounds {
+        let mut child = match round {
+            0 => spawn(&["run", s(&sc), "--out", s(&out)]),
+            _ => spawn(&["run", "--resume", s(&out)]),
+        };
+        // The rows still to run, as a share of the whole phase.
+        let done = match csv.exists() {
+            true => std::fs::read(&csv).unwrap().split(|&b| b == b'\n').count() - 1,
+            false => 0,
+        };
+        let left = 1.0 - done.min(total_rows) as f64 / total_rows as f64;
+        if !wait_for_injections(&mut child, &csv) {
+            break; // finished before its injections could be seen
+        }
+        let delay = phase.mul_f64(left * rng.random_range(0.05..0.9));
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            killed_mid_run += 1;
+        }
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+    }
+    run_ok(&["run", "--resume", s(&out)], &cache);
+    assert_same_results(&out, &whole);
+    assert!(
+        killed_mid_run > 0,
+        "no kill landed during the injections (phase {phase:?})"
+    );
+    eprintln!("{killed_mid_run} of {rounds} kills landed during the injections (phase {phase:?})");
 }
