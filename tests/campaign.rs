@@ -560,3 +560,53 @@ fn report_re_derives_the_summaries_and_catches_any_change() {
         "{err}"
     );
 }
+
+#[test]
+fn a_guard_on_the_faulted_node_bounds_the_fault_itself() {
+    // Ranger on the Conv and Gemm outputs the faults strike: the guard sits
+    // after the faulty value, in the engine and in the plain oracle alike.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("scenarios/fashion_ranger.yml"))
+        .unwrap()
+        .replace("injections: 3000", "injections: 300")
+        .replacen("ops: [Relu]", "ops: [Conv, Gemm]", 1);
+    let scenario = dir.path().join("guard.yml");
+    std::fs::write(&scenario, text).unwrap();
+    let out = dir.path().join("results");
+    let run = faultsweep(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--verify",
+            "60",
+        ],
+        &dir.path().join("cache"),
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains(", 0 differ"), "{stdout}");
+    let rows = csv_rows(&out.join("injections.csv"));
+    let col = |name: &str| rows[0].iter().position(|h| h == name).unwrap();
+    let (plain, ranger, faulty) = (col("outcome"), col("ranger_outcome"), col("faulty_value"));
+    for r in &rows[1..] {
+        // A fault to infinity or a huge value is clamped right where it
+        // lands (NaN passes a clamp: Ranger keeps it).
+        let v: f32 = r[faulty].parse().unwrap();
+        if v.abs() > 1e6 {
+            assert_ne!(r[ranger], "due", "{r:?}");
+        }
+    }
+    let sde = |c: usize| rows[1..].iter().filter(|r| r[c] == "sde").count();
+    assert!(
+        sde(ranger) < sde(plain),
+        "{} vs {}",
+        sde(ranger),
+        sde(plain)
+    );
+}

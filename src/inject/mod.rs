@@ -395,11 +395,13 @@ impl BatchRun<'_, '_> {
         Ok(())
     }
 
-    /// After `node` ran: its weight and neuron faults, then the row checks.
+    /// After `node` ran: its weight and neuron faults, its guard again (a
+    /// guard sits after the faulty output), then the row checks.
     fn after(&mut self, node: &Node, env: &mut Env) -> Result<()> {
         let graph = self.engine.graph;
         weights::apply(graph, node, env, &self.rows, &mut self.pending)?;
         self.inject(node, env)?;
+        guard_again(graph, node, env)?;
         self.check_rows(node, env)
     }
 
@@ -486,6 +488,17 @@ impl BatchRun<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// Applies `node`'s guard, if any, to its output once more, after the faults
+/// landed there (the guard leaves the rows it already bounded unchanged).
+fn guard_again(graph: &Graph, node: &Node, env: &mut Env) -> Result<()> {
+    if let (Some(guard), Some(t)) = (graph.guards.get(&node.index), env.get_mut(node.outputs[0])) {
+        *t = guard
+            .apply(t)
+            .map_err(|e| graph.op_error(node, e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Corrupts element `index` of the flat view of `t` (contiguous) in place.
