@@ -4,9 +4,11 @@
 //! when complete, so a reader never sees half an entry; every chunk, the
 //! index and the header carry a CRC32 checked on read.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use memmap2::Mmap;
@@ -256,13 +258,80 @@ pub struct Reader {
     pub header: Header,
     map: Mmap,
     chunks: Vec<Chunk>,
-    /// The most recently decompressed chunks: injections read one sample at
-    /// a time, many from the same chunk.
-    recent: Mutex<Vec<(usize, Arc<Vec<u8>>)>>,
+    /// This reader's key in the process-wide [`ChunkCache`].
+    uid: u64,
 }
 
-/// Decompressed chunks kept per entry.
-const RECENT_CHUNKS: usize = 4;
+/// Bytes of decompressed chunks kept for all readers of the process
+/// together (least recently used first out). Injections read a few samples
+/// at a time in no fixed order and come back to the same chunks batch after
+/// batch; without it a chunk of many samples is decompressed again for each.
+pub const CHUNK_CACHE_BYTES: usize = 128 << 20;
+
+/// A decompressed chunk and when it was last used.
+type Cached = (u64, Arc<Vec<u8>>);
+
+/// Decompressed chunks of every open reader, keyed by (reader, chunk).
+struct ChunkCache {
+    used: usize,
+    clock: u64,
+    chunks: BTreeMap<(u64, usize), Cached>,
+}
+
+impl ChunkCache {
+    fn get(&mut self, key: (u64, usize)) -> Option<Arc<Vec<u8>>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.chunks.get_mut(&key).map(|(used, raw)| {
+            *used = clock;
+            raw.clone()
+        })
+    }
+
+    fn put(&mut self, key: (u64, usize), raw: Arc<Vec<u8>>) {
+        if raw.len() > CHUNK_CACHE_BYTES {
+            return;
+        }
+        self.clock += 1;
+        self.used += raw.len();
+        if let Some((_, old)) = self.chunks.insert(key, (self.clock, raw)) {
+            self.used -= old.len();
+        }
+        while self.used > CHUNK_CACHE_BYTES {
+            let oldest = *self
+                .chunks
+                .iter()
+                .min_by_key(|(_, (used, _))| *used)
+                .expect("the cache holds what it counts")
+                .0;
+            self.remove(oldest);
+        }
+    }
+
+    fn remove(&mut self, key: (u64, usize)) {
+        if let Some((_, raw)) = self.chunks.remove(&key) {
+            self.used -= raw.len();
+        }
+    }
+}
+
+fn chunk_cache() -> std::sync::MutexGuard<'static, ChunkCache> {
+    static CACHE: Mutex<ChunkCache> = Mutex::new(ChunkCache {
+        used: 0,
+        clock: 0,
+        chunks: BTreeMap::new(),
+    });
+    CACHE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let mut cache = chunk_cache();
+        for i in 0..self.chunks.len() {
+            cache.remove((self.uid, i));
+        }
+    }
+}
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
@@ -338,30 +407,23 @@ impl Reader {
         {
             return Err(corrupt(path, "chunk count does not match the sample count"));
         }
+        static NEXT_UID: AtomicU64 = AtomicU64::new(0);
         Ok(Reader {
             path: path.to_path_buf(),
             header,
             map,
             chunks,
-            recent: Mutex::new(Vec::new()),
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
-    /// Chunk `i` decompressed, from the recent ones when it is there.
+    /// Chunk `i` decompressed, from the chunk cache when it is there.
     fn chunk(&self, i: usize) -> Result<Arc<Vec<u8>>> {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(pos) = recent.iter().position(|(c, _)| *c == i) {
-            let hit = recent.remove(pos);
-            recent.push(hit.clone());
-            return Ok(hit.1);
+        if let Some(raw) = chunk_cache().get((self.uid, i)) {
+            return Ok(raw);
         }
-        drop(recent);
         let raw = Arc::new(self.chunk_raw(i)?);
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        if recent.len() == RECENT_CHUNKS {
-            recent.remove(0);
-        }
-        recent.push((i, raw.clone()));
+        chunk_cache().put((self.uid, i), raw.clone());
         Ok(raw)
     }
 
@@ -416,6 +478,53 @@ impl Reader {
                 bytes.extend_from_slice(&raw[value_off + s * per..value_off + e * per]);
             }
             let mut shape = vec![(end - start) as i64];
+            shape.extend(&layout.shape);
+            let kind = layout
+                .kind()
+                .ok_or_else(|| corrupt(&self.path, format!("unknown kind {}", layout.kind)))?;
+            out.push(
+                Tensor::f_from_data_size(&bytes, &shape, kind)
+                    .map_err(|e| corrupt(&self.path, e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The samples at `positions` (any order, repeats allowed): one tensor
+    /// per frontier value, N x (shape), row k holding sample `positions[k]`.
+    /// Each chunk involved is decompressed once (in parallel), and every
+    /// sample's bytes are copied once into the value's buffer.
+    pub fn read_rows(&self, positions: &[usize]) -> Result<Vec<Tensor>> {
+        let h = &self.header;
+        if let Some(&bad) = positions.iter().find(|&&p| p >= h.samples) {
+            return Err(Error::Cut {
+                cut: h.cut,
+                msg: format!("sample {bad} is outside the entry's {}", h.samples),
+            });
+        }
+        let mut wanted: Vec<usize> = positions.iter().map(|p| p / h.chunk_samples).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let raws: HashMap<usize, Arc<Vec<u8>>> = wanted
+            .into_par_iter()
+            .map(|i| self.chunk(i).map(|raw| (i, raw)))
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(h.values.len());
+        for (v, layout) in h.values.iter().enumerate() {
+            let per = layout.sample_bytes();
+            let mut bytes = Vec::with_capacity(per * positions.len());
+            for &p in positions {
+                let chunk = p / h.chunk_samples;
+                let base = chunk * h.chunk_samples;
+                let n_in_chunk = h.chunk_samples.min(h.samples - base);
+                let value_off: usize = h.values[..v]
+                    .iter()
+                    .map(|l| l.sample_bytes() * n_in_chunk)
+                    .sum();
+                let at = value_off + (p - base) * per;
+                bytes.extend_from_slice(&raws[&chunk][at..at + per]);
+            }
+            let mut shape = vec![positions.len() as i64];
             shape.extend(&layout.shape);
             let kind = layout
                 .kind()
