@@ -696,6 +696,7 @@ struct SavedResult {
     output: Option<Vec<f32>>,
     masked_after: Option<usize>,
     first_nonfinite: Option<usize>,
+    detected: bool,
     error: Option<String>,
 }
 
@@ -713,6 +714,7 @@ impl From<&InjectionResult> for SavedResult {
             output: r.output.as_ref().map(floats),
             masked_after: r.masked_after,
             first_nonfinite: r.first_nonfinite,
+            detected: r.detected,
             error: r.error.clone(),
         }
     }
@@ -732,6 +734,7 @@ impl From<SavedResult> for InjectionResult {
             output: s.output.map(|o| Tensor::from_slice(&o)),
             masked_after: s.masked_after,
             first_nonfinite: s.first_nonfinite,
+            detected: s.detected,
             error: s.error,
         }
     }
