@@ -13,10 +13,11 @@ use crate::inject::InjectionResult;
 use crate::report::{heatmap, CsvSink, Summary};
 use crate::scenario::SummaryKey;
 
-/// The result columns after the fault list's; hardened models add
+/// The result columns after the fault list's (`faulty_correct`: the faulty
+/// top-1 is the ground-truth label, empty without labels); hardened models add
 /// `NAME_top1`, `NAME_outcome` and `NAME_topk_hit` each, and `save_outputs`
 /// adds the top-k classes and scores of every output.
-const RESULT_COLUMNS: [&str; 11] = [
+const RESULT_COLUMNS: [&str; 12] = [
     "sample_id",
     "label",
     "golden_top1",
@@ -28,6 +29,7 @@ const RESULT_COLUMNS: [&str; 11] = [
     "masked_after",
     "first_nonfinite",
     "error",
+    "faulty_correct",
 ];
 
 /// What the rows show: the hardened models' names, the k of top-k, and
@@ -77,6 +79,10 @@ impl Layout<'_> {
             let site = r.sites.get(k);
             let mut row: Vec<String> = faults::csv::row(f).to_vec();
             let [top1, outcome, hit] = self.verdict(r);
+            let correct = match sample.label {
+                Some(label) if !top1.is_empty() => (top1 == label.to_string()).to_string(),
+                _ => String::new(),
+            };
             row.extend([
                 sample.id.to_string(),
                 sample.label.map_or(String::new(), |l| l.to_string()),
@@ -91,6 +97,7 @@ impl Layout<'_> {
                 r.first_nonfinite
                     .map_or(String::new(), |n| plan.graph.nodes[n].name.clone()),
                 r.error.clone().unwrap_or_default(),
+                correct,
             ]);
             for h in hardened {
                 row.extend(self.verdict(h));
