@@ -31,6 +31,36 @@ pub(crate) fn small_scenario(dir: &Path, n: usize) -> PathBuf {
     path
 }
 
+/// Runs `scenario` into `out` with `--verify N`; asserts it succeeds and
+/// that no verified outcome differs; returns injections.csv's rows.
+fn run_verified(scenario: &Path, out: &Path, cache: &Path, verify: usize) -> Vec<Vec<String>> {
+    let verify = verify.to_string();
+    let run = faultsweep(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--verify",
+            &verify,
+        ],
+        cache,
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "{}: {stdout}\n{stderr}",
+        scenario.display()
+    );
+    assert!(
+        stdout.contains(", 0 differ"),
+        "{}: {stdout}",
+        scenario.display()
+    );
+    csv_rows(&out.join("injections.csv"))
+}
+
 pub(crate) fn csv_rows(path: &Path) -> Vec<Vec<String>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -188,25 +218,7 @@ fn permanent_weight_faults_run_on_every_sample_of_their_scope_and_verify() {
         let dir = tempfile::tempdir().unwrap();
         let scenario = weight_scenario(dir.path(), scope, 40);
         let out = dir.path().join("results");
-        let run = faultsweep(
-            &[
-                "run",
-                scenario.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--verify",
-                "80",
-            ],
-            &dir.path().join("cache"),
-        );
-        let stdout = String::from_utf8_lossy(&run.stdout);
-        assert!(
-            run.status.success(),
-            "{scope}: {stdout}\n{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        assert!(stdout.contains(", 0 differ"), "{scope}: {stdout}");
-        let rows = csv_rows(&out.join("injections.csv"));
+        let rows = run_verified(&scenario, &out, &dir.path().join("cache"), 80);
         let header = &rows[0];
         let col = |name: &str| header.iter().position(|h| h == name).unwrap();
         assert_eq!(rows.len() - 1, 40 * samples_each, "{scope}");
@@ -412,25 +424,7 @@ fn hardened_models_see_the_same_faults_in_the_same_rows() {
     let scenario = dir.path().join("ranger.yml");
     std::fs::write(&scenario, text).unwrap();
     let out = dir.path().join("results");
-    let run = faultsweep(
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--verify",
-            "40",
-        ],
-        &dir.path().join("cache"),
-    );
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert!(stdout.contains(", 0 differ"), "{stdout}");
-    let rows = csv_rows(&out.join("injections.csv"));
+    let rows = run_verified(&scenario, &out, &dir.path().join("cache"), 40);
     let col = |name: &str| {
         rows[0]
             .iter()
@@ -484,23 +478,7 @@ fn a_monitored_node_that_sees_inf_makes_the_inference_due() {
         let scenario = dir.path().join(format!("{name}.yml"));
         std::fs::write(&scenario, format!("{base}{extra}")).unwrap();
         let out = dir.path().join(name);
-        let run = faultsweep(
-            &[
-                "run",
-                scenario.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--verify",
-                "20",
-            ],
-            &dir.path().join("cache"),
-        );
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        let rows = csv_rows(&out.join("injections.csv"));
+        let rows = run_verified(&scenario, &out, &dir.path().join("cache"), 20);
         let col = rows[0].iter().position(|h| h == "outcome").unwrap();
         outcomes.push(rows[1..].iter().map(|r| r[col].clone()).collect::<Vec<_>>());
     }
@@ -573,25 +551,7 @@ fn a_guard_on_the_faulted_node_bounds_the_fault_itself() {
     let scenario = dir.path().join("guard.yml");
     std::fs::write(&scenario, text).unwrap();
     let out = dir.path().join("results");
-    let run = faultsweep(
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--verify",
-            "60",
-        ],
-        &dir.path().join("cache"),
-    );
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert!(stdout.contains(", 0 differ"), "{stdout}");
-    let rows = csv_rows(&out.join("injections.csv"));
+    let rows = run_verified(&scenario, &out, &dir.path().join("cache"), 60);
     let col = |name: &str| rows[0].iter().position(|h| h == name).unwrap();
     let (plain, ranger, faulty) = (col("outcome"), col("ranger_outcome"), col("faulty_value"));
     for r in &rows[1..] {

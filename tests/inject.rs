@@ -215,6 +215,45 @@ fn repo(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
+/// A fixture model and its committed input batch.
+fn fixture(name: &str) -> (Graph, Dataset) {
+    let graph = load::load(repo(&format!("tests/fixtures/models/{name}.onnx"))).unwrap();
+    let spec = DataSpec {
+        path: repo(&format!("tests/fixtures/models/{name}.input.npy")),
+        labels: None,
+        array: None,
+        subset: Subset::All,
+        batch_size: 2,
+        preprocess: Default::default(),
+    };
+    (graph, Dataset::open(&spec).unwrap())
+}
+
+/// The cached, batched, dropping engine against the oracle.
+fn engine_against_oracle(
+    name: &str,
+    graph: &Graph,
+    data: &Dataset,
+    inj: &[Injection],
+    batch_size: usize,
+) -> HashMap<Outcome, usize> {
+    let dir = tempfile::tempdir().unwrap();
+    let frontiers = cached(graph, data, inj, dir.path());
+    let engine = Engine {
+        graph,
+        frontiers: &frontiers,
+        options: Options {
+            batch_size,
+            ..Options::default()
+        },
+    };
+    assert_same(
+        name,
+        &engine.run(inj).unwrap(),
+        &reference(graph, data, inj),
+    )
+}
+
 fn demo() -> (Graph, Dataset) {
     let graph = load::load(repo("models/fashion_cnn.onnx")).unwrap();
     let spec = DataSpec {
@@ -272,33 +311,9 @@ fn branching_models_at_every_kind_of_cut() {
         "mobilenet_v2_ts17",
         "googlenet_ts17_nofold",
     ] {
-        let model = repo(&format!("tests/fixtures/models/{name}.onnx"));
-        let graph = load::load(&model).unwrap();
-        let spec = DataSpec {
-            path: repo(&format!("tests/fixtures/models/{name}.input.npy")),
-            labels: None,
-            array: None,
-            subset: Subset::All,
-            batch_size: 2,
-            preprocess: Default::default(),
-        };
-        let data = Dataset::open(&spec).unwrap();
+        let (graph, data) = fixture(name);
         let inj = injections(&graph, data.len(), 60, 1, 7);
-        let dir = tempfile::tempdir().unwrap();
-        let frontiers = cached(&graph, &data, &inj, dir.path());
-        let engine = Engine {
-            graph: &graph,
-            frontiers: &frontiers,
-            options: Options {
-                batch_size: 8,
-                ..Options::default()
-            },
-        };
-        let counts = assert_same(
-            name,
-            &engine.run(&inj).unwrap(),
-            &reference(&graph, &data, &inj),
-        );
+        let counts = engine_against_oracle(name, &graph, &data, &inj, 8);
         eprintln!("{name}: {counts:?}");
     }
 }
@@ -367,20 +382,9 @@ fn bad_fault_sites_are_errors() {
 #[test]
 fn weight_faults_equal_the_full_forward_pass_with_the_faulty_weight() {
     let (graph, data) = demo();
-    let dir = tempfile::tempdir().unwrap();
     for mixed in [false, true] {
         let inj = weight_injections(&graph, data.len(), 150, mixed, 11);
-        let frontiers = cached(&graph, &data, &inj, dir.path());
-        let engine = Engine {
-            graph: &graph,
-            frontiers: &frontiers,
-            options: Options {
-                batch_size: 16,
-                ..Options::default()
-            },
-        };
-        let fast = engine.run(&inj).unwrap();
-        let counts = assert_same("demo weights", &fast, &reference(&graph, &data, &inj));
+        let counts = engine_against_oracle("demo weights", &graph, &data, &inj, 16);
         eprintln!("demo weights, mixed {mixed}: {counts:?}");
         assert!(counts.len() >= 2, "the faults should have several outcomes");
     }
@@ -390,33 +394,9 @@ fn weight_faults_equal_the_full_forward_pass_with_the_faulty_weight() {
 fn weight_faults_in_grouped_convolutions_and_branches() {
     // mobilenet_v2 has depthwise (grouped) Conv; resnet18 has Gemm and branches.
     for name in ["mobilenet_v2_ts17", "resnet18_ts17"] {
-        let model = repo(&format!("tests/fixtures/models/{name}.onnx"));
-        let graph = load::load(&model).unwrap();
-        let spec = DataSpec {
-            path: repo(&format!("tests/fixtures/models/{name}.input.npy")),
-            labels: None,
-            array: None,
-            subset: Subset::All,
-            batch_size: 2,
-            preprocess: Default::default(),
-        };
-        let data = Dataset::open(&spec).unwrap();
+        let (graph, data) = fixture(name);
         let inj = weight_injections(&graph, data.len(), 60, true, 5);
-        let dir = tempfile::tempdir().unwrap();
-        let frontiers = cached(&graph, &data, &inj, dir.path());
-        let engine = Engine {
-            graph: &graph,
-            frontiers: &frontiers,
-            options: Options {
-                batch_size: 8,
-                ..Options::default()
-            },
-        };
-        let counts = assert_same(
-            name,
-            &engine.run(&inj).unwrap(),
-            &reference(&graph, &data, &inj),
-        );
+        let counts = engine_against_oracle(name, &graph, &data, &inj, 8);
         eprintln!("{name} weights: {counts:?}");
     }
 }

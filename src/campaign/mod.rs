@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub use report::{check, summary_files, Checked, Provenance};
 pub use results::Tally;
-pub use runs::{cuts, injections, int8_scales, runs, Run};
+pub use runs::{cuts, injections, int8_scales, rows_of, runs, Run};
 
 use crate::cache::{Reader, Store};
 use crate::classify::Outcome;
@@ -177,11 +177,7 @@ pub fn run_with_models(
         .step_by(step)
         .map(|s| s..(s + step).min(runs.len()))
         .collect();
-    let rows_of: BTreeMap<u64, Vec<&Fault>> =
-        plan.faults.faults.iter().fold(BTreeMap::new(), |mut m, f| {
-            m.entry(f.injection).or_insert_with(Vec::new).push(f);
-            m
-        });
+    let rows_of = rows_of(&plan);
     let path = out.join("injections.csv");
     let (mut sink, done, mut tally) = if args.resume && path.exists() {
         let (done, tally) = resume_rows(&path, &chunks, &runs, &rows_of, &plan)?;

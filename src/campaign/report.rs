@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::results::{finished, Tally};
-use super::{plan, runs, Plan, RunArgs};
+use super::{plan, rows_of, runs, Plan, RunArgs};
 use crate::error::{Error, Result};
 use crate::faults::Fault;
 use crate::report::{heatmap, Summary};
@@ -167,11 +167,7 @@ pub fn check(dir: &Path) -> Result<Checked> {
         ));
     }
     let runs = runs(&plan);
-    let rows_of: BTreeMap<u64, Vec<&Fault>> =
-        plan.faults.faults.iter().fold(BTreeMap::new(), |mut m, f| {
-            m.entry(f.injection).or_insert_with(Vec::new).push(f);
-            m
-        });
+    let rows_of = rows_of(&plan);
     let path = dir.join("injections.csv");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let done = finished(&path, &text, &[0..runs.len()], &runs, &rows_of, &plan)?;

@@ -163,3 +163,12 @@ pub fn cuts(injections: &[Injection]) -> Vec<usize> {
     cuts.dedup();
     cuts
 }
+
+/// The fault list's rows of each injection.
+pub fn rows_of(plan: &Plan) -> BTreeMap<u64, Vec<&Fault>> {
+    let mut rows: BTreeMap<u64, Vec<&Fault>> = BTreeMap::new();
+    for f in &plan.faults.faults {
+        rows.entry(f.injection).or_default().push(f);
+    }
+    rows
+}
