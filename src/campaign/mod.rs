@@ -12,7 +12,7 @@ mod results;
 mod runs;
 mod verify;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,7 @@ use crate::cache::{Reader, Store};
 use crate::classify::Outcome;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::faults::{self, Fault, FaultList};
+use crate::faults::{self, FaultList};
 use crate::golden::{self, Golden, GoldenRun};
 use crate::graph::{Graph, Guard, GuardKind};
 use crate::inject::{

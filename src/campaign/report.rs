@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use super::results::{finished, Tally};
 use super::{plan, rows_of, runs, Plan, RunArgs};
 use crate::error::{Error, Result};
-use crate::faults::Fault;
 use crate::report::{heatmap, Summary};
 
 /// Where a campaign's results come from: recorded in `provenance.json`,
@@ -170,7 +169,15 @@ pub fn check(dir: &Path) -> Result<Checked> {
     let rows_of = rows_of(&plan);
     let path = dir.join("injections.csv");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let done = finished(&path, &text, &[0..runs.len()], &runs, &rows_of, &plan)?;
+    let everything = 0..runs.len();
+    let done = finished(
+        &path,
+        &text,
+        std::slice::from_ref(&everything),
+        &runs,
+        &rows_of,
+        &plan,
+    )?;
     if done.chunks != 1 {
         return Err(mismatch(
             &path,
