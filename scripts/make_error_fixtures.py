@@ -47,7 +47,7 @@ def main():
     short = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
     short.raw_data = short.raw_data[:10]
     save("short_initializer", model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [short]))
-    # Found while fuzzing the loader: external data must stay inside the
+    # Found while writing the loader's fuzz target: external data must stay inside the
     # model's folder (an absolute /dev/zero was read until memory ran out),
     # and a shape whose byte size overflows is an error, not a wrap-around.
     for name, location in [("external_absolute", "/dev/zero"), ("external_escapes", "../errors/good.onnx")]:

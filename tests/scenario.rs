@@ -229,6 +229,14 @@ fn coordinates_values_counts_and_samples_are_checked() {
         "{msg}"
     );
     invalid(&element("{channel: 32}"), "targets.element");
+    // Coordinates at u64::MAX overflowed `+ 1` (a panic with overflow
+    // checks on, as in the fuzz build); they are outside every tensor.
+    let max = u64::MAX;
+    invalid(
+        &element(&format!("{{index: [{max}, 0, 0]}}")),
+        "targets.element",
+    );
+    invalid(&element(&format!("{{channel: {max}}}")), "targets.element");
     invalid(
         &element("{region: {start: [0, 0, 0], end: [4, 29, 4]}}"),
         "targets.element",

@@ -111,14 +111,16 @@ impl Scenario {
     /// Resolves the scenario against `graph`. `data_len` is the number of
     /// samples in the data set when known (needed for `subset: all`).
     pub fn validate(&self, graph: &Graph, data_len: Option<u64>) -> Result<Campaign> {
+        self.check_version()?;
+        self.validate_sites(Sites::from_graph(graph)?, data_len)
+    }
+
+    /// As [`Scenario::validate`], with the model's fault sites already
+    /// computed ([`Sites::from_graph`] runs the model once on zeros): for
+    /// callers that validate many scenarios against one model.
+    pub fn validate_sites(&self, sites: Sites, data_len: Option<u64>) -> Result<Campaign> {
         let spec = &self.spec;
-        if spec.version != 1 {
-            return Err(self.error(
-                "version",
-                format!("version {} is not supported (1)", spec.version),
-            ));
-        }
-        let sites = Sites::from_graph(graph)?;
+        self.check_version()?;
         let samples = self.samples(data_len)?;
         let points = self
             .combos()?
@@ -160,6 +162,13 @@ impl Scenario {
             monitor,
             hardened_model: spec.mitigations.hardened_model.clone(),
         })
+    }
+
+    fn check_version(&self) -> Result<()> {
+        match self.spec.version {
+            1 => Ok(()),
+            v => Err(self.error("version", format!("version {v} is not supported (1)"))),
+        }
     }
 
     /// The spec with seed, name and results folder filled in.
@@ -733,12 +742,16 @@ fn element_region(el: &ElementSel, t: &TensorSite) -> Option<Region> {
     let whole = Region::whole(t);
     let (start, end) = match el {
         ElementSel::Uniform => return Some(whole),
-        ElementSel::Index(ix) => (ix.clone(), ix.iter().map(|i| i + 1).collect()),
+        // A coordinate at u64::MAX has no end inside any tensor.
+        ElementSel::Index(ix) => (
+            ix.clone(),
+            ix.iter().map(|i| i.checked_add(1)).collect::<Option<_>>()?,
+        ),
         ElementSel::Channel(c) => {
             let mut start = whole.start.clone();
             let mut end = whole.end.clone();
             *start.first_mut()? = *c;
-            *end.first_mut()? = c + 1;
+            *end.first_mut()? = c.checked_add(1)?;
             (start, end)
         }
         ElementSel::Region(r) => (r.start.clone(), r.end.clone()),
