@@ -570,3 +570,38 @@ fn a_guard_on_the_faulted_node_bounds_the_fault_itself() {
         sde(plain)
     );
 }
+
+#[test]
+fn labels_outside_the_models_classes_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // An IDX label file for the 1,000 test images, every label 12.
+    let labels = dir.path().join("labels-idx1-ubyte");
+    let mut bytes = vec![0, 0, 8, 1];
+    bytes.extend(1000u32.to_be_bytes());
+    bytes.extend([12u8; 1000]);
+    std::fs::write(&labels, bytes).unwrap();
+    let text = std::fs::read_to_string(small_scenario(dir.path(), 10))
+        .unwrap()
+        .replace(
+            "data/fashion-mnist/t10k-1000-labels-idx1-ubyte.gz",
+            labels.to_str().unwrap(),
+        );
+    let scenario = dir.path().join("labels.yml");
+    std::fs::write(&scenario, text).unwrap();
+    let out = dir.path().join("results");
+    let run = faultsweep(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &dir.path().join("cache"),
+    );
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("has label 12, but the model has 10 classes"),
+        "{err}"
+    );
+}

@@ -249,6 +249,21 @@ fn golden_rows(output: &Tensor, samples: Vec<Sample>, k: usize) -> Result<Vec<Go
     let k = k.min(out.size()[1] as usize).max(1);
     let (scores, classes) = out.topk(k as i64, 1, true, true);
     let nonfinite = out.isfinite().logical_not().any_dim(1, false);
+    let classes_n = out.size()[1];
+    if let Some(s) = samples
+        .iter()
+        .find(|s| s.label.is_some_and(|l| !(0..classes_n).contains(&l)))
+    {
+        return Err(Error::Data {
+            path: s.source.clone().into(),
+            msg: format!(
+                "sample {} has label {}, but the model has {classes_n} classes (0..={})",
+                s.id,
+                s.label.unwrap_or_default(),
+                classes_n - 1
+            ),
+        });
+    }
     samples
         .into_iter()
         .enumerate()
