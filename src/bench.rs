@@ -52,6 +52,7 @@ use crate::split;
 #[serde(rename_all = "kebab-case")]
 pub enum Way {
     Engine,
+    #[serde(rename = "engine-nodrop")]
     EngineNoDrop,
     SuffixBound,
     FullForward,
