@@ -47,5 +47,5 @@ dict=()
 [[ -f "$target.dict" ]] && dict=(-dict="$target.dict")
 # Writable corpus first (libFuzzer adds new inputs there), then the seeds.
 cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=4096 \
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
     -print_final_stats=1 "${dict[@]}" "$@"
