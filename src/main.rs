@@ -9,6 +9,7 @@ fn main() {
     if std::env::var_os("MKL_DYNAMIC").is_none() {
         std::env::set_var("MKL_DYNAMIC", "FALSE");
     }
+    faultsweep::memory::keep_freed_memory();
     let cli = faultsweep::cli::Cli::parse();
     if let Err(e) = faultsweep::cli::run(cli) {
         eprintln!("faultsweep: error: {e}");

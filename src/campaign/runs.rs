@@ -20,27 +20,33 @@ pub struct Run {
     pub sample: usize,
 }
 
-/// The runs of a fault list, in injection order, then sample order. The
-/// engine's injection ids are positions in this list.
+/// The runs of a fault list, ordered by sample, then first faulted node,
+/// then injection: the engine batches the runs of one sample together and
+/// forks them from one golden row, so neighbours in this order share the
+/// most work. The engine's injection ids are positions in this list.
 pub fn runs(plan: &Plan) -> Vec<Run> {
     let n = plan.data.len() as u64;
-    let mut scope: BTreeMap<u64, faults::Samples> = BTreeMap::new();
+    let mut scope: BTreeMap<u64, (faults::Samples, u32)> = BTreeMap::new();
     for f in &plan.faults.faults {
-        scope.entry(f.injection).or_insert(f.sample);
+        let entry = scope.entry(f.injection).or_insert((f.sample, f.node));
+        entry.1 = entry.1.min(f.node);
     }
     let mut runs = Vec::new();
-    for (injection, samples) in scope {
+    for (injection, (samples, node)) in scope {
         let range = match samples {
             Samples::One(s) => s..s + 1,
             Samples::Range { start, end } => start..end.min(n),
             Samples::All => 0..n,
         };
-        runs.extend(range.map(|s| Run {
-            injection,
-            sample: s as usize,
-        }));
+        runs.extend(range.map(|s| (s, node, injection)));
     }
-    runs
+    runs.sort_unstable();
+    runs.into_iter()
+        .map(|(sample, _, injection)| Run {
+            injection,
+            sample: sample as usize,
+        })
+        .collect()
 }
 
 /// The int8 scale of each layer from its golden range (shared by every

@@ -1,11 +1,13 @@
 //! Step 5, inject: run faulty inferences, resuming from cached frontiers.
 //!
-//! Injections are grouped by their start cut (the cut right after the first
-//! faulted node) and run in batches: each batch row is one faulty variant of
-//! a sample's cached frontier, and one fault-free golden row per distinct
-//! sample travels in the same batch. Results depend on the batch a row runs
-//! in (libtorch picks kernels by batch size), so every comparison is made
-//! against the golden row of the same batch, never against another run.
+//! Injections run in batches of one sample (or a few): each sample's
+//! fault-free golden row starts from its cached frontier at the earliest cut
+//! the batch needs, and each faulty row joins at its start cut (the cut
+//! right after its first faulted node) as a copy of its golden row, so no
+//! row runs a node before its fault and one golden row serves the whole
+//! batch. Results depend on the batch a row runs in (libtorch picks kernels
+//! by batch size), so every comparison is made against the golden row of the
+//! same batch, never against another run.
 //!
 //! Fault dropping: after every node, a faulty row whose live values (the
 //! frontier of the next cut) are bitwise those of its golden row is finished
@@ -20,7 +22,7 @@ mod weights;
 pub use frontiers::{CachedFrontiers, ComputedFrontiers, Frontiers};
 pub use verify::{agreement, plain_run, Agreement};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tch::Tensor;
@@ -177,25 +179,21 @@ pub struct Engine<'a> {
 
 impl Engine<'_> {
     /// Runs every injection; results come back in the order given.
+    ///
+    /// Batches hold the injections of one sample (or a few), ordered by
+    /// start cut: the sample's golden row starts at the earliest cut any of
+    /// them reads, and each faulty row forks from it at its own start cut,
+    /// so one golden row serves the whole batch and no row runs a node
+    /// before its fault.
     pub fn run(&self, injections: &[Injection]) -> Result<Vec<InjectionResult>> {
         for inj in injections {
             self.check(inj)?;
         }
-        let mut groups: BTreeMap<usize, Vec<&Injection>> = BTreeMap::new();
-        for inj in injections {
-            let cut = if self.options.from_input {
-                0
-            } else {
-                inj.start_cut()
-            };
-            groups.entry(cut).or_default().push(inj);
-        }
+        let mut order: Vec<&Injection> = injections.iter().collect();
+        order.sort_by_key(|i| (i.sample, self.join_cut(i), i.id));
         let mut results = Vec::with_capacity(injections.len());
-        for (cut, mut group) in groups {
-            group.sort_by_key(|i| (i.sample, i.id));
-            for batch in group.chunks(self.options.batch_size.max(1)) {
-                results.extend(self.run_batch_or_each(cut, batch)?);
-            }
+        for batch in order.chunks(self.options.batch_size.max(1)) {
+            results.extend(self.run_batch_or_each(batch)?);
         }
         let order: BTreeMap<usize, usize> = injections
             .iter()
@@ -204,6 +202,25 @@ impl Engine<'_> {
             .collect();
         results.sort_by_key(|r| order[&r.id]);
         Ok(results)
+    }
+
+    /// The cut where the injection's faulty row joins its batch.
+    fn join_cut(&self, inj: &Injection) -> usize {
+        if self.options.from_input {
+            0
+        } else {
+            inj.start_cut()
+        }
+    }
+
+    /// The first cut whose values the injection needs: its join cut, or the
+    /// cut before a weight-faulted first node (that node's input).
+    fn read_cut(&self, inj: &Injection) -> usize {
+        if self.options.from_input {
+            0
+        } else {
+            inj.cuts().into_iter().min().unwrap_or(0)
+        }
     }
 
     fn check(&self, inj: &Injection) -> Result<()> {
@@ -237,18 +254,19 @@ impl Engine<'_> {
 
     /// A batch; on a libtorch error, each injection alone so the error is
     /// recorded against the one that caused it.
-    fn run_batch_or_each(&self, cut: usize, batch: &[&Injection]) -> Result<Vec<InjectionResult>> {
-        match self.run_batch(cut, batch) {
+    fn run_batch_or_each(&self, batch: &[&Injection]) -> Result<Vec<InjectionResult>> {
+        match self.run_batch(batch) {
             Ok(r) => Ok(r),
             Err(Error::Op { .. }) if batch.len() > 1 => {
                 let mut out = Vec::new();
                 for inj in batch {
-                    out.extend(self.run_batch_or_each(cut, &[inj])?);
+                    out.extend(self.run_batch_or_each(&[inj])?);
                 }
                 Ok(out)
             }
             Err(e @ Error::Op { .. }) => {
                 let inj = batch[0];
+                let cut = self.join_cut(inj);
                 let front = self.frontiers.rows(self.graph, cut, &[inj.sample])?;
                 let golden = crate::split::resume(self.graph, cut, &front)?
                     .remove(0)
@@ -270,58 +288,47 @@ impl Engine<'_> {
         }
     }
 
-    /// The frontier of `cut` laid out as the batch's rows.
-    fn batch_env(&self, cut: usize, samples: &[usize], rows: &Rows) -> Result<Env> {
-        let graph = self.graph;
-        let frontier = crate::split::frontier(graph, cut)?;
-        let golden = self.frontiers.rows(graph, cut, samples)?;
-        let layout = rows.layout();
-        let mut env = Env::new(graph);
-        for (&id, t) in frontier.iter().zip(&golden) {
-            env.set(
-                id,
-                t.f_index_select(0, &layout).map_err(|e| Error::Cut {
-                    cut,
-                    msg: e.to_string(),
-                })?,
-            );
+    /// Which rows join the batch at which cut.
+    fn joins(&self, batch: &[&Injection]) -> BTreeMap<usize, Join> {
+        let mut joins: BTreeMap<usize, Join> = BTreeMap::new();
+        let mut first_read: BTreeMap<usize, usize> = BTreeMap::new();
+        for (job, inj) in batch.iter().enumerate() {
+            let read = first_read.entry(inj.sample).or_insert(usize::MAX);
+            *read = (*read).min(self.read_cut(inj));
+            let join = joins.entry(self.join_cut(inj)).or_default();
+            join.jobs.push((job, inj.sample));
         }
-        Ok(env)
+        for (sample, cut) in first_read {
+            joins.entry(cut).or_default().samples.push(sample);
+        }
+        joins
     }
 
-    fn run_batch(&self, cut: usize, batch: &[&Injection]) -> Result<Vec<InjectionResult>> {
+    fn run_batch(&self, batch: &[&Injection]) -> Result<Vec<InjectionResult>> {
         let graph = self.graph;
-        let mut samples: Vec<usize> = batch.iter().map(|i| i.sample).collect();
-        samples.dedup(); // batches are sorted by sample
-        let rows = Rows::new(&samples, batch);
-        let state = batch
-            .iter()
-            .zip(&rows.golden_of)
-            .map(|(i, &g)| RowState::new(i, g))
-            .collect();
-        let mut env = self.batch_env(cut, &samples, &rows)?;
+        let joins = self.joins(batch);
+        let first = *joins.keys().next().expect("a batch has rows");
         let mut run = BatchRun {
             engine: self,
             batch,
             weighted: weights::weighted_nodes(batch),
-            rows,
-            state,
+            rows: Rows::default(),
+            state: batch.iter().map(|i| RowState::new(i)).collect(),
             pending: Vec::new(),
+            joins,
         };
-        if cut > 0 {
-            // Faults on the node just before the cut land on the cached frontier;
-            // its weight faults read the node's input from the cut before it.
-            let before = &graph.nodes[cut - 1];
-            if run.weighted.contains(&before.index) {
-                let inputs = self.batch_env(cut - 1, &samples, &run.rows)?;
-                run.prepare(before, &inputs)?;
-            }
-            run.after(before, &mut env)?;
+        let mut env = Env::new(graph);
+        run.join(first, &mut env)?;
+        if first > 0 {
+            // Faults on the node just before the first cut land on the
+            // cached frontier.
+            run.after(&graph.nodes[first - 1], &mut env)?;
         }
-        if let Some(first) = graph.nodes.get(cut) {
-            run.prepare(first, &env)?;
+        if let Some(node) = graph.nodes.get(first) {
+            run.prepare(node, &env)?;
         }
-        graph.run_then(cut..graph.nodes.len(), &mut env, |node, env| {
+        graph.run_then(first..graph.nodes.len(), &mut env, |node, env| {
+            run.join(node.index + 1, env)?;
             run.after(node, env)?;
             match graph.nodes.get(node.index + 1) {
                 Some(next) => run.prepare(next, env),
@@ -336,9 +343,8 @@ impl Engine<'_> {
         let BatchRun {
             rows, mut state, ..
         } = run;
-        let g = rows.golden_count();
-        for (r, &job) in rows.faulty.iter().enumerate() {
-            state[job].output = Some(output.get((g + r) as i64));
+        for (r, job) in rows.faulty() {
+            state[job].output = Some(output.get(r as i64));
         }
         Ok(batch
             .iter()
@@ -351,7 +357,7 @@ impl Engine<'_> {
                     .into_iter()
                     .map(|v| v.expect("every fault site is reached"))
                     .collect(),
-                golden: output.get(s.golden_row as i64),
+                golden: output.get(rows.golden_row(inj.sample).expect("golden rows stay") as i64),
                 output: s.output,
                 masked_after: s.masked_after,
                 first_nonfinite: s.first_nonfinite,
@@ -362,19 +368,49 @@ impl Engine<'_> {
     }
 }
 
+/// The rows that join a batch at one cut.
+#[derive(Default)]
+struct Join {
+    /// Samples whose golden row starts here, from the cached frontier.
+    samples: Vec<usize>,
+    /// (job, sample) of the faulty rows forked here from their golden row.
+    jobs: Vec<(usize, usize)>,
+}
+
 /// One batch on its way through the suffix.
 struct BatchRun<'e, 'b> {
     engine: &'e Engine<'e>,
     batch: &'b [&'b Injection],
     /// Nodes with a weight fault in some row.
-    weighted: std::collections::BTreeSet<usize>,
+    weighted: BTreeSet<usize>,
     rows: Rows,
     state: Vec<RowState>,
     /// Weight-fault patches for nodes about to run.
     pending: Vec<Patch>,
+    /// Rows still to join, by cut.
+    joins: BTreeMap<usize, Join>,
 }
 
 impl BatchRun<'_, '_> {
+    /// At `cut`, with its frontier in `env`: the rows that start there join.
+    fn join(&mut self, cut: usize, env: &mut Env) -> Result<()> {
+        let Some(join) = self.joins.remove(&cut) else {
+            return Ok(());
+        };
+        let graph = self.engine.graph;
+        let ids = crate::split::frontier(graph, cut)?;
+        let cached = match join.samples.is_empty() {
+            true => Vec::new(),
+            false => self.engine.frontiers.rows(graph, cut, &join.samples)?,
+        };
+        self.rows
+            .join(env, &ids, &join.samples, &cached, &join.jobs)
+            .map_err(|e| Error::Cut {
+                cut,
+                msg: e.to_string(),
+            })
+    }
+
     /// Before `node` runs, with its inputs in `env`: computes the patches of
     /// its weight faults.
     fn prepare(&mut self, node: &Node, env: &Env) -> Result<()> {
@@ -408,7 +444,7 @@ impl BatchRun<'_, '_> {
     /// Applies the neuron faults on `node`'s output to the rows still running.
     fn inject(&mut self, node: &Node, env: &mut Env) -> Result<()> {
         let graph = self.engine.graph;
-        for (r, &job) in self.rows.faulty.iter().enumerate() {
+        for (row, job) in self.rows.faulty() {
             for (k, f) in self.batch[job].faults.iter().enumerate() {
                 let FaultSite::Neuron { index } = f.site else {
                     continue;
@@ -423,9 +459,8 @@ impl BatchRun<'_, '_> {
                     // A view of the row must alias the tensor for the write to land.
                     *t = t.contiguous();
                 }
-                let row = (self.rows.golden_count() + r) as i64;
                 let site = t
-                    .f_get(row)
+                    .f_get(row as i64)
                     .map_err(|e| e.to_string())
                     .and_then(|row| corrupt_flat(&row, index, &f.corrupt))
                     .map_err(|m| graph.op_error(node, m))?;
@@ -439,8 +474,16 @@ impl BatchRun<'_, '_> {
     /// notes NaN/Inf, and drops rows that are finished.
     fn check_rows(&mut self, node: &Node, env: &mut Env) -> Result<()> {
         let (graph, options) = (self.engine.graph, self.engine.options);
-        let (g, n) = (self.rows.golden_count(), self.rows.len());
-        if self.rows.faulty.is_empty() {
+        let faulty: Vec<(usize, usize, usize)> = self
+            .rows
+            .faulty()
+            .into_iter()
+            .map(|(row, job)| {
+                let golden = self.rows.golden_row(self.batch[job].sample);
+                (row, job, golden.expect("a faulty row's golden row runs"))
+            })
+            .collect();
+        if faulty.is_empty() {
             return Ok(());
         }
         for id in node.inputs.iter().flatten() {
@@ -450,44 +493,77 @@ impl BatchRun<'_, '_> {
                 }
             }
         }
-        let mut bad = vec![false; self.rows.faulty.len()];
+        let n = self.rows.len();
+        let mut bad = BTreeSet::new();
         for &id in &node.outputs {
             let Some(t) = env.get_mut(id) else { continue };
             if t.dim() == 0 || t.size()[0] != n {
                 continue; // not per-sample (a shape computation)
             }
             let view = RowView::new(t);
-            for (r, &job) in self.rows.faulty.iter().enumerate() {
+            for &(row, job, golden) in &faulty {
                 let state = &mut self.state[job];
-                if view.equal(g + r, self.rows.golden_of[r]) {
+                if view.equal(row, golden) {
                     state.differs.remove(&id);
                 } else {
                     state.differs.insert(id);
-                    bad[r] |= view.nonfinite(g + r);
+                    // A finite row stays finite through ops that cannot
+                    // overflow, unless a fault lands on this node.
+                    let may_turn = !keeps_finite(&node.op)
+                        || state.first_nonfinite.is_some()
+                        || self.batch[job].faults.iter().any(|f| f.node == node.index);
+                    if may_turn && view.nonfinite(row) {
+                        bad.insert(job);
+                    }
                 }
             }
         }
-        let mut leave = vec![false; self.rows.faulty.len()];
-        for (r, &job) in self.rows.faulty.iter().enumerate() {
+        let mut leave = BTreeSet::new();
+        for &(_, job, _) in &faulty {
             let settled = !self.batch[job].faults.iter().any(|f| f.node > node.index);
             let state = &mut self.state[job];
-            if bad[r] {
+            if bad.contains(&job) {
                 state.first_nonfinite.get_or_insert(node.index);
                 state.detected |= graph.monitors.contains(&node.index);
-                leave[r] = settled && (options.stop_at_nonfinite || state.detected);
+                if settled && (options.stop_at_nonfinite || state.detected) {
+                    leave.insert(job);
+                }
             }
             if options.drop_masked && settled && state.differs.is_empty() {
                 state.masked_after = Some(node.index);
-                leave[r] = true;
+                leave.insert(job);
             }
         }
-        if leave.contains(&true) {
+        if !leave.is_empty() {
             self.rows
                 .drop_rows(&leave, env)
                 .map_err(|e| graph.op_error(node, e.to_string()))?;
         }
         Ok(())
     }
+}
+
+/// Ops whose outputs are finite whenever their inputs are: they select,
+/// move or bound values, or map them into a bounded range.
+fn keeps_finite(op: &str) -> bool {
+    matches!(
+        op,
+        "Relu"
+            | "Clip"
+            | "MaxPool"
+            | "Sigmoid"
+            | "Tanh"
+            | "Identity"
+            | "Flatten"
+            | "Reshape"
+            | "Squeeze"
+            | "Unsqueeze"
+            | "Transpose"
+            | "Concat"
+            | "Slice"
+            | "Split"
+            | "Gather"
+    )
 }
 
 /// Applies `node`'s guard, if any, to its output once more, after the faults

@@ -1,5 +1,6 @@
-//! The rows of one batch: which faulty rows still run, which golden row each
-//! compares with, and byte-level comparisons of rows.
+//! The rows of one batch: golden rows (one per sample, fault-free) and the
+//! faulty rows still running, which join the batch at their start cut as
+//! copies of their sample's golden row; and byte-level comparisons of rows.
 
 use std::collections::BTreeSet;
 
@@ -8,75 +9,118 @@ use tch::{Device, Kind, Tensor};
 use super::{Injection, SiteValues};
 use crate::graph::{is_float, Env, ValueId};
 
-/// The batch layout: one golden row per distinct sample first (they run to
-/// the end: dropped rows report their golden output), then the faulty rows
-/// still running.
+/// What one batch row holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Row {
+    /// The fault-free row of a sample: it runs to the end (dropped rows
+    /// report its output).
+    Golden { sample: usize },
+    /// The faulty row of the batch's injection `job`.
+    Faulty { job: usize },
+}
+
+/// The batch layout: rows in the order they joined.
+#[derive(Default)]
 pub(super) struct Rows {
-    golden_samples: usize,
-    /// Index into the batch's injections of each running faulty row.
-    pub faulty: Vec<usize>,
-    /// Golden row of each running faulty row.
-    pub golden_of: Vec<usize>,
+    rows: Vec<Row>,
 }
 
 impl Rows {
-    pub fn new(samples: &[usize], batch: &[&Injection]) -> Self {
-        let golden_of = batch
-            .iter()
-            .map(|i| samples.binary_search(&i.sample).expect("sample is listed"))
-            .collect();
-        Rows {
-            golden_samples: samples.len(),
-            faulty: (0..batch.len()).collect(),
-            golden_of,
-        }
-    }
-
-    pub fn golden_count(&self) -> usize {
-        self.golden_samples
-    }
-
-    /// Rows in the batch: golden and running faulty.
     pub fn len(&self) -> i64 {
-        (self.golden_samples + self.faulty.len()) as i64
+        self.rows.len() as i64
     }
 
-    /// Batch row of the faulty row of injection `job`, if still running.
-    pub fn row_of(&self, job: usize) -> Option<i64> {
-        let r = self.faulty.iter().position(|&j| j == job)?;
-        Some((self.golden_samples + r) as i64)
+    /// (batch row, job) of every running faulty row.
+    pub fn faulty(&self) -> Vec<(usize, usize)> {
+        self.rows
+            .iter()
+            .enumerate()
+            .filter_map(|(r, row)| match row {
+                Row::Faulty { job } => Some((r, *job)),
+                Row::Golden { .. } => None,
+            })
+            .collect()
     }
 
-    /// Rows of the per-sample golden frontier that make up the batch.
-    pub fn layout(&self) -> Tensor {
-        let idx: Vec<i64> = (0..self.golden_count())
-            .chain(self.golden_of.iter().copied())
-            .map(|i| i as i64)
+    pub fn golden_row(&self, sample: usize) -> Option<usize> {
+        self.rows.iter().position(|&r| r == Row::Golden { sample })
+    }
+
+    /// Batch row of the faulty row of `job`, if running.
+    pub fn row_of(&self, job: usize) -> Option<usize> {
+        self.rows.iter().position(|&r| r == Row::Faulty { job })
+    }
+
+    /// The batch row holding `job`'s values: its own once it joined, its
+    /// golden row before.
+    pub fn source_row(&self, job: usize, sample: usize) -> Option<usize> {
+        self.row_of(job).or_else(|| self.golden_row(sample))
+    }
+
+    /// Appends golden rows for `samples`, whose values of `ids` (the
+    /// frontier in `env`) are `cached` (one tensor per id, one row per
+    /// sample), then a faulty row per `(job, sample)` in `jobs`, a copy of
+    /// its sample's golden row.
+    pub fn join(
+        &mut self,
+        env: &mut Env,
+        ids: &[ValueId],
+        samples: &[usize],
+        cached: &[Tensor],
+        jobs: &[(usize, usize)],
+    ) -> std::result::Result<(), tch::TchError> {
+        let golden: Vec<Row> = samples
+            .iter()
+            .map(|&sample| Row::Golden { sample })
             .collect();
-        Tensor::from_slice(&idx)
+        if !golden.is_empty() {
+            for (&id, rows) in ids.iter().zip(cached) {
+                let joined = match env.get_mut(id) {
+                    Some(t) => Tensor::f_cat(&[&*t, rows], 0)?,
+                    None => rows.shallow_clone(),
+                };
+                env.set(id, joined);
+            }
+            self.rows.extend(golden);
+        }
+        if !jobs.is_empty() {
+            let copies: Vec<i64> = jobs
+                .iter()
+                .map(|&(_, sample)| {
+                    self.golden_row(sample).expect("golden row joined first") as i64
+                })
+                .collect();
+            let copies = Tensor::from_slice(&copies);
+            for &id in ids {
+                let t = env
+                    .get_mut(id)
+                    .expect("frontier values are live at their cut");
+                let extra = t.f_index_select(0, &copies.to_device(t.device()))?;
+                *t = Tensor::f_cat(&[&*t, &extra], 0)?;
+            }
+            self.rows
+                .extend(jobs.iter().map(|&(job, _)| Row::Faulty { job }));
+        }
+        Ok(())
     }
 
-    /// Removes the faulty rows marked in `leave` from every live per-sample value.
+    /// Removes the faulty rows of the jobs in `leave` from every live
+    /// per-sample value.
     pub fn drop_rows(
         &mut self,
-        leave: &[bool],
+        leave: &BTreeSet<usize>,
         env: &mut Env,
     ) -> std::result::Result<(), tch::TchError> {
-        let g = self.golden_count();
         let n = self.len();
-        let keep: Vec<usize> = (0..leave.len()).filter(|&r| !leave[r]).collect();
-        let index: Vec<i64> = (0..g)
-            .chain(keep.iter().map(|&r| g + r))
-            .map(|i| i as i64)
-            .collect();
+        let stays = |row: &Row| !matches!(row, Row::Faulty { job } if leave.contains(job));
+        let index: Vec<i64> = (0..n).filter(|&r| stays(&self.rows[r as usize])).collect();
         let index = Tensor::from_slice(&index);
         for (_, t) in env.live_mut() {
             if t.dim() > 0 && t.size()[0] == n {
                 *t = t.f_index_select(0, &index.to_device(t.device()))?;
             }
         }
-        self.golden_of = keep.iter().map(|&r| self.golden_of[r]).collect();
-        self.faulty = keep.iter().map(|&r| self.faulty[r]).collect();
+        self.rows.retain(stays);
         Ok(())
     }
 }
@@ -84,7 +128,6 @@ impl Rows {
 /// What is known of one injection while its batch runs.
 pub(super) struct RowState {
     pub sites: Vec<Option<SiteValues>>,
-    pub golden_row: usize,
     pub output: Option<Tensor>,
     pub masked_after: Option<usize>,
     pub first_nonfinite: Option<usize>,
@@ -95,10 +138,9 @@ pub(super) struct RowState {
 }
 
 impl RowState {
-    pub fn new(inj: &Injection, golden_row: usize) -> Self {
+    pub fn new(inj: &Injection) -> Self {
         RowState {
             sites: vec![None; inj.faults.len()],
-            golden_row,
             output: None,
             masked_after: None,
             first_nonfinite: None,

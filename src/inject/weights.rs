@@ -37,10 +37,13 @@ pub(super) fn patches(
     per_channel: bool,
 ) -> Result<Vec<Patch>> {
     let mut patches = Vec::new();
-    for (faults, jobs) in groups(node, batch, rows) {
+    for (faults, jobs) in groups(node, batch) {
         let batch_rows: Vec<i64> = jobs
             .iter()
-            .map(|&job| rows.row_of(job).expect("the row is running"))
+            .map(|&job| {
+                let row = rows.source_row(job, batch[job].sample);
+                row.expect("a row with a fault to come is running or about to join") as i64
+            })
             .collect();
         let golden_ins = row_inputs(graph, node, env, &batch_rows, rows.len())?;
         let mut ins: Vec<Option<Tensor>> = golden_ins
@@ -100,12 +103,12 @@ pub(super) fn patches(
 /// A weight fault of one row: (index among the injection's faults, input, element).
 type WeightFault = (usize, usize, i64);
 
-/// The running rows with weight faults at `node`, grouped by identical
-/// faults (a permanent fault runs on many samples): each group needs one
-/// faulty weight and one node run.
-fn groups(node: &Node, batch: &[&Injection], rows: &Rows) -> Vec<(Vec<WeightFault>, Vec<usize>)> {
+/// The rows with weight faults at `node` (running, or joining right after
+/// it), grouped by identical faults (a permanent fault runs on many
+/// samples): each group needs one faulty weight and one node run.
+fn groups(node: &Node, batch: &[&Injection]) -> Vec<(Vec<WeightFault>, Vec<usize>)> {
     let mut groups: Vec<(Vec<WeightFault>, Vec<usize>)> = Vec::new();
-    for &job in &rows.faulty {
+    for job in 0..batch.len() {
         let faults: Vec<WeightFault> = batch[job]
             .faults
             .iter()
@@ -208,7 +211,7 @@ pub(super) fn apply(
     *pending = later;
     let err = |e: tch::TchError| graph.op_error(node, e.to_string());
     for p in now {
-        let Some(row) = rows.row_of(p.job) else {
+        let Some(row) = rows.row_of(p.job).map(|r| r as i64) else {
             continue;
         };
         let out = env
