@@ -6,8 +6,8 @@
 //! The ways:
 //!
 //! - [`Way::Engine`]: the campaign's path (`faultsweep run`): cached
-//!   frontiers, faults batched per cut, fault dropping, the list cut into the
-//!   campaign's chunks.
+//!   frontiers, batches of one sample forking from its golden row, fault
+//!   dropping, the list cut into the campaign's chunks.
 //! - [`Way::EngineNoDrop`]: the same without fault dropping (every row runs
 //!   to the output).
 //! - [`Way::SuffixBound`]: the compute that delayed start alone cannot avoid:

@@ -12,7 +12,7 @@ mod results;
 mod runs;
 mod verify;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -187,8 +187,11 @@ pub fn run_with_models(
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
         (CsvSink::create(&path, &header)?, 0, Tally::default())
     };
-    let mut results: Vec<HashMap<usize, InjectionResult>> =
-        (0..=hardened.len()).map(|_| HashMap::new()).collect();
+    // Only the results --verify rechecks stay in memory.
+    let first = chunks.get(done).map_or(runs.len(), |c| c.start);
+    let to_verify = verify::pick(&plan, first..runs.len(), args.verify);
+    let mut results: Vec<BTreeMap<usize, InjectionResult>> =
+        (0..=hardened.len()).map(|_| BTreeMap::new()).collect();
     let mut finished = chunks[..done].iter().map(Range::len).sum();
     for chunk in &chunks[done..] {
         let plain_results = plain.run(chunk.clone(), options)?;
@@ -214,8 +217,10 @@ pub fn run_with_models(
                 .map(|(n, o)| (n.as_str(), o.outcome()))
                 .collect();
             tally.add(&plan, faults, r.outcome(), &outcomes);
-            for (kept, result) in results.iter_mut().zip(std::iter::once(r).chain(others)) {
-                kept.insert(result.id, result);
+            if to_verify.contains(&r.id) {
+                for (kept, result) in results.iter_mut().zip(std::iter::once(r).chain(others)) {
+                    kept.insert(result.id, result);
+                }
             }
         }
         sink.flush()?;
@@ -233,13 +238,7 @@ pub fn run_with_models(
             let models = std::iter::once(&plain).chain(&hardened);
             let mut report = VerifyReport::default();
             for (model, kept) in models.zip(&results) {
-                report.merge(verify::verify(
-                    &plan,
-                    model.graph,
-                    &model.injections,
-                    kept,
-                    args.verify,
-                )?);
+                report.merge(verify::verify(&plan, model.graph, &model.injections, kept)?);
             }
             Ok(report)
         })

@@ -1,6 +1,7 @@
 //! `--verify N`: injections of the campaign rerun the plain way.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use super::{Plan, VerifyReport};
 use crate::error::Result;
@@ -8,36 +9,34 @@ use crate::faults;
 use crate::graph::Graph;
 use crate::inject::{agreement, plain_run, Agreement, Injection, InjectionResult};
 
-/// Reruns `n` injections chosen with the campaign seed the plain way
-/// ([`plain_run`]: the whole model from the input, no engine shortcut).
+/// The ids of `n` runs among `ids` (those this process runs: a resumed run
+/// does not rerun the rest), chosen with the campaign seed.
+pub fn pick(plan: &Plan, ids: Range<usize>, n: usize) -> BTreeSet<usize> {
+    let mut stream = faults::rng::Stream::new(plan.campaign.seed, 0x5645_5249_4659);
+    let len = ids.len();
+    (0..n.min(len))
+        .map(|_| ids.start + stream.below(len as u64) as usize)
+        .collect()
+}
+
+/// Reruns the injections of `results` the plain way ([`plain_run`]: the
+/// whole model from the input, no engine shortcut) and compares.
 pub fn verify(
     plan: &Plan,
     graph: &Graph,
     injections: &[Injection],
-    results: &HashMap<usize, InjectionResult>,
-    n: usize,
+    results: &BTreeMap<usize, InjectionResult>,
 ) -> Result<VerifyReport> {
-    let mut stream = faults::rng::Stream::new(plan.campaign.seed, 0x5645_5249_4659);
-    // Among the injections this process ran (a resumed run did not rerun the rest).
-    let ran: Vec<&Injection> = injections
-        .iter()
-        .filter(|i| results.contains_key(&i.id))
-        .collect();
-    let mut picked: Vec<usize> = (0..n.min(ran.len()))
-        .map(|_| stream.below(ran.len() as u64) as usize)
-        .collect();
-    picked.sort_unstable();
-    picked.dedup();
-    let chosen: Vec<Injection> = picked.iter().map(|&i| ran[i].clone()).collect();
-    let reference: Vec<InjectionResult> = chosen
-        .iter()
-        .map(|inj| {
+    let reference: Vec<InjectionResult> = results
+        .keys()
+        .map(|&id| {
+            let inj = &injections[id];
             let input = plan.data.batch(inj.sample..inj.sample + 1)?.input;
             plain_run(graph, &input, inj)
         })
         .collect::<Result<_>>()?;
     let mut report = VerifyReport {
-        checked: chosen.len(),
+        checked: results.len(),
         ..Default::default()
     };
     for r in &reference {
