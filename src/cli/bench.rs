@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::run::Overrides;
 use crate::bench::{self, BenchArgs, Isolation, Way};
 use crate::campaign::RunArgs;
 use crate::error::{Error, Result};
@@ -14,25 +15,8 @@ use crate::error::{Error, Result};
 pub struct BenchCmd {
     /// The scenario (YAML) whose fault list is run.
     pub scenario: PathBuf,
-    /// Replay this fault list (binary, or CSV) instead of generating one.
-    #[arg(long)]
-    pub faults: Option<PathBuf>,
-    /// Use this model instead of the scenario's.
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Use this data set instead of the scenario's.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Cache root to fill or reuse (default: a fresh temporary folder, so
-    /// the cache fill is measured).
-    #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
-    /// Samples per batch in the golden pass and faulty rows per batch.
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Use this seed instead of the scenario's.
-    #[arg(long)]
-    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub overrides: Overrides,
     /// Runs of every way (times are medians; the order rotates).
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
@@ -71,15 +55,7 @@ fn parse_way(s: &str) -> std::result::Result<Way, String> {
 }
 
 pub fn run(cmd: BenchCmd, threads: Option<i32>) -> Result<()> {
-    let run = RunArgs {
-        model: cmd.model,
-        data: cmd.data,
-        faults: cmd.faults,
-        cache_dir: cmd.cache_dir,
-        batch_size: cmd.batch_size,
-        seed: cmd.seed,
-        ..RunArgs::default()
-    };
+    let run = RunArgs::from(cmd.overrides);
     if let Some(way) = cmd.only {
         let m = bench::run_one(
             &cmd.scenario,

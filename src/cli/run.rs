@@ -8,6 +8,46 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::campaign::{self, RunArgs};
 use crate::error::{Error, Result};
 
+/// What `run` and `bench` take from the command line instead of the
+/// scenario's settings.
+#[derive(Debug, Args)]
+pub struct Overrides {
+    /// Replay this fault list (binary, or CSV) instead of generating one.
+    #[arg(long)]
+    pub faults: Option<PathBuf>,
+    /// Use this model instead of the scenario's.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Use this data set instead of the scenario's.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Cache root (overrides $FAULTSWEEP_CACHE and the scenario; `bench`
+    /// defaults to a fresh temporary folder, so the cache fill is measured).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Samples per batch in the golden pass and faulty rows per batch in
+    /// the injections (default: the scenario's data.batch_size).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Use this seed instead of the scenario's.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl From<Overrides> for RunArgs {
+    fn from(o: Overrides) -> Self {
+        RunArgs {
+            model: o.model,
+            data: o.data,
+            faults: o.faults,
+            cache_dir: o.cache_dir,
+            batch_size: o.batch_size,
+            seed: o.seed,
+            ..RunArgs::default()
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct RunCmd {
     /// The scenario (YAML); a results folder's scenario.yml replays its campaign.
@@ -15,27 +55,13 @@ pub struct RunCmd {
     pub scenario: Option<PathBuf>,
     /// Finish the interrupted campaign in DIR: its finished rows are kept,
     /// the rest runs with the same scenario and fault list.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["faults", "out", "model", "data", "batch_size"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["faults", "out", "model", "data", "batch_size", "seed"])]
     pub resume: Option<PathBuf>,
-    /// Replay this fault list (binary, or CSV) instead of generating one.
-    #[arg(long)]
-    pub faults: Option<PathBuf>,
     /// Results folder (default: the scenario's outputs.dir, else results/NAME).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Use this model instead of the scenario's.
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Use this data set instead of the scenario's.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Cache root (overrides $FAULTSWEEP_CACHE and the scenario).
-    #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
-    /// Samples per batch in the golden pass and faulty rows per batch in
-    /// the injections (default: the scenario's data.batch_size).
-    #[arg(long)]
-    pub batch_size: Option<usize>,
+    #[command(flatten)]
+    pub overrides: Overrides,
     /// After the campaign, rerun N seeded random injections as plain full
     /// forward passes and fail if an outcome differs.
     #[arg(long, default_value_t = 0)]
@@ -62,28 +88,19 @@ pub fn run(cmd: RunCmd) -> Result<()> {
             }
         }
     }
-    let (scenario, faults, out) = match &cmd.resume {
-        Some(dir) => (
-            dir.join("scenario.yml"),
-            Some(dir.join("faults.bin")),
-            Some(dir.clone()),
-        ),
-        None => (
-            cmd.scenario.clone().expect("clap requires a scenario"),
-            cmd.faults,
-            cmd.out,
-        ),
-    };
-    let args = RunArgs {
-        model: cmd.model,
-        data: cmd.data,
-        faults,
-        out,
+    let mut args = RunArgs {
         resume: cmd.resume.is_some(),
-        cache_dir: cmd.cache_dir,
-        batch_size: cmd.batch_size,
-        seed: None,
         verify: cmd.verify,
+        out: cmd.out,
+        ..RunArgs::from(cmd.overrides)
+    };
+    let scenario = match &cmd.resume {
+        Some(dir) => {
+            args.faults = Some(dir.join("faults.bin"));
+            args.out = Some(dir.clone());
+            dir.join("scenario.yml")
+        }
+        None => cmd.scenario.clone().expect("clap requires a scenario"),
     };
     let started = std::time::Instant::now();
     let bar = if cmd.quiet {
