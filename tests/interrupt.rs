@@ -195,6 +195,9 @@ fn a_full_cache_directory_fails_cleanly_and_resumes() {
         err.contains(&cache.display().to_string()) && err.contains("File too large"),
         "{err}"
     );
+    // Named by the entry the user would look for, then the temporary file.
+    let entry = err.find(".fsc:").expect("the error names the cache entry");
+    assert!(err[entry..].contains(".tmp"), "{err}");
     assert_cache_intact(&cache);
     assert!(!out.join("injections.csv").exists());
     run_ok(&["run", "--resume", s(&out)], &cache);

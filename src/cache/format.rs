@@ -104,6 +104,13 @@ pub struct Writer {
     written: usize,
 }
 
+/// A failed write of entry `path`, named by the entry (what the user knows)
+/// and by the temporary file being written (what is on disk).
+fn write_error(path: &Path, temp: &Path, e: std::io::Error) -> Error {
+    let msg = format!("{e} (while writing its temporary file {})", temp.display());
+    Error::io(path, std::io::Error::new(e.kind(), msg))
+}
+
 impl Writer {
     pub fn create(path: &Path, header: Header) -> Result<Self> {
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -114,7 +121,7 @@ impl Writer {
             std::process::id(),
             rand::random::<u32>()
         ));
-        let file = File::create(&temp_path).map_err(|e| Error::io(&temp_path, e))?;
+        let file = File::create(&temp_path).map_err(|e| write_error(path, &temp_path, e))?;
         let mut out = BufWriter::new(file);
         let json = serde_json::to_vec(&header).expect("header serializes");
         let mut head = Vec::with_capacity(16 + json.len());
@@ -122,7 +129,8 @@ impl Writer {
         head.extend_from_slice(&VERSION.to_le_bytes());
         head.extend_from_slice(&(json.len() as u32).to_le_bytes());
         head.extend_from_slice(&json);
-        out.write_all(&head).map_err(|e| Error::io(&temp_path, e))?;
+        out.write_all(&head)
+            .map_err(|e| write_error(path, &temp_path, e))?;
         let pending = vec![Vec::new(); header.values.len()];
         Ok(Writer {
             offset: head.len() as u64,
@@ -173,6 +181,10 @@ impl Writer {
         Ok(())
     }
 
+    fn failed(&self, e: std::io::Error) -> Error {
+        write_error(&self.final_path, &self.temp_path, e)
+    }
+
     /// Compresses the first `samples` pending samples into one chunk.
     fn flush_chunk(&mut self, samples: usize) -> Result<()> {
         let mut raw = Vec::new();
@@ -180,16 +192,12 @@ impl Writer {
             let take = layout.sample_bytes() * samples;
             raw.extend(buf.drain(..take));
         }
-        let mut enc = zstd::Encoder::new(Vec::new(), self.header.zstd_level)
-            .map_err(|e| Error::io(&self.temp_path, e))?;
-        enc.include_checksum(true)
-            .map_err(|e| Error::io(&self.temp_path, e))?;
-        enc.write_all(&raw)
-            .map_err(|e| Error::io(&self.temp_path, e))?;
-        let frame = enc.finish().map_err(|e| Error::io(&self.temp_path, e))?;
-        self.out
-            .write_all(&frame)
-            .map_err(|e| Error::io(&self.temp_path, e))?;
+        let mut enc =
+            zstd::Encoder::new(Vec::new(), self.header.zstd_level).map_err(|e| self.failed(e))?;
+        enc.include_checksum(true).map_err(|e| self.failed(e))?;
+        enc.write_all(&raw).map_err(|e| self.failed(e))?;
+        let frame = enc.finish().map_err(|e| self.failed(e))?;
+        self.out.write_all(&frame).map_err(|e| self.failed(e))?;
         self.index.extend_from_slice(&self.offset.to_le_bytes());
         self.index
             .extend_from_slice(&(frame.len() as u64).to_le_bytes());
@@ -227,7 +235,7 @@ impl Writer {
         footer.extend_from_slice(&crc32fast::hash(&self.index).to_le_bytes());
         footer.extend_from_slice(&head_crc.to_le_bytes());
         footer.extend_from_slice(END_MAGIC);
-        let io = |e| Error::io(&self.temp_path, e);
+        let io = |e| write_error(&self.final_path, &self.temp_path, e);
         self.out.write_all(&self.index).map_err(io)?;
         self.out.write_all(&footer).map_err(io)?;
         self.out.flush().map_err(io)?;
