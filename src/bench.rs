@@ -332,12 +332,7 @@ impl Setup {
         let store = Store::new(&plan.campaign.spec.cache, Some(&cache_dir));
         let models = faults::Models::default();
         // The cuts do not depend on the int8 scales: resolve once to learn them.
-        let cuts = campaign::cuts(&campaign::injections(
-            &plan,
-            &plan.graph,
-            &HashMap::new(),
-            &models,
-        )?);
+        let cuts = campaign::Resolver::new(&plan, &plan.graph, &HashMap::new(), &models)?.cuts()?;
         let run = |cuts: Vec<usize>, store: Option<&Store>| {
             GoldenRun {
                 graph: &plan.graph,

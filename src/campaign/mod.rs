@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub use report::{check, summary_files, Checked, Provenance};
 pub use results::Tally;
-pub use runs::{cuts, injections, int8_scales, rows_of, runs, Run};
+pub use runs::{injections, int8_scales, rows_of, runs, Resolver, Run};
 
 use crate::cache::{Reader, Store};
 use crate::classify::Outcome;
@@ -28,7 +28,7 @@ use crate::faults::{self, FaultList};
 use crate::golden::{self, Golden, GoldenRun};
 use crate::graph::{Graph, Guard, GuardKind};
 use crate::inject::{
-    CachedFrontiers, ComputedFrontiers, Engine, Frontiers, Injection, InjectionResult, Options,
+    CachedFrontiers, ComputedFrontiers, Engine, Frontiers, InjectionResult, Options,
 };
 use crate::report::{CsvSink, Summary};
 use crate::scenario::{self, Campaign, Scenario};
@@ -238,7 +238,7 @@ pub fn run_with_models(
             let models = std::iter::once(&plain).chain(&hardened);
             let mut report = VerifyReport::default();
             for (model, kept) in models.zip(&results) {
-                report.merge(verify::verify(&plan, model.graph, &model.injections, kept)?);
+                report.merge(verify::verify(&plan, model, kept)?);
             }
             Ok(report)
         })
@@ -256,8 +256,8 @@ pub fn run_with_models(
 pub struct Model<'a> {
     pub graph: &'a Graph,
     pub golden: Golden,
-    /// One per run of the plan ([`runs`]), ids their positions.
-    pub injections: Vec<Injection>,
+    /// The runs of the plan ([`runs`]) as the engine's injections.
+    pub injections: Resolver<'a>,
     frontiers: Box<dyn Frontiers + 'a>,
 }
 
@@ -272,8 +272,8 @@ impl<'a> Model<'a> {
         models: &faults::Models,
     ) -> Result<Model<'a>> {
         let spec = &plan.campaign.spec;
-        // The cuts do not depend on the scales: resolve once to learn them.
-        let cuts = cuts(&injections(plan, graph, &HashMap::new(), models)?);
+        // The cuts do not depend on the scales: resolve without them first.
+        let cuts = Resolver::new(plan, graph, &HashMap::new(), models)?.cuts()?;
         let golden = GoldenRun {
             graph,
             data: &plan.data,
@@ -290,7 +290,7 @@ impl<'a> Model<'a> {
                 &own
             }
         };
-        let injections = injections(plan, graph, scales, models)?;
+        let injections = Resolver::new(plan, graph, scales, models)?;
         let frontiers: Box<dyn Frontiers> = if spec.cache.enabled {
             Box::new(CachedFrontiers {
                 entries: golden
@@ -315,13 +315,13 @@ impl<'a> Model<'a> {
     /// models).
     pub fn results(&self, options: Options) -> impl Iterator<Item = Result<InjectionResult>> + '_ {
         let step = options.batch_size.max(1) * 8;
-        (0..self.injections.len()).step_by(step).flat_map(move |s| {
-            let chunk = s..(s + step).min(self.injections.len());
-            match self.run(chunk, options) {
+        let n = self.injections.len();
+        (0..n)
+            .step_by(step)
+            .flat_map(move |s| match self.run(s..(s + step).min(n), options) {
                 Ok(results) => results.into_iter().map(Ok).collect::<Vec<_>>(),
                 Err(e) => vec![Err(e)],
-            }
-        })
+            })
     }
 
     fn run(&self, chunk: Range<usize>, options: Options) -> Result<Vec<InjectionResult>> {
@@ -330,7 +330,7 @@ impl<'a> Model<'a> {
             frontiers: self.frontiers.as_ref(),
             options,
         }
-        .run(&self.injections[chunk])
+        .run(&self.injections.injections(chunk)?)
     }
 }
 

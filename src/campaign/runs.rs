@@ -1,7 +1,8 @@
 //! What the engine runs for a fault list: one run per injection and sample
 //! of its scope, with the faults resolved against a model's nodes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::Plan;
@@ -64,32 +65,97 @@ pub fn int8_scales(golden: &crate::golden::Golden) -> HashMap<String, f32> {
         .collect()
 }
 
-/// The engine's injections on `graph` (the plan's model or a hardened
-/// variant: faults are resolved by layer and tensor name), one per run
-/// (see [`runs`]), with ids their positions. Custom fault models come from
-/// `models`.
+/// Resolves the runs of a plan into the engine's injections on `graph` (the
+/// plan's model or a hardened variant: faults are found by layer and tensor
+/// name), a few at a time, so memory holds the fault list but not an
+/// injection per run. Ids are positions in [`runs`]. Custom fault models
+/// come from `models`.
+pub struct Resolver<'a> {
+    graph: &'a Graph,
+    sites: Sites,
+    scales: HashMap<String, f32>,
+    models: faults::Models,
+    runs: Vec<Run>,
+    rows: BTreeMap<u64, Vec<&'a Fault>>,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(
+        plan: &'a Plan,
+        graph: &'a Graph,
+        scales: &HashMap<String, f32>,
+        models: &faults::Models,
+    ) -> Result<Self> {
+        Ok(Resolver {
+            graph,
+            sites: Sites::from_graph(graph)?,
+            scales: scales.clone(),
+            models: models.clone(),
+            runs: runs(plan),
+            rows: rows_of(plan),
+        })
+    }
+
+    /// Number of runs.
+    pub fn len(&self) -> usize {
+        self.runs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// The injections of runs `ids`.
+    pub fn injections(&self, ids: Range<usize>) -> Result<Vec<Injection>> {
+        ids.map(|id| self.injection(id)).collect()
+    }
+
+    pub fn injection(&self, id: usize) -> Result<Injection> {
+        let run = self.runs[id];
+        Ok(Injection {
+            id,
+            sample: run.sample,
+            faults: self.faults(&self.rows[&run.injection])?,
+        })
+    }
+
+    fn faults(&self, rows: &[&Fault]) -> Result<Vec<EngineFault>> {
+        rows.iter()
+            .map(|f| {
+                let scale = self.scales.get(&f.layer).copied().unwrap_or(1.0 / 127.0);
+                engine_fault(self.graph, &self.sites, f, scale, &self.models)
+            })
+            .collect()
+    }
+
+    /// The cuts the injections read from the cache. Resolves every fault of
+    /// the list, so one the model cannot take fails here, before any run.
+    pub fn cuts(&self) -> Result<Vec<usize>> {
+        let mut cuts = BTreeSet::new();
+        for rows in self.rows.values() {
+            let faults = self.faults(rows)?;
+            cuts.extend(
+                Injection {
+                    id: 0,
+                    sample: 0,
+                    faults,
+                }
+                .cuts(),
+            );
+        }
+        Ok(cuts.into_iter().collect())
+    }
+}
+
+/// All the engine's injections of a plan on `graph` (see [`Resolver`]).
 pub fn injections(
     plan: &Plan,
     graph: &Graph,
     scales: &HashMap<String, f32>,
     models: &faults::Models,
 ) -> Result<Vec<Injection>> {
-    let sites = Sites::from_graph(graph)?;
-    let mut by_injection: BTreeMap<u64, Vec<EngineFault>> = BTreeMap::new();
-    for f in &plan.faults.faults {
-        let int8_scale = scales.get(&f.layer).copied().unwrap_or(1.0 / 127.0);
-        let fault = engine_fault(graph, &sites, f, int8_scale, models)?;
-        by_injection.entry(f.injection).or_default().push(fault);
-    }
-    Ok(runs(plan)
-        .into_iter()
-        .enumerate()
-        .map(|(id, run)| Injection {
-            id,
-            sample: run.sample,
-            faults: by_injection[&run.injection].clone(),
-        })
-        .collect())
+    let resolver = Resolver::new(plan, graph, scales, models)?;
+    resolver.injections(0..resolver.len())
 }
 
 /// The engine's form of a fault of the list, on `graph`.
@@ -160,14 +226,6 @@ fn flat_index(coord: &[u32], shape: &[u64]) -> Option<i64> {
             .zip(shape)
             .fold(0i64, |acc, (&c, &s)| acc * s as i64 + i64::from(c)),
     )
-}
-
-/// The cuts the injections read from the cache.
-pub fn cuts(injections: &[Injection]) -> Vec<usize> {
-    let mut cuts: Vec<usize> = injections.iter().flat_map(Injection::cuts).collect();
-    cuts.sort_unstable();
-    cuts.dedup();
-    cuts
 }
 
 /// The fault list's rows of each injection.

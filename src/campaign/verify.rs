@@ -3,11 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
-use super::{Plan, VerifyReport};
+use super::{Model, Plan, VerifyReport};
 use crate::error::Result;
 use crate::faults;
-use crate::graph::Graph;
-use crate::inject::{agreement, plain_run, Agreement, Injection, InjectionResult};
+use crate::inject::{agreement, plain_run, Agreement, InjectionResult};
 
 /// The ids of `n` runs among `ids` (those this process runs: a resumed run
 /// does not rerun the rest), chosen with the campaign seed.
@@ -23,16 +22,16 @@ pub fn pick(plan: &Plan, ids: Range<usize>, n: usize) -> BTreeSet<usize> {
 /// whole model from the input, no engine shortcut) and compares.
 pub fn verify(
     plan: &Plan,
-    graph: &Graph,
-    injections: &[Injection],
+    model: &Model,
     results: &BTreeMap<usize, InjectionResult>,
 ) -> Result<VerifyReport> {
+    let graph = model.graph;
     let reference: Vec<InjectionResult> = results
         .keys()
         .map(|&id| {
-            let inj = &injections[id];
+            let inj = model.injections.injection(id)?;
             let input = plan.data.batch(inj.sample..inj.sample + 1)?.input;
-            plain_run(graph, &input, inj)
+            plain_run(graph, &input, &inj)
         })
         .collect::<Result<_>>()?;
     let mut report = VerifyReport {
