@@ -438,3 +438,93 @@ fn broken_data_files_are_named() {
         .to_string()
         .contains("1000 labels for 20 samples"));
 }
+
+#[test]
+fn nodes_of_constants_are_folded_so_every_cut_caches_per_sample_values() {
+    // Weights computed from constants (a bias shared through Identity, a
+    // weight from ConstantOfShape) once crossed cuts as if per sample, and
+    // the cache fill failed there (the full torchvision ResNet-18 export).
+    let model = repo("tests/fixtures/models/conv_shared_bias.onnx");
+    let graph = load::load(&model).unwrap();
+    let ops: Vec<&str> = graph.nodes.iter().map(|n| n.op.as_str()).collect();
+    assert_eq!(
+        ops,
+        [
+            "Conv",
+            "Relu",
+            "Conv",
+            "Add",
+            "GlobalAveragePool",
+            "Flatten"
+        ]
+    );
+    let spec = DataSpec {
+        path: repo("tests/fixtures/models/conv_shared_bias.input.npy"),
+        labels: None,
+        array: None,
+        subset: Subset::All,
+        batch_size: 2,
+        preprocess: Default::default(),
+    };
+    let data = Dataset::open(&spec).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let cuts: Vec<usize> = (0..=graph.nodes.len()).collect();
+    let g = GoldenRun {
+        graph: &graph,
+        data: &data,
+        cuts: cuts.clone(),
+        store: Some(&store),
+        top_k: 1,
+    }
+    .run()
+    .unwrap();
+    assert_eq!(g.entries.len(), cuts.len());
+    let x = data.batch(0..data.len()).unwrap().input;
+    let full = graph.forward(&[x]).unwrap();
+    for (cut, path) in &g.entries {
+        let cached = Reader::open(path).unwrap().read(0, data.len()).unwrap();
+        for t in &cached {
+            assert_eq!(
+                t.size()[0],
+                data.len() as i64,
+                "cut {cut}: a value without sample rows"
+            );
+        }
+        let out = split::resume(&graph, *cut, &cached).unwrap();
+        assert!(
+            out[0].equal(&full[0]),
+            "cut {cut}: resume differs from the full pass"
+        );
+    }
+}
+
+#[test]
+fn the_full_resnet18_export_caches_at_every_conv_cut() {
+    // Made by scripts/make_bench_resnet18.py (torch, not committed: 45 MB).
+    let model = repo("target/bench-models/resnet18.onnx");
+    if !model.exists() {
+        eprintln!("skipped: {} is absent", model.display());
+        return;
+    }
+    let graph = load::load(&model).unwrap();
+    let cuts: Vec<usize> = graph
+        .nodes
+        .iter()
+        .filter(|n| n.op == "Conv")
+        .map(|n| n.index + 1)
+        .collect();
+    let x = tch::Tensor::randn([2, 3, 224, 224], (tch::Kind::Float, tch::Device::Cpu));
+    let full = graph.forward(&[x.shallow_clone()]).unwrap();
+    for cut in cuts {
+        let front = split::prefix(&graph, &[x.shallow_clone()], cut).unwrap();
+        for t in &front {
+            assert_eq!(t.size()[0], 2, "cut {cut}: a value without sample rows");
+        }
+        let out = split::resume(&graph, cut, &front).unwrap();
+        assert!(
+            out[0].equal(&full[0]),
+            "cut {cut}: resume differs from the full pass"
+        );
+    }
+}

@@ -51,6 +51,18 @@ impl Env {
     }
 }
 
+/// Runs a kernel, turning its error or (as a last line of defence) its
+/// panic into a message.
+pub fn catch_kernel<T>(
+    kernel: impl FnOnce() -> std::result::Result<T, super::ops::KernelError>,
+) -> std::result::Result<T, String> {
+    match catch_unwind(AssertUnwindSafe(kernel)) {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(e.0),
+        Err(_) => Err("the kernel panicked".to_string()),
+    }
+}
+
 impl Graph {
     /// Runs the whole graph on `inputs` (one tensor per declared input) and
     /// returns the graph outputs.
@@ -190,11 +202,7 @@ impl Graph {
         node: &Node,
         kernel: impl FnOnce() -> std::result::Result<T, super::ops::KernelError>,
     ) -> Result<T> {
-        match catch_unwind(AssertUnwindSafe(kernel)) {
-            Ok(Ok(t)) => Ok(t),
-            Ok(Err(e)) => Err(self.op_error(node, e.0)),
-            Err(_) => Err(self.op_error(node, "the kernel panicked")),
-        }
+        catch_kernel(kernel).map_err(|msg| self.op_error(node, msg))
     }
 
     fn check_inputs(&self, inputs: &[Tensor]) -> Result<()> {

@@ -7,7 +7,7 @@ mod exec;
 pub mod ops;
 
 pub use attrs::{Attr, Attrs};
-pub use exec::Env;
+pub use exec::{catch_kernel, Env};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -84,14 +84,23 @@ impl Builder {
                 dims: tensor::dims_of(vi),
             });
         }
+        let output_names: std::collections::HashSet<&str> =
+            graph.output.iter().map(|o| o.name.as_str()).collect();
         let mut nodes = Vec::new();
         for np in self.sort(&graph.node)? {
             if np.op_type == "Constant" && np.domain.is_empty() {
                 self.fold_constant(np)?;
             } else {
                 let node = self.node(np, nodes.len())?;
-                nodes.push(node);
+                // A graph output stays a node: the model computes something.
+                let is_output = np.output.iter().any(|o| output_names.contains(o.as_str()));
+                if is_output || !self.fold_node(&node)? {
+                    nodes.push(node);
+                }
             }
+        }
+        if nodes.is_empty() {
+            return Err(self.invalid("no node computes anything from the graph inputs"));
         }
         let outputs = graph
             .output
@@ -230,6 +239,42 @@ impl Builder {
         let name = np.output.first().cloned().unwrap_or_default();
         self.define(&name, Source::Constant(t))?;
         Ok(())
+    }
+
+    /// Evaluates a node whose inputs are all constants (a weight passed
+    /// through Identity, weights made by ConstantOfShape) once, here: its
+    /// outputs become constants, as weights are, instead of values each
+    /// pass computes again and the cache would store per sample. Returns
+    /// whether the node was folded.
+    fn fold_node(&mut self, node: &Node) -> Result<bool> {
+        let mut ins = Vec::with_capacity(node.inputs.len());
+        for id in &node.inputs {
+            match id.map(|id| &self.values[id].source) {
+                None => ins.push(None),
+                Some(Source::Constant(t)) => ins.push(Some(t)),
+                Some(_) => return Ok(false),
+            }
+        }
+        let def = ops::lookup(&node.op).expect("node() checked the op");
+        let fail = |msg: String| Error::Op {
+            path: self.path.clone(),
+            node: node.name.clone(),
+            op: node.op.clone(),
+            opset: node.opset,
+            msg: format!("evaluating this node of constants at load time: {msg}"),
+        };
+        let outputs = crate::graph::catch_kernel(|| (def.kernel)(node, &ins)).map_err(fail)?;
+        if outputs.len() < node.outputs.len() {
+            return Err(fail(format!(
+                "produced {} outputs, the node declares {}",
+                outputs.len(),
+                node.outputs.len()
+            )));
+        }
+        for (&id, t) in node.outputs.iter().zip(outputs) {
+            self.values[id].source = Source::Constant(t);
+        }
+        Ok(true)
     }
 
     fn node(&mut self, np: &NodeProto, index: usize) -> Result<Node> {
