@@ -54,6 +54,11 @@ fn main() {
             scenario: "scenarios/bench_mobilenet_v2_last_quarter.yml",
             needs: vec!["../shared/models/mobilenet_v2.onnx", "../shared/images"],
         },
+        Case {
+            name: "mobilenet_v2_weights",
+            scenario: "scenarios/bench_mobilenet_v2_weights.yml",
+            needs: vec!["../shared/models/mobilenet_v2.onnx", "../shared/images"],
+        },
         if resnet_full {
             Case {
                 name: "resnet18_full",
