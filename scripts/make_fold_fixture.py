@@ -6,6 +6,13 @@ initializers so) and a weight made by ConstantOfShape. The loader folds such
 nodes into constants. With the model: NAME.input.npy and onnxruntime's
 output NAME.expected.npy, so the parity and cut tests pick it up.
 
+Also writes three small models for the loader's rules (no input or expected
+file, so the parity and cut tests leave them alone): fold_error_reshape.onnx
+(a Reshape of constants to an impossible shape, which fails when folded: a
+load error naming the node), fold_nothing_computed.onnx (no node but a
+Constant: a load error) and fold_constant_output.onnx (the output is computed
+from constants only: its node stays, the Identity before it is folded).
+
 Usage: python3 scripts/make_fold_fixture.py   (needs numpy, onnx, onnxruntime)
 """
 import os
@@ -55,3 +62,51 @@ y = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x
 np.save(os.path.join(out, f"{name}.input.npy"), x)
 np.save(os.path.join(out, f"{name}.expected.npy"), y)
 print(f"wrote {path}, output {y.shape}")
+
+
+def save_small(name, nodes, inits, outputs):
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = os.path.join(out, f"{name}.onnx")
+    onnx.save(model, path)
+    print(f"wrote {path}")
+
+
+w = numpy_helper.from_array(np.arange(6, dtype=np.float32), "w")
+save_small(
+    "fold_error_reshape",
+    [
+        helper.make_node("Reshape", ["w", "shape"], ["w45"], name="reshape_w"),
+        helper.make_node("Add", ["x", "w45"], ["y"], name="add"),
+    ],
+    [w, numpy_helper.from_array(np.array([4, 5], dtype=np.int64), "shape")],
+    ["y"],
+)
+save_small(
+    "fold_nothing_computed",
+    [
+        helper.make_node(
+            "Constant", [], ["y"], name="const_y",
+            value=numpy_helper.from_array(np.ones(4, dtype=np.float32)),
+        ),
+    ],
+    [],
+    ["y"],
+)
+save_small(
+    "fold_constant_output",
+    [
+        helper.make_node("Neg", ["x"], ["unused"], name="neg_x"),
+        helper.make_node("Identity", ["w"], ["w1"], name="identity_w"),
+        helper.make_node("Relu", ["w1"], ["y"], name="relu_w"),
+    ],
+    [w],
+    ["y"],
+)

@@ -439,6 +439,56 @@ fn broken_data_files_are_named() {
         .contains("1000 labels for 20 samples"));
 }
 
+/// Golden run of `graph` over the samples in `input` (an .npy file),
+/// caching at `cuts`; checks that every cached value has one row per sample
+/// and that resuming from each cut's entry is bitwise the full pass.
+fn check_cache_at(graph: &faultsweep::graph::Graph, input: PathBuf, cuts: Vec<usize>) {
+    let spec = DataSpec {
+        path: input,
+        labels: None,
+        array: None,
+        subset: Subset::All,
+        batch_size: 2,
+        preprocess: Default::default(),
+    };
+    let data = Dataset::open(&spec).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let g = GoldenRun {
+        graph,
+        data: &data,
+        cuts: cuts.clone(),
+        store: Some(&store),
+        top_k: 1,
+    }
+    .run()
+    .unwrap();
+    assert_eq!(
+        g.entries.iter().map(|e| e.0).collect::<Vec<_>>(),
+        cuts,
+        "one entry per cut"
+    );
+    let x = data.batch(0..data.len()).unwrap().input;
+    let full = graph.forward(&[x]).unwrap();
+    for (cut, path) in &g.entries {
+        let cached = Reader::open(path).unwrap().read(0, data.len()).unwrap();
+        let names = split::frontier(graph, *cut).unwrap();
+        for (t, id) in cached.iter().zip(names) {
+            assert_eq!(
+                t.size().first().copied(),
+                Some(data.len() as i64),
+                "cut {cut}: value '{}' has no sample rows",
+                graph.values[id].name
+            );
+        }
+        let out = split::resume(graph, *cut, &cached).unwrap();
+        assert!(
+            out[0].equal(&full[0]),
+            "cut {cut}: resume differs from the full pass"
+        );
+    }
+}
+
 #[test]
 fn nodes_of_constants_are_folded_so_every_cut_caches_per_sample_values() {
     // Weights computed from constants (a bias shared through Identity, a
@@ -458,73 +508,99 @@ fn nodes_of_constants_are_folded_so_every_cut_caches_per_sample_values() {
             "Flatten"
         ]
     );
-    let spec = DataSpec {
-        path: repo("tests/fixtures/models/conv_shared_bias.input.npy"),
-        labels: None,
-        array: None,
-        subset: Subset::All,
-        batch_size: 2,
-        preprocess: Default::default(),
-    };
-    let data = Dataset::open(&spec).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = store_in(dir.path());
-    let cuts: Vec<usize> = (0..=graph.nodes.len()).collect();
-    let g = GoldenRun {
-        graph: &graph,
-        data: &data,
-        cuts: cuts.clone(),
-        store: Some(&store),
-        top_k: 1,
+    for (i, n) in graph.nodes.iter().enumerate() {
+        assert_eq!(n.index, i, "node '{}' has index {}", n.name, n.index);
     }
-    .run()
-    .unwrap();
-    assert_eq!(g.entries.len(), cuts.len());
-    let x = data.batch(0..data.len()).unwrap().input;
-    let full = graph.forward(&[x]).unwrap();
-    for (cut, path) in &g.entries {
-        let cached = Reader::open(path).unwrap().read(0, data.len()).unwrap();
-        for t in &cached {
-            assert_eq!(
-                t.size()[0],
-                data.len() as i64,
-                "cut {cut}: a value without sample rows"
+    let input = repo("tests/fixtures/models/conv_shared_bias.input.npy");
+    let x = crate::common::read_npy(&input);
+    let out = graph.forward(&[x]).unwrap();
+    let want =
+        crate::common::read_npy(&repo("tests/fixtures/models/conv_shared_bias.expected.npy"));
+    crate::common::check_parity(&out[0], &want).unwrap();
+    check_cache_at(&graph, input, (0..=graph.nodes.len()).collect());
+}
+
+#[test]
+fn no_fixture_keeps_a_node_of_constants() {
+    // The light_* models make every weight with ConstantOfShape: those nodes
+    // are evaluated at load time, so what is left reads the input.
+    let mut light = 0;
+    for f in crate::common::model_fixtures() {
+        let graph = load::load(&f.model).unwrap();
+        for n in &graph.nodes {
+            // Only in a model of constants (an op test) the nodes making the
+            // outputs stay.
+            let makes_output = n.outputs.iter().any(|o| graph.outputs.contains(o));
+            assert!(
+                makes_output || n.inputs.iter().flatten().any(|&id| graph.is_computed(id)),
+                "{}: node '{}' ({}) reads only constants",
+                f.name,
+                n.name,
+                n.op
             );
         }
-        let out = split::resume(&graph, *cut, &cached).unwrap();
-        assert!(
-            out[0].equal(&full[0]),
-            "cut {cut}: resume differs from the full pass"
-        );
+        light += usize::from(f.name.starts_with("light_"));
     }
+    assert!(light > 0, "no light_* fixture was checked");
+}
+
+#[test]
+fn folding_errors_name_the_node_and_an_empty_graph_is_refused() {
+    let path = |name: &str| repo(&format!("tests/fixtures/models/{name}.onnx"));
+    let err = |name: &str| {
+        let e = load::load(path(name)).unwrap_err();
+        assert_eq!(e.exit_code(), 3, "{name}: {e}");
+        e.to_string()
+    };
+    let e = err("fold_error_reshape");
+    assert!(
+        e.contains("fold_error_reshape.onnx")
+            && e.contains("node 'reshape_w' (op Reshape")
+            && e.contains("evaluated at load time"),
+        "{e}"
+    );
+    let e = err("fold_nothing_computed");
+    assert!(
+        e.contains("computes nothing") && e.contains("no node is left"),
+        "{e}"
+    );
+    // Outputs made of constants only keep the nodes that make them (the
+    // Identity before is folded): the model still computes something.
+    let graph = load::load(path("fold_constant_output")).unwrap();
+    let names: Vec<&str> = graph.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["neg_x", "relu_w"]);
+    let x = tch::Tensor::ones([2, 4], (tch::Kind::Float, tch::Device::Cpu));
+    let y = graph.forward(&[x]).unwrap();
+    assert_eq!(
+        Vec::<f32>::try_from(&y[0]).unwrap(),
+        [0., 1., 2., 3., 4., 5.]
+    );
 }
 
 #[test]
 fn the_full_resnet18_export_caches_at_every_conv_cut() {
     // Made by scripts/make_bench_resnet18.py (torch, not committed: 45 MB).
+    // Its 16 Identity nodes pass deduplicated Conv biases on; unfolded, they
+    // crossed the cuts as per-sample values and the cache fill failed.
     let model = repo("target/bench-models/resnet18.onnx");
     if !model.exists() {
         eprintln!("skipped: {} is absent", model.display());
         return;
     }
     let graph = load::load(&model).unwrap();
+    assert!(graph.nodes.iter().all(|n| n.op != "Identity"));
     let cuts: Vec<usize> = graph
         .nodes
         .iter()
         .filter(|n| n.op == "Conv")
         .map(|n| n.index + 1)
         .collect();
-    let x = tch::Tensor::randn([2, 3, 224, 224], (tch::Kind::Float, tch::Device::Cpu));
-    let full = graph.forward(&[x.shallow_clone()]).unwrap();
-    for cut in cuts {
-        let front = split::prefix(&graph, &[x.shallow_clone()], cut).unwrap();
-        for t in &front {
-            assert_eq!(t.size()[0], 2, "cut {cut}: a value without sample rows");
-        }
-        let out = split::resume(&graph, cut, &front).unwrap();
-        assert!(
-            out[0].equal(&full[0]),
-            "cut {cut}: resume differs from the full pass"
-        );
-    }
+    assert_eq!(cuts.len(), 20, "ResNet-18 has 20 Conv nodes");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("x.npy");
+    tch::manual_seed(0);
+    tch::Tensor::randn([3, 3, 224, 224], (tch::Kind::Float, tch::Device::Cpu))
+        .write_npy(&input)
+        .unwrap();
+    check_cache_at(&graph, input, cuts);
 }

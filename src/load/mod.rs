@@ -1,8 +1,11 @@
 //! Step 1, load: an ONNX file becomes a [`Graph`]. Initializers and `Constant`
 //! nodes become constant tensors, the remaining nodes are sorted topologically
 //! (stable: file order where the file is already sorted), every op and
-//! attribute is checked against the kernels, and each value gets its last
-//! reader for the executor's liveness.
+//! attribute is checked against the kernels, nodes that read only constants
+//! are evaluated once here and become constants too (so, but in a model of
+//! constants only, every value a node computes depends on the inputs and has
+//! their sample rows), and each value gets its last reader for the
+//! executor's liveness.
 
 mod proto;
 mod tensor;
@@ -10,7 +13,7 @@ mod tensor;
 /// ONNX data type to tch kind, shared with the Cast kernels.
 pub(crate) use tensor::kind_of;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use prost::Message;
@@ -21,6 +24,18 @@ use proto::{attribute_type as at, AttributeProto, ModelProto, NodeProto};
 
 /// Default-domain opsets this loader accepts.
 pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=22;
+
+/// Ops never evaluated at load time although their inputs are constants:
+/// each run draws new values. None has a kernel today; the list keeps a
+/// future kernel from being folded into one fixed draw.
+const NONDETERMINISTIC: &[&str] = &[
+    "Bernoulli",
+    "Multinomial",
+    "RandomNormal",
+    "RandomNormalLike",
+    "RandomUniform",
+    "RandomUniformLike",
+];
 
 /// Loads and validates the ONNX model at `path`.
 pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
@@ -84,23 +99,29 @@ impl Builder {
                 dims: tensor::dims_of(vi),
             });
         }
-        let output_names: std::collections::HashSet<&str> =
-            graph.output.iter().map(|o| o.name.as_str()).collect();
+        let order = self.sort(&graph.node)?;
+        // Nodes of constants are folded, but in a model whose outputs all
+        // come from constants (an op test of a constant graph) the nodes
+        // that make the outputs still run, as written: the model computes
+        // them, and has nodes.
+        let keep: HashSet<&str> = if self.outputs_all_constant(&order, &graph.output) {
+            graph.output.iter().map(|o| o.name.as_str()).collect()
+        } else {
+            HashSet::new()
+        };
         let mut nodes = Vec::new();
-        for np in self.sort(&graph.node)? {
-            if np.op_type == "Constant" && np.domain.is_empty() {
+        for np in order {
+            if np.op_type == "Constant" && is_default(&np.domain) {
                 self.fold_constant(np)?;
             } else {
+                // A folded node takes no index: the next node gets it, so
+                // indices stay the positions in `nodes`.
                 let node = self.node(np, nodes.len())?;
-                // A graph output stays a node: the model computes something.
-                let is_output = np.output.iter().any(|o| output_names.contains(o.as_str()));
-                if is_output || !self.fold_node(&node)? {
+                let kept = np.output.iter().any(|o| keep.contains(o.as_str()));
+                if kept || !self.fold_node(&node)? {
                     nodes.push(node);
                 }
             }
-        }
-        if nodes.is_empty() {
-            return Err(self.invalid("no node computes anything from the graph inputs"));
         }
         let outputs = graph
             .output
@@ -113,6 +134,12 @@ impl Builder {
             .collect::<Result<Vec<_>>>()?;
         if outputs.is_empty() {
             return Err(self.invalid("the graph declares no outputs"));
+        }
+        if nodes.is_empty() {
+            return Err(self.invalid(
+                "the graph computes nothing: no node is left (its outputs are \
+                 initializers, graph inputs or Constant nodes)",
+            ));
         }
         let mut g = Graph {
             path: self.path,
@@ -217,6 +244,36 @@ impl Builder {
         Ok(order)
     }
 
+    /// Whether every graph output would be folded: computed, through
+    /// nodes [`Builder::fold_node`] folds, from initializers and `Constant`
+    /// nodes only (decided on names, before any node is evaluated).
+    fn outputs_all_constant(
+        &self,
+        order: &[&NodeProto],
+        outputs: &[proto::ValueInfoProto],
+    ) -> bool {
+        let mut constant: HashSet<&str> = self
+            .values
+            .iter()
+            .filter(|v| matches!(v.source, Source::Constant(_)))
+            .map(|v| v.name.as_str())
+            .collect();
+        for np in order {
+            let foldable = is_default(&np.domain)
+                && (np.op_type == "Constant"
+                    || (!NONDETERMINISTIC.contains(&np.op_type.as_str())
+                        && np
+                            .input
+                            .iter()
+                            .filter(|i| !i.is_empty())
+                            .all(|i| constant.contains(i.as_str()))));
+            if foldable {
+                constant.extend(np.output.iter().map(String::as_str));
+            }
+        }
+        outputs.iter().all(|o| constant.contains(o.name.as_str()))
+    }
+
     fn fold_constant(&mut self, np: &NodeProto) -> Result<()> {
         let attrs = self.attrs(np)?;
         let t =
@@ -247,6 +304,9 @@ impl Builder {
     /// pass computes again and the cache would store per sample. Returns
     /// whether the node was folded.
     fn fold_node(&mut self, node: &Node) -> Result<bool> {
+        if NONDETERMINISTIC.contains(&node.op.as_str()) {
+            return Ok(false);
+        }
         let mut ins = Vec::with_capacity(node.inputs.len());
         for id in &node.inputs {
             match id.map(|id| &self.values[id].source) {
@@ -256,12 +316,12 @@ impl Builder {
             }
         }
         let def = ops::lookup(&node.op).expect("node() checked the op");
-        let fail = |msg: String| Error::Op {
-            path: self.path.clone(),
-            node: node.name.clone(),
-            op: node.op.clone(),
-            opset: node.opset,
-            msg: format!("evaluating this node of constants at load time: {msg}"),
+        let fail = |msg: String| {
+            self.invalid(format!(
+                "node '{}' (op {}, opset {}) reads only constants, so it is evaluated at \
+                 load time, and that failed: {msg}",
+                node.name, node.op, node.opset
+            ))
         };
         let outputs = crate::graph::catch_kernel(|| (def.kernel)(node, &ins)).map_err(fail)?;
         if outputs.len() < node.outputs.len() {
@@ -290,7 +350,7 @@ impl Builder {
             opset: self.opset,
             msg,
         };
-        if !(np.domain.is_empty() || np.domain == "ai.onnx") {
+        if !is_default(&np.domain) {
             return Err(unsupported(format!(
                 "domain '{}' is not supported",
                 np.domain
@@ -379,6 +439,11 @@ impl Builder {
             }
         })
     }
+}
+
+/// Whether `domain` names the default ONNX domain.
+fn is_default(domain: &str) -> bool {
+    domain.is_empty() || domain == "ai.onnx"
 }
 
 /// Records each value's last reader; graph outputs live to the end.
