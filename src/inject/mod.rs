@@ -14,7 +14,9 @@
 //! as masked and leaves the batch; with `stop_at_nonfinite`, a row holding
 //! NaN or Inf leaves as well.
 
+mod blocks;
 mod frontiers;
+mod region;
 mod rows;
 mod verify;
 mod weights;
@@ -29,6 +31,7 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::graph::{Env, Graph, Node};
+use region::{RegionalRow, Step};
 use rows::{RowState, RowView, Rows};
 use weights::Patch;
 
@@ -149,7 +152,10 @@ impl InjectionResult {
 pub struct Options {
     /// Faulty rows per batch.
     pub batch_size: usize,
-    /// Drop rows identical to golden after each node.
+    /// Skip work that golden already did: drop rows identical to golden
+    /// after each node, and run a row whose single neuron fault still
+    /// changes only a small box of positions over that box alone (see
+    /// `region`).
     pub drop_masked: bool,
     /// Drop rows as soon as they hold NaN or Inf.
     pub stop_at_nonfinite: bool,
@@ -313,6 +319,7 @@ impl Engine<'_> {
             batch,
             weighted: weights::weighted_nodes(batch),
             rows: Rows::default(),
+            regional: Vec::new(),
             state: batch.iter().map(|i| RowState::new(i)).collect(),
             pending: Vec::new(),
             joins,
@@ -325,7 +332,7 @@ impl Engine<'_> {
             run.after(&graph.nodes[first - 1], &mut env)?;
         }
         if let Some(node) = graph.nodes.get(first) {
-            run.prepare(node, &env)?;
+            run.prepare(node, &mut env)?;
         }
         graph.run_then(first..graph.nodes.len(), &mut env, |node, env| {
             run.join(node.index + 1, env)?;
@@ -384,6 +391,9 @@ struct BatchRun<'e, 'b> {
     /// Nodes with a weight fault in some row.
     weighted: BTreeSet<usize>,
     rows: Rows,
+    /// Faulty rows running as boxes beside their golden rows, not yet in
+    /// `rows`.
+    regional: Vec<RegionalRow>,
     state: Vec<RowState>,
     /// Weight-fault patches for nodes about to run.
     pending: Vec<Patch>,
@@ -394,9 +404,20 @@ struct BatchRun<'e, 'b> {
 impl BatchRun<'_, '_> {
     /// At `cut`, with its frontier in `env`: the rows that start there join.
     fn join(&mut self, cut: usize, env: &mut Env) -> Result<()> {
-        let Some(join) = self.joins.remove(&cut) else {
+        let Some(mut join) = self.joins.remove(&cut) else {
             return Ok(());
         };
+        let options = self.engine.options;
+        if options.drop_masked && !options.from_input {
+            let (batch, regional) = (self.batch, &mut self.regional);
+            join.jobs.retain(|&(job, sample)| {
+                let eligible = region::eligible(batch[job]);
+                if eligible {
+                    regional.push(RegionalRow::new(job, sample));
+                }
+                !eligible
+            });
+        }
         let graph = self.engine.graph;
         let ids = crate::split::frontier(graph, cut)?;
         let cached = match join.samples.is_empty() {
@@ -411,11 +432,21 @@ impl BatchRun<'_, '_> {
             })
     }
 
-    /// Before `node` runs, with its inputs in `env`: computes the patches of
-    /// its weight faults.
-    fn prepare(&mut self, node: &Node, env: &Env) -> Result<()> {
+    /// Before `node` runs, with its inputs in `env`: computes the regional
+    /// rows' boxes of its outputs (or joins those rows to the batch), then
+    /// the patches of its weight faults.
+    fn prepare(&mut self, node: &Node, env: &mut Env) -> Result<()> {
+        let graph = self.engine.graph;
+        let mut joining = Vec::new();
+        for r in &mut self.regional {
+            let golden = self.rows.golden_row(r.sample).expect("golden rows stay");
+            match r.step(graph, node, env, golden)? {
+                Step::Boxes(outputs) => r.set_pending(outputs),
+                Step::Join => joining.push(r.job),
+            }
+        }
+        self.join_regional(&joining, node.index, env)?;
         if self.weighted.contains(&node.index) {
-            let graph = self.engine.graph;
             let per_channel = !self.engine.options.from_input;
             let patches = weights::patches(
                 graph,
@@ -431,14 +462,92 @@ impl BatchRun<'_, '_> {
         Ok(())
     }
 
+    /// Makes the regional rows of `jobs` full batch rows at `cut` (its
+    /// frontier in `env`): copies of their golden rows with their boxes
+    /// written in.
+    fn join_regional(&mut self, jobs: &[usize], cut: usize, env: &mut Env) -> Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let (joining, staying) = std::mem::take(&mut self.regional)
+            .into_iter()
+            .partition::<Vec<_>, _>(|r| jobs.contains(&r.job));
+        self.regional = staying;
+        let ids = crate::split::frontier(self.engine.graph, cut)?;
+        let pairs: Vec<(usize, usize)> = joining.iter().map(|r| (r.job, r.sample)).collect();
+        let cut_error = |e: tch::TchError| Error::Cut {
+            cut,
+            msg: e.to_string(),
+        };
+        self.rows
+            .join(env, &ids, &[], &[], &pairs)
+            .map_err(cut_error)?;
+        for r in joining {
+            let at = self.rows.row_of(r.job).expect("the row just joined");
+            region::write_in(&r, env, at).map_err(cut_error)?;
+            self.state[r.job].differs = r.deltas.keys().copied().collect();
+        }
+        Ok(())
+    }
+
     /// After `node` ran: its weight and neuron faults, its guard again (a
     /// guard sits after the faulty output), then the row checks.
     fn after(&mut self, node: &Node, env: &mut Env) -> Result<()> {
         let graph = self.engine.graph;
+        self.inject_regional(node, env)?;
         weights::apply(graph, node, env, &self.rows, &mut self.pending)?;
         self.inject(node, env)?;
         guard_again(graph, node, env)?;
-        self.check_rows(node, env)
+        self.check_rows(node, env)?;
+        self.settle_regional(node, env)
+    }
+
+    /// Applies the faults on `node`'s output to the regional rows, each as a
+    /// one-position box; a row whose fault does not fit one joins the batch
+    /// (before the batch's own faults are applied).
+    fn inject_regional(&mut self, node: &Node, env: &mut Env) -> Result<()> {
+        let graph = self.engine.graph;
+        let mut joining = Vec::new();
+        for r in &mut self.regional {
+            let inj = self.batch[r.job];
+            if inj.faults[0].node != node.index {
+                continue;
+            }
+            let golden = self.rows.golden_row(r.sample).expect("golden rows stay");
+            match r.inject(graph, node, env, golden, inj)? {
+                Some(site) => self.state[r.job].sites[0] = Some(site),
+                None => joining.push(r.job),
+            }
+        }
+        self.join_regional(&joining, node.index + 1, env)
+    }
+
+    /// After `node` ran: the regional rows take in their boxes of its
+    /// outputs, note NaN/Inf, and leave when masked (or stopped at NaN/Inf),
+    /// as the batch rows do in [`BatchRun::check_rows`].
+    fn settle_regional(&mut self, node: &Node, env: &mut Env) -> Result<()> {
+        let (graph, options) = (self.engine.graph, self.engine.options);
+        let mut leave = BTreeSet::new();
+        for r in &mut self.regional {
+            let state = &mut self.state[r.job];
+            let fault_node = self.batch[r.job].faults[0].node;
+            let scan =
+                region::may_turn_nonfinite(node, fault_node, state.first_nonfinite.is_some());
+            let golden = self.rows.golden_row(r.sample).expect("golden rows stay");
+            if r.settle(graph, node, env, golden, scan)? {
+                state.first_nonfinite.get_or_insert(node.index);
+                state.detected |= graph.monitors.contains(&node.index);
+                if options.stop_at_nonfinite || state.detected {
+                    leave.insert(r.job);
+                }
+            }
+            if r.deltas.is_empty() {
+                state.masked_after = Some(node.index);
+                leave.insert(r.job);
+            }
+        }
+        self.regional.retain(|r| !leave.contains(&r.job));
+        Ok(())
     }
 
     /// Applies the neuron faults on `node`'s output to the rows still running.

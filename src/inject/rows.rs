@@ -167,14 +167,7 @@ impl RowView {
     }
 
     fn bytes(&self, row: usize) -> Option<&[u8]> {
-        if self.t.device() != Device::Cpu {
-            return None;
-        }
-        let base = self.t.data_ptr() as *const u8;
-        // SAFETY: `t` is a contiguous CPU tensor owned by `self`; `row` is one
-        // of its rows, so the range lies inside its storage and is not
-        // written while `self` borrows it.
-        Some(unsafe { std::slice::from_raw_parts(base.add(row * self.row_bytes), self.row_bytes) })
+        cpu_bytes(&self.t).map(|b| &b[row * self.row_bytes..(row + 1) * self.row_bytes])
     }
 
     /// Rows `a` and `b` hold the same bits.
@@ -187,26 +180,55 @@ impl RowView {
 
     /// Row `row` of a floating-point tensor holds a NaN or an infinity.
     pub fn nonfinite(&self, row: usize) -> bool {
-        // Branch-free over the whole row, so the loop vectorizes.
-        fn any_max_exponent<const N: usize>(
-            bytes: &[u8],
-            bits: impl Fn([u8; N]) -> u64,
-            mask: u64,
-        ) -> bool {
-            bytes.chunks_exact(N).fold(false, |any, c| {
-                any | (bits(c.try_into().expect("chunk of N bytes")) & mask == mask)
-            })
-        }
-        let Some(bytes) = self.bytes(row) else {
-            return is_float(self.t.kind())
-                && !bool::try_from(self.t.get(row as i64).isfinite().all()).unwrap_or(true);
-        };
-        match self.t.kind() {
-            Kind::Float => any_max_exponent(bytes, |b| u32::from_ne_bytes(b).into(), 0x7f80_0000),
-            Kind::Double => any_max_exponent(bytes, u64::from_ne_bytes, 0x7ff0_0000_0000_0000),
-            Kind::Half => any_max_exponent(bytes, |b| u16::from_ne_bytes(b).into(), 0x7c00),
-            Kind::BFloat16 => any_max_exponent(bytes, |b| u16::from_ne_bytes(b).into(), 0x7f80),
-            _ => false,
+        match self.bytes(row) {
+            Some(bytes) => nonfinite_bytes(self.t.kind(), bytes),
+            None => {
+                is_float(self.t.kind())
+                    && !bool::try_from(self.t.get(row as i64).isfinite().all()).unwrap_or(true)
+            }
         }
     }
+}
+
+/// Whether `bytes`, values of `kind`, hold a NaN or an infinity (none for
+/// kinds other than floating point).
+pub(super) fn nonfinite_bytes(kind: Kind, bytes: &[u8]) -> bool {
+    // Branch-free over the whole slice, so the loop vectorizes.
+    fn any_max_exponent<const N: usize>(
+        bytes: &[u8],
+        bits: impl Fn([u8; N]) -> u64,
+        mask: u64,
+    ) -> bool {
+        bytes.chunks_exact(N).fold(false, |any, c| {
+            any | (bits(c.try_into().expect("chunk of N bytes")) & mask == mask)
+        })
+    }
+    match kind {
+        Kind::Float => any_max_exponent(bytes, |b| u32::from_ne_bytes(b).into(), 0x7f80_0000),
+        Kind::Double => any_max_exponent(bytes, u64::from_ne_bytes, 0x7ff0_0000_0000_0000),
+        Kind::Half => any_max_exponent(bytes, |b| u16::from_ne_bytes(b).into(), 0x7c00),
+        Kind::BFloat16 => any_max_exponent(bytes, |b| u16::from_ne_bytes(b).into(), 0x7f80),
+        _ => false,
+    }
+}
+
+/// The bytes of a contiguous tensor on the CPU.
+pub(super) fn cpu_bytes(t: &Tensor) -> Option<&[u8]> {
+    if t.device() != Device::Cpu || !t.is_contiguous() {
+        return None;
+    }
+    let len = t.numel() * t.kind().elt_size_in_bytes();
+    // SAFETY: `t` is a contiguous CPU tensor, so its `len` bytes lie in its
+    // storage, which the borrow of `t` keeps alive; nothing writes them while
+    // the slice lives.
+    Some(unsafe { std::slice::from_raw_parts(t.data_ptr() as *const u8, len) })
+}
+
+/// The bytes of a contiguous CPU tensor, to write: only for a tensor just
+/// created, which nothing else reads or aliases.
+pub(super) fn cpu_bytes_mut(t: &mut Tensor) -> Option<&mut [u8]> {
+    let len = cpu_bytes(t)?.len();
+    // SAFETY: as in `cpu_bytes`; the exclusive borrow of `t`, which the
+    // caller created and has not shared, keeps other readers away.
+    Some(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut u8, len) })
 }

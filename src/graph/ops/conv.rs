@@ -154,6 +154,35 @@ pub fn conv_channel(node: &Node, inputs: &Inputs, channel: i64) -> KResult<Tenso
     convolve(node, &x, &w, b.as_ref(), 1)
 }
 
+/// The geometry of a Conv node on an input: per spatial axis its strides,
+/// dilations, padding (begin, end) and dilated kernel extent, and its groups.
+#[derive(Debug, Clone)]
+pub struct ConvShape {
+    pub strides: Vec<i64>,
+    pub dilations: Vec<i64>,
+    pub pads: Vec<(i64, i64)>,
+    pub extent: Vec<i64>,
+    pub group: i64,
+}
+
+impl ConvShape {
+    pub fn of(node: &Node, x: &Tensor, w: &Tensor) -> KResult<Self> {
+        let kernel = weight_kernel(node, x, w)?;
+        let d = kernel.len();
+        let strides = per_axis(node, "strides", d, 1)?;
+        let dilations = per_axis(node, "dilations", d, 1)?;
+        let extent = extents(&kernel, &dilations);
+        let pads = spatial_pads(node, &x.size()[2..], &extent, &strides)?;
+        Ok(ConvShape {
+            strides,
+            dilations,
+            pads,
+            extent,
+            group: node.attrs.int("group", 1)?,
+        })
+    }
+}
+
 fn convolve(
     node: &Node,
     x: &Tensor,
@@ -161,22 +190,37 @@ fn convolve(
     b: Option<&Tensor>,
     group: i64,
 ) -> KResult<Tensor> {
-    let kernel = weight_kernel(node, x, w)?;
-    let d = kernel.len();
-    let strides = per_axis(node, "strides", d, 1)?;
-    let dilations = per_axis(node, "dilations", d, 1)?;
-    let extent = extents(&kernel, &dilations);
-    let pads = spatial_pads(node, &x.size()[2..], &extent, &strides)?;
-    let pointwise = kernel
+    let shape = ConvShape {
+        group,
+        ..ConvShape::of(node, x, w)?
+    };
+    convolve_as(&shape, x, w, b)
+}
+
+/// Convolves `x` with the geometry `shape` (the kernel every Conv runs).
+pub fn convolve_as(
+    shape: &ConvShape,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+) -> KResult<Tensor> {
+    let ConvShape {
+        strides,
+        dilations,
+        pads,
+        extent,
+        group,
+    } = shape;
+    let pointwise = extent
         .iter()
-        .chain(&strides)
-        .chain(&dilations)
+        .chain(strides)
+        .chain(dilations)
         .all(|&k| k == 1)
         && pads.iter().all(|&(a, b)| a == 0 && b == 0);
-    if pointwise && group == 1 {
+    if pointwise && *group == 1 {
         return pointwise_conv(x, w, b);
     }
-    let (x, padding) = pad_asymmetric(x, &pads, 0.0)?;
+    let (x, padding) = pad_asymmetric(x, pads, 0.0)?;
     Ok(x.f_convolution(
         w,
         b,
@@ -184,8 +228,8 @@ fn convolve(
         padding.as_slice(),
         dilations.as_slice(),
         false,
-        vec![0; d].as_slice(),
-        group,
+        vec![0; pads.len()].as_slice(),
+        *group,
     )?)
 }
 

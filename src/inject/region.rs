@@ -1,0 +1,466 @@
+//! Regional rows: a faulty row held as the box of positions where it
+//! differs from its golden row, recomputed over that box alone.
+//!
+//! A single neuron fault changes one position of one activation, and each
+//! convolution after it widens the difference only by its kernel's reach,
+//! so for many layers the faulty row differs from golden in a small window
+//! of a large activation, where most of the compute lies. A regional row
+//! keeps, for each live value where it differs, a box (a range per spatial
+//! axis) and its values there. A Conv or an element-wise node is recomputed
+//! over the box its output can differ in, reading the golden row around it
+//! (the halo). A box that comes out equal to golden disappears, and a row
+//! with no box left is masked. The row joins the batch as a full row (its
+//! golden row with the boxes written in) when a box would cover more than
+//! [`MAX_SHARE`] of its value, or at a node of any other kind.
+//!
+//! A box is computed with the same kernels as the full tensor over the same
+//! inputs, so its values are those of the full row; `--verify` checks that
+//! the outcomes agree with the plain full pass.
+
+use std::collections::BTreeMap;
+
+use tch::Tensor;
+
+use super::blocks::{copy_region, equal_region, intersect, positions, Block, Span};
+use super::rows::{cpu_bytes, cpu_bytes_mut, nonfinite_bytes};
+use super::{corrupt_flat, keeps_finite, FaultSite, Injection, SiteValues};
+use crate::error::Result;
+use crate::graph::ops::{convolve_as, ConvShape};
+use crate::graph::{Env, Graph, Node, ValueId};
+
+/// A regional row joins the batch rather than compute a box covering more
+/// than this share of a value's positions (a batch row is cheaper then).
+const MAX_SHARE: f64 = 0.25;
+
+/// Ops computed position by position whose result at a position does not
+/// depend on how the kernel blocks or vectorizes the tensor (one correctly
+/// rounded operation, or a selection), so a box of the output holds exactly
+/// the full tensor's values there. Transcendental ops (Sigmoid, Tanh, Exp,
+/// ...) and fused multiply-adds (BatchNormalization) are left out: their
+/// vector and scalar code paths may round differently.
+const ELEMENTWISE: &[&str] = &[
+    "Relu",
+    "Clip",
+    "LeakyRelu",
+    "Identity",
+    "Neg",
+    "Abs",
+    "Sqrt",
+    "Reciprocal",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Max",
+    "Min",
+];
+
+/// One row's values over a box of positions.
+pub(super) struct Delta {
+    span: Span,
+    /// Shape `[1, C, span lengths...]`.
+    values: Tensor,
+}
+
+impl Delta {
+    fn new(span: Span, values: Tensor) -> Self {
+        // Contiguous, so that it can be compared and copied in place.
+        let values = values.contiguous();
+        Delta { span, values }
+    }
+}
+
+/// A faulty row running as boxes beside its golden row.
+pub(super) struct RegionalRow {
+    pub job: usize,
+    pub sample: usize,
+    /// The live values where the row differs from golden.
+    pub deltas: BTreeMap<ValueId, Delta>,
+    /// The outputs of the node about to run, computed before it runs (while
+    /// its inputs are live).
+    pending: Vec<(ValueId, Delta)>,
+}
+
+/// What a node does to a regional row.
+pub(super) enum Step {
+    /// Its outputs, computed over boxes (none when they equal golden).
+    Boxes(Vec<(ValueId, Delta)>),
+    /// The row must join the batch before the node runs.
+    Join,
+}
+
+/// Whether `inj` can run as a regional row: a single neuron fault.
+pub(super) fn eligible(inj: &Injection) -> bool {
+    matches!(inj.faults.as_slice(), [f] if matches!(f.site, FaultSite::Neuron { .. }))
+}
+
+impl RegionalRow {
+    pub fn new(job: usize, sample: usize) -> Self {
+        RegionalRow {
+            job,
+            sample,
+            deltas: BTreeMap::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Sets the outputs of the node about to run.
+    pub fn set_pending(&mut self, outputs: Vec<(ValueId, Delta)>) {
+        self.pending = outputs;
+    }
+
+    /// Applies the row's fault to the output of `node` (just run; golden row
+    /// `golden` of `env`), as a one-position box. `None` when the output has
+    /// no spatial axes or the index lies outside it: the row then joins the
+    /// batch, where the fault is applied (or reported) as for any row.
+    pub fn inject(
+        &mut self,
+        graph: &Graph,
+        node: &Node,
+        env: &Env,
+        golden: usize,
+        inj: &Injection,
+    ) -> Result<Option<SiteValues>> {
+        let fault = &inj.faults[0];
+        let FaultSite::Neuron { index } = fault.site else {
+            return Ok(None);
+        };
+        let out = node.outputs[0];
+        let Some(t) = env.get(graph, out) else {
+            return Ok(None);
+        };
+        let size = t.size();
+        if size.len() < 3 || !(0..size[1..].iter().product()).contains(&index) {
+            return Ok(None);
+        }
+        let mut span = Span::new();
+        let mut rest = index;
+        for &len in size[2..].iter().rev() {
+            span.push((rest % len, rest % len + 1));
+            rest /= len;
+        }
+        span.reverse();
+        let fail = |e: String| graph.op_error(node, e);
+        let Some(values) = window(t, golden, &span, None).map_err(|e| fail(e.to_string()))? else {
+            return Ok(None);
+        };
+        // Contiguous [1, C, 1...]: the flat index of channel `rest` is `rest`.
+        let site = corrupt_flat(&values, rest, &fault.corrupt).map_err(fail)?;
+        let values = guard(graph, node, values)?;
+        self.pending = vec![(out, Delta::new(span, values))];
+        Ok(Some(site))
+    }
+
+    /// After `node` ran: takes in its outputs, compared with golden row
+    /// `golden`, and frees the boxes of values read for the last time.
+    /// Returns whether a new box holds NaN or Inf.
+    pub fn settle(
+        &mut self,
+        graph: &Graph,
+        node: &Node,
+        env: &mut Env,
+        golden: usize,
+        scan: bool,
+    ) -> Result<bool> {
+        let mut nonfinite = false;
+        for (id, delta) in std::mem::take(&mut self.pending) {
+            let Some(t) = env.get_mut(id) else { continue };
+            let same = match (row_block(t, golden), cpu_bytes(&delta.values)) {
+                (Some((bytes, span)), Some(values)) => {
+                    let golden = Block { bytes, span: &span };
+                    let boxed = Block {
+                        bytes: values,
+                        span: &delta.span,
+                    };
+                    let elt = t.kind().elt_size_in_bytes();
+                    equal_region(t.size()[1], elt, &golden, &boxed, &delta.span)
+                }
+                // Not comparable in place: kept as differing, which only
+                // costs the work of a row that might have been dropped.
+                _ => false,
+            };
+            if same {
+                self.deltas.remove(&id);
+            } else {
+                nonfinite |= scan
+                    && cpu_bytes(&delta.values)
+                        .is_some_and(|b| nonfinite_bytes(delta.values.kind(), b));
+                self.deltas.insert(id, delta);
+            }
+        }
+        for id in node.inputs.iter().flatten() {
+            if graph.values[*id].last_use == node.index {
+                self.deltas.remove(id);
+            }
+        }
+        Ok(nonfinite)
+    }
+
+    /// What `node` (about to run, its inputs in `env`) does to the row.
+    pub fn step(&self, graph: &Graph, node: &Node, env: &Env, golden: usize) -> Result<Step> {
+        let touched = node
+            .inputs
+            .iter()
+            .flatten()
+            .any(|id| self.deltas.contains_key(id));
+        if !touched {
+            return Ok(Step::Boxes(Vec::new()));
+        }
+        let is_output = node.outputs.iter().any(|o| graph.outputs.contains(o));
+        if is_output || node.index + 1 == graph.nodes.len() || node.outputs.len() != 1 {
+            return Ok(Step::Join);
+        }
+        let delta = match node.op.as_str() {
+            "Conv" => self.conv(graph, node, env, golden)?,
+            op if ELEMENTWISE.contains(&op) => self.elementwise(graph, node, env, golden)?,
+            _ => return Ok(Step::Join),
+        };
+        Ok(match delta {
+            Outcome::Golden => Step::Boxes(Vec::new()),
+            Outcome::Box(d) => Step::Boxes(vec![(node.outputs[0], d)]),
+            Outcome::Join => Step::Join,
+        })
+    }
+
+    /// A Conv over the outputs its input's box reaches.
+    fn conv(&self, graph: &Graph, node: &Node, env: &Env, golden: usize) -> Result<Outcome> {
+        let ins = &node.inputs;
+        let (Some(Some(x_id)), Some(Some(w_id))) = (ins.first(), ins.get(1)) else {
+            return Ok(Outcome::Join);
+        };
+        let (Some(delta), Some(w), Some(x)) = (
+            self.deltas.get(x_id),
+            graph.constant(*w_id),
+            env.get(graph, *x_id),
+        ) else {
+            return Ok(Outcome::Join);
+        };
+        let b = match ins.get(2).copied().flatten() {
+            None => None,
+            Some(id) => match graph.constant(id) {
+                Some(b) => Some(b),
+                None => return Ok(Outcome::Join),
+            },
+        };
+        let fail = |e: String| graph.op_error(node, e);
+        let shape = ConvShape::of(node, x, w).map_err(|e| fail(e.0))?;
+        // Only depthwise and 1x1 convolutions compute each output as the same
+        // sum in a box as in the full tensor; dense kernels block their sums
+        // by the tensor's size, so a box would differ in the last bits.
+        let depthwise = shape.group == x.size()[1] && w.size()[1] == 1;
+        let pointwise = shape.group == 1
+            && shape
+                .extent
+                .iter()
+                .chain(&shape.strides)
+                .chain(&shape.dilations)
+                .all(|&k| k == 1)
+            && shape.pads.iter().all(|&p| p == (0, 0));
+        if !(depthwise || pointwise) {
+            return Ok(Outcome::Join);
+        }
+        let lens = &x.size()[2..];
+        let mut out_span = Span::new();
+        let mut reach = Span::new();
+        let mut out_lens = Vec::new();
+        for (i, &(begin, end)) in delta.span.iter().enumerate() {
+            let (s, e, (pad, pad_end)) = (shape.strides[i], shape.extent[i], shape.pads[i]);
+            let out_len = (lens[i] + pad + pad_end - e) / s + 1;
+            // Outputs o whose window [o*s - pad, o*s - pad + e) meets the box.
+            let lo = (begin + pad - e + 1).div_euclid(s)
+                + i64::from((begin + pad - e + 1).rem_euclid(s) != 0);
+            let (lo, hi) = (lo.max(0), ((end - 1 + pad).div_euclid(s) + 1).min(out_len));
+            if lo >= hi {
+                return Ok(Outcome::Golden);
+            }
+            out_span.push((lo, hi));
+            out_lens.push(out_len);
+            reach.push((lo * s - pad, (hi - 1) * s - pad + e));
+        }
+        if pointwise && out_span.iter().all(|(a, b)| b - a == 1) {
+            // A product over one position would run as a matrix-vector
+            // product, which sums in another order: widen the box by a
+            // neighbour, whose output is golden.
+            let (last, len) = (out_span.len() - 1, out_lens[out_lens.len() - 1]);
+            let (a, b) = out_span[last];
+            out_span[last] = if b < len { (a, b + 1) } else { (a - 1, b) };
+            reach[last] = out_span[last];
+        }
+        if out_span.iter().any(|&(a, _)| a < 0) || share(&out_span, &out_lens) > MAX_SHARE {
+            return Ok(Outcome::Join);
+        }
+        // The window's zero padding beyond the input's edges is written in.
+        let Some(input) =
+            window(x, golden, &reach, Some(delta)).map_err(|e| fail(e.to_string()))?
+        else {
+            return Ok(Outcome::Join);
+        };
+        let pads = vec![(0, 0); reach.len()];
+        let y = convolve_as(&ConvShape { pads, ..shape }, &input, w, b).map_err(|e| fail(e.0))?;
+        let values = guard(graph, node, y)?;
+        Ok(Outcome::Box(Delta::new(out_span, values)))
+    }
+
+    /// An element-wise node over the union of its inputs' boxes.
+    fn elementwise(&self, graph: &Graph, node: &Node, env: &Env, golden: usize) -> Result<Outcome> {
+        let mut shape: Option<Vec<i64>> = None;
+        let mut span: Option<Span> = None;
+        for id in node.inputs.iter().flatten() {
+            let Some(t) = env.get(graph, *id) else {
+                return Ok(Outcome::Join);
+            };
+            if graph.is_computed(*id) && shape.get_or_insert_with(|| t.size()) != &t.size() {
+                return Ok(Outcome::Join);
+            }
+            if let Some(d) = self.deltas.get(id) {
+                span = Some(match span {
+                    None => d.span.clone(),
+                    Some(s) => s
+                        .iter()
+                        .zip(&d.span)
+                        .map(|(a, b)| (a.0.min(b.0), a.1.max(b.1)))
+                        .collect(),
+                });
+            }
+        }
+        let (Some(shape), Some(span)) = (shape, span) else {
+            return Ok(Outcome::Join);
+        };
+        let spatial = shape.len().saturating_sub(2);
+        // Constants must be the same at every position (broadcast over the
+        // spatial axes), so that the box sees the values the full tensor does.
+        let per_position = node.inputs.iter().flatten().any(|&id| {
+            graph.constant(id).is_some_and(|c| {
+                let size = c.size();
+                size.len() > shape.len() || size.iter().rev().take(spatial).any(|&d| d != 1)
+            })
+        });
+        if per_position || share(&span, &shape[2..]) > MAX_SHARE {
+            return Ok(Outcome::Join);
+        }
+        let fail = |e: String| graph.op_error(node, e);
+        let mut windows = Vec::new();
+        for id in &node.inputs {
+            windows.push(match id {
+                Some(id) if graph.is_computed(*id) => {
+                    let t = env.get(graph, *id).expect("checked above");
+                    let delta = self.deltas.get(id);
+                    match window(t, golden, &span, delta).map_err(|e| fail(e.to_string()))? {
+                        Some(w) => Some(w),
+                        None => return Ok(Outcome::Join),
+                    }
+                }
+                Some(id) => Some(env.get(graph, *id).expect("checked above").shallow_clone()),
+                None => None,
+            });
+        }
+        let ins: Vec<Option<&Tensor>> = windows.iter().map(Option::as_ref).collect();
+        let y = graph.apply(node, &ins)?.remove(0);
+        let mut want = vec![1, shape[1]];
+        want.extend(span.iter().map(|(a, b)| b - a));
+        if y.size() != want {
+            return Ok(Outcome::Join);
+        }
+        let values = guard(graph, node, y)?;
+        Ok(Outcome::Box(Delta::new(span, values)))
+    }
+}
+
+/// A node's effect on one row's output.
+enum Outcome {
+    Golden,
+    Box(Delta),
+    Join,
+}
+
+/// Writes the row's boxes into row `at` of the batch values in `env`.
+pub(super) fn write_in(
+    row: &RegionalRow,
+    env: &mut Env,
+    at: usize,
+) -> std::result::Result<(), tch::TchError> {
+    for (&id, delta) in &row.deltas {
+        if let Some(t) = env.get_mut(id) {
+            let mut view = t.f_narrow(0, at as i64, 1)?;
+            for (i, &(begin, end)) in delta.span.iter().enumerate() {
+                view = view.f_narrow(2 + i as i64, begin, end - begin)?;
+            }
+            view.f_copy_(&delta.values)?;
+        }
+    }
+    Ok(())
+}
+
+/// The share of a value's positions (`lens` per axis) that `span` covers.
+fn share(span: &Span, lens: &[i64]) -> f64 {
+    positions(span) as f64 / lens.iter().product::<i64>() as f64
+}
+
+/// Row `row` of the batch value `t` as a block covering the whole value,
+/// if `t` lies contiguous on the CPU.
+fn row_block(t: &Tensor, row: usize) -> Option<(&[u8], Span)> {
+    let bytes = cpu_bytes(t)?;
+    let size = t.size();
+    let len = bytes.len() / usize::try_from(size[0]).ok().filter(|&n| n > 0)?;
+    let span = size[2..].iter().map(|&l| (0, l)).collect();
+    Some((&bytes[row * len..(row + 1) * len], span))
+}
+
+/// Row `row` of the batch value `t` over `span`, zero where `span` reaches
+/// past the value's edges, with `delta` written in: a new `[1, C, lens...]`
+/// tensor. `None` if `t` does not lie contiguous on the CPU.
+fn window(
+    t: &Tensor,
+    row: usize,
+    span: &Span,
+    delta: Option<&Delta>,
+) -> std::result::Result<Option<Tensor>, tch::TchError> {
+    if let Some(d) = delta.filter(|d| d.span == *span) {
+        return Ok(Some(d.values.shallow_clone()));
+    }
+    let Some((golden, full)) = row_block(t, row) else {
+        return Ok(None);
+    };
+    let channels = t.size()[1];
+    let mut shape = vec![1, channels];
+    shape.extend(span.iter().map(|(a, b)| b - a));
+    let inside = intersect(span, &full);
+    let options = (t.kind(), t.device());
+    let mut out = match inside.as_ref() == Some(span) {
+        true => Tensor::f_empty(shape.as_slice(), options)?,
+        false => Tensor::f_zeros(shape.as_slice(), options)?,
+    };
+    let elt = t.kind().elt_size_in_bytes();
+    let dst = cpu_bytes_mut(&mut out).expect("a new CPU tensor is contiguous");
+    if let Some(inside) = inside {
+        let src = Block {
+            bytes: golden,
+            span: &full,
+        };
+        copy_region(channels, elt, dst, span, &src, &inside);
+    }
+    if let Some(d) = delta {
+        if let (Some(region), Some(bytes)) = (intersect(span, &d.span), cpu_bytes(&d.values)) {
+            let src = Block {
+                bytes,
+                span: &d.span,
+            };
+            copy_region(channels, elt, dst, span, &src, &region);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `node`'s guard, if any, applied to a box of its output.
+fn guard(graph: &Graph, node: &Node, t: Tensor) -> Result<Tensor> {
+    match graph.guards.get(&node.index) {
+        Some(g) => g.apply(&t).map_err(|e| graph.op_error(node, e.to_string())),
+        None => Ok(t),
+    }
+}
+
+/// Whether a new box of `node`'s output may hold NaN or Inf, so it is worth
+/// scanning (as the batch rows are).
+pub(super) fn may_turn_nonfinite(node: &Node, fault_node: usize, already: bool) -> bool {
+    !keeps_finite(&node.op) || already || fault_node == node.index
+}
