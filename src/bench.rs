@@ -422,6 +422,7 @@ impl Setup {
                     options: Options {
                         batch_size,
                         drop_masked: way == Way::Engine,
+                        regional_rows: way == Way::Engine,
                         stop_at_nonfinite: early_due,
                         from_input: false,
                     },
@@ -437,6 +438,7 @@ impl Setup {
                     options: Options {
                         batch_size,
                         drop_masked: false,
+                        regional_rows: false,
                         stop_at_nonfinite: false,
                         from_input: true,
                     },

@@ -168,6 +168,7 @@ pub fn run_with_models(
     let options = Options {
         batch_size: spec.data.batch_size,
         drop_masked: true,
+        regional_rows: true,
         stop_at_nonfinite: spec.outputs.early_due,
         from_input: false,
     };

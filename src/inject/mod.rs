@@ -153,10 +153,11 @@ pub struct Options {
     /// Faulty rows per batch.
     pub batch_size: usize,
     /// Skip work that golden already did: drop rows identical to golden
-    /// after each node, and run a row whose single neuron fault still
-    /// changes only a small box of positions over that box alone (see
-    /// `region`).
+    /// after each node.
     pub drop_masked: bool,
+    /// With `drop_masked`: run a row whose single neuron fault still changes
+    /// only a small box of positions over that box alone (see `region`).
+    pub regional_rows: bool,
     /// Drop rows as soon as they hold NaN or Inf.
     pub stop_at_nonfinite: bool,
     /// Start every injection from the model input instead of its cut, and
@@ -171,6 +172,7 @@ impl Default for Options {
         Options {
             batch_size: 32,
             drop_masked: true,
+            regional_rows: true,
             stop_at_nonfinite: false,
             from_input: false,
         }
@@ -408,7 +410,7 @@ impl BatchRun<'_, '_> {
             return Ok(());
         };
         let options = self.engine.options;
-        if options.drop_masked && !options.from_input {
+        if options.drop_masked && options.regional_rows && !options.from_input {
             let (batch, regional) = (self.batch, &mut self.regional);
             join.jobs.retain(|&(job, sample)| {
                 let eligible = region::eligible(batch[job]);
