@@ -31,7 +31,7 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::graph::{Env, Graph, Node};
-use region::{RegionalRow, Step};
+use region::{ConvBox, RegionalRow, Step};
 use rows::{RowState, RowView, Rows};
 use weights::Patch;
 
@@ -440,11 +440,26 @@ impl BatchRun<'_, '_> {
     fn prepare(&mut self, node: &Node, env: &mut Env) -> Result<()> {
         let graph = self.engine.graph;
         let mut joining = Vec::new();
-        for r in &mut self.regional {
+        let mut convs: BTreeMap<Vec<i64>, Vec<(usize, usize, ConvBox)>> = BTreeMap::new();
+        for (i, r) in self.regional.iter_mut().enumerate() {
             let golden = self.rows.golden_row(r.sample).expect("golden rows stay");
             match r.step(graph, node, env, golden)? {
                 Step::Boxes(outputs) => r.set_pending(outputs),
+                Step::Conv(conv) => convs
+                    .entry(conv.lens())
+                    .or_default()
+                    .push((i, golden, conv)),
                 Step::Join => joining.push(r.job),
+            }
+        }
+        for group in convs.into_values() {
+            let (index, rows): (Vec<usize>, Vec<_>) = group
+                .into_iter()
+                .map(|(i, golden, conv)| (i, (&self.regional[i], golden, conv)))
+                .unzip();
+            let deltas = region::conv_boxes(graph, node, env, &rows)?;
+            for (i, delta) in index.into_iter().zip(deltas) {
+                self.regional[i].set_pending(vec![(node.outputs[0], delta)]);
             }
         }
         self.join_regional(&joining, node.index, env)?;

@@ -86,6 +86,9 @@ pub(super) struct RegionalRow {
 pub(super) enum Step {
     /// Its outputs, computed over boxes (none when they equal golden).
     Boxes(Vec<(ValueId, Delta)>),
+    /// A Conv's output over a box, to compute with the other rows' boxes of
+    /// the same size ([`conv_boxes`]).
+    Conv(ConvBox),
     /// The row must join the batch before the node runs.
     Join,
 }
@@ -219,30 +222,22 @@ impl RegionalRow {
         Ok(match delta {
             Outcome::Golden => Step::Boxes(Vec::new()),
             Outcome::Box(d) => Step::Boxes(vec![(node.outputs[0], d)]),
+            Outcome::Conv(c) => Step::Conv(c),
             Outcome::Join => Step::Join,
         })
     }
 
     /// A Conv over the outputs its input's box reaches.
     fn conv(&self, graph: &Graph, node: &Node, env: &Env, golden: usize) -> Result<Outcome> {
-        let ins = &node.inputs;
-        let (Some(Some(x_id)), Some(Some(w_id))) = (ins.first(), ins.get(1)) else {
+        let Some((x_id, w, b)) = conv_inputs(graph, node) else {
             return Ok(Outcome::Join);
         };
-        let (Some(delta), Some(w), Some(x)) = (
-            self.deltas.get(x_id),
-            graph.constant(*w_id),
-            env.get(graph, *x_id),
-        ) else {
+        let (Some(delta), Some(x)) = (self.deltas.get(&x_id), env.get(graph, x_id)) else {
             return Ok(Outcome::Join);
         };
-        let b = match ins.get(2).copied().flatten() {
-            None => None,
-            Some(id) => match graph.constant(id) {
-                Some(b) => Some(b),
-                None => return Ok(Outcome::Join),
-            },
-        };
+        if cpu_bytes(x).is_none() {
+            return Ok(Outcome::Join);
+        }
         let fail = |e: String| graph.op_error(node, e);
         let shape = ConvShape::of(node, x, w).map_err(|e| fail(e.0))?;
         // Only depthwise and 1x1 convolutions compute each output as the same
@@ -290,39 +285,25 @@ impl RegionalRow {
         if out_span.iter().any(|&(a, _)| a < 0) || share(&out_span, &out_lens) > MAX_SHARE {
             return Ok(Outcome::Join);
         }
-        // The window's zero padding beyond the input's edges is written in.
-        let boxed = ConvShape {
-            pads: vec![(0, 0); reach.len()],
-            ..shape.clone()
-        };
-        let conv_box = |delta: Option<&Delta>| -> Result<Option<Tensor>> {
-            let Some(input) = window(x, golden, &reach, delta).map_err(|e| fail(e.to_string()))?
-            else {
-                return Ok(None);
-            };
-            convolve_as(&boxed, &input, w, b)
-                .map(Some)
-                .map_err(|e| fail(e.0))
-        };
         let key = box_key(x, w, &shape, &reach, &out_span);
         let matches_golden = || -> Result<bool> {
             let full: Span = lens.iter().map(|&l| (0, l)).collect();
-            let row = window(x, golden, &full, None).map_err(|e| fail(e.to_string()))?;
-            let (Some(row), Some(golden_box)) = (row, conv_box(None)?) else {
+            let windows = (
+                window(x, golden, &full, None),
+                window(x, golden, &reach, None),
+            );
+            let (Ok(Some(row)), Ok(Some(golden_box))) = windows else {
                 return Ok(false);
             };
             let y = convolve_as(&shape, &row, w, b).map_err(|e| fail(e.0))?;
             let y = narrow_to(&y, &out_span).map_err(|e| fail(e.to_string()))?;
-            Ok(y.equal(&golden_box))
+            let boxed = convolve_as(&unpadded(shape.clone()), &golden_box, w, b);
+            Ok(y.equal(&boxed.map_err(|e| fail(e.0))?))
         };
         if !exact_kernel(key, matches_golden)? {
             return Ok(Outcome::Join);
         }
-        let Some(y) = conv_box(Some(delta))? else {
-            return Ok(Outcome::Join);
-        };
-        let values = guard(graph, node, y)?;
-        Ok(Outcome::Box(Delta::new(out_span, values)))
+        Ok(Outcome::Conv(ConvBox { out_span, reach }))
     }
 
     /// An element-wise node over the union of its inputs' boxes.
@@ -394,7 +375,80 @@ impl RegionalRow {
 enum Outcome {
     Golden,
     Box(Delta),
+    Conv(ConvBox),
     Join,
+}
+
+/// A Conv box of one row: its output over `out_span`, computed from its
+/// input over `reach` (zero beyond the input's edges).
+pub(super) struct ConvBox {
+    out_span: Span,
+    reach: Span,
+}
+
+impl ConvBox {
+    /// The window's lengths: boxes of equal lengths are computed together.
+    pub fn lens(&self) -> Vec<i64> {
+        self.reach.iter().map(|(a, b)| b - a).collect()
+    }
+}
+
+/// The Conv boxes of regional rows at `node` (each with its golden row; all
+/// of the same lengths), in one call on their windows stacked along the
+/// batch axis: a small box costs little more than the call, which the rows
+/// then share.
+pub(super) fn conv_boxes(
+    graph: &Graph,
+    node: &Node,
+    env: &Env,
+    rows: &[(&RegionalRow, usize, ConvBox)],
+) -> Result<Vec<Delta>> {
+    let fail = |e: String| graph.op_error(node, e);
+    let (x_id, w, b) = conv_inputs(graph, node).expect("checked by step");
+    let x = env.get(graph, x_id).expect("checked by step");
+    let mut dims = vec![rows.len() as i64, x.size()[1]];
+    dims.extend(rows[0].2.lens());
+    let stacked = Tensor::f_zeros(dims.as_slice(), (x.kind(), x.device()));
+    let mut stacked = stacked.map_err(|e| fail(e.to_string()))?;
+    let dst = cpu_bytes_mut(&mut stacked).expect("a new CPU tensor is contiguous");
+    let each = (dst.len() / rows.len()).max(1);
+    for ((row, golden, conv), dst) in rows.iter().zip(dst.chunks_mut(each)) {
+        fill_window(x, *golden, &conv.reach, row.deltas.get(&x_id), dst);
+    }
+    let shape = ConvShape::of(node, x, w).map_err(|e| fail(e.0))?;
+    let y = convolve_as(&unpadded(shape), &stacked, w, b).map_err(|e| fail(e.0))?;
+    let y = guard(graph, node, y)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (i, (_, _, conv)) in rows.iter().enumerate() {
+        let values = y
+            .f_narrow(0, i as i64, 1)
+            .map_err(|e| fail(e.to_string()))?;
+        out.push(Delta::new(conv.out_span.clone(), values));
+    }
+    Ok(out)
+}
+
+/// A Conv's input, and its weight and bias when they are constants.
+fn conv_inputs<'g>(
+    graph: &'g Graph,
+    node: &Node,
+) -> Option<(ValueId, &'g Tensor, Option<&'g Tensor>)> {
+    let ins = &node.inputs;
+    let x = (*ins.first()?)?;
+    let w = graph.constant((*ins.get(1)?)?)?;
+    let b = match ins.get(2).copied().flatten() {
+        None => None,
+        Some(id) => Some(graph.constant(id)?),
+    };
+    Some((x, w, b))
+}
+
+/// `shape` without padding: a box's window has its zero padding written in.
+fn unpadded(shape: ConvShape) -> ConvShape {
+    ConvShape {
+        pads: vec![(0, 0); shape.pads.len()],
+        ..shape
+    }
 }
 
 /// Writes the row's boxes into row `at` of the batch values in `env`.
@@ -489,21 +543,28 @@ fn window(
     if let Some(d) = delta.filter(|d| d.span == *span) {
         return Ok(Some(d.values.shallow_clone()));
     }
-    let Some((golden, full)) = row_block(t, row) else {
+    let Some((_, full)) = row_block(t, row) else {
         return Ok(None);
     };
-    let channels = t.size()[1];
-    let mut shape = vec![1, channels];
+    let mut shape = vec![1, t.size()[1]];
     shape.extend(span.iter().map(|(a, b)| b - a));
-    let inside = intersect(span, &full);
     let options = (t.kind(), t.device());
-    let mut out = match inside.as_ref() == Some(span) {
+    let mut out = match intersect(span, &full).as_ref() == Some(span) {
         true => Tensor::f_empty(shape.as_slice(), options)?,
         false => Tensor::f_zeros(shape.as_slice(), options)?,
     };
-    let elt = t.kind().elt_size_in_bytes();
     let dst = cpu_bytes_mut(&mut out).expect("a new CPU tensor is contiguous");
-    if let Some(inside) = inside {
+    fill_window(t, row, span, delta, dst);
+    Ok(Some(out))
+}
+
+/// Writes row `row` of the batch value `t` (contiguous on the CPU) over
+/// `span`, with `delta` written in, into `dst`, a block covering `span`
+/// (left as it is where `span` reaches past the value's edges).
+fn fill_window(t: &Tensor, row: usize, span: &Span, delta: Option<&Delta>, dst: &mut [u8]) {
+    let (golden, full) = row_block(t, row).expect("checked by the caller");
+    let (channels, elt) = (t.size()[1], t.kind().elt_size_in_bytes());
+    if let Some(inside) = intersect(span, &full) {
         let src = Block {
             bytes: golden,
             span: &full,
@@ -519,7 +580,6 @@ fn window(
             copy_region(channels, elt, dst, span, &src, &region);
         }
     }
-    Ok(Some(out))
 }
 
 /// `node`'s guard, if any, applied to a box of its output.
