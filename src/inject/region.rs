@@ -14,8 +14,10 @@
 //! [`MAX_SHARE`] of its value, or at a node of any other kind.
 //!
 //! A box is computed with the same kernels as the full tensor over the same
-//! inputs, so its values are those of the full row; `--verify` checks that
-//! the outcomes agree with the plain full pass.
+//! inputs, and a Conv box kernel is used only once it has reproduced the
+//! golden row's values bit for bit on those shapes ([`exact_kernel`]), so
+//! its values are those of the full row; `--verify` checks that the
+//! outcomes agree with the plain full pass.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{LazyLock, Mutex};
@@ -256,23 +258,10 @@ impl RegionalRow {
             return Ok(Outcome::Join);
         }
         let lens = &x.size()[2..];
-        let mut out_span = Span::new();
-        let mut reach = Span::new();
-        let mut out_lens = Vec::new();
-        for (i, &(begin, end)) in delta.span.iter().enumerate() {
-            let (s, e, (pad, pad_end)) = (shape.strides[i], shape.extent[i], shape.pads[i]);
-            let out_len = (lens[i] + pad + pad_end - e) / s + 1;
-            // Outputs o whose window [o*s - pad, o*s - pad + e) meets the box.
-            let lo = (begin + pad - e + 1).div_euclid(s)
-                + i64::from((begin + pad - e + 1).rem_euclid(s) != 0);
-            let (lo, hi) = (lo.max(0), ((end - 1 + pad).div_euclid(s) + 1).min(out_len));
-            if lo >= hi {
-                return Ok(Outcome::Golden);
-            }
-            out_span.push((lo, hi));
-            out_lens.push(out_len);
-            reach.push((lo * s - pad, (hi - 1) * s - pad + e));
-        }
+        let Some((mut out_span, mut reach, out_lens)) = conv_reach(&shape, lens, &delta.span)
+        else {
+            return Ok(Outcome::Golden);
+        };
         if pointwise && out_span.iter().all(|(a, b)| b - a == 1) {
             // A product over one position would run as a matrix-vector
             // product, which sums in another order: widen the box by a
@@ -377,6 +366,29 @@ enum Outcome {
     Box(Delta),
     Conv(ConvBox),
     Join,
+}
+
+/// The outputs of a Conv of geometry `shape`, on an input of spatial
+/// lengths `lens`, that read some position of `span`, the input positions
+/// those outputs read (reaching into the padding at the edges), and the
+/// output's lengths; `None` when no output reads `span` (a stride skips it).
+fn conv_reach(shape: &ConvShape, lens: &[i64], span: &Span) -> Option<(Span, Span, Vec<i64>)> {
+    let (mut out_span, mut reach, mut out_lens) = (Span::new(), Span::new(), Vec::new());
+    for (i, &(begin, end)) in span.iter().enumerate() {
+        let (s, e, (pad, pad_end)) = (shape.strides[i], shape.extent[i], shape.pads[i]);
+        let out_len = (lens[i] + pad + pad_end - e) / s + 1;
+        // Outputs o whose window [o*s - pad, o*s - pad + e) meets the span.
+        let first = begin + pad - e + 1;
+        let lo = first.div_euclid(s) + i64::from(first.rem_euclid(s) != 0);
+        let (lo, hi) = (lo.max(0), ((end - 1 + pad).div_euclid(s) + 1).min(out_len));
+        if lo >= hi {
+            return None;
+        }
+        out_span.push((lo, hi));
+        reach.push((lo * s - pad, (hi - 1) * s - pad + e));
+        out_lens.push(out_len);
+    }
+    Some((out_span, reach, out_lens))
 }
 
 /// A Conv box of one row: its output over `out_span`, computed from its
@@ -594,4 +606,40 @@ fn guard(graph: &Graph, node: &Node, t: Tensor) -> Result<Tensor> {
 /// scanning (as the batch rows are).
 pub(super) fn may_turn_nonfinite(node: &Node, fault_node: usize, already: bool) -> bool {
     !keeps_finite(&node.op) || already || fault_node == node.index
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(stride: i64, extent: i64, pad: i64) -> ConvShape {
+        ConvShape {
+            strides: vec![stride; 2],
+            dilations: vec![1; 2],
+            pads: vec![(pad, pad); 2],
+            extent: vec![extent; 2],
+            group: 1,
+        }
+    }
+
+    #[test]
+    fn a_strided_padded_conv_reaches_the_outputs_whose_windows_meet_the_box() {
+        // 3x3, stride 2, pad 1 on 8x8: output o reads inputs 2o-1..2o+1.
+        let (out, reach, lens) =
+            conv_reach(&shape(2, 3, 1), &[8, 8], &vec![(0, 1), (7, 8)]).unwrap();
+        assert_eq!(out, vec![(0, 1), (3, 4)]);
+        assert_eq!(reach, vec![(-1, 2), (5, 8)], "into the padding at the top");
+        assert_eq!(lens, vec![4, 4]);
+        let (out, reach, _) = conv_reach(&shape(2, 3, 1), &[8, 8], &vec![(2, 5), (4, 5)]).unwrap();
+        assert_eq!(out, vec![(1, 3), (2, 3)]);
+        assert_eq!(reach, vec![(1, 6), (3, 6)]);
+    }
+
+    #[test]
+    fn a_stride_can_skip_the_box() {
+        // 1x1, stride 2: odd positions are never read.
+        assert!(conv_reach(&shape(2, 1, 0), &[8, 8], &vec![(1, 2), (3, 4)]).is_none());
+        let (out, _, _) = conv_reach(&shape(2, 1, 0), &[8, 8], &vec![(1, 3), (3, 5)]).unwrap();
+        assert_eq!(out, vec![(1, 2), (2, 3)]);
+    }
 }
