@@ -39,22 +39,27 @@ fn each_run(
     let (stride_a, plane_a) = strides(a);
     let (stride_b, plane_b) = strides(b);
     let outer = &region[..d - 1];
+    // The runs' offsets within a channel, the same in every channel.
+    let mut runs = Vec::with_capacity(positions(outer) as usize);
     let mut at: Vec<i64> = region.iter().map(|r| r.0).collect();
-    for c in 0..channels {
-        for _ in 0..positions(outer) {
-            let offset = |span: &[(i64, i64)], stride: &[i64], plane: i64| {
-                let within: i64 = (0..d).map(|j| (at[j] - span[j].0) * stride[j]).sum();
-                (c * plane + within) as usize * elt
-            };
-            if !visit(offset(a, &stride_a, plane_a), offset(b, &stride_b, plane_b)) {
-                return false;
+    for _ in 0..positions(outer) {
+        let within = |span: &[(i64, i64)], stride: &[i64]| -> i64 {
+            (0..d).map(|j| (at[j] - span[j].0) * stride[j]).sum()
+        };
+        runs.push((within(a, &stride_a), within(b, &stride_b)));
+        for j in (0..d - 1).rev() {
+            at[j] += 1;
+            if at[j] < outer[j].1 {
+                break;
             }
-            for j in (0..d - 1).rev() {
-                at[j] += 1;
-                if at[j] < outer[j].1 {
-                    break;
-                }
-                at[j] = outer[j].0;
+            at[j] = outer[j].0;
+        }
+    }
+    for c in 0..channels {
+        let (base_a, base_b) = (c * plane_a, c * plane_b);
+        for &(ra, rb) in &runs {
+            if !visit((base_a + ra) as usize * elt, (base_b + rb) as usize * elt) {
+                return false;
             }
         }
     }

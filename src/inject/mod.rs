@@ -31,7 +31,7 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::graph::{Env, Graph, Node};
-use region::{ConvBox, RegionalRow, Step};
+use region::{ConvBox, KernelCheck, RegionalRow, Step};
 use rows::{RowState, RowView, Rows};
 use weights::Patch;
 
@@ -322,6 +322,7 @@ impl Engine<'_> {
             weighted: weights::weighted_nodes(batch),
             rows: Rows::default(),
             regional: Vec::new(),
+            checks: Vec::new(),
             state: batch.iter().map(|i| RowState::new(i)).collect(),
             pending: Vec::new(),
             joins,
@@ -396,6 +397,8 @@ struct BatchRun<'e, 'b> {
     /// Faulty rows running as boxes beside their golden rows, not yet in
     /// `rows`.
     regional: Vec<RegionalRow>,
+    /// Conv box kernels on trial at the node about to run.
+    checks: Vec<KernelCheck>,
     state: Vec<RowState>,
     /// Weight-fault patches for nodes about to run.
     pending: Vec<Patch>,
@@ -457,7 +460,8 @@ impl BatchRun<'_, '_> {
                 .into_iter()
                 .map(|(i, golden, conv)| (i, (&self.regional[i], golden, conv)))
                 .unzip();
-            let deltas = region::conv_boxes(graph, node, env, &rows)?;
+            let (deltas, checks) = region::conv_boxes(graph, node, env, &rows)?;
+            self.checks.extend(checks);
             for (i, delta) in index.into_iter().zip(deltas) {
                 self.regional[i].set_pending(vec![(node.outputs[0], delta)]);
             }
@@ -507,10 +511,18 @@ impl BatchRun<'_, '_> {
         Ok(())
     }
 
-    /// After `node` ran: its weight and neuron faults, its guard again (a
-    /// guard sits after the faulty output), then the row checks.
+    /// After `node` ran: the box kernels on trial, its weight and neuron
+    /// faults, its guard again (a guard sits after the faulty output), then
+    /// the row checks.
     fn after(&mut self, node: &Node, env: &mut Env) -> Result<()> {
         let graph = self.engine.graph;
+        for check in std::mem::take(&mut self.checks) {
+            let golden = self
+                .rows
+                .golden_row(check.sample)
+                .expect("golden rows stay");
+            region::verify_kernel(graph, node, env, golden, check, &mut self.regional)?;
+        }
         self.inject_regional(node, env)?;
         weights::apply(graph, node, env, &self.rows, &mut self.pending)?;
         self.inject(node, env)?;

@@ -14,10 +14,13 @@
 //! [`MAX_SHARE`] of its value, or at a node of any other kind.
 //!
 //! A box is computed with the same kernels as the full tensor over the same
-//! inputs, and a Conv box kernel is used only once it has reproduced the
-//! golden row's values bit for bit on those shapes ([`exact_kernel`]), so
-//! its values are those of the full row; `--verify` checks that the
-//! outcomes agree with the plain full pass.
+//! inputs, and a Conv box kernel is trusted only once it has reproduced the
+//! golden row's values bit for bit on those shapes: the first boxes of new
+//! shapes compute the golden row's box in the same call, which is compared
+//! with the golden row once the node has run, and the rows are recomputed
+//! over the whole value if it differs ([`verify_kernel`]). So a box holds
+//! the full row's values; `--verify` checks that the outcomes agree with
+//! the plain full pass.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{LazyLock, Mutex};
@@ -217,7 +220,7 @@ impl RegionalRow {
             return Ok(Step::Join);
         }
         let delta = match node.op.as_str() {
-            "Conv" => self.conv(graph, node, env, golden)?,
+            "Conv" => self.conv(graph, node, env)?,
             op if ELEMENTWISE.contains(&op) => self.elementwise(graph, node, env, golden)?,
             _ => return Ok(Step::Join),
         };
@@ -230,8 +233,8 @@ impl RegionalRow {
     }
 
     /// A Conv over the outputs its input's box reaches.
-    fn conv(&self, graph: &Graph, node: &Node, env: &Env, golden: usize) -> Result<Outcome> {
-        let Some((x_id, w, b)) = conv_inputs(graph, node) else {
+    fn conv(&self, graph: &Graph, node: &Node, env: &Env) -> Result<Outcome> {
+        let Some((x_id, w, _)) = conv_inputs(graph, node) else {
             return Ok(Outcome::Join);
         };
         let (Some(delta), Some(x)) = (self.deltas.get(&x_id), env.get(graph, x_id)) else {
@@ -275,24 +278,16 @@ impl RegionalRow {
             return Ok(Outcome::Join);
         }
         let key = box_key(x, w, &shape, &reach, &out_span);
-        let matches_golden = || -> Result<bool> {
-            let full: Span = lens.iter().map(|&l| (0, l)).collect();
-            let windows = (
-                window(x, golden, &full, None),
-                window(x, golden, &reach, None),
-            );
-            let (Ok(Some(row)), Ok(Some(golden_box))) = windows else {
-                return Ok(false);
-            };
-            let y = convolve_as(&shape, &row, w, b).map_err(|e| fail(e.0))?;
-            let y = narrow_to(&y, &out_span).map_err(|e| fail(e.to_string()))?;
-            let boxed = convolve_as(&unpadded(shape.clone()), &golden_box, w, b);
-            Ok(y.equal(&boxed.map_err(|e| fail(e.0))?))
+        let unverified = match known_kernel(&key) {
+            Some(false) => return Ok(Outcome::Join),
+            Some(true) => None,
+            None => Some(key),
         };
-        if !exact_kernel(key, matches_golden)? {
-            return Ok(Outcome::Join);
-        }
-        Ok(Outcome::Conv(ConvBox { out_span, reach }))
+        Ok(Outcome::Conv(ConvBox {
+            out_span,
+            reach,
+            unverified,
+        }))
     }
 
     /// An element-wise node over the union of its inputs' boxes.
@@ -396,6 +391,9 @@ fn conv_reach(shape: &ConvShape, lens: &[i64], span: &Span) -> Option<(Span, Spa
 pub(super) struct ConvBox {
     out_span: Span,
     reach: Span,
+    /// The box's kernel key ([`box_key`]) while it is not yet known to be
+    /// exact: the call then computes the golden box too, to check.
+    unverified: Option<Vec<i64>>,
 }
 
 impl ConvBox {
@@ -405,39 +403,132 @@ impl ConvBox {
     }
 }
 
+/// A Conv box kernel on trial: the golden row's box, computed in the same
+/// call as the rows' boxes, to compare with the golden row's output once the
+/// node has run ([`verify_kernel`]).
+pub(super) struct KernelCheck {
+    key: Vec<i64>,
+    pub sample: usize,
+    out_span: Span,
+    golden_box: Tensor,
+    /// The node's input (the batch value) and its golden row, to recompute
+    /// the rows over the whole value should the check fail.
+    x: Tensor,
+    x_golden: usize,
+    /// The regional rows whose boxes used the kernel.
+    jobs: Vec<usize>,
+}
+
 /// The Conv boxes of regional rows at `node` (each with its golden row; all
 /// of the same lengths), in one call on their windows stacked along the
 /// batch axis: a small box costs little more than the call, which the rows
-/// then share.
+/// then share. The golden box of each kernel not yet known to be exact
+/// joins the call, and comes back as a check.
 pub(super) fn conv_boxes(
     graph: &Graph,
     node: &Node,
     env: &Env,
     rows: &[(&RegionalRow, usize, ConvBox)],
-) -> Result<Vec<Delta>> {
+) -> Result<(Vec<Delta>, Vec<KernelCheck>)> {
     let fail = |e: String| graph.op_error(node, e);
     let (x_id, w, b) = conv_inputs(graph, node).expect("checked by step");
     let x = env.get(graph, x_id).expect("checked by step");
-    let mut dims = vec![rows.len() as i64, x.size()[1]];
+    let mut windows: Vec<(usize, &Span, Option<&Delta>)> = Vec::new();
+    let mut checks: Vec<KernelCheck> = Vec::new();
+    for (row, golden, conv) in rows {
+        windows.push((*golden, &conv.reach, row.deltas.get(&x_id)));
+        let Some(key) = &conv.unverified else {
+            continue;
+        };
+        match checks.iter_mut().find(|c| &c.key == key) {
+            Some(check) => check.jobs.push(row.job),
+            None => checks.push(KernelCheck {
+                key: key.clone(),
+                sample: row.sample,
+                out_span: conv.out_span.clone(),
+                golden_box: Tensor::new(),
+                x: x.shallow_clone(),
+                x_golden: *golden,
+                jobs: vec![row.job],
+            }),
+        }
+    }
+    for check in &checks {
+        let conv = rows.iter().find(|(r, ..)| r.job == check.jobs[0]);
+        windows.push((
+            check.x_golden,
+            &conv.expect("a row of the key").2.reach,
+            None,
+        ));
+    }
+    let mut dims = vec![windows.len() as i64, x.size()[1]];
     dims.extend(rows[0].2.lens());
     let stacked = Tensor::f_zeros(dims.as_slice(), (x.kind(), x.device()));
     let mut stacked = stacked.map_err(|e| fail(e.to_string()))?;
     let dst = cpu_bytes_mut(&mut stacked).expect("a new CPU tensor is contiguous");
-    let each = (dst.len() / rows.len()).max(1);
-    for ((row, golden, conv), dst) in rows.iter().zip(dst.chunks_mut(each)) {
-        fill_window(x, *golden, &conv.reach, row.deltas.get(&x_id), dst);
+    let each = (dst.len() / windows.len()).max(1);
+    for ((golden, reach, delta), dst) in windows.into_iter().zip(dst.chunks_mut(each)) {
+        fill_window(x, golden, reach, delta, dst);
     }
     let shape = ConvShape::of(node, x, w).map_err(|e| fail(e.0))?;
     let y = convolve_as(&unpadded(shape), &stacked, w, b).map_err(|e| fail(e.0))?;
     let y = guard(graph, node, y)?;
+    let box_of = |i: usize| y.f_narrow(0, i as i64, 1).map_err(|e| fail(e.to_string()));
     let mut out = Vec::with_capacity(rows.len());
     for (i, (_, _, conv)) in rows.iter().enumerate() {
-        let values = y
-            .f_narrow(0, i as i64, 1)
-            .map_err(|e| fail(e.to_string()))?;
-        out.push(Delta::new(conv.out_span.clone(), values));
+        out.push(Delta::new(conv.out_span.clone(), box_of(i)?));
     }
-    Ok(out)
+    for (i, check) in checks.iter_mut().enumerate() {
+        check.golden_box = box_of(rows.len() + i)?;
+    }
+    Ok((out, checks))
+}
+
+/// After `node` (a Conv) ran: whether the box kernel of `check` reproduced
+/// the golden row's output (its row `golden` in `env`) bit for bit, which
+/// holds for every later box with its key ([`known_kernel`]). If not, the
+/// rows that used it are recomputed over the whole value, as the batch
+/// rows are, and join the batch at the next node.
+pub(super) fn verify_kernel(
+    graph: &Graph,
+    node: &Node,
+    env: &Env,
+    golden: usize,
+    check: KernelCheck,
+    regional: &mut [RegionalRow],
+) -> Result<()> {
+    let fail = |e: String| graph.op_error(node, e);
+    let out = env.get(graph, node.outputs[0]);
+    let exact = match out {
+        Some(t) => {
+            let row = t.f_narrow(0, golden as i64, 1);
+            let row = row.and_then(|r| narrow_to(&r, &check.out_span));
+            row.map_err(|e| fail(e.to_string()))?
+                .equal(&check.golden_box)
+        }
+        None => false,
+    };
+    KERNELS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(check.key, exact);
+    if exact {
+        return Ok(());
+    }
+    let (x_id, w, b) = conv_inputs(graph, node).expect("checked by step");
+    let x = &check.x;
+    let shape = ConvShape::of(node, x, w).map_err(|e| fail(e.0))?;
+    let full: Span = x.size()[2..].iter().map(|&l| (0, l)).collect();
+    for row in regional.iter_mut().filter(|r| check.jobs.contains(&r.job)) {
+        let input = window(x, check.x_golden, &full, row.deltas.get(&x_id));
+        let input = input.map_err(|e| fail(e.to_string()))?;
+        let input = input.expect("a box's input lies contiguous on the CPU");
+        let y = convolve_as(&shape, &input, w, b).map_err(|e| fail(e.0))?;
+        let y = guard(graph, node, y)?;
+        let out_span = y.size()[2..].iter().map(|&l| (0, l)).collect();
+        row.set_pending(vec![(node.outputs[0], Delta::new(out_span, y))]);
+    }
+    Ok(())
 }
 
 /// A Conv's input, and its weight and bias when they are constants.
@@ -486,30 +577,18 @@ fn narrow_to(t: &Tensor, span: &Span) -> std::result::Result<Tensor, tch::TchErr
     Ok(view)
 }
 
-/// Whether a box kernel, known by `key`, computes bit for bit what the
-/// full tensor's kernel does; `check` finds out on golden data the first
-/// time. libtorch picks a kernel, and with it the order of its sums, by the
-/// shapes alone (a 1x1 product over a few positions runs a plain loop, a
-/// large one blocked matrix code), so one check holds for every row and
-/// every model with those shapes.
-fn exact_kernel(key: Vec<i64>, check: impl FnOnce() -> Result<bool>) -> Result<bool> {
-    static KNOWN: LazyLock<Mutex<HashMap<Vec<i64>, bool>>> = LazyLock::new(Default::default);
-    let known = |k: &Vec<i64>| {
-        KNOWN
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(k)
-            .copied()
-    };
-    if let Some(exact) = known(&key) {
-        return Ok(exact);
-    }
-    let exact = check()?;
-    KNOWN
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key, exact);
-    Ok(exact)
+/// Which box kernels, known by their [`box_key`], compute bit for bit what
+/// the full tensor's kernel does, as found on golden data the first time
+/// ([`verify_kernel`]). libtorch picks a kernel, and with it the order of its
+/// sums, by the shapes alone (a 1x1 product over a few positions runs a
+/// plain loop, a large one blocked matrix code), so one check holds for
+/// every row and every model with those shapes.
+static KERNELS: LazyLock<Mutex<HashMap<Vec<i64>, bool>>> = LazyLock::new(Default::default);
+
+/// Whether the box kernel of `key` is exact, if known yet.
+fn known_kernel(key: &[i64]) -> Option<bool> {
+    let known = KERNELS.lock().unwrap_or_else(|e| e.into_inner());
+    known.get(key).copied()
 }
 
 /// The shapes that decide a Conv box's kernel: input, weight, attributes,
