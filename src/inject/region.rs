@@ -433,7 +433,9 @@ pub(super) fn conv_boxes(
     let fail = |e: String| graph.op_error(node, e);
     let (x_id, w, b) = conv_inputs(graph, node).expect("checked by step");
     let x = env.get(graph, x_id).expect("checked by step");
+    // The rows' windows, then one golden window per kernel on trial.
     let mut windows: Vec<(usize, &Span, Option<&Delta>)> = Vec::new();
+    let mut golden_windows = Vec::new();
     let mut checks: Vec<KernelCheck> = Vec::new();
     for (row, golden, conv) in rows {
         windows.push((*golden, &conv.reach, row.deltas.get(&x_id)));
@@ -442,25 +444,21 @@ pub(super) fn conv_boxes(
         };
         match checks.iter_mut().find(|c| &c.key == key) {
             Some(check) => check.jobs.push(row.job),
-            None => checks.push(KernelCheck {
-                key: key.clone(),
-                sample: row.sample,
-                out_span: conv.out_span.clone(),
-                golden_box: Tensor::new(),
-                x: x.shallow_clone(),
-                x_golden: *golden,
-                jobs: vec![row.job],
-            }),
+            None => {
+                golden_windows.push((*golden, &conv.reach, None));
+                checks.push(KernelCheck {
+                    key: key.clone(),
+                    sample: row.sample,
+                    out_span: conv.out_span.clone(),
+                    golden_box: Tensor::new(),
+                    x: x.shallow_clone(),
+                    x_golden: *golden,
+                    jobs: vec![row.job],
+                });
+            }
         }
     }
-    for check in &checks {
-        let conv = rows.iter().find(|(r, ..)| r.job == check.jobs[0]);
-        windows.push((
-            check.x_golden,
-            &conv.expect("a row of the key").2.reach,
-            None,
-        ));
-    }
+    windows.extend(golden_windows);
     let mut dims = vec![windows.len() as i64, x.size()[1]];
     dims.extend(rows[0].2.lens());
     let stacked = Tensor::f_zeros(dims.as_slice(), (x.kind(), x.device()));
@@ -518,15 +516,14 @@ pub(super) fn verify_kernel(
     let (x_id, w, b) = conv_inputs(graph, node).expect("checked by step");
     let x = &check.x;
     let shape = ConvShape::of(node, x, w).map_err(|e| fail(e.0))?;
-    let full: Span = x.size()[2..].iter().map(|&l| (0, l)).collect();
+    let full = whole(x);
     for row in regional.iter_mut().filter(|r| check.jobs.contains(&r.job)) {
         let input = window(x, check.x_golden, &full, row.deltas.get(&x_id));
         let input = input.map_err(|e| fail(e.to_string()))?;
         let input = input.expect("a box's input lies contiguous on the CPU");
         let y = convolve_as(&shape, &input, w, b).map_err(|e| fail(e.0))?;
         let y = guard(graph, node, y)?;
-        let out_span = y.size()[2..].iter().map(|&l| (0, l)).collect();
-        row.set_pending(vec![(node.outputs[0], Delta::new(out_span, y))]);
+        row.set_pending(vec![(node.outputs[0], Delta::new(whole(&y), y))]);
     }
     Ok(())
 }
@@ -618,8 +615,12 @@ fn row_block(t: &Tensor, row: usize) -> Option<(&[u8], Span)> {
     let bytes = cpu_bytes(t)?;
     let size = t.size();
     let len = bytes.len() / usize::try_from(size[0]).ok().filter(|&n| n > 0)?;
-    let span = size[2..].iter().map(|&l| (0, l)).collect();
-    Some((&bytes[row * len..(row + 1) * len], span))
+    Some((&bytes[row * len..(row + 1) * len], whole(t)))
+}
+
+/// The span of every position of `t` (`[N, C, spatial...]`).
+fn whole(t: &Tensor) -> Span {
+    t.size()[2..].iter().map(|&l| (0, l)).collect()
 }
 
 /// Row `row` of the batch value `t` over `span`, zero where `span` reaches
