@@ -147,6 +147,9 @@ pub struct WayReport {
     pub injections_per_sec: f64,
     /// The largest peak resident size over the repeats.
     pub peak_rss_bytes: u64,
+    /// Cuts recomputed instead of read (the most over the repeats; the
+    /// choice is timed in each run).
+    pub recomputed_cuts: usize,
 }
 
 /// Engine against full forward, per injection.
@@ -259,6 +262,18 @@ impl Report {
                 engine.map_or("-".into(), |e| format!("{:.2}", w.median_secs / e))
             );
         }
+        let recomputed: Vec<String> = self
+            .ways
+            .iter()
+            .filter(|w| w.way != Way::FullForward)
+            .map(|w| format!("{} {}", w.way.name(), w.recomputed_cuts))
+            .collect();
+        let _ = writeln!(
+            s,
+            "cuts recomputed instead of read (of {}): {}",
+            g.cuts,
+            recomputed.join(", ")
+        );
         let _ = writeln!(s);
         let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}x"));
         let _ = writeln!(
@@ -388,14 +403,15 @@ impl Setup {
         }
     }
 
-    fn cached(&self) -> Result<CachedFrontiers> {
-        Ok(CachedFrontiers {
-            entries: self
-                .entries
-                .iter()
-                .map(|(c, p)| Ok((*c, Reader::open(p)?)))
-                .collect::<Result<_>>()?,
-        })
+    /// The cached frontiers as the campaign reads them, each cut read or
+    /// recomputed (timed here, so within the way's time).
+    fn cached(&self) -> Result<CachedFrontiers<'_>> {
+        let entries = self
+            .entries
+            .iter()
+            .map(|(c, p)| Ok((*c, Reader::open(p)?)))
+            .collect::<Result<_>>()?;
+        CachedFrontiers::choose(&self.plan.graph, entries, &self.plan.data)
     }
 
     /// Runs the whole list one way. Returns the wall time, the phase's peak
@@ -413,9 +429,11 @@ impl Setup {
         reset_peak_rss();
         let started = Instant::now();
         let mut results = Vec::new();
+        let mut recomputed_cuts = 0;
         match way {
             Way::Engine | Way::EngineNoDrop => {
                 let cached = self.cached()?;
+                recomputed_cuts = cached.recomputed().len();
                 let engine = Engine {
                     graph,
                     frontiers: &cached,
@@ -449,6 +467,7 @@ impl Setup {
             }
             Way::SuffixBound => {
                 let cached = self.cached()?;
+                recomputed_cuts = cached.recomputed().len();
                 for part in self.injections.chunks(chunk) {
                     suffix_bound(graph, &cached, part, batch_size)?;
                 }
@@ -457,6 +476,7 @@ impl Setup {
         Ok(WayRun {
             secs: started.elapsed().as_secs_f64(),
             peak_rss_bytes: peak_rss_bytes(),
+            recomputed_cuts,
             results,
         })
     }
@@ -466,6 +486,7 @@ impl Setup {
 pub struct WayRun {
     pub secs: f64,
     pub peak_rss_bytes: u64,
+    pub recomputed_cuts: usize,
     pub results: Vec<InjectionResult>,
 }
 
@@ -564,6 +585,7 @@ pub fn run(scenario: &Path, args: &BenchArgs) -> Result<Report> {
     ways.dedup();
     let mut secs: HashMap<Way, Vec<f64>> = HashMap::new();
     let mut peaks: HashMap<Way, u64> = HashMap::new();
+    let mut recomputed: HashMap<Way, usize> = HashMap::new();
     let mut per_repeat: Vec<HashMap<Way, f64>> = Vec::new();
     let mut kept: HashMap<Way, Vec<InjectionResult>> = HashMap::new();
     for r in 0..repeat {
@@ -578,6 +600,8 @@ pub fn run(scenario: &Path, args: &BenchArgs) -> Result<Report> {
             secs.entry(way).or_default().push(run.secs);
             let peak = peaks.entry(way).or_default();
             *peak = (*peak).max(run.peak_rss_bytes);
+            let cuts = recomputed.entry(way).or_default();
+            *cuts = (*cuts).max(run.recomputed_cuts);
             this.insert(way, run.secs);
             if keep {
                 kept.insert(way, run.results);
@@ -615,6 +639,7 @@ pub fn run(scenario: &Path, args: &BenchArgs) -> Result<Report> {
                 median_secs: m,
                 injections_per_sec: n as f64 / m,
                 peak_rss_bytes: peaks.get(&way).copied().unwrap_or(0),
+                recomputed_cuts: recomputed.get(&way).copied().unwrap_or(0),
             }
         })
         .collect();
@@ -682,6 +707,7 @@ pub struct ChildMeasure {
     pub way: Way,
     pub secs: f64,
     pub peak_rss_bytes: u64,
+    pub recomputed_cuts: usize,
 }
 
 /// An injection result as a child process hands it back (bincode).
@@ -817,6 +843,7 @@ fn run_child(
     Ok(WayRun {
         secs: m.secs,
         peak_rss_bytes: m.peak_rss_bytes,
+        recomputed_cuts: m.recomputed_cuts,
         results: if keep {
             load_results(&results_path)?
         } else {
@@ -843,5 +870,6 @@ pub fn run_one(
         way,
         secs: r.secs,
         peak_rss_bytes: r.peak_rss_bytes,
+        recomputed_cuts: r.recomputed_cuts,
     })
 }

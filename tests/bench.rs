@@ -50,6 +50,7 @@ fn every_way_runs_and_the_engine_agrees_with_full_forward() {
         assert_eq!(w.secs.len(), 1);
         assert!(w.median_secs > 0.0 && w.injections_per_sec > 0.0);
         assert!(w.peak_rss_bytes > 0, "VmHWM is readable on Linux");
+        assert!(w.recomputed_cuts <= report.golden.cuts);
     }
     assert!(report.speedup.is_some() && report.overhead.is_some());
     assert!(report.overhead_nodrop.is_some());
@@ -81,6 +82,7 @@ fn every_way_runs_and_the_engine_agrees_with_full_forward() {
         "golden pass",
         "speedup (full forward / engine):",
         "overhead (engine / suffix bound):",
+        "cuts recomputed instead of read (of ",
         "agreement with full forward: 100 injections:",
         " 0 differ\n",
     ] {

@@ -12,8 +12,8 @@ use faultsweep::data::{DataSpec, Dataset, Subset};
 use faultsweep::golden::GoldenRun;
 use faultsweep::graph::Graph;
 use faultsweep::inject::{
-    agreement, plain_run, Agreement, CachedFrontiers, ComputedFrontiers, Engine, Fault, Injection,
-    InjectionResult, Options,
+    agreement, plain_run, Agreement, CachedFrontiers, ComputedFrontiers, Engine, Fault, Frontiers,
+    Injection, InjectionResult, Options,
 };
 use faultsweep::load;
 
@@ -124,14 +124,24 @@ fn cached(
     data: &Dataset,
     injections: &[Injection],
     dir: &std::path::Path,
-) -> CachedFrontiers {
+) -> CachedFrontiers<'static> {
+    CachedFrontiers::read(open_entries(&fill_cache(graph, data, injections, dir)))
+}
+
+/// The cache entries of every cut the injections read, filled in `dir`.
+fn fill_cache(
+    graph: &Graph,
+    data: &Dataset,
+    injections: &[Injection],
+    dir: &std::path::Path,
+) -> Vec<(usize, PathBuf)> {
     let store = Store {
         root: dir.to_path_buf(),
         zstd_level: 1,
         budget_bytes: None,
     };
     let cuts: Vec<usize> = injections.iter().flat_map(|i| i.cuts()).collect();
-    let g = GoldenRun {
+    GoldenRun {
         graph,
         data,
         cuts,
@@ -139,14 +149,15 @@ fn cached(
         top_k: 5,
     }
     .run()
-    .unwrap();
-    CachedFrontiers {
-        entries: g
-            .entries
-            .iter()
-            .map(|(c, p)| (*c, Reader::open(p).unwrap()))
-            .collect::<HashMap<_, _>>(),
-    }
+    .unwrap()
+    .entries
+}
+
+fn open_entries(entries: &[(usize, PathBuf)]) -> HashMap<usize, Reader> {
+    entries
+        .iter()
+        .map(|(c, p)| (*c, Reader::open(p).unwrap()))
+        .collect()
 }
 
 /// The oracle: every injection alone through the whole model.
@@ -456,18 +467,7 @@ fn regional_rows_equal_the_batch_rows_bit_for_bit() {
     let threads = tch::get_num_threads();
     tch::set_num_threads(1);
     let mut models = vec![("mobilenet_v2_ts17", fixture("mobilenet_v2_ts17"))];
-    if let Some(model) = crate::common::shared("models/mobilenet_v2.onnx") {
-        let spec = DataSpec {
-            path: repo("tests/fixtures/mobilenet_photos.input.npy"),
-            labels: None,
-            array: None,
-            subset: Subset::All,
-            batch_size: 1,
-            preprocess: Default::default(),
-        };
-        let data = Dataset::open(&spec).unwrap();
-        models.push(("mobilenet_v2", (load::load(model).unwrap(), data)));
-    }
+    models.extend(shared_mobilenet().map(|m| ("mobilenet_v2", m)));
     for (name, (graph, data)) in &models {
         let inj = corner_injections(graph, data.len(), 3);
         let dir = tempfile::tempdir().unwrap();
@@ -512,4 +512,97 @@ fn regional_rows_equal_the_batch_rows_bit_for_bit() {
         );
     }
     tch::set_num_threads(threads);
+}
+
+/// The photos' MobileNetV2 inputs, when the shared model is there.
+fn shared_mobilenet() -> Option<(Graph, Dataset)> {
+    let model = crate::common::shared("models/mobilenet_v2.onnx")?;
+    let spec = DataSpec {
+        path: repo("tests/fixtures/mobilenet_photos.input.npy"),
+        labels: None,
+        array: None,
+        subset: Subset::All,
+        batch_size: 1,
+        preprocess: Default::default(),
+    };
+    Some((load::load(model).unwrap(), Dataset::open(&spec).unwrap()))
+}
+
+/// Cuts recomputed from an earlier frontier instead of read give the cached
+/// rows bit for bit, alone or several samples at a time, and the engine's
+/// results do not change. Every cut whose recomputed bits match is taken
+/// here, whatever the timing says.
+#[test]
+fn recomputed_frontiers_are_the_cached_bits() {
+    let threads = tch::get_num_threads();
+    tch::set_num_threads(1);
+    let mut models = vec![
+        ("mobilenet_v2_ts17", fixture("mobilenet_v2_ts17")),
+        ("demo", demo()),
+    ];
+    models.extend(shared_mobilenet().map(|m| ("mobilenet_v2", m)));
+    let mut recomputed = 0;
+    for (name, (graph, data)) in &models {
+        let inj = injections(graph, data.len(), 60, 1, 5);
+        let dir = tempfile::tempdir().unwrap();
+        let entries = fill_cache(graph, data, &inj, dir.path());
+        let read = CachedFrontiers::read(open_entries(&entries));
+        let chosen =
+            CachedFrontiers::choose_by(graph, open_entries(&entries), data, |_, _| true).unwrap();
+        eprintln!("{name}: recomputed {:?}", chosen.recomputed());
+        recomputed += chosen.recomputed().len();
+        let last = data.len() - 1;
+        for (cut, _) in &entries {
+            for samples in [vec![0], vec![last], vec![0, last]] {
+                let want = read.rows(graph, *cut, &samples).unwrap();
+                let got = chosen.rows(graph, *cut, &samples).unwrap();
+                assert_eq!(want.len(), got.len(), "{name}: cut {cut}");
+                for (w, g) in want.iter().zip(&got) {
+                    assert_eq!(bits(w), bits(g), "{name}: cut {cut}, samples {samples:?}");
+                }
+            }
+        }
+        let run = |frontiers: &dyn Frontiers| {
+            Engine {
+                graph,
+                frontiers,
+                options: Options::default(),
+            }
+            .run(&inj)
+            .unwrap()
+        };
+        for (r, c) in run(&read).iter().zip(&run(&chosen)) {
+            assert_eq!(r.masked_after, c.masked_after, "{name}: injection {}", r.id);
+            let out = |x: &InjectionResult| x.output.as_ref().map(bits);
+            assert_eq!(out(r), out(c), "{name}: injection {}", r.id);
+            assert_eq!(
+                bits(&r.golden),
+                bits(&c.golden),
+                "{name}: injection {}",
+                r.id
+            );
+        }
+    }
+    assert!(recomputed > 0, "some cut should be recomputed");
+    tch::set_num_threads(threads);
+}
+
+/// A cut can only be recomputed from an earlier one that is read.
+#[test]
+fn recomputing_needs_an_earlier_read_cut() {
+    let (graph, data) = demo();
+    let inj = injections(&graph, data.len(), 20, 1, 9);
+    let dir = tempfile::tempdir().unwrap();
+    let entries = fill_cache(&graph, &data, &inj, dir.path());
+    let (first, last) = (entries[0].0, entries[entries.len() - 1].0);
+    for (cut, from) in [(first, last), (last, last), (last, last - 1)] {
+        if entries.iter().any(|(c, _)| *c == from) && from < cut {
+            continue; // a valid source
+        }
+        let sources = [(cut, from)].into_iter().collect();
+        let err = CachedFrontiers::new(open_entries(&entries), &data, sources)
+            .err()
+            .expect("an invalid source is refused");
+        assert!(err.to_string().contains(&format!("cut {from}")), "{err}");
+    }
 }

@@ -293,13 +293,12 @@ impl<'a> Model<'a> {
         };
         let injections = Resolver::new(plan, graph, scales, models)?;
         let frontiers: Box<dyn Frontiers> = if spec.cache.enabled {
-            Box::new(CachedFrontiers {
-                entries: golden
-                    .entries
-                    .iter()
-                    .map(|(c, p)| Ok((*c, Reader::open(p)?)))
-                    .collect::<Result<_>>()?,
-            })
+            let entries = golden
+                .entries
+                .iter()
+                .map(|(c, p)| Ok((*c, Reader::open(p)?)))
+                .collect::<Result<_>>()?;
+            Box::new(CachedFrontiers::choose(graph, entries, &plan.data)?)
         } else {
             Box::new(ComputedFrontiers { data: &plan.data })
         };

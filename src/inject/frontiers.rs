@@ -1,8 +1,18 @@
 //! Where the engine gets the fault-free frontier of a cut for some samples:
 //! from the cache (the fast path), or by running the prefix from the input
 //! (no cache, and the reference for `--verify`).
+//!
+//! Reading is not always the fast path: a large early frontier costs more
+//! to decompress and copy than its short prefix costs to run, and on a small
+//! model any read costs more than a convolution or two. So the cached
+//! frontiers decide per cut, by timing both on the first sample
+//! ([`CachedFrontiers::choose`]): each cut is read from its entry, or
+//! recomputed from an earlier frontier (or the model input), whichever is
+//! faster. A cut is only recomputed where that gives the cached bits
+//! exactly, so the choice never changes an outcome.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
 use tch::Tensor;
 
@@ -18,19 +28,200 @@ pub trait Frontiers {
     fn rows(&self, graph: &Graph, cut: usize, samples: &[usize]) -> Result<Vec<Tensor>>;
 }
 
-/// Frontiers read from cache entries, one per cut.
-pub struct CachedFrontiers {
-    pub entries: HashMap<usize, Reader>,
+/// Recompute a cut only when that measured at most this share of reading
+/// it, so timing noise does not flip close calls.
+const RECOMPUTE_SHARE: f64 = 0.8;
+
+/// Frontiers from cache entries, one per cut, some of them recomputed
+/// instead (see the module's doc).
+pub struct CachedFrontiers<'a> {
+    entries: HashMap<usize, Reader>,
+    /// The model inputs, the root of cuts recomputed from cut 0.
+    data: Option<&'a Dataset>,
+    /// Recomputed cuts, each with the cut it runs from: one read from its
+    /// entry, or cut 0 from the data set.
+    sources: BTreeMap<usize, usize>,
 }
 
-impl Frontiers for CachedFrontiers {
-    fn rows(&self, _graph: &Graph, cut: usize, samples: &[usize]) -> Result<Vec<Tensor>> {
+impl<'a> CachedFrontiers<'a> {
+    /// Every cut read from its entry.
+    pub fn read(entries: HashMap<usize, Reader>) -> Self {
+        CachedFrontiers {
+            entries,
+            data: None,
+            sources: BTreeMap::new(),
+        }
+    }
+
+    /// The cuts of `sources` recomputed from the cut they map to (an entry,
+    /// or 0 for the model input), the others read. Every source must lie
+    /// before its cut; the caller vouches for the bits (see
+    /// [`CachedFrontiers::choose`]).
+    pub fn new(
+        entries: HashMap<usize, Reader>,
+        data: &'a Dataset,
+        sources: BTreeMap<usize, usize>,
+    ) -> Result<Self> {
+        for (&cut, &from) in &sources {
+            if from >= cut || !(from == 0 || entries.contains_key(&from)) {
+                return Err(Error::Cut {
+                    cut,
+                    msg: format!("cannot recompute it from cut {from}"),
+                });
+            }
+        }
+        Ok(CachedFrontiers {
+            entries,
+            data: Some(data),
+            sources,
+        })
+    }
+
+    /// Each cut read or recomputed, whichever is faster for the first
+    /// sample of `data`: recomputed when that takes at most
+    /// [`RECOMPUTE_SHARE`] of the read.
+    pub fn choose(
+        graph: &Graph,
+        entries: HashMap<usize, Reader>,
+        data: &'a Dataset,
+    ) -> Result<Self> {
+        Self::choose_by(graph, entries, data, |read, recompute| {
+            recompute <= RECOMPUTE_SHARE * read
+        })
+    }
+
+    /// Walks the cuts in order, timing for the first sample the read of
+    /// each cut and the run from the previous cut's cheapest frontier. A cut
+    /// is recomputed (from that frontier's root) when `recompute(read secs,
+    /// recompute secs)` says so and the result equals the cached row bit
+    /// for bit. The reads decompress the entries' first chunks, which the
+    /// engine would decompress anyway.
+    pub fn choose_by(
+        graph: &Graph,
+        entries: HashMap<usize, Reader>,
+        data: &'a Dataset,
+        recompute: impl Fn(f64, f64) -> bool,
+    ) -> Result<Self> {
+        let mut sources = BTreeMap::new();
+        let mut cuts: Vec<usize> = entries.keys().copied().collect();
+        cuts.sort_unstable();
+        let mut best = match data.is_empty() {
+            true => None,
+            false => {
+                let (secs, values) = timed(|| input_rows(graph, data, &[0]))?;
+                Some(Cheapest::new(0, 0, secs, values))
+            }
+        };
+        for cut in cuts {
+            let (secs, values) = read_secs(&entries[&cut])?;
+            let mut choice = Cheapest::new(cut, cut, secs, values);
+            if let Some(prev) = best.filter(|p| p.cut < cut) {
+                let (step, values) = timed(|| split::between(graph, prev.cut, cut, &prev.values))?;
+                let secs = prev.secs + step;
+                if recompute(choice.secs, secs) && same_bits(&values, &choice.values) {
+                    sources.insert(cut, prev.root);
+                    choice = Cheapest::new(cut, prev.root, secs, values);
+                }
+            }
+            best = Some(choice);
+        }
+        Self::new(entries, data, sources)
+    }
+
+    /// The recomputed cuts, each with the cut it runs from.
+    pub fn recomputed(&self) -> &BTreeMap<usize, usize> {
+        &self.sources
+    }
+
+    fn read_entry(&self, cut: usize, samples: &[usize]) -> Result<Vec<Tensor>> {
         let entry = self.entries.get(&cut).ok_or_else(|| Error::Cut {
             cut,
             msg: "no cache entry for this cut".into(),
         })?;
         entry.read_rows(samples)
     }
+}
+
+impl Frontiers for CachedFrontiers<'_> {
+    /// A recomputed cut runs one sample at a time, as its bits were checked.
+    fn rows(&self, graph: &Graph, cut: usize, samples: &[usize]) -> Result<Vec<Tensor>> {
+        let (Some(&from), Some(data)) = (self.sources.get(&cut), self.data) else {
+            return self.read_entry(cut, samples);
+        };
+        let per_sample: Vec<Vec<Tensor>> = samples
+            .iter()
+            .map(|&s| {
+                let start = match self.entries.contains_key(&from) {
+                    true => self.read_entry(from, &[s])?,
+                    false => input_rows(graph, data, &[s])?,
+                };
+                split::between(graph, from, cut, &start)
+            })
+            .collect::<Result<_>>()?;
+        Ok(stack_rows(per_sample))
+    }
+}
+
+/// The cheapest known way to the frontier of a cut.
+struct Cheapest {
+    cut: usize,
+    /// Where that way starts: the cut read, or 0 for the model input.
+    root: usize,
+    secs: f64,
+    /// The first sample's frontier, as that way gives it.
+    values: Vec<Tensor>,
+}
+
+impl Cheapest {
+    fn new(cut: usize, root: usize, secs: f64, values: Vec<Tensor>) -> Self {
+        Cheapest {
+            cut,
+            root,
+            secs,
+            values,
+        }
+    }
+}
+
+/// Seconds per sample to read `entry`, and the first sample's row: the
+/// first read of a chunk decompresses it for all the samples it holds.
+fn read_secs(entry: &Reader) -> Result<(f64, Vec<Tensor>)> {
+    let (secs, values) = timed(|| entry.read_rows(&[0]))?;
+    let sharing = entry.header.chunk_samples.min(entry.header.samples).max(1);
+    Ok((secs / sharing as f64, values))
+}
+
+/// The seconds `f` takes, and its result.
+fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(f64, T)> {
+    let t = Instant::now();
+    let value = f()?;
+    Ok((t.elapsed().as_secs_f64(), value))
+}
+
+fn same_bits(a: &[Tensor], b: &[Tensor]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.equal(y))
+}
+
+/// The frontier of cut 0 (the model inputs) for `samples`.
+fn input_rows(graph: &Graph, data: &Dataset, samples: &[usize]) -> Result<Vec<Tensor>> {
+    split::prefix(graph, &[inputs(data, samples)?], 0)
+}
+
+/// The preprocessed inputs of `samples`, one row each.
+fn inputs(data: &Dataset, samples: &[usize]) -> Result<Tensor> {
+    let rows: Vec<Tensor> = samples
+        .iter()
+        .map(|&s| data.batch(s..s + 1).map(|b| b.input))
+        .collect::<Result<_>>()?;
+    Ok(Tensor::cat(&rows, 0))
+}
+
+/// One tensor per value from per-sample frontiers, rows in order.
+fn stack_rows(per_sample: Vec<Vec<Tensor>>) -> Vec<Tensor> {
+    let values = per_sample.first().map_or(0, Vec::len);
+    (0..values)
+        .map(|v| Tensor::cat(&per_sample.iter().map(|f| &f[v]).collect::<Vec<_>>(), 0))
+        .collect()
 }
 
 /// Frontiers computed from the data set by running the prefix.
@@ -40,10 +231,6 @@ pub struct ComputedFrontiers<'a> {
 
 impl Frontiers for ComputedFrontiers<'_> {
     fn rows(&self, graph: &Graph, cut: usize, samples: &[usize]) -> Result<Vec<Tensor>> {
-        let inputs: Vec<Tensor> = samples
-            .iter()
-            .map(|&s| self.data.batch(s..s + 1).map(|b| b.input))
-            .collect::<Result<_>>()?;
-        split::prefix(graph, &[Tensor::cat(&inputs, 0)], cut)
+        split::prefix(graph, &[inputs(self.data, samples)?], cut)
     }
 }
