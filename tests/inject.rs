@@ -606,3 +606,56 @@ fn recomputing_needs_an_earlier_read_cut() {
         assert!(err.to_string().contains(&format!("cut {from}")), "{err}");
     }
 }
+
+/// Huge, infinite and NaN values written at every injectable node: the
+/// engine (with and without dropping) reports the same first NaN/Inf node
+/// as the plain pass, on the demo and on a MobileNetV2 whose ReLU6 bounds
+/// let the engine skip most scans.
+#[test]
+fn first_nonfinite_nodes_equal_the_plain_pass() {
+    for (name, (graph, data)) in [
+        ("mobilenet_v2_ts17", fixture("mobilenet_v2_ts17")),
+        ("demo", demo()),
+    ] {
+        let info = faultsweep::inspect::inspect(&graph).unwrap();
+        let values: [f32; 3] = [3e38, f32::INFINITY, f32::NAN];
+        let inj: Vec<Injection> = info
+            .nodes
+            .iter()
+            .filter(|n| n.injectable)
+            .flat_map(|n| {
+                let middle = n.outputs[0].shape.iter().product::<i64>() / 2;
+                values.map(|v| (n.index, middle, v))
+            })
+            .enumerate()
+            .map(|(id, (node, index, v))| Injection {
+                id,
+                sample: id % data.len(),
+                faults: vec![Fault::neuron(node, index, Arc::new(move |_| v))],
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let frontiers = cached(&graph, &data, &inj, dir.path());
+        let plain = reference(&graph, &data, &inj);
+        for drop_masked in [true, false] {
+            let options = Options {
+                drop_masked,
+                regional_rows: drop_masked,
+                ..Options::default()
+            };
+            let engine = Engine {
+                graph: &graph,
+                frontiers: &frontiers,
+                options,
+            };
+            for (e, p) in engine.run(&inj).unwrap().iter().zip(&plain) {
+                let at = format!(
+                    "{name}: injection {} at node {} ({})",
+                    e.id, inj[e.id].faults[0].node, e.sites[0].faulty
+                );
+                assert_eq!(e.first_nonfinite, p.first_nonfinite, "{at}");
+                assert_eq!(e.outcome(), p.outcome(), "{at}");
+            }
+        }
+    }
+}

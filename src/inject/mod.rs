@@ -15,6 +15,7 @@
 //! NaN or Inf leaves as well.
 
 mod blocks;
+mod bounds;
 mod frontiers;
 mod region;
 mod rows;
@@ -31,6 +32,7 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::graph::{Env, Graph, Node};
+use bounds::Bounds;
 use region::{ConvBox, KernelCheck, RegionalRow, Step};
 use rows::{RowState, RowView, Rows};
 use weights::Patch;
@@ -199,9 +201,10 @@ impl Engine<'_> {
         }
         let mut order: Vec<&Injection> = injections.iter().collect();
         order.sort_by_key(|i| (i.sample, self.join_cut(i), i.id));
+        let bounds = Bounds::of(self.graph);
         let mut results = Vec::with_capacity(injections.len());
         for batch in order.chunks(self.options.batch_size.max(1)) {
-            results.extend(self.run_batch_or_each(batch)?);
+            results.extend(self.run_batch_or_each(batch, &bounds)?);
         }
         let order: BTreeMap<usize, usize> = injections
             .iter()
@@ -262,13 +265,17 @@ impl Engine<'_> {
 
     /// A batch; on a libtorch error, each injection alone so the error is
     /// recorded against the one that caused it.
-    fn run_batch_or_each(&self, batch: &[&Injection]) -> Result<Vec<InjectionResult>> {
-        match self.run_batch(batch) {
+    fn run_batch_or_each(
+        &self,
+        batch: &[&Injection],
+        bounds: &Bounds,
+    ) -> Result<Vec<InjectionResult>> {
+        match self.run_batch(batch, bounds) {
             Ok(r) => Ok(r),
             Err(Error::Op { .. }) if batch.len() > 1 => {
                 let mut out = Vec::new();
                 for inj in batch {
-                    out.extend(self.run_batch_or_each(&[inj])?);
+                    out.extend(self.run_batch_or_each(&[inj], bounds)?);
                 }
                 Ok(out)
             }
@@ -312,12 +319,13 @@ impl Engine<'_> {
         joins
     }
 
-    fn run_batch(&self, batch: &[&Injection]) -> Result<Vec<InjectionResult>> {
+    fn run_batch(&self, batch: &[&Injection], bounds: &Bounds) -> Result<Vec<InjectionResult>> {
         let graph = self.graph;
         let joins = self.joins(batch);
         let first = *joins.keys().next().expect("a batch has rows");
         let mut run = BatchRun {
             engine: self,
+            bounds,
             batch,
             weighted: weights::weighted_nodes(batch),
             rows: Rows::default(),
@@ -390,6 +398,7 @@ struct Join {
 /// One batch on its way through the suffix.
 struct BatchRun<'e, 'b> {
     engine: &'e Engine<'e>,
+    bounds: &'b Bounds,
     batch: &'b [&'b Injection],
     /// Nodes with a weight fault in some row.
     weighted: BTreeSet<usize>,
@@ -642,10 +651,13 @@ impl BatchRun<'_, '_> {
             for &(row, job, golden) in &faulty {
                 let state = &mut self.state[job];
                 // A finite row stays finite through ops that cannot
-                // overflow, unless a fault lands on this node.
-                let may_turn = !keeps_finite(&node.op)
-                    || state.first_nonfinite.is_some()
-                    || self.batch[job].faults.iter().any(|f| f.node == node.index);
+                // overflow and through bounded values (see `bounds`),
+                // unless a fault lands on this node.
+                let faults = &self.batch[job].faults;
+                let faulted = |n: usize| faults.iter().any(|f| f.node == n);
+                let may_turn = state.first_nonfinite.is_some()
+                    || faulted(node.index)
+                    || !(keeps_finite(&node.op) || self.bounds.stays_finite(id, t.kind(), faulted));
                 if !options.drop_masked && !may_turn {
                     continue; // no masking to find, no NaN or Inf to scan for
                 }
