@@ -144,6 +144,11 @@ pub struct WayReport {
     /// Wall time of each repeat, in run order.
     pub secs: Vec<f64>,
     pub median_secs: f64,
+    /// CPU time of the process over the same phase, each repeat: on a
+    /// shared virtual machine it leaves out the time other guests took
+    /// (steal), so its ratios drift less than the wall times'.
+    pub cpu_secs: Vec<f64>,
+    pub median_cpu_secs: f64,
     pub injections_per_sec: f64,
     /// The largest peak resident size over the repeats.
     pub peak_rss_bytes: u64,
@@ -189,6 +194,10 @@ pub struct Report {
     pub overhead: Option<f64>,
     /// Engine without dropping over suffix bound.
     pub overhead_nodrop: Option<f64>,
+    /// The same three ratios of CPU times.
+    pub speedup_cpu: Option<f64>,
+    pub overhead_cpu: Option<f64>,
+    pub overhead_nodrop_cpu: Option<f64>,
     pub agreement: Option<AgreementCounts>,
     /// Engine outcomes.
     pub outcomes: BTreeMap<String, usize>,
@@ -247,16 +256,17 @@ impl Report {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "{:<14} {:>10} {:>12} {:>10} {:>12}",
-            "way", "wall s", "injections/s", "peak MB", "x engine"
+            "{:<14} {:>10} {:>10} {:>12} {:>10} {:>12}",
+            "way", "wall s", "cpu s", "injections/s", "peak MB", "x engine"
         );
         let engine = self.way(Way::Engine).map(|w| w.median_secs);
         for w in &self.ways {
             let _ = writeln!(
                 s,
-                "{:<14} {:>10.3} {:>12.1} {:>10.1} {:>12}",
+                "{:<14} {:>10.3} {:>10.3} {:>12.1} {:>10.1} {:>12}",
                 w.way.name(),
                 w.median_secs,
+                w.median_cpu_secs,
                 w.injections_per_sec,
                 w.peak_rss_bytes as f64 / 1e6,
                 engine.map_or("-".into(), |e| format!("{:.2}", w.median_secs / e))
@@ -275,17 +285,20 @@ impl Report {
             recomputed.join(", ")
         );
         let _ = writeln!(s);
-        let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}x"));
+        let ratio = |wall: Option<f64>, cpu: Option<f64>| {
+            let x = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}x"));
+            format!("{} wall, {} cpu", x(wall), x(cpu))
+        };
         let _ = writeln!(
             s,
             "speedup (full forward / engine): {}",
-            ratio(self.speedup)
+            ratio(self.speedup, self.speedup_cpu)
         );
         let _ = writeln!(
             s,
             "overhead (engine / suffix bound): {}; without dropping: {}",
-            ratio(self.overhead),
-            ratio(self.overhead_nodrop)
+            ratio(self.overhead, self.overhead_cpu),
+            ratio(self.overhead_nodrop, self.overhead_nodrop_cpu)
         );
         let outcomes: Vec<String> = self
             .outcomes
@@ -427,6 +440,7 @@ impl Setup {
             _ => None,
         };
         reset_peak_rss();
+        let cpu_before = cpu_secs();
         let started = Instant::now();
         let mut results = Vec::new();
         let mut recomputed_cuts = 0;
@@ -475,6 +489,7 @@ impl Setup {
         }
         Ok(WayRun {
             secs: started.elapsed().as_secs_f64(),
+            cpu_secs: cpu_secs() - cpu_before,
             peak_rss_bytes: peak_rss_bytes(),
             recomputed_cuts,
             results,
@@ -485,6 +500,7 @@ impl Setup {
 /// One timed run of one way.
 pub struct WayRun {
     pub secs: f64,
+    pub cpu_secs: f64,
     pub peak_rss_bytes: u64,
     pub recomputed_cuts: usize,
     pub results: Vec<InjectionResult>,
@@ -547,6 +563,31 @@ impl Frontiers for InputFrontiers {
     }
 }
 
+/// CPU seconds this process has used, all threads (0 where unavailable).
+#[cfg(target_os = "linux")]
+fn cpu_secs() -> f64 {
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+    }
+    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    match unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) } {
+        0 => ts.sec as f64 + ts.nsec as f64 * 1e-9,
+        _ => 0.0,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn cpu_secs() -> f64 {
+    0.0
+}
+
 fn load_avg() -> [f64; 3] {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mut v = text
@@ -586,7 +627,8 @@ pub fn run(scenario: &Path, args: &BenchArgs) -> Result<Report> {
     let mut secs: HashMap<Way, Vec<f64>> = HashMap::new();
     let mut peaks: HashMap<Way, u64> = HashMap::new();
     let mut recomputed: HashMap<Way, usize> = HashMap::new();
-    let mut per_repeat: Vec<HashMap<Way, f64>> = Vec::new();
+    let mut cpu: HashMap<Way, Vec<f64>> = HashMap::new();
+    let mut per_repeat: Vec<HashMap<Way, (f64, f64)>> = Vec::new();
     let mut kept: HashMap<Way, Vec<InjectionResult>> = HashMap::new();
     for r in 0..repeat {
         let mut this = HashMap::new();
@@ -598,24 +640,27 @@ pub fn run(scenario: &Path, args: &BenchArgs) -> Result<Report> {
                 Isolation::Child { exe } => run_child(exe, scenario, &child_args, args, way, keep)?,
             };
             secs.entry(way).or_default().push(run.secs);
+            cpu.entry(way).or_default().push(run.cpu_secs);
             let peak = peaks.entry(way).or_default();
             *peak = (*peak).max(run.peak_rss_bytes);
             let cuts = recomputed.entry(way).or_default();
             *cuts = (*cuts).max(run.recomputed_cuts);
-            this.insert(way, run.secs);
+            this.insert(way, (run.secs, run.cpu_secs));
             if keep {
                 kept.insert(way, run.results);
             }
         }
         per_repeat.push(this);
     }
-    let ratio = |a: Way, b: Way| {
+    let ratio_of = |a: Way, b: Way, time: fn(&(f64, f64)) -> f64| {
         let v: Vec<f64> = per_repeat
             .iter()
-            .filter_map(|m| Some(m.get(&a)? / m.get(&b)?))
+            .filter_map(|m| Some(time(m.get(&a)?) / time(m.get(&b)?)))
             .collect();
         (!v.is_empty()).then(|| median(v))
     };
+    let ratio = |a, b| ratio_of(a, b, |t| t.0);
+    let ratio_cpu = |a, b| ratio_of(a, b, |t| t.1);
     let mut outcomes = BTreeMap::new();
     let mut dropped_early = 0;
     if let Some(engine) = kept.get(&Way::Engine) {
@@ -632,11 +677,14 @@ pub fn run(scenario: &Path, args: &BenchArgs) -> Result<Report> {
         .iter()
         .map(|&way| {
             let s = secs.remove(&way).unwrap_or_default();
+            let c = cpu.remove(&way).unwrap_or_default();
             let m = median(s.clone());
             WayReport {
                 way,
                 secs: s,
                 median_secs: m,
+                median_cpu_secs: median(c.clone()),
+                cpu_secs: c,
                 injections_per_sec: n as f64 / m,
                 peak_rss_bytes: peaks.get(&way).copied().unwrap_or(0),
                 recomputed_cuts: recomputed.get(&way).copied().unwrap_or(0),
@@ -668,6 +716,9 @@ pub fn run(scenario: &Path, args: &BenchArgs) -> Result<Report> {
         speedup: ratio(Way::FullForward, Way::Engine),
         overhead: ratio(Way::Engine, Way::SuffixBound),
         overhead_nodrop: ratio(Way::EngineNoDrop, Way::SuffixBound),
+        speedup_cpu: ratio_cpu(Way::FullForward, Way::Engine),
+        overhead_cpu: ratio_cpu(Way::Engine, Way::SuffixBound),
+        overhead_nodrop_cpu: ratio_cpu(Way::EngineNoDrop, Way::SuffixBound),
         agreement,
         outcomes,
         dropped_early,
@@ -706,6 +757,7 @@ pub fn compare(engine: &[InjectionResult], full: &[InjectionResult]) -> Agreemen
 pub struct ChildMeasure {
     pub way: Way,
     pub secs: f64,
+    pub cpu_secs: f64,
     pub peak_rss_bytes: u64,
     pub recomputed_cuts: usize,
 }
@@ -842,6 +894,7 @@ fn run_child(
     })?;
     Ok(WayRun {
         secs: m.secs,
+        cpu_secs: m.cpu_secs,
         peak_rss_bytes: m.peak_rss_bytes,
         recomputed_cuts: m.recomputed_cuts,
         results: if keep {
@@ -869,6 +922,7 @@ pub fn run_one(
     Ok(ChildMeasure {
         way,
         secs: r.secs,
+        cpu_secs: r.cpu_secs,
         peak_rss_bytes: r.peak_rss_bytes,
         recomputed_cuts: r.recomputed_cuts,
     })

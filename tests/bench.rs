@@ -49,11 +49,16 @@ fn every_way_runs_and_the_engine_agrees_with_full_forward() {
     for w in &report.ways {
         assert_eq!(w.secs.len(), 1);
         assert!(w.median_secs > 0.0 && w.injections_per_sec > 0.0);
+        assert!(
+            w.median_cpu_secs > 0.0,
+            "the CPU clock is readable on Linux"
+        );
         assert!(w.peak_rss_bytes > 0, "VmHWM is readable on Linux");
         assert!(w.recomputed_cuts <= report.golden.cuts);
     }
     assert!(report.speedup.is_some() && report.overhead.is_some());
     assert!(report.overhead_nodrop.is_some());
+    assert!(report.speedup_cpu.is_some() && report.overhead_nodrop_cpu.is_some());
     let a = report
         .agreement
         .as_ref()
@@ -70,13 +75,13 @@ fn every_way_runs_and_the_engine_agrees_with_full_forward() {
         .iter()
         .position(|l| l.starts_with("way "))
         .expect("a header line");
-    for col in ["wall s", "injections/s", "peak MB", "x engine"] {
+    for col in ["wall s", "cpu s", "injections/s", "peak MB", "x engine"] {
         assert!(lines[header].contains(col), "{table}");
     }
     for (k, way) in Way::ALL.iter().enumerate() {
         let row = lines[header + 1 + k];
         assert!(row.starts_with(way.name()), "{table}");
-        assert_eq!(row.split_whitespace().count(), 5, "{row}");
+        assert_eq!(row.split_whitespace().count(), 6, "{row}");
     }
     for needle in [
         "golden pass",
