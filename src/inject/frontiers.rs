@@ -95,7 +95,8 @@ impl<'a> CachedFrontiers<'a> {
     /// is recomputed (from that frontier's root) when `recompute(read secs,
     /// recompute secs)` says so and the result equals the cached row bit
     /// for bit. The reads decompress the entries' first chunks, which the
-    /// engine would decompress anyway.
+    /// engine would decompress anyway. A recompute that fails is not taken
+    /// (the cut is read); a read that fails is an error.
     pub fn choose_by(
         graph: &Graph,
         entries: HashMap<usize, Reader>,
@@ -107,16 +108,20 @@ impl<'a> CachedFrontiers<'a> {
         cuts.sort_unstable();
         let mut best = match data.is_empty() {
             true => None,
-            false => {
-                let (secs, values) = timed(|| input_rows(graph, data, &[0]))?;
-                Some(Cheapest::new(0, 0, secs, values))
-            }
+            false => timed(|| input_rows(graph, data, &[0]))
+                .ok()
+                .map(|(secs, values)| Cheapest::new(0, 0, secs, values)),
         };
         for cut in cuts {
             let (secs, values) = read_secs(&entries[&cut])?;
             let mut choice = Cheapest::new(cut, cut, secs, values);
-            if let Some(prev) = best.filter(|p| p.cut < cut) {
-                let (step, values) = timed(|| split::between(graph, prev.cut, cut, &prev.values))?;
+            let trial = best.filter(|p| p.cut < cut).and_then(|p| {
+                Some((
+                    timed(|| split::between(graph, p.cut, cut, &p.values)).ok()?,
+                    p,
+                ))
+            });
+            if let Some(((step, values), prev)) = trial {
                 let secs = prev.secs + step;
                 if recompute(choice.secs, secs) && same_bits(&values, &choice.values) {
                     sources.insert(cut, prev.root);
