@@ -190,7 +190,7 @@ pub fn run_with_models(
     };
     // Only the results --verify rechecks stay in memory.
     let first = chunks.get(done).map_or(runs.len(), |c| c.start);
-    let to_verify = verify::pick(&plan, first..runs.len(), args.verify);
+    let to_verify = verify::pick(plan.campaign.seed, first..runs.len(), args.verify);
     let mut results: Vec<BTreeMap<usize, InjectionResult>> =
         (0..=hardened.len()).map(|_| BTreeMap::new()).collect();
     let mut finished = chunks[..done].iter().map(Range::len).sum();
