@@ -16,6 +16,7 @@
 
 mod blocks;
 mod bounds;
+mod depthwise;
 mod frontiers;
 mod region;
 mod rows;

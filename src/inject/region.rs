@@ -28,6 +28,7 @@ use std::sync::{LazyLock, Mutex};
 use tch::Tensor;
 
 use super::blocks::{copy_region, equal_region, intersect, positions, Block, Span};
+use super::depthwise::{Depthwise, Inside};
 use super::rows::{cpu_bytes, cpu_bytes_mut, nonfinite_bytes};
 use super::{corrupt_flat, keeps_finite, FaultSite, Injection, SiteValues};
 use crate::error::Result;
@@ -465,11 +466,15 @@ pub(super) fn conv_boxes(
     let mut stacked = stacked.map_err(|e| fail(e.to_string()))?;
     let dst = cpu_bytes_mut(&mut stacked).expect("a new CPU tensor is contiguous");
     let each = (dst.len() / windows.len()).max(1);
+    let reaches: Vec<&Span> = windows.iter().map(|w| w.1).collect();
     for ((golden, reach, delta), dst) in windows.into_iter().zip(dst.chunks_mut(each)) {
         fill_window(x, golden, reach, delta, dst);
     }
     let shape = ConvShape::of(node, x, w).map_err(|e| fail(e.0))?;
-    let y = convolve_as(&unpadded(shape), &stacked, w, b).map_err(|e| fail(e.0))?;
+    let y = match depthwise(&shape, x, w, b, &stacked, &reaches) {
+        Some(y) => y,
+        None => convolve_as(&unpadded(shape), &stacked, w, b).map_err(|e| fail(e.0))?,
+    };
     let y = guard(graph, node, y)?;
     let box_of = |i: usize| y.f_narrow(0, i as i64, 1).map_err(|e| fail(e.to_string()));
     let mut out = Vec::with_capacity(rows.len());
@@ -480,6 +485,45 @@ pub(super) fn conv_boxes(
         check.golden_box = box_of(rows.len() + i)?;
     }
     Ok((out, checks))
+}
+
+/// A depthwise 2-D convolution of `shape` over the windows `stacked`, read
+/// from `x` over `reaches`, by the Rust kernel, if it suits.
+fn depthwise(
+    shape: &ConvShape,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stacked: &Tensor,
+    reaches: &[&Span],
+) -> Option<Tensor> {
+    let lens = x.size();
+    let pair = |v: &[i64]| -> Option<[usize; 2]> {
+        match v {
+            &[a, b] => Some([usize::try_from(a).ok()?, usize::try_from(b).ok()?]),
+            _ => None,
+        }
+    };
+    if lens.len() != 4 || shape.group != lens[1] {
+        return None;
+    }
+    // Per axis, the window positions within the input (not padding).
+    let inside = |reach: &Span| -> Option<Inside> {
+        let ranges: Vec<(usize, usize)> = reach
+            .iter()
+            .zip(&lens[2..])
+            .map(|(&(a, b), &len)| ((-a).max(0) as usize, (b.min(len) - a) as usize))
+            .collect();
+        ranges.try_into().ok()
+    };
+    let inside: Vec<Inside> = reaches.iter().map(|r| inside(r)).collect::<Option<_>>()?;
+    Depthwise {
+        weight: w,
+        bias: b,
+        strides: pair(&shape.strides)?,
+        dilations: pair(&shape.dilations)?,
+    }
+    .convolve(stacked, &inside)
 }
 
 /// After `node` (a Conv) ran: whether the box kernel of `check` reproduced
@@ -721,5 +765,34 @@ mod tests {
         assert!(conv_reach(&shape(2, 1, 0), &[8, 8], &vec![(1, 2), (3, 4)]).is_none());
         let (out, _, _) = conv_reach(&shape(2, 1, 0), &[8, 8], &vec![(1, 3), (3, 5)]).unwrap();
         assert_eq!(out, vec![(1, 2), (2, 3)]);
+    }
+
+    #[test]
+    fn depthwise_boxes_at_the_edges_are_the_full_convolutions_values() {
+        if !super::super::depthwise::available() {
+            return; // libtorch's kernel computes the boxes
+        }
+        let opts = (tch::Kind::Float, tch::Device::Cpu);
+        let (x, w, b) = (
+            Tensor::randn([2, 16, 9, 9], opts),
+            Tensor::randn([16, 1, 3, 3], opts),
+            Tensor::randn([16], opts),
+        );
+        for stride in [1, 2] {
+            let shape = ConvShape {
+                group: 16,
+                ..shape(stride, 3, 1)
+            };
+            let full = x.convolution(&w, Some(&b), [stride; 2], [1; 2], [1; 2], false, [0; 2], 16);
+            // A box in the top right corner of row 1, and one inside row 0.
+            for (row, input_box) in [(1, vec![(0, 2), (6, 9)]), (0, vec![(3, 5), (4, 6)])] {
+                let (out, reach, _) = conv_reach(&shape, &[9, 9], &input_box).unwrap();
+                let stacked = window(&x, row, &reach, None).unwrap().unwrap();
+                let y = depthwise(&shape, &x, &w, Some(&b), &stacked, &[&reach])
+                    .expect("a float32 depthwise conv runs in Rust");
+                let want = narrow_to(&full.narrow(0, row as i64, 1), &out).unwrap();
+                assert!(y.equal(&want), "stride {stride}, box {input_box:?}");
+            }
+        }
     }
 }
