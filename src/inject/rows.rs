@@ -90,13 +90,14 @@ impl Rows {
                     self.golden_row(sample).expect("golden row joined first") as i64
                 })
                 .collect();
-            let copies = Tensor::from_slice(&copies);
+            // One gather of the rows there and the copies, into a new tensor.
+            let rows: Vec<i64> = (0..self.len()).chain(copies).collect();
+            let rows = Tensor::from_slice(&rows);
             for &id in ids {
                 let t = env
                     .get_mut(id)
                     .expect("frontier values are live at their cut");
-                let extra = t.f_index_select(0, &copies.to_device(t.device()))?;
-                *t = Tensor::f_cat(&[&*t, &extra], 0)?;
+                *t = t.f_index_select(0, &rows.to_device(t.device()))?;
             }
             self.rows
                 .extend(jobs.iter().map(|&(job, _)| Row::Faulty { job }));
