@@ -46,38 +46,50 @@ pub(super) fn patches(
             })
             .collect();
         let golden_ins = row_inputs(graph, node, env, &batch_rows, rows.len())?;
-        let mut ins: Vec<Option<Tensor>> = golden_ins
-            .iter()
-            .map(|i| i.as_ref().map(Tensor::shallow_clone))
-            .collect();
-        for &(k, input, index) in &faults {
-            let w = ins
-                .get_mut(input)
-                .and_then(Option::as_mut)
-                .ok_or_else(|| graph.op_error(node, format!("no input {input} to fault")))?;
-            if !faults.iter().take_while(|f| f.0 != k).any(|f| f.1 == input) {
-                *w = w.copy(); // the first fault in this weight: a private copy
-            }
-            let corrupt = &batch[jobs[0]].faults[k].corrupt;
-            let site = corrupt_flat(w, index, corrupt).map_err(|m| graph.op_error(node, m))?;
-            for &job in &jobs {
-                state[job].sites[k] = Some(site);
-            }
-        }
-        let (faulty, golden) = (as_refs(&ins), as_refs(&golden_ins));
-        let channels = filters(node, &faulty, &faults).filter(|_| per_channel);
+        let channels = filters(node, &as_refs(&golden_ins), &faults).filter(|_| per_channel);
         let parts: Vec<Option<i64>> = match &channels {
             Some(c) => c.iter().copied().map(Some).collect(),
             None => vec![None],
         };
         for channel in parts {
+            // The inputs of this part (the node's, or one filter's and its
+            // bias), and its faults at indices into those inputs.
+            let (golden, faults) = match channel {
+                Some(c) => filter_part(&golden_ins, &faults, c)
+                    .map_err(|e| graph.op_error(node, e.to_string()))?,
+                None => (golden_ins.iter().map(shallow).collect(), faults.clone()),
+            };
+            let mut faulty: Vec<Option<Tensor>> = golden.iter().map(shallow).collect();
+            for &(k, input, index) in &faults {
+                let w = faulty
+                    .get_mut(input)
+                    .and_then(Option::as_mut)
+                    .ok_or_else(|| graph.op_error(node, format!("no input {input} to fault")))?;
+                if !faults.iter().take_while(|f| f.0 != k).any(|f| f.1 == input) {
+                    *w = w.copy(); // the first fault in this input: a private copy
+                }
+                let corrupt = &batch[jobs[0]].faults[k].corrupt;
+                let site = corrupt_flat(w, index, corrupt).map_err(|m| graph.op_error(node, m))?;
+                for &job in &jobs {
+                    state[job].sites[k] = Some(site);
+                }
+            }
             // The fault's effect is the difference between this computation
             // with the faulty and with the fault-free weight: one kernel, so
             // no rounding of its own. Added to the node's real output, it
             // leaves every element the fault does not reach bitwise golden.
-            let run = |ins: &[Option<&Tensor>]| match channel {
-                Some(c) => graph.guarded(node, || ops::conv_channel(node, ins, c)),
-                None => Ok(graph.apply(node, ins)?.swap_remove(0)),
+            let outputs = golden_ins
+                .get(1)
+                .and_then(Option::as_ref)
+                .map(|w| w.size()[0]);
+            let run = |ins: &[Option<Tensor>]| {
+                let ins = as_refs(ins);
+                match (channel, outputs) {
+                    (Some(c), Some(n)) => {
+                        graph.guarded(node, || ops::conv_filter(node, &ins, c, n))
+                    }
+                    _ => Ok(graph.apply(node, &ins)?.swap_remove(0)),
+                }
             };
             let delta = (run(&faulty)?, run(&golden)?);
             let delta = delta
@@ -137,6 +149,41 @@ fn groups(node: &Node, batch: &[&Injection]) -> Vec<(Vec<WeightFault>, Vec<usize
         }
     }
     groups
+}
+
+fn shallow(t: &Option<Tensor>) -> Option<Tensor> {
+    t.as_ref().map(Tensor::shallow_clone)
+}
+
+/// A Conv's inputs narrowed to the filter and bias of output `channel`
+/// (views: only a faulted one is copied), and the faults of `faults` in that
+/// channel, at their indices there.
+fn filter_part(
+    ins: &[Option<Tensor>],
+    faults: &[WeightFault],
+    channel: i64,
+) -> std::result::Result<(Vec<Option<Tensor>>, Vec<WeightFault>), tch::TchError> {
+    let mut part: Vec<Option<Tensor>> = ins.iter().map(shallow).collect();
+    let mut per_filter = 1;
+    for (input, t) in part.iter_mut().enumerate().skip(1) {
+        if let Some(t) = t {
+            if input == 1 {
+                per_filter = t.size().iter().skip(1).product::<i64>();
+            }
+            *t = t.f_narrow(0, channel, 1)?;
+        }
+    }
+    let local = faults
+        .iter()
+        .filter_map(|&(k, input, index)| {
+            let (filter, at) = match input {
+                1 => (index / per_filter, index % per_filter),
+                _ => (index, 0),
+            };
+            (filter == channel).then_some((k, input, at))
+        })
+        .collect();
+    Ok((part, local))
 }
 
 fn as_refs(ins: &[Option<Tensor>]) -> Vec<Option<&Tensor>> {

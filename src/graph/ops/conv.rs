@@ -135,23 +135,24 @@ fn conv(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     one(convolve(node, x, w, b, node.attrs.int("group", 1)?)?)
 }
 
-/// Output channel `channel` of a Conv node alone: a one-filter convolution
-/// over the input channels of the filter's group (what a fault in one weight
-/// of that filter changes). Shape `[N, 1, spatial...]`.
-pub fn conv_channel(node: &Node, inputs: &Inputs, channel: i64) -> KResult<Tensor> {
+/// Output channel `channel` (of `outputs`) of a Conv node alone: a
+/// one-filter convolution over the input channels of the filter's group
+/// (what a fault in one weight of that filter changes). `inputs` hold the
+/// node's input, then that channel's filter `[1, C / group, k...]` and bias
+/// `[1]`. Shape `[N, 1, spatial...]`.
+pub fn conv_filter(node: &Node, inputs: &Inputs, channel: i64, outputs: i64) -> KResult<Tensor> {
     let (x, w, b) = (input(inputs, 0)?, input(inputs, 1)?, opt_input(inputs, 2));
     let group = node.attrs.int("group", 1)?;
-    let (c_out, c_in) = (w.size()[0], w.size()[1]);
-    if group < 1 || c_out % group != 0 || !(0..c_out).contains(&channel) {
+    let c_in = w.size()[1];
+    if group < 1 || outputs % group != 0 || !(0..outputs).contains(&channel) || w.size()[0] != 1 {
         return fail(format!(
-            "channel {channel} of {c_out} outputs in {group} groups"
+            "filter {channel} of {outputs} outputs in {group} groups, weight {:?}",
+            w.size()
         ));
     }
-    let g = channel / (c_out / group);
+    let g = channel / (outputs / group);
     let x = x.f_narrow(1, g * c_in, c_in)?;
-    let w = w.f_narrow(0, channel, 1)?;
-    let b = b.map(|b| b.f_narrow(0, channel, 1)).transpose()?;
-    convolve(node, &x, &w, b.as_ref(), 1)
+    convolve(node, &x, w, b, 1)
 }
 
 /// The geometry of a Conv node on an input: per spatial axis its strides,

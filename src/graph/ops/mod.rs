@@ -12,7 +12,7 @@ use super::Node;
 
 mod activation;
 mod conv;
-pub use conv::{conv_channel, convolve_as, ConvShape};
+pub use conv::{conv_filter, convolve_as, ConvShape};
 mod elementwise;
 mod index;
 mod linear;
