@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tch::Tensor;
 
 use super::rows::{RowState, Rows};
-use super::{corrupt_flat, FaultSite, Injection};
+use super::{corrupt_flat, FaultSite, Injection, SiteValues};
 use crate::error::Result;
 use crate::graph::{ops, Env, Graph, Node};
 
@@ -60,16 +60,10 @@ pub(super) fn patches(
                 None => (golden_ins.iter().map(shallow).collect(), faults.clone()),
             };
             let mut faulty: Vec<Option<Tensor>> = golden.iter().map(shallow).collect();
-            for &(k, input, index) in &faults {
-                let w = faulty
-                    .get_mut(input)
-                    .and_then(Option::as_mut)
-                    .ok_or_else(|| graph.op_error(node, format!("no input {input} to fault")))?;
-                if !faults.iter().take_while(|f| f.0 != k).any(|f| f.1 == input) {
-                    *w = w.copy(); // the first fault in this input: a private copy
-                }
-                let corrupt = &batch[jobs[0]].faults[k].corrupt;
-                let site = corrupt_flat(w, index, corrupt).map_err(|m| graph.op_error(node, m))?;
+            let inj = batch[jobs[0]];
+            for (k, site) in
+                corrupt_inputs(&mut faulty, &faults, inj).map_err(|m| graph.op_error(node, m))?
+            {
                 for &job in &jobs {
                     state[job].sites[k] = Some(site);
                 }
@@ -149,6 +143,27 @@ fn groups(node: &Node, batch: &[&Injection]) -> Vec<(Vec<WeightFault>, Vec<usize
         }
     }
     groups
+}
+
+/// Applies `faults` (of `inj`) to private copies of the inputs they strike
+/// in `ins`; returns each fault's index in `inj` and its site values.
+fn corrupt_inputs(
+    ins: &mut [Option<Tensor>],
+    faults: &[WeightFault],
+    inj: &Injection,
+) -> std::result::Result<Vec<(usize, SiteValues)>, String> {
+    let mut sites = Vec::new();
+    for &(k, input, index) in faults {
+        let w = ins
+            .get_mut(input)
+            .and_then(Option::as_mut)
+            .ok_or_else(|| format!("no input {input} to fault"))?;
+        if !faults.iter().take_while(|f| f.0 != k).any(|f| f.1 == input) {
+            *w = w.copy(); // the first fault in this input: a private copy
+        }
+        sites.push((k, corrupt_flat(w, index, &inj.faults[k].corrupt)?));
+    }
+    Ok(sites)
 }
 
 fn shallow(t: &Option<Tensor>) -> Option<Tensor> {
