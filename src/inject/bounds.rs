@@ -139,22 +139,15 @@ fn join(a: Bound, b: Bound, max_abs: f64) -> Bound {
 
 /// A Clip's limits, when both are finite constants.
 fn clip_limits(graph: &Graph, node: &Node) -> Option<(f64, f64)> {
-    let (lo, hi) = if node.opset < 11 {
-        let limit = |name| {
-            node.attrs
-                .has(name)
-                .then(|| node.attrs.float(name, 0.0).ok().map(f64::from))
-                .flatten()
-        };
-        (limit("min")?, limit("max")?)
-    } else {
-        let limit = |k: usize| {
-            let c = graph.constant(node.inputs.get(k).copied().flatten()?)?;
-            c.f_double_value(&[]).ok()
-        };
-        (limit(1)?, limit(2)?)
-    };
-    (lo.is_finite() && hi.is_finite()).then_some((lo, hi))
+    let constants: Vec<Option<&Tensor>> = node
+        .inputs
+        .iter()
+        .map(|id| id.and_then(|id| graph.constant(id)))
+        .collect();
+    match crate::graph::ops::clip_limits(node, &constants).ok()? {
+        (Some(lo), Some(hi)) if lo.is_finite() && hi.is_finite() => Some((lo, hi)),
+        _ => None,
+    }
 }
 
 /// The largest `|x|` of a float constant.

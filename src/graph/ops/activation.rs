@@ -226,28 +226,33 @@ fn log_softmax(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 /// tensor clamped with float bounds).
 fn clip(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
-    let (min, max) = if node.opset < 11 {
-        let bound = |name| -> KResult<Option<f64>> {
-            if node.attrs.has(name) {
-                Ok(Some(f64::from(node.attrs.float(name, 0.0)?)))
-            } else {
-                Ok(None)
-            }
-        };
-        (bound("min")?, bound("max")?)
-    } else {
-        if node.attrs.has("min") || node.attrs.has("max") {
-            return fail("min and max are inputs from opset 11, not attributes");
-        }
-        let lo = opt_input(inputs, 1).map(to_f64).transpose()?;
-        let hi = opt_input(inputs, 2).map(to_f64).transpose()?;
-        (lo, hi)
-    };
-    let y = match (min, max) {
+    let y = match clip_limits(node, inputs)? {
         (Some(lo), Some(hi)) => x.f_clamp(lo, hi)?,
         (Some(lo), None) => x.f_clamp_min(lo)?,
         (None, Some(hi)) => x.f_clamp_max(hi)?,
         (None, None) => x.shallow_clone(),
     };
     one(y.f_to_kind(x.kind())?)
+}
+
+/// A Clip's lower and upper limits, where given: attributes before opset
+/// 11, inputs 1 and 2 from it.
+pub fn clip_limits(node: &Node, inputs: &Inputs) -> KResult<(Option<f64>, Option<f64>)> {
+    if node.opset < 11 {
+        let limit = |name| -> KResult<Option<f64>> {
+            if node.attrs.has(name) {
+                Ok(Some(f64::from(node.attrs.float(name, 0.0)?)))
+            } else {
+                Ok(None)
+            }
+        };
+        Ok((limit("min")?, limit("max")?))
+    } else {
+        if node.attrs.has("min") || node.attrs.has("max") {
+            return fail("min and max are inputs from opset 11, not attributes");
+        }
+        let lo = opt_input(inputs, 1).map(to_f64).transpose()?;
+        let hi = opt_input(inputs, 2).map(to_f64).transpose()?;
+        Ok((lo, hi))
+    }
 }

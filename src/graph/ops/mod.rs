@@ -12,6 +12,7 @@ use super::Node;
 
 mod activation;
 mod conv;
+pub use activation::clip_limits;
 pub use conv::{conv_filter, convolve_as, ConvShape};
 mod elementwise;
 mod index;
