@@ -47,6 +47,10 @@ pub(super) fn patches(
             .collect();
         let golden_ins = row_inputs(graph, node, env, &batch_rows, rows.len())?;
         let channels = filters(node, &as_refs(&golden_ins), &faults).filter(|_| per_channel);
+        let outputs = golden_ins
+            .get(1)
+            .and_then(Option::as_ref)
+            .map(|w| w.size()[0]);
         let parts: Vec<Option<i64>> = match &channels {
             Some(c) => c.iter().copied().map(Some).collect(),
             None => vec![None],
@@ -72,10 +76,6 @@ pub(super) fn patches(
             // with the faulty and with the fault-free weight: one kernel, so
             // no rounding of its own. Added to the node's real output, it
             // leaves every element the fault does not reach bitwise golden.
-            let outputs = golden_ins
-                .get(1)
-                .and_then(Option::as_ref)
-                .map(|w| w.size()[0]);
             let run = |ins: &[Option<Tensor>]| {
                 let ins = as_refs(ins);
                 match (channel, outputs) {
@@ -178,26 +178,20 @@ fn filter_part(
     faults: &[WeightFault],
     channel: i64,
 ) -> std::result::Result<(Vec<Option<Tensor>>, Vec<WeightFault>), tch::TchError> {
+    let local = match ins.get(1).and_then(Option::as_ref) {
+        Some(w) => faults
+            .iter()
+            .filter_map(|&(k, input, index)| match in_filter(w, input, index) {
+                Some((filter, at)) if filter == channel => Some((k, input, at)),
+                _ => None,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let mut part: Vec<Option<Tensor>> = ins.iter().map(shallow).collect();
-    let mut per_filter = 1;
-    for (input, t) in part.iter_mut().enumerate().skip(1) {
-        if let Some(t) = t {
-            if input == 1 {
-                per_filter = t.size().iter().skip(1).product::<i64>();
-            }
-            *t = t.f_narrow(0, channel, 1)?;
-        }
+    for t in part.iter_mut().skip(1).flatten() {
+        *t = t.f_narrow(0, channel, 1)?;
     }
-    let local = faults
-        .iter()
-        .filter_map(|&(k, input, index)| {
-            let (filter, at) = match input {
-                1 => (index / per_filter, index % per_filter),
-                _ => (index, 0),
-            };
-            (filter == channel).then_some((k, input, at))
-        })
-        .collect();
     Ok((part, local))
 }
 
@@ -247,15 +241,21 @@ fn filters(
         return None;
     }
     let w = ins.get(1).copied().flatten()?;
-    let per_filter = w.size().iter().skip(1).product::<i64>();
     faults
         .iter()
-        .map(|&(_, input, index)| match input {
-            1 => Some(index / per_filter),
-            2 => Some(index),
-            _ => None,
-        })
+        .map(|&(_, input, index)| Some(in_filter(w, input, index)?.0))
         .collect::<Option<BTreeSet<i64>>>()
+}
+
+/// The output channel whose filter (input 1 of a Conv, weight `w`) or bias
+/// (input 2) holds element `index`, and the element's index there.
+fn in_filter(w: &Tensor, input: usize, index: i64) -> Option<(i64, i64)> {
+    let per_filter = w.size().iter().skip(1).product::<i64>();
+    match input {
+        1 => Some((index / per_filter, index % per_filter)),
+        2 => Some((index, 0)),
+        _ => None,
+    }
 }
 
 /// Splices the patches of `node` into its output; patches of dropped rows
