@@ -448,33 +448,33 @@ impl Setup {
             Way::Engine | Way::EngineNoDrop => {
                 let cached = self.cached()?;
                 recomputed_cuts = cached.recomputed().len();
-                let engine = Engine {
+                let engine = Engine::new(
                     graph,
-                    frontiers: &cached,
-                    options: Options {
+                    &cached,
+                    Options {
                         batch_size,
                         drop_masked: way == Way::Engine,
                         regional_rows: way == Way::Engine,
                         stop_at_nonfinite: early_due,
                         from_input: false,
                     },
-                };
+                );
                 for part in self.injections.chunks(chunk) {
                     results.extend(engine.run(part)?);
                 }
             }
             Way::FullForward => {
-                let engine = Engine {
+                let engine = Engine::new(
                     graph,
-                    frontiers: inputs.as_ref().expect("loaded above"),
-                    options: Options {
+                    inputs.as_ref().expect("loaded above"),
+                    Options {
                         batch_size,
                         drop_masked: false,
                         regional_rows: false,
                         stop_at_nonfinite: false,
                         from_input: true,
                     },
-                };
+                );
                 for part in self.injections.chunks(chunk) {
                     results.extend(engine.run(part)?);
                 }

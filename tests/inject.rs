@@ -250,14 +250,14 @@ fn engine_against_oracle(
 ) -> HashMap<Outcome, usize> {
     let dir = tempfile::tempdir().unwrap();
     let frontiers = cached(graph, data, inj, dir.path());
-    let engine = Engine {
+    let engine = Engine::new(
         graph,
-        frontiers: &frontiers,
-        options: Options {
+        &frontiers,
+        Options {
             batch_size,
             ..Options::default()
         },
-    };
+    );
     assert_same(
         name,
         &engine.run(inj).unwrap(),
@@ -291,14 +291,14 @@ fn cached_batched_dropping_engine_equals_the_full_forward_pass() {
             42 + faults_each as u64,
         );
         let frontiers = cached(&graph, &data, &inj, dir.path());
-        let engine = Engine {
-            graph: &graph,
-            frontiers: &frontiers,
-            options: Options {
+        let engine = Engine::new(
+            &graph,
+            &frontiers,
+            Options {
                 batch_size: 16,
                 ..Options::default()
             },
-        };
+        );
         let fast = engine.run(&inj).unwrap();
         let plain = reference(&graph, &data, &inj);
         let counts = assert_same("demo", &fast, &plain);
@@ -346,14 +346,10 @@ fn nan_faults_are_due_and_can_stop_early() {
             stop_at_nonfinite: stop,
             ..Options::default()
         };
-        let r = Engine {
-            graph: &graph,
-            frontiers: &frontiers,
-            options,
-        }
-        .run(&inj)
-        .unwrap()
-        .remove(0);
+        let r = Engine::new(&graph, &frontiers, options)
+            .run(&inj)
+            .unwrap()
+            .remove(0);
         assert_eq!(r.outcome(), Outcome::Due);
         assert_eq!(r.first_nonfinite, Some(conv));
         assert!(r.sites[0].faulty.is_nan());
@@ -365,11 +361,7 @@ fn nan_faults_are_due_and_can_stop_early() {
 fn bad_fault_sites_are_errors() {
     let (graph, data) = demo();
     let frontiers = ComputedFrontiers { data: &data };
-    let engine = Engine {
-        graph: &graph,
-        frontiers: &frontiers,
-        options: Options::default(),
-    };
+    let engine = Engine::new(&graph, &frontiers, Options::default());
     let inj = vec![Injection {
         id: 0,
         sample: 0,
@@ -479,13 +471,7 @@ fn regional_rows_equal_the_batch_rows_bit_for_bit() {
                 regional_rows,
                 ..Options::default()
             };
-            Engine {
-                graph,
-                frontiers: &frontiers,
-                options,
-            }
-            .run(&inj)
-            .unwrap()
+            Engine::new(graph, &frontiers, options).run(&inj).unwrap()
         };
         let (regional, dropping, full) = (run(true, true), run(true, false), run(false, false));
         let mut masked = 0;
@@ -563,13 +549,9 @@ fn recomputed_frontiers_are_the_cached_bits() {
             }
         }
         let run = |frontiers: &dyn Frontiers| {
-            Engine {
-                graph,
-                frontiers,
-                options: Options::default(),
-            }
-            .run(&inj)
-            .unwrap()
+            Engine::new(graph, frontiers, Options::default())
+                .run(&inj)
+                .unwrap()
         };
         for (r, c) in run(&read).iter().zip(&run(&chosen)) {
             assert_eq!(r.masked_after, c.masked_after, "{name}: injection {}", r.id);
@@ -643,11 +625,7 @@ fn first_nonfinite_nodes_equal_the_plain_pass() {
                 regional_rows: drop_masked,
                 ..Options::default()
             };
-            let engine = Engine {
-                graph: &graph,
-                frontiers: &frontiers,
-                options,
-            };
+            let engine = Engine::new(&graph, &frontiers, options);
             for (e, p) in engine.run(&inj).unwrap().iter().zip(&plain) {
                 let at = format!(
                     "{name}: injection {} at node {} ({})",

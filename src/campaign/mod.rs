@@ -194,16 +194,19 @@ pub fn run_with_models(
     let mut results: Vec<BTreeMap<usize, InjectionResult>> =
         (0..=hardened.len()).map(|_| BTreeMap::new()).collect();
     let mut finished = chunks[..done].iter().map(Range::len).sum();
+    let plain_engine = plain.engine(options);
+    // A hardened model may remove a NaN later on, so its rows run to the end.
+    let to_end = Options {
+        stop_at_nonfinite: false,
+        ..options
+    };
+    let hardened_engines: Vec<(&Model, Engine)> =
+        hardened.iter().map(|m| (m, m.engine(to_end))).collect();
     for chunk in &chunks[done..] {
-        let plain_results = plain.run(chunk.clone(), options)?;
-        // A hardened model may remove a NaN later on, so its rows run to the end.
-        let to_end = Options {
-            stop_at_nonfinite: false,
-            ..options
-        };
-        let mut hardened_results: Vec<std::vec::IntoIter<InjectionResult>> = hardened
+        let plain_results = plain.run(&plain_engine, chunk.clone())?;
+        let mut hardened_results: Vec<std::vec::IntoIter<InjectionResult>> = hardened_engines
             .iter()
-            .map(|m| Ok(m.run(chunk.clone(), to_end)?.into_iter()))
+            .map(|(m, engine)| Ok(m.run(engine, chunk.clone())?.into_iter()))
             .collect::<Result<_>>()?;
         for r in plain_results {
             let others: Vec<InjectionResult> = hardened_results
@@ -316,21 +319,21 @@ impl<'a> Model<'a> {
     pub fn results(&self, options: Options) -> impl Iterator<Item = Result<InjectionResult>> + '_ {
         let step = options.batch_size.max(1) * 8;
         let n = self.injections.len();
+        let engine = self.engine(options);
         (0..n)
             .step_by(step)
-            .flat_map(move |s| match self.run(s..(s + step).min(n), options) {
+            .flat_map(move |s| match self.run(&engine, s..(s + step).min(n)) {
                 Ok(results) => results.into_iter().map(Ok).collect::<Vec<_>>(),
                 Err(e) => vec![Err(e)],
             })
     }
 
-    fn run(&self, chunk: Range<usize>, options: Options) -> Result<Vec<InjectionResult>> {
-        Engine {
-            graph: self.graph,
-            frontiers: self.frontiers.as_ref(),
-            options,
-        }
-        .run(&self.injections.injections(chunk)?)
+    fn engine(&self, options: Options) -> Engine<'_> {
+        Engine::new(self.graph, self.frontiers.as_ref(), options)
+    }
+
+    fn run(&self, engine: &Engine, chunk: Range<usize>) -> Result<Vec<InjectionResult>> {
+        engine.run(&self.injections.injections(chunk)?)
     }
 }
 

@@ -186,9 +186,20 @@ pub struct Engine<'a> {
     pub graph: &'a Graph,
     pub frontiers: &'a dyn Frontiers,
     pub options: Options,
+    /// Worked out once: every batch of every call reads them.
+    bounds: Bounds,
 }
 
-impl Engine<'_> {
+impl<'a> Engine<'a> {
+    pub fn new(graph: &'a Graph, frontiers: &'a dyn Frontiers, options: Options) -> Self {
+        Engine {
+            graph,
+            frontiers,
+            options,
+            bounds: Bounds::of(graph),
+        }
+    }
+
     /// Runs every injection; results come back in the order given.
     ///
     /// Batches hold the injections of one sample (or a few), ordered by
@@ -202,10 +213,9 @@ impl Engine<'_> {
         }
         let mut order: Vec<&Injection> = injections.iter().collect();
         order.sort_by_key(|i| (i.sample, self.join_cut(i), i.id));
-        let bounds = Bounds::of(self.graph);
         let mut results = Vec::with_capacity(injections.len());
         for batch in order.chunks(self.options.batch_size.max(1)) {
-            results.extend(self.run_batch_or_each(batch, &bounds)?);
+            results.extend(self.run_batch_or_each(batch)?);
         }
         let order: BTreeMap<usize, usize> = injections
             .iter()
@@ -266,17 +276,13 @@ impl Engine<'_> {
 
     /// A batch; on a libtorch error, each injection alone so the error is
     /// recorded against the one that caused it.
-    fn run_batch_or_each(
-        &self,
-        batch: &[&Injection],
-        bounds: &Bounds,
-    ) -> Result<Vec<InjectionResult>> {
-        match self.run_batch(batch, bounds) {
+    fn run_batch_or_each(&self, batch: &[&Injection]) -> Result<Vec<InjectionResult>> {
+        match self.run_batch(batch) {
             Ok(r) => Ok(r),
             Err(Error::Op { .. }) if batch.len() > 1 => {
                 let mut out = Vec::new();
                 for inj in batch {
-                    out.extend(self.run_batch_or_each(&[inj], bounds)?);
+                    out.extend(self.run_batch_or_each(&[inj])?);
                 }
                 Ok(out)
             }
@@ -320,13 +326,12 @@ impl Engine<'_> {
         joins
     }
 
-    fn run_batch(&self, batch: &[&Injection], bounds: &Bounds) -> Result<Vec<InjectionResult>> {
+    fn run_batch(&self, batch: &[&Injection]) -> Result<Vec<InjectionResult>> {
         let graph = self.graph;
         let joins = self.joins(batch);
         let first = *joins.keys().next().expect("a batch has rows");
         let mut run = BatchRun {
             engine: self,
-            bounds,
             batch,
             weighted: weights::weighted_nodes(batch),
             rows: Rows::default(),
@@ -399,7 +404,6 @@ struct Join {
 /// One batch on its way through the suffix.
 struct BatchRun<'e, 'b> {
     engine: &'e Engine<'e>,
-    bounds: &'b Bounds,
     batch: &'b [&'b Injection],
     /// Nodes with a weight fault in some row.
     weighted: BTreeSet<usize>,
@@ -489,8 +493,36 @@ impl BatchRun<'_, '_> {
                 per_channel,
             )?;
             self.pending.extend(patches);
+            if self.engine.options.drop_masked && per_channel {
+                self.mask_unchanged(node);
+            }
         }
         Ok(())
+    }
+
+    /// Rows about to join after `node` whose faults all lie in its weights
+    /// and change none of its outputs (no patch) are masked there: they
+    /// would join as copies of golden only to be dropped.
+    fn mask_unchanged(&mut self, node: &Node) {
+        let Some(join) = self.joins.get_mut(&(node.index + 1)) else {
+            return;
+        };
+        let patched: BTreeSet<usize> = self
+            .pending
+            .iter()
+            .filter(|p| p.node == node.index)
+            .map(|p| p.job)
+            .collect();
+        let (batch, state) = (self.batch, &mut self.state);
+        join.jobs.retain(|&(job, _)| {
+            let here =
+                |f: &Fault| f.node == node.index && matches!(f.site, FaultSite::Weight { .. });
+            let unchanged = !patched.contains(&job) && batch[job].faults.iter().all(here);
+            if unchanged {
+                state[job].masked_after = Some(node.index);
+            }
+            !unchanged
+        });
     }
 
     /// Makes the regional rows of `jobs` full batch rows at `cut` (its
@@ -658,7 +690,8 @@ impl BatchRun<'_, '_> {
                 let faulted = |n: usize| faults.iter().any(|f| f.node == n);
                 let may_turn = state.first_nonfinite.is_some()
                     || faulted(node.index)
-                    || !(keeps_finite(&node.op) || self.bounds.stays_finite(id, t.kind(), faulted));
+                    || !(keeps_finite(&node.op)
+                        || self.engine.bounds.stays_finite(id, t.kind(), faulted));
                 if !options.drop_masked && !may_turn {
                     continue; // no masking to find, no NaN or Inf to scan for
                 }

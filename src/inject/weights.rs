@@ -36,74 +36,161 @@ pub(super) fn patches(
     state: &mut [RowState],
     per_channel: bool,
 ) -> Result<Vec<Patch>> {
-    let mut patches = Vec::new();
-    for (faults, jobs) in groups(node, batch) {
-        let batch_rows: Vec<i64> = jobs
+    let groups = groups(node, batch);
+    let source = |job: usize| {
+        let row = rows.source_row(job, batch[job].sample);
+        row.expect("a row with a fault to come is running or about to join") as i64
+    };
+    if per_channel && node.op == "Conv" {
+        // The distinct rows the faulty rows read (mostly one golden row),
+        // and where each group's rows lie among them.
+        let mut sources: Vec<i64> = Vec::new();
+        let at: Vec<Vec<i64>> = groups
             .iter()
-            .map(|&job| {
-                let row = rows.source_row(job, batch[job].sample);
-                row.expect("a row with a fault to come is running or about to join") as i64
+            .map(|(_, jobs)| {
+                jobs.iter()
+                    .map(|&job| position(&mut sources, source(job)))
+                    .collect()
             })
             .collect();
-        let golden_ins = row_inputs(graph, node, env, &batch_rows, rows.len())?;
-        let channels = filters(node, &as_refs(&golden_ins), &faults).filter(|_| per_channel);
-        let outputs = golden_ins
-            .get(1)
-            .and_then(Option::as_ref)
-            .map(|w| w.size()[0]);
-        let parts: Vec<Option<i64>> = match &channels {
-            Some(c) => c.iter().copied().map(Some).collect(),
-            None => vec![None],
-        };
-        for channel in parts {
-            // The inputs of this part (the node's, or one filter's and its
-            // bias), and its faults at indices into those inputs.
-            let (golden, faults) = match channel {
-                Some(c) => filter_part(&golden_ins, &faults, c)
-                    .map_err(|e| graph.op_error(node, e.to_string()))?,
-                None => (golden_ins.iter().map(shallow).collect(), faults.clone()),
-            };
-            let mut faulty: Vec<Option<Tensor>> = golden.iter().map(shallow).collect();
-            let inj = batch[jobs[0]];
-            for (k, site) in
-                corrupt_inputs(&mut faulty, &faults, inj).map_err(|m| graph.op_error(node, m))?
-            {
-                for &job in &jobs {
-                    state[job].sites[k] = Some(site);
-                }
-            }
-            // The fault's effect is the difference between this computation
-            // with the faulty and with the fault-free weight: one kernel, so
-            // no rounding of its own. Added to the node's real output, it
-            // leaves every element the fault does not reach bitwise golden.
-            let run = |ins: &[Option<Tensor>]| {
-                let ins = as_refs(ins);
-                match (channel, outputs) {
-                    (Some(c), Some(n)) => {
-                        graph.guarded(node, || ops::conv_filter(node, &ins, c, n))
-                    }
-                    _ => Ok(graph.apply(node, &ins)?.swap_remove(0)),
-                }
-            };
-            let delta = (run(&faulty)?, run(&golden)?);
-            let delta = delta
-                .0
-                .f_sub(&delta.1)
-                .map_err(|e| graph.op_error(node, e.to_string()))?;
-            for (i, &job) in jobs.iter().enumerate() {
-                let delta = delta.get(i as i64);
-                if bool::try_from(delta.any()).unwrap_or(true) {
-                    patches.push(Patch {
-                        job,
-                        node: node.index,
-                        channel,
-                        delta,
-                    });
-                }
-            }
+        let ins = row_inputs(graph, node, env, &sources, rows.len())?;
+        if let Some(patches) = filter_patches(graph, node, &ins, batch, &groups, &at, state)? {
+            return Ok(patches);
+        }
+    }
+    let mut patches = Vec::new();
+    for (faults, jobs) in &groups {
+        let batch_rows: Vec<i64> = jobs.iter().map(|&job| source(job)).collect();
+        let golden = row_inputs(graph, node, env, &batch_rows, rows.len())?;
+        let mut faulty: Vec<Option<Tensor>> = golden.iter().map(shallow).collect();
+        record(&mut faulty, faults, batch, jobs, state).map_err(|m| graph.op_error(node, m))?;
+        let run = |ins: &[Option<Tensor>]| Ok(graph.apply(node, &as_refs(ins))?.swap_remove(0));
+        let delta = difference(graph, node, run(&faulty)?, run(&golden)?)?;
+        for (i, &job) in jobs.iter().enumerate() {
+            patches.extend(patch(job, node, None, delta.get(i as i64)));
         }
     }
     Ok(patches)
+}
+
+/// The patches of a Conv whose faults all lie in filters and biases: every
+/// faulted filter of every group recomputed in one call with the faulty
+/// weights and one with the fault-free ones, on the rows `ins` hold (group
+/// `g`'s rows at `at[g]`). `None` when a fault lies elsewhere.
+fn filter_patches(
+    graph: &Graph,
+    node: &Node,
+    ins: &[Option<Tensor>],
+    batch: &[&Injection],
+    groups: &[(Vec<WeightFault>, Vec<usize>)],
+    at: &[Vec<i64>],
+    state: &mut [RowState],
+) -> Result<Option<Vec<Patch>>> {
+    let Some(channels) = groups
+        .iter()
+        .map(|(faults, _)| filters(node, &as_refs(ins), faults))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Ok(None);
+    };
+    let err = |e: tch::TchError| graph.op_error(node, e.to_string());
+    // One part per (group, filter): the group's faults in that filter.
+    let mut parts: Vec<(usize, i64)> = Vec::new();
+    let mut faulty_parts: Vec<Vec<Option<Tensor>>> = Vec::new();
+    for (g, ((faults, jobs), channels)) in groups.iter().zip(&channels).enumerate() {
+        for &c in channels {
+            let (mut part, local) = filter_part(ins, faults, c).map_err(err)?;
+            record(&mut part, &local, batch, jobs, state).map_err(|m| graph.op_error(node, m))?;
+            parts.push((g, c));
+            faulty_parts.push(part);
+        }
+    }
+    let chosen: Vec<i64> = parts.iter().map(|&(_, c)| c).collect();
+    let outputs = ins[1].as_ref().expect("a Conv has a weight").size()[0];
+    // Filter and bias of every part, stacked; input 0 is the node's input.
+    let stacked = |input: usize| -> std::result::Result<Option<Tensor>, tch::TchError> {
+        match &ins.get(input).and_then(Option::as_ref) {
+            None => Ok(None),
+            Some(_) => {
+                let each: Vec<&Tensor> = faulty_parts
+                    .iter()
+                    .map(|p| p[input].as_ref().expect("narrowed from a present input"))
+                    .collect();
+                Ok(Some(Tensor::f_cat(&each, 0)?))
+            }
+        }
+    };
+    let golden = |input: usize| -> std::result::Result<Option<Tensor>, tch::TchError> {
+        ins.get(input)
+            .and_then(Option::as_ref)
+            .map(|t| t.f_index_select(0, &Tensor::from_slice(&chosen).to_device(t.device())))
+            .transpose()
+    };
+    // Both calls have one shape, so each filter's sums run alike in both:
+    // a fault that changes nothing leaves a difference of zero.
+    let run = |w: Option<Tensor>, b: Option<Tensor>| {
+        let x = ins[0].as_ref();
+        let ins = [x, w.as_ref(), b.as_ref()];
+        graph.guarded(node, || ops::conv_filters(node, &ins, &chosen, outputs))
+    };
+    let faulty = run(stacked(1).map_err(err)?, stacked(2).map_err(err)?)?;
+    let golden = run(golden(1).map_err(err)?, golden(2).map_err(err)?)?;
+    let delta = difference(graph, node, faulty, golden)?;
+    let mut patches = Vec::new();
+    for (i, &(g, c)) in parts.iter().enumerate() {
+        for (&job, &row) in groups[g].1.iter().zip(&at[g]) {
+            let d = delta.f_get(row).and_then(|d| d.f_get(i as i64));
+            patches.extend(patch(job, node, Some(c), d.map_err(err)?));
+        }
+    }
+    Ok(Some(patches))
+}
+
+/// The fault's effect: its computation with the faulty weight less the same
+/// computation with the fault-free one (one kernel, so no rounding of its
+/// own). Added to the node's real output, it leaves every element the fault
+/// does not reach bitwise golden.
+fn difference(graph: &Graph, node: &Node, faulty: Tensor, golden: Tensor) -> Result<Tensor> {
+    faulty
+        .f_sub(&golden)
+        .map_err(|e| graph.op_error(node, e.to_string()))
+}
+
+/// A patch of `job`, unless `delta` changes nothing.
+fn patch(job: usize, node: &Node, channel: Option<i64>, delta: Tensor) -> Option<Patch> {
+    bool::try_from(delta.any()).unwrap_or(true).then(|| Patch {
+        job,
+        node: node.index,
+        channel,
+        delta,
+    })
+}
+
+/// Applies `faults` (of the group's first job) to private copies of the
+/// inputs `ins` they strike, and records each fault's site values for every
+/// job of the group.
+fn record(
+    ins: &mut [Option<Tensor>],
+    faults: &[WeightFault],
+    batch: &[&Injection],
+    jobs: &[usize],
+    state: &mut [RowState],
+) -> std::result::Result<(), String> {
+    for (k, site) in corrupt_inputs(ins, faults, batch[jobs[0]])? {
+        for &job in jobs {
+            state[job].sites[k] = Some(site);
+        }
+    }
+    Ok(())
+}
+
+/// The index of `row` in `rows`, appended if missing.
+fn position(rows: &mut Vec<i64>, row: i64) -> i64 {
+    let at = rows.iter().position(|&r| r == row).unwrap_or_else(|| {
+        rows.push(row);
+        rows.len() - 1
+    });
+    at as i64
 }
 
 /// A weight fault of one row: (index among the injection's faults, input, element).

@@ -135,24 +135,41 @@ fn conv(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     one(convolve(node, x, w, b, node.attrs.int("group", 1)?)?)
 }
 
-/// Output channel `channel` (of `outputs`) of a Conv node alone: a
-/// one-filter convolution over the input channels of the filter's group
-/// (what a fault in one weight of that filter changes). `inputs` hold the
-/// node's input, then that channel's filter `[1, C / group, k...]` and bias
-/// `[1]`. Shape `[N, 1, spatial...]`.
-pub fn conv_filter(node: &Node, inputs: &Inputs, channel: i64, outputs: i64) -> KResult<Tensor> {
+/// Output channels `channels` (of `outputs`) of a Conv node alone: what a
+/// fault in the weights of those filters changes. `inputs` hold the node's
+/// input, then the filters `[m, C / group, k...]` and biases `[m]` of the
+/// channels, in their order. Each filter reads the input channels of its
+/// own group, so grouped filters run as a convolution of `m` groups.
+/// Shape `[N, m, spatial...]`.
+pub fn conv_filters(
+    node: &Node,
+    inputs: &Inputs,
+    channels: &[i64],
+    outputs: i64,
+) -> KResult<Tensor> {
     let (x, w, b) = (input(inputs, 0)?, input(inputs, 1)?, opt_input(inputs, 2));
     let group = node.attrs.int("group", 1)?;
-    let c_in = w.size()[1];
-    if group < 1 || outputs % group != 0 || !(0..outputs).contains(&channel) || w.size()[0] != 1 {
+    let (m, c_in) = (channels.len() as i64, w.size()[1]);
+    let known = channels.iter().all(|c| (0..outputs).contains(c));
+    if group < 1 || outputs % group != 0 || !known || w.size()[0] != m {
         return fail(format!(
-            "filter {channel} of {outputs} outputs in {group} groups, weight {:?}",
+            "filters {channels:?} of {outputs} outputs in {group} groups, weight {:?}",
             w.size()
         ));
     }
-    let g = channel / (outputs / group);
-    let x = x.f_narrow(1, g * c_in, c_in)?;
-    convolve(node, &x, w, b, 1)
+    if group == 1 {
+        return convolve(node, x, w, b, 1);
+    }
+    let per_group = outputs / group;
+    let picked: Vec<i64> = channels
+        .iter()
+        .flat_map(|c| {
+            let first = c / per_group * c_in;
+            first..first + c_in
+        })
+        .collect();
+    let x = x.f_index_select(1, &Tensor::from_slice(&picked).to_device(x.device()))?;
+    convolve(node, &x, w, b, m)
 }
 
 /// The geometry of a Conv node on an input: per spatial axis its strides,
