@@ -13,7 +13,9 @@
 //! - [`Way::SuffixBound`]: the compute that delayed start alone cannot avoid:
 //!   for the same chunks and per-cut batches of faulty rows, read the cached
 //!   frontier and run the suffix, fault-free, with nothing else (no golden
-//!   rows, no fault writes, no per-node checks, no dropping).
+//!   rows, no fault writes, no per-node checks, no dropping). A row starts
+//!   at the first cut the engine reads for it: after a faulted neuron, but
+//!   before a node with a faulted weight, which delayed start must run.
 //! - [`Way::FullForward`]: PyTorchFI's strategy: every injection runs the
 //!   whole model from the input, in batches of the same size, with no cache
 //!   and no early exit (the engine with `from_input`, fed from the
@@ -506,9 +508,11 @@ pub struct WayRun {
     pub results: Vec<InjectionResult>,
 }
 
-/// The suffix passes of `injections` as the engine groups them (by start
-/// cut, sorted by sample, `batch_size` rows a batch), fault-free: read the
-/// cached frontier rows and resume to the output.
+/// The suffix passes of `injections`, fault-free: read the cached frontier
+/// rows at each injection's first read cut and resume to the output, in
+/// batches of `batch_size` rows from one cut, sorted by sample. A weight
+/// fault's row so includes its node, which the engine recomputes only for
+/// the faulted filters.
 fn suffix_bound(
     graph: &Graph,
     frontiers: &dyn Frontiers,
@@ -517,7 +521,7 @@ fn suffix_bound(
 ) -> Result<()> {
     let mut groups: BTreeMap<usize, Vec<&Injection>> = BTreeMap::new();
     for inj in injections {
-        groups.entry(inj.start_cut()).or_default().push(inj);
+        groups.entry(inj.read_cut()).or_default().push(inj);
     }
     for (cut, mut group) in groups {
         group.sort_by_key(|i| (i.sample, i.id));

@@ -637,3 +637,22 @@ fn first_nonfinite_nodes_equal_the_plain_pass() {
         }
     }
 }
+
+#[test]
+fn a_weight_fault_is_read_from_its_node_input_a_neuron_fault_after_its_node() {
+    let inj = |faults| Injection {
+        id: 0,
+        sample: 0,
+        faults,
+    };
+    let weight = inj(vec![Fault::weight(4, 1, 0, flip(3))]);
+    assert_eq!((weight.start_cut(), weight.read_cut()), (5, 4));
+    let neuron = inj(vec![Fault::neuron(4, 0, flip(3))]);
+    assert_eq!((neuron.start_cut(), neuron.read_cut()), (5, 5));
+    // A weight fault after the first faulted node is patched in flight.
+    let both = inj(vec![
+        Fault::neuron(2, 0, flip(3)),
+        Fault::weight(6, 1, 0, flip(3)),
+    ]);
+    assert_eq!((both.start_cut(), both.read_cut()), (3, 3));
+}

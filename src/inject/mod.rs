@@ -107,6 +107,12 @@ impl Injection {
         }
         cuts
     }
+
+    /// The first cut whose frontier the injection reads: its start cut, or
+    /// the input of a weight-faulted first node.
+    pub fn read_cut(&self) -> usize {
+        self.cuts().into_iter().min().unwrap_or(0)
+    }
 }
 
 /// The value at a fault site before and after the fault.
@@ -241,7 +247,7 @@ impl<'a> Engine<'a> {
         if self.options.from_input {
             0
         } else {
-            inj.cuts().into_iter().min().unwrap_or(0)
+            inj.read_cut()
         }
     }
 
