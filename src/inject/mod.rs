@@ -29,7 +29,7 @@ pub use verify::{agreement, plain_run, Agreement};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::graph::{Env, Graph, Node};
@@ -781,6 +781,17 @@ fn corrupt_flat(
         return Err(format!(
             "fault index {index} is outside the {elements} elements"
         ));
+    }
+    if t.kind() == Kind::Float && rows::cpu_bytes(t).is_some() {
+        // A float32 CPU value is corrupted in place without tensor calls,
+        // which cost more than the write on small models.
+        // SAFETY: `t` is a contiguous CPU float tensor and `index` lies in
+        // it (checked above); `corrupt_flat` writes in place by design.
+        let cell = unsafe { (t.data_ptr() as *mut f32).add(index as usize) };
+        let original = unsafe { cell.read() };
+        let faulty = corrupt(original);
+        unsafe { cell.write(faulty) };
+        return Ok(SiteValues { original, faulty });
     }
     let mut cell = t
         .f_view([-1])

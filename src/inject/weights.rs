@@ -1,8 +1,8 @@
 //! Weight faults without the prefix: a faulty weight changes its node's
 //! output in the faulty row only. A Conv recomputes just the filters that
-//! hold a faulty weight (one-filter convolutions over the filter's group);
-//! any other op recomputes the node for that row. The difference the fault
-//! makes is added to the node's output before the rest of the model runs.
+//! hold a faulty weight, a Gemm just the output columns; any other op
+//! recomputes the node for that row. The difference the fault makes is
+//! added to the node's output before the rest of the model runs.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ pub(super) fn patches(
         let row = rows.source_row(job, batch[job].sample);
         row.expect("a row with a fault to come is running or about to join") as i64
     };
-    if per_channel && node.op == "Conv" {
+    if per_channel && matches!(node.op.as_str(), "Conv" | "Gemm") {
         // The distinct rows the faulty rows read (mostly one golden row),
         // and where each group's rows lie among them.
         let mut sources: Vec<i64> = Vec::new();
@@ -54,7 +54,7 @@ pub(super) fn patches(
             })
             .collect();
         let ins = row_inputs(graph, node, env, &sources, rows.len())?;
-        if let Some(patches) = filter_patches(graph, node, &ins, batch, &groups, &at, state)? {
+        if let Some(patches) = channel_patches(graph, node, &ins, batch, &groups, &at, state)? {
             return Ok(patches);
         }
     }
@@ -73,11 +73,12 @@ pub(super) fn patches(
     Ok(patches)
 }
 
-/// The patches of a Conv whose faults all lie in filters and biases: every
-/// faulted filter of every group recomputed in one call with the faulty
-/// weights and one with the fault-free ones, on the rows `ins` hold (group
-/// `g`'s rows at `at[g]`). `None` when a fault lies elsewhere.
-fn filter_patches(
+/// The patches of a Conv or Gemm whose faults all lie in weights split by
+/// output channel (see [`Split`]): every faulted channel of every group
+/// recomputed in one call with the faulty weights and one with the
+/// fault-free ones, on the rows `ins` hold (group `g`'s rows at `at[g]`).
+/// `None` when a fault lies elsewhere.
+fn channel_patches(
     graph: &Graph,
     node: &Node,
     ins: &[Option<Tensor>],
@@ -86,61 +87,88 @@ fn filter_patches(
     at: &[Vec<i64>],
     state: &mut [RowState],
 ) -> Result<Option<Vec<Patch>>> {
+    let err = |e: tch::TchError| graph.op_error(node, e.to_string());
+    let Some(split) = Split::of(node, &as_refs(ins)) else {
+        return Ok(None);
+    };
     let Some(channels) = groups
         .iter()
-        .map(|(faults, _)| filters(node, &as_refs(ins), faults))
+        .map(|(faults, _)| split.channels(ins, faults))
         .collect::<Option<Vec<_>>>()
     else {
         return Ok(None);
     };
-    let err = |e: tch::TchError| graph.op_error(node, e.to_string());
-    // One part per (group, filter): the group's faults in that filter.
-    let mut parts: Vec<(usize, i64)> = Vec::new();
-    let mut faulty_parts: Vec<Vec<Option<Tensor>>> = Vec::new();
-    for (g, ((faults, jobs), channels)) in groups.iter().zip(&channels).enumerate() {
-        for &c in channels {
-            let (mut part, local) = filter_part(ins, faults, c).map_err(err)?;
-            record(&mut part, &local, batch, jobs, state).map_err(|m| graph.op_error(node, m))?;
-            parts.push((g, c));
-            faulty_parts.push(part);
+    // One part per (group, channel), in this order along each split axis.
+    let parts: Vec<(usize, i64)> = channels
+        .iter()
+        .enumerate()
+        .flat_map(|(g, channels)| channels.iter().map(move |&c| (g, c)))
+        .collect();
+    let chosen: Vec<i64> = parts.iter().map(|&(_, c)| c).collect();
+    let golden = split.pick(ins, &chosen).map_err(err)?;
+    // The faulted inputs' picks copied once, each fault written at its place.
+    let mut faulty: Vec<Option<Tensor>> = golden.iter().map(shallow).collect();
+    let faulted: BTreeSet<usize> = groups
+        .iter()
+        .flat_map(|(f, _)| f.iter().map(|f| f.1))
+        .collect();
+    for input in faulted {
+        if let Some(t) = faulty.get_mut(input).and_then(Option::as_mut) {
+            *t = t.copy();
         }
     }
-    let chosen: Vec<i64> = parts.iter().map(|&(_, c)| c).collect();
-    let outputs = ins[1].as_ref().expect("a Conv has a weight").size()[0];
-    // Filter and bias of every part, stacked; input 0 is the node's input.
-    let stacked = |input: usize| -> std::result::Result<Option<Tensor>, tch::TchError> {
-        match &ins.get(input).and_then(Option::as_ref) {
-            None => Ok(None),
-            Some(_) => {
-                let each: Vec<&Tensor> = faulty_parts
-                    .iter()
-                    .map(|p| p[input].as_ref().expect("narrowed from a present input"))
-                    .collect();
-                Ok(Some(Tensor::f_cat(&each, 0)?))
+    for (i, &(g, c)) in parts.iter().enumerate() {
+        let (faults, jobs) = &groups[g];
+        for &(k, input, index) in faults {
+            let (t, original) = (faulty[input].as_ref(), ins[input].as_ref());
+            let (Some(t), Some(original)) = (t, original) else {
+                continue;
+            };
+            let Some((channel, at)) = split.locate(original, input, index) else {
+                continue;
+            };
+            if channel != c {
+                continue;
+            }
+            let corrupt = &batch[jobs[0]].faults[k].corrupt;
+            let site = corrupt_flat(t, split.in_pick(t, input, at, i as i64), corrupt)
+                .map_err(|m| graph.op_error(node, m))?;
+            for &job in jobs {
+                state[job].sites[k] = Some(site);
             }
         }
-    };
-    let golden = |input: usize| -> std::result::Result<Option<Tensor>, tch::TchError> {
-        ins.get(input)
-            .and_then(Option::as_ref)
-            .map(|t| t.f_index_select(0, &Tensor::from_slice(&chosen).to_device(t.device())))
-            .transpose()
-    };
-    // Both calls have one shape, so each filter's sums run alike in both:
+    }
+    // Both calls have one shape, so each channel's sums run alike in both:
     // a fault that changes nothing leaves a difference of zero.
-    let run = |w: Option<Tensor>, b: Option<Tensor>| {
-        let x = ins[0].as_ref();
-        let ins = [x, w.as_ref(), b.as_ref()];
-        graph.guarded(node, || ops::conv_filters(node, &ins, &chosen, outputs))
+    let run = |ins: Vec<Option<Tensor>>| {
+        let ins = as_refs(&ins);
+        match node.op.as_str() {
+            "Conv" => graph.guarded(node, || {
+                ops::conv_filters(node, &ins, &chosen, split.outputs)
+            }),
+            _ => Ok(graph.apply(node, &ins)?.swap_remove(0)),
+        }
     };
-    let faulty = run(stacked(1).map_err(err)?, stacked(2).map_err(err)?)?;
-    let golden = run(golden(1).map_err(err)?, golden(2).map_err(err)?)?;
-    let delta = difference(graph, node, faulty, golden)?;
+    let delta = difference(graph, node, run(faulty)?, run(golden)?)?;
+    // Which channels of which rows changed, in one call: `[rows, parts]`.
+    let changed = delta
+        .f_reshape([delta.size()[0], parts.len() as i64, -1])
+        .and_then(|d| d.f_ne(0.0))
+        .and_then(|d| d.f_any_dim(2, false))
+        .and_then(|d| Vec::<bool>::try_from(d.f_flatten(0, -1)?))
+        .map_err(err)?;
     let mut patches = Vec::new();
     for (i, &(g, c)) in parts.iter().enumerate() {
         for (&job, &row) in groups[g].1.iter().zip(&at[g]) {
-            let d = delta.f_get(row).and_then(|d| d.f_get(i as i64));
-            patches.extend(patch(job, node, Some(c), d.map_err(err)?));
+            if changed[row as usize * parts.len() + i] {
+                let delta = delta.f_get(row).and_then(|d| d.f_get(i as i64));
+                patches.push(Patch {
+                    job,
+                    node: node.index,
+                    channel: Some(c),
+                    delta: delta.map_err(err)?,
+                });
+            }
         }
     }
     Ok(Some(patches))
@@ -257,31 +285,6 @@ fn shallow(t: &Option<Tensor>) -> Option<Tensor> {
     t.as_ref().map(Tensor::shallow_clone)
 }
 
-/// A Conv's inputs narrowed to the filter and bias of output `channel`
-/// (views: only a faulted one is copied), and the faults of `faults` in that
-/// channel, at their indices there.
-fn filter_part(
-    ins: &[Option<Tensor>],
-    faults: &[WeightFault],
-    channel: i64,
-) -> std::result::Result<(Vec<Option<Tensor>>, Vec<WeightFault>), tch::TchError> {
-    let local = match ins.get(1).and_then(Option::as_ref) {
-        Some(w) => faults
-            .iter()
-            .filter_map(|&(k, input, index)| match in_filter(w, input, index) {
-                Some((filter, at)) if filter == channel => Some((k, input, at)),
-                _ => None,
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    let mut part: Vec<Option<Tensor>> = ins.iter().map(shallow).collect();
-    for t in part.iter_mut().skip(1).flatten() {
-        *t = t.f_narrow(0, channel, 1)?;
-    }
-    Ok((part, local))
-}
-
 fn as_refs(ins: &[Option<Tensor>]) -> Vec<Option<&Tensor>> {
     ins.iter().map(Option::as_ref).collect()
 }
@@ -317,31 +320,95 @@ fn row_inputs(
         .collect()
 }
 
-/// The output channels to recompute when every fault of a Conv lies in its
-/// filters (input 1) or bias (input 2); `None` when the whole node must run.
-fn filters(
-    node: &Node,
-    ins: &[Option<&Tensor>],
-    faults: &[(usize, usize, i64)],
-) -> Option<BTreeSet<i64>> {
-    if node.op != "Conv" {
-        return None;
-    }
-    let w = ins.get(1).copied().flatten()?;
-    faults
-        .iter()
-        .map(|&(_, input, index)| Some(in_filter(w, input, index)?.0))
-        .collect::<Option<BTreeSet<i64>>>()
+/// How a node's inputs split by output channel: a Conv's filters and bias
+/// (axis 0), a Gemm's columns of `B` and of `C` (when `C` has one per
+/// column). A fault there changes that channel of the output only.
+struct Split {
+    /// Per input, the axis holding one slice per output channel (`None`:
+    /// read by every channel).
+    axes: Vec<Option<i64>>,
+    outputs: i64,
 }
 
-/// The output channel whose filter (input 1 of a Conv, weight `w`) or bias
-/// (input 2) holds element `index`, and the element's index there.
-fn in_filter(w: &Tensor, input: usize, index: i64) -> Option<(i64, i64)> {
-    let per_filter = w.size().iter().skip(1).product::<i64>();
-    match input {
-        1 => Some((index / per_filter, index % per_filter)),
-        2 => Some((index, 0)),
-        _ => None,
+impl Split {
+    fn of(node: &Node, ins: &[Option<&Tensor>]) -> Option<Self> {
+        let w = ins.get(1).copied().flatten()?;
+        let split = match node.op.as_str() {
+            "Conv" => Split {
+                axes: vec![None, Some(0), Some(0)],
+                outputs: w.size()[0],
+            },
+            "Gemm" if w.dim() == 2 && node.attrs.int("transA", 0).ok()? == 0 => {
+                let axis = if node.attrs.int("transB", 0).ok()? != 0 {
+                    0
+                } else {
+                    1
+                };
+                let outputs = w.size()[axis];
+                let c = ins.get(2).copied().flatten();
+                // A C of one value per row, or one for all, reaches every column.
+                let c_axis = c
+                    .filter(|c| outputs > 1 && c.size().last() == Some(&outputs))
+                    .map(|c| c.dim() as i64 - 1);
+                Split {
+                    axes: vec![None, Some(axis as i64), c_axis],
+                    outputs,
+                }
+            }
+            _ => return None,
+        };
+        Some(split)
+    }
+
+    /// The output channel of element `index` of `t`, input `input`, and the
+    /// element's index in that channel's slice.
+    fn locate(&self, t: &Tensor, input: usize, index: i64) -> Option<(i64, i64)> {
+        let axis = self.axes.get(input).copied().flatten()? as usize;
+        let size = t.size();
+        let inner: i64 = size[axis + 1..].iter().product();
+        let channel = index / inner % size[axis];
+        Some((
+            channel,
+            index / (inner * size[axis]) * inner + index % inner,
+        ))
+    }
+
+    /// The channels holding `faults`; `None` when one lies elsewhere.
+    fn channels(&self, ins: &[Option<Tensor>], faults: &[WeightFault]) -> Option<BTreeSet<i64>> {
+        faults
+            .iter()
+            .map(|&(_, input, index)| {
+                let t = ins.get(input)?.as_ref()?;
+                Some(self.locate(t, input, index)?.0)
+            })
+            .collect()
+    }
+
+    /// The inputs with each split one narrowed to `channels`, in order.
+    fn pick(
+        &self,
+        ins: &[Option<Tensor>],
+        channels: &[i64],
+    ) -> std::result::Result<Vec<Option<Tensor>>, tch::TchError> {
+        ins.iter()
+            .zip(self.axes.iter().chain(std::iter::repeat(&None)))
+            .map(|(t, axis)| match (t, axis) {
+                (Some(t), Some(axis)) => {
+                    let index = Tensor::from_slice(channels).to_device(t.device());
+                    Ok(Some(t.f_index_select(*axis, &index)?))
+                }
+                (t, _) => Ok(shallow(t)),
+            })
+            .collect()
+    }
+
+    /// Where the element at `at` of one channel's slice of input `input`
+    /// lies in `picked`, that input's pick, as its `i`-th channel.
+    fn in_pick(&self, picked: &Tensor, input: usize, at: i64, i: i64) -> i64 {
+        let axis = self.axes[input].expect("a split input") as usize;
+        let size = picked.size();
+        let inner: i64 = size[axis + 1..].iter().product();
+        at / inner * size[axis] * inner + i * inner + at % inner
     }
 }
 
