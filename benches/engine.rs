@@ -38,6 +38,25 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::env::set_current_dir(root).expect("the repository root");
     let resnet_full = Path::new("target/bench-models/resnet18.onnx").exists();
+    if !resnet_full {
+        println!(
+            "ResNet-18: target/bench-models/resnet18.onnx is absent \
+             (python3 scripts/make_bench_resnet18.py writes it); using the shrunk fixture"
+        );
+    }
+    let mobilenet = || vec!["../shared/models/mobilenet_v2.onnx", "../shared/images"];
+    let resnet = |name, full, fixture| match resnet_full {
+        true => Case {
+            name,
+            scenario: full,
+            needs: vec!["../shared/images"],
+        },
+        false => Case {
+            name,
+            scenario: fixture,
+            needs: vec![],
+        },
+    };
     let cases = [
         Case {
             name: "demo",
@@ -45,37 +64,35 @@ fn main() {
             needs: vec![],
         },
         Case {
+            name: "demo_weights",
+            scenario: "scenarios/fashion_weights.yml",
+            needs: vec![],
+        },
+        Case {
             name: "mobilenet_v2_uniform",
             scenario: "scenarios/bench_mobilenet_v2_uniform.yml",
-            needs: vec!["../shared/models/mobilenet_v2.onnx", "../shared/images"],
+            needs: mobilenet(),
         },
         Case {
             name: "mobilenet_v2_last_quarter",
             scenario: "scenarios/bench_mobilenet_v2_last_quarter.yml",
-            needs: vec!["../shared/models/mobilenet_v2.onnx", "../shared/images"],
+            needs: mobilenet(),
         },
         Case {
             name: "mobilenet_v2_weights",
             scenario: "scenarios/bench_mobilenet_v2_weights.yml",
-            needs: vec!["../shared/models/mobilenet_v2.onnx", "../shared/images"],
+            needs: mobilenet(),
         },
-        if resnet_full {
-            Case {
-                name: "resnet18_full",
-                scenario: "benches/resnet18_full.yml",
-                needs: vec!["../shared/images"],
-            }
-        } else {
-            println!(
-                "ResNet-18: target/bench-models/resnet18.onnx is absent \
-                 (python3 scripts/make_bench_resnet18.py writes it); using the shrunk fixture"
-            );
-            Case {
-                name: "resnet18_fixture",
-                scenario: "scenarios/bench_resnet18_fixture.yml",
-                needs: vec![],
-            }
-        },
+        resnet(
+            "resnet18",
+            "benches/resnet18_full.yml",
+            "scenarios/bench_resnet18_fixture.yml",
+        ),
+        resnet(
+            "resnet18_weights",
+            "benches/resnet18_full_weights.yml",
+            "scenarios/bench_resnet18_fixture_weights.yml",
+        ),
     ];
     let results = PathBuf::from("target/bench-results");
     std::fs::create_dir_all(&results).expect("results folder");
