@@ -1,7 +1,9 @@
-//! Shared test helpers: fixture discovery, .npy I/O and the parity measure.
+//! Shared test helpers: fixture discovery, .npy I/O, the parity measure and
+//! one-node graphs.
 
 use std::path::{Path, PathBuf};
 
+use faultsweep::graph::{Attr, Attrs, Graph, InputSpec, Node, Source, Value};
 use tch::Tensor;
 
 pub fn fixtures() -> PathBuf {
@@ -80,4 +82,54 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
         .join("../shared")
         .join(rel);
     p.exists().then_some(p)
+}
+
+pub const NODE: &str = "node_under_test";
+
+/// A one-node graph: input 0 is the graph input `x`, the following inputs
+/// are constants; `outputs` outputs, the first of them the graph output.
+pub fn one_node(
+    op: &str,
+    opset: i64,
+    attrs: Vec<(&str, Attr)>,
+    constants: Vec<Tensor>,
+    outputs: usize,
+) -> Graph {
+    let value = |name: String, source| Value {
+        name,
+        source,
+        last_use: usize::MAX,
+    };
+    let mut values = vec![value("x".into(), Source::Input(0))];
+    for (i, c) in constants.into_iter().enumerate() {
+        values.push(value(format!("c{i}"), Source::Constant(c)));
+    }
+    let inputs = (0..values.len()).map(Some).collect();
+    let first_out = values.len();
+    for slot in 0..outputs {
+        values.push(value(format!("y{slot}"), Source::Node { node: 0, slot }));
+    }
+    let attrs = Attrs(attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+    Graph {
+        path: "in-memory.onnx".into(),
+        opset,
+        nodes: vec![Node {
+            index: 0,
+            name: NODE.into(),
+            op: op.into(),
+            inputs,
+            outputs: (first_out..first_out + outputs).collect(),
+            attrs,
+            opset,
+        }],
+        values,
+        inputs: vec![InputSpec {
+            name: "x".into(),
+            dims: None,
+        }],
+        input_values: vec![0],
+        outputs: vec![first_out],
+        guards: Default::default(),
+        monitors: Default::default(),
+    }
 }
