@@ -37,14 +37,13 @@ use tch::{Kind, Tensor};
 
 use crate::cache::{Reader, Store};
 use crate::campaign::{self, Plan, RunArgs};
-use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::faults;
 use crate::golden::GoldenRun;
 use crate::graph::Graph;
 use crate::inject::{
-    agreement, Agreement, CachedFrontiers, Engine, Frontiers, Injection, InjectionResult, Options,
-    SiteValues,
+    agreement, Agreement, CachedFrontiers, Engine, Frontiers, Injection, InjectionResult,
+    InputFrontiers, Options, SiteValues,
 };
 use crate::memory::{peak_rss_bytes, reset_peak_rss};
 use crate::split;
@@ -539,32 +538,6 @@ fn suffix_bound(
         }
     }
     Ok(())
-}
-
-/// The model inputs of the data set, preprocessed once and held in memory;
-/// the frontier of a cut is the prefix run on them.
-struct InputFrontiers {
-    inputs: Tensor,
-}
-
-impl InputFrontiers {
-    fn load(data: &Dataset) -> Result<Self> {
-        let parts: Vec<Tensor> = data
-            .batches(data.spec.batch_size)
-            .map(|b| b.map(|b| b.input))
-            .collect::<Result<_>>()?;
-        Ok(InputFrontiers {
-            inputs: Tensor::cat(&parts, 0),
-        })
-    }
-}
-
-impl Frontiers for InputFrontiers {
-    fn rows(&self, graph: &Graph, cut: usize, samples: &[usize]) -> Result<Vec<Tensor>> {
-        let idx: Vec<i64> = samples.iter().map(|&s| s as i64).collect();
-        let x = self.inputs.index_select(0, &Tensor::from_slice(&idx));
-        split::prefix(graph, &[x], cut)
-    }
 }
 
 /// CPU seconds this process has used, all threads (0 where unavailable).

@@ -13,7 +13,7 @@ use faultsweep::golden::GoldenRun;
 use faultsweep::graph::Graph;
 use faultsweep::inject::{
     agreement, plain_run, Agreement, CachedFrontiers, ComputedFrontiers, Engine, Fault, Frontiers,
-    Injection, InjectionResult, Options,
+    Injection, InjectionResult, InputFrontiers, Options,
 };
 use faultsweep::load;
 
@@ -657,23 +657,6 @@ fn a_weight_fault_is_read_from_its_node_input_a_neuron_fault_after_its_node() {
     assert_eq!((both.start_cut(), both.read_cut()), (3, 3));
 }
 
-/// A one-node graph's inputs held in memory: the frontier of a cut is the
-/// prefix run on them.
-struct InMemory(tch::Tensor);
-
-impl Frontiers for InMemory {
-    fn rows(
-        &self,
-        graph: &Graph,
-        cut: usize,
-        samples: &[usize],
-    ) -> faultsweep::error::Result<Vec<tch::Tensor>> {
-        let rows: Vec<i64> = samples.iter().map(|&s| s as i64).collect();
-        let x = self.0.index_select(0, &tch::Tensor::from_slice(&rows));
-        faultsweep::split::prefix(graph, &[x], cut)
-    }
-}
-
 #[test]
 fn gemm_weight_faults_recompute_their_columns_in_every_layout() {
     use crate::common::one_node;
@@ -715,7 +698,9 @@ fn gemm_weight_faults_recompute_their_columns_in_every_layout() {
                     faults: vec![Fault::weight(0, input, index, flip([30, 22, 0][id % 3]))],
                 })
                 .collect();
-            let frontiers = InMemory(a.shallow_clone());
+            let frontiers = InputFrontiers {
+                inputs: a.shallow_clone(),
+            };
             let engine = Engine::new(&graph, &frontiers, Options::default());
             let fast = engine.run(&inj).unwrap();
             let plain: Vec<InjectionResult> = inj

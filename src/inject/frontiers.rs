@@ -239,3 +239,29 @@ impl Frontiers for ComputedFrontiers<'_> {
         split::prefix(graph, &[inputs(self.data, samples)?], cut)
     }
 }
+
+/// Model inputs held in memory (a data set's preprocessed once, or any
+/// tensor of samples): the frontier of a cut is the prefix run on them.
+pub struct InputFrontiers {
+    pub inputs: Tensor,
+}
+
+impl InputFrontiers {
+    pub fn load(data: &Dataset) -> Result<Self> {
+        let parts: Vec<Tensor> = data
+            .batches(data.spec.batch_size)
+            .map(|b| b.map(|b| b.input))
+            .collect::<Result<_>>()?;
+        Ok(InputFrontiers {
+            inputs: Tensor::cat(&parts, 0),
+        })
+    }
+}
+
+impl Frontiers for InputFrontiers {
+    fn rows(&self, graph: &Graph, cut: usize, samples: &[usize]) -> Result<Vec<Tensor>> {
+        let idx: Vec<i64> = samples.iter().map(|&s| s as i64).collect();
+        let x = self.inputs.index_select(0, &Tensor::from_slice(&idx));
+        split::prefix(graph, &[x], cut)
+    }
+}

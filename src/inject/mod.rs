@@ -23,7 +23,7 @@ mod rows;
 mod verify;
 mod weights;
 
-pub use frontiers::{CachedFrontiers, ComputedFrontiers, Frontiers};
+pub use frontiers::{CachedFrontiers, ComputedFrontiers, Frontiers, InputFrontiers};
 pub use verify::{agreement, plain_run, Agreement};
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -117,21 +117,18 @@ fn channel_patches(
             *t = t.copy();
         }
     }
-    for (i, &(g, c)) in parts.iter().enumerate() {
-        let (faults, jobs) = &groups[g];
+    for (g, (faults, jobs)) in groups.iter().enumerate() {
         for &(k, input, index) in faults {
-            let (t, original) = (faulty[input].as_ref(), ins[input].as_ref());
-            let (Some(t), Some(original)) = (t, original) else {
+            let (Some(t), Some(original)) = (&faulty[input], &ins[input]) else {
                 continue;
             };
-            let Some((channel, at)) = split.locate(original, input, index) else {
-                continue;
-            };
-            if channel != c {
-                continue;
-            }
+            let (c, at) = split.locate(original, input, index).expect("a split input");
+            let part = parts
+                .iter()
+                .position(|&p| p == (g, c))
+                .expect("its channel's part");
             let corrupt = &batch[jobs[0]].faults[k].corrupt;
-            let site = corrupt_flat(t, split.in_pick(t, input, at, i as i64), corrupt)
+            let site = corrupt_flat(t, split.in_pick(t, input, at, part as i64), corrupt)
                 .map_err(|m| graph.op_error(node, m))?;
             for &job in jobs {
                 state[job].sites[k] = Some(site);
