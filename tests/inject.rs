@@ -724,3 +724,30 @@ fn gemm_weight_faults_recompute_their_columns_in_every_layout() {
         }
     }
 }
+
+/// When a box kernel fails its check (on CPUs whose box kernels round
+/// otherwise than the full tensor's), the rows that used it are recomputed
+/// over the whole value, each from its own sample's golden row: batches of
+/// several samples share a kernel. Forced here, as no CPU fails every check.
+#[test]
+fn rows_of_a_failed_kernel_check_recompute_from_their_own_sample() {
+    let (graph, data) = fixture("mobilenet_v2_ts17");
+    let inj = corner_injections(&graph, data.len(), 7);
+    let dir = tempfile::tempdir().unwrap();
+    let frontiers = cached(&graph, &data, &inj, dir.path());
+    // One batch: the rows of every sample meet at each node.
+    let options = Options {
+        batch_size: inj.len(),
+        ..Options::default()
+    };
+    faultsweep::inject::distrust_box_kernels(true);
+    let engine = Engine::new(&graph, &frontiers, options).run(&inj);
+    faultsweep::inject::distrust_box_kernels(false);
+    let samples: std::collections::BTreeSet<usize> = inj.iter().map(|i| i.sample).collect();
+    assert!(samples.len() > 1, "batches of several samples");
+    assert_same(
+        "failed checks",
+        &engine.unwrap(),
+        &reference(&graph, &data, &inj),
+    );
+}

@@ -24,6 +24,7 @@ mod verify;
 mod weights;
 
 pub use frontiers::{CachedFrontiers, ComputedFrontiers, Frontiers, InputFrontiers};
+pub use region::distrust_box_kernels;
 pub use verify::{agreement, plain_run, Agreement};
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -23,6 +23,7 @@
 //! the plain full pass.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use tch::Tensor;
@@ -412,12 +413,12 @@ pub(super) struct KernelCheck {
     pub sample: usize,
     out_span: Span,
     golden_box: Tensor,
-    /// The node's input (the batch value) and its golden row, to recompute
-    /// the rows over the whole value should the check fail.
+    /// The node's input (the batch value), to recompute the rows over the
+    /// whole value should the check fail.
     x: Tensor,
-    x_golden: usize,
-    /// The regional rows whose boxes used the kernel.
-    jobs: Vec<usize>,
+    /// The regional rows whose boxes used the kernel, each with its own
+    /// golden row in `x` (rows of several samples may share a kernel).
+    jobs: Vec<(usize, usize)>,
 }
 
 /// The Conv boxes of regional rows at `node` (each with its golden row; all
@@ -444,7 +445,7 @@ pub(super) fn conv_boxes(
             continue;
         };
         match checks.iter_mut().find(|c| &c.key == key) {
-            Some(check) => check.jobs.push(row.job),
+            Some(check) => check.jobs.push((row.job, *golden)),
             None => {
                 golden_windows.push((*golden, &conv.reach, None));
                 checks.push(KernelCheck {
@@ -453,8 +454,7 @@ pub(super) fn conv_boxes(
                     out_span: conv.out_span.clone(),
                     golden_box: Tensor::new(),
                     x: x.shallow_clone(),
-                    x_golden: *golden,
-                    jobs: vec![row.job],
+                    jobs: vec![(row.job, *golden)],
                 });
             }
         }
@@ -550,19 +550,37 @@ pub(super) fn verify_kernel(
         }
         None => false,
     };
+    if DISTRUST.load(Ordering::Relaxed) {
+        return recompute_whole(graph, node, &check, regional);
+    }
     KERNELS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(check.key, exact);
-    if exact {
-        return Ok(());
+        .insert(check.key.clone(), exact);
+    match exact {
+        true => Ok(()),
+        false => recompute_whole(graph, node, &check, regional),
     }
+}
+
+/// The rows of a failed check, each recomputed over the whole value from
+/// its own golden row.
+fn recompute_whole(
+    graph: &Graph,
+    node: &Node,
+    check: &KernelCheck,
+    regional: &mut [RegionalRow],
+) -> Result<()> {
+    let fail = |e: String| graph.op_error(node, e);
     let (x_id, w, b) = conv_inputs(graph, node).expect("checked by step");
     let x = &check.x;
     let shape = ConvShape::of(node, x, w).map_err(|e| fail(e.0))?;
     let full = whole(x);
-    for row in regional.iter_mut().filter(|r| check.jobs.contains(&r.job)) {
-        let input = window(x, check.x_golden, &full, row.deltas.get(&x_id));
+    for &(job, x_golden) in &check.jobs {
+        let Some(row) = regional.iter_mut().find(|r| r.job == job) else {
+            continue;
+        };
+        let input = window(x, x_golden, &full, row.deltas.get(&x_id));
         let input = input.map_err(|e| fail(e.to_string()))?;
         let input = input.expect("a box's input lies contiguous on the CPU");
         let y = convolve_as(&shape, &input, w, b).map_err(|e| fail(e.0))?;
@@ -626,8 +644,23 @@ fn narrow_to(t: &Tensor, span: &Span) -> std::result::Result<Tensor, tch::TchErr
 /// every row and every model with those shapes.
 static KERNELS: LazyLock<Mutex<HashMap<Vec<i64>, bool>>> = LazyLock::new(Default::default);
 
+/// Set by [`distrust_box_kernels`].
+static DISTRUST: AtomicBool = AtomicBool::new(false);
+
+/// For tests: while `on`, every box kernel check fails, so each row that
+/// used a box kernel takes the fallback of a failed check (recomputed over
+/// the whole value), as it does on CPUs whose box kernels round otherwise.
+/// Outcomes stay exact; runs are slower.
+#[doc(hidden)]
+pub fn distrust_box_kernels(on: bool) {
+    DISTRUST.store(on, Ordering::Relaxed);
+}
+
 /// Whether the box kernel of `key` is exact, if known yet.
 fn known_kernel(key: &[i64]) -> Option<bool> {
+    if DISTRUST.load(Ordering::Relaxed) {
+        return None;
+    }
     let known = KERNELS.lock().unwrap_or_else(|e| e.into_inner());
     known.get(key).copied()
 }
