@@ -166,6 +166,7 @@ fn main() {
             array: None,
             subset: Subset::All,
             batch_size: 100,
+            window: faultsweep::data::default_window(),
             preprocess: Preprocess::default(),
         },
     };
@@ -191,6 +192,7 @@ fn main() {
                 array: None,
                 subset: Subset::All,
                 batch_size: 5,
+                window: faultsweep::data::default_window(),
                 preprocess: Preprocess {
                     resize: Some(256),
                     center_crop: Some(224),

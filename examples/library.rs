@@ -28,18 +28,10 @@ fn main() -> faultsweep::Result<()> {
     // Golden run and layer-split cache, then the engine, batch by batch.
     let store = Store::new(&plan.campaign.spec.cache, None);
     let model = Model::prepare(&plan, &plan.graph, None, &store, &Models::default())?;
-    let runs = campaign::runs(&plan);
     let mut sde_by_bit: BTreeMap<u8, (usize, usize)> = BTreeMap::new();
-    for result in model.results(Options::default()) {
-        let result = result?;
-        let injection = runs[result.id].injection;
-        let fault = plan
-            .faults
-            .faults
-            .iter()
-            .find(|f| f.injection == injection)
-            .expect("every run has its faults");
-        let entry = sde_by_bit.entry(fault.bits[0]).or_default();
+    for ran in model.results(Options::default())? {
+        let (faults, result) = ran?;
+        let entry = sde_by_bit.entry(faults[0].bits[0]).or_default();
         entry.0 += usize::from(result.outcome() == Outcome::Sde);
         entry.1 += 1;
     }

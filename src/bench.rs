@@ -361,7 +361,7 @@ impl Setup {
         let store = Store::new(&plan.campaign.spec.cache, Some(&cache_dir));
         let models = faults::Models::default();
         // The cuts do not depend on the int8 scales: resolve once to learn them.
-        let cuts = campaign::Resolver::new(&plan, &plan.graph, &HashMap::new(), &models)?.cuts()?;
+        let cuts = campaign::Resolver::new(&plan.graph, &HashMap::new(), &models)?.cuts(&plan)?;
         let run = |cuts: Vec<usize>, store: Option<&Store>| {
             GoldenRun {
                 graph: &plan.graph,
@@ -383,7 +383,7 @@ impl Setup {
         let golden = run(cuts, Some(&store))?;
         let fill_secs = t.elapsed().as_secs_f64();
         let scales = campaign::int8_scales(&golden);
-        let injections = campaign::injections(&plan, &plan.graph, &scales, &models)?;
+        let injections = campaign::all_injections(&plan, &plan.graph, &scales, &models)?;
         let (mut disk, mut raw) = (0, 0);
         for (_, path) in &golden.entries {
             let (d, r) = Reader::open(path)?.sizes();

@@ -18,6 +18,7 @@ fn demo_data(first: usize, batch_size: usize) -> DataSpec {
         array: None,
         subset: Subset::First(first),
         batch_size,
+        window: faultsweep::data::default_window(),
         preprocess: Default::default(),
     }
 }
@@ -269,6 +270,7 @@ fn imagenet_preprocessing_of_the_photos() {
         array: None,
         subset: Subset::All,
         batch_size: 5,
+        window: faultsweep::data::default_window(),
         preprocess: faultsweep::data::Preprocess {
             resize: Some(256),
             center_crop: Some(224),
@@ -449,6 +451,7 @@ fn check_cache_at(graph: &faultsweep::graph::Graph, input: PathBuf, cuts: Vec<us
         array: None,
         subset: Subset::All,
         batch_size: 2,
+        window: faultsweep::data::default_window(),
         preprocess: Default::default(),
     };
     let data = Dataset::open(&spec).unwrap();

@@ -235,6 +235,7 @@ fn fixture(name: &str) -> (Graph, Dataset) {
         array: None,
         subset: Subset::All,
         batch_size: 2,
+        window: faultsweep::data::default_window(),
         preprocess: Default::default(),
     };
     (graph, Dataset::open(&spec).unwrap())
@@ -273,6 +274,7 @@ fn demo() -> (Graph, Dataset) {
         array: None,
         subset: Subset::First(40),
         batch_size: 40,
+        window: faultsweep::data::default_window(),
         preprocess: Default::default(),
     };
     (graph, Dataset::open(&spec).unwrap())
@@ -509,6 +511,7 @@ fn shared_mobilenet() -> Option<(Graph, Dataset)> {
         array: None,
         subset: Subset::All,
         batch_size: 1,
+        window: faultsweep::data::default_window(),
         preprocess: Default::default(),
     };
     Some((load::load(model).unwrap(), Dataset::open(&spec).unwrap()))

@@ -12,19 +12,21 @@ mod results;
 mod runs;
 mod verify;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 pub use report::{check, summary_files, Checked, Provenance};
 pub use results::Tally;
-pub use runs::{injections, int8_scales, rows_of, runs, Resolver, Run};
+pub use runs::{
+    all_injections, count, injections, int8_scales, windows, Counts, Resolver, Run, Window,
+};
 
 use crate::cache::{Reader, Store};
 use crate::classify::Outcome;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::faults::{self, FaultList};
+use crate::faults::{self, Fault, FaultList};
 use crate::golden::{self, Golden, GoldenRun};
 use crate::graph::{Graph, Guard, GuardKind};
 use crate::inject::{
@@ -82,7 +84,37 @@ pub struct Plan {
     pub campaign: Campaign,
     pub graph: Graph,
     pub data: Dataset,
-    pub faults: FaultList,
+    pub faults: FaultSource,
+}
+
+/// Where the plan's fault list comes from. It is read a row at a time on
+/// every pass ([`Plan::fault_rows`]), never held whole.
+pub struct FaultSource {
+    pub meta: faults::Meta,
+    /// The list file (binary or CSV); `None`: generated from the scenario.
+    pub file: Option<PathBuf>,
+}
+
+impl Plan {
+    /// The rows of the fault list, each checked against the model when
+    /// read from a file.
+    pub fn fault_rows(&self) -> Result<faults::Rows<'_>> {
+        match &self.faults.file {
+            None => Ok(Box::new(faults::stream(&self.campaign).map(Ok))),
+            Some(path) => {
+                let sites = Some(&self.campaign.sites);
+                Ok(faults::rows(path, sites, Some(self.campaign.samples))?.1)
+            }
+        }
+    }
+
+    /// The whole fault list in memory (small lists: tests, examples).
+    pub fn fault_list(&self) -> Result<FaultList> {
+        Ok(FaultList {
+            meta: self.faults.meta.clone(),
+            faults: self.fault_rows()?.collect::<Result<_>>()?,
+        })
+    }
 }
 
 pub fn plan(scenario_path: &Path, args: &RunArgs) -> Result<Plan> {
@@ -106,8 +138,14 @@ pub fn plan_scenario(mut sc: Scenario, args: &RunArgs) -> Result<Plan> {
     let campaign = sc.validate(&graph, Some(data.total_len() as u64))?;
     graph.monitors = campaign.monitor.iter().copied().collect();
     let faults = match &args.faults {
-        Some(path) => faults::load(path, Some(&campaign.sites), Some(campaign.samples))?,
-        None => faults::generate(&campaign),
+        Some(path) => FaultSource {
+            meta: faults::rows(path, None, None)?.0,
+            file: Some(path.clone()),
+        },
+        None => FaultSource {
+            meta: faults::generated_meta(&campaign),
+            file: None,
+        },
     };
     Ok(Plan {
         campaign,
@@ -135,7 +173,7 @@ pub fn run_with_models(
     models: &faults::Models,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<RunReport> {
-    let plan = plan(scenario_path, args)?;
+    let mut plan = plan(scenario_path, args)?;
     let spec = &plan.campaign.spec;
     let out = args
         .out
@@ -146,7 +184,8 @@ pub fn run_with_models(
         });
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     scenario::save(spec, &out.join("scenario.yml"))?;
-    faults::save(&plan.faults, &out.join("faults.bin"))?;
+    save_faults(&mut plan, &out.join("faults.bin"))?;
+    let spec = &plan.campaign.spec;
 
     let store = Store::new(&spec.cache, args.cache_dir.as_deref());
     let plain = Model::prepare(&plan, &plan.graph, None, &store, models)?;
@@ -172,28 +211,20 @@ pub fn run_with_models(
         stop_at_nonfinite: spec.outputs.early_due,
         from_input: false,
     };
-    let runs = runs(&plan);
+    let total = count(&plan)?.runs;
     let step = options.batch_size.max(1) * 8;
-    let chunks: Vec<Range<usize>> = (0..runs.len())
-        .step_by(step)
-        .map(|s| s..(s + step).min(runs.len()))
-        .collect();
-    let rows_of = rows_of(&plan);
     let path = out.join("injections.csv");
     let (mut sink, done, mut tally) = if args.resume && path.exists() {
-        let (done, tally) = resume_rows(&path, &chunks, &runs, &rows_of, &plan)?;
+        let (done, tally) = resume_rows(&path, &plan, step)?;
         (CsvSink::append(&path)?, done, tally)
     } else {
         let header = layout.header();
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
         (CsvSink::create(&path, &header)?, 0, Tally::default())
     };
-    // Only the results --verify rechecks stay in memory.
-    let first = chunks.get(done).map_or(runs.len(), |c| c.start);
-    let to_verify = verify::pick(plan.campaign.seed, first..runs.len(), args.verify);
-    let mut results: Vec<BTreeMap<usize, InjectionResult>> =
-        (0..=hardened.len()).map(|_| BTreeMap::new()).collect();
-    let mut finished = chunks[..done].iter().map(Range::len).sum();
+    // Only the runs --verify rechecks stay in memory.
+    let to_verify = verify::pick(plan.campaign.seed, done..total, args.verify);
+    let mut kept: Vec<verify::Kept> = (0..=hardened.len()).map(|_| BTreeMap::new()).collect();
     let plain_engine = plain.engine(options);
     // A hardened model may remove a NaN later on, so its rows run to the end.
     let to_end = Options {
@@ -202,34 +233,39 @@ pub fn run_with_models(
     };
     let hardened_engines: Vec<(&Model, Engine)> =
         hardened.iter().map(|m| (m, m.engine(to_end))).collect();
-    for chunk in &chunks[done..] {
-        let plain_results = plain.run(&plain_engine, chunk.clone())?;
-        let mut hardened_results: Vec<std::vec::IntoIter<InjectionResult>> = hardened_engines
-            .iter()
-            .map(|(m, engine)| Ok(m.run(engine, chunk.clone())?.into_iter()))
-            .collect::<Result<_>>()?;
-        for r in plain_results {
-            let others: Vec<InjectionResult> = hardened_results
-                .iter_mut()
-                .map(|h| h.next().expect("one result per run"))
-                .collect();
-            let faults = &rows_of[&runs[r.id].injection];
-            layout.record(&plan, faults, &r, &others, &mut sink)?;
-            let outcomes: Vec<(&str, Outcome)> = names
+    for window in windows(&plan)? {
+        let window = window?;
+        for chunk in window.chunks(step).filter(|c| c.start >= done) {
+            let plain_results = plain.run(&plain_engine, &window, chunk.clone())?;
+            let mut hardened_results: Vec<std::vec::IntoIter<InjectionResult>> = hardened_engines
                 .iter()
-                .zip(&others)
-                .map(|(n, o)| (n.as_str(), o.outcome()))
-                .collect();
-            tally.add(&plan, faults, r.outcome(), &outcomes);
-            if to_verify.contains(&r.id) {
-                for (kept, result) in results.iter_mut().zip(std::iter::once(r).chain(others)) {
-                    kept.insert(result.id, result);
+                .map(|(m, engine)| Ok(m.run(engine, &window, chunk.clone())?.into_iter()))
+                .collect::<Result<_>>()?;
+            for r in plain_results {
+                let others: Vec<InjectionResult> = hardened_results
+                    .iter_mut()
+                    .map(|h| h.next().expect("one result per run"))
+                    .collect();
+                let faults = window.faults(r.id);
+                layout.record(&plan, faults, &r, &others, &mut sink)?;
+                let outcomes: Vec<(&str, Outcome)> = names
+                    .iter()
+                    .zip(&others)
+                    .map(|(n, o)| (n.as_str(), o.outcome()))
+                    .collect();
+                tally.add(&plan, faults, r.outcome(), &outcomes);
+                if to_verify.contains(&r.id) {
+                    let models = std::iter::once(&plain).chain(&hardened);
+                    let results = std::iter::once(r).chain(others);
+                    for ((model, kept), result) in models.zip(&mut kept).zip(results) {
+                        let injection = model.injections.injection(&window, result.id)?;
+                        kept.insert(result.id, (injection, result));
+                    }
                 }
             }
+            sink.flush()?;
+            progress(chunk.end, total);
         }
-        sink.flush()?;
-        finished += chunk.len();
-        progress(finished, runs.len());
     }
     let Tally { summary, cells } = tally;
     let provenance = Provenance::of(&plan)?;
@@ -241,8 +277,8 @@ pub fn run_with_models(
         .then(|| {
             let models = std::iter::once(&plain).chain(&hardened);
             let mut report = VerifyReport::default();
-            for (model, kept) in models.zip(&results) {
-                report.merge(verify::verify(&plan, model, kept)?);
+            for (model, kept) in models.zip(&kept) {
+                report.merge(verify::verify(&plan, model.graph, kept)?);
             }
             Ok(report)
         })
@@ -255,15 +291,38 @@ pub fn run_with_models(
     })
 }
 
+/// Writes the plan's fault list to `path` (the results folder's copy) and
+/// reads it from there on. A resumed run reads the copy it wrote.
+fn save_faults(plan: &mut Plan, path: &Path) -> Result<()> {
+    let same = |f: &Path| match (f.canonicalize(), path.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if !plan.faults.file.as_deref().is_some_and(same) {
+        // Grouped by injection, so a list out of order fails here, named.
+        let rows = injections(plan)?.flat_map(|faults| match faults {
+            Ok(faults) => faults.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
+        });
+        faults::file::write_rows(path, &plan.faults.meta, rows)?;
+    }
+    plan.faults.file = Some(path.to_path_buf());
+    Ok(())
+}
+
 /// A model the fault list runs on, with its golden run and cached frontiers:
 /// the library's entry to a campaign ([`Model::results`]).
 pub struct Model<'a> {
     pub graph: &'a Graph,
     pub golden: Golden,
-    /// The runs of the plan ([`runs`]) as the engine's injections.
+    /// Resolves the plan's runs into the engine's injections.
     pub injections: Resolver<'a>,
+    plan: &'a Plan,
     frontiers: Box<dyn Frontiers + 'a>,
 }
+
+/// One run's faults (rows of the fault list) and result.
+pub type Ran = (Vec<Fault>, InjectionResult);
 
 impl<'a> Model<'a> {
     /// Golden run and cache fill for the cuts the faults need. The int8
@@ -277,7 +336,7 @@ impl<'a> Model<'a> {
     ) -> Result<Model<'a>> {
         let spec = &plan.campaign.spec;
         // The cuts do not depend on the scales: resolve without them first.
-        let cuts = Resolver::new(plan, graph, &HashMap::new(), models)?.cuts()?;
+        let cuts = Resolver::new(graph, &HashMap::new(), models)?.cuts(plan)?;
         let golden = GoldenRun {
             graph,
             data: &plan.data,
@@ -294,7 +353,7 @@ impl<'a> Model<'a> {
                 &own
             }
         };
-        let injections = Resolver::new(plan, graph, scales, models)?;
+        let injections = Resolver::new(graph, scales, models)?;
         let frontiers: Box<dyn Frontiers> = if spec.cache.enabled {
             let entries = golden
                 .entries
@@ -309,31 +368,58 @@ impl<'a> Model<'a> {
             graph,
             golden,
             injections,
+            plan,
             frontiers,
         })
     }
 
-    /// Every injection's result, in order, computed a few batches at a time
-    /// as the iterator is consumed (PyTorchALFI's iterator over faulty
-    /// models).
-    pub fn results(&self, options: Options) -> impl Iterator<Item = Result<InjectionResult>> + '_ {
+    /// Every run's faults and result, in run order, computed a few batches
+    /// at a time as the iterator is consumed (PyTorchALFI's iterator over
+    /// faulty models). Stop at the first error.
+    pub fn results(&self, options: Options) -> Result<impl Iterator<Item = Result<Ran>> + '_> {
         let step = options.batch_size.max(1) * 8;
-        let n = self.injections.len();
         let engine = self.engine(options);
-        (0..n)
-            .step_by(step)
-            .flat_map(move |s| match self.run(&engine, s..(s + step).min(n)) {
-                Ok(results) => results.into_iter().map(Ok).collect::<Vec<_>>(),
-                Err(e) => vec![Err(e)],
-            })
+        let mut windows = windows(self.plan)?;
+        let mut current: Option<(Window, std::vec::IntoIter<Range<usize>>)> = None;
+        let mut ready: VecDeque<Result<Ran>> = VecDeque::new();
+        Ok(std::iter::from_fn(move || loop {
+            if let Some(ran) = ready.pop_front() {
+                return Some(ran);
+            }
+            let next = current
+                .as_mut()
+                .and_then(|(w, chunks)| Some((&*w, chunks.next()?)));
+            let Some((window, chunk)) = next else {
+                let window = match windows.next()? {
+                    Ok(w) => w,
+                    Err(e) => return Some(Err(e)),
+                };
+                let chunks: Vec<Range<usize>> = window.chunks(step).collect();
+                current = Some((window, chunks.into_iter()));
+                continue;
+            };
+            match self.run(&engine, window, chunk) {
+                Ok(results) => ready.extend(
+                    results
+                        .into_iter()
+                        .map(|r| Ok((window.faults(r.id).to_vec(), r))),
+                ),
+                Err(e) => ready.push_back(Err(e)),
+            }
+        }))
     }
 
     fn engine(&self, options: Options) -> Engine<'_> {
         Engine::new(self.graph, self.frontiers.as_ref(), options)
     }
 
-    fn run(&self, engine: &Engine, chunk: Range<usize>) -> Result<Vec<InjectionResult>> {
-        engine.run(&self.injections.injections(chunk)?)
+    fn run(
+        &self,
+        engine: &Engine,
+        window: &Window,
+        chunk: Range<usize>,
+    ) -> Result<Vec<InjectionResult>> {
+        engine.run(&self.injections.injections(window, chunk)?)
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::results::{finished, Tally};
-use super::{plan, rows_of, runs, Plan, RunArgs};
+use super::{count, plan, Plan, RunArgs};
 use crate::error::{Error, Result};
 use crate::report::{heatmap, Summary};
 
@@ -31,7 +31,7 @@ impl Provenance {
     pub fn of(plan: &Plan) -> Result<Provenance> {
         let spec = &plan.campaign.spec;
         let model = &plan.graph.path;
-        let bytes = std::fs::read(model).map_err(|e| Error::io(model, e))?;
+        let model_blake3 = file_hash(model)?;
         let mut data = blake3::Hasher::new();
         plan.data.hash_into(&mut data)?;
         Ok(Provenance {
@@ -39,10 +39,10 @@ impl Provenance {
             scenario: spec.name.clone().unwrap_or_default(),
             seed: plan.campaign.seed,
             model: model.display().to_string(),
-            model_blake3: blake3::hash(&bytes).to_hex().to_string(),
+            model_blake3,
             data: spec.data.path.display().to_string(),
             data_blake3: data.finalize().to_hex().to_string(),
-            runs: runs(plan).len(),
+            runs: count(plan)?.runs,
         })
     }
 }
@@ -119,11 +119,19 @@ fn hashes(dir: &Path) -> Result<BTreeMap<String, String>> {
     for name in RECORDED {
         let path = dir.join(name);
         if path.exists() {
-            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            files.insert(name.to_string(), blake3::hash(&bytes).to_hex().to_string());
+            files.insert(name.to_string(), file_hash(&path)?);
         }
     }
     Ok(files)
+}
+
+/// The file's blake3, read a piece at a time (injections.csv may be GBs).
+fn file_hash(path: &Path) -> Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::copy(&mut f, &mut hasher))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(hasher.finalize().to_hex().to_string())
 }
 
 /// What `faultsweep report` found.
@@ -165,20 +173,10 @@ pub fn check(dir: &Path) -> Result<Checked> {
             record.provenance
         ));
     }
-    let runs = runs(&plan);
-    let rows_of = rows_of(&plan);
     let path = dir.join("injections.csv");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let everything = 0..runs.len();
-    let done = finished(
-        &path,
-        &text,
-        std::slice::from_ref(&everything),
-        &runs,
-        &rows_of,
-        &plan,
-    )?;
-    if done.chunks != 1 {
+    // One chunk per window: only whether every run has its rows matters.
+    let done = finished(&path, &plan, usize::MAX)?;
+    if done.runs != provenance.runs {
         return Err(mismatch(
             &path,
             "the campaign is not finished (resume it with `faultsweep run --resume`)".into(),
@@ -198,7 +196,7 @@ pub fn check(dir: &Path) -> Result<Checked> {
     }
     Ok(Checked {
         summary,
+        runs: provenance.runs,
         provenance,
-        runs: runs.len(),
     })
 }

@@ -1,11 +1,11 @@
 //! The rows of `injections.csv` and the tallies behind the summaries:
 //! written as the campaign runs, and read back to resume it.
 
-use std::collections::BTreeMap;
-use std::ops::Range;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use super::{Plan, Run};
+use super::Plan;
 use crate::classify::{in_top, top1, Outcome};
 use crate::error::{Error, Result};
 use crate::faults::{self, Fault};
@@ -68,7 +68,7 @@ impl Layout<'_> {
     pub fn record(
         &self,
         plan: &Plan,
-        faults: &[&Fault],
+        faults: &[Fault],
         r: &InjectionResult,
         hardened: &[InjectionResult],
         sink: &mut CsvSink,
@@ -157,7 +157,7 @@ impl Tally {
     pub fn add(
         &mut self,
         plan: &Plan,
-        faults: &[&Fault],
+        faults: &[Fault],
         outcome: Outcome,
         hardened: &[(&str, Outcome)],
     ) {
@@ -236,29 +236,28 @@ fn sweep_label(plan: &Plan, sweep: u32) -> String {
         .map_or_else(|| sweep.to_string(), |p| format!("{sweep}: {}", p.label))
 }
 
-/// The finished part of an `injections.csv`: the header, the rows of the
-/// leading chunks that finished completely (a killed run may have written
-/// part of a chunk, or half a line), their tally, and how many chunks.
-pub struct Finished<'t> {
-    pub header: &'t str,
-    pub rows: Vec<&'t str>,
-    pub chunks: usize,
+/// The finished part of an `injections.csv`: the rows of the leading
+/// chunks that finished completely (a killed run may have written part of a
+/// chunk, or half a line), and their tally.
+pub struct Finished {
+    /// Runs in the finished chunks: the id of the first run to redo.
+    pub runs: usize,
+    /// Length of the header and the finished rows.
+    pub bytes: u64,
     pub tally: Tally,
 }
 
-/// Reads `text` (the contents of `path`) against the runs it must hold.
-pub fn finished<'t>(
-    path: &Path,
-    text: &'t str,
-    chunks: &[Range<usize>],
-    runs: &[Run],
-    rows_of: &BTreeMap<u64, Vec<&Fault>>,
-    plan: &Plan,
-) -> Result<Finished<'t>> {
-    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
-    let mut lines = complete.lines();
-    let header = lines.next().unwrap_or_default();
-    let columns = csv_record(header).unwrap_or_default();
+/// Reads `path` against the plan's runs, chunk by chunk (`step` runs per
+/// chunk, as the campaign ran them), a line at a time.
+pub fn finished(path: &Path, plan: &Plan, step: usize) -> Result<Finished> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut lines = Lines {
+        reader: BufReader::new(file),
+        bytes: 0,
+        path,
+    };
+    let header = lines.next()?.unwrap_or_default();
+    let columns = csv_record(&header).unwrap_or_default();
     let col = |name: &str| columns.iter().position(|c| c == name);
     let bad = |msg: String| Error::Data {
         path: path.to_path_buf(),
@@ -276,75 +275,95 @@ pub fn finished<'t>(
         .enumerate()
         .filter_map(|(i, c)| Some((c.strip_suffix("_outcome")?.to_string(), i)))
         .collect();
-    let rows: Vec<&str> = lines.collect();
-    let mut tally = Tally::default();
-    let (mut kept, mut done) = (0, 0);
-    for chunk in chunks {
-        let need: usize = runs[chunk.clone()]
-            .iter()
-            .map(|run| rows_of[&run.injection].len())
-            .sum();
-        if kept + need > rows.len() {
-            break;
-        }
-        let mut at = kept;
-        for run in &runs[chunk.clone()] {
-            let faults = &rows_of[&run.injection];
-            let record =
-                csv_record(rows[at]).ok_or_else(|| bad(format!("row {} is not CSV", at + 2)))?;
-            let field = |i: usize| record.get(i).map_or("", String::as_str);
-            let sample_id = plan.data.sample(run.sample).id.to_string();
-            let mismatch = || {
-                bad(format!(
-                    "row {} does not belong to injection {} of the fault list; start the campaign afresh",
-                    at + 2,
-                    run.injection
-                ))
-            };
-            if field(injection_col) != run.injection.to_string() || field(sample_col) != sample_id {
-                return Err(mismatch());
+    let mut done = Finished {
+        runs: 0,
+        bytes: lines.bytes,
+        tally: Tally::default(),
+    };
+    let mut kept_rows = 0;
+    for window in super::windows(plan)? {
+        let window = window?;
+        for chunk in window.chunks(step) {
+            let need: usize = chunk.clone().map(|id| window.faults(id).len()).sum();
+            let mut rows = Vec::with_capacity(need);
+            while rows.len() < need {
+                match lines.next()? {
+                    Some(line) => rows.push(line),
+                    None => return Ok(done),
+                }
             }
-            let outcome = parse_outcome(field(outcome_col)).ok_or_else(mismatch)?;
-            let others = hardened
-                .iter()
-                .map(|(name, i)| Some((name.as_str(), parse_outcome(field(*i))?)))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(mismatch)?;
-            tally.add(plan, faults, outcome, &others);
-            at += faults.len();
+            let mut at = 0;
+            for id in chunk.clone() {
+                let (run, faults) = (window.run(id), window.faults(id));
+                let row = kept_rows + at + 2;
+                let record =
+                    csv_record(&rows[at]).ok_or_else(|| bad(format!("row {row} is not CSV")))?;
+                let field = |i: usize| record.get(i).map_or("", String::as_str);
+                let sample_id = plan.data.sample(run.sample).id.to_string();
+                let mismatch = || {
+                    bad(format!(
+                        "row {row} does not belong to injection {} of the fault list; start the campaign afresh",
+                        run.injection
+                    ))
+                };
+                if field(injection_col) != run.injection.to_string()
+                    || field(sample_col) != sample_id
+                {
+                    return Err(mismatch());
+                }
+                let outcome = parse_outcome(field(outcome_col)).ok_or_else(mismatch)?;
+                let others = hardened
+                    .iter()
+                    .map(|(name, i)| Some((name.as_str(), parse_outcome(field(*i))?)))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(mismatch)?;
+                done.tally.add(plan, faults, outcome, &others);
+                at += faults.len();
+            }
+            kept_rows += need;
+            done.runs = chunk.end;
+            done.bytes = lines.bytes;
         }
-        kept = at;
-        done += 1;
     }
-    Ok(Finished {
-        header,
-        rows: rows[..kept].to_vec(),
-        chunks: done,
-        tally,
-    })
+    Ok(done)
+}
+
+/// The complete lines of a file (a last line without its newline is left
+/// out) and how many bytes they take.
+struct Lines<'p> {
+    reader: BufReader<File>,
+    bytes: u64,
+    path: &'p Path,
+}
+
+impl Lines<'_> {
+    fn next(&mut self) -> Result<Option<String>> {
+        let mut line = String::new();
+        let n = self
+            .reader
+            .read_line(&mut line)
+            .map_err(|e| Error::io(self.path, e))?;
+        if !line.ends_with('\n') {
+            return Ok(None);
+        }
+        self.bytes += n as u64;
+        line.pop();
+        Ok(Some(line))
+    }
 }
 
 /// Keeps the finished chunks of `path` (see [`finished`]), drops the rest,
-/// and returns how many chunks are done with their tally. Rerunning whole
-/// chunks keeps every batch as it was, so a resumed campaign equals an
-/// uninterrupted one.
-pub fn resume_rows(
-    path: &Path,
-    chunks: &[Range<usize>],
-    runs: &[Run],
-    rows_of: &BTreeMap<u64, Vec<&Fault>>,
-    plan: &Plan,
-) -> Result<(usize, Tally)> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let done = finished(path, &text, chunks, runs, rows_of, plan)?;
-    let mut keep = String::from(done.header);
-    keep.push('\n');
-    for line in &done.rows {
-        keep.push_str(line);
-        keep.push('\n');
-    }
-    crate::report::write_atomic(path, keep.as_bytes())?;
-    Ok((done.chunks, done.tally))
+/// and returns the id of the first run to redo and the tally. Rerunning
+/// whole chunks keeps every batch as it was, so a resumed campaign equals
+/// an uninterrupted one.
+pub fn resume_rows(path: &Path, plan: &Plan, step: usize) -> Result<(usize, Tally)> {
+    let done = finished(path, plan, step)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(done.bytes))
+        .map_err(|e| Error::io(path, e))?;
+    Ok((done.runs, done.tally))
 }
 
 fn csv_record(line: &str) -> Option<Vec<String>> {

@@ -1,7 +1,10 @@
 //! What the engine runs for a fault list: one run per injection and sample
-//! of its scope, with the faults resolved against a model's nodes.
+//! of its scope, with the faults resolved against a model's nodes. The list
+//! is read in windows of about `data.window` runs, so memory holds one
+//! window, whatever the list's length.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
+use std::iter::Peekable;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -21,33 +24,156 @@ pub struct Run {
     pub sample: usize,
 }
 
-/// The runs of a fault list, ordered by sample, then first faulted node,
-/// then injection: the engine batches the runs of one sample together and
-/// forks them from one golden row, so neighbours in this order share the
-/// most work. The engine's injection ids are positions in this list.
-pub fn runs(plan: &Plan) -> Vec<Run> {
-    let n = plan.data.len() as u64;
-    let mut scope: BTreeMap<u64, (faults::Samples, u32)> = BTreeMap::new();
-    for f in &plan.faults.faults {
-        let entry = scope.entry(f.injection).or_insert((f.sample, f.node));
-        entry.1 = entry.1.min(f.node);
+/// Consecutive injections of the fault list and their runs, ordered by
+/// sample, then first faulted node, then injection: the engine batches the
+/// runs of one sample together and forks them from one golden row, so
+/// neighbours in this order share the most work. A run's id is its position
+/// in the whole campaign: the windows' runs one after the other.
+pub struct Window {
+    /// Id of the first run.
+    pub first: usize,
+    pub runs: Vec<Run>,
+    rows: HashMap<u64, Vec<Fault>>,
+}
+
+impl Window {
+    /// The ids of the window's runs.
+    pub fn ids(&self) -> Range<usize> {
+        self.first..self.first + self.runs.len()
     }
-    let mut runs = Vec::new();
-    for (injection, (samples, node)) in scope {
-        let range = match samples {
-            Samples::One(s) => s..s + 1,
-            Samples::Range { start, end } => start..end.min(n),
-            Samples::All => 0..n,
+
+    pub fn run(&self, id: usize) -> Run {
+        self.runs[id - self.first]
+    }
+
+    /// The fault list's rows of run `id`.
+    pub fn faults(&self, id: usize) -> &[Fault] {
+        &self.rows[&self.run(id).injection]
+    }
+
+    /// The window's ids in pieces of `step` (the last may be shorter).
+    pub fn chunks(&self, step: usize) -> impl Iterator<Item = Range<usize>> {
+        let (ids, step) = (self.ids(), step.max(1));
+        ids.clone()
+            .step_by(step)
+            .map(move |s| s..s.saturating_add(step).min(ids.end))
+    }
+}
+
+/// The windows of the plan's fault list, read as they are consumed.
+pub fn windows(plan: &Plan) -> Result<impl Iterator<Item = Result<Window>> + '_> {
+    let samples = plan.data.len() as u64;
+    let size = plan.campaign.spec.data.window.max(1);
+    let mut injections = injections(plan)?.peekable();
+    let mut first = 0;
+    Ok(std::iter::from_fn(move || {
+        injections.peek()?;
+        let window = window(&mut injections, samples, size, first);
+        Some(window.inspect(|w| first = w.ids().end))
+    }))
+}
+
+/// The next injections, up to `size` runs or a little more (an injection's
+/// runs stay in one window), from run id `first` on.
+fn window(
+    injections: &mut Peekable<impl Iterator<Item = Result<Vec<Fault>>>>,
+    samples: u64,
+    size: usize,
+    first: usize,
+) -> Result<Window> {
+    let (mut keys, mut rows) = (Vec::new(), HashMap::new());
+    while keys.len() < size {
+        let Some(faults) = injections.next().transpose()? else {
+            break;
         };
-        runs.extend(range.map(|s| (s, node, injection)));
+        let injection = faults[0].injection;
+        let node = faults
+            .iter()
+            .map(|f| f.node)
+            .min()
+            .expect("one fault or more");
+        keys.extend(scope(&faults, samples).map(|s| (s, node, injection)));
+        rows.insert(injection, faults);
     }
-    runs.sort_unstable();
-    runs.into_iter()
+    keys.sort_unstable();
+    let runs = keys
+        .into_iter()
         .map(|(sample, _, injection)| Run {
             injection,
             sample: sample as usize,
         })
-        .collect()
+        .collect();
+    Ok(Window { first, runs, rows })
+}
+
+/// The samples an injection runs on, of the `n` in the data set.
+fn scope(faults: &[Fault], n: u64) -> Range<u64> {
+    match faults[0].sample {
+        Samples::One(s) => s..s + 1,
+        Samples::Range { start, end } => start..end.min(n),
+        Samples::All => 0..n,
+    }
+}
+
+/// The plan's fault list an injection at a time. Rows of one injection
+/// must follow each other, and injections come in increasing order (as
+/// generated lists are): a list is read once per pass, never held whole.
+pub fn injections(plan: &Plan) -> Result<impl Iterator<Item = Result<Vec<Fault>>> + '_> {
+    let mut rows = plan.fault_rows()?.peekable();
+    let mut last: Option<u64> = None;
+    let path = plan
+        .faults
+        .file
+        .clone()
+        .unwrap_or_else(|| plan.campaign.scenario.clone());
+    Ok(std::iter::from_fn(move || {
+        let first = match rows.next()? {
+            Ok(f) => f,
+            Err(e) => return Some(Err(e)),
+        };
+        if last.is_some_and(|l| first.injection <= l) {
+            return Some(Err(out_of_order(&path, &first, last)));
+        }
+        last = Some(first.injection);
+        let mut faults = vec![first];
+        while let Some(next) = rows.next_if(|f| matches!(f, Ok(f) if Some(f.injection) == last)) {
+            faults.push(next.expect("matched Ok"));
+        }
+        Some(Ok(faults))
+    }))
+}
+
+fn out_of_order(path: &std::path::Path, f: &Fault, last: Option<u64>) -> Error {
+    Error::FaultList {
+        path: path.to_path_buf(),
+        line: None,
+        msg: format!(
+            "fault {} (injection {}) follows injection {}: rows must be ordered by injection, with the rows of one injection together (sort the list by injection, then fault_id)",
+            f.fault_id,
+            f.injection,
+            last.unwrap_or_default()
+        ),
+    }
+}
+
+/// How many faults, injections and runs the plan's list holds (one pass).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub faults: u64,
+    pub injections: u64,
+    pub runs: usize,
+}
+
+pub fn count(plan: &Plan) -> Result<Counts> {
+    let samples = plan.data.len() as u64;
+    let mut counts = Counts::default();
+    for faults in injections(plan)? {
+        let faults = faults?;
+        counts.faults += faults.len() as u64;
+        counts.injections += 1;
+        counts.runs += scope(&faults, samples).count();
+    }
+    Ok(counts)
 }
 
 /// The int8 scale of each layer from its golden range (shared by every
@@ -65,23 +191,18 @@ pub fn int8_scales(golden: &crate::golden::Golden) -> HashMap<String, f32> {
         .collect()
 }
 
-/// Resolves the runs of a plan into the engine's injections on `graph` (the
-/// plan's model or a hardened variant: faults are found by layer and tensor
-/// name), a few at a time, so memory holds the fault list but not an
-/// injection per run. Ids are positions in [`runs`]. Custom fault models
-/// come from `models`.
+/// Resolves runs into the engine's injections on `graph` (the plan's
+/// model or a hardened variant: faults are found by layer and tensor name),
+/// a few at a time. Custom fault models come from `models`.
 pub struct Resolver<'a> {
     graph: &'a Graph,
     sites: Sites,
     scales: HashMap<String, f32>,
     models: faults::Models,
-    runs: Vec<Run>,
-    rows: BTreeMap<u64, Vec<&'a Fault>>,
 }
 
 impl<'a> Resolver<'a> {
     pub fn new(
-        plan: &'a Plan,
         graph: &'a Graph,
         scales: &HashMap<String, f32>,
         models: &faults::Models,
@@ -91,35 +212,23 @@ impl<'a> Resolver<'a> {
             sites: Sites::from_graph(graph)?,
             scales: scales.clone(),
             models: models.clone(),
-            runs: runs(plan),
-            rows: rows_of(plan),
         })
     }
 
-    /// Number of runs.
-    pub fn len(&self) -> usize {
-        self.runs.len()
+    /// The injections of runs `ids` of `window`.
+    pub fn injections(&self, window: &Window, ids: Range<usize>) -> Result<Vec<Injection>> {
+        ids.map(|id| self.injection(window, id)).collect()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.runs.is_empty()
-    }
-
-    /// The injections of runs `ids`.
-    pub fn injections(&self, ids: Range<usize>) -> Result<Vec<Injection>> {
-        ids.map(|id| self.injection(id)).collect()
-    }
-
-    pub fn injection(&self, id: usize) -> Result<Injection> {
-        let run = self.runs[id];
+    pub fn injection(&self, window: &Window, id: usize) -> Result<Injection> {
         Ok(Injection {
             id,
-            sample: run.sample,
-            faults: self.faults(&self.rows[&run.injection])?,
+            sample: window.run(id).sample,
+            faults: self.faults(window.faults(id))?,
         })
     }
 
-    fn faults(&self, rows: &[&Fault]) -> Result<Vec<EngineFault>> {
+    fn faults(&self, rows: &[Fault]) -> Result<Vec<EngineFault>> {
         rows.iter()
             .map(|f| {
                 let scale = self.scales.get(&f.layer).copied().unwrap_or(1.0 / 127.0);
@@ -128,12 +237,13 @@ impl<'a> Resolver<'a> {
             .collect()
     }
 
-    /// The cuts the injections read from the cache. Resolves every fault of
-    /// the list, so one the model cannot take fails here, before any run.
-    pub fn cuts(&self) -> Result<Vec<usize>> {
+    /// The cuts the plan's injections read from the cache. Resolves every
+    /// fault of the list, so one the model cannot take fails here, before
+    /// any run.
+    pub fn cuts(&self, plan: &Plan) -> Result<Vec<usize>> {
         let mut cuts = BTreeSet::new();
-        for rows in self.rows.values() {
-            let faults = self.faults(rows)?;
+        for rows in injections(plan)? {
+            let faults = self.faults(&rows?)?;
             cuts.extend(
                 Injection {
                     id: 0,
@@ -147,15 +257,21 @@ impl<'a> Resolver<'a> {
     }
 }
 
-/// All the engine's injections of a plan on `graph` (see [`Resolver`]).
-pub fn injections(
+/// All the engine's injections of a plan on `graph`, in memory (for
+/// benchmarks and tests of small lists; campaigns go window by window).
+pub fn all_injections(
     plan: &Plan,
     graph: &Graph,
     scales: &HashMap<String, f32>,
     models: &faults::Models,
 ) -> Result<Vec<Injection>> {
-    let resolver = Resolver::new(plan, graph, scales, models)?;
-    resolver.injections(0..resolver.len())
+    let resolver = Resolver::new(graph, scales, models)?;
+    let mut all = Vec::new();
+    for window in windows(plan)? {
+        let window = window?;
+        all.extend(resolver.injections(&window, window.ids())?);
+    }
+    Ok(all)
 }
 
 /// The engine's form of a fault of the list, on `graph`.
@@ -226,13 +342,4 @@ fn flat_index(coord: &[u32], shape: &[u64]) -> Option<i64> {
             .zip(shape)
             .fold(0i64, |acc, (&c, &s)| acc * s as i64 + i64::from(c)),
     )
-}
-
-/// The fault list's rows of each injection.
-pub fn rows_of(plan: &Plan) -> BTreeMap<u64, Vec<&Fault>> {
-    let mut rows: BTreeMap<u64, Vec<&Fault>> = BTreeMap::new();
-    for f in &plan.faults.faults {
-        rows.entry(f.injection).or_default().push(f);
-    }
-    rows
 }

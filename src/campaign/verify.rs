@@ -3,10 +3,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
-use super::{Model, Plan, VerifyReport};
+use super::{Plan, VerifyReport};
 use crate::error::Result;
 use crate::faults;
-use crate::inject::{agreement, plain_run, Agreement, InjectionResult};
+use crate::graph::Graph;
+use crate::inject::{agreement, plain_run, Agreement, Injection, InjectionResult};
+
+/// The runs kept for rechecking, by id: the injection and the engine's
+/// result.
+pub type Kept = BTreeMap<usize, (Injection, InjectionResult)>;
 
 /// The ids of `n` distinct runs among `ids` (those this process runs: a
 /// resumed run does not rerun the rest), chosen with the campaign's `seed`;
@@ -23,28 +28,22 @@ pub fn pick(seed: u64, ids: Range<usize>, n: usize) -> BTreeSet<usize> {
     picked
 }
 
-/// Reruns the injections of `results` the plain way ([`plain_run`]: the
-/// whole model from the input, no engine shortcut) and compares.
-pub fn verify(
-    plan: &Plan,
-    model: &Model,
-    results: &BTreeMap<usize, InjectionResult>,
-) -> Result<VerifyReport> {
-    let graph = model.graph;
-    let reference: Vec<InjectionResult> = results
-        .keys()
-        .map(|&id| {
-            let inj = model.injections.injection(id)?;
+/// Reruns the `kept` injections on `graph` the plain way ([`plain_run`]:
+/// the whole model from the input, no engine shortcut) and compares.
+pub fn verify(plan: &Plan, graph: &Graph, kept: &Kept) -> Result<VerifyReport> {
+    let reference: Vec<InjectionResult> = kept
+        .values()
+        .map(|(inj, _)| {
             let input = plan.data.batch(inj.sample..inj.sample + 1)?.input;
-            plain_run(graph, &input, &inj)
+            plain_run(graph, &input, inj)
         })
         .collect::<Result<_>>()?;
     let mut report = VerifyReport {
-        checked: results.len(),
+        checked: kept.len(),
         ..Default::default()
     };
     for r in &reference {
-        let engine = &results[&r.id];
+        let engine = &kept[&r.id].1;
         match agreement(engine, r) {
             Agreement::Exact => report.exact += 1,
             Agreement::WithinRounding => report.within_rounding += 1,

@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use crate::campaign::{self, RunArgs};
 use crate::error::Result;
-use crate::faults::{self, summary, FaultList, Sites};
+use crate::faults::{self, summary, Sites};
 use crate::load;
 use crate::scenario;
 
@@ -64,13 +64,16 @@ pub fn run(cmd: FaultsCmd) -> Result<()> {
             output,
             model,
         } => {
-            let list = read(&input, model.as_deref())?;
-            faults::save(&list, &output)?;
-            println!("wrote {} faults to {}", list.faults.len(), output.display());
+            let sites = sites(model.as_deref())?;
+            let (meta, rows) = faults::rows(&input, sites.as_ref(), None)?;
+            let written = faults::save_rows(&output, &meta, rows)?;
+            println!("wrote {written} faults to {}", output.display());
             Ok(())
         }
         FaultsCmd::Show { file, model } => {
-            print!("{}", summary::summary(&read(&file, model.as_deref())?));
+            let sites = sites(model.as_deref())?;
+            let (meta, rows) = faults::rows(&file, sites.as_ref(), None)?;
+            print!("{}", summary::summary(&meta, rows)?);
             Ok(())
         }
     }
@@ -91,33 +94,33 @@ fn gen(
         ..RunArgs::default()
     };
     let plan = campaign::plan(path, &args)?;
-    faults::save(&plan.faults, out)?;
+    // Written as generated: a list of millions is never held whole.
+    let mut injections = 0;
+    let rows = plan.fault_rows()?.inspect(|f| {
+        if let Ok(f) = f {
+            injections = f.injection + 1;
+        }
+    });
+    let written = faults::save_rows(out, &plan.faults.meta, rows)?;
     if let Some(e) = effective {
         scenario::save(&plan.campaign.spec, e)?;
     }
-    report(&plan.faults, out);
+    let meta = &plan.faults.meta;
+    let mut s = String::new();
+    summary::strata(&mut s, meta);
+    println!(
+        "wrote {written} faults ({injections} injections, {} sweep points) to {}; seed {}",
+        meta.points.len(),
+        out.display(),
+        meta.seed.unwrap_or_default()
+    );
+    print!("{s}");
     Ok(())
 }
 
-fn report(list: &FaultList, out: &Path) {
-    let injections = list.faults.last().map_or(0, |f| f.injection + 1);
-    println!(
-        "wrote {} faults ({injections} injections, {} sweep points) to {}; seed {}",
-        list.faults.len(),
-        list.meta.points.len(),
-        out.display(),
-        list.meta.seed.unwrap_or_default()
-    );
-    let mut s = String::new();
-    summary::strata(&mut s, list);
-    print!("{s}");
-}
-
-/// A list, checked against `model` when given.
-fn read(path: &Path, model: Option<&Path>) -> Result<FaultList> {
-    let sites = match model {
-        Some(m) => Some(Sites::from_graph(&load::load(m)?)?),
-        None => None,
-    };
-    faults::load(path, sites.as_ref(), None)
+/// The sites of `model` when given, to check a list's rows against.
+fn sites(model: Option<&Path>) -> Result<Option<Sites>> {
+    model
+        .map(|m| Sites::from_graph(&load::load(m)?))
+        .transpose()
 }

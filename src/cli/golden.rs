@@ -66,6 +66,7 @@ impl DataArgs {
             array: self.array.clone(),
             subset: self.first.map_or(Subset::All, Subset::First),
             batch_size: self.batch_size,
+            window: crate::data::default_window(),
             preprocess: Preprocess {
                 resize: self.resize,
                 center_crop: self.center_crop,

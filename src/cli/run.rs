@@ -124,8 +124,9 @@ pub fn run(cmd: RunCmd) -> Result<()> {
     let secs = started.elapsed().as_secs_f64();
     println!("{}", report.summary.headline());
     println!(
-        "{n} injections in {secs:.1} s ({:.0} injections/s, golden pass included)",
-        n as f64 / secs
+        "{n} injections in {secs:.1} s ({:.0} injections/s, golden pass included; peak memory {} MB)",
+        n as f64 / secs,
+        crate::memory::peak_rss_bytes() >> 20
     );
     println!(
         "results in {}/ (injections.csv, summary.md/.csv/.json, heatmap.svg, golden.csv)",

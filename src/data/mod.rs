@@ -27,12 +27,21 @@ pub struct DataSpec {
     /// Samples per forward pass in the golden run.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Runs (injection x sample) a campaign reads from its fault list at a
+    /// time and orders by sample, so that a sample's runs share batches.
+    /// Memory grows with it, not with the list.
+    #[serde(default = "default_window")]
+    pub window: usize,
     #[serde(default)]
     pub preprocess: Preprocess,
 }
 
 fn default_batch_size() -> usize {
     32
+}
+
+pub fn default_window() -> usize {
+    1 << 15
 }
 
 /// A subset of the data set, by position in its natural order.

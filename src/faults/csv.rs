@@ -74,73 +74,142 @@ fn value_field(model: &FaultModel) -> String {
 }
 
 pub fn write(list: &FaultList, path: &Path) -> Result<()> {
-    let io = |e: ::csv::Error| Error::io(path, std::io::Error::other(e));
-    let mut w = ::csv::Writer::from_path(path).map_err(io)?;
-    w.write_record(COLUMNS).map_err(io)?;
-    for f in &list.faults {
-        w.write_record(row(f)).map_err(io)?;
+    write_rows(path, list.faults.iter().cloned().map(Ok)).map(|_| ())
+}
+
+/// Writes the rows of `faults` as they come, atomically (a failed write
+/// leaves no partial file); returns how many.
+pub fn write_rows(path: &Path, faults: impl Iterator<Item = Result<Fault>>) -> Result<u64> {
+    let tmp = crate::report::temp_name(path);
+    let written = write_to(&tmp, path, faults);
+    match written {
+        Ok(rows) => std::fs::rename(&tmp, path)
+            .map(|_| rows)
+            .map_err(|e| Error::io(path, e)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    w.flush().map_err(|e| Error::io(path, e))
+}
+
+fn write_to(tmp: &Path, path: &Path, faults: impl Iterator<Item = Result<Fault>>) -> Result<u64> {
+    let io = |e: ::csv::Error| Error::io(path, std::io::Error::other(e));
+    let mut w = ::csv::Writer::from_path(tmp).map_err(io)?;
+    w.write_record(COLUMNS).map_err(io)?;
+    let mut rows = 0;
+    for f in faults {
+        w.write_record(row(&f?)).map_err(io)?;
+        rows += 1;
+    }
+    w.flush().map_err(|e| Error::io(path, e))?;
+    Ok(rows)
 }
 
 /// Reads a CSV list. With `sites`, every row is checked against the model
 /// (and `node` filled in from it); `samples` bounds the sample column.
 pub fn read(path: &Path, sites: Option<&Sites>, samples: Option<u64>) -> Result<FaultList> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let bad = |line: Option<usize>, msg: String| Error::FaultList {
-        path: path.to_path_buf(),
-        line,
-        msg,
-    };
-    let mut r = ::csv::ReaderBuilder::new()
-        .trim(::csv::Trim::All)
-        .from_reader(file);
-    let header = r
-        .headers()
-        .map_err(|e| bad(Some(1), e.to_string()))?
-        .clone();
-    let index: HashMap<&str, usize> = header.iter().enumerate().map(|(i, h)| (h, i)).collect();
-    if let Some(missing) = COLUMNS[..REQUIRED].iter().find(|c| !index.contains_key(*c)) {
-        return Err(bad(
-            Some(1),
-            format!(
-                "header: column '{missing}' is missing (required, in order: {})",
-                COLUMNS[..REQUIRED].join(", ")
-            ),
-        ));
+    Ok(FaultList {
+        meta: Default::default(),
+        faults: Reader::open(path, sites, samples)?.collect::<Result<_>>()?,
+    })
+}
+
+/// Reads a CSV list a row at a time (see [`read`]).
+pub struct Reader<'s> {
+    records: ::csv::StringRecordsIntoIter<std::fs::File>,
+    index: HashMap<String, usize>,
+    sites: Option<&'s Sites>,
+    samples: Option<u64>,
+    path: std::path::PathBuf,
+}
+
+impl<'s> Reader<'s> {
+    /// Opens the file and checks its header.
+    pub fn open(path: &Path, sites: Option<&'s Sites>, samples: Option<u64>) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut r = ::csv::ReaderBuilder::new()
+            .trim(::csv::Trim::All)
+            .from_reader(file);
+        let header = r
+            .headers()
+            .map_err(|e| bad(path, Some(1), e.to_string()))?
+            .clone();
+        let index: HashMap<String, usize> = header
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.to_string(), i))
+            .collect();
+        if let Some(missing) = COLUMNS[..REQUIRED]
+            .iter()
+            .find(|c| !index.contains_key(**c))
+        {
+            return Err(bad(
+                path,
+                Some(1),
+                format!(
+                    "header: column '{missing}' is missing (required, in order: {})",
+                    COLUMNS[..REQUIRED].join(", ")
+                ),
+            ));
+        }
+        if sites.is_none() && !index.contains_key("node") {
+            return Err(bad(
+                path,
+                Some(1),
+                "header: no 'node' column; give the model to resolve layer names".into(),
+            ));
+        }
+        Ok(Reader {
+            records: r.into_records(),
+            index,
+            sites,
+            samples,
+            path: path.to_path_buf(),
+        })
     }
-    if sites.is_none() && !index.contains_key("node") {
-        return Err(bad(
-            Some(1),
-            "header: no 'node' column; give the model to resolve layer names".into(),
-        ));
-    }
-    let mut faults = Vec::new();
-    for rec in r.records() {
-        let rec = rec.map_err(|e| bad(e.position().map(|p| p.line() as usize), e.to_string()))?;
+
+    fn fault(&self, rec: ::csv::StringRecord) -> Result<Fault> {
         let line = rec.position().map(|p| p.line() as usize);
-        let get = |c: &str| index.get(c).and_then(|&i| rec.get(i));
-        let mut fault = parse_row(&get).map_err(|m| bad(line, m))?;
-        if let Some(sites) = sites {
-            let node = check(&fault, sites, samples)
-                .map_err(|m| bad(line, format!("fault {}: {m}", fault.fault_id)))?;
+        let bad = |msg: String| bad(&self.path, line, msg);
+        let get = |c: &str| self.index.get(c).and_then(|&i| rec.get(i));
+        let mut fault = parse_row(&get).map_err(bad)?;
+        if let Some(sites) = self.sites {
+            let node = check(&fault, sites, self.samples)
+                .map_err(|m| bad(format!("fault {}: {m}", fault.fault_id)))?;
             if get("node").is_some() && node != fault.node {
-                return Err(bad(
-                    line,
-                    format!(
-                        "fault {}: node {} but layer '{}' is node {node}",
-                        fault.fault_id, fault.node, fault.layer
-                    ),
-                ));
+                return Err(bad(format!(
+                    "fault {}: node {} but layer '{}' is node {node}",
+                    fault.fault_id, fault.node, fault.layer
+                )));
             }
             fault.node = node;
         }
-        faults.push(fault);
+        Ok(fault)
     }
-    Ok(FaultList {
-        meta: Default::default(),
-        faults,
-    })
+}
+
+impl Iterator for Reader<'_> {
+    type Item = Result<Fault>;
+
+    fn next(&mut self) -> Option<Result<Fault>> {
+        let rec = self.records.next()?;
+        Some(
+            rec.map_err(|e| {
+                let line = e.position().map(|p| p.line() as usize);
+                bad(&self.path, line, e.to_string())
+            })
+            .and_then(|rec| self.fault(rec)),
+        )
+    }
+}
+
+fn bad(path: &Path, line: Option<usize>, msg: String) -> Error {
+    Error::FaultList {
+        path: path.to_path_buf(),
+        line,
+        msg,
+    }
 }
 
 /// One row from its fields; the error names the column.

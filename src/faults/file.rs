@@ -1,20 +1,24 @@
 //! The binary fault-list file (bincode 1.x, kept behind this one module).
-//! In/out: a [`FaultList`]. Layout: an 8-byte magic `FSFAULTS`, the format
-//! version (u32, little endian), the row count (u64, little endian), then
-//! bincode's encoding of the list (fixed-width integers, little endian). A
-//! mismatch names the field that differs.
+//! In/out: a [`FaultList`], whole or a row at a time ([`Reader`],
+//! [`Writer`]), so a campaign of millions of faults never holds its list.
+//! Layout: an 8-byte magic `FSFAULTS`, the format version (u32, little
+//! endian), the row count (u64, little endian), then bincode's encoding of
+//! the list (fixed-width integers, little endian): the metadata, the row
+//! count again, the rows. A mismatch names the field that differs.
 
-use std::path::Path;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 use bincode::Options;
 
-use super::FaultList;
+use super::{Fault, FaultList, Meta};
 use crate::error::{Error, Result};
 
 pub const MAGIC: &[u8; 8] = b"FSFAULTS";
 /// Bump when [`FaultList`] or anything inside it changes shape.
 pub const VERSION: u32 = 1;
-const HEADER: usize = 8 + 4 + 8;
+const HEADER: u64 = 8 + 4 + 8;
 
 fn options() -> impl Options {
     bincode::DefaultOptions::new()
@@ -22,67 +26,217 @@ fn options() -> impl Options {
         .with_little_endian()
 }
 
+/// Reads a list's rows one at a time from `source` (a file, or bytes).
+pub struct Reader<R> {
+    pub meta: Meta,
+    /// Rows in the list.
+    pub rows: u64,
+    read: u64,
+    source: R,
+    path: PathBuf,
+}
+
+impl Reader<BufReader<File>> {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        Reader::new(BufReader::new(file), path)
+    }
+}
+
+impl<R: Read> Reader<R> {
+    /// Reads the header and metadata; `path` names the file in errors.
+    pub fn new(mut source: R, path: &Path) -> Result<Self> {
+        let bad = |msg: String| bad(path, msg);
+        let mut header = Vec::with_capacity(HEADER as usize);
+        (&mut source)
+            .take(HEADER)
+            .read_to_end(&mut header)
+            .map_err(|e| Error::io(path, e))?;
+        if header.len() < HEADER as usize {
+            return Err(bad(format!(
+                "header: {} bytes, a fault list starts with {HEADER}",
+                header.len()
+            )));
+        }
+        if &header[..8] != MAGIC {
+            return Err(bad(format!(
+                "magic: expected {:?}, found {:?} (not a faultsweep fault list; CSV files end in .csv)",
+                String::from_utf8_lossy(MAGIC),
+                String::from_utf8_lossy(&header[..8])
+            )));
+        }
+        let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+        if version != VERSION {
+            return Err(bad(format!(
+                "format version: file has {version}, this build reads {VERSION}"
+            )));
+        }
+        let rows = u64::from_le_bytes(header[12..20].try_into().expect("8 bytes"));
+        let payload = |e: bincode::Error| bad(format!("payload: {e}"));
+        let meta: Meta = options().deserialize_from(&mut source).map_err(payload)?;
+        let held: u64 = options().deserialize_from(&mut source).map_err(payload)?;
+        if held != rows {
+            return Err(bad(format!(
+                "row count: header says {rows}, payload holds {held}"
+            )));
+        }
+        Ok(Reader {
+            meta,
+            rows,
+            read: 0,
+            source,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn row(&mut self) -> Result<Fault> {
+        self.read += 1;
+        options()
+            // No row is near this long: a corrupt length fails here
+            // instead of allocating it.
+            .with_limit(1 << 20)
+            .deserialize_from(&mut self.source)
+            .map_err(|e| bad(&self.path, format!("payload, row {}: {e}", self.read - 1)))
+    }
+
+    /// After the last row: the file must end there.
+    fn end(&mut self) -> Result<()> {
+        let mut extra = [0u8; 1];
+        match self.source.read(&mut extra) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(bad(
+                &self.path,
+                format!("payload: bytes follow the last of {} rows", self.rows),
+            )),
+            Err(e) => Err(Error::io(&self.path, e)),
+        }
+    }
+}
+
+impl<R: Read> Iterator for Reader<R> {
+    type Item = Result<Fault>;
+
+    fn next(&mut self) -> Option<Result<Fault>> {
+        if self.read == self.rows {
+            // Checked once: `read` moves past `rows` after it.
+            self.read += 1;
+            return self.end().err().map(Err);
+        }
+        (self.read < self.rows).then(|| self.row())
+    }
+}
+
+fn bad(path: &Path, msg: String) -> Error {
+    Error::FaultList {
+        path: path.to_path_buf(),
+        line: None,
+        msg,
+    }
+}
+
+/// Writes a list a row at a time; the row counts are filled in by
+/// [`Writer::finish`].
+pub struct Writer<W: Write + Seek> {
+    out: W,
+    rows: u64,
+    /// Where bincode's row count sits (after the metadata).
+    count_at: u64,
+}
+
+impl<W: Write + Seek> Writer<W> {
+    pub fn new(mut out: W, meta: &Meta) -> std::io::Result<Self> {
+        out.write_all(MAGIC)?;
+        out.write_all(&VERSION.to_le_bytes())?;
+        out.write_all(&0u64.to_le_bytes())?;
+        options()
+            .serialize_into(&mut out, meta)
+            .map_err(std::io::Error::other)?;
+        let count_at = out.stream_position()?;
+        out.write_all(&0u64.to_le_bytes())?;
+        Ok(Writer {
+            out,
+            rows: 0,
+            count_at,
+        })
+    }
+
+    pub fn push(&mut self, fault: &Fault) -> std::io::Result<()> {
+        self.rows += 1;
+        options()
+            .serialize_into(&mut self.out, fault)
+            .map_err(std::io::Error::other)
+    }
+
+    /// Writes the row counts; returns the output and the count.
+    pub fn finish(mut self) -> std::io::Result<(W, u64)> {
+        let count = self.rows.to_le_bytes();
+        self.out.seek(SeekFrom::Start(12))?;
+        self.out.write_all(&count)?;
+        self.out.seek(SeekFrom::Start(self.count_at))?;
+        self.out.write_all(&count)?;
+        self.out.seek(SeekFrom::End(0))?;
+        Ok((self.out, self.rows))
+    }
+}
+
+/// Writes the rows of `faults` to `path` atomically: a failed write (a full
+/// disk, a bad row) leaves no partial file behind. Returns the row count.
+pub fn write_rows(
+    path: &Path,
+    meta: &Meta,
+    faults: impl Iterator<Item = Result<Fault>>,
+) -> Result<u64> {
+    let tmp = crate::report::temp_name(path);
+    let written = (|| {
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut w = Writer::new(BufWriter::new(file), meta).map_err(|e| Error::io(path, e))?;
+        for f in faults {
+            w.push(&f?).map_err(|e| Error::io(path, e))?;
+        }
+        let (out, rows) = w.finish().map_err(|e| Error::io(path, e))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| Error::io(path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(path, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        Ok(rows)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
 /// The file's bytes.
 pub fn encode(list: &FaultList) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER + 64 * list.faults.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(list.faults.len() as u64).to_le_bytes());
-    options()
-        .serialize_into(&mut out, list)
-        .expect("serializing into memory cannot fail");
-    out
+    let mut w = Writer::new(std::io::Cursor::new(Vec::new()), &list.meta)
+        .expect("writing into memory cannot fail");
+    for f in &list.faults {
+        w.push(f).expect("writing into memory cannot fail");
+    }
+    w.finish()
+        .expect("writing into memory cannot fail")
+        .0
+        .into_inner()
 }
 
 /// A list from the file's bytes; `path` names the file in errors.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<FaultList> {
-    let bad = |msg: String| Error::FaultList {
-        path: path.to_path_buf(),
-        line: None,
-        msg,
-    };
-    if bytes.len() < HEADER {
-        return Err(bad(format!(
-            "header: {} bytes, a fault list starts with {HEADER}",
-            bytes.len()
-        )));
-    }
-    if &bytes[..8] != MAGIC {
-        return Err(bad(format!(
-            "magic: expected {:?}, found {:?} (not a faultsweep fault list; CSV files end in .csv)",
-            String::from_utf8_lossy(MAGIC),
-            String::from_utf8_lossy(&bytes[..8])
-        )));
-    }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
-        return Err(bad(format!(
-            "format version: file has {version}, this build reads {VERSION}"
-        )));
-    }
-    let count = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
-    let payload = &bytes[HEADER..];
-    let list: FaultList = options()
-        .with_limit(payload.len() as u64)
-        .reject_trailing_bytes()
-        .deserialize(payload)
-        .map_err(|e| bad(format!("payload: {e}")))?;
-    if list.faults.len() as u64 != count {
-        return Err(bad(format!(
-            "row count: header says {count}, payload holds {}",
-            list.faults.len()
-        )));
-    }
-    Ok(list)
+    collect(Reader::new(bytes, path)?)
 }
 
-/// Writes the list atomically: a failed write (a full disk) leaves no
-/// partial file behind.
+fn collect<R: Read>(mut reader: Reader<R>) -> Result<FaultList> {
+    let faults = reader.by_ref().collect::<Result<_>>()?;
+    Ok(FaultList {
+        meta: reader.meta,
+        faults,
+    })
+}
+
 pub fn write(list: &FaultList, path: &Path) -> Result<()> {
-    crate::report::write_atomic(path, &encode(list))
+    write_rows(path, &list.meta, list.faults.iter().cloned().map(Ok)).map(|_| ())
 }
 
 pub fn read(path: &Path) -> Result<FaultList> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    decode(&bytes, path)
+    collect(Reader::open(path)?)
 }

@@ -15,21 +15,40 @@ use crate::scenario::{Campaign, LayerChoice, PerInference, Plan, Point};
 
 /// The campaign's fault list.
 pub fn generate(campaign: &Campaign) -> FaultList {
-    let mut g = Generator {
-        campaign,
-        faults: Vec::new(),
-        injection: 0,
-    };
-    for point in &campaign.points {
-        g.point(point);
-    }
     FaultList {
         meta: meta(campaign),
-        faults: g.faults,
+        faults: stream(campaign).collect(),
     }
 }
 
-fn meta(c: &Campaign) -> Meta {
+/// The campaign's faults one at a time, as [`generate`] lists them, so a
+/// list of millions is written or run without being held.
+pub fn stream(campaign: &Campaign) -> impl Iterator<Item = Fault> + '_ {
+    let mut tasks = Vec::new();
+    for (point, p) in campaign.points.iter().enumerate() {
+        match &p.plan {
+            Plan::Injections(n) => tasks.push((point, FREE, *n)),
+            Plan::Strata(strata) => tasks.extend(strata.iter().map(|s| {
+                let fixed = Fixed {
+                    candidate: Some(s.candidate),
+                    bit: s.bit,
+                };
+                (point, fixed, s.size.n)
+            })),
+        }
+    }
+    let mut g = Generator {
+        campaign,
+        tasks: tasks.into_iter(),
+        task: None,
+        fault_id: 0,
+        injection: 0,
+    };
+    std::iter::from_fn(move || g.next_injection()).flatten()
+}
+
+/// What the list is generated from.
+pub fn meta(c: &Campaign) -> Meta {
     let strata = c
         .points
         .iter()
@@ -66,8 +85,20 @@ fn meta(c: &Campaign) -> Meta {
 
 struct Generator<'a> {
     campaign: &'a Campaign,
-    faults: Vec<Fault>,
+    /// (point, constraints, injections) still to draw, in order.
+    tasks: std::vec::IntoIter<(usize, Fixed, u64)>,
+    /// The task being drawn: its point's stream and layer weights.
+    task: Option<Task>,
+    fault_id: u64,
     injection: u64,
+}
+
+struct Task {
+    point: usize,
+    fixed: Fixed,
+    left: u64,
+    rng: Stream,
+    cum: Vec<u64>,
 }
 
 /// Constraints of one stratum on its injections.
@@ -77,35 +108,39 @@ struct Fixed {
     bit: Option<u8>,
 }
 
+const FREE: Fixed = Fixed {
+    candidate: None,
+    bit: None,
+};
+
 impl Generator<'_> {
-    fn point(&mut self, p: &Point) {
-        let mut rng = Stream::new(self.campaign.seed, u64::from(p.id));
-        let cum = cumulative(p);
-        match &p.plan {
-            Plan::Injections(n) => {
-                let free = Fixed {
-                    candidate: None,
-                    bit: None,
-                };
-                for _ in 0..*n {
-                    self.injection(p, &cum, free, &mut rng);
-                }
-            }
-            Plan::Strata(strata) => {
-                for s in strata {
-                    let fixed = Fixed {
-                        candidate: Some(s.candidate),
-                        bit: s.bit,
-                    };
-                    for _ in 0..s.size.n {
-                        self.injection(p, &cum, fixed, &mut rng);
-                    }
-                }
-            }
+    /// The faults of the next injection (`None` after the last).
+    fn next_injection(&mut self) -> Option<Vec<Fault>> {
+        while self.task.as_ref().is_none_or(|t| t.left == 0) {
+            let (point, fixed, left) = self.tasks.next()?;
+            let p = &self.campaign.points[point];
+            // Each point draws from its own stream, kept across its strata.
+            let task = match self.task.take() {
+                Some(t) if t.point == point => Task { fixed, left, ..t },
+                _ => Task {
+                    point,
+                    fixed,
+                    left,
+                    rng: Stream::new(self.campaign.seed, u64::from(p.id)),
+                    cum: cumulative(p),
+                },
+            };
+            self.task = Some(task);
         }
+        let mut task = self.task.take().expect("a task with injections left");
+        task.left -= 1;
+        let p = &self.campaign.points[task.point];
+        let faults = self.injection(p, &task.cum, task.fixed, &mut task.rng);
+        self.task = Some(task);
+        Some(faults)
     }
 
-    fn injection(&mut self, p: &Point, cum: &[u64], fixed: Fixed, rng: &mut Stream) {
+    fn injection(&mut self, p: &Point, cum: &[u64], fixed: Fixed, rng: &mut Stream) -> Vec<Fault> {
         let sample = self.samples(p, rng);
         let pick = |rng: &mut Stream| fixed.candidate.unwrap_or_else(|| rng.weighted(cum));
         let sites: Vec<(usize, u64)> = match &p.per_inference {
@@ -133,12 +168,14 @@ impl Generator<'_> {
                     .collect()
             }
         };
+        let mut faults = Vec::with_capacity(sites.len());
         for (c, element) in sites {
             let bits = self.bits(p, fixed, rng);
-            let fault = self.fault(p, &p.candidates[c], element, bits, sample, rng.word());
-            self.faults.push(fault);
+            faults.push(self.fault(p, &p.candidates[c], element, bits, sample, rng.word()));
+            self.fault_id += 1;
         }
         self.injection += 1;
+        faults
     }
 
     fn samples(&self, p: &Point, rng: &mut Stream) -> Samples {
@@ -179,7 +216,7 @@ impl Generator<'_> {
     ) -> Fault {
         let (tensor, coord) = c.element(element);
         Fault {
-            fault_id: self.faults.len() as u64,
+            fault_id: self.fault_id,
             injection: self.injection,
             sample,
             target: c.target,

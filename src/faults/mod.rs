@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use count::SampleSize;
 pub use format::{corrupt, int8_scale, FaultModel, NumFormat};
-pub use generate::generate;
+pub use generate::{generate, meta as generated_meta, stream};
 pub use sites::{Candidate, Layer, Region, Sites, Target, TensorSite};
 
 /// Which data samples a fault is active for: positions in the scenario's
@@ -323,35 +323,71 @@ pub fn load(
     sites: Option<&Sites>,
     samples: Option<u64>,
 ) -> crate::Result<FaultList> {
+    let (meta, rows) = rows(path, sites, samples)?;
+    Ok(FaultList {
+        meta,
+        faults: rows.collect::<crate::Result<_>>()?,
+    })
+}
+
+/// A fault list's rows, read one at a time as they are consumed.
+pub type Rows<'s> = Box<dyn Iterator<Item = crate::Result<Fault>> + 's>;
+
+/// The rows of a fault list file, read (and checked, see [`load`]) one at a
+/// time as they are consumed, and the list's metadata.
+pub fn rows<'s>(
+    path: &std::path::Path,
+    sites: Option<&'s Sites>,
+    samples: Option<u64>,
+) -> crate::Result<(Meta, Rows<'s>)> {
     if is_csv(path) {
-        return csv::read(path, sites, samples);
+        return Ok((
+            Meta::default(),
+            Box::new(csv::Reader::open(path, sites, samples)?),
+        ));
     }
-    let list = file::read(path)?;
-    if let Some(sites) = sites {
-        for (row, f) in list.faults.iter().enumerate() {
-            let node = check(f, sites, samples);
-            let node = node.and_then(|n| match n == f.node {
-                true => Ok(n),
-                false => Err(format!(
-                    "node {} but layer '{}' is node {n}",
-                    f.node, f.layer
-                )),
-            });
-            node.map_err(|msg| crate::Error::FaultList {
-                path: path.to_path_buf(),
+    let reader = file::Reader::open(path)?;
+    let meta = reader.meta.clone();
+    let Some(sites) = sites else {
+        return Ok((meta, Box::new(reader)));
+    };
+    let path = path.to_path_buf();
+    let checked = reader.enumerate().map(move |(row, f)| {
+        let f = f?;
+        let node = check(&f, sites, samples).and_then(|n| match n == f.node {
+            true => Ok(n),
+            false => Err(format!(
+                "node {} but layer '{}' is node {n}",
+                f.node, f.layer
+            )),
+        });
+        match node {
+            Ok(_) => Ok(f),
+            Err(msg) => Err(crate::Error::FaultList {
+                path: path.clone(),
                 line: None,
                 msg: format!("row {row} (fault {}): {msg}", f.fault_id),
-            })?;
+            }),
         }
-    }
-    Ok(list)
+    });
+    Ok((meta, Box::new(checked)))
 }
 
 /// Writes a fault list: CSV when the name ends in `.csv`, else binary.
 pub fn save(list: &FaultList, path: &std::path::Path) -> crate::Result<()> {
+    let rows = list.faults.iter().cloned().map(Ok);
+    save_rows(path, &list.meta, rows).map(|_| ())
+}
+
+/// As [`save`], a row at a time as `faults` yields them; returns how many.
+pub fn save_rows(
+    path: &std::path::Path,
+    meta: &Meta,
+    faults: impl Iterator<Item = crate::Result<Fault>>,
+) -> crate::Result<u64> {
     match is_csv(path) {
-        true => csv::write(list, path),
-        false => file::write(list, path),
+        true => csv::write_rows(path, faults),
+        false => file::write_rows(path, meta, faults),
     }
 }
 

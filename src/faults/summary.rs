@@ -1,59 +1,65 @@
-//! `faultsweep faults show`: a fault list in a few tables. In: a
-//! [`FaultList`]. Out: text with the metadata, the Leveugle strata (size and
+//! `faultsweep faults show`: a fault list in a few tables. In: a list's
+//! metadata and rows, read one at a time. Out: text with the metadata, the Leveugle strata (size and
 //! margin), and fault counts per sweep point, layer, bit, fault model,
 //! number format, target and scope.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use super::FaultList;
+use super::{Fault, Meta};
+use crate::error::Result;
 
-/// The summary text.
-pub fn summary(list: &FaultList) -> String {
+/// The summary text of a list's metadata and rows, read as they come.
+pub fn summary(meta: &Meta, rows: impl Iterator<Item = Result<Fault>>) -> Result<String> {
+    const KEYS: [&str; 7] = [
+        "sweep",
+        "layer",
+        "bit",
+        "fault_model",
+        "dtype",
+        "target",
+        "scope",
+    ];
+    let mut counts: [BTreeMap<String, u64>; 7] = Default::default();
+    let (mut faults, mut injections) = (0u64, BTreeSet::new());
+    for f in rows {
+        let f = f?;
+        faults += 1;
+        injections.insert(f.injection);
+        let keys = [
+            format!("{:>5}", f.sweep),
+            format!("{:>5} {}", f.node, f.layer),
+            bits_key(&f.bits),
+            f.model.name(),
+            f.dtype.to_string(),
+            f.target.to_string(),
+            f.scope.name().to_string(),
+        ];
+        for (c, k) in counts.iter_mut().zip(keys) {
+            *c.entry(k).or_default() += 1;
+        }
+    }
     let mut s = String::new();
-    let injections: std::collections::BTreeSet<u64> =
-        list.faults.iter().map(|f| f.injection).collect();
-    let _ = writeln!(
-        s,
-        "{} faults in {} injections",
-        list.faults.len(),
-        injections.len()
-    );
-    let m = &list.meta;
-    if let Some(seed) = m.seed {
+    let _ = writeln!(s, "{faults} faults in {} injections", injections.len());
+    if let Some(seed) = meta.seed {
         let _ = writeln!(s, "seed {seed}");
     }
-    for (k, v) in [("scenario", &m.scenario), ("model", &m.model)] {
+    for (k, v) in [("scenario", &meta.scenario), ("model", &meta.model)] {
         if let Some(v) = v {
             let _ = writeln!(s, "{k} {v}");
         }
     }
-    if let Some(n) = m.samples {
+    if let Some(n) = meta.samples {
         let _ = writeln!(s, "samples {n}");
     }
-    for p in &m.points {
+    for p in &meta.points {
         let _ = writeln!(s, "sweep point {}: {}", p.id, p.label);
     }
-    strata(&mut s, list);
-    let by = |key: &dyn Fn(&super::Fault) -> String| {
-        let mut c: BTreeMap<String, u64> = BTreeMap::new();
-        for f in &list.faults {
-            *c.entry(key(f)).or_default() += 1;
-        }
-        c
-    };
-    table(&mut s, "sweep", by(&|f| format!("{:>5}", f.sweep)));
-    table(
-        &mut s,
-        "layer",
-        by(&|f| format!("{:>5} {}", f.node, f.layer)),
-    );
-    table(&mut s, "bit", by(&|f| bits_key(&f.bits)));
-    table(&mut s, "fault_model", by(&|f| f.model.name()));
-    table(&mut s, "dtype", by(&|f| f.dtype.to_string()));
-    table(&mut s, "target", by(&|f| f.target.to_string()));
-    table(&mut s, "scope", by(&|f| f.scope.name().to_string()));
-    s
+    strata(&mut s, meta);
+    for (title, c) in KEYS.into_iter().zip(counts) {
+        table(&mut s, title, c);
+    }
+    Ok(s)
 }
 
 fn bits_key(bits: &[u8]) -> String {
@@ -64,8 +70,8 @@ fn bits_key(bits: &[u8]) -> String {
 }
 
 /// The Leveugle strata table (nothing when the list has none).
-pub fn strata(s: &mut String, list: &FaultList) {
-    if list.meta.strata.is_empty() {
+pub fn strata(s: &mut String, meta: &Meta) {
+    if meta.strata.is_empty() {
         return;
     }
     let _ = writeln!(
@@ -73,7 +79,7 @@ pub fn strata(s: &mut String, list: &FaultList) {
         "\nstrata (Leveugle et al. 2009)\n{:>5}  {:<40} {:<7} {:>4} {:>16} {:>8} {:>8} {:>6}",
         "sweep", "layer", "target", "bit", "population", "n", "margin", "conf"
     );
-    for st in &list.meta.strata {
+    for st in &meta.strata {
         let bit = st.bit.map_or("-".into(), |b| b.to_string());
         let _ = writeln!(
             s,
