@@ -18,12 +18,13 @@ use rand::{Rng, SeedableRng};
 use crate::campaign::{csv_rows, small_scenario};
 
 /// The small demo campaign: `n` injections on 100 samples, in batches of 16,
-/// so that injections.csv grows in chunks of 128 injections.
+/// so that injections.csv grows in chunks of 128 injections, read from the
+/// fault list in windows of 200.
 fn scenario(dir: &Path, n: usize) -> PathBuf {
     let path = small_scenario(dir, n);
     let text = std::fs::read_to_string(&path)
         .unwrap()
-        .replace("batch_size: 64", "batch_size: 16");
+        .replace("batch_size: 64", "batch_size: 16\n  window: 200");
     std::fs::write(&path, text).unwrap();
     path
 }
