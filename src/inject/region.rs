@@ -267,14 +267,9 @@ impl RegionalRow {
         else {
             return Ok(Outcome::Golden);
         };
-        if pointwise && out_span.iter().all(|(a, b)| b - a == 1) {
-            // A product over one position would run as a matrix-vector
-            // product, which sums in another order: widen the box by a
-            // neighbour, whose output is golden.
-            let (last, len) = (out_span.len() - 1, out_lens[out_lens.len() - 1]);
-            let (a, b) = out_span[last];
-            out_span[last] = if b < len { (a, b + 1) } else { (a - 1, b) };
-            reach[last] = out_span[last];
+        if pointwise {
+            widen(&mut out_span, &out_lens);
+            reach.clone_from(&out_span);
         }
         if out_span.iter().any(|&(a, _)| a < 0) || share(&out_span, &out_lens) > MAX_SHARE {
             return Ok(Outcome::Join);
@@ -363,6 +358,29 @@ enum Outcome {
     Box(Delta),
     Conv(ConvBox),
     Join,
+}
+
+/// Positions a 1x1 box covers at least. A matrix product over fewer
+/// positions runs other code, which sums in another order: a matrix-vector
+/// product for one position (seen on Intel Xeon), a small-matrix kernel
+/// below 12 (seen on AMD EPYC, MKL's). The kernel check still guards
+/// whatever other CPUs do.
+const MIN_POINTWISE: i64 = 16;
+
+/// Widens a 1x1 box to [`MIN_POINTWISE`] positions, or as many as the value
+/// (of spatial lengths `lens`) has: from the last axis back, toward the end
+/// first. The added positions' outputs are golden.
+fn widen(span: &mut Span, lens: &[i64]) {
+    for axis in (0..span.len()).rev() {
+        let (a, b) = span[axis];
+        let others = positions(span) / (b - a);
+        let want = ((MIN_POINTWISE + others - 1) / others).min(lens[axis]);
+        let end = (a + want).max(b).min(lens[axis]);
+        span[axis] = ((end - want).min(a), end);
+        if positions(span) >= MIN_POINTWISE {
+            return;
+        }
+    }
 }
 
 /// The outputs of a Conv of geometry `shape`, on an input of spatial
@@ -768,6 +786,26 @@ pub(super) fn may_turn_nonfinite(node: &Node, fault_node: usize, already: bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn widened(span: &[(i64, i64)], lens: &[i64]) -> Span {
+        let mut span = span.to_vec();
+        widen(&mut span, lens);
+        span
+    }
+
+    /// 1x1 boxes grow to MIN_POINTWISE positions inside the value: along
+    /// the row toward its end, then back from it, then over more rows.
+    #[test]
+    fn pointwise_boxes_widen_inside_the_value() {
+        assert_eq!(MIN_POINTWISE, 16);
+        assert_eq!(widened(&[(3, 4), (5, 6)], &[56, 56]), [(3, 4), (5, 21)]);
+        assert_eq!(widened(&[(3, 4), (50, 52)], &[56, 56]), [(3, 4), (40, 56)]);
+        assert_eq!(widened(&[(3, 5), (5, 9)], &[56, 56]), [(3, 5), (5, 13)]);
+        assert_eq!(widened(&[(6, 7), (6, 7)], &[7, 7]), [(4, 7), (0, 7)]);
+        assert_eq!(widened(&[(0, 2), (0, 2)], &[2, 2]), [(0, 2), (0, 2)]);
+        assert_eq!(widened(&[(0, 4), (0, 5)], &[8, 8]), [(0, 4), (0, 5)]);
+        assert_eq!(widened(&[(2, 3)], &[100]), [(2, 18)]);
+    }
 
     fn shape(stride: i64, extent: i64, pad: i64) -> ConvShape {
         ConvShape {
