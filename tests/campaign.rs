@@ -411,7 +411,7 @@ fn the_library_iterates_every_run_with_its_faults() {
         n += 1;
     }
     assert_eq!(n, 300);
-    assert_eq!(campaign::count(&plan).unwrap().runs, 300);
+    assert_eq!(campaign::run_count(&plan).unwrap(), 300);
 }
 
 /// The peak memory `faultsweep run` reports, in MB.

@@ -19,14 +19,14 @@ use std::path::{Path, PathBuf};
 pub use report::{check, summary_files, Checked, Provenance};
 pub use results::Tally;
 pub use runs::{
-    all_injections, count, injections, int8_scales, windows, Counts, Resolver, Run, Window,
+    all_injections, injections, int8_scales, run_count, windows, Resolver, Run, Window,
 };
 
 use crate::cache::{Reader, Store};
 use crate::classify::Outcome;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::faults::{self, Fault, FaultList};
+use crate::faults::{self, Fault};
 use crate::golden::{self, Golden, GoldenRun};
 use crate::graph::{Graph, Guard, GuardKind};
 use crate::inject::{
@@ -106,14 +106,6 @@ impl Plan {
                 Ok(faults::rows(path, sites, Some(self.campaign.samples))?.1)
             }
         }
-    }
-
-    /// The whole fault list in memory (small lists: tests, examples).
-    pub fn fault_list(&self) -> Result<FaultList> {
-        Ok(FaultList {
-            meta: self.faults.meta.clone(),
-            faults: self.fault_rows()?.collect::<Result<_>>()?,
-        })
     }
 }
 
@@ -211,7 +203,7 @@ pub fn run_with_models(
         stop_at_nonfinite: spec.outputs.early_due,
         from_input: false,
     };
-    let total = count(&plan)?.runs;
+    let total = run_count(&plan)?;
     let step = options.batch_size.max(1) * 8;
     let path = out.join("injections.csv");
     let (mut sink, done, mut tally) = if args.resume && path.exists() {

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::results::{finished, Tally};
-use super::{count, plan, Plan, RunArgs};
+use super::{plan, run_count, Plan, RunArgs};
 use crate::error::{Error, Result};
 use crate::report::{heatmap, Summary};
 
@@ -42,7 +42,7 @@ impl Provenance {
             model_blake3,
             data: spec.data.path.display().to_string(),
             data_blake3: data.finalize().to_hex().to_string(),
-            runs: count(plan)?.runs,
+            runs: run_count(plan)?,
         })
     }
 }

@@ -131,7 +131,7 @@ pub fn injections(plan: &Plan) -> Result<impl Iterator<Item = Result<Vec<Fault>>
             Ok(f) => f,
             Err(e) => return Some(Err(e)),
         };
-        if last.is_some_and(|l| first.injection <= l) {
+        if let Some(last) = last.filter(|&l| first.injection <= l) {
             return Some(Err(out_of_order(&path, &first, last)));
         }
         last = Some(first.injection);
@@ -143,37 +143,25 @@ pub fn injections(plan: &Plan) -> Result<impl Iterator<Item = Result<Vec<Fault>>
     }))
 }
 
-fn out_of_order(path: &std::path::Path, f: &Fault, last: Option<u64>) -> Error {
+fn out_of_order(path: &std::path::Path, f: &Fault, last: u64) -> Error {
     Error::FaultList {
         path: path.to_path_buf(),
         line: None,
         msg: format!(
             "fault {} (injection {}) follows injection {}: rows must be ordered by injection, with the rows of one injection together (sort the list by injection, then fault_id)",
-            f.fault_id,
-            f.injection,
-            last.unwrap_or_default()
+            f.fault_id, f.injection, last
         ),
     }
 }
 
-/// How many faults, injections and runs the plan's list holds (one pass).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    pub faults: u64,
-    pub injections: u64,
-    pub runs: usize,
-}
-
-pub fn count(plan: &Plan) -> Result<Counts> {
+/// How many runs the plan's list holds (one pass over it).
+pub fn run_count(plan: &Plan) -> Result<usize> {
     let samples = plan.data.len() as u64;
-    let mut counts = Counts::default();
+    let mut runs = 0;
     for faults in injections(plan)? {
-        let faults = faults?;
-        counts.faults += faults.len() as u64;
-        counts.injections += 1;
-        counts.runs += scope(&faults, samples).count();
+        runs += scope(&faults?, samples).count();
     }
-    Ok(counts)
+    Ok(runs)
 }
 
 /// The int8 scale of each layer from its golden range (shared by every
