@@ -362,9 +362,9 @@ enum Outcome {
 
 /// Positions a 1x1 box covers at least. A matrix product over fewer
 /// positions runs other code, which sums in another order: a matrix-vector
-/// product for one position (seen on Intel Xeon), a small-matrix kernel
-/// below 12 (seen on AMD EPYC, MKL's). The kernel check still guards
-/// whatever other CPUs do.
+/// product for one position (the machines of sessions 1 to 9), MKL's
+/// small-matrix kernel below 12 (an AMD EPYC, session 10). The kernel check
+/// still guards whatever other CPUs do.
 const MIN_POINTWISE: i64 = 16;
 
 /// Widens a 1x1 box to [`MIN_POINTWISE`] positions, or as many as the value
