@@ -152,3 +152,42 @@ fn kernels_report_missing_inputs_and_bad_attributes() {
     let w = Tensor::randn([4, 3, 3, 3], (Kind::Float, Device::Cpu));
     kernel_error(&conv, &[Some(&x), Some(&w)]);
 }
+
+/// A 1x1 convolution on small maps runs in oneDNN one sample at a time, so
+/// a sample's values are the same bits in any batch (the engine's batch
+/// rows, single reruns and cached frontiers must agree), and they match the
+/// matrix product that larger maps and smaller layers take to rounding.
+#[test]
+fn pointwise_convolutions_give_a_sample_the_same_bits_in_any_batch() {
+    use faultsweep::graph::ops::{convolve_as, convolve_box, ConvShape};
+    tch::manual_seed(11);
+    let shape = ConvShape {
+        strides: vec![1, 1],
+        dilations: vec![1, 1],
+        pads: vec![(0, 0); 2],
+        extent: vec![1, 1],
+        group: 1,
+    };
+    let options = (Kind::Float, Device::Cpu);
+    for (c_in, c_out, side) in [(160, 960, 7), (64, 384, 14), (8, 16, 6), (24, 144, 56)] {
+        let x = Tensor::randn([5, c_in, side, side], options);
+        let w = Tensor::randn([c_out, c_in, 1, 1], options);
+        let b = Tensor::randn([c_out], options);
+        let batch = convolve_as(&shape, &x, &w, Some(&b)).unwrap();
+        for i in 0..5 {
+            let alone = convolve_as(&shape, &x.narrow(0, i, 1), &w, Some(&b)).unwrap();
+            assert!(
+                alone.equal(&batch.narrow(0, i, 1)),
+                "{c_in}->{c_out} at {side}x{side}, sample {i}"
+            );
+        }
+        // The matrix product (what a map of more positions takes).
+        let product = convolve_box(&shape, &x, &w, Some(&b), 1 << 20).unwrap();
+        let scale = product.abs().max().double_value(&[]);
+        let gap = (&batch - &product).abs().max().double_value(&[]);
+        assert!(
+            gap <= 1e-5 * scale,
+            "{c_in}->{c_out} at {side}x{side}: {gap} of {scale}"
+        );
+    }
+}

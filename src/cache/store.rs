@@ -17,6 +17,10 @@ pub struct Store {
     pub budget_bytes: Option<u64>,
 }
 
+/// Bump when the executor computes some op's bits otherwise, so a cache
+/// filled by an older build is not mixed with rows computed by this one.
+const KERNELS: u32 = 2;
+
 /// The key of the entry for one cut: a hash of the model bytes' hash, the
 /// data's hash (files, sample ids, preprocessing), the cut, its frontier
 /// value names and the format version.
@@ -28,6 +32,7 @@ pub fn key(
 ) -> String {
     let mut h = blake3::Hasher::new();
     h.update(format!("faultsweep cache v{VERSION}\n").as_bytes());
+    h.update(format!("kernels {KERNELS}\n").as_bytes());
     h.update(model_hash.as_bytes());
     h.update(data_hash.as_bytes());
     h.update(&(cut as u64).to_le_bytes());

@@ -33,7 +33,7 @@ use super::depthwise::{Depthwise, Inside};
 use super::rows::{cpu_bytes, cpu_bytes_mut, nonfinite_bytes};
 use super::{corrupt_flat, keeps_finite, FaultSite, Injection, SiteValues};
 use crate::error::Result;
-use crate::graph::ops::{convolve_as, ConvShape};
+use crate::graph::ops::{convolve_as, convolve_box, ConvShape};
 use crate::graph::{Env, Graph, Node, ValueId};
 
 /// A regional row joins the batch rather than compute a box covering more
@@ -491,7 +491,10 @@ pub(super) fn conv_boxes(
     let shape = ConvShape::of(node, x, w).map_err(|e| fail(e.0))?;
     let y = match depthwise(&shape, x, w, b, &stacked, &reaches) {
         Some(y) => y,
-        None => convolve_as(&unpadded(shape), &stacked, w, b).map_err(|e| fail(e.0))?,
+        None => {
+            let positions = x.size()[2..].iter().product();
+            convolve_box(&unpadded(shape), &stacked, w, b, positions).map_err(|e| fail(e.0))?
+        }
     };
     let y = guard(graph, node, y)?;
     let box_of = |i: usize| y.f_narrow(0, i as i64, 1).map_err(|e| fail(e.to_string()));
