@@ -33,7 +33,7 @@ use super::depthwise::{Depthwise, Inside};
 use super::rows::{cpu_bytes, cpu_bytes_mut, nonfinite_bytes};
 use super::{corrupt_flat, keeps_finite, FaultSite, Injection, SiteValues};
 use crate::error::Result;
-use crate::graph::ops::{convolve_as, convolve_box, ConvShape};
+use crate::graph::ops::{convolve_as, convolve_part, ConvShape, Whole};
 use crate::graph::{Env, Graph, Node, ValueId};
 
 /// A regional row joins the batch rather than compute a box covering more
@@ -492,8 +492,11 @@ pub(super) fn conv_boxes(
     let y = match depthwise(&shape, x, w, b, &stacked, &reaches) {
         Some(y) => y,
         None => {
-            let positions = x.size()[2..].iter().product();
-            convolve_box(&unpadded(shape), &stacked, w, b, positions).map_err(|e| fail(e.0))?
+            let whole = Whole {
+                positions: x.size()[2..].iter().product(),
+                outputs: w.size()[0],
+            };
+            convolve_part(&unpadded(shape), &stacked, w, b, whole).map_err(|e| fail(e.0))?
         }
     };
     let y = guard(graph, node, y)?;

@@ -132,7 +132,15 @@ fn extents(kernel: &[i64], dilations: &[i64]) -> Vec<i64> {
 
 fn conv(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let (x, w, b) = (input(inputs, 0)?, input(inputs, 1)?, opt_input(inputs, 2));
-    one(convolve(node, x, w, b, node.attrs.int("group", 1)?)?)
+    let outputs = w.size()[0];
+    one(convolve(
+        node,
+        x,
+        w,
+        b,
+        node.attrs.int("group", 1)?,
+        outputs,
+    )?)
 }
 
 /// Output channels `channels` (of `outputs`) of a Conv node alone: what a
@@ -158,7 +166,7 @@ pub fn conv_filters(
         ));
     }
     if group == 1 {
-        return convolve(node, x, w, b, 1);
+        return convolve(node, x, w, b, 1, outputs);
     }
     let per_group = outputs / group;
     let picked: Vec<i64> = channels
@@ -169,7 +177,7 @@ pub fn conv_filters(
         })
         .collect();
     let x = x.f_index_select(1, &Tensor::from_slice(&picked).to_device(x.device()))?;
-    convolve(node, &x, w, b, m)
+    convolve(node, &x, w, b, m, outputs)
 }
 
 /// The geometry of a Conv node on an input: per spatial axis its strides,
@@ -201,18 +209,22 @@ impl ConvShape {
     }
 }
 
+/// The node's convolution of `x`, or some filters of one with `outputs`
+/// output channels.
 fn convolve(
     node: &Node,
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
     group: i64,
+    outputs: i64,
 ) -> KResult<Tensor> {
     let shape = ConvShape {
         group,
         ..ConvShape::of(node, x, w)?
     };
-    convolve_as(&shape, x, w, b)
+    let positions = x.size()[2..].iter().product();
+    convolve_part(&shape, x, w, b, Whole { positions, outputs })
 }
 
 /// Convolves `x` with the geometry `shape` (the kernel every Conv runs).
@@ -222,7 +234,20 @@ pub fn convolve_as(
     w: &Tensor,
     b: Option<&Tensor>,
 ) -> KResult<Tensor> {
-    convolve_box(shape, x, w, b, x.size()[2..].iter().product())
+    let whole = Whole {
+        positions: x.size()[2..].iter().product(),
+        outputs: w.size()[0],
+    };
+    convolve_part(shape, x, w, b, whole)
+}
+
+/// The whole convolution a call computes part of (a box of its positions,
+/// or some of its filters): its positions per sample and output channels.
+/// The part runs the whole one's kernel, so that its sums run alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Whole {
+    pub positions: i64,
+    pub outputs: i64,
 }
 
 /// A float 1x1 convolution over at most this many positions per sample, and
@@ -237,15 +262,13 @@ const ONEDNN_POSITIONS: i64 = 14 * 14;
 /// Below this, a oneDNN call's set-up (about 40 µs) outweighs its gain.
 const ONEDNN_MACS: i64 = 1 << 20;
 
-/// As [`convolve_as`], for a box of a value with `positions` positions per
-/// sample: a 1x1 box runs the kernel the whole value runs, so that its sums
-/// run alike.
-pub fn convolve_box(
+/// As [`convolve_as`], for part of the `whole` convolution.
+pub fn convolve_part(
     shape: &ConvShape,
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
-    positions: i64,
+    whole: Whole,
 ) -> KResult<Tensor> {
     let ConvShape {
         strides,
@@ -261,9 +284,10 @@ pub fn convolve_box(
         .all(|&k| k == 1)
         && pads.iter().all(|&(a, b)| a == 0 && b == 0);
     if pointwise && *group == 1 {
-        let macs = w.size()[0] * w.size()[1] * positions;
-        let onednn =
-            x.kind() == tch::Kind::Float && positions <= ONEDNN_POSITIONS && macs >= ONEDNN_MACS;
+        let macs = whole.outputs * w.size()[1] * whole.positions;
+        let onednn = x.kind() == tch::Kind::Float
+            && whole.positions <= ONEDNN_POSITIONS
+            && macs >= ONEDNN_MACS;
         return match onednn {
             true => onednn_pointwise(x, w, b),
             false => pointwise_conv(x, w, b),

@@ -13,7 +13,7 @@ use super::Node;
 mod activation;
 mod conv;
 pub use activation::clip_limits;
-pub use conv::{conv_filters, convolve_as, convolve_box, ConvShape};
+pub use conv::{conv_filters, convolve_as, convolve_part, ConvShape, Whole};
 mod elementwise;
 mod index;
 mod linear;
