@@ -287,7 +287,8 @@ pub fn convolve_part(
         let macs = whole.outputs * w.size()[1] * whole.positions;
         let onednn = x.kind() == tch::Kind::Float
             && whole.positions <= ONEDNN_POSITIONS
-            && macs >= ONEDNN_MACS;
+            && macs >= ONEDNN_MACS
+            && tch::utils::has_mkldnn();
         return match onednn {
             true => onednn_pointwise(x, w, b),
             false => pointwise_conv(x, w, b),
@@ -313,6 +314,7 @@ fn onednn_pointwise(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> KResult<Tenso
     let rows = (0..x.size()[0])
         .map(|i| {
             x.f_narrow(0, i, 1)?
+                .f_contiguous()?
                 .f_mkldnn_convolution(w, b, &zeros, &ones, &ones, 1)
         })
         .collect::<Result<Vec<_>, _>>()?;
