@@ -31,6 +31,19 @@ pub(crate) fn small_scenario(dir: &Path, n: usize) -> PathBuf {
     path
 }
 
+/// `faultsweep faults gen SCENARIO --out OUT`, which must succeed.
+fn faults_gen(scenario: &Path, out: &Path, cache: &Path) {
+    let args = [
+        "faults",
+        "gen",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let r = faultsweep(&args, cache);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+}
+
 /// Runs `scenario` into `out` with `--verify N`; asserts it succeeds and
 /// that no verified outcome differs; returns injections.csv's rows.
 fn run_verified(scenario: &Path, out: &Path, cache: &Path, verify: usize) -> Vec<Vec<String>> {
@@ -261,17 +274,7 @@ fn a_range_subset_at_the_end_of_the_data_set_is_valid() {
     let scenario = dir.path().join("range.yml");
     std::fs::write(&scenario, text).unwrap();
     let out = dir.path().join("list.csv");
-    let r = faultsweep(
-        &[
-            "faults",
-            "gen",
-            scenario.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    faults_gen(&scenario, &out, dir.path());
     let samples: Vec<u64> = csv_rows(&out)[1..]
         .iter()
         .map(|r| r[1].parse().unwrap())
@@ -471,21 +474,7 @@ fn a_fault_list_out_of_order_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = small_scenario(dir.path(), 5);
     let list = dir.path().join("list.csv");
-    let gen = faultsweep(
-        &[
-            "faults",
-            "gen",
-            scenario.to_str().unwrap(),
-            "--out",
-            list.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert!(
-        gen.status.success(),
-        "{}",
-        String::from_utf8_lossy(&gen.stderr)
-    );
+    faults_gen(&scenario, &list, dir.path());
     let text = std::fs::read_to_string(&list).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     lines.swap(2, 4);

@@ -28,7 +28,8 @@ pub struct Provenance {
 }
 
 impl Provenance {
-    pub fn of(plan: &Plan) -> Result<Provenance> {
+    /// `runs`: the plan's run count ([`run_count`]), which the caller has.
+    pub fn of(plan: &Plan, runs: usize) -> Result<Provenance> {
         let spec = &plan.campaign.spec;
         let model = &plan.graph.path;
         let model_blake3 = file_hash(model)?;
@@ -42,7 +43,7 @@ impl Provenance {
             model_blake3,
             data: spec.data.path.display().to_string(),
             data_blake3: data.finalize().to_hex().to_string(),
-            runs: run_count(plan)?,
+            runs,
         })
     }
 }
@@ -166,7 +167,7 @@ pub fn check(dir: &Path) -> Result<Checked> {
             problems.push(format!("{name} changed since the run wrote it"));
         }
     }
-    let provenance = Provenance::of(&plan)?;
+    let provenance = Provenance::of(&plan, run_count(&plan)?)?;
     if provenance != record.provenance {
         problems.push(format!(
             "the model, data or tool differ from the run's: now {provenance:?}, recorded {:?}",

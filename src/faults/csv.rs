@@ -80,30 +80,18 @@ pub fn write(list: &FaultList, path: &Path) -> Result<()> {
 /// Writes the rows of `faults` as they come, atomically (a failed write
 /// leaves no partial file); returns how many.
 pub fn write_rows(path: &Path, faults: impl Iterator<Item = Result<Fault>>) -> Result<u64> {
-    let tmp = crate::report::temp_name(path);
-    let written = write_to(&tmp, path, faults);
-    match written {
-        Ok(rows) => std::fs::rename(&tmp, path)
-            .map(|_| rows)
-            .map_err(|e| Error::io(path, e)),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
+    crate::report::write_via_temp(path, |out| {
+        let io = |e: ::csv::Error| Error::io(path, std::io::Error::other(e));
+        let mut w = ::csv::Writer::from_writer(out);
+        w.write_record(COLUMNS).map_err(io)?;
+        let mut rows = 0;
+        for f in faults {
+            w.write_record(row(&f?)).map_err(io)?;
+            rows += 1;
         }
-    }
-}
-
-fn write_to(tmp: &Path, path: &Path, faults: impl Iterator<Item = Result<Fault>>) -> Result<u64> {
-    let io = |e: ::csv::Error| Error::io(path, std::io::Error::other(e));
-    let mut w = ::csv::Writer::from_path(tmp).map_err(io)?;
-    w.write_record(COLUMNS).map_err(io)?;
-    let mut rows = 0;
-    for f in faults {
-        w.write_record(row(&f?)).map_err(io)?;
-        rows += 1;
-    }
-    w.flush().map_err(|e| Error::io(path, e))?;
-    Ok(rows)
+        w.flush().map_err(|e| Error::io(path, e))?;
+        Ok(rows)
+    })
 }
 
 /// Reads a CSV list. With `sites`, every row is checked against the model

@@ -7,7 +7,7 @@
 //! count again, the rows. A mismatch names the field that differs.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use bincode::Options;
@@ -186,25 +186,14 @@ pub fn write_rows(
     meta: &Meta,
     faults: impl Iterator<Item = Result<Fault>>,
 ) -> Result<u64> {
-    let tmp = crate::report::temp_name(path);
-    let written = (|| {
-        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let mut w = Writer::new(BufWriter::new(file), meta).map_err(|e| Error::io(path, e))?;
+    crate::report::write_via_temp(path, |out| {
+        let io = |e| Error::io(path, e);
+        let mut w = Writer::new(out, meta).map_err(io)?;
         for f in faults {
-            w.push(&f?).map_err(|e| Error::io(path, e))?;
+            w.push(&f?).map_err(io)?;
         }
-        let (out, rows) = w.finish().map_err(|e| Error::io(path, e))?;
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io(path, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(path, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        Ok(rows)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+        Ok(w.finish().map_err(io)?.1)
+    })
 }
 
 /// The file's bytes.

@@ -168,24 +168,39 @@ pub fn csv_field(s: &str) -> String {
     }
 }
 
-/// Writes beside and renames, so a reader never sees half a file. When the
-/// write fails (a full disk), the temporary file is removed and `path` is
-/// left as it was; the error names `path`.
+/// Writes `bytes` to `path` atomically (see [`write_via_temp`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_via_temp(path, |out| {
+        out.write_all(bytes).map_err(|e| Error::io(path, e))
+    })
+}
+
+/// Writes `path` through a temporary file beside it, which `write` fills
+/// and which is synced and renamed into place, so a reader never sees half
+/// a file. When anything fails (a full disk, a bad row), the temporary file
+/// is removed and `path` is left as it was; errors name `path`.
+pub fn write_via_temp<T>(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<T>,
+) -> Result<T> {
     let tmp = temp_name(path);
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
-    });
-    let result = written.and_then(|_| std::fs::rename(&tmp, path));
-    if result.is_err() {
+    let io = |e: std::io::Error| Error::io(path, e);
+    let written = (|| {
+        let mut out = BufWriter::new(File::create(&tmp).map_err(io)?);
+        let value = write(&mut out)?;
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)?;
+        Ok(value)
+    })();
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(|e| Error::io(path, e))
+    written
 }
 
 /// Where `path` is written before it is renamed into place.
-pub fn temp_name(path: &Path) -> PathBuf {
+fn temp_name(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     path.with_file_name(name)
