@@ -268,7 +268,13 @@ impl RegionalRow {
             return Ok(Outcome::Golden);
         };
         if pointwise {
-            widen(&mut out_span, &out_lens);
+            let whole = Whole {
+                positions: lens.iter().product(),
+                outputs: w.size()[0],
+            };
+            if !whole.pointwise_in_onednn(x.kind(), w.size()[1]) {
+                widen(&mut out_span, &out_lens);
+            }
             reach.clone_from(&out_span);
         }
         if out_span.iter().any(|&(a, _)| a < 0) || share(&out_span, &out_lens) > MAX_SHARE {
@@ -360,11 +366,13 @@ enum Outcome {
     Join,
 }
 
-/// Positions a 1x1 box covers at least. A matrix product over fewer
-/// positions runs other code, which sums in another order: a matrix-vector
-/// product for one position (the machines of sessions 1 to 9), MKL's
-/// small-matrix kernel below 12 (an AMD EPYC, session 10). The kernel check
-/// still guards whatever other CPUs do.
+/// Positions a 1x1 box computed as a matrix product covers at least. A
+/// product over fewer positions runs other code, which sums in another
+/// order: a matrix-vector product for one position (the machines of
+/// sessions 1 to 9), MKL's small-matrix kernel below 12 (an AMD EPYC,
+/// session 10). oneDNN's 1x1 kernel sums alike over any number of
+/// positions, so its boxes are not widened. The kernel check still guards
+/// whatever other CPUs do.
 const MIN_POINTWISE: i64 = 16;
 
 /// Widens a 1x1 box to [`MIN_POINTWISE`] positions, or as many as the value

@@ -250,6 +250,17 @@ pub struct Whole {
     pub outputs: i64,
 }
 
+impl Whole {
+    /// Whether this convolution, if 1x1 over `inputs` channels of `kind`,
+    /// runs in oneDNN (else as a matrix product per sample).
+    pub fn pointwise_in_onednn(&self, kind: tch::Kind, inputs: i64) -> bool {
+        kind == tch::Kind::Float
+            && self.positions <= ONEDNN_POSITIONS
+            && self.outputs * inputs * self.positions >= ONEDNN_MACS
+            && tch::utils::has_mkldnn()
+    }
+}
+
 /// A float 1x1 convolution over at most this many positions per sample, and
 /// of at least [`ONEDNN_MACS`] multiply-adds a sample, runs in oneDNN, one
 /// sample at a time. On MobileNetV2's 7x7 and 14x14 maps that is 1.1x to
@@ -284,12 +295,7 @@ pub fn convolve_part(
         .all(|&k| k == 1)
         && pads.iter().all(|&(a, b)| a == 0 && b == 0);
     if pointwise && *group == 1 {
-        let macs = whole.outputs * w.size()[1] * whole.positions;
-        let onednn = x.kind() == tch::Kind::Float
-            && whole.positions <= ONEDNN_POSITIONS
-            && macs >= ONEDNN_MACS
-            && tch::utils::has_mkldnn();
-        return match onednn {
+        return match whole.pointwise_in_onednn(x.kind(), w.size()[1]) {
             true => onednn_pointwise(x, w, b),
             false => pointwise_conv(x, w, b),
         };
