@@ -19,7 +19,7 @@ pub struct Store {
 
 /// Bump when the executor computes some op's bits otherwise, so a cache
 /// filled by an older build is not mixed with rows computed by this one.
-const KERNELS: u32 = 2;
+const KERNELS: u32 = 3;
 
 /// The key of the entry for one cut: a hash of the model bytes' hash, the
 /// data's hash (files, sample ids, preprocessing), the cut, its frontier
