@@ -323,19 +323,23 @@ pub fn convolve_part(
 fn onednn_pointwise(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> KResult<Tensor> {
     let axes = x.dim() - 2;
     let (ones, zeros) = (vec![1; axes], vec![0; axes]);
+    let x = x.f_contiguous()?;
     let n = x.size()[0];
-    let padding = (ONEDNN_CHUNK - n % ONEDNN_CHUNK) % ONEDNN_CHUNK;
-    // Pads the batch axis, the first in the list counted from the last axis.
-    let mut pads = vec![0; 2 * x.dim()];
-    pads[2 * x.dim() - 1] = padding;
-    let x = x.f_constant_pad_nd(pads.as_slice())?;
-    let chunks = (0..(n + padding) / ONEDNN_CHUNK)
-        .map(|c| {
-            x.f_narrow(0, c * ONEDNN_CHUNK, ONEDNN_CHUNK)?
-                .f_mkldnn_convolution(w, b, &zeros, &ones, &ones, 1)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Tensor::f_cat(&chunks, 0)?.f_narrow(0, 0, n)?)
+    let mut chunks = Vec::new();
+    for start in (0..n).step_by(ONEDNN_CHUNK as usize) {
+        let take = ONEDNN_CHUNK.min(n - start);
+        let mut chunk = x.f_narrow(0, start, take)?;
+        if take < ONEDNN_CHUNK {
+            // Pads the batch axis's end: the last pair of the list, which
+            // runs from the last axis back.
+            let mut pads = vec![0; 2 * x.dim()];
+            pads[2 * x.dim() - 1] = ONEDNN_CHUNK - take;
+            chunk = chunk.f_constant_pad_nd(pads.as_slice())?;
+        }
+        let y = chunk.f_mkldnn_convolution(w, b, &zeros, &ones, &ones, 1)?;
+        chunks.push(y.f_narrow(0, 0, take)?);
+    }
+    Ok(Tensor::f_cat(&chunks, 0)?)
 }
 
 /// A 1x1 convolution as one matrix product per sample. libtorch sends
