@@ -174,12 +174,19 @@ fn pointwise_convolutions_give_a_sample_the_same_bits_in_any_batch() {
         let w = Tensor::randn([c_out, c_in, 1, 1], options);
         let b = Tensor::randn([c_out], options);
         let batch = convolve_as(&shape, &x, &w, Some(&b)).unwrap();
+        // The same samples in reverse: each at another place in its chunk,
+        // beside other samples.
+        let reversed = convolve_as(&shape, &x.flip([0]), &w, Some(&b))
+            .unwrap()
+            .flip([0]);
         for i in 0..5 {
             let alone = convolve_as(&shape, &x.narrow(0, i, 1), &w, Some(&b)).unwrap();
-            assert!(
-                alone.equal(&batch.narrow(0, i, 1)),
-                "{c_in}->{c_out} at {side}x{side}, sample {i}"
-            );
+            for (name, rows) in [("batch", &batch), ("reversed batch", &reversed)] {
+                assert!(
+                    alone.equal(&rows.narrow(0, i, 1)),
+                    "{c_in}->{c_out} at {side}x{side}, sample {i}, {name}"
+                );
+            }
         }
         // The matrix product (what a map of more positions takes).
         let large = Whole {
