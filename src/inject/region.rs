@@ -268,11 +268,7 @@ impl RegionalRow {
             return Ok(Outcome::Golden);
         };
         if pointwise {
-            let whole = Whole {
-                positions: lens.iter().product(),
-                outputs: w.size()[0],
-            };
-            if !whole.pointwise_in_onednn(x.kind(), w.size()[1]) {
+            if !Whole::of(x, w).pointwise_in_onednn(x.kind(), w.size()[1]) {
                 widen(&mut out_span, &out_lens);
             }
             reach.clone_from(&out_span);
@@ -499,13 +495,8 @@ pub(super) fn conv_boxes(
     let shape = ConvShape::of(node, x, w).map_err(|e| fail(e.0))?;
     let y = match depthwise(&shape, x, w, b, &stacked, &reaches) {
         Some(y) => y,
-        None => {
-            let whole = Whole {
-                positions: x.size()[2..].iter().product(),
-                outputs: w.size()[0],
-            };
-            convolve_part(&unpadded(shape), &stacked, w, b, whole).map_err(|e| fail(e.0))?
-        }
+        None => convolve_part(&unpadded(shape), &stacked, w, b, Whole::of(x, w))
+            .map_err(|e| fail(e.0))?,
     };
     let y = guard(graph, node, y)?;
     let box_of = |i: usize| y.f_narrow(0, i as i64, 1).map_err(|e| fail(e.to_string()));

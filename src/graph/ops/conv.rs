@@ -234,11 +234,7 @@ pub fn convolve_as(
     w: &Tensor,
     b: Option<&Tensor>,
 ) -> KResult<Tensor> {
-    let whole = Whole {
-        positions: x.size()[2..].iter().product(),
-        outputs: w.size()[0],
-    };
-    convolve_part(shape, x, w, b, whole)
+    convolve_part(shape, x, w, b, Whole::of(x, w))
 }
 
 /// The whole convolution a call computes part of (a box of its positions,
@@ -251,6 +247,14 @@ pub struct Whole {
 }
 
 impl Whole {
+    /// The convolution of weight `w` over all of `x`.
+    pub fn of(x: &Tensor, w: &Tensor) -> Self {
+        Whole {
+            positions: x.size()[2..].iter().product(),
+            outputs: w.size()[0],
+        }
+    }
+
     /// Whether this convolution, if 1x1 over `inputs` channels of `kind`,
     /// runs in oneDNN (else as a matrix product per sample).
     pub fn pointwise_in_onednn(&self, kind: tch::Kind, inputs: i64) -> bool {
