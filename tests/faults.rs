@@ -408,7 +408,7 @@ fn csv_has_the_documented_columns_in_order() {
     let path = dir.path().join("l.csv");
     let mut list = varied_list();
     list.faults.truncate(6);
-    faults::csv::write(&list, &path).unwrap();
+    faults::save(&list, &path).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     let mut lines = text.lines();
     assert_eq!(

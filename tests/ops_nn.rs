@@ -153,10 +153,11 @@ fn kernels_report_missing_inputs_and_bad_attributes() {
     kernel_error(&conv, &[Some(&x), Some(&w)]);
 }
 
-/// A 1x1 convolution on small maps runs in oneDNN one sample at a time, so
-/// a sample's values are the same bits in any batch (the engine's batch
-/// rows, single reruns and cached frontiers must agree), and they match the
-/// matrix product that larger maps and smaller layers take to rounding.
+/// A 1x1 convolution on small maps runs in oneDNN a fixed number of
+/// samples a call, so a sample's values are the same bits in any batch and
+/// at any place in it (the engine's batch rows, single reruns and cached
+/// frontiers must agree), and they match the matrix product that larger
+/// maps and smaller layers take to rounding.
 #[test]
 fn pointwise_convolutions_give_a_sample_the_same_bits_in_any_batch() {
     use faultsweep::graph::ops::{convolve_as, convolve_part, ConvShape, Whole};

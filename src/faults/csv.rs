@@ -15,9 +15,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{
-    check, join, rng, Fault, FaultList, FaultModel, NumFormat, Samples, Scope, Sites, Target,
-};
+use super::{check, join, rng, Fault, FaultModel, NumFormat, Samples, Scope, Sites, Target};
 use crate::error::{Error, Result};
 
 /// The column names, in order.
@@ -73,10 +71,6 @@ fn value_field(model: &FaultModel) -> String {
     }
 }
 
-pub fn write(list: &FaultList, path: &Path) -> Result<()> {
-    write_rows(path, list.faults.iter().cloned().map(Ok)).map(|_| ())
-}
-
 /// Writes the rows of `faults` as they come, atomically (a failed write
 /// leaves no partial file); returns how many.
 pub fn write_rows(path: &Path, faults: impl Iterator<Item = Result<Fault>>) -> Result<u64> {
@@ -94,16 +88,9 @@ pub fn write_rows(path: &Path, faults: impl Iterator<Item = Result<Fault>>) -> R
     })
 }
 
-/// Reads a CSV list. With `sites`, every row is checked against the model
-/// (and `node` filled in from it); `samples` bounds the sample column.
-pub fn read(path: &Path, sites: Option<&Sites>, samples: Option<u64>) -> Result<FaultList> {
-    Ok(FaultList {
-        meta: Default::default(),
-        faults: Reader::open(path, sites, samples)?.collect::<Result<_>>()?,
-    })
-}
-
-/// Reads a CSV list a row at a time (see [`read`]).
+/// Reads a CSV list a row at a time. With `sites`, every row is checked
+/// against the model (and `node` filled in from it); `samples` bounds the
+/// sample column.
 pub struct Reader<'s> {
     records: ::csv::StringRecordsIntoIter<std::fs::File>,
     index: HashMap<String, usize>,

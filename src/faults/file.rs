@@ -211,21 +211,10 @@ pub fn encode(list: &FaultList) -> Vec<u8> {
 
 /// A list from the file's bytes; `path` names the file in errors.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<FaultList> {
-    collect(Reader::new(bytes, path)?)
-}
-
-fn collect<R: Read>(mut reader: Reader<R>) -> Result<FaultList> {
+    let mut reader = Reader::new(bytes, path)?;
     let faults = reader.by_ref().collect::<Result<_>>()?;
     Ok(FaultList {
         meta: reader.meta,
         faults,
     })
-}
-
-pub fn write(list: &FaultList, path: &Path) -> Result<()> {
-    write_rows(path, &list.meta, list.faults.iter().cloned().map(Ok)).map(|_| ())
-}
-
-pub fn read(path: &Path) -> Result<FaultList> {
-    collect(Reader::open(path)?)
 }

@@ -1,7 +1,7 @@
 //! `faultsweep faults show`: a fault list in a few tables. In: a list's
-//! metadata and rows, read one at a time. Out: text with the metadata, the Leveugle strata (size and
-//! margin), and fault counts per sweep point, layer, bit, fault model,
-//! number format, target and scope.
+//! metadata and rows, read one at a time. Out: text with the metadata, the
+//! Leveugle strata (size and margin), and fault counts per sweep point,
+//! layer, bit, fault model, number format, target and scope.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
