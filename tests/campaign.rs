@@ -17,6 +17,18 @@ fn faultsweep(args: &[&str], cache: &Path) -> Output {
         .expect("runs")
 }
 
+/// `faultsweep run SCENARIO --out OUT`, then the `extra` arguments.
+fn run_campaign(scenario: &Path, out: &Path, extra: &[&str], cache: &Path) -> Output {
+    let mut args = vec![
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    faultsweep(&args, cache)
+}
+
 /// The demo neuron scenario cut down to `n` injections on 100 samples.
 pub(crate) fn small_scenario(dir: &Path, n: usize) -> PathBuf {
     let text = std::fs::read_to_string(root().join("scenarios/fashion_neurons.yml")).unwrap();
@@ -48,17 +60,7 @@ fn faults_gen(scenario: &Path, out: &Path, cache: &Path) {
 /// that no verified outcome differs; returns injections.csv's rows.
 fn run_verified(scenario: &Path, out: &Path, cache: &Path, verify: usize) -> Vec<Vec<String>> {
     let verify = verify.to_string();
-    let run = faultsweep(
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--verify",
-            &verify,
-        ],
-        cache,
-    );
+    let run = run_campaign(scenario, out, &["--verify", &verify], cache);
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
@@ -90,15 +92,10 @@ fn a_campaign_writes_its_results_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = small_scenario(dir.path(), 300);
     let out = dir.path().join("results");
-    let run = faultsweep(
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--verify",
-            "60",
-        ],
+    let run = run_campaign(
+        &scenario,
+        &out,
+        &["--verify", "60"],
         &dir.path().join("cache"),
     );
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -156,13 +153,10 @@ fn a_campaign_writes_its_results_and_verifies() {
 
     // Replaying the effective scenario gives the same rows.
     let again = dir.path().join("again");
-    let replay = faultsweep(
-        &[
-            "run",
-            out.join("scenario.yml").to_str().unwrap(),
-            "--out",
-            again.to_str().unwrap(),
-        ],
+    let replay = run_campaign(
+        &out.join("scenario.yml"),
+        &again,
+        &[],
         &dir.path().join("cache"),
     );
     assert!(
@@ -189,15 +183,10 @@ fn a_campaign_writes_its_results_and_verifies() {
     .status
     .success());
     let from_csv = dir.path().join("from_csv");
-    let r = faultsweep(
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--faults",
-            csv.to_str().unwrap(),
-            "--out",
-            from_csv.to_str().unwrap(),
-        ],
+    let r = run_campaign(
+        &scenario,
+        &from_csv,
+        &["--faults", csv.to_str().unwrap()],
         &dir.path().join("cache"),
     );
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
@@ -300,17 +289,9 @@ fn an_interrupted_campaign_resumes_to_the_uninterrupted_result() {
     let scenario = dir.path().join("s.yml");
     std::fs::write(&scenario, text).unwrap();
     let whole = dir.path().join("whole");
-    assert!(faultsweep(
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            whole.to_str().unwrap()
-        ],
-        &cache
-    )
-    .status
-    .success());
+    assert!(run_campaign(&scenario, &whole, &[], &cache)
+        .status
+        .success());
     let full = std::fs::read(whole.join("injections.csv")).unwrap();
     let summary = std::fs::read_to_string(whole.join("summary.json")).unwrap();
     let line_starts: Vec<usize> = full
@@ -419,15 +400,7 @@ fn the_library_iterates_every_run_with_its_faults() {
 
 /// The peak memory `faultsweep run` reports, in MB.
 fn peak_memory_mb(scenario: &Path, out: &Path, cache: &Path) -> u64 {
-    let run = faultsweep(
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        cache,
-    );
+    let run = run_campaign(scenario, out, &[], cache);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         run.status.success(),
@@ -480,15 +453,10 @@ fn a_fault_list_out_of_order_is_an_error() {
     lines.swap(2, 4);
     std::fs::write(&list, lines.join("\n") + "\n").unwrap();
     let out = dir.path().join("out");
-    let run = faultsweep(
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--faults",
-            list.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
+    let run = run_campaign(
+        &scenario,
+        &out,
+        &["--faults", list.to_str().unwrap()],
         dir.path(),
     );
     let err = String::from_utf8_lossy(&run.stderr);
@@ -654,15 +622,7 @@ fn report_re_derives_the_summaries_and_catches_any_change() {
     let scenario = small_scenario(dir.path(), 200);
     let out = dir.path().join("results");
     let cache = dir.path().join("cache");
-    let run = faultsweep(
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &cache,
-    );
+    let run = run_campaign(&scenario, &out, &[], &cache);
     assert!(
         run.status.success(),
         "{}",
@@ -747,15 +707,7 @@ fn labels_outside_the_models_classes_are_an_error() {
     let scenario = dir.path().join("labels.yml");
     std::fs::write(&scenario, text).unwrap();
     let out = dir.path().join("results");
-    let run = faultsweep(
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &dir.path().join("cache"),
-    );
+    let run = run_campaign(&scenario, &out, &[], &dir.path().join("cache"));
     let err = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(4), "{err}");
     assert!(
