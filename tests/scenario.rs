@@ -541,6 +541,29 @@ fn csv_rows_are_checked_against_the_model() {
         assert!(msg.contains(want), "{msg}");
         assert_eq!(e.exit_code(), 9);
     }
+    // A node the row gives must be the model's, in CSV and binary lists.
+    let layer = "layer '/features/features.0/Conv' is node 2";
+    let with_node = format!(
+        "{},node\n0,3,neuron,{conv},\"1,1,1\",bit_flip,fp32,3,-,5\n",
+        header.trim_end()
+    );
+    let path = write(dir.path(), "n.csv", &with_node);
+    let e = faults::load(&path, Some(&sites), Some(100)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("fault 0: node 5 but {layer}")),
+        "{e}"
+    );
+    let mut wrong = list.clone();
+    wrong.faults[0].node = 5;
+    let bin = dir.path().join("n.bin");
+    faults::save(&wrong, &bin).unwrap();
+    let e = faults::load(&bin, Some(&sites), Some(100)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("row 0 (fault 0): node 5 but {layer}")),
+        "{e}"
+    );
     let e = faults::load(
         &write(dir.path(), "h.csv", "fault_id,sample\n"),
         Some(&sites),

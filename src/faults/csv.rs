@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{check, join, rng, Fault, FaultModel, NumFormat, Samples, Scope, Sites, Target};
+use super::{check_node, join, rng, Fault, FaultModel, NumFormat, Samples, Scope, Sites, Target};
 use crate::error::{Error, Result};
 
 /// The column names, in order.
@@ -150,15 +150,8 @@ impl<'s> Reader<'s> {
         let get = |c: &str| self.index.get(c).and_then(|&i| rec.get(i));
         let mut fault = parse_row(&get).map_err(bad)?;
         if let Some(sites) = self.sites {
-            let node = check(&fault, sites, self.samples)
+            fault.node = check_node(&fault, sites, self.samples, get("node").is_some())
                 .map_err(|m| bad(format!("fault {}: {m}", fault.fault_id)))?;
-            if get("node").is_some() && node != fault.node {
-                return Err(bad(format!(
-                    "fault {}: node {} but layer '{}' is node {node}",
-                    fault.fault_id, fault.node, fault.layer
-                )));
-            }
-            fault.node = node;
         }
         Ok(fault)
     }

@@ -272,6 +272,23 @@ pub fn check(fault: &Fault, sites: &Sites, samples: Option<u64>) -> Result<u32, 
     Ok(layer.node as u32)
 }
 
+/// As [`check`]; a node the row gives (`given`) must be the model's.
+fn check_node(
+    fault: &Fault,
+    sites: &Sites,
+    samples: Option<u64>,
+    given: bool,
+) -> Result<u32, String> {
+    let node = check(fault, sites, samples)?;
+    if given && node != fault.node {
+        return Err(format!(
+            "node {} but layer '{}' is node {node}",
+            fault.node, fault.layer
+        ));
+    }
+    Ok(node)
+}
+
 fn check_coord(coord: &[u32], shape: &[u64]) -> Result<(), String> {
     let inside =
         coord.len() == shape.len() && coord.iter().zip(shape).all(|(&c, &d)| u64::from(c) < d);
@@ -354,14 +371,7 @@ pub fn rows<'s>(
     let path = path.to_path_buf();
     let checked = reader.enumerate().map(move |(row, f)| {
         let f = f?;
-        let node = check(&f, sites, samples).and_then(|n| match n == f.node {
-            true => Ok(n),
-            false => Err(format!(
-                "node {} but layer '{}' is node {n}",
-                f.node, f.layer
-            )),
-        });
-        match node {
+        match check_node(&f, sites, samples, true) {
             Ok(_) => Ok(f),
             Err(msg) => Err(crate::Error::FaultList {
                 path: path.clone(),
