@@ -42,8 +42,8 @@ use crate::faults;
 use crate::golden::GoldenRun;
 use crate::graph::Graph;
 use crate::inject::{
-    agreement, Agreement, CachedFrontiers, Engine, Frontiers, Injection, InjectionResult,
-    InputFrontiers, Options, SiteValues,
+    agreement, on_workers, Agreement, CachedFrontiers, Engine, Frontiers, Injection,
+    InjectionResult, InputFrontiers, Options, SiteValues,
 };
 use crate::memory::{peak_rss_bytes, reset_peak_rss};
 use crate::split;
@@ -340,6 +340,8 @@ pub struct Setup {
     pub entries: Vec<(usize, PathBuf)>,
     pub golden: GoldenTimes,
     pub cache_dir: PathBuf,
+    /// Batches run at once (see [`Options::workers`]).
+    pub workers: usize,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -391,6 +393,7 @@ impl Setup {
             raw += r;
         }
         Ok(Setup {
+            workers: args.workers,
             golden: GoldenTimes {
                 plain_secs,
                 fill_secs,
@@ -458,6 +461,7 @@ impl Setup {
                         regional_rows: way == Way::Engine,
                         stop_at_nonfinite: early_due,
                         from_input: false,
+                        workers: self.workers,
                     },
                 );
                 for part in self.injections.chunks(chunk) {
@@ -474,6 +478,7 @@ impl Setup {
                         regional_rows: false,
                         stop_at_nonfinite: false,
                         from_input: true,
+                        workers: self.workers,
                     },
                 );
                 for part in self.injections.chunks(chunk) {
@@ -484,7 +489,7 @@ impl Setup {
                 let cached = self.cached()?;
                 recomputed_cuts = cached.recomputed().len();
                 for part in self.injections.chunks(chunk) {
-                    suffix_bound(graph, &cached, part, batch_size)?;
+                    suffix_bound(graph, &cached, part, batch_size, self.workers)?;
                 }
             }
         }
@@ -517,26 +522,29 @@ fn suffix_bound(
     frontiers: &dyn Frontiers,
     injections: &[Injection],
     batch_size: usize,
+    workers: usize,
 ) -> Result<()> {
     let mut groups: BTreeMap<usize, Vec<&Injection>> = BTreeMap::new();
     for inj in injections {
         groups.entry(inj.read_cut()).or_default().push(inj);
     }
-    for (cut, mut group) in groups {
+    let mut batches: Vec<(usize, &[&Injection])> = Vec::new();
+    for (cut, group) in &mut groups {
         group.sort_by_key(|i| (i.sample, i.id));
-        for batch in group.chunks(batch_size) {
-            let mut samples: Vec<usize> = batch.iter().map(|i| i.sample).collect();
-            samples.dedup();
-            let rows = frontiers.rows(graph, cut, &samples)?;
-            let layout: Vec<i64> = batch
-                .iter()
-                .map(|i| samples.binary_search(&i.sample).expect("listed") as i64)
-                .collect();
-            let layout = Tensor::from_slice(&layout);
-            let values: Vec<Tensor> = rows.iter().map(|t| t.index_select(0, &layout)).collect();
-            split::resume(graph, cut, &values)?;
-        }
+        batches.extend(group.chunks(batch_size).map(|batch| (*cut, batch)));
     }
+    on_workers(graph, workers, &batches, |graph, &(cut, batch)| {
+        let mut samples: Vec<usize> = batch.iter().map(|i| i.sample).collect();
+        samples.dedup();
+        let rows = frontiers.rows(graph, cut, &samples)?;
+        let layout: Vec<i64> = batch
+            .iter()
+            .map(|i| samples.binary_search(&i.sample).expect("listed") as i64)
+            .collect();
+        let layout = Tensor::from_slice(&layout);
+        let values: Vec<Tensor> = rows.iter().map(|t| t.index_select(0, &layout)).collect();
+        split::resume(graph, cut, &values).map(drop)
+    })?;
     Ok(())
 }
 

@@ -701,9 +701,7 @@ fn gemm_weight_faults_recompute_their_columns_in_every_layout() {
                     faults: vec![Fault::weight(0, input, index, flip([30, 22, 0][id % 3]))],
                 })
                 .collect();
-            let frontiers = InputFrontiers {
-                inputs: a.shallow_clone(),
-            };
+            let frontiers = InputFrontiers::new(a.shallow_clone());
             let engine = Engine::new(&graph, &frontiers, Options::default());
             let fast = engine.run(&inj).unwrap();
             let plain: Vec<InjectionResult> = inj

@@ -52,6 +52,8 @@ pub struct RunArgs {
     pub verify: usize,
     /// Continue the campaign in `out`, keeping its finished rows.
     pub resume: bool,
+    /// Batches of injections run at once, each on its own thread (0: one).
+    pub workers: usize,
 }
 
 /// What a finished run reports.
@@ -202,6 +204,7 @@ pub fn run_with_models(
         regional_rows: true,
         stop_at_nonfinite: spec.outputs.early_due,
         from_input: false,
+        workers: args.workers,
     };
     let total = run_count(&plan)?;
     let step = options.batch_size.max(1) * 8;

@@ -54,8 +54,11 @@ fn parse_way(s: &str) -> std::result::Result<Way, String> {
     })
 }
 
-pub fn run(cmd: BenchCmd, threads: Option<i32>) -> Result<()> {
-    let run = RunArgs::from(cmd.overrides);
+pub fn run(cmd: BenchCmd, threads: Option<i32>, workers: usize) -> Result<()> {
+    let run = RunArgs {
+        workers,
+        ..RunArgs::from(cmd.overrides)
+    };
     if let Some(way) = cmd.only {
         let m = bench::run_one(
             &cmd.scenario,

@@ -16,7 +16,9 @@ use crate::{inspect, load};
     about = "Fault injection for neural networks (ONNX on libtorch)"
 )]
 pub struct Cli {
-    /// Intra-op threads for libtorch (default: libtorch's choice).
+    /// Threads to use (default: one per core): libtorch's intra-op threads
+    /// in the golden pass, and batches of injections run at once, one
+    /// thread each.
     #[arg(long, global = true)]
     pub threads: Option<i32>,
     /// Device to run on: cpu, or cuda / cuda:N when a CUDA libtorch is present.
@@ -76,6 +78,10 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {
         tch::set_num_threads(n.max(1));
     }
+    let workers = match cli.threads {
+        Some(n) => n.max(1) as usize,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
     let device = parse_device(&cli.device)?;
     match cli.command {
         Command::Inspect { model, json } => {
@@ -92,7 +98,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Golden(args) => golden::golden(args),
-        Command::Run(cmd) => run::run(cmd),
+        Command::Run(cmd) => run::run(cmd, workers),
         Command::Report { dir } => run::report(&dir),
         Command::Cache { command, cache_dir } => golden::cache(command, cache_dir),
         Command::Infer {
@@ -108,7 +114,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Faults { cmd } => faults::run(cmd),
-        Command::Bench(cmd) => bench::run(cmd, cli.threads),
+        Command::Bench(cmd) => bench::run(cmd, cli.threads, workers),
     }
 }
 

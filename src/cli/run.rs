@@ -71,7 +71,7 @@ pub struct RunCmd {
     pub quiet: bool,
 }
 
-pub fn run(cmd: RunCmd) -> Result<()> {
+pub fn run(cmd: RunCmd, workers: usize) -> Result<()> {
     if let Some(dir) = &cmd.resume {
         // A campaign stopped (a full disk, a kill) before it saved its plan
         // has nothing to resume; say so instead of a bare "not found".
@@ -92,6 +92,7 @@ pub fn run(cmd: RunCmd) -> Result<()> {
         resume: cmd.resume.is_some(),
         verify: cmd.verify,
         out: cmd.out,
+        workers,
         ..RunArgs::from(cmd.overrides)
     };
     let scenario = match &cmd.resume {

@@ -17,7 +17,22 @@ pub enum Attr {
     Strings(Vec<String>),
 }
 
-#[derive(Debug, Default)]
+/// A clone shares a tensor attribute's storage (see [`super::Graph`]).
+impl Clone for Attr {
+    fn clone(&self) -> Self {
+        match self {
+            Attr::Float(v) => Attr::Float(*v),
+            Attr::Int(v) => Attr::Int(*v),
+            Attr::Str(v) => Attr::Str(v.clone()),
+            Attr::Tensor(t) => Attr::Tensor(t.shallow_clone()),
+            Attr::Floats(v) => Attr::Floats(v.clone()),
+            Attr::Ints(v) => Attr::Ints(v.clone()),
+            Attr::Strings(v) => Attr::Strings(v.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
 pub struct Attrs(pub BTreeMap<String, Attr>);
 
 type KResult<T> = Result<T, KernelError>;

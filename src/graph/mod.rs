@@ -35,7 +35,21 @@ pub enum Source {
     Node { node: usize, slot: usize },
 }
 
-#[derive(Debug)]
+/// A clone shares a constant's storage (see [`Graph`]).
+impl Clone for Source {
+    fn clone(&self) -> Self {
+        match self {
+            Source::Input(i) => Source::Input(*i),
+            Source::Constant(t) => Source::Constant(t.shallow_clone()),
+            Source::Node { node, slot } => Source::Node {
+                node: *node,
+                slot: *slot,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct Value {
     pub name: String,
     pub source: Source,
@@ -52,7 +66,7 @@ pub struct InputSpec {
     pub dims: Option<Vec<Option<i64>>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Node {
     /// Position in topological order.
     pub index: usize,
@@ -67,7 +81,10 @@ pub struct Node {
     pub opset: i64,
 }
 
-#[derive(Debug)]
+/// A loaded model. A clone shares the constants' storage (libtorch tensors
+/// are handles): it is the model for another thread, since a tensor handle
+/// may move between threads but not be shared by them.
+#[derive(Debug, Clone)]
 pub struct Graph {
     /// The file this graph was loaded from, named in every error.
     pub path: PathBuf,

@@ -12,6 +12,7 @@
 //! exactly, so the choice never changes an outcome.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use tch::Tensor;
@@ -22,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::split;
 
-pub trait Frontiers {
+pub trait Frontiers: Sync {
     /// The frontier of `cut` for `samples` (positions in the data set,
     /// ascending): one tensor per frontier value, one row per sample.
     fn rows(&self, graph: &Graph, cut: usize, samples: &[usize]) -> Result<Vec<Tensor>>;
@@ -243,25 +244,35 @@ impl Frontiers for ComputedFrontiers<'_> {
 /// Model inputs held in memory (a data set's preprocessed once, or any
 /// tensor of samples): the frontier of a cut is the prefix run on them.
 pub struct InputFrontiers {
-    pub inputs: Tensor,
+    /// Locked while rows are picked: a tensor may not be shared by threads.
+    inputs: Mutex<Tensor>,
 }
 
 impl InputFrontiers {
+    pub fn new(inputs: Tensor) -> Self {
+        InputFrontiers {
+            inputs: Mutex::new(inputs),
+        }
+    }
+
     pub fn load(data: &Dataset) -> Result<Self> {
         let parts: Vec<Tensor> = data
             .batches(data.spec.batch_size)
             .map(|b| b.map(|b| b.input))
             .collect::<Result<_>>()?;
-        Ok(InputFrontiers {
-            inputs: Tensor::cat(&parts, 0),
-        })
+        Ok(InputFrontiers::new(Tensor::cat(&parts, 0)))
     }
 }
 
 impl Frontiers for InputFrontiers {
     fn rows(&self, graph: &Graph, cut: usize, samples: &[usize]) -> Result<Vec<Tensor>> {
         let idx: Vec<i64> = samples.iter().map(|&s| s as i64).collect();
-        let x = self.inputs.index_select(0, &Tensor::from_slice(&idx));
+        let idx = Tensor::from_slice(&idx);
+        let x = self
+            .inputs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .index_select(0, &idx);
         split::prefix(graph, &[x], cut)
     }
 }

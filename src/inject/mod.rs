@@ -22,10 +22,12 @@ mod region;
 mod rows;
 mod verify;
 mod weights;
+mod workers;
 
 pub use frontiers::{CachedFrontiers, ComputedFrontiers, Frontiers, InputFrontiers};
 pub use region::distrust_box_kernels;
 pub use verify::{agreement, plain_run, Agreement};
+pub use workers::on_workers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -175,6 +177,8 @@ pub struct Options {
     /// recomputing single filters: the plain full forward pass that
     /// `--verify` compares against.
     pub from_input: bool,
+    /// Batches run at once, each on its own thread (see `workers`).
+    pub workers: usize,
 }
 
 impl Default for Options {
@@ -185,6 +189,7 @@ impl Default for Options {
             regional_rows: true,
             stop_at_nonfinite: false,
             from_input: false,
+            workers: 1,
         }
     }
 }
@@ -194,7 +199,7 @@ pub struct Engine<'a> {
     pub frontiers: &'a dyn Frontiers,
     pub options: Options,
     /// Worked out once: every batch of every call reads them.
-    bounds: Bounds,
+    bounds: Arc<Bounds>,
 }
 
 impl<'a> Engine<'a> {
@@ -203,7 +208,7 @@ impl<'a> Engine<'a> {
             graph,
             frontiers,
             options,
-            bounds: Bounds::of(graph),
+            bounds: Arc::new(Bounds::of(graph)),
         }
     }
 
@@ -220,10 +225,19 @@ impl<'a> Engine<'a> {
         }
         let mut order: Vec<&Injection> = injections.iter().collect();
         order.sort_by_key(|i| (i.sample, self.join_cut(i), i.id));
-        let mut results = Vec::with_capacity(injections.len());
-        for batch in order.chunks(self.options.batch_size.max(1)) {
-            results.extend(self.run_batch_or_each(batch)?);
-        }
+        let batches: Vec<&[&Injection]> = order.chunks(self.options.batch_size.max(1)).collect();
+        let (frontiers, options, bounds) = (self.frontiers, self.options, &self.bounds);
+        let done = on_workers(self.graph, options.workers, &batches, |graph, batch| {
+            let bounds = Arc::clone(bounds);
+            Engine {
+                graph,
+                frontiers,
+                options,
+                bounds,
+            }
+            .run_batch_or_each(batch)
+        })?;
+        let mut results: Vec<InjectionResult> = done.into_iter().flatten().collect();
         let order: BTreeMap<usize, usize> = injections
             .iter()
             .enumerate()
