@@ -752,3 +752,58 @@ fn rows_of_a_failed_kernel_check_recompute_from_their_own_sample() {
         &reference(&graph, &data, &inj),
     );
 }
+
+/// Batches on two threads give every result of one thread, bit for bit and
+/// in the same order: neuron faults (regional rows among them) and weight
+/// faults, on a fixture MobileNetV2 and the demo model.
+#[test]
+fn batches_on_two_threads_give_the_results_of_one() {
+    let threads = tch::get_num_threads();
+    tch::set_num_threads(1);
+    for (name, (graph, data)) in [
+        ("mobilenet_v2_ts17", fixture("mobilenet_v2_ts17")),
+        ("demo", demo()),
+    ] {
+        let mut inj = corner_injections(&graph, data.len(), 5);
+        let weights = weight_injections(&graph, data.len(), 40, true, 9);
+        let first = inj.len();
+        inj.extend(weights.into_iter().map(|w| Injection {
+            id: w.id + first,
+            ..w
+        }));
+        let dir = tempfile::tempdir().unwrap();
+        let frontiers = cached(&graph, &data, &inj, dir.path());
+        let run = |workers| {
+            let options = Options {
+                batch_size: 4,
+                workers,
+                ..Options::default()
+            };
+            Engine::new(&graph, &frontiers, options).run(&inj).unwrap()
+        };
+        // The first run tries the box kernels (see `regional`), and a row
+        // whose kernel fails its check joins its batch later than it does
+        // once the kernel is known, so the batch's last bits can differ.
+        let _ = run(1);
+        let (one, two) = (run(1), run(2));
+        assert_eq!(one.len(), inj.len());
+        let some_bits = |t: &Option<tch::Tensor>| t.as_ref().map(bits);
+        for (a, b) in one.iter().zip(&two) {
+            let at = format!("{name}: injection {}", a.id);
+            assert_eq!(a.id, b.id, "{at}: order");
+            assert_eq!(a.outcome(), b.outcome(), "{at}");
+            assert_eq!(a.masked_after, b.masked_after, "{at}");
+            assert_eq!(a.first_nonfinite, b.first_nonfinite, "{at}");
+            assert_eq!(bits(&a.golden), bits(&b.golden), "{at}: golden");
+            assert_eq!(some_bits(&a.output), some_bits(&b.output), "{at}: output");
+            let sites = |r: &InjectionResult| -> Vec<(u32, u32)> {
+                let s = r.sites.iter();
+                s.map(|v| (v.original.to_bits(), v.faulty.to_bits()))
+                    .collect()
+            };
+            assert_eq!(sites(a), sites(b), "{at}: sites");
+        }
+        assert_eq!(tch::get_num_threads(), 1, "the caller's threads come back");
+    }
+    tch::set_num_threads(threads);
+}

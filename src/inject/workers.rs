@@ -72,7 +72,7 @@ mod tests {
 
     fn graph() -> Graph {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        crate::load::load(&dir.join("models/fashion_cnn.onnx")).expect("demo model")
+        crate::load::load(dir.join("models/fashion_cnn.onnx")).expect("demo model")
     }
 
     #[test]
