@@ -30,7 +30,7 @@ use crate::faults::{self, Fault};
 use crate::golden::{self, Golden, GoldenRun};
 use crate::graph::{Graph, Guard, GuardKind};
 use crate::inject::{
-    CachedFrontiers, ComputedFrontiers, Engine, Frontiers, InjectionResult, Options,
+    CachedFrontiers, ComputedFrontiers, Engine, Frontiers, Injection, InjectionResult, Options,
 };
 use crate::report::{CsvSink, Summary};
 use crate::scenario::{self, Campaign, Scenario};
@@ -228,38 +228,49 @@ pub fn run_with_models(
     };
     let hardened_engines: Vec<(&Model, Engine)> =
         hardened.iter().map(|m| (m, m.engine(to_end))).collect();
+    // A few chunks at a time, so the workers share out all their batches.
+    let group = 2 * options.workers.max(1);
     for window in windows(&plan)? {
         let window = window?;
-        for chunk in window.chunks(step).filter(|c| c.start >= done) {
-            let plain_results = plain.run(&plain_engine, &window, chunk.clone())?;
-            let mut hardened_results: Vec<std::vec::IntoIter<InjectionResult>> = hardened_engines
-                .iter()
-                .map(|(m, engine)| Ok(m.run(engine, &window, chunk.clone())?.into_iter()))
-                .collect::<Result<_>>()?;
-            for r in plain_results {
-                let others: Vec<InjectionResult> = hardened_results
-                    .iter_mut()
-                    .map(|h| h.next().expect("one result per run"))
-                    .collect();
-                let faults = window.faults(r.id);
-                layout.record(&plan, faults, &r, &others, &mut sink)?;
-                let outcomes: Vec<(&str, Outcome)> = names
+        let chunks: Vec<Range<usize>> = window.chunks(step).filter(|c| c.start >= done).collect();
+        for chunks in chunks.chunks(group) {
+            let plain_results = plain.run(&plain_engine, &window, chunks)?;
+            let mut hardened_chunks: Vec<std::vec::IntoIter<Vec<InjectionResult>>> =
+                hardened_engines
                     .iter()
-                    .zip(&others)
-                    .map(|(n, o)| (n.as_str(), o.outcome()))
-                    .collect();
-                tally.add(&plan, faults, r.outcome(), &outcomes);
-                if to_verify.contains(&r.id) {
-                    let models = std::iter::once(&plain).chain(&hardened);
-                    let results = std::iter::once(r).chain(others);
-                    for ((model, kept), result) in models.zip(&mut kept).zip(results) {
-                        let injection = model.injections.injection(&window, result.id)?;
-                        kept.insert(result.id, (injection, result));
+                    .map(|(m, engine)| Ok(m.run(engine, &window, chunks)?.into_iter()))
+                    .collect::<Result<_>>()?;
+            for (chunk, plain_results) in chunks.iter().zip(plain_results) {
+                let mut hardened_results: Vec<std::vec::IntoIter<InjectionResult>> =
+                    hardened_chunks
+                        .iter_mut()
+                        .map(|h| h.next().expect("results for every chunk").into_iter())
+                        .collect();
+                for r in plain_results {
+                    let others: Vec<InjectionResult> = hardened_results
+                        .iter_mut()
+                        .map(|h| h.next().expect("one result per run"))
+                        .collect();
+                    let faults = window.faults(r.id);
+                    layout.record(&plan, faults, &r, &others, &mut sink)?;
+                    let outcomes: Vec<(&str, Outcome)> = names
+                        .iter()
+                        .zip(&others)
+                        .map(|(n, o)| (n.as_str(), o.outcome()))
+                        .collect();
+                    tally.add(&plan, faults, r.outcome(), &outcomes);
+                    if to_verify.contains(&r.id) {
+                        let models = std::iter::once(&plain).chain(&hardened);
+                        let results = std::iter::once(r).chain(others);
+                        for ((model, kept), result) in models.zip(&mut kept).zip(results) {
+                            let injection = model.injections.injection(&window, result.id)?;
+                            kept.insert(result.id, (injection, result));
+                        }
                     }
                 }
+                sink.flush()?;
+                progress(chunk.end, total);
             }
-            sink.flush()?;
-            progress(chunk.end, total);
         }
     }
     let Tally { summary, cells } = tally;
@@ -393,9 +404,10 @@ impl<'a> Model<'a> {
                 current = Some((window, chunks.into_iter()));
                 continue;
             };
-            match self.run(&engine, window, chunk) {
-                Ok(results) => ready.extend(
+            match self.run(&engine, window, std::slice::from_ref(&chunk)) {
+                Ok(mut results) => ready.extend(
                     results
+                        .remove(0)
                         .into_iter()
                         .map(|r| Ok((window.faults(r.id).to_vec(), r))),
                 ),
@@ -408,13 +420,20 @@ impl<'a> Model<'a> {
         Engine::new(self.graph, self.frontiers.as_ref(), options)
     }
 
+    /// The results of each chunk of runs, all their batches on the
+    /// engine's workers at once.
     fn run(
         &self,
         engine: &Engine,
         window: &Window,
-        chunk: Range<usize>,
-    ) -> Result<Vec<InjectionResult>> {
-        engine.run(&self.injections.injections(window, chunk)?)
+        chunks: &[Range<usize>],
+    ) -> Result<Vec<Vec<InjectionResult>>> {
+        let lists: Vec<Vec<Injection>> = chunks
+            .iter()
+            .map(|c| self.injections.injections(window, c.clone()))
+            .collect::<Result<_>>()?;
+        let lists: Vec<&[Injection]> = lists.iter().map(Vec::as_slice).collect();
+        engine.run_lists(&lists)
     }
 }
 

@@ -37,7 +37,7 @@ use tch::{Kind, Tensor};
 use crate::error::{Error, Result};
 use crate::graph::{Env, Graph, Node};
 use bounds::Bounds;
-use region::{ConvBox, KernelCheck, RegionalRow, Step};
+use region::{ConvBox, KernelCheck, Kernels, RegionalRow, Step};
 use rows::{RowState, RowView, Rows};
 use weights::Patch;
 
@@ -220,30 +220,58 @@ impl<'a> Engine<'a> {
     /// so one golden row serves the whole batch and no row runs a node
     /// before its fault.
     pub fn run(&self, injections: &[Injection]) -> Result<Vec<InjectionResult>> {
-        for inj in injections {
+        Ok(self.run_lists(&[injections])?.remove(0))
+    }
+
+    /// [`Engine::run`] for each list, each list's batches made from it
+    /// alone, and the batches of all lists on the workers at once (so none
+    /// waits for the others at the end of each list).
+    pub fn run_lists(&self, lists: &[&[Injection]]) -> Result<Vec<Vec<InjectionResult>>> {
+        for inj in lists.iter().copied().flatten() {
             self.check(inj)?;
         }
-        let mut order: Vec<&Injection> = injections.iter().collect();
-        order.sort_by_key(|i| (i.sample, self.join_cut(i), i.id));
-        let batches: Vec<&[&Injection]> = order.chunks(self.options.batch_size.max(1)).collect();
-        let (frontiers, options, bounds) = (self.frontiers, self.options, &self.bounds);
-        let done = on_workers(self.graph, options.workers, &batches, |graph, batch| {
-            let bounds = Arc::clone(bounds);
-            Engine {
-                graph,
-                frontiers,
-                options,
-                bounds,
-            }
-            .run_batch_or_each(batch)
-        })?;
-        let mut results: Vec<InjectionResult> = done.into_iter().flatten().collect();
-        let order: BTreeMap<usize, usize> = injections
+        let orders: Vec<Vec<&Injection>> = lists
+            .iter()
+            .map(|list| {
+                let mut order: Vec<&Injection> = list.iter().collect();
+                order.sort_by_key(|i| (i.sample, self.join_cut(i), i.id));
+                order
+            })
+            .collect();
+        let size = self.options.batch_size.max(1);
+        let batches: Vec<(usize, &[&Injection])> = orders
             .iter()
             .enumerate()
-            .map(|(i, inj)| (inj.id, i))
+            .flat_map(|(list, order)| order.chunks(size).map(move |batch| (list, batch)))
             .collect();
-        results.sort_by_key(|r| order[&r.id]);
+        let (frontiers, options, bounds) = (self.frontiers, self.options, &self.bounds);
+        let done = on_workers(
+            self.graph,
+            options.workers,
+            &batches,
+            |graph, (_, batch)| {
+                let bounds = Arc::clone(bounds);
+                Engine {
+                    graph,
+                    frontiers,
+                    options,
+                    bounds,
+                }
+                .run_batch_or_each(batch)
+            },
+        )?;
+        let mut results: Vec<Vec<InjectionResult>> = lists.iter().map(|_| Vec::new()).collect();
+        for ((list, _), batch) in batches.iter().zip(done) {
+            results[*list].extend(batch);
+        }
+        for (list, results) in lists.iter().zip(&mut results) {
+            let at: BTreeMap<usize, usize> = list
+                .iter()
+                .enumerate()
+                .map(|(i, inj)| (inj.id, i))
+                .collect();
+            results.sort_by_key(|r| at[&r.id]);
+        }
         Ok(results)
     }
 
@@ -358,6 +386,7 @@ impl<'a> Engine<'a> {
             rows: Rows::default(),
             regional: Vec::new(),
             checks: Vec::new(),
+            kernels: Kernels::default(),
             state: batch.iter().map(|i| RowState::new(i)).collect(),
             pending: Vec::new(),
             joins,
@@ -434,6 +463,8 @@ struct BatchRun<'e, 'b> {
     regional: Vec<RegionalRow>,
     /// Conv box kernels on trial at the node about to run.
     checks: Vec<KernelCheck>,
+    /// Box kernels checked in this batch.
+    kernels: Kernels,
     state: Vec<RowState>,
     /// Weight-fault patches for nodes about to run.
     pending: Vec<Patch>,
@@ -481,7 +512,7 @@ impl BatchRun<'_, '_> {
         let mut convs: BTreeMap<Vec<i64>, Vec<(usize, usize, ConvBox)>> = BTreeMap::new();
         for (i, r) in self.regional.iter_mut().enumerate() {
             let golden = self.rows.golden_row(r.sample).expect("golden rows stay");
-            match r.step(graph, node, env, golden)? {
+            match r.step(graph, node, env, golden, &self.kernels)? {
                 Step::Boxes(outputs) => r.set_pending(outputs),
                 Step::Conv(conv) => convs
                     .entry(conv.lens())
@@ -584,7 +615,8 @@ impl BatchRun<'_, '_> {
                 .rows
                 .golden_row(check.sample)
                 .expect("golden rows stay");
-            region::verify_kernel(graph, node, env, golden, check, &mut self.regional)?;
+            let (regional, kernels) = (&mut self.regional, &mut self.kernels);
+            region::verify_kernel(graph, node, env, golden, check, regional, kernels)?;
         }
         self.inject_regional(node, env)?;
         weights::apply(graph, node, env, &self.rows, &mut self.pending)?;

@@ -24,7 +24,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{LazyLock, Mutex};
 
 use tch::Tensor;
 
@@ -208,7 +207,14 @@ impl RegionalRow {
     }
 
     /// What `node` (about to run, its inputs in `env`) does to the row.
-    pub fn step(&self, graph: &Graph, node: &Node, env: &Env, golden: usize) -> Result<Step> {
+    pub fn step(
+        &self,
+        graph: &Graph,
+        node: &Node,
+        env: &Env,
+        golden: usize,
+        kernels: &Kernels,
+    ) -> Result<Step> {
         let touched = node
             .inputs
             .iter()
@@ -222,7 +228,7 @@ impl RegionalRow {
             return Ok(Step::Join);
         }
         let delta = match node.op.as_str() {
-            "Conv" => self.conv(graph, node, env)?,
+            "Conv" => self.conv(graph, node, env, kernels)?,
             op if ELEMENTWISE.contains(&op) => self.elementwise(graph, node, env, golden)?,
             _ => return Ok(Step::Join),
         };
@@ -235,7 +241,7 @@ impl RegionalRow {
     }
 
     /// A Conv over the outputs its input's box reaches.
-    fn conv(&self, graph: &Graph, node: &Node, env: &Env) -> Result<Outcome> {
+    fn conv(&self, graph: &Graph, node: &Node, env: &Env, kernels: &Kernels) -> Result<Outcome> {
         let Some((x_id, w, _)) = conv_inputs(graph, node) else {
             return Ok(Outcome::Join);
         };
@@ -277,7 +283,7 @@ impl RegionalRow {
             return Ok(Outcome::Join);
         }
         let key = box_key(x, w, &shape, &reach, &out_span);
-        let unverified = match known_kernel(&key) {
+        let unverified = match kernels.known(&key) {
             Some(false) => return Ok(Outcome::Join),
             Some(true) => None,
             None => Some(key),
@@ -551,7 +557,7 @@ fn depthwise(
 
 /// After `node` (a Conv) ran: whether the box kernel of `check` reproduced
 /// the golden row's output (its row `golden` in `env`) bit for bit, which
-/// holds for every later box with its key ([`known_kernel`]). If not, the
+/// holds for every later box of the batch with its key ([`Kernels`]). If not, the
 /// rows that used it are recomputed over the whole value, as the batch
 /// rows are, and join the batch at the next node.
 pub(super) fn verify_kernel(
@@ -561,6 +567,7 @@ pub(super) fn verify_kernel(
     golden: usize,
     check: KernelCheck,
     regional: &mut [RegionalRow],
+    kernels: &mut Kernels,
 ) -> Result<()> {
     let fail = |e: String| graph.op_error(node, e);
     let out = env.get(graph, node.outputs[0]);
@@ -576,10 +583,7 @@ pub(super) fn verify_kernel(
     if DISTRUST.load(Ordering::Relaxed) {
         return recompute_whole(graph, node, &check, regional);
     }
-    KERNELS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(check.key.clone(), exact);
+    kernels.0.insert(check.key.clone(), exact);
     match exact {
         true => Ok(()),
         false => recompute_whole(graph, node, &check, regional),
@@ -660,12 +664,27 @@ fn narrow_to(t: &Tensor, span: &Span) -> std::result::Result<Tensor, tch::TchErr
 }
 
 /// Which box kernels, known by their [`box_key`], compute bit for bit what
-/// the full tensor's kernel does, as found on golden data the first time
-/// ([`verify_kernel`]). libtorch picks a kernel, and with it the order of its
-/// sums, by the shapes alone (a 1x1 product over a few positions runs a
-/// plain loop, a large one blocked matrix code), so one check holds for
-/// every row and every model with those shapes.
-static KERNELS: LazyLock<Mutex<HashMap<Vec<i64>, bool>>> = LazyLock::new(Default::default);
+/// the full tensor's kernel does, as found on golden data the first time in
+/// a batch ([`verify_kernel`]). libtorch picks a kernel, and with it the
+/// order of its sums, by the shapes alone (a 1x1 product over a few
+/// positions runs a plain loop, a large one blocked matrix code), so one
+/// check holds for every row with those shapes. Each batch checks for
+/// itself: a failed check recomputes its rows otherwise than a known
+/// failure does, so knowledge carried over from other batches would make a
+/// batch's last bits depend on which batches ran before it (on another
+/// thread, or before a campaign was resumed).
+#[derive(Default)]
+pub(super) struct Kernels(HashMap<Vec<i64>, bool>);
+
+impl Kernels {
+    /// Whether the box kernel of `key` is exact, if known yet.
+    fn known(&self, key: &[i64]) -> Option<bool> {
+        match DISTRUST.load(Ordering::Relaxed) {
+            true => None,
+            false => self.0.get(key).copied(),
+        }
+    }
+}
 
 /// Set by [`distrust_box_kernels`].
 static DISTRUST: AtomicBool = AtomicBool::new(false);
@@ -677,15 +696,6 @@ static DISTRUST: AtomicBool = AtomicBool::new(false);
 #[doc(hidden)]
 pub fn distrust_box_kernels(on: bool) {
     DISTRUST.store(on, Ordering::Relaxed);
-}
-
-/// Whether the box kernel of `key` is exact, if known yet.
-fn known_kernel(key: &[i64]) -> Option<bool> {
-    if DISTRUST.load(Ordering::Relaxed) {
-        return None;
-    }
-    let known = KERNELS.lock().unwrap_or_else(|e| e.into_inner());
-    known.get(key).copied()
 }
 
 /// The shapes that decide a Conv box's kernel: input, weight, attributes,
