@@ -365,6 +365,29 @@ fn windows_change_the_order_of_the_rows_not_the_results() {
     assert_eq!(summary("one").unwrap(), summary("many").unwrap());
 }
 
+/// One thread and two write the same campaign byte for byte: the plain
+/// model's and the hardened models' outcomes (Ranger and Clipper run their
+/// own engines over the same chunks), and the summaries.
+#[test]
+fn one_thread_and_two_give_the_same_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let text = std::fs::read_to_string(root().join("scenarios/fashion_ranger.yml"))
+        .unwrap()
+        .replace("injections: 3000", "injections: 600");
+    let scenario = dir.path().join("ranger.yml");
+    std::fs::write(&scenario, text).unwrap();
+    let read = |threads: &str| {
+        let out = dir.path().join(threads);
+        let run = run_campaign(&scenario, &out, &["--threads", threads], &cache);
+        assert!(run.status.success(), "{run:?}");
+        ["injections.csv", "summary.csv"].map(|f| std::fs::read(out.join(f)).unwrap())
+    };
+    let (one, two) = (read("1"), read("2"));
+    assert!(one[0].len() > 600 * 10, "a row per injection");
+    assert!(one == two, "--threads 1 and 2 wrote different results");
+}
+
 /// The library's iterator over a campaign's results goes window by window
 /// too: every run once, in run order, with its own faults.
 #[test]
