@@ -107,7 +107,7 @@ pub struct BenchArgs {
     /// campaign's, `batch_size * 8`; `Some(0)`: the whole list at once.
     pub chunk: Option<usize>,
     pub isolation: Isolation,
-    /// Intra-op threads given to child processes (`--threads`).
+    /// `--threads` given to child processes.
     pub threads: Option<i32>,
 }
 
@@ -179,7 +179,7 @@ pub struct Report {
     pub batch_size: usize,
     pub chunk: usize,
     pub seed: u64,
-    /// libtorch intra-op threads.
+    /// Batches run at once, one libtorch thread each (`--threads`).
     pub threads: i32,
     pub cores: usize,
     pub repeat: usize,
@@ -431,6 +431,17 @@ impl Setup {
         CachedFrontiers::choose(&self.plan.graph, entries, &self.plan.data)
     }
 
+    /// The engine's results for the whole list, `chunk` injections a call
+    /// in groups of chunks, as the campaign runs them.
+    fn run_chunks(&self, engine: &Engine, chunk: usize) -> Result<Vec<InjectionResult>> {
+        let lists: Vec<&[Injection]> = self.injections.chunks(chunk).collect();
+        let mut results = Vec::with_capacity(self.injections.len());
+        for group in lists.chunks(engine.options.lists_at_once()) {
+            results.extend(engine.run_lists(group)?.into_iter().flatten());
+        }
+        Ok(results)
+    }
+
     /// Runs the whole list one way. Returns the wall time, the phase's peak
     /// resident size, and the results (none for the suffix bound).
     pub fn run_way(&self, way: Way, chunk: Option<usize>) -> Result<WayRun> {
@@ -464,9 +475,7 @@ impl Setup {
                         workers: self.workers,
                     },
                 );
-                for part in self.injections.chunks(chunk) {
-                    results.extend(engine.run(part)?);
-                }
+                results = self.run_chunks(&engine, chunk)?;
             }
             Way::FullForward => {
                 let engine = Engine::new(
@@ -481,9 +490,7 @@ impl Setup {
                         workers: self.workers,
                     },
                 );
-                for part in self.injections.chunks(chunk) {
-                    results.extend(engine.run(part)?);
-                }
+                results = self.run_chunks(&engine, chunk)?;
             }
             Way::SuffixBound => {
                 let cached = self.cached()?;
@@ -680,6 +687,7 @@ pub fn run(scenario: &Path, args: &BenchArgs) -> Result<Report> {
     cuts.sort_unstable();
     cuts.dedup();
     let spec = &setup.plan.campaign.spec;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     Ok(Report {
         scenario: scenario.to_path_buf(),
         model: spec.model.path.clone(),
@@ -690,8 +698,11 @@ pub fn run(scenario: &Path, args: &BenchArgs) -> Result<Report> {
         batch_size: spec.data.batch_size,
         chunk: setup.chunk(args.chunk),
         seed: setup.plan.campaign.seed,
-        threads: args.threads.unwrap_or_else(tch::get_num_threads),
-        cores: std::thread::available_parallelism().map_or(0, usize::from),
+        threads: match args.isolation {
+            Isolation::InProcess => args.run.workers.max(1) as i32,
+            Isolation::Child { .. } => args.threads.unwrap_or(cores as i32),
+        },
+        cores,
         repeat,
         isolated: matches!(args.isolation, Isolation::Child { .. }),
         load_before,

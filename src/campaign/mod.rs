@@ -228,12 +228,10 @@ pub fn run_with_models(
     };
     let hardened_engines: Vec<(&Model, Engine)> =
         hardened.iter().map(|m| (m, m.engine(to_end))).collect();
-    // A few chunks at a time, so the workers share out all their batches.
-    let group = 2 * options.workers.max(1);
     for window in windows(&plan)? {
         let window = window?;
         let chunks: Vec<Range<usize>> = window.chunks(step).filter(|c| c.start >= done).collect();
-        for chunks in chunks.chunks(group) {
+        for chunks in chunks.chunks(options.lists_at_once()) {
             let plain_results = plain.run(&plain_engine, &window, chunks)?;
             let mut hardened_chunks: Vec<std::vec::IntoIter<Vec<InjectionResult>>> =
                 hardened_engines
@@ -392,10 +390,11 @@ impl<'a> Model<'a> {
             if let Some(ran) = ready.pop_front() {
                 return Some(ran);
             }
-            let next = current
-                .as_mut()
-                .and_then(|(w, chunks)| Some((&*w, chunks.next()?)));
-            let Some((window, chunk)) = next else {
+            let next = current.as_mut().map(|(w, chunks)| {
+                let group: Vec<Range<usize>> = chunks.take(options.lists_at_once()).collect();
+                (&*w, group)
+            });
+            let Some((window, group)) = next.filter(|(_, group)| !group.is_empty()) else {
                 let window = match windows.next()? {
                     Ok(w) => w,
                     Err(e) => return Some(Err(e)),
@@ -404,11 +403,11 @@ impl<'a> Model<'a> {
                 current = Some((window, chunks.into_iter()));
                 continue;
             };
-            match self.run(&engine, window, std::slice::from_ref(&chunk)) {
-                Ok(mut results) => ready.extend(
+            match self.run(&engine, window, &group) {
+                Ok(results) => ready.extend(
                     results
-                        .remove(0)
                         .into_iter()
+                        .flatten()
                         .map(|r| Ok((window.faults(r.id).to_vec(), r))),
                 ),
                 Err(e) => ready.push_back(Err(e)),

@@ -181,6 +181,14 @@ pub struct Options {
     pub workers: usize,
 }
 
+impl Options {
+    /// Lists (a campaign's chunks) to give [`Engine::run_lists`] at once:
+    /// enough batches that no worker waits long for the others at the end.
+    pub fn lists_at_once(&self) -> usize {
+        2 * self.workers.max(1)
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
