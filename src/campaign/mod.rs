@@ -233,17 +233,12 @@ pub fn run_with_models(
         let chunks: Vec<Range<usize>> = window.chunks(step).filter(|c| c.start >= done).collect();
         for chunks in chunks.chunks(options.lists_at_once()) {
             let plain_results = plain.run(&plain_engine, &window, chunks)?;
-            let mut hardened_chunks: Vec<std::vec::IntoIter<Vec<InjectionResult>>> =
-                hardened_engines
-                    .iter()
-                    .map(|(m, engine)| Ok(m.run(engine, &window, chunks)?.into_iter()))
-                    .collect::<Result<_>>()?;
+            // Each hardened model's results, in run order across the chunks.
+            let mut hardened_results: Vec<_> = hardened_engines
+                .iter()
+                .map(|(m, engine)| Ok(m.run(engine, &window, chunks)?.into_iter().flatten()))
+                .collect::<Result<_>>()?;
             for (chunk, plain_results) in chunks.iter().zip(plain_results) {
-                let mut hardened_results: Vec<std::vec::IntoIter<InjectionResult>> =
-                    hardened_chunks
-                        .iter_mut()
-                        .map(|h| h.next().expect("results for every chunk").into_iter())
-                        .collect();
                 for r in plain_results {
                     let others: Vec<InjectionResult> = hardened_results
                         .iter_mut()

@@ -557,9 +557,9 @@ fn depthwise(
 
 /// After `node` (a Conv) ran: whether the box kernel of `check` reproduced
 /// the golden row's output (its row `golden` in `env`) bit for bit, which
-/// holds for every later box of the batch with its key ([`Kernels`]). If not, the
-/// rows that used it are recomputed over the whole value, as the batch
-/// rows are, and join the batch at the next node.
+/// holds for every later box of the batch with its key ([`Kernels`]). If
+/// not, the rows that used it are recomputed over the whole value, as the
+/// batch rows are, and join the batch at the next node.
 pub(super) fn verify_kernel(
     graph: &Graph,
     node: &Node,
