@@ -277,7 +277,7 @@ pub fn run_with_models(
             let models = std::iter::once(&plain).chain(&hardened);
             let mut report = VerifyReport::default();
             for (model, kept) in models.zip(&kept) {
-                report.merge(verify::verify(&plan, model.graph, kept)?);
+                report.merge(verify::verify(&plan, model.graph, kept, args.workers)?);
             }
             Ok(report)
         })

@@ -7,7 +7,7 @@ use super::{Plan, VerifyReport};
 use crate::error::Result;
 use crate::faults;
 use crate::graph::Graph;
-use crate::inject::{agreement, plain_run, Agreement, Injection, InjectionResult};
+use crate::inject::{agreement, on_workers, plain_run, Agreement, Injection, InjectionResult};
 
 /// The runs kept for rechecking, by id: the injection and the engine's
 /// result.
@@ -29,15 +29,15 @@ pub fn pick(seed: u64, ids: Range<usize>, n: usize) -> BTreeSet<usize> {
 }
 
 /// Reruns the `kept` injections on `graph` the plain way ([`plain_run`]:
-/// the whole model from the input, no engine shortcut) and compares.
-pub fn verify(plan: &Plan, graph: &Graph, kept: &Kept) -> Result<VerifyReport> {
-    let reference: Vec<InjectionResult> = kept
-        .values()
-        .map(|(inj, _)| {
-            let input = plan.data.batch(inj.sample..inj.sample + 1)?.input;
-            plain_run(graph, &input, inj)
-        })
-        .collect::<Result<_>>()?;
+/// the whole model from the input, no engine shortcut), `workers` at once,
+/// and compares.
+pub fn verify(plan: &Plan, graph: &Graph, kept: &Kept, workers: usize) -> Result<VerifyReport> {
+    let injections: Vec<&Injection> = kept.values().map(|(inj, _)| inj).collect();
+    let data = &plan.data;
+    let reference = on_workers(graph, workers, &injections, |graph, inj| {
+        let input = data.batch(inj.sample..inj.sample + 1)?.input;
+        plain_run(graph, &input, inj)
+    })?;
     let mut report = VerifyReport {
         checked: kept.len(),
         ..Default::default()
