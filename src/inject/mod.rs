@@ -7,7 +7,9 @@
 //! row runs a node before its fault and one golden row serves the whole
 //! batch. Results depend on the batch a row runs in (libtorch picks kernels
 //! by batch size), so every comparison is made against the golden row of the
-//! same batch, never against another run.
+//! same batch, never against another run. A batch depends on nothing else:
+//! not on the batches before it, nor on the thread that runs it, so
+//! batches run on several threads at once (`workers`).
 //!
 //! Fault dropping: after every node, a faulty row whose live values (the
 //! frontier of the next cut) are bitwise those of its golden row is finished
