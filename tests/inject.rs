@@ -781,9 +781,8 @@ fn batches_on_two_threads_give_the_results_of_one() {
             };
             Engine::new(&graph, &frontiers, options).run(&inj).unwrap()
         };
-        // The first run tries the box kernels (see `regional`), and a row
-        // whose kernel fails its check joins its batch later than it does
-        // once the kernel is known, so the batch's last bits can differ.
+        // Two runs in one process: box kernels are checked per batch, so
+        // what the first run found does not change the second's bits.
         let (one, two) = (run(1), run(2));
         assert_eq!(one.len(), inj.len());
         let some_bits = |t: &Option<tch::Tensor>| t.as_ref().map(bits);

@@ -336,9 +336,7 @@ fn onednn_pointwise(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> KResult<Tenso
     let (ones, zeros) = (vec![1; axes], vec![0; axes]);
     let call = |x: &Tensor| x.f_mkldnn_convolution(w, b, &zeros, &ones, &ones, 1);
     let x = x.f_contiguous()?;
-    let mut layer = w.size();
-    layer.push(i64::from(b.is_some()));
-    let short = x.size()[0] % ONEDNN_CHUNK != 0 && short_calls_exact(&x, &layer, &call)?;
+    let short = x.size()[0] % ONEDNN_CHUNK != 0 && short_calls_exact(&x, w, b, &call)?;
     in_chunks(&x, &call, short)
 }
 
@@ -370,17 +368,22 @@ fn pad_batch(x: &Tensor, n: i64) -> KResult<Tensor> {
     Ok(x.f_constant_pad_nd(pads.as_slice())?)
 }
 
-/// Whether `call` (a 1x1 convolution in oneDNN, of a `layer` known by its
-/// weight's shape and whether it has a bias) gives a sample shaped as `x`'s
-/// the same bits in a call of fewer than [`ONEDNN_CHUNK`] samples as in a
-/// full chunk. oneDNN picks its kernel, and with it the order of its sums,
-/// by the shapes, so a made-up input tells, once per shape.
-fn short_calls_exact(x: &Tensor, layer: &[i64], call: &OnSamples) -> KResult<bool> {
+/// Whether `call` (a 1x1 convolution in oneDNN by weight `w` and bias `b`)
+/// gives a sample shaped as `x`'s the same bits in a call of fewer than
+/// [`ONEDNN_CHUNK`] samples as in a full chunk. oneDNN picks its kernel, and
+/// with it the order of its sums, by the shapes, so a made-up input tells,
+/// once per shape.
+fn short_calls_exact(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    call: &OnSamples,
+) -> KResult<bool> {
     type Known = Mutex<HashMap<Vec<i64>, bool>>;
     static KNOWN: LazyLock<Known> = LazyLock::new(Default::default);
     let mut shape = x.size();
     shape[0] = ONEDNN_CHUNK;
-    let key = [shape.as_slice(), layer].concat();
+    let key = [shape.clone(), w.size(), vec![i64::from(b.is_some())]].concat();
     let lock = || KNOWN.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(&known) = lock().get(&key) {
         return Ok(known);
@@ -554,7 +557,7 @@ mod tests {
             let b = Tensor::randn([c_out], options);
             let call = |x: &Tensor| x.f_mkldnn_convolution(&w, Some(&b), [0, 0], [1, 1], [1, 1], 1);
             let padded = in_chunks(&x, &call, false).unwrap();
-            if short_calls_exact(&x, &[c_out, c_in, 1, 1, 1], &call).unwrap() {
+            if short_calls_exact(&x, &w, Some(&b), &call).unwrap() {
                 let short = in_chunks(&x, &call, true).unwrap();
                 assert!(short.equal(&padded), "{c_in}->{c_out} at {side}x{side}");
             }
