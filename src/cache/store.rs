@@ -19,7 +19,10 @@ pub struct Store {
 
 /// Bump when the executor computes some op's bits otherwise, so a cache
 /// filled by an older build is not mixed with rows computed by this one.
-const KERNELS: u32 = 3;
+/// The key also says whether this CPU runs the Rust 1x1 kernel, whose bits
+/// differ from its fallbacks', so a cache copied to another machine is
+/// refilled there rather than mixed.
+const KERNELS: u32 = 4;
 
 /// The key of the entry for one cut: a hash of the model bytes' hash, the
 /// data's hash (files, sample ids, preprocessing), the cut, its frontier
@@ -32,7 +35,8 @@ pub fn key(
 ) -> String {
     let mut h = blake3::Hasher::new();
     h.update(format!("faultsweep cache v{VERSION}\n").as_bytes());
-    h.update(format!("kernels {KERNELS}\n").as_bytes());
+    let rust_pointwise = crate::graph::ops::pointwise::available();
+    h.update(format!("kernels {KERNELS} {rust_pointwise}\n").as_bytes());
     h.update(model_hash.as_bytes());
     h.update(data_hash.as_bytes());
     h.update(&(cut as u64).to_le_bytes());

@@ -18,6 +18,7 @@ mod elementwise;
 mod index;
 mod linear;
 mod norm;
+pub mod pointwise;
 mod pool;
 mod reduce;
 mod shape;
