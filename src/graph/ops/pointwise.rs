@@ -64,8 +64,14 @@ pub fn convolve(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Option<Tensor> {
     // else reads or writes it until this returns).
     unsafe {
         let floats = |t: &Tensor| std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel());
-        let weights = Weights::pack(&dims, floats(&w), b.as_ref().map(floats));
-        run(&dims, floats(&x), &weights, Out(y.data_ptr() as *mut f32));
+        let bias = b.as_ref().map(floats);
+        run(
+            &dims,
+            floats(&x),
+            floats(&w),
+            bias,
+            Out(y.data_ptr() as *mut f32),
+        );
     }
     Some(y)
 }
@@ -76,33 +82,6 @@ struct Dims {
     inputs: usize,
     outputs: usize,
     positions: usize,
-}
-
-/// The weights in tiles of [`ROWS`] output channels, each `[c_in][ROWS]`
-/// (zeros past the last channel), and the bias padded alike.
-struct Weights {
-    tiles: Vec<f32>,
-    bias: Vec<f32>,
-}
-
-impl Weights {
-    fn pack(d: &Dims, w: &[f32], b: Option<&[f32]>) -> Self {
-        let tiles = d.outputs.div_ceil(ROWS);
-        let mut packed = vec![0f32; tiles * d.inputs * ROWS];
-        for (co, filter) in w.chunks_exact(d.inputs.max(1)).enumerate() {
-            for (ci, &v) in filter.iter().enumerate() {
-                packed[(co / ROWS * d.inputs + ci) * ROWS + co % ROWS] = v;
-            }
-        }
-        let mut bias = vec![0f32; tiles * ROWS];
-        if let Some(b) = b {
-            bias[..d.outputs].copy_from_slice(b);
-        }
-        Weights {
-            tiles: packed,
-            bias,
-        }
-    }
 }
 
 /// The output's storage, written by several threads at disjoint positions.
@@ -117,17 +96,17 @@ unsafe impl Sync for Out {}
 /// stripes in one contiguous range per thread.
 ///
 /// SAFETY: `y` holds `samples * outputs * positions` floats.
-unsafe fn run(d: &Dims, x: &[f32], weights: &Weights, y: Out) {
+unsafe fn run(d: &Dims, x: &[f32], w: &[f32], b: Option<&[f32]>, y: Out) {
     let stripes = (d.samples * d.positions).div_ceil(COLS);
     let threads = (tch::get_num_threads().max(1) as usize).min(stripes);
     if threads <= 1 {
-        return stripes_of(d, x, weights, y, 0..stripes);
+        return stripes_of(d, x, w, b, y, 0..stripes);
     }
     let per_thread = stripes.div_ceil(threads);
     (0..threads).into_par_iter().for_each(|t| {
         let end = stripes.min((t + 1) * per_thread);
         // SAFETY: each thread writes the positions of its own stripes.
-        unsafe { stripes_of(d, x, weights, y, t * per_thread..end) }
+        unsafe { stripes_of(d, x, w, b, y, t * per_thread..end) }
     });
 }
 
@@ -136,7 +115,8 @@ unsafe fn run(d: &Dims, x: &[f32], weights: &Weights, y: Out) {
 unsafe fn stripes_of(
     d: &Dims,
     x: &[f32],
-    weights: &Weights,
+    w: &[f32],
+    b: Option<&[f32]>,
     y: Out,
     range: std::ops::Range<usize>,
 ) {
@@ -152,15 +132,26 @@ unsafe fn stripes_of(
             }
         });
         for tile in 0..d.outputs.div_ceil(ROWS) {
-            let filters = &weights.tiles[tile * d.inputs * ROWS..][..d.inputs * ROWS];
-            let acc = product(&packed, filters, &weights.bias[tile * ROWS..], d.inputs);
+            // A last tile short of channels repeats its last one (not stored).
+            let channel = |r: usize| (tile * ROWS + r).min(d.outputs - 1);
+            let filters: [&[f32]; ROWS] =
+                std::array::from_fn(|r| &w[channel(r) * d.inputs..][..d.inputs]);
+            let bias: [f32; ROWS] = std::array::from_fn(|r| b.map_or(0.0, |b| b[channel(r)]));
+            let acc = product(&packed, &filters, &bias, d.inputs);
             store(d, &acc, tile, start, cols, y);
         }
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn stripes_of(_: &Dims, _: &[f32], _: &Weights, _: Out, _: std::ops::Range<usize>) {
+unsafe fn stripes_of(
+    _: &Dims,
+    _: &[f32],
+    _: &[f32],
+    _: Option<&[f32]>,
+    _: Out,
+    _: std::ops::Range<usize>,
+) {
     unreachable!("`available` is false off x86_64")
 }
 
@@ -178,29 +169,24 @@ fn for_runs(d: &Dims, start: usize, cols: usize, mut f: impl FnMut(usize, usize,
     }
 }
 
-/// One tile: [`ROWS`] outputs by [`COLS`] positions, each from its bias then
-/// one fused multiply-add per input channel, in order.
+/// One tile: [`ROWS`] outputs (of `filters`, each `[c_in]`) by [`COLS`]
+/// positions, each from its bias then one fused multiply-add per input
+/// channel, in order.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn product(
     packed: &[f32],
-    filters: &[f32],
-    bias: &[f32],
+    filters: &[&[f32]; ROWS],
+    bias: &[f32; ROWS],
     inputs: usize,
 ) -> [[__m512; 2]; ROWS] {
-    let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
-    for (row, &b) in acc.iter_mut().zip(bias) {
-        *row = [_mm512_set1_ps(b); 2];
-    }
-    for (x, w) in packed
-        .chunks_exact(COLS)
-        .zip(filters.chunks_exact(ROWS))
-        .take(inputs)
-    {
+    let mut acc = bias.map(|b| [_mm512_set1_ps(b); 2]);
+    let filters = filters.map(<[f32]>::as_ptr);
+    for (ci, x) in packed.chunks_exact(COLS).take(inputs).enumerate() {
         let x0 = _mm512_loadu_ps(x.as_ptr());
         let x1 = _mm512_loadu_ps(x.as_ptr().add(16));
-        for (row, &w) in acc.iter_mut().zip(w) {
-            let w = _mm512_set1_ps(w);
+        for (row, filter) in acc.iter_mut().zip(filters) {
+            let w = _mm512_set1_ps(*filter.add(ci));
             row[0] = _mm512_fmadd_ps(w, x0, row[0]);
             row[1] = _mm512_fmadd_ps(w, x1, row[1]);
         }
