@@ -268,8 +268,9 @@ impl Whole {
     }
 }
 
-/// A float 1x1 convolution over at most this many positions per sample, and
-/// of at least [`ONEDNN_MACS`] multiply-adds a sample, runs in oneDNN, in
+/// Where the Rust kernel does not run (see [`RUST_POSITIONS`]), a float 1x1
+/// convolution over at most this many positions per sample, and of at least
+/// [`ONEDNN_MACS`] multiply-adds a sample, runs in oneDNN, in
 /// chunks of [`ONEDNN_CHUNK`] samples. On MobileNetV2's 7x7 and 14x14 maps
 /// that is 1.1x to 1.7x faster than a matrix product per sample (AMD EPYC,
 /// session 10, where MKL's products run its generic code); on 56x56 and
@@ -289,9 +290,10 @@ const ONEDNN_MACS: i64 = 1 << 20;
 
 /// A float 1x1 convolution over at most this many positions per sample runs
 /// in [`pointwise`] where the CPU has AVX-512: 1.3x to 2.7x faster than a
-/// matrix product per sample on MobileNetV2's 7x7 to 28x28 maps, and 1.0x
-/// to 1.5x faster than oneDNN (AMD EPYC, session 13); on 56x56 and larger
-/// maps it is no faster than the product.
+/// matrix product per sample on MobileNetV2's 7x7 to 28x28 maps, 0.8x to
+/// 1.6x as fast as oneDNN's calls without their reorders and chunking (AMD
+/// EPYC, session 13); on 56x56 and larger maps it is no faster than the
+/// product.
 const RUST_POSITIONS: i64 = 28 * 28;
 
 /// As [`convolve_as`], for part of the `whole` convolution.
