@@ -274,7 +274,7 @@ impl RegionalRow {
             return Ok(Outcome::Golden);
         };
         if pointwise {
-            if !Whole::of(x, w).pointwise_in_onednn(x.kind(), w.size()[1]) {
+            if !Whole::of(x, w).pointwise_alike_in_any_box(x.kind(), w.size()[1]) {
                 widen(&mut out_span, &out_lens);
             }
             reach.clone_from(&out_span);
@@ -372,9 +372,9 @@ enum Outcome {
 /// product over fewer positions runs other code, which sums in another
 /// order: a matrix-vector product for one position (the machines of
 /// sessions 1 to 9), MKL's small-matrix kernel below 12 (an AMD EPYC,
-/// session 10). oneDNN's 1x1 kernel sums alike over any number of
-/// positions, so its boxes are not widened. The kernel check still guards
-/// whatever other CPUs do.
+/// session 10). oneDNN's 1x1 kernel and the Rust one sum alike over any
+/// number of positions, so their boxes are not widened. The kernel check
+/// still guards whatever other CPUs do.
 const MIN_POINTWISE: i64 = 16;
 
 /// Widens a 1x1 box to [`MIN_POINTWISE`] positions, or as many as the value

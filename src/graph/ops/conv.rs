@@ -258,6 +258,20 @@ impl Whole {
         }
     }
 
+    /// Whether this convolution, if 1x1 over values of `kind`, runs in the
+    /// Rust kernel ([`pointwise`]).
+    pub fn pointwise_in_rust(&self, kind: tch::Kind) -> bool {
+        kind == tch::Kind::Float && self.positions <= RUST_POSITIONS && pointwise::available()
+    }
+
+    /// Whether a box of this convolution, if 1x1 over `inputs` channels of
+    /// `kind`, sums as the whole does however few its positions: in the Rust
+    /// kernel or oneDNN's (a matrix product over few positions runs other
+    /// code).
+    pub fn pointwise_alike_in_any_box(&self, kind: tch::Kind, inputs: i64) -> bool {
+        self.pointwise_in_rust(kind) || self.pointwise_in_onednn(kind, inputs)
+    }
+
     /// Whether this convolution, if 1x1 over `inputs` channels of `kind`,
     /// runs in oneDNN (else as a matrix product per sample).
     pub fn pointwise_in_onednn(&self, kind: tch::Kind, inputs: i64) -> bool {
@@ -318,7 +332,7 @@ pub fn convolve_part(
         .all(|&k| k == 1)
         && pads.iter().all(|&(a, b)| a == 0 && b == 0);
     if pointwise && *group == 1 {
-        if whole.positions <= RUST_POSITIONS {
+        if whole.pointwise_in_rust(x.kind()) {
             if let Some(y) = pointwise::convolve(x, w, b) {
                 return Ok(y);
             }
