@@ -127,8 +127,12 @@ unsafe fn stripes_of(
         let cols = COLS.min(total - start);
         for_runs(d, start, cols, |at, sample, position, len| {
             for ci in 0..d.inputs {
-                let from = &x[(sample * d.inputs + ci) * d.positions + position..][..len];
-                packed[ci * COLS + at..][..len].copy_from_slice(from);
+                let from = x.as_ptr().add((sample * d.inputs + ci) * d.positions + position);
+                for half in 0..2 {
+                    let (shift, mask) = half_run(at, len, half);
+                    let v = _mm512_maskz_loadu_ps(mask, from.wrapping_offset(shift));
+                    _mm512_mask_storeu_ps(packed.as_mut_ptr().add(ci * COLS + 16 * half), mask, v);
+                }
             }
         });
         for tile in 0..d.outputs.div_ceil(ROWS) {
@@ -195,7 +199,7 @@ unsafe fn product(
 }
 
 /// Writes a tile's outputs for real channels and positions into `y`
-/// (`[n, c_out, positions]`).
+/// (`[n, c_out, positions]`), straight from the registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn store(
@@ -206,18 +210,29 @@ unsafe fn store(
     cols: usize,
     y: Out,
 ) {
-    let mut lanes = [[0f32; COLS]; ROWS];
-    for (lane, row) in lanes.iter_mut().zip(acc) {
-        _mm512_storeu_ps(lane.as_mut_ptr(), row[0]);
-        _mm512_storeu_ps(lane.as_mut_ptr().add(16), row[1]);
-    }
     let rows = ROWS.min(d.outputs - tile * ROWS);
     for_runs(d, start, cols, |at, sample, position, len| {
-        for (r, lane) in lanes.iter().enumerate().take(rows) {
-            let to = (sample * d.outputs + tile * ROWS + r) * d.positions + position;
-            std::ptr::copy_nonoverlapping(lane[at..].as_ptr(), y.0.add(to), len);
+        for (r, row) in acc.iter().enumerate().take(rows) {
+            let to = y.0.add((sample * d.outputs + tile * ROWS + r) * d.positions + position);
+            for (half, values) in row.iter().enumerate() {
+                let (shift, mask) = half_run(at, len, half);
+                _mm512_mask_storeu_ps(to.wrapping_offset(shift), mask, *values);
+            }
         }
     });
+}
+
+/// For a run of `len` positions at `at` in a stripe: the offset that lines
+/// register `half` of the stripe (its lanes `16 * half..`) up with the
+/// run's first position in a tensor, and the mask of its lanes in the run.
+/// Masked-off lanes are not touched, so the pointer so offset may lie
+/// outside the tensor (hence wrapping arithmetic at the callers).
+#[inline(always)]
+fn half_run(at: usize, len: usize, half: usize) -> (isize, u16) {
+    let first = 16 * half;
+    let lanes = |n: usize| n.saturating_sub(first).min(16);
+    let mask = ((1u32 << lanes(at + len)) - (1u32 << lanes(at))) as u16;
+    (first as isize - at as isize, mask)
 }
 
 #[cfg(test)]
