@@ -22,7 +22,7 @@ pub struct Store {
 /// The key also says whether this CPU runs the Rust 1x1 kernel, whose bits
 /// differ from its fallbacks', so a cache copied to another machine is
 /// refilled there rather than mixed.
-const KERNELS: u32 = 4;
+const KERNELS: u32 = 5;
 
 /// The key of the entry for one cut: a hash of the model bytes' hash, the
 /// data's hash (files, sample ids, preprocessing), the cut, its frontier

@@ -247,6 +247,47 @@ mod tests {
         );
     }
 
+    /// Where a tap of an Inf or NaN weight (a weight fault) lies in the
+    /// padding, the whole map's Rust kernel (`convolve_as`, on AVX-512)
+    /// skips it as the box kernel does, though oneDNN gives NaN at some
+    /// edges; so a box still holds the whole map's values.
+    #[test]
+    fn boxes_hold_the_whole_maps_values_with_faulty_weights() {
+        if !available() || !crate::graph::ops::pointwise::available() {
+            return;
+        }
+        let opts = (Kind::Float, tch::Device::Cpu);
+        let x = Tensor::randn([2, 8, 9, 9], opts);
+        let w = Tensor::randn([8, 1, 3, 3], opts);
+        let faulty = [
+            (0, f64::INFINITY),
+            (14, f64::NAN),
+            (29, f64::NEG_INFINITY),
+            (71, 3e38),
+        ];
+        for (i, v) in faulty {
+            let _ = w.view([-1]).get(i).fill_(v);
+        }
+        let b = Tensor::randn([8], opts);
+        let shape = crate::graph::ops::ConvShape {
+            strides: vec![1; 2],
+            dilations: vec![1; 2],
+            pads: vec![(1, 1); 2],
+            extent: vec![3; 2],
+            group: 8,
+        };
+        let whole = crate::graph::ops::convolve_as(&shape, &x, &w, Some(&b)).unwrap();
+        let dw = Depthwise {
+            weight: &w,
+            bias: Some(&b),
+            strides: [1; 2],
+            dilations: [1; 2],
+        };
+        let padded = x.constant_pad_nd([1, 1, 1, 1]).contiguous();
+        let boxes = dw.convolve(&padded, &[[(1, 10), (1, 10)]; 2]).unwrap();
+        assert!(bits(&boxes) == bits(&whole));
+    }
+
     #[test]
     fn boxes_are_libtorchs_depthwise_convolution_bit_for_bit() {
         if !available() {

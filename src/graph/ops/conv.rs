@@ -7,7 +7,7 @@ use std::sync::{LazyLock, Mutex, PoisonError};
 
 use tch::Tensor;
 
-use super::{fail, input, one, opt_input, pointwise, Inputs, KResult, OpDef};
+use super::{depthwise, fail, input, one, opt_input, pointwise, Inputs, KResult, OpDef};
 use crate::graph::Node;
 
 pub const OPS: &[OpDef] = &[
@@ -341,6 +341,9 @@ pub fn convolve_part(
             true => onednn_pointwise(x, w, b),
             false => pointwise_conv(x, w, b),
         };
+    }
+    if let Some(y) = depthwise::convolve(shape, x, w, b) {
+        return Ok(y);
     }
     let (x, padding) = pad_asymmetric(x, pads, 0.0)?;
     Ok(x.f_convolution(

@@ -12,6 +12,7 @@ use super::Node;
 
 mod activation;
 mod conv;
+mod depthwise;
 pub use activation::clip_limits;
 pub use conv::{conv_filters, convolve_as, convolve_part, ConvShape, Whole};
 mod elementwise;

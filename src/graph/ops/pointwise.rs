@@ -127,7 +127,9 @@ unsafe fn stripes_of(
         let cols = COLS.min(total - start);
         for_runs(d, start, cols, |at, sample, position, len| {
             for ci in 0..d.inputs {
-                let from = x.as_ptr().add((sample * d.inputs + ci) * d.positions + position);
+                let from = x
+                    .as_ptr()
+                    .add((sample * d.inputs + ci) * d.positions + position);
                 for half in 0..2 {
                     let (shift, mask) = half_run(at, len, half);
                     let v = _mm512_maskz_loadu_ps(mask, from.wrapping_offset(shift));
@@ -213,7 +215,8 @@ unsafe fn store(
     let rows = ROWS.min(d.outputs - tile * ROWS);
     for_runs(d, start, cols, |at, sample, position, len| {
         for (r, row) in acc.iter().enumerate().take(rows) {
-            let to = y.0.add((sample * d.outputs + tile * ROWS + r) * d.positions + position);
+            let to =
+                y.0.add((sample * d.outputs + tile * ROWS + r) * d.positions + position);
             for (half, values) in row.iter().enumerate() {
                 let (shift, mask) = half_run(at, len, half);
                 _mm512_mask_storeu_ps(to.wrapping_offset(shift), mask, *values);
