@@ -194,28 +194,12 @@ mod tests {
             .collect()
     }
 
-    /// libtorch's depthwise convolution of `x` (with some special values
-    /// when `specials`) against this kernel on `x` padded into windows.
+    /// libtorch's depthwise convolution of `x` (random, with the special
+    /// values bit flips make) against this kernel on `x` padded into windows.
     #[allow(clippy::too_many_arguments)]
     fn compare(n: i64, c: i64, hw: i64, k: i64, stride: i64, dilation: i64, pad: i64, bias: bool) {
         let opts = (Kind::Float, tch::Device::Cpu);
-        let x = Tensor::randn([n, c, hw, hw], opts);
-        // Subnormals, zeros of both signs, huge values and NaN, as bit
-        // flips make them.
-        let specials = [
-            1e-40,
-            -3e-39,
-            0.0,
-            -0.0,
-            3e38,
-            -2e38,
-            f64::NAN,
-            f64::INFINITY,
-        ];
-        let flat = x.view([-1]);
-        for (i, &v) in specials.iter().enumerate() {
-            let _ = flat.get((i as i64 * 7919) % flat.size()[0]).fill_(v);
-        }
+        let x = crate::graph::ops::with_special_values(&[n, c, hw, hw]);
         let w = Tensor::randn([c, 1, k, k], opts);
         let b = bias.then(|| Tensor::randn([c], opts));
         let want = x.convolution(

@@ -310,7 +310,9 @@ const ONEDNN_MACS: i64 = 1 << 20;
 /// product.
 const RUST_POSITIONS: i64 = 28 * 28;
 
-/// As [`convolve_as`], for part of the `whole` convolution.
+/// As [`convolve_as`], for part of the `whole` convolution. A 1x1
+/// convolution runs in [`pointwise`], oneDNN or MKL (see `Whole`), a
+/// depthwise one in [`depthwise`] where that applies, the rest in libtorch.
 pub fn convolve_part(
     shape: &ConvShape,
     x: &Tensor,

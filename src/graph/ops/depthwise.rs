@@ -256,27 +256,6 @@ mod tests {
         }
     }
 
-    /// Random values with the special values bit flips make (subnormals,
-    /// signed zeros, huge values, NaN, Inf) at scattered places.
-    fn with_specials(size: &[i64]) -> Tensor {
-        let x = Tensor::randn(size, (Kind::Float, Device::Cpu));
-        let specials = [
-            1e-40,
-            -3e-39,
-            0.0,
-            -0.0,
-            3e38,
-            -2e38,
-            f64::NAN,
-            f64::INFINITY,
-        ];
-        let flat = x.view([-1]);
-        for (i, &v) in specials.iter().enumerate() {
-            let _ = flat.get((i as i64 * 7919) % flat.size()[0]).fill_(v);
-        }
-        x
-    }
-
     /// This kernel against libtorch's, bit for bit, with special values in
     /// the input. (Not in the weights: where a tap of an Inf or NaN weight
     /// lies in the padding, oneDNN gives NaN at some edges, and this kernel
@@ -290,7 +269,7 @@ mod tests {
         pads: [(i64, i64); 2],
         bias: bool,
     ) {
-        let x = with_specials(&[n, c, hw[0], hw[1]]);
+        let x = crate::graph::ops::with_special_values(&[n, c, hw[0], hw[1]]);
         let w = Tensor::randn([c, 1, k, k], (Kind::Float, Device::Cpu));
         let b = bias.then(|| Tensor::randn([c], (Kind::Float, Device::Cpu)));
         let padded = x.constant_pad_nd([pads[1].0, pads[1].1, pads[0].0, pads[0].1]);

@@ -122,3 +122,26 @@ pub fn axis(axis: i64, rank: usize) -> KResult<i64> {
 pub fn one(t: Tensor) -> KResult<Vec<Tensor>> {
     Ok(vec![t])
 }
+
+/// Random float32 values of `size` with the special values bit flips make
+/// (subnormals, signed zeros, huge values, NaN, Inf) at scattered places,
+/// for kernel tests.
+#[cfg(test)]
+pub(crate) fn with_special_values(size: &[i64]) -> Tensor {
+    let x = Tensor::randn(size, (tch::Kind::Float, tch::Device::Cpu));
+    let specials = [
+        1e-40,
+        -3e-39,
+        0.0,
+        -0.0,
+        3e38,
+        -2e38,
+        f64::NAN,
+        f64::INFINITY,
+    ];
+    let flat = x.view([-1]);
+    for (i, &v) in specials.iter().enumerate() {
+        let _ = flat.get((i as i64 * 7919) % flat.size()[0]).fill_(v);
+    }
+    x
+}
