@@ -38,6 +38,7 @@ pub fn convolve(shape: &ConvShape, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -
     let tensors = [Some(x), Some(w), b];
     if !available()
         || size.len() != 4
+        || size.contains(&0)
         || w_size.len() != 4
         || shape.group != size[1]
         || w_size[0] != size[1]
@@ -348,5 +349,8 @@ mod tests {
         let doubles = x.to_kind(Kind::Double);
         let w64 = w.to_kind(Kind::Double);
         assert!(convolve(&shape(3, 1, [(1, 1); 2], 4), &doubles, &w64, None).is_none());
+        let empty = Tensor::zeros([1, 4, 0, 9], (Kind::Float, Device::Cpu));
+        let padded = shape(3, 1, [(2, 2), (1, 1)], 4);
+        assert!(convolve(&padded, &empty, &w, None).is_none(), "no rows");
     }
 }
