@@ -5,11 +5,11 @@
 //! the plain layout, a channel's plane at a time, so the plane stays in
 //! cache while its 9 or 25 taps read it; each vector of 16 outputs runs
 //! over the plane's positions in order, across its rows, so 7x7 and 14x14
-//! maps waste few lanes. Each output is
-//! computed as oneDNN computes it (and `inject::depthwise`, the kernel of
-//! regional boxes): one chain of fused multiply-adds from the bias over the
-//! taps in order, row by row, skipping taps in the padding. So its bits are
-//! libtorch's (tested), and a box gets the bits of the whole map.
+//! maps waste few lanes. Each output is computed as oneDNN computes it (and
+//! `inject::depthwise`, the kernel of regional boxes): one chain of fused
+//! multiply-adds from the bias over the taps in order, row by row, skipping
+//! taps in the padding. So its bits are libtorch's (tested), and a box gets
+//! the bits of the whole map.
 
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
@@ -44,6 +44,7 @@ pub fn convolve(shape: &ConvShape, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -
         || w_size[0] != size[1]
         || w_size[1] != 1
         || b.is_some_and(|b| b.numel() as i64 != size[1])
+        || !matches!(w_size[2] * w_size[3], 9 | 25)
         || shape.strides.iter().any(|&s| s != 1)
         || shape.dilations.iter().any(|&d| d < 1)
         || shape.pads.iter().any(|&(begin, end)| begin < 0 || end < 0)
@@ -70,16 +71,15 @@ pub fn convolve(shape: &ConvShape, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -
     // SAFETY: all are contiguous float32 CPU tensors of the sizes checked
     // above (`y` was just created, and nothing else reads or writes it
     // until this returns).
-    let ran = unsafe {
+    unsafe {
         let floats = |t: &Tensor| std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel());
-        let bias = b.as_ref().map(floats);
+        let (x, w, bias) = (floats(&x), floats(&w), b.as_ref().map(floats));
         match args.plane.offsets.len() {
-            9 => run::<9>(&args, floats(&x), floats(&w), bias),
-            25 => run::<25>(&args, floats(&x), floats(&w), bias),
-            _ => false,
+            9 => run::<9>(&args, x, w, bias),
+            _ => run::<25>(&args, x, w, bias),
         }
-    };
-    ran.then_some(y)
+    }
+    Some(y)
 }
 
 /// Where each tap of a plane reads: with output rows as long as input rows,
@@ -148,12 +148,11 @@ struct Args {
 ///
 /// SAFETY: `x` and `args.y` hold whole planes of `args.plane`, `w` `K`
 /// taps per channel and `b` one value per channel.
-unsafe fn run<const K: usize>(args: &Args, x: &[f32], w: &[f32], b: Option<&[f32]>) -> bool {
+unsafe fn run<const K: usize>(args: &Args, x: &[f32], w: &[f32], b: Option<&[f32]>) {
     let planes = x.len() / args.plane.inputs;
     let threads = (tch::get_num_threads().max(1) as usize).min(planes);
     if threads <= 1 {
-        planes_of::<K>(args, x, w, b, 0..planes);
-        return true;
+        return planes_of::<K>(args, x, w, b, 0..planes);
     }
     let per_thread = planes.div_ceil(threads);
     (0..threads).into_par_iter().for_each(|t| {
@@ -161,7 +160,6 @@ unsafe fn run<const K: usize>(args: &Args, x: &[f32], w: &[f32], b: Option<&[f32
         // SAFETY: each thread writes its own planes.
         unsafe { planes_of::<K>(args, x, w, b, t * per_thread..end) }
     });
-    true
 }
 
 #[cfg(target_arch = "x86_64")]
