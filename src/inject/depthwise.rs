@@ -137,7 +137,9 @@ fn kernel(a: &Args) -> Vec<f32> {
     let taps = channels_last(a.w, c, kh * kw);
     let bias = a.b.map_or_else(|| vec![0.0; c], <[f32]>::to_vec);
     let mut acc = vec![0f32; c];
-    let mut y = vec![0f32; a.inside.len() * c * oh * ow];
+    // Every element is written below; zeroing it first would cost a pass
+    // (or, with some allocators, fresh pages from the kernel).
+    let mut y = Vec::with_capacity(a.inside.len() * c * oh * ow);
     for (n, &[(y0, y1), (x0, x1)]) in a.inside.iter().enumerate() {
         for (oy, ox) in (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy, ox))) {
             acc.copy_from_slice(&bias);
@@ -158,24 +160,30 @@ fn kernel(a: &Args) -> Vec<f32> {
                     }
                 }
             }
-            let out = n * c * oh * ow + oy * ow + ox;
-            for (ch, &v) in acc.iter().enumerate() {
-                y[out + ch * oh * ow] = v;
-            }
+            y.extend_from_slice(&acc);
         }
     }
-    y
+    // Positions by channels per window, as `[n, C, oh, ow]`.
+    channels_first(&y, c, oh * ow)
 }
 
 /// `[n, C, positions]` values as `[n, positions, C]`.
 fn channels_last(v: &[f32], c: usize, positions: usize) -> Vec<f32> {
-    let mut t = vec![0f32; v.len()];
-    for (n, block) in v.chunks_exact(c * positions).enumerate() {
-        let out = &mut t[n * c * positions..(n + 1) * c * positions];
-        for (ch, plane) in block.chunks_exact(positions).enumerate() {
-            for (p, &value) in plane.iter().enumerate() {
-                out[p * c + ch] = value;
-            }
+    transposed(v, c, positions)
+}
+
+/// `[n, positions, C]` values as `[n, C, positions]`.
+fn channels_first(v: &[f32], c: usize, positions: usize) -> Vec<f32> {
+    transposed(v, positions, c)
+}
+
+/// Each `[rows, cols]` block of `v` transposed, written in order (no
+/// zeroing pass first).
+fn transposed(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = Vec::with_capacity(v.len());
+    for block in v.chunks_exact(rows * cols) {
+        for col in 0..cols {
+            t.extend((0..rows).map(|row| block[row * cols + col]));
         }
     }
     t
