@@ -3,6 +3,21 @@
 
 use clap::Parser;
 
+/// jemalloc serves every allocation of the process, libtorch's too. The
+/// engine allocates and frees tensors of tens of megabytes at every node,
+/// in sizes that change as rows join and leave its batches; glibc's heap
+/// fragmented to about three times the memory in use, and each fresh page
+/// costs a fault. jemalloc's size classes keep the heap near its use.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options (read at its start; `MALLOC_CONF` in the environment
+/// overrides them): freed pages are never returned to the kernel, whose
+/// faults cost 3 to 5 µs a page here; resident memory stays at its peak,
+/// which it reaches anyway.
+#[export_name = "malloc_conf"]
+pub static MALLOC_CONF: &[u8; 36] = b"dirty_decay_ms:-1,muzzy_decay_ms:-1\0";
+
 fn main() {
     // MKL reads this when libtorch first calls it: keep its thread count
     // fixed whatever the load, so that results repeat bit for bit.

@@ -17,7 +17,10 @@ pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// Keeps freed memory in the process instead of returning it to the kernel.
+/// Keeps freed memory in the process instead of returning it to the kernel,
+/// where the process allocates with glibc's malloc (a program using this
+/// library; the `faultsweep` binary uses jemalloc, configured alike in
+/// `main.rs`).
 /// A batch allocates and frees activations of tens of megabytes at every
 /// node; glibc serves those with fresh `mmap`s whose pages the kernel must
 /// fault in and zero each time, which cost a fifth of the engine's time.
