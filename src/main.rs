@@ -30,7 +30,6 @@ fn main() {
     if std::env::var_os("ONEDNN_PRIMITIVE_CACHE_CAPACITY").is_none() {
         std::env::set_var("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16384");
     }
-    faultsweep::memory::keep_freed_memory();
     let cli = faultsweep::cli::Cli::parse();
     if let Err(e) = faultsweep::cli::run(cli) {
         eprintln!("faultsweep: error: {e}");

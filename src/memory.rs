@@ -18,9 +18,8 @@ pub fn reset_peak_rss() {
 }
 
 /// Keeps freed memory in the process instead of returning it to the kernel,
-/// where the process allocates with glibc's malloc (a program using this
-/// library; the `faultsweep` binary uses jemalloc, configured alike in
-/// `main.rs`).
+/// for a program using this library with glibc's malloc (the `faultsweep`
+/// binary allocates with jemalloc instead, configured alike in `main.rs`).
 /// A batch allocates and frees activations of tens of megabytes at every
 /// node; glibc serves those with fresh `mmap`s whose pages the kernel must
 /// fault in and zero each time, which cost a fifth of the engine's time.
