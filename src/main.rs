@@ -8,6 +8,7 @@ use clap::Parser;
 /// in sizes that change as rows join and leave its batches; glibc's heap
 /// fragmented to about three times the memory in use, and each fresh page
 /// costs a fault. jemalloc's size classes keep the heap near its use.
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -15,6 +16,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// overrides them): freed pages are never returned to the kernel, whose
 /// faults cost 3 to 5 µs a page here; resident memory stays at its peak,
 /// which it reaches anyway.
+#[cfg(not(target_env = "msvc"))]
 #[export_name = "malloc_conf"]
 pub static MALLOC_CONF: &[u8; 36] = b"dirty_decay_ms:-1,muzzy_decay_ms:-1\0";
 
