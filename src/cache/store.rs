@@ -19,8 +19,8 @@ pub struct Store {
 
 /// Bump when the executor computes some op's bits otherwise, so a cache
 /// filled by an older build is not mixed with rows computed by this one.
-/// The key also says whether this CPU runs the Rust 1x1 kernel, whose bits
-/// differ from its fallbacks', so a cache copied to another machine is
+/// The key also says whether this CPU runs the Rust kernels, whose bits
+/// differ from their fallbacks', so a cache copied to another machine is
 /// refilled there rather than mixed.
 const KERNELS: u32 = 5;
 
@@ -35,8 +35,8 @@ pub fn key(
 ) -> String {
     let mut h = blake3::Hasher::new();
     h.update(format!("faultsweep cache v{VERSION}\n").as_bytes());
-    let rust_pointwise = crate::graph::ops::pointwise::available();
-    h.update(format!("kernels {KERNELS} {rust_pointwise}\n").as_bytes());
+    let rust_kernels = crate::graph::ops::avx512::available();
+    h.update(format!("kernels {KERNELS} {rust_kernels}\n").as_bytes());
     h.update(model_hash.as_bytes());
     h.update(data_hash.as_bytes());
     h.update(&(cut as u64).to_le_bytes());

@@ -245,7 +245,7 @@ mod tests {
     /// edges; so a box still holds the whole map's values.
     #[test]
     fn boxes_hold_the_whole_maps_values_with_faulty_weights() {
-        if !available() || !crate::graph::ops::pointwise::available() {
+        if !available() || !crate::graph::ops::avx512::available() {
             return;
         }
         let opts = (Kind::Float, tch::Device::Cpu);

@@ -261,7 +261,7 @@ impl Whole {
     /// Whether this convolution, if 1x1 over values of `kind`, runs in the
     /// Rust kernel ([`pointwise`]).
     pub fn pointwise_in_rust(&self, kind: tch::Kind) -> bool {
-        kind == tch::Kind::Float && self.positions <= RUST_POSITIONS && pointwise::available()
+        kind == tch::Kind::Float && self.positions <= RUST_POSITIONS && super::avx512::available()
     }
 
     /// Whether a box of this convolution, if 1x1 over `inputs` channels of

@@ -11,13 +11,12 @@
 //! taps in the padding. So its bits are libtorch's (tested), and a box gets
 //! the bits of the whole map.
 
-use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::pointwise::available;
+use super::avx512::{available, float_cpu, floats, on_threads, Out};
 use super::ConvShape;
 
 /// Output positions per vector.
@@ -35,7 +34,6 @@ const VECTORS: usize = 4;
 /// libtorch's intra-op thread count.
 pub fn convolve(shape: &ConvShape, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Option<Tensor> {
     let (size, w_size) = (x.size(), w.size());
-    let tensors = [Some(x), Some(w), b];
     if !available()
         || size.len() != 4
         || size.contains(&0)
@@ -48,10 +46,7 @@ pub fn convolve(shape: &ConvShape, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -
         || shape.strides.iter().any(|&s| s != 1)
         || shape.dilations.iter().any(|&d| d < 1)
         || shape.pads.iter().any(|&(begin, end)| begin < 0 || end < 0)
-        || tensors
-            .iter()
-            .flatten()
-            .any(|t| t.kind() != Kind::Float || t.device() != Device::Cpu)
+        || !float_cpu(&[Some(x), Some(w), b])
     {
         return None;
     }
@@ -66,18 +61,21 @@ pub fn convolve(shape: &ConvShape, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -
     let args = Args {
         plane,
         channels: size[1] as usize,
-        y: Out(y.data_ptr() as *mut f32),
+        y: Out::of(&y),
     };
     // SAFETY: all are contiguous float32 CPU tensors of the sizes checked
     // above (`y` was just created, and nothing else reads or writes it
     // until this returns).
-    unsafe {
-        let floats = |t: &Tensor| std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel());
-        let (x, w, bias) = (floats(&x), floats(&w), b.as_ref().map(floats));
-        match args.plane.offsets.len() {
-            9 => run::<9>(&args, x, w, bias),
-            _ => run::<25>(&args, x, w, bias),
-        }
+    let (x, w, bias) = unsafe { (floats(&x), floats(&w), b.as_ref().map(|b| floats(b))) };
+    let planes = x.len() / args.plane.inputs;
+    // SAFETY: as above; each thread writes its own planes.
+    match args.plane.offsets.len() {
+        9 => on_threads(planes, |range| unsafe {
+            planes_of::<9>(&args, x, w, bias, range)
+        }),
+        _ => on_threads(planes, |range| unsafe {
+            planes_of::<25>(&args, x, w, bias, range)
+        }),
     }
     Some(y)
 }
@@ -130,38 +128,16 @@ impl Plane {
     }
 }
 
-/// The output's storage, written by several threads, one plane each.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: threads write disjoint planes through it (see `run`).
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
 struct Args {
     plane: Plane,
     channels: usize,
     y: Out,
 }
 
-/// Every (sample, channel) plane of `x`, with `K` taps, the planes split in
-/// one contiguous range per thread.
+/// Planes `range` (of all (sample, channel) planes of `x`), with `K` taps.
 ///
 /// SAFETY: `x` and `args.y` hold whole planes of `args.plane`, `w` `K`
 /// taps per channel and `b` one value per channel.
-unsafe fn run<const K: usize>(args: &Args, x: &[f32], w: &[f32], b: Option<&[f32]>) {
-    let planes = x.len() / args.plane.inputs;
-    let threads = (tch::get_num_threads().max(1) as usize).min(planes);
-    if threads <= 1 {
-        return planes_of::<K>(args, x, w, b, 0..planes);
-    }
-    let per_thread = planes.div_ceil(threads);
-    (0..threads).into_par_iter().for_each(|t| {
-        let end = planes.min((t + 1) * per_thread);
-        // SAFETY: each thread writes its own planes.
-        unsafe { planes_of::<K>(args, x, w, b, t * per_thread..end) }
-    });
-}
-
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn planes_of<const K: usize>(

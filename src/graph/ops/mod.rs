@@ -11,6 +11,7 @@ use tch::Tensor;
 use super::Node;
 
 mod activation;
+pub mod avx512;
 mod conv;
 mod depthwise;
 pub use activation::clip_limits;

@@ -10,24 +10,17 @@
 //! inputs: not on the batch, the sample's place in it or the positions
 //! computed with it, so a regional row's box gets the bits of the whole map.
 
-use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+use super::avx512::{available, float_cpu, floats, on_threads, Out};
+
 /// Output channels per tile: one broadcast each per input channel.
 const ROWS: usize = 8;
 /// Positions per tile: two 16-float registers.
 const COLS: usize = 32;
-
-/// Whether this CPU runs the kernel.
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
-}
 
 /// The 1x1 convolution of `x` (`[n, c_in, ...]`) by `w` (`[c_out, c_in,
 /// 1, ...]`) plus the bias `b`, or `None` where the kernel does not apply
@@ -35,17 +28,13 @@ pub fn available() -> bool {
 /// intra-op thread count.
 pub fn convolve(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Option<Tensor> {
     let (size, w_size) = (x.size(), w.size());
-    let tensors = [Some(x), Some(w), b];
     if !available()
         || size.len() < 3
         || w_size.len() < 2
         || size[1] != w_size[1]
         || w.numel() as i64 != w_size[0] * w_size[1]
         || b.is_some_and(|b| b.numel() as i64 != w_size[0])
-        || tensors
-            .iter()
-            .flatten()
-            .any(|t| t.kind() != Kind::Float || t.device() != Device::Cpu)
+        || !float_cpu(&[Some(x), Some(w), b])
     {
         return None;
     }
@@ -56,23 +45,21 @@ pub fn convolve(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Option<Tensor> {
         positions: size[2..].iter().product::<i64>() as usize,
     };
     let (x, w, b) = (x.contiguous(), w.contiguous(), b.map(Tensor::contiguous));
-    let mut out = size;
-    out[1] = w_size[0];
-    let y = Tensor::empty(out.as_slice(), (Kind::Float, Device::Cpu));
+    let mut shape = size;
+    shape[1] = w_size[0];
+    let y = Tensor::empty(shape.as_slice(), (Kind::Float, Device::Cpu));
     // SAFETY: all are contiguous float32 CPU tensors holding the element
     // counts `dims` gives (checked above; `y` was just created, and nothing
     // else reads or writes it until this returns).
-    unsafe {
-        let floats = |t: &Tensor| std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel());
-        let bias = b.as_ref().map(floats);
-        run(
-            &dims,
-            floats(&x),
-            floats(&w),
-            bias,
-            Out(y.data_ptr() as *mut f32),
-        );
-    }
+    let (x, w, bias) = unsafe { (floats(&x), floats(&w), b.as_ref().map(|b| floats(b))) };
+    let (dims, out) = (&dims, Out::of(&y));
+    // The positions of all samples form one axis, cut in stripes of
+    // [`COLS`] (a stripe may span samples, so small maps waste no lanes).
+    let stripes = (dims.samples * dims.positions).div_ceil(COLS);
+    // SAFETY: as above; each thread writes the positions of its own stripes.
+    on_threads(stripes, |range| unsafe {
+        stripes_of(dims, x, w, bias, out, range)
+    });
     Some(y)
 }
 
@@ -82,32 +69,6 @@ struct Dims {
     inputs: usize,
     outputs: usize,
     positions: usize,
-}
-
-/// The output's storage, written by several threads at disjoint positions.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: threads write disjoint elements through it (see `run`).
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-/// The positions of all samples form one axis, cut in stripes of [`COLS`]
-/// (a stripe may span samples, so small maps waste no lanes), and the
-/// stripes in one contiguous range per thread.
-///
-/// SAFETY: `y` holds `samples * outputs * positions` floats.
-unsafe fn run(d: &Dims, x: &[f32], w: &[f32], b: Option<&[f32]>, y: Out) {
-    let stripes = (d.samples * d.positions).div_ceil(COLS);
-    let threads = (tch::get_num_threads().max(1) as usize).min(stripes);
-    if threads <= 1 {
-        return stripes_of(d, x, w, b, y, 0..stripes);
-    }
-    let per_thread = stripes.div_ceil(threads);
-    (0..threads).into_par_iter().for_each(|t| {
-        let end = stripes.min((t + 1) * per_thread);
-        // SAFETY: each thread writes the positions of its own stripes.
-        unsafe { stripes_of(d, x, w, b, y, t * per_thread..end) }
-    });
 }
 
 #[cfg(target_arch = "x86_64")]
