@@ -42,6 +42,12 @@ impl Env {
         self.slots[id].take()
     }
 
+    /// Bytes held by the live values of the run.
+    pub fn live_bytes(&self) -> u64 {
+        let bytes = |t: &Tensor| (t.numel() * t.kind().elt_size_in_bytes()) as u64;
+        self.slots.iter().flatten().map(bytes).sum()
+    }
+
     /// Every live (non-constant) value of the run.
     pub fn live_mut(&mut self) -> impl Iterator<Item = (ValueId, &mut Tensor)> {
         self.slots

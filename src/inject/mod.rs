@@ -16,6 +16,7 @@
 //! as masked and leaves the batch; with `stop_at_nonfinite`, a row holding
 //! NaN or Inf leaves as well.
 
+mod batches;
 mod blocks;
 mod bounds;
 mod depthwise;
@@ -248,11 +249,15 @@ impl<'a> Engine<'a> {
                 order
             })
             .collect();
-        let size = self.options.batch_size.max(1);
+        let row_bytes = self.row_bytes(&orders)?;
         let batches: Vec<(usize, &[&Injection])> = orders
             .iter()
             .enumerate()
-            .flat_map(|(list, order)| order.chunks(size).map(move |batch| (list, batch)))
+            .flat_map(|(list, order)| {
+                self.batches(order, row_bytes.as_deref())
+                    .into_iter()
+                    .map(move |batch| (list, batch))
+            })
             .collect();
         let (frontiers, options, bounds) = (self.frontiers, self.options, &self.bounds);
         let done = on_workers(
@@ -283,6 +288,44 @@ impl<'a> Engine<'a> {
             results.sort_by_key(|r| at[&r.id]);
         }
         Ok(results)
+    }
+
+    /// One row's bytes at each node (see `batches`), measured on the row
+    /// that starts earliest; `None` from the input, where every batch holds
+    /// `batch_size` rows as a plain batched forward pass does.
+    fn row_bytes(&self, orders: &[Vec<&Injection>]) -> Result<Option<Vec<u64>>> {
+        let first = orders.iter().flatten().min_by_key(|i| self.read_cut(i));
+        match first {
+            Some(inj) if !self.options.from_input => {
+                let cut = self.read_cut(inj);
+                batches::row_bytes(self.graph, self.frontiers, cut, inj.sample).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `order` (sorted by sample, then join cut) cut into batches.
+    fn batches<'i>(
+        &self,
+        order: &'i [&'i Injection],
+        row_bytes: Option<&[u64]>,
+    ) -> Vec<&'i [&'i Injection]> {
+        let size = self.options.batch_size.max(1);
+        let Some(row_bytes) = row_bytes else {
+            return order.chunks(size).collect();
+        };
+        batches::split(order, size, row_bytes, |inj, new_sample| {
+            let golden = new_sample.then(|| self.read_cut(inj));
+            let own = (!self.runs_regionally(inj)).then(|| self.join_cut(inj));
+            golden.into_iter().chain(own).collect()
+        })
+    }
+
+    /// Whether the injection's row runs as a box beside its golden row
+    /// (see `region`) rather than as a whole batch row, at first.
+    fn runs_regionally(&self, inj: &Injection) -> bool {
+        let options = self.options;
+        options.drop_masked && options.regional_rows && !options.from_input && region::eligible(inj)
     }
 
     /// The cut where the injection's faulty row joins its batch.
@@ -488,17 +531,14 @@ impl BatchRun<'_, '_> {
         let Some(mut join) = self.joins.remove(&cut) else {
             return Ok(());
         };
-        let options = self.engine.options;
-        if options.drop_masked && options.regional_rows && !options.from_input {
-            let (batch, regional) = (self.batch, &mut self.regional);
-            join.jobs.retain(|&(job, sample)| {
-                let eligible = region::eligible(batch[job]);
-                if eligible {
-                    regional.push(RegionalRow::new(job, sample));
-                }
-                !eligible
-            });
-        }
+        let (engine, batch, regional) = (self.engine, self.batch, &mut self.regional);
+        join.jobs.retain(|&(job, sample)| {
+            let boxed = engine.runs_regionally(batch[job]);
+            if boxed {
+                regional.push(RegionalRow::new(job, sample));
+            }
+            !boxed
+        });
         let graph = self.engine.graph;
         let ids = crate::split::frontier(graph, cut)?;
         let cached = match join.samples.is_empty() {

@@ -82,7 +82,8 @@ pub fn between(graph: &Graph, from: usize, to: usize, values: &[Tensor]) -> Resu
         .collect())
 }
 
-fn seed(graph: &Graph, cut: usize, values: &[Tensor]) -> Result<Env> {
+/// An env holding `values` as the frontier of `cut`.
+pub(crate) fn seed(graph: &Graph, cut: usize, values: &[Tensor]) -> Result<Env> {
     let ids = frontier(graph, cut)?;
     if ids.len() != values.len() {
         return Err(Error::Cut {
