@@ -33,7 +33,7 @@ pub use verify::{agreement, plain_run, Agreement};
 pub use workers::on_workers;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tch::{Kind, Tensor};
 
@@ -211,6 +211,9 @@ pub struct Engine<'a> {
     pub options: Options,
     /// Worked out once: every batch of every call reads them.
     bounds: Arc<Bounds>,
+    /// One row's bytes at each node from the cut they were measured from
+    /// (see `batches`), kept for later calls that start no earlier.
+    row_bytes: Mutex<Option<(usize, Arc<Vec<u64>>)>>,
 }
 
 impl<'a> Engine<'a> {
@@ -220,6 +223,7 @@ impl<'a> Engine<'a> {
             frontiers,
             options,
             bounds: Arc::new(Bounds::of(graph)),
+            row_bytes: Mutex::default(),
         }
     }
 
@@ -254,7 +258,7 @@ impl<'a> Engine<'a> {
             .iter()
             .enumerate()
             .flat_map(|(list, order)| {
-                self.batches(order, row_bytes.as_deref())
+                self.batches(order, row_bytes.as_ref().map(|b| b.as_slice()))
                     .into_iter()
                     .map(move |batch| (list, batch))
             })
@@ -271,6 +275,7 @@ impl<'a> Engine<'a> {
                     frontiers,
                     options,
                     bounds,
+                    row_bytes: Mutex::default(),
                 }
                 .run_batch_or_each(batch)
             },
@@ -290,17 +295,32 @@ impl<'a> Engine<'a> {
         Ok(results)
     }
 
-    /// One row's bytes at each node (see `batches`), measured on the row
-    /// that starts earliest; `None` from the input, where every batch holds
-    /// `batch_size` rows as a plain batched forward pass does.
-    fn row_bytes(&self, orders: &[Vec<&Injection>]) -> Result<Option<Vec<u64>>> {
+    /// One row's bytes at each node (see `batches`) from the earliest cut
+    /// of `orders` on, measured once per engine unless a later call starts
+    /// earlier; `None` from the input, where every batch holds `batch_size`
+    /// rows as a plain batched forward pass does.
+    fn row_bytes(&self, orders: &[Vec<&Injection>]) -> Result<Option<Arc<Vec<u64>>>> {
         let first = orders.iter().flatten().min_by_key(|i| self.read_cut(i));
-        match first {
-            Some(inj) if !self.options.from_input => {
-                let cut = self.read_cut(inj);
-                batches::row_bytes(self.graph, self.frontiers, cut, inj.sample).map(Some)
+        let Some(inj) = first.filter(|_| !self.options.from_input) else {
+            return Ok(None);
+        };
+        let cut = self.read_cut(inj);
+        let mut known = self
+            .row_bytes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*known {
+            Some((from, bytes)) if *from <= cut => Ok(Some(Arc::clone(bytes))),
+            _ => {
+                let bytes = Arc::new(batches::row_bytes(
+                    self.graph,
+                    self.frontiers,
+                    cut,
+                    inj.sample,
+                )?);
+                *known = Some((cut, Arc::clone(&bytes)));
+                Ok(Some(bytes))
             }
-            _ => Ok(None),
         }
     }
 
