@@ -19,10 +19,10 @@ use crate::graph::Graph;
 /// The working set a batch's whole rows may reach at a node: half the
 /// 32 MB last-level cache that two workers share on the machine this was
 /// tuned on.
-const BATCH_BYTES: u64 = 16 << 20;
+pub(super) const BATCH_BYTES: u64 = 16 << 20;
 
 /// Rows a batch takes before the budget applies.
-const MIN_ROWS: usize = 8;
+pub(super) const MIN_ROWS: usize = 8;
 
 /// One row's bytes at each node from `cut` on: the values live before the
 /// node plus those live after it (its inputs and outputs, and whatever
@@ -43,7 +43,9 @@ pub(super) fn row_bytes(
         live[node.index + 1] = env.live_bytes();
         Ok(())
     })?;
-    Ok(live.windows(2).map(|w| w[0] + w[1]).collect())
+    let mut bytes: Vec<u64> = live.windows(2).map(|w| w[0] + w[1]).collect();
+    bytes[..cut].fill(0);
+    Ok(bytes)
 }
 
 /// Splits `order` (sorted by sample, then cut) into batches of at most

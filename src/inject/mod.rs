@@ -253,7 +253,7 @@ impl<'a> Engine<'a> {
                 order
             })
             .collect();
-        let row_bytes = self.row_bytes(&orders)?;
+        let row_bytes = self.row_bytes(&orders);
         let batches: Vec<(usize, &[&Injection])> = orders
             .iter()
             .enumerate()
@@ -297,29 +297,24 @@ impl<'a> Engine<'a> {
 
     /// One row's bytes at each node (see `batches`) from the earliest cut
     /// of `orders` on, measured once per engine unless a later call starts
-    /// earlier; `None` from the input, where every batch holds `batch_size`
-    /// rows as a plain batched forward pass does.
-    fn row_bytes(&self, orders: &[Vec<&Injection>]) -> Result<Option<Arc<Vec<u64>>>> {
+    /// earlier. `None` from the input, where every batch holds `batch_size`
+    /// rows as a plain batched forward pass does, and where the row fails:
+    /// it fails in its batches too, which record the error per injection.
+    fn row_bytes(&self, orders: &[Vec<&Injection>]) -> Option<Arc<Vec<u64>>> {
         let first = orders.iter().flatten().min_by_key(|i| self.read_cut(i));
-        let Some(inj) = first.filter(|_| !self.options.from_input) else {
-            return Ok(None);
-        };
+        let inj = first.filter(|_| !self.options.from_input)?;
         let cut = self.read_cut(inj);
         let mut known = self
             .row_bytes
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         match &*known {
-            Some((from, bytes)) if *from <= cut => Ok(Some(Arc::clone(bytes))),
+            Some((from, bytes)) if *from <= cut => Some(Arc::clone(bytes)),
             _ => {
-                let bytes = Arc::new(batches::row_bytes(
-                    self.graph,
-                    self.frontiers,
-                    cut,
-                    inj.sample,
-                )?);
+                let measured = batches::row_bytes(self.graph, self.frontiers, cut, inj.sample);
+                let bytes = Arc::new(measured.ok()?);
                 *known = Some((cut, Arc::clone(&bytes)));
-                Ok(Some(bytes))
+                Some(bytes)
             }
         }
     }
@@ -921,4 +916,68 @@ fn corrupt_flat(
     // Read back in the tensor's own kind: the value the model really sees.
     let faulty = cell.f_double_value(&[]).map_err(|e| e.to_string())? as f32;
     Ok(SiteValues { original, faulty })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> (Graph, Tensor) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models");
+        let graph = crate::load::load(dir.join(format!("{name}.onnx"))).unwrap();
+        let input = Tensor::read_npy(dir.join(format!("{name}.input.npy"))).unwrap();
+        (graph, input)
+    }
+
+    /// One row's bytes cover each node's output from the first cut on, and
+    /// the engine counts the rows that run whole: without dropping every
+    /// faulty row closes batches at the budget, with dropping single neuron
+    /// faults run as boxes and do not, and from the input none applies.
+    #[test]
+    fn batches_close_where_whole_rows_fill_the_budget() {
+        let (graph, input) = fixture("mobilenet_v2_ts17");
+        let frontiers = InputFrontiers::new(input.narrow(0, 0, 1));
+        let conv = graph.nodes.iter().position(|n| n.op == "Conv").unwrap();
+        let identity: Corrupt = Arc::new(|x| x);
+        let injections: Vec<Injection> = (0..20)
+            .map(|id| Injection {
+                id,
+                sample: 0,
+                faults: vec![Fault::neuron(conv, id as i64, identity.clone())],
+            })
+            .collect();
+        let order: Vec<&Injection> = injections.iter().collect();
+        let engine = |drop_masked, from_input| {
+            let options = Options {
+                drop_masked,
+                from_input,
+                ..Options::default()
+            };
+            Engine::new(&graph, &frontiers, options)
+        };
+
+        let measured = engine(false, false).row_bytes(&[order.clone()]).unwrap();
+        let mut env = graph.start(&[input.narrow(0, 0, 1)]).unwrap();
+        graph
+            .run_observed(0..graph.nodes.len(), &mut env, |node, outputs| {
+                let out = (outputs[0].numel() * 4) as u64;
+                let at = node.index;
+                match at > conv {
+                    true => assert!(measured[at] >= out, "node {at}: {}", measured[at]),
+                    false => assert_eq!(measured[at], 0, "node {at} runs before the cut"),
+                }
+            })
+            .unwrap();
+        assert!(engine(false, true).row_bytes(&[order.clone()]).is_none());
+
+        let full = vec![batches::BATCH_BYTES / 4; graph.nodes.len()];
+        let lens = |drop_masked| -> Vec<usize> {
+            let engine = engine(drop_masked, false);
+            let batches = engine.batches(&order, Some(&full));
+            batches.iter().map(|b| b.len()).collect()
+        };
+        let min = batches::MIN_ROWS;
+        assert_eq!(lens(false), [min, min, 20 - 2 * min]);
+        assert_eq!(lens(true), [20]);
+    }
 }
