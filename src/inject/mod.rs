@@ -956,7 +956,9 @@ mod tests {
             Engine::new(&graph, &frontiers, options)
         };
 
-        let measured = engine(false, false).row_bytes(&[order.clone()]).unwrap();
+        let measured = engine(false, false)
+            .row_bytes(std::slice::from_ref(&order))
+            .unwrap();
         let mut env = graph.start(&[input.narrow(0, 0, 1)]).unwrap();
         graph
             .run_observed(0..graph.nodes.len(), &mut env, |node, outputs| {
@@ -968,7 +970,9 @@ mod tests {
                 }
             })
             .unwrap();
-        assert!(engine(false, true).row_bytes(&[order.clone()]).is_none());
+        assert!(engine(false, true)
+            .row_bytes(std::slice::from_ref(&order))
+            .is_none());
 
         let full = vec![batches::BATCH_BYTES / 4; graph.nodes.len()];
         let lens = |drop_masked| -> Vec<usize> {
