@@ -233,7 +233,8 @@ impl<'a> Engine<'a> {
     /// start cut: the sample's golden row starts at the earliest cut any of
     /// them reads, and each faulty row forks from it at its own start cut,
     /// so one golden row serves the whole batch and no row runs a node
-    /// before its fault.
+    /// before its fault. A batch holds at most `batch_size` of them, fewer
+    /// where its whole rows would outgrow the cache (see `batches`).
     pub fn run(&self, injections: &[Injection]) -> Result<Vec<InjectionResult>> {
         Ok(self.run_lists(&[injections])?.remove(0))
     }
