@@ -178,13 +178,7 @@ fn row_sums_max(w: &Tensor, axis: i64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> (Graph, Tensor) {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models");
-        let graph = crate::load::load(dir.join(format!("{name}.onnx"))).unwrap();
-        let input = Tensor::read_npy(dir.join(format!("{name}.input.npy"))).unwrap();
-        (graph, input)
-    }
+    use crate::inject::tests::fixture;
 
     /// Every bound holds on real inputs, and MobileNetV2's layers after
     /// its first convolution (which reads the unbounded input) all have one:

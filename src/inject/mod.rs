@@ -923,7 +923,8 @@ fn corrupt_flat(
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> (Graph, Tensor) {
+    /// A test fixture model (tests/fixtures/models) and its input.
+    pub(super) fn fixture(name: &str) -> (Graph, Tensor) {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models");
         let graph = crate::load::load(dir.join(format!("{name}.onnx"))).unwrap();
         let input = Tensor::read_npy(dir.join(format!("{name}.input.npy"))).unwrap();
