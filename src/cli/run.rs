@@ -25,8 +25,8 @@ pub struct Overrides {
     /// defaults to a fresh temporary folder, so the cache fill is measured).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
-    /// Samples per batch in the golden pass and faulty rows per batch in
-    /// the injections (default: the scenario's data.batch_size).
+    /// Samples per batch in the golden pass and the most faulty rows per
+    /// batch in the injections (default: the scenario's data.batch_size).
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Use this seed instead of the scenario's.

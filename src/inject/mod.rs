@@ -165,7 +165,7 @@ impl InjectionResult {
 /// How the engine runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
-    /// Faulty rows per batch.
+    /// The most faulty rows per batch (see `batches` for fewer).
     pub batch_size: usize,
     /// Skip work that golden already did: drop rows identical to golden
     /// after each node.
