@@ -365,13 +365,13 @@ fn windows_change_the_order_of_the_rows_not_the_results() {
     assert_eq!(summary("one").unwrap(), summary("many").unwrap());
 }
 
-/// One thread and two write the same campaign byte for byte: the plain
-/// model's and the hardened models' outcomes (Ranger and Clipper run their
+/// One thread and two write the same campaign byte for byte, each with a
+/// cache of its own: the golden outputs and ranges, the plain model's and
+/// the hardened models' outcomes and values (Ranger and Clipper run their
 /// own engines over the same chunks), and the summaries.
 #[test]
 fn one_thread_and_two_give_the_same_campaign() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
     let text = std::fs::read_to_string(root().join("scenarios/fashion_ranger.yml"))
         .unwrap()
         .replace("injections: 3000", "injections: 600");
@@ -379,9 +379,11 @@ fn one_thread_and_two_give_the_same_campaign() {
     std::fs::write(&scenario, text).unwrap();
     let read = |threads: &str| {
         let out = dir.path().join(threads);
+        let cache = dir.path().join(format!("cache{threads}"));
         let run = run_campaign(&scenario, &out, &["--threads", threads], &cache);
         assert!(run.status.success(), "{run:?}");
-        ["injections.csv", "summary.csv"].map(|f| std::fs::read(out.join(f)).unwrap())
+        let files = ["injections.csv", "summary.csv", "golden.csv", "ranges.csv"];
+        files.map(|f| std::fs::read(out.join(f)).unwrap())
     };
     let (one, two) = (read("1"), read("2"));
     assert!(one[0].len() > 600 * 10, "a row per injection");

@@ -11,6 +11,7 @@ mod faults;
 mod golden;
 mod inject;
 mod interrupt;
+mod kernels;
 mod ops_nn;
 mod ops_tensor;
 mod parity;

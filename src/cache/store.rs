@@ -19,10 +19,11 @@ pub struct Store {
 
 /// Bump when the executor computes some op's bits otherwise, so a cache
 /// filled by an older build is not mixed with rows computed by this one.
-/// The key also says whether this CPU runs the Rust kernels, whose bits
-/// differ from their fallbacks', so a cache copied to another machine is
-/// refilled there rather than mixed.
-const KERNELS: u32 = 5;
+/// The key also says whether this CPU runs the AVX-512 kernels and which
+/// vector code libtorch was told to use, so a cache copied to another
+/// machine is refilled there rather than mixed (libtorch's transcendental
+/// and reduction kernels round by the CPU's vector width).
+const KERNELS: u32 = 6;
 
 /// The key of the entry for one cut: a hash of the model bytes' hash, the
 /// data's hash (files, sample ids, preprocessing), the cut, its frontier
@@ -35,8 +36,9 @@ pub fn key(
 ) -> String {
     let mut h = blake3::Hasher::new();
     h.update(format!("faultsweep cache v{VERSION}\n").as_bytes());
-    let rust_kernels = crate::graph::ops::avx512::available();
-    h.update(format!("kernels {KERNELS} {rust_kernels}\n").as_bytes());
+    let avx512 = crate::graph::ops::avx512::available();
+    let aten = std::env::var("ATEN_CPU_CAPABILITY").unwrap_or_default();
+    h.update(format!("kernels {KERNELS} {avx512} {aten}\n").as_bytes());
     h.update(model_hash.as_bytes());
     h.update(data_hash.as_bytes());
     h.update(&(cut as u64).to_le_bytes());

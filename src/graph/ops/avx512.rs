@@ -4,16 +4,25 @@
 //! threads.
 
 use std::ops::Range;
+use std::sync::LazyLock;
 
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
-/// Whether this CPU runs the kernels.
+/// The environment variable that turns the AVX-512 kernels off when set to
+/// `off`: the machine then runs the code a CPU without AVX-512 runs.
+pub const SWITCH: &str = "FAULTSWEEP_AVX512";
+
+/// Whether this CPU runs the kernels, and `FAULTSWEEP_AVX512` allows it.
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
+    static AVAILABLE: LazyLock<bool> = LazyLock::new(|| {
+        let allowed = std::env::var(SWITCH).map_or(true, |v| v != "off");
+        #[cfg(target_arch = "x86_64")]
+        return allowed && std::is_x86_feature_detected!("avx512f");
+        #[cfg(not(target_arch = "x86_64"))]
+        return false;
+    });
+    *AVAILABLE
 }
 
 /// Whether every tensor given is float32 on the CPU.

@@ -2,12 +2,10 @@
 //! Specs: <https://onnx.ai/onnx/operators/onnx__Conv.html>,
 //! <https://onnx.ai/onnx/operators/onnx__ConvTranspose.html>.
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex, PoisonError};
+use tch::{Device, Kind, Tensor};
 
-use tch::Tensor;
-
-use super::{depthwise, fail, input, one, opt_input, pointwise, Inputs, KResult, OpDef};
+use super::avx512::{float_cpu, floats};
+use super::{chain, depthwise, fail, input, one, opt_input, pointwise, Inputs, KResult, OpDef};
 use crate::graph::Node;
 
 pub const OPS: &[OpDef] = &[
@@ -135,15 +133,7 @@ fn extents(kernel: &[i64], dilations: &[i64]) -> Vec<i64> {
 
 fn conv(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let (x, w, b) = (input(inputs, 0)?, input(inputs, 1)?, opt_input(inputs, 2));
-    let outputs = w.size()[0];
-    one(convolve(
-        node,
-        x,
-        w,
-        b,
-        node.attrs.int("group", 1)?,
-        outputs,
-    )?)
+    one(convolve(node, x, w, b, node.attrs.int("group", 1)?)?)
 }
 
 /// Output channels `channels` (of `outputs`) of a Conv node alone: what a
@@ -169,7 +159,7 @@ pub fn conv_filters(
         ));
     }
     if group == 1 {
-        return convolve(node, x, w, b, 1, outputs);
+        return convolve(node, x, w, b, 1);
     }
     let per_group = outputs / group;
     let picked: Vec<i64> = channels
@@ -180,7 +170,7 @@ pub fn conv_filters(
         })
         .collect();
     let x = x.f_index_select(1, &Tensor::from_slice(&picked).to_device(x.device()))?;
-    convolve(node, &x, w, b, m, outputs)
+    convolve(node, &x, w, b, m)
 }
 
 /// The geometry of a Conv node on an input: per spatial axis its strides,
@@ -212,113 +202,33 @@ impl ConvShape {
     }
 }
 
-/// The node's convolution of `x`, or some filters of one with `outputs`
-/// output channels.
+/// The node's convolution of `x` in `group` groups.
 fn convolve(
     node: &Node,
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
     group: i64,
-    outputs: i64,
 ) -> KResult<Tensor> {
     let shape = ConvShape {
         group,
         ..ConvShape::of(node, x, w)?
     };
-    let positions = x.size()[2..].iter().product();
-    convolve_part(&shape, x, w, b, Whole { positions, outputs })
+    convolve_as(&shape, x, w, b)
 }
 
-/// Convolves `x` with the geometry `shape` (the kernel every Conv runs).
+/// Convolves `x` with the geometry `shape` (the kernel every Conv runs, on
+/// whole tensors and on regional boxes alike). Float32 on the CPU, every
+/// output is one chain of fused multiply-adds from its bias over its input
+/// channels and their taps in order, whatever the batch, the threads or
+/// the CPU: in [`pointwise`] or [`depthwise`] where the CPU has AVX-512 and
+/// they apply, else in [`chain`] (the same chains). Other kinds run in
+/// libtorch.
 pub fn convolve_as(
     shape: &ConvShape,
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
-) -> KResult<Tensor> {
-    convolve_part(shape, x, w, b, Whole::of(x, w))
-}
-
-/// The whole convolution a call computes part of (a box of its positions,
-/// or some of its filters): its positions per sample and output channels.
-/// The part runs the whole one's kernel, so that its sums run alike.
-#[derive(Debug, Clone, Copy)]
-pub struct Whole {
-    pub positions: i64,
-    pub outputs: i64,
-}
-
-impl Whole {
-    /// The convolution of weight `w` over all of `x`.
-    pub fn of(x: &Tensor, w: &Tensor) -> Self {
-        Whole {
-            positions: x.size()[2..].iter().product(),
-            outputs: w.size()[0],
-        }
-    }
-
-    /// Whether this convolution, if 1x1 over values of `kind`, runs in the
-    /// Rust kernel ([`pointwise`]).
-    pub fn pointwise_in_rust(&self, kind: tch::Kind) -> bool {
-        kind == tch::Kind::Float && self.positions <= RUST_POSITIONS && super::avx512::available()
-    }
-
-    /// Whether a box of this convolution, if 1x1 over `inputs` channels of
-    /// `kind`, sums as the whole does however few its positions: in the Rust
-    /// kernel or oneDNN's (a matrix product over few positions runs other
-    /// code).
-    pub fn pointwise_alike_in_any_box(&self, kind: tch::Kind, inputs: i64) -> bool {
-        self.pointwise_in_rust(kind) || self.pointwise_in_onednn(kind, inputs)
-    }
-
-    /// Whether this convolution, if 1x1 over `inputs` channels of `kind`,
-    /// runs in oneDNN (else as a matrix product per sample).
-    pub fn pointwise_in_onednn(&self, kind: tch::Kind, inputs: i64) -> bool {
-        kind == tch::Kind::Float
-            && self.positions <= ONEDNN_POSITIONS
-            && self.outputs * inputs * self.positions >= ONEDNN_MACS
-            && tch::utils::has_mkldnn()
-    }
-}
-
-/// Where the Rust kernel does not run (see [`RUST_POSITIONS`]), a float 1x1
-/// convolution over at most this many positions per sample, and of at least
-/// [`ONEDNN_MACS`] multiply-adds a sample, runs in oneDNN, in
-/// chunks of [`ONEDNN_CHUNK`] samples. On MobileNetV2's 7x7 and 14x14 maps
-/// that is 1.1x to 1.7x faster than a matrix product per sample (AMD EPYC,
-/// session 10, where MKL's products run its generic code); on 56x56 and
-/// larger it is 2x to 3x slower.
-const ONEDNN_POSITIONS: i64 = 14 * 14;
-
-/// oneDNN picks its kernel by the batch size too, so every call gets this
-/// many samples (the last chunk padded with zeros, unless fewer give the
-/// same bits): a sample's values then do not depend on the batch it runs
-/// in, nor on its place in a chunk.
-/// Four samples a call cost 0.6x to 0.8x as much per sample as one at a
-/// time on MobileNetV2's 7x7 and 14x14 layers (session 11).
-const ONEDNN_CHUNK: i64 = 4;
-
-/// Below this, a oneDNN call's set-up (about 40 µs) outweighs its gain.
-const ONEDNN_MACS: i64 = 1 << 20;
-
-/// A float 1x1 convolution over at most this many positions per sample runs
-/// in [`pointwise`] where the CPU has AVX-512: 1.3x to 2.7x faster than a
-/// matrix product per sample on MobileNetV2's 7x7 to 28x28 maps, 0.8x to
-/// 1.6x as fast as oneDNN's calls without their reorders and chunking (AMD
-/// EPYC, session 13); on 56x56 and larger maps it is no faster than the
-/// product.
-const RUST_POSITIONS: i64 = 28 * 28;
-
-/// As [`convolve_as`], for part of the `whole` convolution. A 1x1
-/// convolution runs in [`pointwise`], oneDNN or MKL (see `Whole`), a
-/// depthwise one in [`depthwise`] where that applies, the rest in libtorch.
-pub fn convolve_part(
-    shape: &ConvShape,
-    x: &Tensor,
-    w: &Tensor,
-    b: Option<&Tensor>,
-    whole: Whole,
 ) -> KResult<Tensor> {
     let ConvShape {
         strides,
@@ -334,17 +244,14 @@ pub fn convolve_part(
         .all(|&k| k == 1)
         && pads.iter().all(|&(a, b)| a == 0 && b == 0);
     if pointwise && *group == 1 {
-        if whole.pointwise_in_rust(x.kind()) {
-            if let Some(y) = pointwise::convolve(x, w, b) {
-                return Ok(y);
-            }
+        if let Some(y) = pointwise::convolve(x, w, b) {
+            return Ok(y);
         }
-        return match whole.pointwise_in_onednn(x.kind(), w.size()[1]) {
-            true => onednn_pointwise(x, w, b),
-            false => pointwise_conv(x, w, b),
-        };
     }
     if let Some(y) = depthwise::convolve(shape, x, w, b) {
+        return Ok(y);
+    }
+    if let Some(y) = convolve_in_chains(shape, x, w, b)? {
         return Ok(y);
     }
     let (x, padding) = pad_asymmetric(x, pads, 0.0)?;
@@ -360,106 +267,100 @@ pub fn convolve_part(
     )?)
 }
 
-/// A 1x1 convolution in oneDNN, [`ONEDNN_CHUNK`] samples a call. The last
-/// call takes the rest alone where that gives each sample the bits of a full
-/// chunk ([`short_calls_exact`]), else padded with zeros: padding cost a
-/// fifth more work in MobileNetV2's engine, whose rows come a few at a time.
-fn onednn_pointwise(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> KResult<Tensor> {
-    let axes = x.dim() - 2;
-    let (ones, zeros) = (vec![1; axes], vec![0; axes]);
-    let call = |x: &Tensor| x.f_mkldnn_convolution(w, b, &zeros, &ones, &ones, 1);
-    let x = x.f_contiguous()?;
-    let short = x.size()[0] % ONEDNN_CHUNK != 0 && short_calls_exact(&x, w, b, &call)?;
-    in_chunks(&x, &call, short)
-}
-
-/// `call` on [`ONEDNN_CHUNK`] samples of `x` at a time; the rest alone when
-/// `short`, else padded to a full chunk.
-fn in_chunks(x: &Tensor, call: &OnSamples, short: bool) -> KResult<Tensor> {
-    let n = x.size()[0];
-    let mut chunks = Vec::new();
-    for start in (0..n).step_by(ONEDNN_CHUNK as usize) {
-        let take = ONEDNN_CHUNK.min(n - start);
-        let chunk = x.f_narrow(0, start, take)?;
-        chunks.push(match take == ONEDNN_CHUNK || short {
-            true => call(&chunk)?,
-            false => call(&pad_batch(&chunk, ONEDNN_CHUNK)?)?.f_narrow(0, 0, take)?,
-        });
-    }
-    Ok(Tensor::f_cat(&chunks, 0)?)
-}
-
-/// A convolution of a batch of samples.
-type OnSamples<'a> = dyn Fn(&Tensor) -> Result<Tensor, tch::TchError> + 'a;
-
-/// `x` with zero samples appended up to `n`.
-fn pad_batch(x: &Tensor, n: i64) -> KResult<Tensor> {
-    // The batch axis's pair comes last: torch lists pads from the last
-    // axis back.
-    let mut pads = vec![0; 2 * x.dim()];
-    pads[2 * x.dim() - 1] = n - x.size()[0];
-    Ok(x.f_constant_pad_nd(pads.as_slice())?)
-}
-
-/// Whether `call` (a 1x1 convolution in oneDNN by weight `w` and bias `b`)
-/// gives a sample shaped as `x`'s the same bits in a call of fewer than
-/// [`ONEDNN_CHUNK`] samples as in a full chunk. oneDNN picks its kernel, and
-/// with it the order of its sums, by the shapes, so a made-up input tells,
-/// once per shape.
-fn short_calls_exact(
+/// A float32 CPU convolution as [`chain`] products, a sample and a group at
+/// a time: the group's filters `[m, c * taps]` by the sample's patches
+/// `[c * taps, positions]` (taps in the padding read zero). `None` for
+/// other kinds and devices, and for shapes that libtorch should report on.
+fn convolve_in_chains(
+    shape: &ConvShape,
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
-    call: &OnSamples,
-) -> KResult<bool> {
-    type Known = Mutex<HashMap<Vec<i64>, bool>>;
-    static KNOWN: LazyLock<Known> = LazyLock::new(Default::default);
-    let mut shape = x.size();
-    shape[0] = ONEDNN_CHUNK;
-    let key = [shape.clone(), w.size(), vec![i64::from(b.is_some())]].concat();
-    let lock = || KNOWN.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(&known) = lock().get(&key) {
-        return Ok(known);
+) -> KResult<Option<Tensor>> {
+    let (size, w_size) = (x.size(), w.size());
+    let (n, c, m, g) = (size[0], size[1], w_size[0], shape.group);
+    let fits = g >= 1 && c % g == 0 && m % g == 0 && w_size[1] == c / g;
+    if !fits || !float_cpu(&[Some(x), Some(w), b]) || b.is_some_and(|b| b.numel() as i64 != m) {
+        return Ok(None);
     }
-    let values = Tensor::f_arange(shape.iter().product::<i64>(), (x.kind(), x.device()))?;
-    let probe = values
-        .f_mul_scalar(0.7)?
-        .f_sin()?
-        .f_view(shape.as_slice())?;
-    let full = call(&probe)?;
-    if full.f_isfinite()?.f_all()?.int64_value(&[]) == 0 {
-        return Ok(false); // a faulty weight: padding is exact whatever the kernel
+    let out: Vec<i64> = (0..size.len() - 2)
+        .map(|i| {
+            let padded = size[2 + i] + shape.pads[i].0 + shape.pads[i].1 - shape.extent[i];
+            if padded < 0 {
+                0
+            } else {
+                padded / shape.strides[i] + 1
+            }
+        })
+        .collect();
+    if n == 0 || m == 0 || out.contains(&0) {
+        return Ok(None);
     }
-    let mut exact = true;
-    for take in 1..ONEDNN_CHUNK {
-        exact &= call(&probe.f_narrow(0, 0, take)?)?.equal(&full.f_narrow(0, 0, take)?);
+    let positions: i64 = out.iter().product();
+    let taps: i64 = w_size[2..].iter().product();
+    let dims = [m / g, c / g * taps, positions].map(|d| d as usize);
+    let w = w.f_contiguous()?;
+    let b = b.map(Tensor::f_contiguous).transpose()?;
+    let y = Tensor::f_empty(
+        [&[n, m], out.as_slice()].concat().as_slice(),
+        (Kind::Float, Device::Cpu),
+    )?;
+    for sample in 0..n {
+        let patches = patches(&x.f_narrow(0, sample, 1)?, shape, g)?;
+        // SAFETY: contiguous float32 CPU tensors of the sizes checked above;
+        // `y` was just created, and each product writes its own part.
+        unsafe {
+            let (w, patches) = (floats(&w), floats(&patches));
+            let y = std::slice::from_raw_parts_mut(y.data_ptr() as *mut f32, y.numel());
+            let y = &mut y[sample as usize * m as usize * dims[2]..][..m as usize * dims[2]];
+            let [rows, depth, cols] = dims;
+            for group in 0..g as usize {
+                let init = match &b {
+                    Some(b) => chain::Init::Row(&floats(b)[group * rows..][..rows]),
+                    None => chain::Init::Zero,
+                };
+                chain::product(
+                    &w[group * rows * depth..][..rows * depth],
+                    &patches[group * depth * cols..][..depth * cols],
+                    init,
+                    &mut y[group * rows * cols..][..rows * cols],
+                    dims,
+                );
+            }
+        }
     }
-    lock().insert(key, exact);
-    Ok(exact)
+    Ok(Some(y))
 }
 
-/// A 1x1 convolution as one matrix product per sample. libtorch sends
-/// these to oneDNN from 16 rows up, whose layout reorders made a batch of
-/// 32 cost half again as much per row as a batch of 8; the product costs the
-/// same per row at any batch size.
-fn pointwise_conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> KResult<Tensor> {
+/// The patches of one sample `x` (`[1, c, spatial...]`) under `shape`, as
+/// `[groups, c / groups * taps, positions]`: per group, a row per input
+/// channel and tap (taps in order), a column per output position.
+fn patches(x: &Tensor, shape: &ConvShape, groups: i64) -> KResult<Tensor> {
+    let d = shape.extent.len() as i64;
+    let flat: Vec<i64> = shape.pads.iter().rev().flat_map(|&(b, e)| [b, e]).collect();
+    let mut p = x.f_constant_pad_nd(flat.as_slice())?;
+    for i in 0..d as usize {
+        // Each unfold appends the axis of the window's taps.
+        p = p.f_unfold(2 + i as i64, shape.extent[i], shape.strides[i])?;
+        if shape.dilations[i] > 1 {
+            p = p.f_slice(-1, 0, None, shape.dilations[i])?;
+        }
+    }
+    // [1, c, out..., taps...] -> [1, c, taps..., out...]
+    let order: Vec<i64> = [0, 1]
+        .into_iter()
+        .chain(2 + d..2 + 2 * d)
+        .chain(2..2 + d)
+        .collect();
     let size = x.size();
-    let (n, c_out) = (size[0], w.size()[0]);
-    let x = x.f_reshape([n, size[1], -1])?;
-    let w = w
-        .f_reshape([1, c_out, -1])?
-        .f_expand([n, c_out, size[1]], false)?;
-    let y = match b {
-        // The bias starts the accumulation, as in libtorch's own kernel.
-        Some(b) => b
-            .f_reshape([1, c_out, 1])?
-            .f_expand([n, c_out, x.size()[2]], false)?
-            .f_baddbmm(&w, &x, 1.0, 1.0)?,
-        None => w.f_bmm(&x)?,
-    };
-    let mut out = size;
-    out[1] = c_out;
-    Ok(y.f_reshape(out.as_slice())?)
+    Ok(p.f_permute(order.as_slice())?
+        .f_reshape([groups, size[1] / groups * shape_taps(&p, d), -1])?
+        .f_contiguous()?)
+}
+
+/// The taps per channel of unfolded patches (their last `d` axes).
+fn shape_taps(p: &Tensor, d: i64) -> i64 {
+    p.size().iter().rev().take(d as usize).product()
 }
 
 /// Begin and end cropping of the full transposed-convolution output per
@@ -573,30 +474,4 @@ fn conv_transpose(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         y = y.f_add(&b.f_reshape(shape.as_slice())?)?;
     }
     one(y)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The rest of a batch alone and padded to a full chunk give the same
-    /// bits wherever the check says so; where it does not, padding is used.
-    #[test]
-    fn short_calls_match_padded_ones_where_checked() {
-        let options = (tch::Kind::Float, tch::Device::Cpu);
-        for (c_in, c_out, side, n) in [(64, 384, 14, 7), (160, 960, 7, 6), (96, 576, 14, 5)] {
-            let x = Tensor::randn([n, c_in, side, side], options);
-            let w = Tensor::randn([c_out, c_in, 1, 1], options);
-            let b = Tensor::randn([c_out], options);
-            let call = |x: &Tensor| x.f_mkldnn_convolution(&w, Some(&b), [0, 0], [1, 1], [1, 1], 1);
-            let padded = in_chunks(&x, &call, false).unwrap();
-            if short_calls_exact(&x, &w, Some(&b), &call).unwrap() {
-                let short = in_chunks(&x, &call, true).unwrap();
-                assert!(short.equal(&padded), "{c_in}->{c_out} at {side}x{side}");
-            }
-            let whole = x.convolution(&w, Some(&b), [1, 1], [0, 0], [1, 1], false, [0, 0], 1);
-            let gap = (&padded - &whole).abs().max().double_value(&[]);
-            assert!(gap < 1e-3, "{c_in}->{c_out}: {gap}");
-        }
-    }
 }

@@ -5,7 +5,7 @@
 
 use tch::Tensor;
 
-use super::{fail, input, one, opt_input, Inputs, KResult, OpDef};
+use super::{chain, fail, input, one, opt_input, Inputs, KResult, OpDef};
 use crate::graph::Node;
 
 pub const OPS: &[OpDef] = &[
@@ -48,7 +48,7 @@ fn gemm(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     };
     let alpha = f64::from(node.attrs.float("alpha", 1.0)?);
     let beta = f64::from(node.attrs.float("beta", 1.0)?);
-    let mut y = a.f_matmul(&b)?;
+    let mut y = product(&a, &b)?;
     if alpha != 1.0 {
         y = y.f_mul_scalar(alpha)?;
     }
@@ -71,7 +71,16 @@ fn gemm(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 }
 
 fn matmul(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
-    one(input(inputs, 0)?.f_matmul(input(inputs, 1)?)?)
+    one(product(input(inputs, 0)?, input(inputs, 1)?)?)
+}
+
+/// `a · b`: float32 in [`chain`] (a row's bits do not depend on the rows
+/// beside it), other kinds in libtorch.
+fn product(a: &Tensor, b: &Tensor) -> KResult<Tensor> {
+    match chain::matmul(a, b)? {
+        Some(y) => Ok(y),
+        None => Ok(a.f_matmul(b)?),
+    }
 }
 
 /// Einsum: torch parses the same equation language; ONNX allows spaces.

@@ -12,10 +12,11 @@ use super::Node;
 
 mod activation;
 pub mod avx512;
+mod chain;
 mod conv;
 mod depthwise;
 pub use activation::clip_limits;
-pub use conv::{conv_filters, convolve_as, convolve_part, ConvShape, Whole};
+pub use conv::{conv_filters, convolve_as, ConvShape};
 mod elementwise;
 mod index;
 mod linear;
