@@ -448,7 +448,6 @@ impl Setup {
         let graph = &self.plan.graph;
         let batch_size = self.plan.campaign.spec.data.batch_size.max(1);
         let chunk = self.chunk(chunk);
-        let early_due = self.plan.campaign.spec.outputs.early_due;
         // Data loading is not part of any way: the inputs are in memory first.
         let inputs = match way {
             Way::FullForward => Some(InputFrontiers::load(&self.plan.data)?),
@@ -470,7 +469,6 @@ impl Setup {
                         batch_size,
                         drop_masked: way == Way::Engine,
                         regional_rows: way == Way::Engine,
-                        stop_at_nonfinite: early_due,
                         from_input: false,
                         workers: self.workers,
                     },
@@ -485,7 +483,6 @@ impl Setup {
                         batch_size,
                         drop_masked: false,
                         regional_rows: false,
-                        stop_at_nonfinite: false,
                         from_input: true,
                         workers: self.workers,
                     },
@@ -766,6 +763,7 @@ struct SavedResult {
     sites: Vec<(f32, f32)>,
     golden: Vec<f32>,
     output: Option<Vec<f32>>,
+    diff: crate::classify::OutputDiff,
     masked_after: Option<usize>,
     first_nonfinite: Option<usize>,
     detected: bool,
@@ -784,6 +782,7 @@ impl From<&InjectionResult> for SavedResult {
             sites: r.sites.iter().map(|s| (s.original, s.faulty)).collect(),
             golden: floats(&r.golden),
             output: r.output.as_ref().map(floats),
+            diff: r.diff.clone(),
             masked_after: r.masked_after,
             first_nonfinite: r.first_nonfinite,
             detected: r.detected,
@@ -804,6 +803,7 @@ impl From<SavedResult> for InjectionResult {
                 .collect(),
             golden: Tensor::from_slice(&s.golden),
             output: s.output.map(|o| Tensor::from_slice(&o)),
+            diff: s.diff,
             masked_after: s.masked_after,
             first_nonfinite: s.first_nonfinite,
             detected: s.detected,

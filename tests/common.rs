@@ -131,5 +131,6 @@ pub fn one_node(
         outputs: vec![first_out],
         guards: Default::default(),
         monitors: Default::default(),
+        judged: 0,
     }
 }

@@ -14,5 +14,6 @@ mod interrupt;
 mod kernels;
 mod ops_nn;
 mod ops_tensor;
+mod outcomes;
 mod parity;
 mod scenario;

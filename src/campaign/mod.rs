@@ -131,6 +131,7 @@ pub fn plan_scenario(mut sc: Scenario, args: &RunArgs) -> Result<Plan> {
     let data = Dataset::open(&sc.spec.data)?;
     let campaign = sc.validate(&graph, Some(data.total_len() as u64))?;
     graph.monitors = campaign.monitor.iter().copied().collect();
+    graph.judged = campaign.judged;
     let faults = match &args.faults {
         Some(path) => FaultSource {
             meta: faults::rows(path, None, None)?.0,
@@ -202,7 +203,6 @@ pub fn run_with_models(
         batch_size: spec.data.batch_size,
         drop_masked: true,
         regional_rows: true,
-        stop_at_nonfinite: spec.outputs.early_due,
         from_input: false,
         workers: args.workers,
     };
@@ -221,13 +221,8 @@ pub fn run_with_models(
     let to_verify = verify::pick(plan.campaign.seed, done..total, args.verify);
     let mut kept: Vec<verify::Kept> = (0..=hardened.len()).map(|_| BTreeMap::new()).collect();
     let plain_engine = plain.engine(options);
-    // A hardened model may remove a NaN later on, so its rows run to the end.
-    let to_end = Options {
-        stop_at_nonfinite: false,
-        ..options
-    };
     let hardened_engines: Vec<(&Model, Engine)> =
-        hardened.iter().map(|m| (m, m.engine(to_end))).collect();
+        hardened.iter().map(|m| (m, m.engine(options))).collect();
     for window in windows(&plan)? {
         let window = window?;
         let chunks: Vec<Range<usize>> = window.chunks(step).filter(|c| c.start >= done).collect();
@@ -451,6 +446,7 @@ fn hardened_models(plan: &Plan, golden: &Golden) -> Result<Vec<(String, Graph)>>
             .filter(|n| names.contains(&n.name.as_str()))
             .map(|n| n.index)
             .collect();
+        graph.judged = plan.graph.judged;
         Ok(graph)
     };
     for (name, guard, kind) in [

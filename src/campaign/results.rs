@@ -14,10 +14,12 @@ use crate::report::{heatmap, CsvSink, Summary};
 use crate::scenario::SummaryKey;
 
 /// The result columns after the fault list's (`faulty_correct`: the faulty
-/// top-1 is the ground-truth label, empty without labels); hardened models add
+/// top-1 is the ground-truth label, empty without labels; `detected`: a
+/// monitored node saw NaN or Inf; `outputs_changed`: the model outputs that
+/// differ from golden, by name); hardened models add
 /// `NAME_top1`, `NAME_outcome` and `NAME_topk_hit` each, and `save_outputs`
 /// adds the top-k classes and scores of every output.
-const RESULT_COLUMNS: [&str; 12] = [
+const RESULT_COLUMNS: [&str; 14] = [
     "sample_id",
     "label",
     "golden_top1",
@@ -30,6 +32,8 @@ const RESULT_COLUMNS: [&str; 12] = [
     "first_nonfinite",
     "error",
     "faulty_correct",
+    "detected",
+    "outputs_changed",
 ];
 
 /// What the rows show: the hardened models' names, the k of top-k, and
@@ -98,6 +102,8 @@ impl Layout<'_> {
                     .map_or(String::new(), |n| plan.graph.nodes[n].name.clone()),
                 r.error.clone().unwrap_or_default(),
                 correct,
+                r.detected.to_string(),
+                changed_outputs(plan, r),
             ]);
             for h in hardened {
                 row.extend(self.verdict(h));
@@ -142,6 +148,16 @@ impl Layout<'_> {
             .collect();
         parts.join(" ")
     }
+}
+
+/// The names of the model outputs that `r` changed, space-separated.
+fn changed_outputs(plan: &Plan, r: &InjectionResult) -> String {
+    let graph = &plan.graph;
+    let names: Vec<&str> = (r.diff.changed.iter().zip(&graph.outputs))
+        .filter(|(changed, _)| **changed)
+        .map(|(_, &id)| graph.values[id].name.as_str())
+        .collect();
+    names.join(" ")
 }
 
 /// Outcome counts for the summaries and the heatmap.

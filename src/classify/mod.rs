@@ -1,5 +1,11 @@
-//! Step 6, classify: an injection's outcome from its faulty output and the
-//! golden output of the same sample computed in the same batch.
+//! Step 6, classify: an injection's outcome from its faulty outputs and the
+//! golden outputs of the same sample, as the plain full forward pass sees
+//! them: `masked` when every output is bitwise golden, `due` when one holds
+//! NaN or Inf, else `benign` or `sde` by the judged output (the scenario's
+//! `outputs.judge`, the first by default). A judged output of one row per
+//! sample (`[N, classes]`) is judged by its top-1 class; any other shape
+//! element-wise (any change is `sde`). NaN or Inf inside the network never
+//! decides an outcome: it is recorded beside it.
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -28,16 +34,53 @@ impl Outcome {
     }
 }
 
-/// Outcome of a faulty output row against the golden row (both 1-D).
-pub fn classify(golden: &Tensor, faulty: &Tensor) -> Outcome {
-    if faulty.isfinite().all().int64_value(&[]) == 0 {
-        Outcome::Due
-    } else if faulty.equal(golden) {
-        Outcome::Masked
-    } else if top1(faulty) == top1(golden) {
-        Outcome::Benign
-    } else {
-        Outcome::Sde
+/// How a faulty row's outputs differ from its golden row's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputDiff {
+    /// Per graph output, whether the row's differs bitwise from golden.
+    pub changed: Vec<bool>,
+    /// Some output of the row holds NaN or Inf.
+    pub nonfinite: bool,
+    /// The index of the judged output among the graph's outputs.
+    pub judged: usize,
+    /// The judged output has one row per sample (`[N, classes]`).
+    pub top_class: bool,
+}
+
+impl OutputDiff {
+    /// Row `row` of every output in `outputs` (batched on axis 0) against
+    /// row `golden`; `judged` indexes `outputs`.
+    pub fn of(outputs: &[Tensor], row: i64, golden: i64, judged: usize) -> Self {
+        let mut diff = OutputDiff {
+            judged,
+            top_class: outputs.get(judged).is_some_and(|t| t.dim() == 2),
+            ..Default::default()
+        };
+        for t in outputs {
+            let (faulty, clean) = (t.get(row), t.get(golden));
+            diff.changed.push(!faulty.equal(&clean));
+            let float = crate::graph::is_float(faulty.kind());
+            diff.nonfinite |= float && faulty.isfinite().all().int64_value(&[]) == 0;
+        }
+        diff
+    }
+
+    /// The outcome, given the judged output's golden and faulty rows.
+    pub fn outcome(&self, golden: &Tensor, faulty: &Tensor) -> Outcome {
+        if self.nonfinite {
+            Outcome::Due
+        } else if !self.changed.contains(&true) {
+            Outcome::Masked
+        } else if self.top_class {
+            match top1(faulty) == top1(golden) {
+                true => Outcome::Benign,
+                false => Outcome::Sde,
+            }
+        } else if self.changed.get(self.judged) == Some(&true) {
+            Outcome::Sde
+        } else {
+            Outcome::Benign
+        }
     }
 }
 

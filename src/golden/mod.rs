@@ -126,7 +126,11 @@ impl GoldenRun<'_> {
             }
             self.run_profiled(&mut env, at..graph.nodes.len(), &mut ranges)?;
             let outputs = graph.outputs_of(&env)?;
-            rows.extend(golden_rows(&outputs[0], batch.samples, self.top_k)?);
+            rows.extend(golden_rows(
+                &outputs[graph.judged],
+                batch.samples,
+                self.top_k,
+            )?);
         }
         for fill in fills {
             if let Some(w) = fill.writer {

@@ -98,9 +98,11 @@ pub struct Graph {
     /// Range supervision on node outputs, by node index: a hardened variant
     /// of the model (empty as loaded).
     pub guards: BTreeMap<usize, Guard>,
-    /// Detectors: nodes whose outputs are checked for NaN/Inf; a hit makes
-    /// the inference a detected error (`due`) whatever its output.
+    /// Detectors: nodes whose outputs are checked for NaN/Inf; a hit is
+    /// recorded beside the outcome (PyTorchALFI's monitors).
     pub monitors: BTreeSet<usize>,
+    /// The output (index into `outputs`) that tells `benign` from `sde`.
+    pub judged: usize,
 }
 
 /// Range supervision on a node's output (Ranger and Clipper, Chen et al.

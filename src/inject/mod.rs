@@ -13,8 +13,9 @@
 //!
 //! Fault dropping: after every node, a faulty row whose live values (the
 //! frontier of the next cut) are bitwise those of its golden row is finished
-//! as masked and leaves the batch; with `stop_at_nonfinite`, a row holding
-//! NaN or Inf leaves as well.
+//! as masked and leaves the batch. A row holding NaN or Inf runs on to the
+//! output (a later ReLU or Clip may remove an Inf): its outcome is the
+//! output's, and the first node that held it is recorded.
 
 mod batches;
 mod blocks;
@@ -37,6 +38,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tch::{Kind, Tensor};
 
+use crate::classify::{Outcome, OutputDiff};
 use crate::error::{Error, Result};
 use crate::graph::{Env, Graph, Node};
 use bounds::Bounds;
@@ -134,29 +136,30 @@ pub struct InjectionResult {
     pub sample: usize,
     /// One per fault, in the injection's order.
     pub sites: Vec<SiteValues>,
-    /// The golden output row of the same batch.
+    /// The judged output's golden row (flattened) of the same batch.
     pub golden: Tensor,
-    /// The faulty output row; `None` when the row was dropped as masked, or
-    /// dropped at a NaN/Inf, before the end.
+    /// The judged output's faulty row (flattened); `None` when the row was
+    /// dropped as masked before the end.
     pub output: Option<Tensor>,
+    /// How every output of the row differs from golden (empty when dropped).
+    pub diff: OutputDiff,
     /// Node after which the row was found identical to golden and dropped.
     pub masked_after: Option<usize>,
     /// First node whose output held NaN or Inf in this row.
     pub first_nonfinite: Option<usize>,
-    /// A monitored node ([`Graph::monitors`]) saw NaN or Inf in this row.
+    /// A monitored node ([`Graph::monitors`]) saw NaN or Inf in this row
+    /// (recorded, never an outcome by itself).
     pub detected: bool,
     /// A libtorch error while running this injection.
     pub error: Option<String>,
 }
 
 impl InjectionResult {
-    pub fn outcome(&self) -> crate::classify::Outcome {
-        use crate::classify::{classify, Outcome};
+    pub fn outcome(&self) -> Outcome {
         match (&self.error, &self.output, self.masked_after) {
             (Some(_), _, _) => Outcome::Due,
-            _ if self.detected => Outcome::Due,
             (None, _, Some(_)) => Outcome::Masked,
-            (None, Some(out), None) => classify(&self.golden, out),
+            (None, Some(out), None) => self.diff.outcome(&self.golden, out),
             (None, None, None) => Outcome::Due,
         }
     }
@@ -173,8 +176,6 @@ pub struct Options {
     /// With `drop_masked`: run a row whose single neuron fault still changes
     /// only a small box of positions over that box alone (see `region`).
     pub regional_rows: bool,
-    /// Drop rows as soon as they hold NaN or Inf.
-    pub stop_at_nonfinite: bool,
     /// Start every injection from the model input instead of its cut, and
     /// run a weight-faulted node whole with the faulty weight instead of
     /// recomputing single filters: the plain full forward pass that
@@ -198,7 +199,6 @@ impl Default for Options {
             batch_size: 32,
             drop_masked: true,
             regional_rows: true,
-            stop_at_nonfinite: false,
             from_input: false,
             workers: 1,
         }
@@ -418,6 +418,7 @@ impl<'a> Engine<'a> {
                     sites: vec![],
                     golden,
                     output: None,
+                    diff: OutputDiff::default(),
                     masked_after: None,
                     first_nonfinite: None,
                     detected: false,
@@ -478,16 +479,21 @@ impl<'a> Engine<'a> {
                 None => Ok(()),
             }
         })?;
-        let output = graph.outputs_of(&env)?.remove(0);
+        let outputs = graph.outputs_of(&env)?;
         let last = graph.nodes.last().expect("a graph has nodes");
-        let output = output
+        let output = outputs[graph.judged]
             .f_flatten(1, -1)
             .map_err(|e| graph.op_error(last, e.to_string()))?;
         let BatchRun {
             rows, mut state, ..
         } = run;
         for (r, job) in rows.faulty() {
+            let golden = rows
+                .golden_row(batch[job].sample)
+                .expect("golden rows stay");
+            let diff = OutputDiff::of(&outputs, r as i64, golden as i64, graph.judged);
             state[job].output = Some(output.get(r as i64));
+            state[job].diff = diff;
         }
         Ok(batch
             .iter()
@@ -502,6 +508,7 @@ impl<'a> Engine<'a> {
                     .collect(),
                 golden: output.get(rows.golden_row(inj.sample).expect("golden rows stay") as i64),
                 output: s.output,
+                diff: s.diff,
                 masked_after: s.masked_after,
                 first_nonfinite: s.first_nonfinite,
                 detected: s.detected,
@@ -716,7 +723,7 @@ impl BatchRun<'_, '_> {
     /// outputs, note NaN/Inf, and leave when masked (or stopped at NaN/Inf),
     /// as the batch rows do in [`BatchRun::check_rows`].
     fn settle_regional(&mut self, node: &Node, env: &mut Env) -> Result<()> {
-        let (graph, options) = (self.engine.graph, self.engine.options);
+        let graph = self.engine.graph;
         let mut leave = BTreeSet::new();
         for r in &mut self.regional {
             let state = &mut self.state[r.job];
@@ -727,9 +734,6 @@ impl BatchRun<'_, '_> {
             if r.settle(graph, node, env, golden, scan)? {
                 state.first_nonfinite.get_or_insert(node.index);
                 state.detected |= graph.monitors.contains(&node.index);
-                if options.stop_at_nonfinite || state.detected {
-                    leave.insert(r.job);
-                }
             }
             if r.deltas.is_empty() {
                 state.masked_after = Some(node.index);
@@ -831,9 +835,6 @@ impl BatchRun<'_, '_> {
             if bad.contains(&job) {
                 state.first_nonfinite.get_or_insert(node.index);
                 state.detected |= graph.monitors.contains(&node.index);
-                if settled && (options.stop_at_nonfinite || state.detected) {
-                    leave.insert(job);
-                }
             }
             if options.drop_masked && settled && state.differs.is_empty() {
                 state.masked_after = Some(node.index);

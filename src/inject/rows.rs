@@ -130,6 +130,7 @@ impl Rows {
 pub(super) struct RowState {
     pub sites: Vec<Option<SiteValues>>,
     pub output: Option<Tensor>,
+    pub diff: crate::classify::OutputDiff,
     pub masked_after: Option<usize>,
     pub first_nonfinite: Option<usize>,
     pub detected: bool,
@@ -143,6 +144,7 @@ impl RowState {
         RowState {
             sites: vec![None; inj.faults.len()],
             output: None,
+            diff: Default::default(),
             masked_after: None,
             first_nonfinite: None,
             detected: false,

@@ -151,6 +151,7 @@ impl Builder {
             outputs,
             guards: Default::default(),
             monitors: Default::default(),
+            judged: 0,
         };
         set_last_uses(&mut g);
         Ok(g)

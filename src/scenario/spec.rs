@@ -401,12 +401,14 @@ pub struct OutputsSpec {
     /// Top-k membership recorded per injection.
     #[serde(default = "default_top_k")]
     pub top_k: u32,
-    /// Layers whose outputs are checked for NaN/Inf (a hit is `due`).
+    /// Layers whose outputs are checked for NaN/Inf (a hit is recorded
+    /// in the `detected` column and rate, beside the outcome).
     #[serde(default)]
     pub monitor: LayerSelect,
-    /// Finish a row as `due` as soon as it holds NaN or Inf.
-    #[serde(default = "yes")]
-    pub early_due: bool,
+    /// The model output whose change tells `benign` from `sde` (default
+    /// the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<String>,
     /// Also save the faulty outputs (logits) of every injection.
     #[serde(default)]
     pub save_outputs: bool,
@@ -436,7 +438,7 @@ impl Default for OutputsSpec {
             heatmap: true,
             top_k: default_top_k(),
             monitor: LayerSelect::default(),
-            early_due: true,
+            judge: None,
             save_outputs: false,
         }
     }

@@ -39,6 +39,9 @@ pub struct Campaign {
     pub clipper: Option<Guard>,
     /// Nodes whose outputs are checked for NaN/Inf.
     pub monitor: Vec<usize>,
+    /// The output that tells `benign` from `sde` (index into the graph's;
+    /// set by [`Scenario::validate`], which has the graph).
+    pub judged: usize,
     pub hardened_model: Option<PathBuf>,
 }
 
@@ -112,7 +115,9 @@ impl Scenario {
     /// samples in the data set when known (needed for `subset: all`).
     pub fn validate(&self, graph: &Graph, data_len: Option<u64>) -> Result<Campaign> {
         self.check_version()?;
-        self.validate_sites(Sites::from_graph(graph)?, data_len)
+        let mut campaign = self.validate_sites(Sites::from_graph(graph)?, data_len)?;
+        campaign.judged = self.judged(graph)?;
+        Ok(campaign)
     }
 
     /// As [`Scenario::validate`], with the model's fault sites already
@@ -160,7 +165,27 @@ impl Scenario {
             ranger,
             clipper,
             monitor,
+            judged: 0,
             hardened_model: spec.mitigations.hardened_model.clone(),
+        })
+    }
+
+    /// The index among the model's outputs of `outputs.judge` (0 if unset).
+    fn judged(&self, graph: &Graph) -> Result<usize> {
+        let Some(name) = &self.spec.outputs.judge else {
+            return Ok(0);
+        };
+        let names: Vec<&str> = graph
+            .outputs
+            .iter()
+            .map(|&id| graph.values[id].name.as_str())
+            .collect();
+        names.iter().position(|n| n == name).ok_or_else(|| {
+            let msg = format!(
+                "'{name}' is not an output of the model ({})",
+                names.join(", ")
+            );
+            self.error("outputs.judge", msg)
         })
     }
 

@@ -1,0 +1,87 @@
+//! Outcomes as the plain full forward pass sees them, on models whose output
+//! is not one `[N, classes]` tensor: `masked` only when every output is
+//! bitwise golden, `due` only with NaN or Inf in an output, `benign` and
+//! `sde` by the judged output (`outputs.judge`, the first by default).
+
+use std::path::Path;
+
+use crate::campaign::{root, run_campaign, run_verified};
+
+/// A scenario over a fixture of `tests/fixtures/outputs`.
+fn scenario(dir: &Path, model: &str, body: &str) -> std::path::PathBuf {
+    let fixture = root().join("tests/fixtures/outputs");
+    let text = format!(
+        "name: {model}\nseed: 11\nmodel:\n  path: {}\ndata:\n  path: {}\n{body}",
+        fixture.join(format!("{model}.onnx")).display(),
+        fixture.join(format!("{model}.input.npy")).display(),
+    );
+    let path = dir.join(format!("{model}.yml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The values of column `name` over the rows.
+fn column(rows: &[Vec<String>], name: &str) -> Vec<String> {
+    let col = rows[0].iter().position(|h| h == name).expect(name);
+    rows[1..].iter().map(|r| r[col].clone()).collect()
+}
+
+#[test]
+fn an_output_map_is_judged_element_wise() {
+    // Low-bit flips keep every value finite: never `due`; any change of
+    // the [N, 2, 5] map is `sde`.
+    let dir = tempfile::tempdir().unwrap();
+    let body = "targets:\n  layers:\n    names: [conv]\nfault:\n  bits: {range: [0, 20]}\ncounts:\n  injections: 80\n";
+    let path = scenario(dir.path(), "map_output", body);
+    let rows = run_verified(
+        &path,
+        &dir.path().join("out"),
+        &dir.path().join("cache"),
+        40,
+    );
+    let outcomes = column(&rows, "outcome");
+    assert!(
+        outcomes.iter().all(|o| o == "masked" || o == "sde"),
+        "{outcomes:?}"
+    );
+    assert!(outcomes.iter().any(|o| o == "sde"), "{outcomes:?}");
+}
+
+#[test]
+fn masked_needs_every_output_and_the_judged_one_tells_benign_from_sde() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "targets:\n  layers:\n    names: [sigmoid]\nfault:\n  model: constant\n  value: 1000.0\ncounts:\n  injections: 8\n";
+    for (judge, want) in [("", "benign"), ("outputs:\n  judge: z\n", "sde")] {
+        let path = scenario(dir.path(), "two_outputs", &format!("{body}{judge}"));
+        let out = dir.path().join(format!("out{}", judge.len()));
+        let rows = run_verified(&path, &out, &dir.path().join("cache"), 8);
+        assert!(
+            column(&rows, "outcome").iter().all(|o| o == want),
+            "{rows:?}"
+        );
+        assert!(
+            column(&rows, "outputs_changed").iter().all(|o| o == "z"),
+            "{rows:?}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_judged_output_is_a_scenario_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "counts:\n  injections: 8\noutputs:\n  judge: logits\n";
+    let path = scenario(dir.path(), "two_outputs", body);
+    let run = run_campaign(
+        &path,
+        &dir.path().join("out"),
+        &[],
+        &dir.path().join("cache"),
+    );
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(8), "{err}");
+    assert!(
+        err.contains("outputs.judge")
+            && err.contains("'logits' is not an output of the model (y, z)"),
+        "{err}"
+    );
+}
