@@ -166,6 +166,16 @@ fn every_conv_kind_gives_a_sample_the_same_bits_in_any_batch() {
 }
 
 #[test]
+fn conv_transpose_gives_a_sample_the_same_bits_in_any_batch() {
+    let up = node(
+        "ConvTranspose",
+        &[("strides", ints(&[2, 2])), ("pads", ints(&[1, 1, 1, 1]))],
+    );
+    let constants = [random(&[16, 8, 3, 3], 1), random(&[8], 2)];
+    assert_batch_invariant("ConvTranspose stride 2", &up, &[16, 7, 7], &constants);
+}
+
+#[test]
 fn pooling_normalization_and_softmax_give_a_sample_the_same_bits_in_any_batch() {
     let c = 96;
     let positive = random(&[c], 3).abs() + 0.1;

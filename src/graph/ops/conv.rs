@@ -444,16 +444,19 @@ fn conv_transpose(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     // libtorch restricts output_padding and symmetric padding; compute the
     // uncropped output without bias instead, extend it by output_padding with
     // zeros (no input reaches there), crop, then add the bias.
-    let mut y = x.f_convolution(
-        w,
-        None::<Tensor>,
-        strides.as_slice(),
-        vec![0; d].as_slice(),
-        dilations.as_slice(),
-        true,
-        vec![0; d].as_slice(),
-        group,
-    )?;
+    let mut y = match float_cpu(&[Some(x), Some(w)]) {
+        true => transposed_in_chains(x, w, &strides, &dilations, &extent, group)?,
+        false => x.f_convolution(
+            w,
+            None::<Tensor>,
+            strides.as_slice(),
+            vec![0; d].as_slice(),
+            dilations.as_slice(),
+            true,
+            vec![0; d].as_slice(),
+            group,
+        )?,
+    };
     if extra.iter().any(|&e| e > 0) {
         let flat: Vec<i64> = extra.iter().rev().flat_map(|&e| [0, e]).collect();
         y = y.f_pad(flat.as_slice(), "constant", 0.0)?;
@@ -474,4 +477,53 @@ fn conv_transpose(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         y = y.f_add(&b.f_reshape(shape.as_slice())?)?;
     }
     one(y)
+}
+
+/// The uncropped transposed convolution of float32 `x` by `w` (`[c_in,
+/// c_out / group, k...]`) as the convolution that gathers what it
+/// scatters: over `x` with `stride - 1` zeros between its values and
+/// `extent - 1` of padding, by the filters flipped and with their channel
+/// axes swapped per group, so that it runs in [`convolve_as`]'s chains.
+fn transposed_in_chains(
+    x: &Tensor,
+    w: &Tensor,
+    strides: &[i64],
+    dilations: &[i64],
+    extent: &[i64],
+    group: i64,
+) -> KResult<Tensor> {
+    let (size, w_size) = (x.size(), w.size());
+    let (c_in, per_group) = (w_size[0], w_size[1]);
+    if group < 1 || c_in % group != 0 || size[1] != c_in {
+        return fail(format!(
+            "weight {w_size:?} does not fit input {size:?} in {group} groups"
+        ));
+    }
+    let d = strides.len();
+    let mut spread = size.clone();
+    for i in 0..d {
+        spread[2 + i] = strides[i] * (size[2 + i] - 1) + 1;
+    }
+    let mut stuffed = Tensor::f_zeros(spread.as_slice(), (x.kind(), x.device()))?;
+    let mut every = stuffed.shallow_clone();
+    for (i, &s) in strides.iter().enumerate() {
+        every = every.f_slice((2 + i) as i64, 0, None, s)?;
+    }
+    every.f_copy_(x)?;
+    let mut filters = [vec![group, c_in / group, per_group], w_size[2..].to_vec()].concat();
+    let swapped = w.f_reshape(filters.as_slice())?.f_transpose(1, 2)?;
+    filters = [vec![group * per_group, c_in / group], w_size[2..].to_vec()].concat();
+    let spatial: Vec<i64> = (2..2 + d as i64).collect();
+    let w = swapped
+        .f_reshape(filters.as_slice())?
+        .f_flip(spatial.as_slice())?;
+    stuffed = stuffed.f_contiguous()?;
+    let shape = ConvShape {
+        strides: vec![1; d],
+        dilations: dilations.to_vec(),
+        pads: extent.iter().map(|&e| (e - 1, e - 1)).collect(),
+        extent: extent.to_vec(),
+        group,
+    };
+    convolve_as(&shape, &stuffed, &w.f_contiguous()?, None)
 }
