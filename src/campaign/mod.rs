@@ -132,8 +132,10 @@ pub fn plan_scenario(mut sc: Scenario, args: &RunArgs) -> Result<Plan> {
     let campaign = sc.validate(&graph, Some(data.total_len() as u64))?;
     graph.monitors = campaign.monitor.iter().copied().collect();
     let faults = match &args.faults {
+        // With the scenario's model, so a CSV list from another tool (no
+        // `node` column) opens: its rows are resolved when read.
         Some(path) => FaultSource {
-            meta: faults::rows(path, None, None)?.0,
+            meta: faults::rows(path, Some(&campaign.sites), Some(campaign.samples))?.0,
             file: Some(path.clone()),
         },
         None => FaultSource {
