@@ -15,4 +15,5 @@ mod kernels;
 mod ops_nn;
 mod ops_tensor;
 mod parity;
+mod pytorchfi;
 mod scenario;
