@@ -748,3 +748,111 @@ fn labels_outside_the_models_classes_are_an_error() {
         "{err}"
     );
 }
+
+/// A list from another tool has only the first ten columns: `run` and
+/// `bench` resolve its layer names with the scenario's model, and it gives
+/// the results of the same list converted with `faults convert --model`
+/// and of the generated list it was cut from.
+#[test]
+fn a_list_without_node_column_replays_with_the_scenarios_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let scenario = small_scenario(dir.path(), 80);
+    let full = dir.path().join("full.csv");
+    faults_gen(&scenario, &full, dir.path());
+    let rows = csv_rows(&full);
+    assert_eq!(rows[0][13], "node");
+    let ten = dir.path().join("ten.csv");
+    let mut w = csv::Writer::from_path(&ten).unwrap();
+    for r in &rows {
+        w.write_record(&r[..10]).unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+
+    let from_ten = dir.path().join("from_ten");
+    let r = run_campaign(
+        &scenario,
+        &from_ten,
+        &["--faults", ten.to_str().unwrap()],
+        &cache,
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+
+    let bin = dir.path().join("ten.bin");
+    let model = root().join("models/fashion_cnn.onnx");
+    let args = [
+        "faults",
+        "convert",
+        ten.to_str().unwrap(),
+        bin.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+    ];
+    let c = faultsweep(&args, dir.path());
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    let from_bin = dir.path().join("from_bin");
+    let r = run_campaign(
+        &scenario,
+        &from_bin,
+        &["--faults", bin.to_str().unwrap()],
+        &cache,
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    for f in ["faults.bin", "injections.csv", "summary.json"] {
+        assert_eq!(
+            std::fs::read(from_ten.join(f)).unwrap(),
+            std::fs::read(from_bin.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+
+    // The generated list differs only in its `draw` column, which bit
+    // flips do not read: the same rows (nodes, values, outcomes) otherwise.
+    let from_full = dir.path().join("from_full");
+    let r = run_campaign(
+        &scenario,
+        &from_full,
+        &["--faults", full.to_str().unwrap()],
+        &cache,
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let got = csv_rows(&from_ten.join("injections.csv"));
+    let want = csv_rows(&from_full.join("injections.csv"));
+    let draw = got[0].iter().position(|c| c == "draw").unwrap();
+    let but_draw = |r: &[String]| {
+        let mut r = r.to_vec();
+        r.remove(draw);
+        r
+    };
+    assert_eq!(got.len(), 81);
+    assert_eq!(want.len(), 81);
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(but_draw(g), but_draw(w));
+    }
+
+    // `bench` resolves it too, and counts the same outcomes.
+    let args = [
+        "bench",
+        scenario.to_str().unwrap(),
+        "--faults",
+        ten.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--ways",
+        "engine",
+        "--repeat",
+        "1",
+        "--in-process",
+        "--json",
+    ];
+    let b = faultsweep(&args, dir.path());
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&b.stdout).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(from_ten.join("summary.json")).unwrap()).unwrap();
+    for o in ["masked", "benign", "sde", "due"] {
+        let bench = report["outcomes"][o].as_u64().unwrap_or(0);
+        assert_eq!(bench, summary["overall"][o].as_u64().unwrap(), "{o}");
+    }
+}

@@ -16,4 +16,5 @@ mod ops_nn;
 mod ops_tensor;
 mod outcomes;
 mod parity;
+mod pytorchfi;
 mod scenario;

@@ -133,8 +133,10 @@ pub fn plan_scenario(mut sc: Scenario, args: &RunArgs) -> Result<Plan> {
     graph.monitors = campaign.monitor.iter().copied().collect();
     graph.judged = campaign.judged;
     let faults = match &args.faults {
+        // With the scenario's model, so a CSV list from another tool (no
+        // `node` column) opens: its rows are resolved when read.
         Some(path) => FaultSource {
-            meta: faults::rows(path, None, None)?.0,
+            meta: faults::rows(path, Some(&campaign.sites), Some(campaign.samples))?.0,
             file: Some(path.clone()),
         },
         None => FaultSource {

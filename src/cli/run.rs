@@ -12,7 +12,9 @@ use crate::error::{Error, Result};
 /// scenario's settings.
 #[derive(Debug, Args)]
 pub struct Overrides {
-    /// Replay this fault list (binary, or CSV) instead of generating one.
+    /// Replay this fault list (binary, or CSV) instead of generating one; a
+    /// CSV list needs only its first ten columns (layer names are resolved
+    /// with the model).
     #[arg(long)]
     pub faults: Option<PathBuf>,
     /// Use this model instead of the scenario's.

@@ -132,7 +132,7 @@ impl<'s> Reader<'s> {
             return Err(bad(
                 path,
                 Some(1),
-                "header: no 'node' column; give the model to resolve layer names".into(),
+                "header: no 'node' column; give the model (--model) to resolve layer names".into(),
             ));
         }
         Ok(Reader {
