@@ -26,8 +26,7 @@ Outputs (all small):
   outcome_batch1 is PyTorchFI's outcome with the sample alone in its batch
   (libtorch then rounds differently: how far PyTorchFI agrees with itself);
 - agreement.yml: the scenario the test runs (paths relative to the repository
-  root; early_due off, as PyTorchFI only looks at the output; all 10 output
-  scores saved per row).
+  root; all 10 output scores saved per row).
 
 Invariants checked here: the graph has 3 Conv and 3 BatchNormalization nodes,
 each Conv feeding a BatchNormalization; PyTorchFI's layer k is the k-th Conv
@@ -264,9 +263,6 @@ counts:
 outputs:
   top_k: 10
   save_outputs: true
-  # PyTorchFI's outcome looks at the output only: a NaN a later node removes
-  # is not a DUE there.
-  early_due: false
 """)
 counts = {o: sum(r[5] == o for r in outcomes) for o in ("masked", "benign", "sde", "due")}
 alone = sum(r[5] == r[8] for r in outcomes)
