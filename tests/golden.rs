@@ -195,6 +195,52 @@ fn corrupt_or_truncated_entries_are_detected_and_rebuilt() {
     }
 }
 
+/// A rerun whose cuts are all cached reads the golden results (top-k, NaN
+/// flags, ranges) from the cache too and runs no pass; they equal a pass
+/// without any cache. A damaged results file is rebuilt.
+#[test]
+fn a_rerun_reads_the_golden_results_and_runs_no_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let first = golden(&store, 64, vec![3, 6]);
+    assert!(!first.results_reused);
+    let again = golden(&store, 64, vec![3, 6]);
+    assert!(again.results_reused);
+    let graph = load::load(repo("models/fashion_cnn.onnx")).unwrap();
+    let data = Dataset::open(&demo_data(64, 48)).unwrap();
+    let plain = GoldenRun {
+        graph: &graph,
+        data: &data,
+        cuts: vec![],
+        store: None,
+        top_k: 5,
+    }
+    .run()
+    .unwrap();
+    let rows = |g: &faultsweep::golden::Golden| {
+        let rows = g
+            .rows
+            .iter()
+            .map(|r| (r.sample.id, r.top.clone(), r.correct, r.nonfinite));
+        rows.collect::<Vec<_>>()
+    };
+    assert_eq!(rows(&again), rows(&plain));
+    assert_eq!(again.ranges, plain.ranges);
+    // A cut not cached yet needs the pass.
+    assert!(!golden(&store, 64, vec![3, 6, 9]).results_reused);
+    let results: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "golden"))
+        .collect();
+    assert_eq!(results.len(), 1, "{results:?}");
+    let mut bytes = std::fs::read(&results[0]).unwrap();
+    bytes[3] ^= 1;
+    std::fs::write(&results[0], bytes).unwrap();
+    assert!(!golden(&store, 64, vec![3, 6]).results_reused);
+    assert!(golden(&store, 64, vec![3, 6]).results_reused);
+}
+
 #[test]
 fn the_budget_evicts_least_recently_used_entries() {
     let dir = tempfile::tempdir().unwrap();

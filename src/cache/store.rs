@@ -94,6 +94,50 @@ impl Store {
         }
     }
 
+    /// The small file `key.EXT` beside the entries (the golden results of a
+    /// data set), if it exists and its checksum holds; a damaged one is
+    /// reported on stderr, removed, and treated as missing.
+    pub fn read_small(&self, key: &str, ext: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.root.join(format!("{key}.{ext}"));
+        let mut bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let body = bytes.len().saturating_sub(4);
+        let crc = bytes
+            .get(body..)
+            .and_then(|c| c.try_into().ok())
+            .map(u32::from_le_bytes);
+        if crc != Some(crc32fast::hash(&bytes[..body])) {
+            eprintln!(
+                "faultsweep: warning: {}: checksum mismatch; rebuilding it",
+                path.display()
+            );
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            return Ok(None);
+        }
+        bytes.truncate(body);
+        Ok(Some(bytes))
+    }
+
+    /// Writes `key.EXT` with a CRC32, atomically (a temporary file renamed).
+    pub fn write_small(&self, key: &str, ext: &str, bytes: &[u8]) -> Result<()> {
+        std::fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        let path = self.root.join(format!("{key}.{ext}"));
+        let temp = self
+            .root
+            .join(format!("{key}.{ext}.tmp{}", std::process::id()));
+        let mut body = bytes.to_vec();
+        body.extend_from_slice(&crc32fast::hash(bytes).to_le_bytes());
+        std::fs::write(&temp, &body)
+            .and_then(|()| std::fs::rename(&temp, &path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&temp);
+                Error::io(&path, e)
+            })
+    }
+
     /// Every entry file under the root, opened (or the error that opening gave).
     pub fn entries(&self) -> Result<Vec<(PathBuf, Result<Reader>)>> {
         let mut paths: Vec<PathBuf> = match std::fs::read_dir(&self.root) {

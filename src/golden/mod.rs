@@ -2,7 +2,9 @@
 //! the top-k classes and scores, the label and correctness, and whether the
 //! output holds NaN or Inf; per node it profiles the value range; at every
 //! requested cut it writes the frontier to the cache. Cuts whose entry is
-//! already cached are read, never recomputed.
+//! already cached are read, never recomputed, and when every requested cut
+//! and the results themselves (top-k, NaN flags and ranges, a few bytes a
+//! sample, keyed like the frontiers) are cached, no pass runs at all.
 
 mod report;
 
@@ -45,6 +47,8 @@ pub struct Golden {
     pub entries: Vec<(usize, PathBuf)>,
     /// Cuts whose entry was already cached.
     pub reused: Vec<usize>,
+    /// The rows and ranges came from the cache: no pass ran.
+    pub results_reused: bool,
 }
 
 impl Golden {
@@ -83,11 +87,17 @@ impl GoldenRun<'_> {
         let mut fills = Vec::new();
         let mut entries = Vec::new();
         let mut reused = Vec::new();
+        let mut results_key = None;
         if let Some(store) = self.store {
             let model_hash = model_hash(graph)?;
             let mut h = blake3::Hasher::new();
             data.hash_into(&mut h)?;
             let data_hash = h.finalize();
+            let what = format!(
+                "golden results: output {}, top {}",
+                graph.judged, self.top_k
+            );
+            results_key = Some(cache::key(&model_hash, &data_hash, usize::MAX, &[what]));
             for &cut in &cuts {
                 let ids = split::frontier(graph, cut)?;
                 let names: Vec<String> =
@@ -102,6 +112,20 @@ impl GoldenRun<'_> {
                         key,
                         ids,
                         writer: None,
+                    });
+                }
+            }
+        }
+        if let (Some(store), Some(key), true) = (self.store, &results_key, fills.is_empty()) {
+            if let Some(saved) = store.read_small(key, RESULTS)? {
+                if let Some((rows, ranges)) = self.saved(&saved) {
+                    entries.sort();
+                    return Ok(Golden {
+                        rows,
+                        ranges,
+                        entries,
+                        reused,
+                        results_reused: true,
                     });
                 }
             }
@@ -142,7 +166,7 @@ impl GoldenRun<'_> {
             store.evict(&keep)?;
         }
         entries.sort();
-        let ranges = graph
+        let ranges: Vec<NodeRange> = graph
             .nodes
             .iter()
             .zip(ranges)
@@ -155,12 +179,52 @@ impl GoldenRun<'_> {
                 })
             })
             .collect();
+        if let (Some(store), Some(key)) = (self.store, &results_key) {
+            let saved = Saved {
+                rows: rows.iter().map(|r| (r.top.clone(), r.nonfinite)).collect(),
+                ranges: ranges.iter().map(|r| (r.index, r.min, r.max)).collect(),
+            };
+            let bytes = bincode::serialize(&saved).expect("golden results serialize");
+            store.write_small(key, RESULTS, &bytes)?;
+        }
         Ok(Golden {
             rows,
             ranges,
             entries,
             reused,
+            results_reused: false,
         })
+    }
+
+    /// The golden rows and ranges from their saved form, or `None` if it
+    /// does not fit this model and data set (then the pass runs again).
+    fn saved(&self, bytes: &[u8]) -> Option<(Vec<GoldenRow>, Vec<NodeRange>)> {
+        let saved: Saved = bincode::deserialize(bytes).ok()?;
+        let nodes = &self.graph.nodes;
+        if saved.rows.len() != self.data.len() || saved.ranges.iter().any(|r| r.0 >= nodes.len()) {
+            return None;
+        }
+        let rows = (saved.rows.into_iter().enumerate())
+            .map(|(i, (top, nonfinite))| {
+                let sample = self.data.sample(i);
+                let correct = sample.label.zip(top.first()).map(|(l, t)| l == t.0);
+                GoldenRow {
+                    sample,
+                    top,
+                    correct,
+                    nonfinite,
+                }
+            })
+            .collect();
+        let ranges = (saved.ranges.into_iter())
+            .map(|(index, min, max)| NodeRange {
+                index,
+                node: nodes[index].name.clone(),
+                min,
+                max,
+            })
+            .collect();
+        Some((rows, ranges))
     }
 
     fn run_profiled(
@@ -213,6 +277,17 @@ impl GoldenRun<'_> {
         };
         Writer::create(&store.path(&fill.key), header)
     }
+}
+
+/// The extension of the cached golden results beside the frontiers.
+const RESULTS: &str = "golden";
+
+/// Golden results as cached: per sample its top-k and NaN flag, per node
+/// its range.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    rows: Vec<(Vec<(i64, f32)>, bool)>,
+    ranges: Vec<(usize, f64, f64)>,
 }
 
 /// Samples per chunk: about 4 MiB of raw data, at least one sample.
