@@ -3,6 +3,7 @@
 //! with a 95% Wilson interval.
 
 pub mod heatmap;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::fs::File;
