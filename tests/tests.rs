@@ -16,3 +16,4 @@ mod ops_nn;
 mod ops_tensor;
 mod parity;
 mod scenario;
+mod summaries;
