@@ -8,7 +8,7 @@ pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn faultsweep(args: &[&str], cache: &Path) -> Output {
+pub(crate) fn faultsweep(args: &[&str], cache: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_faultsweep"))
         .args(args)
         .current_dir(root())
@@ -147,10 +147,13 @@ fn a_campaign_writes_its_results_and_verifies() {
         assert_eq!(summary["overall"][o].as_u64().unwrap(), count(o), "{o}");
     }
     assert!(count("masked") > 0 && count("benign") + count("sde") > 0);
-    let by_layer = summary["groups"]["layer"].as_object().unwrap();
+    let tables = summary["tables"].as_array().unwrap();
+    let by_layer = tables.iter().find(|t| t["grouping"] == "layer").unwrap();
     assert_eq!(
-        by_layer
-            .values()
+        by_layer["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
             .map(|c| c["n"].as_u64().unwrap())
             .sum::<u64>(),
         300

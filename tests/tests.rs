@@ -18,3 +18,4 @@ mod outcomes;
 mod parity;
 mod pytorchfi;
 mod scenario;
+mod summaries;

@@ -450,7 +450,7 @@ impl Reader {
         let planes = zstd::bulk::decompress(frame, c.raw_len)
             .map_err(|e| corrupt(&self.path, format!("chunk {i}: {e}")))?;
         let sample_bytes: usize = self.header.values.iter().map(|v| v.sample_bytes()).sum();
-        if planes.len() != c.raw_len || c.raw_len % sample_bytes.max(1) != 0 {
+        if planes.len() != c.raw_len || !c.raw_len.is_multiple_of(sample_bytes.max(1)) {
             return Err(corrupt(
                 &self.path,
                 format!("chunk {i}: {} bytes, expected {}", planes.len(), c.raw_len),

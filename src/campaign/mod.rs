@@ -263,7 +263,7 @@ pub fn run_with_models(
             }
         }
     }
-    let Tally { summary, cells } = tally;
+    let (summary, cells) = tally.finish();
     let provenance = Provenance::of(&plan, total)?;
     for (name, text) in summary_files(&plan, &provenance, &summary, &cells) {
         crate::report::write_atomic(&out.join(name), text.as_bytes())?;

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::results::{finished, Tally};
+use super::results::finished;
 use super::{plan, run_count, Plan, RunArgs};
 use crate::error::{Error, Result};
-use crate::report::{heatmap, Summary};
+use crate::report::{heatmap, Grouping, Summary};
 
 /// Where a campaign's results come from: recorded in `provenance.json`,
 /// `summary.json` and `summary.md`.
@@ -61,7 +61,7 @@ pub fn summary_files(
         spec.name.as_deref().unwrap_or("campaign"),
         plan.graph.path.display()
     );
-    let mut json = serde_json::to_value(summary).expect("summary serializes");
+    let mut json = summary.json();
     json["provenance"] = serde_json::to_value(provenance).expect("provenance serializes");
     let p = provenance;
     let markdown = summary.markdown();
@@ -79,7 +79,8 @@ pub fn summary_files(
         ),
     ];
     if spec.outputs.heatmap {
-        files.push(("heatmap.svg", heatmap::svg(cells, &heatmap_title)));
+        let unit = summary.unit(Grouping::Layer);
+        files.push(("heatmap.svg", heatmap::svg(cells, &heatmap_title, unit)));
     }
     files
 }
@@ -183,7 +184,7 @@ pub fn check(dir: &Path) -> Result<Checked> {
             "the campaign is not finished (resume it with `faultsweep run --resume`)".into(),
         ));
     }
-    let Tally { summary, cells } = done.tally;
+    let (summary, cells) = done.tally.finish();
     for (name, derived) in summary_files(&plan, &record.provenance, &summary, &cells) {
         let on_disk = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
         if on_disk != derived {

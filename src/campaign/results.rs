@@ -1,6 +1,10 @@
 //! The rows of `injections.csv` and the tallies behind the summaries:
-//! written as the campaign runs, and read back to resume it.
+//! written as the campaign runs, and read back to resume it. A tally counts
+//! an injection's runs as one cluster of the intervals once its last run is
+//! in, so a resumed tally (read back part way through an injection) equals
+//! an uninterrupted one.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -8,9 +12,9 @@ use std::path::Path;
 use super::Plan;
 use crate::classify::{in_top, top1, Outcome};
 use crate::error::{Error, Result};
-use crate::faults::{self, Fault};
+use crate::faults::{self, Fault, NumFormat};
 use crate::inject::InjectionResult;
-use crate::report::{heatmap, CsvSink, Summary};
+use crate::report::{heatmap, Counts, CsvSink, Grouping, Key, Summary};
 use crate::scenario::SummaryKey;
 
 /// The result columns after the fault list's (`faulty_correct`: the faulty
@@ -160,11 +164,30 @@ fn changed_outputs(plan: &Plan, r: &InjectionResult) -> String {
     names.join(" ")
 }
 
-/// Outcome counts for the summaries and the heatmap.
+/// Outcome counts for the summaries and the heatmap. A run's counts wait
+/// with its injection's until the injection's last run (one per sample of
+/// its scope), then join the groups as one cluster
+/// ([`add_injection`](crate::report::Group::add_injection));
+/// injections run a window at a time, so few wait at once.
 #[derive(Default)]
 pub struct Tally {
-    pub summary: Summary,
-    pub cells: heatmap::Cells,
+    summary: Summary,
+    cells: heatmap::Cells,
+    open: HashMap<u64, Open>,
+}
+
+/// An injection with runs still to count, and its counts so far.
+struct Open {
+    runs_left: u64,
+    counts: BTreeMap<Slot, Counts>,
+}
+
+/// Where a run counts: a table's row, or a heatmap cell (format, layer,
+/// column).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    Row(Grouping, Key),
+    Cell(NumFormat, (usize, String), Key),
 }
 
 impl Tally {
@@ -177,68 +200,106 @@ impl Tally {
         outcome: Outcome,
         hardened: &[(&str, Outcome)],
     ) {
-        self.summary.overall.add(outcome);
-        if !hardened.is_empty() {
-            self.summary
-                .add(&[("protection", "none".to_string())], outcome);
-            for (name, o) in hardened {
-                self.summary.add(&[("protection", name.to_string())], *o);
-            }
+        let injection = faults[0].injection;
+        let several_samples = &mut self.summary.several_samples;
+        let open = self.open.entry(injection).or_insert_with(|| {
+            let runs = super::runs::scope(faults, plan.data.len() as u64);
+            let runs_left = runs.end - runs.start;
+            *several_samples |= runs_left > 1;
+            let counts = BTreeMap::new();
+            Open { runs_left, counts }
+        });
+        for (slot, o) in slots(plan, faults, outcome, hardened) {
+            open.counts.entry(slot).or_default().add(o);
         }
-        let chosen = &plan.campaign.spec.outputs.summaries;
-        if chosen.contains(&SummaryKey::Sweep) {
-            if let Some(f) = faults.first() {
-                self.summary
-                    .add(&[("sweep", sweep_label(plan, f.sweep))], outcome);
-            }
+        open.runs_left -= 1;
+        if open.runs_left == 0 {
+            let open = self.open.remove(&injection).expect("open");
+            self.close(open);
         }
-        for f in faults {
-            let keys: Vec<(&str, String)> = chosen
-                .iter()
-                .filter_map(|key| Some((key_name(*key), fault_key(plan, f, *key)?)))
-                .collect();
-            self.summary.add(&keys, outcome);
-            if let [bit] = f.bits[..] {
-                self.cells
-                    .entry((f.node as usize, f.layer.clone()))
+    }
+
+    fn close(&mut self, open: Open) {
+        for (slot, counts) in open.counts {
+            let group = match slot {
+                Slot::Row(grouping, key) => self.summary.group_mut(grouping, key),
+                Slot::Cell(format, layer, key) => self
+                    .cells
+                    .entry(format)
                     .or_default()
-                    .entry(bit)
+                    .entry(layer)
                     .or_default()
-                    .add(outcome);
-            }
+                    .entry(key)
+                    .or_default(),
+            };
+            group.add_injection(&counts);
         }
+    }
+
+    /// The summary and the heatmap cells, every injection counted (one
+    /// still open, in a list read only in part, counts as it is).
+    pub fn finish(mut self) -> (Summary, heatmap::Cells) {
+        for (_, open) in std::mem::take(&mut self.open) {
+            self.close(open);
+        }
+        (self.summary, self.cells)
     }
 }
 
-fn key_name(key: SummaryKey) -> &'static str {
-    match key {
-        SummaryKey::Layer => "layer",
-        SummaryKey::Bit => "bit",
-        SummaryKey::Op => "op",
-        SummaryKey::Dtype => "dtype",
-        SummaryKey::Model => "model",
-        SummaryKey::Target => "target",
-        SummaryKey::Sweep => "sweep",
+/// The rows and cells one run counts in, each with the outcome it counts.
+fn slots(
+    plan: &Plan,
+    faults: &[Fault],
+    outcome: Outcome,
+    hardened: &[(&str, Outcome)],
+) -> Vec<(Slot, Outcome)> {
+    let mut slots = vec![(Slot::Row(Grouping::Overall, Key::label("all")), outcome)];
+    if !hardened.is_empty() {
+        slots.push((protection(0, "none"), outcome));
+        for (i, (name, o)) in hardened.iter().enumerate() {
+            slots.push((protection(i + 1, name), *o));
+        }
     }
+    let chosen = &plan.campaign.spec.outputs.summaries;
+    if chosen.contains(&SummaryKey::Sweep) {
+        let sweep = faults[0].sweep;
+        let key = Key::new(vec![sweep], sweep_label(plan, sweep));
+        slots.push((Slot::Row(Grouping::Sweep, key), outcome));
+    }
+    for f in faults {
+        for key in chosen {
+            if let Some((grouping, key)) = fault_row(plan, f, *key) {
+                slots.push((Slot::Row(grouping, key), outcome));
+            }
+        }
+        let layer = (f.node as usize, f.layer.clone());
+        let column = Key::bits(&f.model, &f.bits);
+        slots.push((Slot::Cell(f.dtype, layer, column), outcome));
+    }
+    slots
 }
 
-/// The group a fault falls in for a per-fault summary (`None` for the
-/// sweep, counted once per injection).
-fn fault_key(plan: &Plan, f: &Fault, key: SummaryKey) -> Option<String> {
+fn protection(rank: usize, name: &str) -> Slot {
+    Slot::Row(Grouping::Protection, Key::new(vec![rank as u32], name))
+}
+
+/// The row a fault counts in for a per-fault summary (`None` for the
+/// sweep, counted once per run).
+fn fault_row(plan: &Plan, f: &Fault, key: SummaryKey) -> Option<(Grouping, Key)> {
     Some(match key {
-        SummaryKey::Layer => f.layer.clone(),
-        SummaryKey::Bit => {
-            let bits: Vec<String> = f.bits.iter().map(u8::to_string).collect();
-            bits.join("+")
+        SummaryKey::Layer => (Grouping::Layer, Key::new(vec![f.node], &f.layer)),
+        SummaryKey::Bit => (Grouping::Bit(f.dtype), Key::bits(&f.model, &f.bits)),
+        SummaryKey::Op => {
+            let op = plan.campaign.sites.find(&f.layer).map_or("?", |l| &l.op);
+            (Grouping::Op, Key::label(op))
         }
-        SummaryKey::Op => plan
-            .campaign
-            .sites
-            .find(&f.layer)
-            .map_or("?".into(), |l| l.op.clone()),
-        SummaryKey::Dtype => f.dtype.to_string(),
-        SummaryKey::Model => f.model.name(),
-        SummaryKey::Target => f.target.to_string(),
+        SummaryKey::Dtype => {
+            let rank = NumFormat::ALL.iter().position(|d| *d == f.dtype);
+            let rank = vec![rank.unwrap_or(0) as u32];
+            (Grouping::Dtype, Key::new(rank, f.dtype.name()))
+        }
+        SummaryKey::Model => (Grouping::Model, Key::label(f.model.name())),
+        SummaryKey::Target => (Grouping::Target, Key::label(f.target.name())),
         SummaryKey::Sweep => return None,
     })
 }

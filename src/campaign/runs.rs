@@ -107,7 +107,7 @@ fn window(
 }
 
 /// The samples an injection runs on, of the `n` in the data set.
-fn scope(faults: &[Fault], n: u64) -> Range<u64> {
+pub(super) fn scope(faults: &[Fault], n: u64) -> Range<u64> {
     match faults[0].sample {
         Samples::One(s) => s..s + 1,
         Samples::Range { start, end } => start..end.min(n),

@@ -123,7 +123,7 @@ pub fn run(cmd: RunCmd, workers: usize) -> Result<()> {
     if let Some(acc) = report.golden_accuracy {
         println!("golden top-1 accuracy {:.2}%", 100.0 * acc);
     }
-    let n = report.summary.overall.n;
+    let n = report.summary.overall().counts.n;
     let secs = started.elapsed().as_secs_f64();
     println!("{}", report.summary.headline());
     println!(

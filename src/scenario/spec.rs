@@ -395,7 +395,7 @@ pub struct OutputsSpec {
     /// Summary tables with 95% confidence intervals.
     #[serde(default = "default_summaries")]
     pub summaries: Vec<SummaryKey>,
-    /// SVG heatmap of the SDE rate by layer and bit.
+    /// heatmap.svg: the SDE and DUE rates by layer and bit, per number format.
     #[serde(default = "yes")]
     pub heatmap: bool,
     /// Top-k membership recorded per injection.
