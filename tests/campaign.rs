@@ -649,6 +649,15 @@ fn a_monitored_node_that_sees_inf_is_recorded_beside_the_outcome() {
             assert_eq!(r[col("detected")], detected, "{name}: {r:?}");
             assert!(!r[col("first_nonfinite")].is_empty(), "{name}: {r:?}");
         }
+        // The summaries' rates of what was seen inside.
+        let json = std::fs::read_to_string(out.join("summary.json")).unwrap();
+        let inside = &serde_json::from_str::<serde_json::Value>(&json).unwrap()["inside"];
+        assert_eq!(inside["runs"], 60, "{inside}");
+        assert_eq!(inside["nonfinite"]["count"], 60, "{inside}");
+        let caught = if detected == "true" { 60 } else { 0 };
+        assert_eq!(inside["detected"]["count"], caught, "{inside}");
+        let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+        assert!(md.contains("| detected by a monitored node | 60 |"), "{md}");
     }
 }
 

@@ -100,11 +100,19 @@ fn assert_no_temporaries(dir: &Path) {
     }
 }
 
-/// Every cache entry in `cache` is whole, and no temporary is left.
+/// Every cache entry and golden results file in `cache` is whole, and no
+/// temporary is left.
 fn assert_cache_intact(cache: &Path) {
     assert_no_temporaries(cache);
+    let store = faultsweep::cache::Store::new(&Default::default(), Some(cache));
     for e in std::fs::read_dir(cache).unwrap() {
         let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "golden") {
+            let key = p.file_stem().unwrap().to_string_lossy();
+            let read = store.read_small(&key, "golden").unwrap();
+            assert!(read.is_some(), "{}", p.display());
+            continue;
+        }
         faultsweep::cache::Reader::open(&p)
             .and_then(|r| r.verify())
             .unwrap_or_else(|e| panic!("{e}"));

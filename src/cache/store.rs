@@ -125,9 +125,7 @@ impl Store {
     pub fn write_small(&self, key: &str, ext: &str, bytes: &[u8]) -> Result<()> {
         std::fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
         let path = self.root.join(format!("{key}.{ext}"));
-        let temp = self
-            .root
-            .join(format!("{key}.{ext}.tmp{}", std::process::id()));
+        let temp = (self.root).join(format!(".{key}.{ext}.{}.tmp", std::process::id()));
         let mut body = bytes.to_vec();
         body.extend_from_slice(&crc32fast::hash(bytes).to_le_bytes());
         std::fs::write(&temp, &body)

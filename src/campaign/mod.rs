@@ -248,7 +248,8 @@ pub fn run_with_models(
                         .zip(&others)
                         .map(|(n, o)| (n.as_str(), o.outcome()))
                         .collect();
-                    tally.add(&plan, faults, r.outcome(), &outcomes);
+                    let inside = [r.first_nonfinite.is_some(), r.detected];
+                    tally.add(&plan, faults, (r.outcome(), inside), &outcomes);
                     if to_verify.contains(&r.id) {
                         let models = std::iter::once(&plain).chain(&hardened);
                         let results = std::iter::once(r).chain(others);

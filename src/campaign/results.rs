@@ -191,15 +191,18 @@ enum Slot {
 }
 
 impl Tally {
-    /// Counts one run: its outcome on the plan's model and on each named
-    /// hardened model (the `protection` table compares them).
+    /// Counts one run: its outcome on the plan's model with whether it held
+    /// NaN or Inf inside and whether a monitored node caught it, and its
+    /// outcome on each named hardened model (the `protection` table
+    /// compares them).
     pub fn add(
         &mut self,
         plan: &Plan,
         faults: &[Fault],
-        outcome: Outcome,
+        (outcome, inside): (Outcome, [bool; 2]),
         hardened: &[(&str, Outcome)],
     ) {
+        self.summary.inside.add(inside[0], inside[1]);
         let injection = faults[0].injection;
         let several_samples = &mut self.summary.several_samples;
         let open = self.open.entry(injection).or_insert_with(|| {
@@ -340,8 +343,19 @@ pub fn finished(path: &Path, plan: &Plan, step: usize) -> Result<Finished> {
         path: path.to_path_buf(),
         msg,
     };
-    let (Some(injection_col), Some(sample_col), Some(outcome_col)) =
-        (col("injection"), col("sample_id"), col("outcome"))
+    let (
+        Some(injection_col),
+        Some(sample_col),
+        Some(outcome_col),
+        Some(nonfinite_col),
+        Some(detected_col),
+    ) = (
+        col("injection"),
+        col("sample_id"),
+        col("outcome"),
+        col("first_nonfinite"),
+        col("detected"),
+    )
     else {
         return Err(bad(
             "the header is not that of injections.csv; start the campaign afresh".into(),
@@ -394,7 +408,11 @@ pub fn finished(path: &Path, plan: &Plan, step: usize) -> Result<Finished> {
                     .map(|(name, i)| Some((name.as_str(), parse_outcome(field(*i))?)))
                     .collect::<Option<Vec<_>>>()
                     .ok_or_else(mismatch)?;
-                done.tally.add(plan, faults, outcome, &others);
+                let inside = [
+                    !field(nonfinite_col).is_empty(),
+                    field(detected_col) == "true",
+                ];
+                done.tally.add(plan, faults, (outcome, inside), &others);
                 at += faults.len();
             }
             kept_rows += need;

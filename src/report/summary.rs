@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::csv_field;
-use super::stats::{Group, Rate};
+use super::stats::{wilson, Group, Rate};
 use crate::classify::Outcome;
 use crate::faults::{FaultModel, NumFormat};
 
@@ -116,6 +116,72 @@ pub struct Summary {
     /// Some injection ran on several samples (a permanent fault): a run is
     /// then one inference of an injection, and a row one fault on one sample.
     pub several_samples: bool,
+    /// What runs saw inside the network, beside their outcomes.
+    pub inside: Inside,
+}
+
+/// Runs whose values held NaN or Inf inside the network (`first_nonfinite`)
+/// and runs a monitored node caught (`detected`, PyTorchALFI's monitors),
+/// whatever their outcome: a ReLU or Clip may remove an Inf before the
+/// output, so these tell what a detector there would see.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Inside {
+    pub runs: u64,
+    pub nonfinite: u64,
+    pub detected: u64,
+}
+
+impl Inside {
+    pub fn add(&mut self, nonfinite: bool, detected: bool) {
+        self.runs += 1;
+        self.nonfinite += u64::from(nonfinite);
+        self.detected += u64::from(detected);
+    }
+
+    /// The share of runs `count` is, with its 95% Wilson interval over runs.
+    fn rate(&self, count: u64) -> Rate {
+        let n = self.runs as f64;
+        let rate = if self.runs == 0 {
+            0.0
+        } else {
+            count as f64 / n
+        };
+        let (low, high) = wilson(rate, n);
+        Rate {
+            rate,
+            low,
+            high,
+            n_eff: n,
+        }
+    }
+
+    /// The summary.md section.
+    fn markdown(&self, unit: &str) -> String {
+        format!(
+            "
+## inside the network
+
+n counts {unit}.
+
+| seen inside | n | rate |
+| --- | ---: | --- |
+             | NaN or Inf in some node's output | {} | {} |
+| detected by a monitored node | {} | {} |
+",
+            self.runs,
+            percent(&self.rate(self.nonfinite)),
+            self.runs,
+            percent(&self.rate(self.detected)),
+        )
+    }
+
+    fn json(&self) -> Value {
+        let rate = |count| {
+            let r = self.rate(count);
+            json!({"count": count, "rate": r.rate, "low": r.low, "high": r.high})
+        };
+        json!({"runs": self.runs, "nonfinite": rate(self.nonfinite), "detected": rate(self.detected)})
+    }
 }
 
 impl Summary {
@@ -196,7 +262,7 @@ impl Summary {
             })
             .collect();
         let overall = json_row(&Key::label("all"), &self.overall());
-        json!({"overall": overall, "tables": tables})
+        json!({"overall": overall, "tables": tables, "inside": self.inside.json()})
     }
 
     /// summary.md: what the intervals are, then a table per grouping, each
@@ -204,6 +270,7 @@ impl Summary {
     pub fn markdown(&self) -> String {
         let mut s = String::from("# Campaign summary\n\n");
         s += INTERVALS;
+        let runs = self.unit(Grouping::Overall);
         for (g, rows) in &self.tables {
             let name = g.name();
             s += &format!(
@@ -219,6 +286,7 @@ impl Summary {
                 s.push('\n');
             }
         }
+        s += &self.inside.markdown(runs);
         s
     }
 
