@@ -48,19 +48,23 @@ fn idx_and_npy_give_the_same_inputs() {
     );
 }
 
+/// The golden pass of `graph` over `data` without a cache.
+fn uncached(graph: &faultsweep::graph::Graph, data: &Dataset) -> faultsweep::golden::Golden {
+    let run = GoldenRun {
+        graph,
+        data,
+        cuts: vec![],
+        store: None,
+        top_k: 5,
+    };
+    run.run().unwrap()
+}
+
 #[test]
 fn golden_top1_is_the_forward_argmax() {
     let graph = load::load(repo("models/fashion_cnn.onnx")).unwrap();
     let data = Dataset::open(&demo_data(200, 64)).unwrap();
-    let g = GoldenRun {
-        graph: &graph,
-        data: &data,
-        cuts: vec![],
-        store: None,
-        top_k: 5,
-    }
-    .run()
-    .unwrap();
+    let g = uncached(&graph, &data);
     let batch = data.batch(0..200).unwrap();
     let logits = graph.forward(&[batch.input]).unwrap().remove(0);
     let argmax = Vec::<i64>::try_from(logits.argmax(1, false)).unwrap();
@@ -208,15 +212,7 @@ fn a_rerun_reads_the_golden_results_and_runs_no_pass() {
     assert!(again.results_reused);
     let graph = load::load(repo("models/fashion_cnn.onnx")).unwrap();
     let data = Dataset::open(&demo_data(64, 48)).unwrap();
-    let plain = GoldenRun {
-        graph: &graph,
-        data: &data,
-        cuts: vec![],
-        store: None,
-        top_k: 5,
-    }
-    .run()
-    .unwrap();
+    let plain = uncached(&graph, &data);
     let rows = |g: &faultsweep::golden::Golden| {
         let rows = g
             .rows

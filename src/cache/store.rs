@@ -136,6 +136,19 @@ impl Store {
             })
     }
 
+    /// The small files (golden results) under the root.
+    pub fn small_files(&self) -> Result<Vec<PathBuf>> {
+        let files = match std::fs::read_dir(&self.root) {
+            Ok(d) => d.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+            Err(e) => return Err(Error::io(&self.root, e)),
+        };
+        Ok(files
+            .into_iter()
+            .filter(|p: &PathBuf| p.extension().is_some_and(|x| x == "golden"))
+            .collect())
+    }
+
     /// Every entry file under the root, opened (or the error that opening gave).
     pub fn entries(&self) -> Result<Vec<(PathBuf, Result<Reader>)>> {
         let mut paths: Vec<PathBuf> = match std::fs::read_dir(&self.root) {

@@ -162,7 +162,8 @@ pub enum CacheCommand {
     Info { key: String },
     /// Check every checksum of every entry (or of those matching KEY).
     Verify { key: Option<String> },
-    /// Remove the entries whose key starts with KEY (or all with --all).
+    /// Remove the entries whose key starts with KEY (or all, and the cached
+    /// golden results, with --all).
     Rm {
         key: Option<String>,
         #[arg(long)]
@@ -229,7 +230,10 @@ pub fn cache(cmd: CacheCommand, cache_dir: Option<PathBuf>) -> Result<()> {
         }
         CacheCommand::Rm { key, all } => {
             let paths = match (key, all) {
-                (_, true) => store.entries()?.into_iter().map(|e| e.0).collect(),
+                (_, true) => {
+                    let entries = store.entries()?.into_iter().map(|e| e.0);
+                    entries.chain(store.small_files()?).collect()
+                }
                 (Some(k), false) => matching(&store, &k)?,
                 (None, false) => return Err(Error::Usage("cache rm needs a KEY or --all".into())),
             };
