@@ -671,3 +671,68 @@ fn cli_gen_convert_show_and_exit_codes() {
     let out = faultsweep(&["faults", "gen", &sc]);
     assert_eq!(out.status.code(), Some(2), "--out is required");
 }
+
+/// A scalar or flow list of the YAML as the reference writes it (`1`,
+/// `true`, `bit_flip`, `[layer, bit]`); `None` for what it cannot show.
+fn as_written(v: &serde_yaml::Value) -> Option<String> {
+    use serde_yaml::Value;
+    match v {
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        Value::Sequence(items) => {
+            let items: Option<Vec<String>> = items.iter().map(as_written).collect();
+            Some(format!("[{}]", items?.join(", ")))
+        }
+        _ => None,
+    }
+}
+
+/// Every default that scenarios/README.md gives as a literal (`` `1` ``,
+/// `` `true` ``, `` `bit_flip` ``) in the table of a section (`## \`cache\``)
+/// is the value a scenario that leaves the key out gets.
+#[test]
+fn the_reference_gives_the_codes_defaults() {
+    let reference = std::fs::read_to_string(repo("scenarios/README.md")).unwrap();
+    let spec = parse(BASE).unwrap().spec;
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&scenario::to_yaml(&spec)).unwrap();
+    let mut section: Option<String> = None;
+    let mut compared = Vec::new();
+    for line in reference.lines() {
+        if let Some(title) = line.strip_prefix("## ") {
+            section = match title {
+                "Top level" => Some(String::new()),
+                t => t
+                    .strip_prefix('`')
+                    .and_then(|t| t.strip_suffix('`'))
+                    .map(|t| format!("{t}.")),
+            };
+            continue;
+        }
+        if line.starts_with('#') {
+            section = None; // sub-tables (layer selection) have no place of their own
+        }
+        // `\|` separates alternatives inside a cell.
+        let line = line.replace("\\|", "/");
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let (Some(prefix), [_, key, _, default, _, _]) = (&section, cells.as_slice()) else {
+            continue;
+        };
+        let (Some(key), Some(default)) = (
+            key.strip_prefix('`').and_then(|k| k.strip_suffix('`')),
+            default.strip_prefix('`').and_then(|d| d.strip_suffix('`')),
+        ) else {
+            continue;
+        };
+        let path = format!("{prefix}{key}");
+        let value = path.split('.').try_fold(&yaml, |v, k| v.get(k));
+        if let Some(actual) = value.and_then(as_written) {
+            assert_eq!(actual, default, "`{path}`: scenarios/README.md gives `{default}`");
+            compared.push(path);
+        }
+    }
+    assert!(
+        compared.len() >= 20 && compared.iter().any(|p| p == "cache.zstd_level"),
+        "{compared:?}"
+    );
+}
