@@ -740,3 +740,16 @@ fn labels_outside_the_models_classes_are_an_error() {
         "{err}"
     );
 }
+
+/// The effective scenario records the folder the results are in: the
+/// `--out` folder when one is given.
+#[test]
+fn the_effective_scenario_records_the_out_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = small_scenario(dir.path(), 20);
+    let out = dir.path().join("elsewhere");
+    let run = run_campaign(&scenario, &out, &[], &dir.path().join("cache"));
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let saved = faultsweep::scenario::Scenario::load(&out.join("scenario.yml")).unwrap();
+    assert_eq!(saved.spec.outputs.dir.as_deref(), Some(out.as_path()));
+}

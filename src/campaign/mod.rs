@@ -43,6 +43,8 @@ pub struct RunArgs {
     pub model: Option<PathBuf>,
     pub data: Option<PathBuf>,
     pub faults: Option<PathBuf>,
+    /// Results folder: replaces the scenario's `outputs.dir`, so the
+    /// effective scenario records it.
     pub out: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
     pub batch_size: Option<usize>,
@@ -127,6 +129,10 @@ pub fn plan_scenario(mut sc: Scenario, args: &RunArgs) -> Result<Plan> {
     if let Some(b) = args.batch_size {
         sc.spec.data.batch_size = b;
     }
+    // The effective scenario records the folder the results go to.
+    if let Some(out) = &args.out {
+        sc.spec.outputs.dir = Some(out.clone());
+    }
     let mut graph = crate::load::load(&sc.spec.model.path)?;
     let data = Dataset::open(&sc.spec.data)?;
     let campaign = sc.validate(&graph, Some(data.total_len() as u64))?;
@@ -169,13 +175,8 @@ pub fn run_with_models(
 ) -> Result<RunReport> {
     let mut plan = plan(scenario_path, args)?;
     let spec = &plan.campaign.spec;
-    let out = args
-        .out
-        .clone()
-        .or_else(|| spec.outputs.dir.clone())
-        .unwrap_or_else(|| {
-            PathBuf::from("results").join(spec.name.as_deref().unwrap_or("campaign"))
-        });
+    // Validation filled it in: `--out`, else the scenario's, else results/NAME.
+    let out = spec.outputs.dir.clone().expect("the effective scenario names its folder");
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     scenario::save(spec, &out.join("scenario.yml"))?;
     save_faults(&mut plan, &out.join("faults.bin"))?;
