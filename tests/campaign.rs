@@ -753,3 +753,35 @@ fn the_effective_scenario_records_the_out_folder() {
     let saved = faultsweep::scenario::Scenario::load(&out.join("scenario.yml")).unwrap();
     assert_eq!(saved.spec.outputs.dir.as_deref(), Some(out.as_path()));
 }
+
+/// `run` never writes over a campaign: not with `--out` naming its folder,
+/// nor replaying its scenario.yml (which names the folder); the message
+/// says how to finish it and where else to write (exit 4, a bad argument).
+#[test]
+fn a_folder_that_holds_a_campaign_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let scenario = small_scenario(dir.path(), 20);
+    let out = dir.path().join("first");
+    assert!(run_campaign(&scenario, &out, &[], &cache).status.success());
+    let rows = std::fs::read(out.join("injections.csv")).unwrap();
+    let replay = out.join("scenario.yml");
+    for args in [
+        vec!["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        vec!["run", replay.to_str().unwrap()],
+    ] {
+        let r = faultsweep(&args, &cache);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(4), "{args:?}: {err}");
+        assert!(
+            err.contains(&out.display().to_string())
+                && err.contains("--resume")
+                && err.contains("another folder"),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read(out.join("injections.csv")).unwrap(), rows);
+    // Another folder is fine.
+    let again = run_campaign(&replay, &dir.path().join("second"), &[], &cache);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+}

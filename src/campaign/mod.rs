@@ -177,6 +177,9 @@ pub fn run_with_models(
     let spec = &plan.campaign.spec;
     // Validation filled it in: `--out`, else the scenario's, else results/NAME.
     let out = spec.outputs.dir.clone().expect("the effective scenario names its folder");
+    if !args.resume {
+        refuse_campaign_folder(&out)?;
+    }
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     scenario::save(spec, &out.join("scenario.yml"))?;
     save_faults(&mut plan, &out.join("faults.bin"))?;
@@ -288,6 +291,24 @@ pub fn run_with_models(
         summary,
         golden_accuracy: plain.golden.accuracy(),
         verified,
+    })
+}
+
+/// A fresh run never writes over a campaign (its fault list or rows): an
+/// unfinished one is resumed, a finished one kept.
+fn refuse_campaign_folder(out: &Path) -> Result<()> {
+    let Some(found) = ["faults.bin", "injections.csv"]
+        .into_iter()
+        .find(|f| out.join(f).exists())
+    else {
+        return Ok(());
+    };
+    Err(Error::Data {
+        path: out.to_path_buf(),
+        msg: format!(
+            "holds a campaign ({found}); `faultsweep run --resume {}` finishes it if it is unfinished, or give another folder with --out (or remove this one)",
+            out.display()
+        ),
     })
 }
 
