@@ -104,6 +104,37 @@ fn infer_writes_the_model_output_and_accuracy() {
     );
 }
 
+/// Only `infer` runs on a chosen device; every other command runs on the
+/// CPU and refuses `--device` rather than ignore it.
+#[test]
+fn only_infer_takes_a_device() {
+    let model = good_model();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("x.npy");
+    Tensor::ones([2, 4], (Kind::Float, tch::Device::Cpu))
+        .write_npy(&input)
+        .unwrap();
+    let out = dir.path().join("y.npy");
+    let (input, out) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let ok = faultsweep(&["infer", &model, input, "--out", out, "--device", "cpu"]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    for args in [
+        vec!["--device", "cpu", "inspect", &model],
+        vec!["inspect", &model, "--device", "cpu"],
+        vec!["golden", &model, input, "--device", "cpu"],
+        vec!["run", "scenarios/fashion_neurons.yml", "--device", "cpu"],
+        vec!["faults", "gen", "s.yml", "--out", "f.bin", "--device", "cpu"],
+        vec!["bench", "s.yml", "--device", "cpu"],
+        vec!["cache", "ls", "--device", "cpu"],
+        vec!["report", "somewhere", "--device", "cpu"],
+    ] {
+        let r = faultsweep(&args);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("'--device'"), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn errors_map_to_documented_exit_codes() {
     let model = fixtures().join("errors/unsupported_op.onnx");
