@@ -749,7 +749,11 @@ fn the_effective_scenario_records_the_out_folder() {
     let scenario = small_scenario(dir.path(), 20);
     let out = dir.path().join("elsewhere");
     let run = run_campaign(&scenario, &out, &[], &dir.path().join("cache"));
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let saved = faultsweep::scenario::Scenario::load(&out.join("scenario.yml")).unwrap();
     assert_eq!(saved.spec.outputs.dir.as_deref(), Some(out.as_path()));
 }
@@ -767,7 +771,12 @@ fn a_folder_that_holds_a_campaign_is_refused() {
     let rows = std::fs::read(out.join("injections.csv")).unwrap();
     let replay = out.join("scenario.yml");
     for args in [
-        vec!["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        vec![
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
         vec!["run", replay.to_str().unwrap()],
     ] {
         let r = faultsweep(&args, &cache);
@@ -783,5 +792,9 @@ fn a_folder_that_holds_a_campaign_is_refused() {
     assert_eq!(std::fs::read(out.join("injections.csv")).unwrap(), rows);
     // Another folder is fine.
     let again = run_campaign(&replay, &dir.path().join("second"), &[], &cache);
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 }

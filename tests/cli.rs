@@ -117,13 +117,19 @@ fn only_infer_takes_a_device() {
     let out = dir.path().join("y.npy");
     let (input, out) = (input.to_str().unwrap(), out.to_str().unwrap());
     let ok = faultsweep(&["infer", &model, input, "--out", out, "--device", "cpu"]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     for args in [
         vec!["--device", "cpu", "inspect", &model],
         vec!["inspect", &model, "--device", "cpu"],
         vec!["golden", &model, input, "--device", "cpu"],
         vec!["run", "scenarios/fashion_neurons.yml", "--device", "cpu"],
-        vec!["faults", "gen", "s.yml", "--out", "f.bin", "--device", "cpu"],
+        vec![
+            "faults", "gen", "s.yml", "--out", "f.bin", "--device", "cpu",
+        ],
         vec!["bench", "s.yml", "--device", "cpu"],
         vec!["cache", "ls", "--device", "cpu"],
         vec!["report", "somewhere", "--device", "cpu"],

@@ -727,7 +727,10 @@ fn the_reference_gives_the_codes_defaults() {
         let path = format!("{prefix}{key}");
         let value = path.split('.').try_fold(&yaml, |v, k| v.get(k));
         if let Some(actual) = value.and_then(as_written) {
-            assert_eq!(actual, default, "`{path}`: scenarios/README.md gives `{default}`");
+            assert_eq!(
+                actual, default,
+                "`{path}`: scenarios/README.md gives `{default}`"
+            );
             compared.push(path);
         }
     }

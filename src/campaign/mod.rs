@@ -176,7 +176,11 @@ pub fn run_with_models(
     let mut plan = plan(scenario_path, args)?;
     let spec = &plan.campaign.spec;
     // Validation filled it in: `--out`, else the scenario's, else results/NAME.
-    let out = spec.outputs.dir.clone().expect("the effective scenario names its folder");
+    let out = spec
+        .outputs
+        .dir
+        .clone()
+        .expect("the effective scenario names its folder");
     if !args.resume {
         refuse_campaign_folder(&out)?;
     }
