@@ -798,3 +798,28 @@ fn a_folder_that_holds_a_campaign_is_refused() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+/// A model whose input fixes a batch of 2 (op_conv3d): `--verify` runs each
+/// injection in a batch of that size, its sample repeated, and reads the
+/// sample's row; neuron and weight faults agree with the engine.
+#[test]
+fn verify_feeds_a_model_with_a_fixed_batch_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("conv3d.yml");
+    std::fs::write(
+        &scenario,
+        "seed: 5\n\
+         model: {path: tests/fixtures/models/op_conv3d.onnx}\n\
+         data: {path: tests/fixtures/models/op_conv3d.input.npy}\n\
+         targets: {target: both}\n\
+         counts: {injections: 60}\n",
+    )
+    .unwrap();
+    let rows = run_verified(
+        &scenario,
+        &dir.path().join("out"),
+        &dir.path().join("cache"),
+        60,
+    );
+    assert_eq!(rows.len(), 61);
+}
