@@ -397,9 +397,9 @@ fn the_library_iterates_every_run_with_its_faults() {
     use faultsweep::campaign::{self, Model, RunArgs};
     let dir = tempfile::tempdir().unwrap();
     let scenario = with_window(&small_scenario(dir.path(), 300), 37);
-    let plan = campaign::plan(&scenario, &RunArgs::default()).unwrap();
-    let store = faultsweep::cache::Store::new(&plan.campaign.spec.cache, Some(dir.path()));
     let models = faultsweep::faults::Models::default();
+    let plan = campaign::plan(&scenario, &RunArgs::default(), &models).unwrap();
+    let store = faultsweep::cache::Store::new(&plan.campaign.spec.cache, Some(dir.path()));
     let model = Model::prepare(&plan, &plan.graph, None, &store, &models).unwrap();
     let options = faultsweep::inject::Options::default();
     let mut injections = std::collections::BTreeSet::new();
@@ -538,6 +538,11 @@ fn custom_fault_models_run_like_built_in_ones() {
     let mut models = Models::default();
     models.register("zeroed", std::sync::Arc::new(Zeroed));
     let custom = results("model: {custom: zeroed}", &models);
+    // `report` reads the campaign without running a fault: no registry needed.
+    let out = dir
+        .path()
+        .join(format!("out{}", "model: {custom: zeroed}".len()));
+    faultsweep::campaign::check(&out).unwrap_or_else(|e| panic!("report: {e}"));
     assert_eq!(custom, results("model: zero", &Models::default()));
     assert!(custom.iter().all(|(_, v)| v == "0e0"), "{custom:?}");
     let unregistered = dir.path().join("unregistered.yml");
@@ -557,6 +562,7 @@ fn custom_fault_models_run_like_built_in_ones() {
     .err()
     .unwrap();
     assert!(e.to_string().contains("'nobody' is not registered"), "{e}");
+    assert_eq!(e.exit_code(), 8, "a scenario error: {e}");
 }
 
 #[test]

@@ -113,12 +113,24 @@ impl Plan {
     }
 }
 
-pub fn plan(scenario_path: &Path, args: &RunArgs) -> Result<Plan> {
-    plan_scenario(Scenario::load(scenario_path)?, args)
+/// The plan of the scenario at `scenario_path`; a `custom` fault model must
+/// be registered in `models`.
+pub fn plan(scenario_path: &Path, args: &RunArgs, models: &faults::Models) -> Result<Plan> {
+    plan_scenario(Scenario::load(scenario_path)?, args, models)
 }
 
 /// As [`plan`], for a scenario built in code (see `examples/library.rs`).
-pub fn plan_scenario(mut sc: Scenario, args: &RunArgs) -> Result<Plan> {
+pub fn plan_scenario(sc: Scenario, args: &RunArgs, models: &faults::Models) -> Result<Plan> {
+    plan_with(sc, args, Some(models))
+}
+
+/// As [`plan`] for a campaign that is only read (`report`), whatever
+/// custom models it names.
+fn plan_recorded(scenario_path: &Path, args: &RunArgs) -> Result<Plan> {
+    plan_with(Scenario::load(scenario_path)?, args, None)
+}
+
+fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) -> Result<Plan> {
     if let Some(m) = &args.model {
         sc.spec.model.path = m.clone();
     }
@@ -135,7 +147,11 @@ pub fn plan_scenario(mut sc: Scenario, args: &RunArgs) -> Result<Plan> {
     }
     let mut graph = crate::load::load(&sc.spec.model.path)?;
     let data = Dataset::open(&sc.spec.data)?;
-    let campaign = sc.validate(&graph, Some(data.total_len() as u64))?;
+    let len = Some(data.total_len() as u64);
+    let campaign = match models {
+        Some(models) => sc.validate(&graph, len, models)?,
+        None => sc.validate_recorded(&graph, len)?,
+    };
     graph.monitors = campaign.monitor.iter().copied().collect();
     let faults = match &args.faults {
         Some(path) => FaultSource {
@@ -173,7 +189,7 @@ pub fn run_with_models(
     models: &faults::Models,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<RunReport> {
-    let mut plan = plan(scenario_path, args)?;
+    let mut plan = plan(scenario_path, args, models)?;
     let spec = &plan.campaign.spec;
     // Validation filled it in: `--out`, else the scenario's, else results/NAME.
     let out = spec
