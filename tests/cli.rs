@@ -63,6 +63,62 @@ fn inspect_table_has_the_documented_columns() {
     }
 }
 
+/// The node table's columns line up under their headers whatever the
+/// length of the node names (MobileNetV2's run to 46 characters), and no
+/// line ends in spaces.
+#[test]
+fn inspect_table_stays_aligned_with_long_names() {
+    let mut models = vec![fixtures().join("models/mobilenet_v2_ts17.onnx")];
+    match crate::common::shared("models/mobilenet_v2.onnx") {
+        Some(real) => models.push(real),
+        None => eprintln!("../shared is absent: the real MobileNetV2 is skipped"),
+    }
+    for model in models {
+        let model = model.to_str().unwrap();
+        let json = faultsweep(&["inspect", model, "--json"]);
+        let info: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        let nodes = info["nodes"].as_array().unwrap();
+        let longest = nodes.iter().map(|n| n["name"].as_str().unwrap().len());
+        assert!(longest.max().unwrap() > 40, "{model}: no long name to test");
+        let text = String::from_utf8(faultsweep(&["inspect", model]).stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines.iter().all(|l| l.trim_end() == *l),
+            "{model}: trailing spaces"
+        );
+        let head = lines.iter().position(|l| l.starts_with("index")).unwrap();
+        let header = lines[head];
+        let start = |col: &str| header.find(&format!(" {col} ")).unwrap() + 1;
+        let end = |col: &str| header.find(&format!(" {col} ")).unwrap() + 1 + col.len();
+        for (n, row) in nodes.iter().zip(&lines[head + 1..]) {
+            let at = |from: usize| row.get(from..).unwrap_or_default();
+            let until = |to: usize| row.get(..to).unwrap_or_default();
+            assert!(
+                at(start("name")).starts_with(n["name"].as_str().unwrap()),
+                "{row}"
+            );
+            assert!(
+                at(start("op")).starts_with(&format!("{} ", n["op"].as_str().unwrap())),
+                "{header}\n{row}"
+            );
+            assert!(
+                until(end("params")).ends_with(&format!(" {}", n["params"])),
+                "{header}\n{row}"
+            );
+            assert!(
+                until(end("MACs")).ends_with(&format!(" {}", n["macs"])),
+                "{header}\n{row}"
+            );
+            let target = if n["injectable"] == true {
+                "neuron"
+            } else {
+                "-"
+            };
+            assert!(at(start("target")).starts_with(target), "{header}\n{row}");
+        }
+    }
+}
+
 #[test]
 fn infer_writes_the_model_output_and_accuracy() {
     let dir = tempfile::tempdir().unwrap();
