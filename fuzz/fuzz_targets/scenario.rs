@@ -31,7 +31,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // The demo data set holds 1,000 samples.
-    let Ok(campaign) = SITES.with(|s| sc.validate_sites(s.clone(), Some(1000), &Models::default())) else {
+    let Ok(campaign) = SITES.with(|s| sc.validate_sites(s.clone(), Some(1000), &Models::default()))
+    else {
         return;
     };
     let yaml = scenario::to_yaml(&campaign.spec);
