@@ -23,11 +23,12 @@ fn main() -> faultsweep::Result<()> {
     sc.spec.targets.layers.ops = vec![];
     sc.spec.targets.layers.names = vec!["/features/features.0/Conv".into()];
     sc.text = scenario::to_yaml(&sc.spec);
-    let plan = campaign::plan_scenario(sc, &RunArgs::default())?;
+    let models = Models::default();
+    let plan = campaign::plan_scenario(sc, &RunArgs::default(), &models)?;
 
     // Golden run and layer-split cache, then the engine, batch by batch.
     let store = Store::new(&plan.campaign.spec.cache, None);
-    let model = Model::prepare(&plan, &plan.graph, None, &store, &Models::default())?;
+    let model = Model::prepare(&plan, &plan.graph, None, &store, &models)?;
     let mut sde_by_bit: BTreeMap<u8, (usize, usize)> = BTreeMap::new();
     for ran in model.results(Options::default())? {
         let (faults, result) = ran?;

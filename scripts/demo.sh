@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup-libtorch.sh
 cargo build --release --quiet
+# Each demo starts afresh: run refuses to write over a campaign.
+rm -rf results/demo
 target/release/faultsweep run scenarios/fashion_neurons.yml --out results/demo --verify 100
 echo
 # The overall rates and the rates per layer (summary.md has per bit, op and format too).

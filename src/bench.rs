@@ -349,7 +349,8 @@ impl Setup {
     /// Plans the campaign and runs its golden pass, filling (or reusing) the
     /// cache. With `time_plain`, also times a golden pass without cache.
     pub fn new(scenario: &Path, args: &RunArgs, time_plain: bool) -> Result<Setup> {
-        let plan = campaign::plan(scenario, args)?;
+        let models = faults::Models::default();
+        let plan = campaign::plan(scenario, args, &models)?;
         let (cache_dir, temp) = match &args.cache_dir {
             Some(d) => (d.clone(), None),
             None => {
@@ -361,7 +362,6 @@ impl Setup {
             }
         };
         let store = Store::new(&plan.campaign.spec.cache, Some(&cache_dir));
-        let models = faults::Models::default();
         // The cuts do not depend on the int8 scales: resolve once to learn them.
         let cuts = campaign::Resolver::new(&plan.graph, &HashMap::new(), &models)?.cuts(&plan)?;
         let run = |cuts: Vec<usize>, store: Option<&Store>| {

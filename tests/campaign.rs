@@ -405,9 +405,9 @@ fn the_library_iterates_every_run_with_its_faults() {
     use faultsweep::campaign::{self, Model, RunArgs};
     let dir = tempfile::tempdir().unwrap();
     let scenario = with_window(&small_scenario(dir.path(), 300), 37);
-    let plan = campaign::plan(&scenario, &RunArgs::default()).unwrap();
-    let store = faultsweep::cache::Store::new(&plan.campaign.spec.cache, Some(dir.path()));
     let models = faultsweep::faults::Models::default();
+    let plan = campaign::plan(&scenario, &RunArgs::default(), &models).unwrap();
+    let store = faultsweep::cache::Store::new(&plan.campaign.spec.cache, Some(dir.path()));
     let model = Model::prepare(&plan, &plan.graph, None, &store, &models).unwrap();
     let options = faultsweep::inject::Options::default();
     let mut injections = std::collections::BTreeSet::new();
@@ -546,6 +546,11 @@ fn custom_fault_models_run_like_built_in_ones() {
     let mut models = Models::default();
     models.register("zeroed", std::sync::Arc::new(Zeroed));
     let custom = results("model: {custom: zeroed}", &models);
+    // `report` reads the campaign without running a fault: no registry needed.
+    let out = dir
+        .path()
+        .join(format!("out{}", "model: {custom: zeroed}".len()));
+    faultsweep::campaign::check(&out).unwrap_or_else(|e| panic!("report: {e}"));
     assert_eq!(custom, results("model: zero", &Models::default()));
     assert!(custom.iter().all(|(_, v)| v == "0e0"), "{custom:?}");
     let unregistered = dir.path().join("unregistered.yml");
@@ -565,6 +570,7 @@ fn custom_fault_models_run_like_built_in_ones() {
     .err()
     .unwrap();
     assert!(e.to_string().contains("'nobody' is not registered"), "{e}");
+    assert_eq!(e.exit_code(), 8, "a scenario error: {e}");
 }
 
 #[test]
@@ -867,4 +873,87 @@ fn a_list_without_node_column_replays_with_the_scenarios_model() {
         let bench = report["outcomes"][o].as_u64().unwrap_or(0);
         assert_eq!(bench, summary["overall"][o].as_u64().unwrap(), "{o}");
     }
+}
+
+/// The effective scenario records the folder the results are in: the
+/// `--out` folder when one is given.
+#[test]
+fn the_effective_scenario_records_the_out_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = small_scenario(dir.path(), 20);
+    let out = dir.path().join("elsewhere");
+    let run = run_campaign(&scenario, &out, &[], &dir.path().join("cache"));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let saved = faultsweep::scenario::Scenario::load(&out.join("scenario.yml")).unwrap();
+    assert_eq!(saved.spec.outputs.dir.as_deref(), Some(out.as_path()));
+}
+
+/// `run` never writes over a campaign: not with `--out` naming its folder,
+/// nor replaying its scenario.yml (which names the folder); the message
+/// says how to finish it and where else to write (exit 4, a bad argument).
+#[test]
+fn a_folder_that_holds_a_campaign_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let scenario = small_scenario(dir.path(), 20);
+    let out = dir.path().join("first");
+    assert!(run_campaign(&scenario, &out, &[], &cache).status.success());
+    let rows = std::fs::read(out.join("injections.csv")).unwrap();
+    let replay = out.join("scenario.yml");
+    for args in [
+        vec![
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        vec!["run", replay.to_str().unwrap()],
+    ] {
+        let r = faultsweep(&args, &cache);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(4), "{args:?}: {err}");
+        assert!(
+            err.contains(&out.display().to_string())
+                && err.contains("--resume")
+                && err.contains("another folder"),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read(out.join("injections.csv")).unwrap(), rows);
+    // Another folder is fine.
+    let again = run_campaign(&replay, &dir.path().join("second"), &[], &cache);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
+
+/// A model whose input fixes a batch of 2 (op_conv3d): `--verify` runs each
+/// injection in a batch of that size, its sample repeated, and reads the
+/// sample's row; neuron and weight faults agree with the engine.
+#[test]
+fn verify_feeds_a_model_with_a_fixed_batch_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("conv3d.yml");
+    std::fs::write(
+        &scenario,
+        "seed: 5\n\
+         model: {path: tests/fixtures/models/op_conv3d.onnx}\n\
+         data: {path: tests/fixtures/models/op_conv3d.input.npy}\n\
+         targets: {target: both}\n\
+         counts: {injections: 60}\n",
+    )
+    .unwrap();
+    let rows = run_verified(
+        &scenario,
+        &dir.path().join("out"),
+        &dir.path().join("cache"),
+        60,
+    );
+    assert_eq!(rows.len(), 61);
 }

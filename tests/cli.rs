@@ -63,6 +63,62 @@ fn inspect_table_has_the_documented_columns() {
     }
 }
 
+/// The node table's columns line up under their headers whatever the
+/// length of the node names (MobileNetV2's run to 46 characters), and no
+/// line ends in spaces.
+#[test]
+fn inspect_table_stays_aligned_with_long_names() {
+    let mut models = vec![fixtures().join("models/mobilenet_v2_ts17.onnx")];
+    match crate::common::shared("models/mobilenet_v2.onnx") {
+        Some(real) => models.push(real),
+        None => eprintln!("../shared is absent: the real MobileNetV2 is skipped"),
+    }
+    for model in models {
+        let model = model.to_str().unwrap();
+        let json = faultsweep(&["inspect", model, "--json"]);
+        let info: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        let nodes = info["nodes"].as_array().unwrap();
+        let longest = nodes.iter().map(|n| n["name"].as_str().unwrap().len());
+        assert!(longest.max().unwrap() > 40, "{model}: no long name to test");
+        let text = String::from_utf8(faultsweep(&["inspect", model]).stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines.iter().all(|l| l.trim_end() == *l),
+            "{model}: trailing spaces"
+        );
+        let head = lines.iter().position(|l| l.starts_with("index")).unwrap();
+        let header = lines[head];
+        let start = |col: &str| header.find(&format!(" {col} ")).unwrap() + 1;
+        let end = |col: &str| header.find(&format!(" {col} ")).unwrap() + 1 + col.len();
+        for (n, row) in nodes.iter().zip(&lines[head + 1..]) {
+            let at = |from: usize| row.get(from..).unwrap_or_default();
+            let until = |to: usize| row.get(..to).unwrap_or_default();
+            assert!(
+                at(start("name")).starts_with(n["name"].as_str().unwrap()),
+                "{row}"
+            );
+            assert!(
+                at(start("op")).starts_with(&format!("{} ", n["op"].as_str().unwrap())),
+                "{header}\n{row}"
+            );
+            assert!(
+                until(end("params")).ends_with(&format!(" {}", n["params"])),
+                "{header}\n{row}"
+            );
+            assert!(
+                until(end("MACs")).ends_with(&format!(" {}", n["macs"])),
+                "{header}\n{row}"
+            );
+            let target = if n["injectable"] == true {
+                "neuron"
+            } else {
+                "-"
+            };
+            assert!(at(start("target")).starts_with(target), "{header}\n{row}");
+        }
+    }
+}
+
 #[test]
 fn infer_writes_the_model_output_and_accuracy() {
     let dir = tempfile::tempdir().unwrap();
@@ -102,6 +158,43 @@ fn infer_writes_the_model_output_and_accuracy() {
         text.contains("top-1 accuracy") && text.contains("/3)"),
         "{text}"
     );
+}
+
+/// Only `infer` runs on a chosen device; every other command runs on the
+/// CPU and refuses `--device` rather than ignore it.
+#[test]
+fn only_infer_takes_a_device() {
+    let model = good_model();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("x.npy");
+    Tensor::ones([2, 4], (Kind::Float, tch::Device::Cpu))
+        .write_npy(&input)
+        .unwrap();
+    let out = dir.path().join("y.npy");
+    let (input, out) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let ok = faultsweep(&["infer", &model, input, "--out", out, "--device", "cpu"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    for args in [
+        vec!["--device", "cpu", "inspect", &model],
+        vec!["inspect", &model, "--device", "cpu"],
+        vec!["golden", &model, input, "--device", "cpu"],
+        vec!["run", "scenarios/fashion_neurons.yml", "--device", "cpu"],
+        vec![
+            "faults", "gen", "s.yml", "--out", "f.bin", "--device", "cpu",
+        ],
+        vec!["bench", "s.yml", "--device", "cpu"],
+        vec!["cache", "ls", "--device", "cpu"],
+        vec!["report", "somewhere", "--device", "cpu"],
+    ] {
+        let r = faultsweep(&args);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("'--device'"), "{args:?}: {err}");
+    }
 }
 
 #[test]

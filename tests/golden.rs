@@ -364,6 +364,50 @@ fn imagenet_preprocessing_of_the_photos() {
     );
 }
 
+/// ImageNet class folders are named by class index: MobileNetV2 gets the
+/// photos whose class is unambiguous right (`golden` printed 0.00% when the
+/// folders' name order gave the labels).
+#[test]
+fn numbered_class_folders_label_imagenet_photos() {
+    let (Some(images), Some(model)) = (
+        crate::common::shared("images"),
+        crate::common::shared("models/mobilenet_v2.onnx"),
+    ) else {
+        eprintln!("skipped: ../shared is absent");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (class, photo) in [
+        ("285", "chelsea.png"),
+        ("967", "coffee.png"),
+        ("457", "grace_hopper.jpg"),
+    ] {
+        std::fs::create_dir(dir.path().join(class)).unwrap();
+        std::fs::copy(images.join(photo), dir.path().join(class).join(photo)).unwrap();
+    }
+    let golden = std::process::Command::new(env!("CARGO_BIN_EXE_faultsweep"))
+        .arg("golden")
+        .args([model.as_path(), dir.path()])
+        .args([
+            "--resize",
+            "256",
+            "--center-crop",
+            "224",
+            "--channels",
+            "rgb",
+        ])
+        .args(["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&golden.stdout);
+    assert!(
+        golden.status.success(),
+        "{}",
+        String::from_utf8_lossy(&golden.stderr)
+    );
+    assert!(stdout.contains("top-1 accuracy 100.00%"), "{stdout}");
+}
+
 #[test]
 fn npz_archives_stored_and_compressed_match_idx() {
     let idx = Dataset::open(&demo_data(20, 20))

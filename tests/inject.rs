@@ -804,3 +804,44 @@ fn batches_on_two_threads_give_the_results_of_one() {
     }
     tch::set_num_threads(threads);
 }
+
+/// A single neuron fault in the output of a model's last node, a
+/// convolution, runs as a box to the end: it joins the batch there for the
+/// output (without, the engine had no output for it and called it `due`).
+#[test]
+fn a_box_that_reaches_the_output_joins_for_it() {
+    use crate::common::one_node;
+    use tch::{Kind, Tensor};
+    tch::manual_seed(5);
+    let options = (Kind::Float, tch::Device::Cpu);
+    let x = Tensor::randn([3, 3, 6, 6], options);
+    let graph = one_node(
+        "Conv",
+        17,
+        vec![],
+        vec![Tensor::randn([4, 3, 3, 3], options)],
+        1,
+    );
+    let frontiers = InputFrontiers::new(x.shallow_clone());
+    let inj: Vec<Injection> = (0..24)
+        .map(|id| Injection {
+            id,
+            sample: id % 3,
+            // Output 4 x 4 x 4; bits of the mantissa and the exponent.
+            faults: vec![Fault::neuron(
+                0,
+                (id * 5 % 64) as i64,
+                flip(12 + id as u32 % 18),
+            )],
+        })
+        .collect();
+    let fast = Engine::new(&graph, &frontiers, Options::default())
+        .run(&inj)
+        .unwrap();
+    let plain: Vec<InjectionResult> = inj
+        .iter()
+        .map(|i| plain_run(&graph, &x.narrow(0, i.sample as i64, 1), i).unwrap())
+        .collect();
+    let counts = assert_same("Conv output", &fast, &plain);
+    assert!(!counts.contains_key(&Outcome::Due), "{counts:?}");
+}

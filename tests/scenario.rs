@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use faultsweep::faults::{self, Target};
+use faultsweep::faults::{self, Models, Target};
 use faultsweep::graph::Graph;
 use faultsweep::scenario::{self, Campaign, Plan, Scenario};
 use faultsweep::{load, Error};
@@ -45,7 +45,7 @@ fn parse(text: &str) -> Result<Scenario, Error> {
 }
 
 fn campaign(text: &str) -> Result<Campaign, Error> {
-    parse(text)?.validate(&fashion(), Some(1000))
+    parse(text)?.validate(&fashion(), Some(1000), &Models::default())
 }
 
 /// `text` with the line starting with `from` replaced by `to` (which may
@@ -283,7 +283,7 @@ fn coordinates_values_counts_and_samples_are_checked() {
     );
     let e = parse(&edit("subset:", "  subset: all"))
         .unwrap()
-        .validate(&fashion(), None)
+        .validate(&fashion(), None, &Models::default())
         .unwrap_err();
     assert!(e.to_string().contains("`data.subset`"), "{e}");
     invalid(&with("fault:\n  scope: {batch: 0}\n"), "fault.scope");
@@ -321,7 +321,7 @@ fn every_example_scenario_validates_and_replays() {
         }
         let graph = load::load(model).unwrap();
         let c = sc
-            .validate(&graph, Some(1000))
+            .validate(&graph, Some(1000), &Models::default())
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(c.spec.seed.is_some() && c.spec.outputs.dir.is_some());
         let text = scenario::to_yaml(&c.spec);
@@ -333,7 +333,9 @@ fn every_example_scenario_validates_and_replays() {
             path.display()
         );
         if c.points.iter().map(|p| p.plan.injections()).sum::<u64>() < 50_000 {
-            let c2 = again.validate(&graph, Some(1000)).unwrap();
+            let c2 = again
+                .validate(&graph, Some(1000), &Models::default())
+                .unwrap();
             assert_eq!(faults::generate(&c).faults, faults::generate(&c2).faults);
         }
         checked += 1;
@@ -344,7 +346,9 @@ fn every_example_scenario_validates_and_replays() {
 #[test]
 fn a_missing_seed_is_drawn_and_written_back() {
     let sc = parse(&edit("seed:", "name: noseed")).unwrap();
-    let c = sc.validate(&fashion(), Some(1000)).unwrap();
+    let c = sc
+        .validate(&fashion(), Some(1000), &Models::default())
+        .unwrap();
     let seed = c.spec.seed.expect("the effective scenario holds the seed");
     assert_eq!(c.seed, seed);
     assert_eq!(
@@ -352,7 +356,9 @@ fn a_missing_seed_is_drawn_and_written_back() {
         Some(Path::new("results/noseed"))
     );
     let replay = Scenario::parse(&scenario::to_yaml(&c.spec), Path::new("r.yml")).unwrap();
-    let c2 = replay.validate(&fashion(), Some(1000)).unwrap();
+    let c2 = replay
+        .validate(&fashion(), Some(1000), &Models::default())
+        .unwrap();
     assert_eq!(faults::generate(&c).faults, faults::generate(&c2).faults);
 }
 
@@ -670,4 +676,115 @@ fn cli_gen_convert_show_and_exit_codes() {
     assert_eq!(out.status.code(), Some(6));
     let out = faultsweep(&["faults", "gen", &sc]);
     assert_eq!(out.status.code(), Some(2), "--out is required");
+}
+
+/// A scalar or flow list of the YAML as the reference writes it (`1`,
+/// `true`, `bit_flip`, `[layer, bit]`); `None` for what it cannot show.
+fn as_written(v: &serde_yaml::Value) -> Option<String> {
+    use serde_yaml::Value;
+    match v {
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        Value::Sequence(items) => {
+            let items: Option<Vec<String>> = items.iter().map(as_written).collect();
+            Some(format!("[{}]", items?.join(", ")))
+        }
+        _ => None,
+    }
+}
+
+/// Every default that scenarios/README.md gives as a literal (`` `1` ``,
+/// `` `true` ``, `` `bit_flip` ``) in the table of a section (`## \`cache\``)
+/// is the value a scenario that leaves the key out gets.
+#[test]
+fn the_reference_gives_the_codes_defaults() {
+    let reference = std::fs::read_to_string(repo("scenarios/README.md")).unwrap();
+    let spec = parse(BASE).unwrap().spec;
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&scenario::to_yaml(&spec)).unwrap();
+    let mut section: Option<String> = None;
+    let mut compared = Vec::new();
+    for line in reference.lines() {
+        if let Some(title) = line.strip_prefix("## ") {
+            section = match title {
+                "Top level" => Some(String::new()),
+                t => t
+                    .strip_prefix('`')
+                    .and_then(|t| t.strip_suffix('`'))
+                    .map(|t| format!("{t}.")),
+            };
+            continue;
+        }
+        if line.starts_with('#') {
+            section = None; // sub-tables (layer selection) have no place of their own
+        }
+        // `\|` separates alternatives inside a cell.
+        let line = line.replace("\\|", "/");
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let (Some(prefix), [_, key, _, default, _, _]) = (&section, cells.as_slice()) else {
+            continue;
+        };
+        let (Some(key), Some(default)) = (
+            key.strip_prefix('`').and_then(|k| k.strip_suffix('`')),
+            default.strip_prefix('`').and_then(|d| d.strip_suffix('`')),
+        ) else {
+            continue;
+        };
+        let path = format!("{prefix}{key}");
+        let value = path.split('.').try_fold(&yaml, |v, k| v.get(k));
+        if let Some(actual) = value.and_then(as_written) {
+            assert_eq!(
+                actual, default,
+                "`{path}`: scenarios/README.md gives `{default}`"
+            );
+            compared.push(path);
+        }
+    }
+    assert!(
+        compared.len() >= 20 && compared.iter().any(|p| p == "cache.zstd_level"),
+        "{compared:?}"
+    );
+}
+
+/// A `custom` fault model that is not registered is a scenario error (exit
+/// 8, naming its key) wherever the scenario is validated: in validation,
+/// `faults gen` and `run`, whose command line registers none.
+#[test]
+fn an_unregistered_custom_model_is_a_scenario_error() {
+    invalid(&with("fault:\n  model: {custom: nobody}\n"), "fault.model");
+    invalid(
+        &with("fault:\n  bits: all\nsweep:\n  model: [bit_flip, {custom: nobody}]\n"),
+        "sweep.model[1]",
+    );
+    struct Zeroed;
+    impl faults::FaultFn for Zeroed {
+        fn apply(&self, _: f32, _: &faults::Site<'_>) -> f32 {
+            0.0
+        }
+    }
+    let mut models = Models::default();
+    models.register("nobody", std::sync::Arc::new(Zeroed));
+    let text = with("fault:\n  model: {custom: nobody}\n");
+    assert!(parse(&text)
+        .unwrap()
+        .validate(&fashion(), Some(1000), &models)
+        .is_ok());
+
+    let dir = tempfile::tempdir().unwrap();
+    let sc = write(dir.path(), "custom.yml", &text).display().to_string();
+    let out = dir.path().join("x").display().to_string();
+    for args in [
+        vec!["faults", "gen", &sc, "--out", &out],
+        vec!["run", &sc, "--out", &out],
+    ] {
+        let r = faultsweep(&args);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(8), "{args:?}: {err}");
+        assert!(
+            err.contains("custom.yml:")
+                && err.contains("`fault.model`")
+                && err.contains("'nobody'"),
+            "{err}"
+        );
+    }
 }

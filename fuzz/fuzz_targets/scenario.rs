@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use faultsweep::faults::Sites;
+use faultsweep::faults::{Models, Sites};
 use faultsweep::scenario::{self, PerInference, Scenario};
 use libfuzzer_sys::fuzz_target;
 
@@ -31,7 +31,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // The demo data set holds 1,000 samples.
-    let Ok(campaign) = SITES.with(|s| sc.validate_sites(s.clone(), Some(1000))) else {
+    let Ok(campaign) = SITES.with(|s| sc.validate_sites(s.clone(), Some(1000), &Models::default()))
+    else {
         return;
     };
     let yaml = scenario::to_yaml(&campaign.spec);

@@ -43,6 +43,8 @@ pub struct RunArgs {
     pub model: Option<PathBuf>,
     pub data: Option<PathBuf>,
     pub faults: Option<PathBuf>,
+    /// Results folder: replaces the scenario's `outputs.dir`, so the
+    /// effective scenario records it.
     pub out: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
     pub batch_size: Option<usize>,
@@ -111,12 +113,24 @@ impl Plan {
     }
 }
 
-pub fn plan(scenario_path: &Path, args: &RunArgs) -> Result<Plan> {
-    plan_scenario(Scenario::load(scenario_path)?, args)
+/// The plan of the scenario at `scenario_path`; a `custom` fault model must
+/// be registered in `models`.
+pub fn plan(scenario_path: &Path, args: &RunArgs, models: &faults::Models) -> Result<Plan> {
+    plan_scenario(Scenario::load(scenario_path)?, args, models)
 }
 
 /// As [`plan`], for a scenario built in code (see `examples/library.rs`).
-pub fn plan_scenario(mut sc: Scenario, args: &RunArgs) -> Result<Plan> {
+pub fn plan_scenario(sc: Scenario, args: &RunArgs, models: &faults::Models) -> Result<Plan> {
+    plan_with(sc, args, Some(models))
+}
+
+/// As [`plan`] for a campaign that is only read (`report`), whatever
+/// custom models it names.
+fn plan_recorded(scenario_path: &Path, args: &RunArgs) -> Result<Plan> {
+    plan_with(Scenario::load(scenario_path)?, args, None)
+}
+
+fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) -> Result<Plan> {
     if let Some(m) = &args.model {
         sc.spec.model.path = m.clone();
     }
@@ -127,9 +141,17 @@ pub fn plan_scenario(mut sc: Scenario, args: &RunArgs) -> Result<Plan> {
     if let Some(b) = args.batch_size {
         sc.spec.data.batch_size = b;
     }
+    // The effective scenario records the folder the results go to.
+    if let Some(out) = &args.out {
+        sc.spec.outputs.dir = Some(out.clone());
+    }
     let mut graph = crate::load::load(&sc.spec.model.path)?;
     let data = Dataset::open(&sc.spec.data)?;
-    let campaign = sc.validate(&graph, Some(data.total_len() as u64))?;
+    let len = Some(data.total_len() as u64);
+    let campaign = match models {
+        Some(models) => sc.validate(&graph, len, models)?,
+        None => sc.validate_recorded(&graph, len)?,
+    };
     graph.monitors = campaign.monitor.iter().copied().collect();
     graph.judged = campaign.judged;
     let faults = match &args.faults {
@@ -170,15 +192,17 @@ pub fn run_with_models(
     models: &faults::Models,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<RunReport> {
-    let mut plan = plan(scenario_path, args)?;
+    let mut plan = plan(scenario_path, args, models)?;
     let spec = &plan.campaign.spec;
-    let out = args
-        .out
+    // Validation filled it in: `--out`, else the scenario's, else results/NAME.
+    let out = spec
+        .outputs
+        .dir
         .clone()
-        .or_else(|| spec.outputs.dir.clone())
-        .unwrap_or_else(|| {
-            PathBuf::from("results").join(spec.name.as_deref().unwrap_or("campaign"))
-        });
+        .expect("the effective scenario names its folder");
+    if !args.resume {
+        refuse_campaign_folder(&out)?;
+    }
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     scenario::save(spec, &out.join("scenario.yml"))?;
     save_faults(&mut plan, &out.join("faults.bin"))?;
@@ -285,6 +309,24 @@ pub fn run_with_models(
         summary,
         golden_accuracy: plain.golden.accuracy(),
         verified,
+    })
+}
+
+/// A fresh run never writes over a campaign (its fault list or rows): an
+/// unfinished one is resumed, a finished one kept.
+fn refuse_campaign_folder(out: &Path) -> Result<()> {
+    let Some(found) = ["faults.bin", "injections.csv"]
+        .into_iter()
+        .find(|f| out.join(f).exists())
+    else {
+        return Ok(());
+    };
+    Err(Error::Data {
+        path: out.to_path_buf(),
+        msg: format!(
+            "holds a campaign ({found}); `faultsweep run --resume {}` finishes it if it is unfinished, or give another folder with --out (or remove this one)",
+            out.display()
+        ),
     })
 }
 

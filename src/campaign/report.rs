@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::results::finished;
-use super::{plan, run_count, Plan, RunArgs};
+use super::{plan_recorded, run_count, Plan, RunArgs};
 use crate::error::{Error, Result};
 use crate::report::{heatmap, Grouping, Summary};
 
@@ -160,7 +160,8 @@ pub fn check(dir: &Path) -> Result<Checked> {
         faults: Some(dir.join("faults.bin")),
         ..RunArgs::default()
     };
-    let plan = plan(&dir.join("scenario.yml"), &args)?;
+    // The faults are not run again: custom models need no registration.
+    let plan = plan_recorded(&dir.join("scenario.yml"), &args)?;
     let mut problems = Vec::new();
     let now = hashes(dir)?;
     for (name, hash) in &record.files {

@@ -93,7 +93,8 @@ fn gen(
         seed,
         ..RunArgs::default()
     };
-    let plan = campaign::plan(path, &args)?;
+    // The command line registers no custom fault model.
+    let plan = campaign::plan(path, &args, &faults::Models::default())?;
     // Written as generated: a list of millions is never held whole.
     let mut injections = 0;
     let rows = plan.fault_rows()?.inspect(|f| {

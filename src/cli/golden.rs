@@ -17,7 +17,8 @@ pub struct DataArgs {
     /// IDX file, image folder or .npy file.
     pub data: PathBuf,
     /// Labels (IDX or .npy file, or an array name of a .npz data set); image
-    /// folders with class subfolders have their own.
+    /// folders with class subfolders have their own (folders named 285/,
+    /// 967/ are classes 285 and 967; other names count in name order).
     #[arg(long)]
     pub labels: Option<PathBuf>,
     /// For a .npz data set: the array holding the samples (default: the first).

@@ -21,9 +21,6 @@ pub struct Cli {
     /// thread each.
     #[arg(long, global = true)]
     pub threads: Option<i32>,
-    /// Device to run on: cpu, or cuda / cuda:N when a CUDA libtorch is present.
-    #[arg(long, global = true, default_value = "cpu")]
-    pub device: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -46,6 +43,11 @@ pub enum Command {
         /// Integer class labels (.npy, one per sample): print top-1 accuracy.
         #[arg(long)]
         labels: Option<PathBuf>,
+        /// Device to run on: cpu, or cuda / cuda:N when a CUDA libtorch is
+        /// present. Only `infer` takes it: the other commands run on the CPU,
+        /// where faultsweep's exact kernels and the cache live.
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Fault-free pass over a data set: golden.csv, ranges.csv, cached frontiers.
     Golden(golden::GoldenArgs),
@@ -82,7 +84,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(n) => n.max(1) as usize,
         None => std::thread::available_parallelism().map_or(1, usize::from),
     };
-    let device = parse_device(&cli.device)?;
     match cli.command {
         Command::Inspect { model, json } => {
             let graph = load::load(&model)?;
@@ -106,8 +107,9 @@ pub fn run(cli: Cli) -> Result<()> {
             input,
             out,
             labels,
+            device,
         } => {
-            let logits = infer(&model, &input, &out, device)?;
+            let logits = infer(&model, &input, &out, parse_device(&device)?)?;
             if let Some(labels) = labels {
                 accuracy(&logits, &labels)?;
             }

@@ -59,7 +59,9 @@ pub struct RunCmd {
     /// the rest runs with the same scenario and fault list.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["faults", "out", "model", "data", "batch_size", "seed"])]
     pub resume: Option<PathBuf>,
-    /// Results folder (default: the scenario's outputs.dir, else results/NAME).
+    /// Results folder (default: the scenario's outputs.dir, else
+    /// results/NAME); one that holds a campaign is refused (--resume DIR
+    /// finishes it).
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]

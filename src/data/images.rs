@@ -1,6 +1,7 @@
-//! A folder of images (PNG, JPEG). Class subfolders give labels, ImageNet
-//! style: the i-th subfolder in name order is class i. Images decode one
-//! batch at a time.
+//! A folder of images (PNG, JPEG), in name order. Class subfolders give
+//! labels: when every subfolder's name is a non-negative integer (ImageNet's
+//! `285/`, `967/`), that integer is its class; otherwise the i-th subfolder
+//! in name order is class i. Images decode one batch at a time.
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,29 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// The class of each class folder (in name order): the number each is
+/// named by when all are, else its position.
+fn class_labels(classes: &[&PathBuf]) -> Result<Vec<i64>> {
+    let names: Vec<&str> = classes
+        .iter()
+        .map(|p| p.file_name().and_then(|n| n.to_str()).unwrap_or_default())
+        .collect();
+    let numeric = |n: &&str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+    if !names.iter().all(numeric) {
+        return Ok((0..classes.len() as i64).collect());
+    }
+    classes
+        .iter()
+        .zip(names)
+        .map(|(path, name)| {
+            name.parse().map_err(|_| Error::Data {
+                path: path.to_path_buf(),
+                msg: format!("class folder {name} is too large a class index"),
+            })
+        })
+        .collect()
+}
+
 impl ImageFolder {
     pub fn open(dir: &Path) -> Result<Self> {
         let entries = sorted_entries(dir)?;
@@ -44,10 +68,10 @@ impl ImageFolder {
         } else {
             let mut files = Vec::new();
             let mut labels = Vec::new();
-            for (class, sub) in classes.iter().enumerate() {
+            for (sub, class) in classes.iter().zip(class_labels(&classes)?) {
                 for f in sorted_entries(sub)?.into_iter().filter(|p| is_image(p)) {
                     files.push(f);
-                    labels.push(class as i64);
+                    labels.push(class);
                 }
             }
             (files, Some(labels))
@@ -131,5 +155,41 @@ fn to_tensor(img: DynamicImage, channels: Channels) -> Tensor {
                 t
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder with one 2x2 PNG in each of the class folders `names`.
+    fn folder(names: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for name in names {
+            let sub = dir.path().join(name);
+            std::fs::create_dir(&sub).unwrap();
+            image::RgbImage::new(2, 2).save(sub.join("a.png")).unwrap();
+        }
+        dir
+    }
+
+    fn labels(names: &[&str]) -> Result<Vec<i64>> {
+        let dir = folder(names);
+        Ok(ImageFolder::open(dir.path())?.labels.unwrap())
+    }
+
+    /// ImageNet folders named by class index (`285/`, `967/`) are those
+    /// classes; any other name makes the folders' name order the classes.
+    #[test]
+    fn numeric_class_folders_are_class_indices() {
+        assert_eq!(labels(&["967", "285", "10"]).unwrap(), [10, 285, 967]);
+        assert_eq!(labels(&["0007", "3"]).unwrap(), [7, 3]);
+        assert_eq!(labels(&["cat", "7"]).unwrap(), [0, 1]);
+        assert_eq!(labels(&["-1", "2"]).unwrap(), [0, 1]);
+        let e = labels(&["1", "99999999999999999999"]).unwrap_err();
+        assert!(
+            e.to_string().contains("99999999999999999999") && e.exit_code() == 4,
+            "{e}"
+        );
     }
 }

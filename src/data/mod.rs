@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
     /// An IDX file (raw or gzipped), a folder of images (class subfolders give
-    /// labels), or a .npy/.npz tensor file.
+    /// labels: their numbers when all are named by numbers, else their name
+    /// order), or a .npy/.npz tensor file.
     pub path: PathBuf,
     /// Labels: an IDX or .npy file, or for a .npz data set the name of an
     /// array in it. Optional; image folders with class subfolders have theirs.

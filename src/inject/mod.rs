@@ -479,6 +479,9 @@ impl<'a> Engine<'a> {
                 None => Ok(()),
             }
         })?;
+        // Boxes still open after the last node join for the output.
+        let boxed: Vec<usize> = run.regional.iter().map(|r| r.job).collect();
+        run.join_regional(&boxed, graph.nodes.len(), &mut env)?;
         let outputs = graph.outputs_of(&env)?;
         let last = graph.nodes.last().expect("a graph has nodes");
         let output = outputs[graph.judged]

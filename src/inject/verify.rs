@@ -76,12 +76,41 @@ pub fn agreement(a: &InjectionResult, b: &InjectionResult) -> Agreement {
     }
 }
 
+/// The batch size a model's input fixes, when above 1: such a model runs
+/// only on batches of that many rows.
+fn fixed_batch(graph: &Graph) -> Option<i64> {
+    let dims = graph.inputs.first()?.dims.as_ref()?;
+    dims.first().copied().flatten().filter(|&n| n > 1)
+}
+
+/// `t`'s first row when its first dimension is the batch `n` (the
+/// sample's row); otherwise all of `t` (a batch of one, or a value
+/// without a batch dimension).
+fn sample_row(t: &Tensor, batch: Option<i64>) -> Tensor {
+    match batch {
+        Some(n) if t.dim() > 0 && t.size()[0] == n => t.narrow(0, 0, 1),
+        _ => t.shallow_clone(),
+    }
+}
+
 /// The oracle: `inj` run the plain way, on its sample alone (`input`, one
 /// row) through the whole model with the faulty weights in place of the
 /// graph's and the neuron faults applied as their nodes run, against the
 /// fault-free forward pass of the same row. No cache, batching, dropping,
 /// channel recompute or golden row in a batch: none of the engine's tricks.
+/// A model whose input fixes a batch of N > 1 gets the sample N times; its
+/// first row carries the neuron faults (their indices lie in one sample)
+/// and is the one read and scanned for NaN/Inf.
 pub fn plain_run(graph: &Graph, input: &Tensor, inj: &Injection) -> Result<InjectionResult> {
+    let batch = fixed_batch(graph).filter(|_| input.size().first() == Some(&1));
+    let input = match batch {
+        Some(n) => {
+            let mut size = input.size();
+            size[0] = n;
+            input.expand(size.as_slice(), false).contiguous()
+        }
+        None => input.shallow_clone(),
+    };
     let golden = graph.forward(&[input.shallow_clone()])?;
     let judged = |outputs: &[Tensor]| outputs[graph.judged].flatten(1, -1).get(0);
     let mut env = graph.start(&[input.shallow_clone()])?;
@@ -119,7 +148,7 @@ pub fn plain_run(graph: &Graph, input: &Tensor, inj: &Injection) -> Result<Injec
             .filter_map(|&id| env.get(graph, id))
             .any(|t| {
                 crate::graph::is_float(t.kind())
-                    && !bool::try_from(t.isfinite().all()).unwrap_or(true)
+                    && !bool::try_from(sample_row(t, batch).isfinite().all()).unwrap_or(true)
             });
         if nonfinite {
             first_nonfinite.get_or_insert(node.index);
@@ -129,11 +158,11 @@ pub fn plain_run(graph: &Graph, input: &Tensor, inj: &Injection) -> Result<Injec
     });
     let (output, diff, error) = match run.and_then(|()| graph.outputs_of(&env)) {
         Ok(outputs) => {
-            // The faulty and the golden row side by side, as one batch.
+            // The faulty and the golden first row side by side, as one batch.
             let pairs = outputs
                 .iter()
                 .zip(&golden)
-                .map(|(o, g)| Tensor::cat(&[o, g], 0))
+                .map(|(o, g)| Tensor::cat(&[o.narrow(0, 0, 1), g.narrow(0, 0, 1)], 0))
                 .collect::<Vec<_>>();
             let diff = OutputDiff::of(&pairs, 0, 1, graph.judged);
             (Some(judged(&outputs)), diff, None)

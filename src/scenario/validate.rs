@@ -13,7 +13,8 @@ use super::Scenario;
 use crate::data::Subset;
 use crate::error::Result;
 use crate::faults::{
-    count, Candidate, FaultModel, NumFormat, Region, SampleSize, Scope, Sites, Target, TensorSite,
+    count, Candidate, FaultModel, Models, NumFormat, Region, SampleSize, Scope, Sites, Target,
+    TensorSite,
 };
 use crate::graph::Graph;
 
@@ -103,7 +104,8 @@ impl Plan {
 struct Combo {
     target: TargetSel,
     layers: (String, LayerSelect),
-    model: ModelName,
+    /// The fault model and its key (`fault.model`, `sweep.model[i]`).
+    model: (String, ModelName),
     dtype: NumFormat,
     bits: (String, BitsSpec),
     per_inference: (String, PerInference),
@@ -112,10 +114,16 @@ struct Combo {
 
 impl Scenario {
     /// Resolves the scenario against `graph`. `data_len` is the number of
-    /// samples in the data set when known (needed for `subset: all`).
-    pub fn validate(&self, graph: &Graph, data_len: Option<u64>) -> Result<Campaign> {
+    /// samples in the data set when known (needed for `subset: all`);
+    /// `models` holds the custom fault models a `custom` name may give.
+    pub fn validate(
+        &self,
+        graph: &Graph,
+        data_len: Option<u64>,
+        models: &Models,
+    ) -> Result<Campaign> {
         self.check_version()?;
-        let mut campaign = self.validate_sites(Sites::from_graph(graph)?, data_len)?;
+        let mut campaign = self.validate_sites(Sites::from_graph(graph)?, data_len, models)?;
         campaign.judged = self.judged(graph)?;
         Ok(campaign)
     }
@@ -123,7 +131,33 @@ impl Scenario {
     /// As [`Scenario::validate`], with the model's fault sites already
     /// computed ([`Sites::from_graph`] runs the model once on zeros): for
     /// callers that validate many scenarios against one model.
-    pub fn validate_sites(&self, sites: Sites, data_len: Option<u64>) -> Result<Campaign> {
+    pub fn validate_sites(
+        &self,
+        sites: Sites,
+        data_len: Option<u64>,
+        models: &Models,
+    ) -> Result<Campaign> {
+        self.resolve(sites, data_len, Some(models))
+    }
+
+    /// As [`Scenario::validate`] for a campaign that is only read, not run
+    /// (`faultsweep report`): a `custom` name needs no registered model.
+    pub(crate) fn validate_recorded(
+        &self,
+        graph: &Graph,
+        data_len: Option<u64>,
+    ) -> Result<Campaign> {
+        self.check_version()?;
+        self.resolve(Sites::from_graph(graph)?, data_len, None)
+    }
+
+    /// Validation; `models: None` accepts any custom name.
+    fn resolve(
+        &self,
+        sites: Sites,
+        data_len: Option<u64>,
+        models: Option<&Models>,
+    ) -> Result<Campaign> {
         let spec = &self.spec;
         self.check_version()?;
         let samples = self.samples(data_len)?;
@@ -131,7 +165,7 @@ impl Scenario {
             .combos()?
             .into_iter()
             .enumerate()
-            .map(|(id, c)| self.point(id as u32, c, &sites, samples))
+            .map(|(id, c)| self.point(id as u32, c, &sites, samples, models))
             .collect::<Result<Vec<_>>>()?;
         self.check_total(&points)?;
         let guard = |g: &Option<GuardSpec>, key: &str| -> Result<Option<Guard>> {
@@ -247,7 +281,7 @@ impl Scenario {
         let base = Combo {
             target: s.targets.target,
             layers: ("targets.layers".into(), s.targets.layers.clone()),
-            model: s.fault.model.clone(),
+            model: ("fault.model".into(), s.fault.model.clone()),
             dtype: s.fault.dtype,
             bits: ("fault.bits".into(), s.fault.bits.clone()),
             per_inference: ("fault.per_inference".into(), s.fault.per_inference.clone()),
@@ -288,8 +322,8 @@ impl Scenario {
             c.layers = (format!("sweep.layers[{i}]"), v.clone());
             c.label.push(format!("layers={v}"));
         });
-        expand!(model, "model", |c, _i, v| {
-            c.model = v.clone();
+        expand!(model, "model", |c, i, v| {
+            c.model = (format!("sweep.model[{i}]"), v.clone());
             c.label.push(format!("model={v}"));
         });
         expand!(dtype, "dtype", |c, _i, v| {
@@ -307,10 +341,17 @@ impl Scenario {
         Ok(combos)
     }
 
-    fn point(&self, id: u32, c: Combo, sites: &Sites, samples: u64) -> Result<Point> {
+    fn point(
+        &self,
+        id: u32,
+        c: Combo,
+        sites: &Sites,
+        samples: u64,
+        models: Option<&Models>,
+    ) -> Result<Point> {
         let s = &self.spec;
         let candidates = self.candidates(&c, sites)?;
-        let model = self.fault_model(&c.model)?;
+        let model = self.fault_model(&c.model.0, &c.model.1, models)?;
         let bits = match model.uses_bits() {
             true => self.bits(&c.bits.0, &c.bits.1, c.dtype)?,
             false => vec![],
@@ -351,7 +392,14 @@ impl Scenario {
         Ok(point)
     }
 
-    fn fault_model(&self, name: &ModelName) -> Result<FaultModel> {
+    /// The fault model `name` (given at `key`); a custom one must be among
+    /// `models` when they are known.
+    fn fault_model(
+        &self,
+        key: &str,
+        name: &ModelName,
+        models: Option<&Models>,
+    ) -> Result<FaultModel> {
         let f = &self.spec.fault;
         let model = match name {
             ModelName::BitFlip => FaultModel::BitFlip,
@@ -359,7 +407,13 @@ impl Scenario {
             ModelName::StuckAt1 => FaultModel::StuckAt1,
             ModelName::Zero => FaultModel::Zero,
             ModelName::Custom(n) if n.is_empty() => {
-                return Err(self.error("fault.model", "a custom model needs a name"))
+                return Err(self.error(key, "a custom model needs a name"))
+            }
+            ModelName::Custom(n) if models.is_some_and(|m| !m.has(n)) => {
+                return Err(self.error(
+                    key,
+                    format!("custom fault model '{n}' is not registered: the command line has none; a library user registers it in faults::Models (campaign::run_with_models)"),
+                ))
             }
             ModelName::Custom(n) => FaultModel::Custom(n.clone()),
             ModelName::Constant => FaultModel::Constant(
