@@ -162,7 +162,7 @@ pub fn product_on(
     let panels = n.div_ceil(PANEL);
     // SAFETY: each thread writes the columns of its own panels of `y`,
     // which holds `m * n` values (checked above).
-    on_threads(panels, |range| unsafe {
+    let work = |range: std::ops::Range<usize>| unsafe {
         let cols = range.start * PANEL..n.min(range.end * PANEL);
         match isa {
             #[cfg(target_arch = "x86_64")]
@@ -171,8 +171,16 @@ pub fn product_on(
             Isa::Avx2 => avx2(&p, out, cols),
             _ => scalar(&p, out, cols),
         }
-    });
+    };
+    // A small product costs less than handing it to another thread.
+    match m * k * n < THREADED_MACS {
+        true => work(0..panels),
+        false => on_threads(panels, work),
+    }
 }
+
+/// Multiply-adds from which a product is worth splitting over threads.
+const THREADED_MACS: usize = 1 << 18;
 
 /// Columns of `b` a thread's panel holds (a multiple of every tile width).
 const PANEL: usize = 256;
