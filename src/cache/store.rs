@@ -138,32 +138,31 @@ impl Store {
 
     /// The small files (golden results) under the root.
     pub fn small_files(&self) -> Result<Vec<PathBuf>> {
-        let files = match std::fs::read_dir(&self.root) {
-            Ok(d) => d.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
-            Err(e) => return Err(Error::io(&self.root, e)),
-        };
-        Ok(files
-            .into_iter()
-            .filter(|p: &PathBuf| p.extension().is_some_and(|x| x == "golden"))
-            .collect())
+        self.files_ending("golden")
     }
 
     /// Every entry file under the root, opened (or the error that opening gave).
     pub fn entries(&self) -> Result<Vec<(PathBuf, Result<Reader>)>> {
+        let paths = self.files_ending("fsc")?;
+        Ok(paths
+            .into_iter()
+            .map(|p| (p.clone(), Reader::open(&p)))
+            .collect())
+    }
+
+    /// The files under the root with extension `ext`, sorted (none when
+    /// the root does not exist yet).
+    fn files_ending(&self, ext: &str) -> Result<Vec<PathBuf>> {
         let mut paths: Vec<PathBuf> = match std::fs::read_dir(&self.root) {
             Ok(d) => d
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "fsc"))
+                .filter(|p| p.extension().is_some_and(|x| x == ext))
                 .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
             Err(e) => return Err(Error::io(&self.root, e)),
         };
         paths.sort();
-        Ok(paths
-            .into_iter()
-            .map(|p| (p.clone(), Reader::open(&p)))
-            .collect())
+        Ok(paths)
     }
 
     /// Entries whose key starts with `prefix`.

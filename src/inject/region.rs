@@ -370,13 +370,13 @@ enum Outcome {
     Join,
 }
 
-/// Positions a 1x1 box computed as a matrix product covers at least. A
-/// product over fewer positions runs other code, which sums in another
-/// order: a matrix-vector product for one position (the machines of
-/// sessions 1 to 9), MKL's small-matrix kernel below 12 (an AMD EPYC,
-/// session 10). oneDNN's 1x1 kernel and the Rust one sum alike over any
-/// number of positions, so their boxes are not widened. The kernel check
-/// still guards whatever other CPUs do.
+/// Positions a 1x1 box of other kinds than float32 (computed by libtorch as
+/// a matrix product) covers at least. A product over fewer positions runs
+/// other code, which sums in another order: a matrix-vector product for one
+/// position, MKL's small-matrix kernel below 12. Float32 boxes are chains
+/// (`graph/ops/chain.rs`) that sum alike over any number of positions, so
+/// they are not widened. The kernel check still guards whatever other CPUs
+/// do.
 const MIN_POINTWISE: i64 = 16;
 
 /// Widens a 1x1 box to [`MIN_POINTWISE`] positions, or as many as the value

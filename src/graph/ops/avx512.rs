@@ -41,6 +41,15 @@ pub(super) unsafe fn floats(t: &Tensor) -> &[f32] {
     std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel())
 }
 
+/// The values of a tensor as a mutable slice.
+///
+/// SAFETY: `t` is a contiguous float32 CPU tensor that outlives the slice,
+/// and nothing else reads or writes it meanwhile.
+#[allow(clippy::mut_from_ref)]
+pub(super) unsafe fn floats_mut(t: &Tensor) -> &mut [f32] {
+    std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel())
+}
+
 /// An output's storage, written by several threads at disjoint elements.
 #[derive(Clone, Copy)]
 pub(super) struct Out(pub *mut f32);

@@ -13,7 +13,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::avx512::{float_cpu, floats, on_threads, Out};
+use super::avx512::{float_cpu, floats, floats_mut, on_threads, Out};
 use super::{fail, KResult};
 
 /// Which code computes the chains on this machine.
@@ -111,18 +111,17 @@ fn broadcast(a: &[i64], b: &[i64]) -> KResult<Vec<i64>> {
 /// The product of float32 CPU matrices `a` `[m, k]` and `b` `[k, n]`.
 fn matrices(a: &Tensor, b: &Tensor) -> KResult<Tensor> {
     let (m, k, n) = (a.size()[0], a.size()[1], b.size()[1]);
-    let mut y = Tensor::f_zeros([m, n], (Kind::Float, Device::Cpu))?;
-    if m * k * n > 0 {
-        let (a, b) = (a.f_contiguous()?, b.f_contiguous()?);
-        // SAFETY: contiguous float32 CPU tensors of the sizes given, not
-        // empty, `y` just created and written by this call alone.
-        unsafe {
-            let y = std::slice::from_raw_parts_mut(y.data_ptr() as *mut f32, y.numel());
-            let dims = [m, k, n].map(|d| d as usize);
-            product(floats(&a), floats(&b), Init::Zero, y, dims);
-        }
-    } else {
-        y = y.f_contiguous()?;
+    let options = (Kind::Float, Device::Cpu);
+    if m * k * n == 0 {
+        return Ok(Tensor::f_zeros([m, n], options)?);
+    }
+    let y = Tensor::f_empty([m, n], options)?;
+    let (a, b) = (a.f_contiguous()?, b.f_contiguous()?);
+    // SAFETY: contiguous float32 CPU tensors of the sizes given, not empty;
+    // `y` was just created and is written by this call alone.
+    unsafe {
+        let dims = [m, k, n].map(|d| d as usize);
+        product(floats(&a), floats(&b), Init::Zero, floats_mut(&y), dims);
     }
     Ok(y)
 }

@@ -4,7 +4,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::avx512::{float_cpu, floats};
+use super::avx512::{float_cpu, floats, floats_mut};
 use super::{chain, depthwise, fail, input, one, opt_input, pointwise, Inputs, KResult, OpDef};
 use crate::graph::Node;
 
@@ -306,12 +306,12 @@ fn convolve_in_chains(
         (Kind::Float, Device::Cpu),
     )?;
     for sample in 0..n {
-        let patches = patches(&x.f_narrow(0, sample, 1)?, shape, g)?;
+        let patches = patches(&x.f_narrow(0, sample, 1)?, shape, [g, dims[1] as i64])?;
         // SAFETY: contiguous float32 CPU tensors of the sizes checked above;
         // `y` was just created, and each product writes its own part.
         unsafe {
             let (w, patches) = (floats(&w), floats(&patches));
-            let y = std::slice::from_raw_parts_mut(y.data_ptr() as *mut f32, y.numel());
+            let y = floats_mut(&y);
             let y = &mut y[sample as usize * m as usize * dims[2]..][..m as usize * dims[2]];
             let [rows, depth, cols] = dims;
             for group in 0..g as usize {
@@ -333,9 +333,10 @@ fn convolve_in_chains(
 }
 
 /// The patches of one sample `x` (`[1, c, spatial...]`) under `shape`, as
-/// `[groups, c / groups * taps, positions]`: per group, a row per input
-/// channel and tap (taps in order), a column per output position.
-fn patches(x: &Tensor, shape: &ConvShape, groups: i64) -> KResult<Tensor> {
+/// `[groups, depth, positions]` (`depth`: `c / groups` times the taps): per
+/// group, a row per input channel and tap (taps in order), a column per
+/// output position.
+fn patches(x: &Tensor, shape: &ConvShape, [groups, depth]: [i64; 2]) -> KResult<Tensor> {
     let d = shape.extent.len() as i64;
     let flat: Vec<i64> = shape.pads.iter().rev().flat_map(|&(b, e)| [b, e]).collect();
     let mut p = x.f_constant_pad_nd(flat.as_slice())?;
@@ -352,15 +353,9 @@ fn patches(x: &Tensor, shape: &ConvShape, groups: i64) -> KResult<Tensor> {
         .chain(2 + d..2 + 2 * d)
         .chain(2..2 + d)
         .collect();
-    let size = x.size();
     Ok(p.f_permute(order.as_slice())?
-        .f_reshape([groups, size[1] / groups * shape_taps(&p, d), -1])?
+        .f_reshape([groups, depth, -1])?
         .f_contiguous()?)
-}
-
-/// The taps per channel of unfolded patches (their last `d` axes).
-fn shape_taps(p: &Tensor, d: i64) -> i64 {
-    p.size().iter().rev().take(d as usize).product()
 }
 
 /// Begin and end cropping of the full transposed-convolution output per
