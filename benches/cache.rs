@@ -55,6 +55,7 @@ fn golden(graph: &Graph, data: &Dataset, cuts: Vec<usize>, store: Option<&Store>
         graph,
         data,
         cuts,
+        reads: None,
         store,
         top_k: 5,
     }

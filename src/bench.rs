@@ -338,6 +338,8 @@ pub struct Setup {
     pub injections: Vec<Injection>,
     /// Cache entry of every cut the list needs.
     pub entries: Vec<(usize, PathBuf)>,
+    /// The cuts the cut plan recomputes, each with its source cut.
+    pub recomputed: BTreeMap<usize, usize>,
     pub golden: GoldenTimes,
     pub cache_dir: PathBuf,
     /// Batches run at once (see [`Options::workers`]).
@@ -364,11 +366,12 @@ impl Setup {
         let store = Store::new(&plan.campaign.spec.cache, Some(&cache_dir));
         // The cuts do not depend on the int8 scales: resolve once to learn them.
         let cuts = campaign::Resolver::new(&plan.graph, &HashMap::new(), &models)?.cuts(&plan)?;
-        let run = |cuts: Vec<usize>, store: Option<&Store>| {
+        let run = |reads: BTreeMap<usize, u64>, store: Option<&Store>| {
             GoldenRun {
                 graph: &plan.graph,
                 data: &plan.data,
-                cuts,
+                cuts: reads.keys().copied().collect(),
+                reads: Some(reads),
                 store,
                 top_k: 5,
             }
@@ -376,7 +379,7 @@ impl Setup {
         };
         let plain_secs = if time_plain {
             let t = Instant::now();
-            run(vec![], None)?;
+            run(BTreeMap::new(), None)?;
             t.elapsed().as_secs_f64()
         } else {
             0.0
@@ -403,6 +406,7 @@ impl Setup {
                 cache_raw_bytes: raw,
             },
             entries: golden.entries,
+            recomputed: golden.recomputed,
             plan,
             injections,
             cache_dir,
@@ -428,7 +432,8 @@ impl Setup {
             .iter()
             .map(|(c, p)| Ok((*c, Reader::open(p)?)))
             .collect::<Result<_>>()?;
-        CachedFrontiers::choose(&self.plan.graph, entries, &self.plan.data)
+        let (graph, data) = (&self.plan.graph, &self.plan.data);
+        CachedFrontiers::choose(graph, entries, &self.recomputed, data)
     }
 
     /// The engine's results for the whole list, `chunk` injections a call

@@ -32,8 +32,9 @@ pub mod report;
 pub mod campaign;
 // model summaries for `faultsweep inspect`
 pub mod inspect;
-// peak memory, for benchmarks
+// peak memory and time per phase, for benchmarks
 pub mod memory;
+pub mod phases;
 // speed: the engine against full forward passes and the suffix bound
 pub mod bench;
 // command-line front end

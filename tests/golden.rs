@@ -54,6 +54,7 @@ fn uncached(graph: &faultsweep::graph::Graph, data: &Dataset) -> faultsweep::gol
         graph,
         data,
         cuts: vec![],
+        reads: None,
         store: None,
         top_k: 5,
     };
@@ -88,6 +89,7 @@ fn golden(store: &Store, first: usize, cuts: Vec<usize>) -> faultsweep::golden::
         graph: &graph,
         data: &data,
         cuts,
+        reads: None,
         store: Some(store),
         top_k: 5,
     }
@@ -155,6 +157,7 @@ fn a_second_run_reuses_and_any_change_misses() {
         graph: &graph,
         data: &data,
         cuts: vec![3],
+        reads: None,
         store: Some(&store),
         top_k: 5,
     }
@@ -550,6 +553,7 @@ fn check_cache_at(graph: &faultsweep::graph::Graph, input: PathBuf, cuts: Vec<us
         graph,
         data: &data,
         cuts: cuts.clone(),
+        reads: None,
         store: Some(&store),
         top_k: 1,
     }

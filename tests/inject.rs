@@ -145,6 +145,7 @@ fn fill_cache(
         graph,
         data,
         cuts,
+        reads: None,
         store: Some(&store),
         top_k: 5,
     }

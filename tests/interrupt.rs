@@ -100,16 +100,17 @@ fn assert_no_temporaries(dir: &Path) {
     }
 }
 
-/// Every cache entry and golden results file in `cache` is whole, and no
+/// Every cache entry, golden results and costs file in `cache` is whole, and no
 /// temporary is left.
 fn assert_cache_intact(cache: &Path) {
     assert_no_temporaries(cache);
     let store = faultsweep::cache::Store::new(&Default::default(), Some(cache));
     for e in std::fs::read_dir(cache).unwrap() {
         let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "golden") {
+        let ext = p.extension().unwrap_or_default().to_string_lossy();
+        if ext == "golden" || ext == "costs" {
             let key = p.file_stem().unwrap().to_string_lossy();
-            let read = store.read_small(&key, "golden").unwrap();
+            let read = store.read_small(&key, &ext).unwrap();
             assert!(read.is_some(), "{}", p.display());
             continue;
         }

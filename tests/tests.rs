@@ -3,6 +3,7 @@
 mod common;
 
 mod bench;
+mod cache_plan;
 mod campaign;
 mod cli;
 mod cuts;

@@ -198,11 +198,7 @@ impl Writer {
             to_planes(&buf[..take], layout.width(), &mut raw);
             buf.drain(..take);
         }
-        let mut enc =
-            zstd::Encoder::new(Vec::new(), self.header.zstd_level).map_err(|e| self.failed(e))?;
-        enc.include_checksum(true).map_err(|e| self.failed(e))?;
-        enc.write_all(&raw).map_err(|e| self.failed(e))?;
-        let frame = enc.finish().map_err(|e| self.failed(e))?;
+        let frame = compress(&raw, self.header.zstd_level).map_err(|e| self.failed(e))?;
         self.out.write_all(&frame).map_err(|e| self.failed(e))?;
         self.index.extend_from_slice(&self.offset.to_le_bytes());
         self.index
@@ -447,28 +443,8 @@ impl Reader {
         if crc32fast::hash(frame) != c.crc {
             return Err(corrupt(&self.path, format!("chunk {i}: checksum mismatch")));
         }
-        let planes = zstd::bulk::decompress(frame, c.raw_len)
-            .map_err(|e| corrupt(&self.path, format!("chunk {i}: {e}")))?;
-        let sample_bytes: usize = self.header.values.iter().map(|v| v.sample_bytes()).sum();
-        if planes.len() != c.raw_len || !c.raw_len.is_multiple_of(sample_bytes.max(1)) {
-            return Err(corrupt(
-                &self.path,
-                format!("chunk {i}: {} bytes, expected {}", planes.len(), c.raw_len),
-            ));
-        }
-        let samples = c.raw_len / sample_bytes.max(1);
-        let mut raw = vec![0; c.raw_len];
-        let mut at = 0;
-        for layout in &self.header.values {
-            let len = layout.sample_bytes() * samples;
-            from_planes(
-                &planes[at..at + len],
-                layout.width(),
-                &mut raw[at..at + len],
-            );
-            at += len;
-        }
-        Ok(raw)
+        decompress(frame, c.raw_len, &self.header.values)
+            .map_err(|e| corrupt(&self.path, format!("chunk {i}: {e}")))
     }
 
     /// Samples in `start..end` (positions in the entry): one tensor per
@@ -564,6 +540,19 @@ impl Reader {
         Ok(out)
     }
 
+    /// Checks every chunk's CRC32 without decompressing it: what opening an
+    /// entry for a campaign costs (a damaged byte on disk fails here; zstd's
+    /// own checksum is checked again as each chunk is read).
+    pub fn check_frames(&self) -> Result<()> {
+        (0..self.chunks.len()).into_par_iter().try_for_each(|i| {
+            let c = &self.chunks[i];
+            match crc32fast::hash(&self.map[c.offset..c.offset + c.len]) == c.crc {
+                true => Ok(()),
+                false => Err(corrupt(&self.path, format!("chunk {i}: checksum mismatch"))),
+            }
+        })
+    }
+
     /// Decompresses and checks every chunk.
     pub fn verify(&self) -> Result<()> {
         (0..self.chunks.len())
@@ -578,6 +567,100 @@ impl Reader {
             self.chunks.iter().map(|c| c.raw_len as u64).sum(),
         )
     }
+}
+
+/// One chunk's zstd frame (with zstd's checksum) from its byte planes.
+fn compress(planes: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    let mut enc = zstd::Encoder::new(Vec::new(), level)?;
+    enc.include_checksum(true)?;
+    enc.write_all(planes)?;
+    enc.finish()
+}
+
+/// The inverse of [`compress`] and of the byte planes: a chunk of `values`
+/// (value after value, each its samples' row-major elements), checked to
+/// hold `raw_len` bytes of whole samples.
+fn decompress(
+    frame: &[u8],
+    raw_len: usize,
+    values: &[ValueLayout],
+) -> std::result::Result<Vec<u8>, String> {
+    let planes = zstd::bulk::decompress(frame, raw_len).map_err(|e| e.to_string())?;
+    let sample_bytes: usize = values.iter().map(|v| v.sample_bytes()).sum();
+    if planes.len() != raw_len || !raw_len.is_multiple_of(sample_bytes.max(1)) {
+        return Err(format!("{} bytes, expected {raw_len}", planes.len()));
+    }
+    let samples = raw_len / sample_bytes.max(1);
+    let mut raw = vec![0; raw_len];
+    let mut at = 0;
+    for layout in values {
+        let len = layout.sample_bytes() * samples;
+        from_planes(
+            &planes[at..at + len],
+            layout.width(),
+            &mut raw[at..at + len],
+        );
+        at += len;
+    }
+    Ok(raw)
+}
+
+/// What storing one sample's frontier costs.
+pub struct SampleCost {
+    /// Bytes raw and compressed.
+    pub raw_bytes: u64,
+    pub disk_bytes: u64,
+    /// Seconds to read it back into tensors: decompress, undo the byte
+    /// planes, build the tensors (the fastest of three tries).
+    pub read_secs: f64,
+    /// Seconds to compress it (byte planes already made).
+    pub write_secs: f64,
+}
+
+/// What storing one sample's frontier `values` at zstd `level` costs.
+pub fn sample_cost(values: &[Tensor], level: i32) -> Result<SampleCost> {
+    let mut layouts = Vec::with_capacity(values.len());
+    let mut planes = Vec::new();
+    for (i, t) in values.iter().enumerate() {
+        let t = t.to_device(tch::Device::Cpu).contiguous();
+        let kind = ValueLayout::kind_name(t.kind())
+            .ok_or_else(|| Error::Usage(format!("kind {:?} cannot be cached", t.kind())))?;
+        let layout = ValueLayout {
+            name: i.to_string(),
+            kind: kind.into(),
+            shape: t.size()[1..].to_vec(),
+        };
+        let mut bytes = vec![0u8; t.numel() * t.kind().elt_size_in_bytes()];
+        t.f_copy_data_u8(&mut bytes, t.numel())
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        to_planes(&bytes, layout.width(), &mut planes);
+        layouts.push(layout);
+    }
+    let started = std::time::Instant::now();
+    let frame = compress(&planes, level).map_err(|e| Error::Usage(e.to_string()))?;
+    let write_secs = started.elapsed().as_secs_f64();
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let raw = decompress(&frame, planes.len(), &layouts).map_err(Error::Usage)?;
+        let mut at = 0;
+        for layout in &layouts {
+            let len = layout.sample_bytes();
+            let mut shape = vec![1];
+            shape.extend(&layout.shape);
+            let kind = layout.kind().expect("a kind this function named");
+            let _row = Tensor::f_from_data_size(&raw[at..at + len], &shape, kind)
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            at += len;
+        }
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    Ok(SampleCost {
+        raw_bytes: planes.len() as u64,
+        disk_bytes: frame.len() as u64,
+        read_secs: best,
+        write_secs,
+    })
 }
 
 /// Appends `bytes` (elements of `width` bytes) to `out` as byte planes: the

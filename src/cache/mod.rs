@@ -3,11 +3,13 @@
 //! through a memory map. Format: cache/README.md.
 
 mod format;
+mod plan;
 mod store;
 
 use std::path::PathBuf;
 
-pub use format::{Header, Reader, ValueLayout, Writer};
+pub use format::{sample_cost, Header, Reader, SampleCost, ValueLayout, Writer};
+pub use plan::{Choice, Costs, CutCost, CutPlan};
 pub use store::{key, Store, CACHE_ENV};
 
 use serde::{Deserialize, Serialize};

@@ -76,7 +76,7 @@ impl Store {
         if !path.exists() {
             return Ok(None);
         }
-        match Reader::open(&path).and_then(|r| r.verify().map(|_| r)) {
+        match Reader::open(&path).and_then(|r| r.check_frames().map(|_| r)) {
             Ok(r) => {
                 // The modification time records use, for LRU eviction.
                 let _ = std::fs::File::options()
@@ -136,9 +136,11 @@ impl Store {
             })
     }
 
-    /// The small files (golden results) under the root.
+    /// The small files (golden results and cost models) under the root.
     pub fn small_files(&self) -> Result<Vec<PathBuf>> {
-        self.files_ending("golden")
+        let mut files = self.files_ending("golden")?;
+        files.extend(self.files_ending("costs")?);
+        Ok(files)
     }
 
     /// Every entry file under the root, opened (or the error that opening gave).

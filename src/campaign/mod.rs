@@ -32,6 +32,7 @@ use crate::graph::{Graph, Guard, GuardKind};
 use crate::inject::{
     CachedFrontiers, ComputedFrontiers, Engine, Frontiers, Injection, InjectionResult, Options,
 };
+use crate::phases::{timed, Phase};
 use crate::report::{CsvSink, Summary};
 use crate::scenario::{self, Campaign, Scenario};
 use report::write_provenance;
@@ -50,6 +51,8 @@ pub struct RunArgs {
     pub batch_size: Option<usize>,
     /// Use this seed instead of the scenario's.
     pub seed: Option<u64>,
+    /// Injections per sweep point instead of the scenario's.
+    pub injections: Option<u64>,
     /// Rerun this many injections (seeded choice) as plain full forward passes.
     pub verify: usize,
     /// Continue the campaign in `out`, keeping its finished rows.
@@ -140,6 +143,9 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     sc.spec.seed = args.seed.or(sc.spec.seed);
     if let Some(b) = args.batch_size {
         sc.spec.data.batch_size = b;
+    }
+    if let Some(n) = args.injections {
+        sc.spec.counts.injections = Some(n);
     }
     // The effective scenario records the folder the results go to.
     if let Some(out) = &args.out {
@@ -266,7 +272,9 @@ pub fn run_with_models(
                         .map(|h| h.next().expect("one result per run"))
                         .collect();
                     let faults = window.faults(r.id);
-                    layout.record(&plan, faults, &r, &others, &mut sink)?;
+                    timed(Phase::Writing, || {
+                        layout.record(&plan, faults, &r, &others, &mut sink)
+                    })?;
                     let outcomes: Vec<(&str, Outcome)> = names
                         .iter()
                         .zip(&others)
@@ -283,7 +291,7 @@ pub fn run_with_models(
                         }
                     }
                 }
-                sink.flush()?;
+                timed(Phase::Writing, || sink.flush())?;
                 progress(chunk.end, total);
             }
         }
@@ -376,14 +384,15 @@ impl<'a> Model<'a> {
         let spec = &plan.campaign.spec;
         // The cuts do not depend on the scales: resolve without them first.
         let cuts = Resolver::new(graph, &HashMap::new(), models)?.cuts(plan)?;
-        let golden = GoldenRun {
+        let run = GoldenRun {
             graph,
             data: &plan.data,
-            cuts,
+            cuts: cuts.keys().copied().collect(),
+            reads: Some(cuts),
             store: spec.cache.enabled.then_some(store),
             top_k: 5,
-        }
-        .run()?;
+        };
+        let golden = timed(Phase::Golden, || run.run())?;
         let own;
         let scales = match scales {
             Some(s) => s,
@@ -399,7 +408,10 @@ impl<'a> Model<'a> {
                 .iter()
                 .map(|(c, p)| Ok((*c, Reader::open(p)?)))
                 .collect::<Result<_>>()?;
-            Box::new(CachedFrontiers::choose(graph, entries, &plan.data)?)
+            let planned = &golden.recomputed;
+            Box::new(CachedFrontiers::choose(
+                graph, entries, planned, &plan.data,
+            )?)
         } else {
             Box::new(ComputedFrontiers { data: &plan.data })
         };

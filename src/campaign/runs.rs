@@ -3,7 +3,7 @@
 //! is read in windows of about `data.window` runs, so memory holds one
 //! window, whatever the list's length.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::iter::Peekable;
 use std::ops::Range;
 use std::sync::Arc;
@@ -225,23 +225,23 @@ impl<'a> Resolver<'a> {
             .collect()
     }
 
-    /// The cuts the plan's injections read from the cache. Resolves every
-    /// fault of the list, so one the model cannot take fails here, before
-    /// any run.
-    pub fn cuts(&self, plan: &Plan) -> Result<Vec<usize>> {
-        let mut cuts = BTreeSet::new();
+    /// The cuts the plan's injections read from the cache, each with the
+    /// number of injections that read it. Resolves every fault of the list,
+    /// so one the model cannot take fails here, before any run.
+    pub fn cuts(&self, plan: &Plan) -> Result<BTreeMap<usize, u64>> {
+        let mut cuts = BTreeMap::new();
         for rows in injections(plan)? {
             let faults = self.faults(&rows?)?;
-            cuts.extend(
-                Injection {
-                    id: 0,
-                    sample: 0,
-                    faults,
-                }
-                .cuts(),
-            );
+            let injection = Injection {
+                id: 0,
+                sample: 0,
+                faults,
+            };
+            for cut in injection.cuts() {
+                *cuts.entry(cut).or_insert(0) += 1;
+            }
         }
-        Ok(cuts.into_iter().collect())
+        Ok(cuts)
     }
 }
 

@@ -114,6 +114,7 @@ pub fn golden(args: GoldenArgs) -> Result<()> {
         graph: &graph,
         data: &data,
         cuts: args.cuts.clone(),
+        reads: None,
         store: Some(&store),
         top_k: args.top_k,
     };
@@ -163,8 +164,12 @@ pub enum CacheCommand {
     Info { key: String },
     /// Check every checksum of every entry (or of those matching KEY).
     Verify { key: Option<String> },
+    /// The cut plan of a model on a data set: per cut, its bytes per
+    /// sample, read and recompute times, and whether it is stored (costs
+    /// the cache lacks are measured on this machine and kept).
+    Plan(Box<PlanArgs>),
     /// Remove the entries whose key starts with KEY (or all, and the cached
-    /// golden results, with --all).
+    /// golden results and costs, with --all).
     Rm {
         key: Option<String>,
         #[arg(long)]
@@ -172,9 +177,95 @@ pub enum CacheCommand {
     },
 }
 
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Cuts to plan, comma-separated (default: every cut inside the model).
+    #[arg(long, value_delimiter = ',')]
+    pub cuts: Vec<usize>,
+    /// zstd level of the entries.
+    #[arg(long, default_value_t = CacheSpec::default().zstd_level)]
+    pub zstd_level: i32,
+    /// Plan within this many bytes on disk for the data set.
+    #[arg(long)]
+    pub budget_bytes: Option<u64>,
+}
+
+fn plan(args: PlanArgs, cache_dir: Option<PathBuf>) -> Result<()> {
+    let graph = load::load(&args.model)?;
+    let data = Dataset::open(&args.data.spec())?;
+    let spec = CacheSpec {
+        zstd_level: args.zstd_level,
+        budget_bytes: args.budget_bytes,
+        ..CacheSpec::default()
+    };
+    let store = Store::new(&spec, cache_dir.as_deref());
+    let cuts = match args.cuts.is_empty() {
+        true => (1..graph.nodes.len()).collect(),
+        false => args.cuts,
+    };
+    // As if every sample read every cut once.
+    let reads = cuts.iter().map(|&c| (c, data.len() as u64)).collect();
+    let run = GoldenRun {
+        graph: &graph,
+        data: &data,
+        cuts,
+        reads: Some(reads),
+        store: Some(&store),
+        top_k: 1,
+    };
+    let (plan, costs) = run.plan(&store)?;
+    println!(
+        "{:>4}  {:<40} {:>11} {:>11} {:>8} {:>12}  plan",
+        "cut", "after node", "raw B", "disk B", "read ms", "recompute ms"
+    );
+    let ms = |s: f64| format!("{:.3}", 1e3 * s);
+    for (cut, choice) in &plan.cuts {
+        let node = &graph.nodes[cut - 1].name;
+        let Some(c) = costs.cuts.get(cut) else {
+            println!(
+                "{cut:>4}  {node:<40} {:>58}",
+                "not per-sample: cannot be cached"
+            );
+            continue;
+        };
+        let how = match (choice.stored, choice.root) {
+            (true, _) => "stored".to_string(),
+            (false, 0) => "recomputed from the input".to_string(),
+            (false, root) => format!("recomputed from cut {root}"),
+        };
+        println!(
+            "{cut:>4}  {node:<40} {:>11} {:>11} {:>8} {:>12}  {how}",
+            c.raw_bytes,
+            c.disk_bytes,
+            ms(c.read_secs),
+            ms(choice.recompute_secs)
+        );
+    }
+    let stored = plan.stored();
+    let per_sample = plan.disk_bytes(&costs);
+    println!(
+        "{} of {} cuts stored: {per_sample} bytes a sample, {} for the {} samples",
+        stored.len(),
+        plan.cuts.len(),
+        per_sample * data.len() as u64,
+        data.len()
+    );
+    println!(
+        "per sample: load {} ms, whole model {} ms (costs measured on this machine, kept in {})",
+        ms(costs.input_secs),
+        ms(costs.node_secs.iter().sum()),
+        store.root.display()
+    );
+    Ok(())
+}
+
 pub fn cache(cmd: CacheCommand, cache_dir: Option<PathBuf>) -> Result<()> {
     let store = Store::new(&CacheSpec::default(), cache_dir.as_deref());
     match cmd {
+        CacheCommand::Plan(args) => plan(*args, cache_dir),
         CacheCommand::Ls => {
             println!(
                 "{:<32}  {:>4} {:>7} {:>12} {:>12} {:>6}  model / data",

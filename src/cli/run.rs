@@ -34,6 +34,10 @@ pub struct Overrides {
     /// Use this seed instead of the scenario's.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Injections per sweep point instead of the scenario's
+    /// `counts.injections`.
+    #[arg(long)]
+    pub injections: Option<u64>,
 }
 
 impl From<Overrides> for RunArgs {
@@ -45,6 +49,7 @@ impl From<Overrides> for RunArgs {
             cache_dir: o.cache_dir,
             batch_size: o.batch_size,
             seed: o.seed,
+            injections: o.injections,
             ..RunArgs::default()
         }
     }
@@ -57,7 +62,7 @@ pub struct RunCmd {
     pub scenario: Option<PathBuf>,
     /// Finish the interrupted campaign in DIR: its finished rows are kept,
     /// the rest runs with the same scenario and fault list.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["faults", "out", "model", "data", "batch_size", "seed"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["faults", "out", "model", "data", "batch_size", "seed", "injections"])]
     pub resume: Option<PathBuf>,
     /// Results folder (default: the scenario's outputs.dir, else
     /// results/NAME); one that holds a campaign is refused (--resume DIR
@@ -73,6 +78,10 @@ pub struct RunCmd {
     /// No progress bar (it is hidden anyway when stderr is not a terminal).
     #[arg(long)]
     pub quiet: bool,
+    /// Print where the time went: golden pass, reading and recomputing
+    /// frontiers, injections, writing results.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 pub fn run(cmd: RunCmd, workers: usize) -> Result<()> {
@@ -137,6 +146,9 @@ pub fn run(cmd: RunCmd, workers: usize) -> Result<()> {
         "results in {}/ (injections.csv, summary.md/.csv/.json, heatmap.svg, golden.csv)",
         report.out.display()
     );
+    if cmd.timings {
+        print_timings(secs);
+    }
     if let Some(v) = report.verified {
         println!(
             "verify: {} injections rerun as full forward passes: {} identical, {} differ only within rounding noise, {} differ",
@@ -150,6 +162,19 @@ pub fn run(cmd: RunCmd, workers: usize) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Seconds per phase; the injections' phases are summed over their threads.
+fn print_timings(wall: f64) {
+    let phases = crate::phases::seconds();
+    let parts: Vec<String> = phases
+        .iter()
+        .map(|(p, secs)| format!("{} {secs:.2} s", p.name()))
+        .collect();
+    println!(
+        "time: {wall:.2} s wall; {} (injections summed over threads, reading and recomputing included)",
+        parts.join(", ")
+    );
 }
 
 /// `faultsweep report DIR`.

@@ -1,20 +1,29 @@
 //! Step 3, golden: one fault-free pass over the data set. Per sample it keeps
 //! the top-k classes and scores, the label and correctness, and whether the
-//! output holds NaN or Inf; per node it profiles the value range; at every
-//! requested cut it writes the frontier to the cache. Cuts whose entry is
-//! already cached are read, never recomputed, and when every requested cut
-//! and the results themselves (top-k, NaN flags and ranges, a few bytes a
+//! output holds NaN or Inf; per node it profiles the value range; at the
+//! requested cuts worth storing it writes the frontier to the cache.
+//!
+//! Which cuts are worth storing is the cache's cut plan ([`CutPlan`]): a cut
+//! is stored when reading it is faster than recomputing it from an earlier
+//! stored cut or the input, by costs measured once per model and data set
+//! on this machine ([`costs`]) and kept in the cache. Cuts whose entry is
+//! already cached are read, never recomputed, and when every stored cut and
+//! the results themselves (top-k, NaN flags and ranges, a few bytes a
 //! sample, keyed like the frontiers) are cached, no pass runs at all.
 
+mod costs;
 mod report;
+
+pub use costs::frontier_rows;
 
 pub use report::{write_golden_csv, write_ranges_csv};
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use tch::{Kind, Tensor};
 
-use crate::cache::{self, Store, ValueLayout, Writer};
+use crate::cache::{self, Costs, CutPlan, Store, ValueLayout, Writer};
 use crate::data::{Dataset, Sample};
 use crate::error::{Error, Result};
 use crate::graph::{is_float, Env, Graph};
@@ -43,8 +52,14 @@ pub struct NodeRange {
 pub struct Golden {
     pub rows: Vec<GoldenRow>,
     pub ranges: Vec<NodeRange>,
-    /// The cache entry of each requested cut.
+    /// The cache entry of each stored cut.
     pub entries: Vec<(usize, PathBuf)>,
+    /// The requested cuts not stored, each with the stored cut (or 0, the
+    /// input) it is recomputed from.
+    pub recomputed: BTreeMap<usize, usize>,
+    /// The cut plan with its measured costs (empty without a cache).
+    pub plan: CutPlan,
+    pub costs: Costs,
     /// Cuts whose entry was already cached.
     pub reused: Vec<usize>,
     /// The rows and ranges came from the cache: no pass ran.
@@ -66,6 +81,9 @@ pub struct GoldenRun<'a> {
     pub data: &'a Dataset,
     /// Cuts whose frontiers go to the cache.
     pub cuts: Vec<usize>,
+    /// The injections that read each cut: the cut plan then stores only
+    /// the cuts worth it (see `cache::plan`). `None`: every cut is stored.
+    pub reads: Option<BTreeMap<usize, u64>>,
     pub store: Option<&'a Store>,
     pub top_k: usize,
 }
@@ -88,6 +106,9 @@ impl GoldenRun<'_> {
         let mut entries = Vec::new();
         let mut reused = Vec::new();
         let mut results_key = None;
+        let mut recomputed = BTreeMap::new();
+        let (mut plan, mut costs) = (CutPlan::default(), Costs::default());
+        let mut saved = None;
         if let Some(store) = self.store {
             let model_hash = model_hash(graph)?;
             let mut h = blake3::Hasher::new();
@@ -98,6 +119,13 @@ impl GoldenRun<'_> {
                 graph.judged, self.top_k
             );
             results_key = Some(cache::key(&model_hash, &data_hash, usize::MAX, &[what]));
+            (plan, costs) = self.plan_with(store, &model_hash, &data_hash, &cuts)?;
+            // With the results cached, a new cut would cost a whole pass:
+            // a rerun reads what is stored and recomputes the rest, unless
+            // a cut cannot be recomputed.
+            saved = (store.read_small(results_key.as_ref().expect("just set"), RESULTS)?)
+                .and_then(|bytes| self.saved(&bytes));
+            let mut stored = std::collections::BTreeSet::new();
             for &cut in &cuts {
                 let ids = split::frontier(graph, cut)?;
                 let names: Vec<String> =
@@ -106,29 +134,36 @@ impl GoldenRun<'_> {
                 if store.open(&key)?.is_some() {
                     entries.push((cut, store.path(&key)));
                     reused.push(cut);
-                } else {
+                } else if plan.cuts[&cut].stored && (saved.is_none() || costs.must_store(cut)) {
                     fills.push(Fill {
                         cut,
                         key,
                         ids,
                         writer: None,
                     });
+                } else {
+                    continue;
                 }
+                stored.insert(cut);
             }
+            plan = CutPlan::with(&costs, &cuts, &stored);
+            recomputed = (plan.cuts.iter())
+                .filter(|(_, c)| !c.stored)
+                .map(|(&cut, c)| (cut, c.root))
+                .collect();
         }
-        if let (Some(store), Some(key), true) = (self.store, &results_key, fills.is_empty()) {
-            if let Some(saved) = store.read_small(key, RESULTS)? {
-                if let Some((rows, ranges)) = self.saved(&saved) {
-                    entries.sort();
-                    return Ok(Golden {
-                        rows,
-                        ranges,
-                        entries,
-                        reused,
-                        results_reused: true,
-                    });
-                }
-            }
+        if let (Some((rows, ranges)), true) = (saved, fills.is_empty()) {
+            entries.sort();
+            return Ok(Golden {
+                rows,
+                ranges,
+                entries,
+                recomputed,
+                plan,
+                costs,
+                reused,
+                results_reused: true,
+            });
         }
         let mut ranges: Vec<Option<(f64, f64)>> = vec![None; graph.nodes.len()];
         let mut rows = Vec::with_capacity(data.len());
@@ -139,7 +174,7 @@ impl GoldenRun<'_> {
             for fill in &mut fills {
                 self.run_profiled(&mut env, at..fill.cut, &mut ranges)?;
                 at = fill.cut;
-                let values = frontier_values(graph, &env, fill, batch.samples.len())?;
+                let values = frontier_rows(graph, &env, fill.cut, batch.samples.len())?;
                 if fill.writer.is_none() {
                     fill.writer = Some(self.writer(fill, &values)?);
                 }
@@ -191,6 +226,9 @@ impl GoldenRun<'_> {
             rows,
             ranges,
             entries,
+            recomputed,
+            plan,
+            costs,
             reused,
             results_reused: false,
         })
@@ -225,6 +263,60 @@ impl GoldenRun<'_> {
             })
             .collect();
         Some((rows, ranges))
+    }
+
+    /// The cost model of the requested cuts (measured where the cache
+    /// lacks it) and the cut plan it gives, without a golden pass.
+    pub fn plan(&self, store: &Store) -> Result<(CutPlan, Costs)> {
+        let mut h = blake3::Hasher::new();
+        self.data.hash_into(&mut h)?;
+        let mut cuts = self.cuts.clone();
+        cuts.sort_unstable();
+        cuts.dedup();
+        self.plan_with(store, &model_hash(self.graph)?, &h.finalize(), &cuts)
+    }
+
+    fn plan_with(
+        &self,
+        store: &Store,
+        model_hash: &blake3::Hash,
+        data_hash: &blake3::Hash,
+        cuts: &[usize],
+    ) -> Result<(CutPlan, Costs)> {
+        let Some(reads) = &self.reads else {
+            return Ok((CutPlan::every(cuts), Costs::default()));
+        };
+        let costs = self.costs(store, model_hash, data_hash, cuts)?;
+        let samples = self.data.len().max(1);
+        let per_sample = (cuts.iter())
+            .map(|c| (*c, reads.get(c).map_or(0.0, |&n| n as f64 / samples as f64)))
+            .collect();
+        let budget = (store.budget_bytes).map(|b| b / samples as u64);
+        Ok((costs.plan(&per_sample, budget), costs))
+    }
+
+    /// The cost model for `cuts`: kept in the cache, measured where it
+    /// lacks a cut (and then kept).
+    fn costs(
+        &self,
+        store: &Store,
+        model_hash: &blake3::Hash,
+        data_hash: &blake3::Hash,
+        cuts: &[usize],
+    ) -> Result<Costs> {
+        let what = format!("cut costs, zstd level {}", store.zstd_level);
+        let key = cache::key(model_hash, data_hash, usize::MAX, &[what]);
+        let known: Costs = (store.read_small(&key, COSTS)?)
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        if known.covers(cuts, self.graph.nodes.len()) {
+            return Ok(known);
+        }
+        let batch = self.data.spec.batch_size;
+        let costs = costs::measure(self.graph, self.data, cuts, store.zstd_level, batch, known)?;
+        let bytes = serde_json::to_vec(&costs).expect("costs serialize");
+        store.write_small(&key, COSTS, &bytes)?;
+        Ok(costs)
     }
 
     fn run_profiled(
@@ -282,6 +374,9 @@ impl GoldenRun<'_> {
 /// The extension of the cached golden results beside the frontiers.
 const RESULTS: &str = "golden";
 
+/// The extension of the cached cost model.
+const COSTS: &str = "costs";
+
 /// Golden results as cached: per sample its top-k and NaN flag, per node
 /// its range.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -297,27 +392,6 @@ fn chunk_samples(values: &[Tensor]) -> usize {
         .map(|t| t.numel() as i64 / t.size()[0].max(1) * t.kind().elt_size_in_bytes() as i64)
         .sum();
     ((4 << 20) / per_sample.max(1)).clamp(1, 4096) as usize
-}
-
-/// The frontier tensors of `fill.cut`, which must all be per-sample.
-fn frontier_values(graph: &Graph, env: &Env, fill: &Fill, batch: usize) -> Result<Vec<Tensor>> {
-    fill.ids
-        .iter()
-        .map(|&id| {
-            let t = env.get(graph, id).ok_or_else(|| Error::Cut { cut: fill.cut, msg: "frontier value not live".into() })?;
-            if t.dim() == 0 || t.size()[0] != batch as i64 {
-                return Err(Error::Cut {
-                    cut: fill.cut,
-                    msg: format!(
-                        "value '{}' (shape {:?}) is not per-sample, so this cut cannot be cached; choose another cut",
-                        graph.values[id].name,
-                        t.size()
-                    ),
-                });
-            }
-            Ok(t.shallow_clone())
-        })
-        .collect()
 }
 
 fn golden_rows(output: &Tensor, samples: Vec<Sample>, k: usize) -> Result<Vec<GoldenRow>> {

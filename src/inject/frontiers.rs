@@ -21,17 +21,18 @@ use crate::cache::Reader;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
+use crate::phases::{timed, Phase};
 use crate::split;
+
+/// Recompute a cut only when that measured at most this share of reading
+/// it, so timing noise does not flip close calls.
+const RECOMPUTE_SHARE: f64 = 0.8;
 
 pub trait Frontiers: Sync {
     /// The frontier of `cut` for `samples` (positions in the data set,
     /// ascending): one tensor per frontier value, one row per sample.
     fn rows(&self, graph: &Graph, cut: usize, samples: &[usize]) -> Result<Vec<Tensor>>;
 }
-
-/// Recompute a cut only when that measured at most this share of reading
-/// it, so timing noise does not flip close calls.
-const RECOMPUTE_SHARE: f64 = 0.8;
 
 /// Frontiers from cache entries, one per cut, some of them recomputed
 /// instead (see the module's doc).
@@ -64,7 +65,8 @@ impl<'a> CachedFrontiers<'a> {
         sources: BTreeMap<usize, usize>,
     ) -> Result<Self> {
         for (&cut, &from) in &sources {
-            if from >= cut || !(from == 0 || entries.contains_key(&from)) {
+            let backwards = from > cut || (from == cut && cut > 0);
+            if backwards || !(from == 0 || entries.contains_key(&from)) {
                 return Err(Error::Cut {
                     cut,
                     msg: format!("cannot recompute it from cut {from}"),
@@ -78,17 +80,23 @@ impl<'a> CachedFrontiers<'a> {
         })
     }
 
-    /// Each cut read or recomputed, whichever is faster for the first
-    /// sample of `data`: recomputed when that takes at most
-    /// [`RECOMPUTE_SHARE`] of the read.
+    /// Each cut with an entry read or recomputed, whichever is faster for
+    /// the first sample of `data`: recomputed when that takes at most
+    /// [`RECOMPUTE_SHARE`] of the read. The cuts of `planned` have no
+    /// entry: each is recomputed from the cut it maps to (the cache's cut
+    /// plan found those bits the stored ones).
     pub fn choose(
         graph: &Graph,
         entries: HashMap<usize, Reader>,
+        planned: &BTreeMap<usize, usize>,
         data: &'a Dataset,
     ) -> Result<Self> {
-        Self::choose_by(graph, entries, data, |read, recompute| {
+        let chosen = Self::choose_by(graph, entries, data, |read, recompute| {
             recompute <= RECOMPUTE_SHARE * read
-        })
+        })?;
+        let mut sources = chosen.sources;
+        sources.extend(planned);
+        Self::new(chosen.entries, data, sources)
     }
 
     /// Walks the cuts in order, timing for the first sample the read of
@@ -109,7 +117,7 @@ impl<'a> CachedFrontiers<'a> {
         cuts.sort_unstable();
         let mut best = match data.is_empty() {
             true => None,
-            false => timed(|| input_rows(graph, data, &[0]))
+            false => clocked(|| input_rows(graph, data, &[0]))
                 .ok()
                 .map(|(secs, values)| Cheapest::new(0, 0, secs, values)),
         };
@@ -118,7 +126,7 @@ impl<'a> CachedFrontiers<'a> {
             let mut choice = Cheapest::new(cut, cut, secs, values);
             let trial = best.filter(|p| p.cut < cut).and_then(|p| {
                 Some((
-                    timed(|| split::between(graph, p.cut, cut, &p.values)).ok()?,
+                    clocked(|| split::between(graph, p.cut, cut, &p.values)).ok()?,
                     p,
                 ))
             });
@@ -144,7 +152,7 @@ impl<'a> CachedFrontiers<'a> {
             cut,
             msg: "no cache entry for this cut".into(),
         })?;
-        entry.read_rows(samples)
+        timed(Phase::Reading, || entry.read_rows(samples))
     }
 }
 
@@ -161,7 +169,9 @@ impl Frontiers for CachedFrontiers<'_> {
                     true => self.read_entry(from, &[s])?,
                     false => input_rows(graph, data, &[s])?,
                 };
-                split::between(graph, from, cut, &start)
+                timed(Phase::Recomputing, || {
+                    split::between(graph, from, cut, &start)
+                })
             })
             .collect::<Result<_>>()?;
         Ok(stack_rows(per_sample))
@@ -192,13 +202,13 @@ impl Cheapest {
 /// Seconds per sample to read `entry`, and the first sample's row: the
 /// first read of a chunk decompresses it for all the samples it holds.
 fn read_secs(entry: &Reader) -> Result<(f64, Vec<Tensor>)> {
-    let (secs, values) = timed(|| entry.read_rows(&[0]))?;
+    let (secs, values) = clocked(|| entry.read_rows(&[0]))?;
     let sharing = entry.header.chunk_samples.min(entry.header.samples).max(1);
     Ok((secs / sharing as f64, values))
 }
 
 /// The seconds `f` takes, and its result.
-fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(f64, T)> {
+fn clocked<T>(f: impl FnOnce() -> Result<T>) -> Result<(f64, T)> {
     let t = Instant::now();
     let value = f()?;
     Ok((t.elapsed().as_secs_f64(), value))
@@ -210,7 +220,9 @@ fn same_bits(a: &[Tensor], b: &[Tensor]) -> bool {
 
 /// The frontier of cut 0 (the model inputs) for `samples`.
 fn input_rows(graph: &Graph, data: &Dataset, samples: &[usize]) -> Result<Vec<Tensor>> {
-    split::prefix(graph, &[inputs(data, samples)?], 0)
+    timed(Phase::Recomputing, || {
+        split::prefix(graph, &[inputs(data, samples)?], 0)
+    })
 }
 
 /// The preprocessed inputs of `samples`, one row each.
@@ -237,7 +249,9 @@ pub struct ComputedFrontiers<'a> {
 
 impl Frontiers for ComputedFrontiers<'_> {
     fn rows(&self, graph: &Graph, cut: usize, samples: &[usize]) -> Result<Vec<Tensor>> {
-        split::prefix(graph, &[inputs(self.data, samples)?], cut)
+        timed(Phase::Recomputing, || {
+            split::prefix(graph, &[inputs(self.data, samples)?], cut)
+        })
     }
 }
 

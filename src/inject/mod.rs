@@ -41,6 +41,7 @@ use tch::{Kind, Tensor};
 use crate::classify::{Outcome, OutputDiff};
 use crate::error::{Error, Result};
 use crate::graph::{Env, Graph, Node};
+use crate::phases::{timed, Phase};
 use bounds::Bounds;
 use region::{ConvBox, KernelCheck, Kernels, RegionalRow, Step};
 use rows::{RowState, RowView, Rows};
@@ -271,14 +272,14 @@ impl<'a> Engine<'a> {
             &batches,
             |graph, (_, batch)| {
                 let bounds = Arc::clone(bounds);
-                Engine {
+                let engine = Engine {
                     graph,
                     frontiers,
                     options,
                     bounds,
                     row_bytes: Mutex::default(),
-                }
-                .run_batch_or_each(batch)
+                };
+                timed(Phase::Injections, || engine.run_batch_or_each(batch))
             },
         )?;
         let mut results: Vec<Vec<InjectionResult>> = lists.iter().map(|_| Vec::new()).collect();

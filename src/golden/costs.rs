@@ -1,0 +1,140 @@
+//! Measures the cache's cost model ([`Costs`]) of a model on a data set, on
+//! the first sample: the time to load it, each node's time on it alone,
+//! and for each cut its frontier's bytes (raw and compressed) and read
+//! time. A cut's frontier computed for the sample alone is also compared
+//! with the same sample's row of a batched pass, so the plan recomputes a
+//! cut only where that gives the stored bits.
+
+use std::time::Instant;
+
+use tch::Tensor;
+
+use crate::cache::{sample_cost, Costs, CutCost};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::graph::{Env, Graph};
+use crate::split;
+
+/// `known` with the input and node times (when it lacks them) and every
+/// cut of `cuts` (sorted) it lacks measured, except cuts whose frontier
+/// is not per-sample.
+pub fn measure(
+    graph: &Graph,
+    data: &Dataset,
+    cuts: &[usize],
+    level: i32,
+    batch: usize,
+    mut known: Costs,
+) -> Result<Costs> {
+    if data.is_empty() {
+        return Ok(known);
+    }
+    let new: Vec<usize> = (cuts.iter().copied())
+        .filter(|c| !known.cuts.contains_key(c))
+        .collect();
+    let (input_secs, one) = fastest(2, || Ok(data.batch(0..1)?.input))?;
+    if known.node_secs.len() != graph.nodes.len() {
+        known.input_secs = input_secs;
+        // A model that cannot run one sample alone (a fixed batch) has
+        // every cut stored.
+        let Ok(secs) = node_secs(graph, &one) else {
+            known.node_secs = vec![0.0; graph.nodes.len()];
+            known
+                .cuts
+                .extend(new.iter().map(|&c| (c, CutCost::unknown())));
+            return Ok(known);
+        };
+        known.node_secs = secs;
+    }
+    if new.is_empty() {
+        return Ok(known);
+    }
+    let rows = batch.clamp(1, data.len());
+    let mut alone = graph.start(&[one])?;
+    let mut batched = graph.start(&[data.batch(0..rows)?.input])?;
+    let mut at = 0;
+    for cut in new {
+        graph.run(at..cut, &mut alone)?;
+        if graph.run(at..cut, &mut batched).is_err() {
+            // The pass itself will say why; stored, nothing is assumed.
+            known.cuts.insert(cut, CutCost::unknown());
+            break;
+        }
+        at = cut;
+        // A cut with a value that is not per-sample stays unmeasured: the
+        // plan stores it, and filling it then says why it cannot be.
+        let Ok(values) = frontier_rows(graph, &alone, cut, 1) else {
+            continue;
+        };
+        let first: Vec<Tensor> = frontier_rows(graph, &batched, cut, rows)?
+            .iter()
+            .map(|t| t.narrow(0, 0, 1))
+            .collect();
+        let same_alone = values.iter().zip(&first).all(|(a, b)| a.equal(b));
+        let cost = sample_cost(&values, level)?;
+        known.cuts.insert(
+            cut,
+            CutCost {
+                raw_bytes: cost.raw_bytes,
+                disk_bytes: cost.disk_bytes,
+                read_secs: cost.read_secs,
+                write_secs: cost.write_secs,
+                same_alone,
+            },
+        );
+    }
+    Ok(known)
+}
+
+/// Each node's seconds on `input` (one sample): the faster of two passes.
+fn node_secs(graph: &Graph, input: &Tensor) -> Result<Vec<f64>> {
+    let mut best = vec![f64::INFINITY; graph.nodes.len()];
+    for _ in 0..2 {
+        let mut env = graph.start(&[input.shallow_clone()])?;
+        let mut last = Instant::now();
+        graph.run_then(0..graph.nodes.len(), &mut env, |node, _| {
+            let now = Instant::now();
+            best[node.index] = best[node.index].min((now - last).as_secs_f64());
+            last = now;
+            Ok(())
+        })?;
+    }
+    Ok(best)
+}
+
+/// The frontier of `cut` in `env`, which must hold `rows` rows per value
+/// (a value of another first dimension cannot be cached per sample).
+pub fn frontier_rows(graph: &Graph, env: &Env, cut: usize, rows: usize) -> Result<Vec<Tensor>> {
+    split::frontier(graph, cut)?
+        .into_iter()
+        .map(|id| {
+            let t = env.get(graph, id).ok_or_else(|| Error::Cut {
+                cut,
+                msg: "frontier value not live".into(),
+            })?;
+            if t.dim() == 0 || t.size()[0] != rows as i64 {
+                return Err(Error::Cut {
+                    cut,
+                    msg: format!(
+                        "value '{}' (shape {:?}) is not per-sample, so this cut cannot be cached; choose another cut",
+                        graph.values[id].name,
+                        t.size()
+                    ),
+                });
+            }
+            Ok(t.shallow_clone())
+        })
+        .collect()
+}
+
+/// The fastest of `tries` runs of `f` in seconds, and its last result.
+fn fastest<T>(tries: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
+    let mut best = f64::INFINITY;
+    let mut value = None;
+    for _ in 0..tries.max(1) {
+        let started = Instant::now();
+        value = Some(f()?);
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    Ok((best, value.expect("at least one try")))
+}
