@@ -148,3 +148,47 @@ fn the_command_runs_each_way_in_its_own_process_and_writes_json() {
     assert!(report["speedup"].as_f64().unwrap() > 0.0);
     assert!(report["overhead"].is_null(), "no suffix bound was run");
 }
+
+/// The cache's whole-run ways: each runs with its phases timed, every run
+/// gives the same rows, and mixing them with engine ways is refused.
+#[test]
+fn the_cache_ways_time_whole_runs_with_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = small_scenario(dir.path(), 120);
+    let o = Command::new(env!("CARGO_BIN_EXE_faultsweep"))
+        .args(["bench", scenario.to_str().unwrap()])
+        .args([
+            "--ways",
+            "no-cache,cache-cold,cache-warm",
+            "--repeat",
+            "1",
+            "--json",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: bench::campaigns::CampaignReport = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(report.identical);
+    let ways: Vec<Way> = report.ways.iter().map(|w| w.way).collect();
+    assert_eq!(ways, bench::campaigns::WAYS);
+    for w in &report.ways {
+        assert!(w.median_secs > 0.0 && w.peak_mb > 0, "{w:?}");
+        let names: Vec<&str> = w.phases.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(names[0], "golden pass", "{w:?}");
+        assert_eq!(names.len(), 5, "{w:?}");
+    }
+    assert!(report.cache_bytes > 0);
+
+    let mixed = Command::new(env!("CARGO_BIN_EXE_faultsweep"))
+        .args([
+            "bench",
+            scenario.to_str().unwrap(),
+            "--ways",
+            "engine,cache-warm",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(mixed.status.code(), Some(2), "{mixed:?}");
+}

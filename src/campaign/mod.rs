@@ -53,6 +53,8 @@ pub struct RunArgs {
     pub seed: Option<u64>,
     /// Injections per sweep point instead of the scenario's.
     pub injections: Option<u64>,
+    /// Turn the cache off.
+    pub no_cache: bool,
     /// Rerun this many injections (seeded choice) as plain full forward passes.
     pub verify: usize,
     /// Continue the campaign in `out`, keeping its finished rows.
@@ -146,6 +148,9 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     }
     if let Some(n) = args.injections {
         sc.spec.counts.injections = Some(n);
+    }
+    if args.no_cache {
+        sc.spec.cache.enabled = false;
     }
     // The effective scenario records the folder the results go to.
     if let Some(out) = &args.out {

@@ -25,7 +25,8 @@ pub struct BenchCmd {
     #[arg(long)]
     pub chunk: Option<usize>,
     /// Ways to run, comma-separated: engine, engine-nodrop, suffix-bound,
-    /// full-forward (default: all).
+    /// full-forward (default: these four), or the whole-run ways of the
+    /// cache: no-cache, cache-cold, cache-warm.
     #[arg(long, value_delimiter = ',', value_parser = parse_way)]
     pub ways: Vec<Way>,
     /// Run every way in this process instead of one child process per way
@@ -77,6 +78,35 @@ pub fn run(cmd: BenchCmd, threads: Option<i32>, workers: usize) -> Result<()> {
             exe: std::env::current_exe().map_err(|e| Error::io("faultsweep", e))?,
         }
     };
+    let whole: Vec<bool> = (cmd.ways.iter())
+        .map(|w| bench::campaigns::WAYS.contains(w))
+        .collect();
+    if whole.iter().any(|&w| w) {
+        if whole.iter().any(|&w| !w) || cmd.only.is_some() {
+            return Err(Error::Usage(
+                "bench: no-cache, cache-cold and cache-warm run apart from the engine ways (and without --only)".into(),
+            ));
+        }
+        let exe = std::env::current_exe().map_err(|e| Error::io("faultsweep", e))?;
+        let args = BenchArgs {
+            repeat: cmd.repeat,
+            threads,
+            ..BenchArgs::new(run)
+        };
+        let report = bench::campaigns::run(&cmd.scenario, &args, &exe)?;
+        let json = serde_json::to_string_pretty(&report).expect("report serializes");
+        if let Some(out) = &cmd.out {
+            std::fs::write(out, format!("{json}\n")).map_err(|e| Error::io(out, e))?;
+        }
+        match cmd.json {
+            true => println!("{json}"),
+            false => print!("{}", report.table()),
+        }
+        return match report.identical {
+            true => Ok(()),
+            false => Err(Error::Verify("the ways' injections.csv differ".into())),
+        };
+    }
     let args = BenchArgs {
         repeat: cmd.repeat,
         ways: if cmd.ways.is_empty() {

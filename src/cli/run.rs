@@ -38,6 +38,9 @@ pub struct Overrides {
     /// `counts.injections`.
     #[arg(long)]
     pub injections: Option<u64>,
+    /// Run without the cache (every prefix recomputed from the input).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 impl From<Overrides> for RunArgs {
@@ -50,6 +53,7 @@ impl From<Overrides> for RunArgs {
             batch_size: o.batch_size,
             seed: o.seed,
             injections: o.injections,
+            no_cache: o.no_cache,
             ..RunArgs::default()
         }
     }
@@ -62,7 +66,7 @@ pub struct RunCmd {
     pub scenario: Option<PathBuf>,
     /// Finish the interrupted campaign in DIR: its finished rows are kept,
     /// the rest runs with the same scenario and fault list.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["faults", "out", "model", "data", "batch_size", "seed", "injections"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["faults", "out", "model", "data", "batch_size", "seed", "injections", "no_cache"])]
     pub resume: Option<PathBuf>,
     /// Results folder (default: the scenario's outputs.dir, else
     /// results/NAME); one that holds a campaign is refused (--resume DIR

@@ -48,6 +48,8 @@ use crate::inject::{
 use crate::memory::{peak_rss_bytes, reset_peak_rss};
 use crate::split;
 
+pub mod campaigns;
+
 /// One way of running the fault list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -57,6 +59,10 @@ pub enum Way {
     EngineNoDrop,
     SuffixBound,
     FullForward,
+    /// Whole `run` commands (see [`campaigns`]): the cache off, cold, warm.
+    NoCache,
+    CacheCold,
+    CacheWarm,
 }
 
 impl Way {
@@ -73,11 +79,14 @@ impl Way {
             Way::EngineNoDrop => "engine-nodrop",
             Way::SuffixBound => "suffix-bound",
             Way::FullForward => "full-forward",
+            Way::NoCache => "no-cache",
+            Way::CacheCold => "cache-cold",
+            Way::CacheWarm => "cache-warm",
         }
     }
 
     pub fn parse(s: &str) -> Option<Way> {
-        Way::ALL.into_iter().find(|w| w.name() == s)
+        (Way::ALL.into_iter().chain(campaigns::WAYS)).find(|w| w.name() == s)
     }
 }
 
@@ -500,6 +509,12 @@ impl Setup {
                 for part in self.injections.chunks(chunk) {
                     suffix_bound(graph, &cached, part, batch_size, self.workers)?;
                 }
+            }
+            Way::NoCache | Way::CacheCold | Way::CacheWarm => {
+                return Err(Error::Usage(format!(
+                    "{} times whole runs: see bench::campaigns",
+                    way.name()
+                )))
             }
         }
         Ok(WayRun {
