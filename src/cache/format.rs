@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use memmap2::Mmap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -262,11 +261,15 @@ struct Chunk {
     crc: u32,
 }
 
-/// A finished entry, memory-mapped.
+/// A finished entry, open for positioned reads.
 pub struct Reader {
     pub path: PathBuf,
     pub header: Header,
-    map: Mmap,
+    /// Read with positioned reads, not mapped: mapped pages read once
+    /// would count in the process's resident size for as long as the
+    /// entry is open, growing it with the data set.
+    file: File,
+    len: u64,
     chunks: Vec<Chunk>,
     /// This reader's key in the process-wide [`ChunkCache`].
     uid: u64,
@@ -343,6 +346,20 @@ impl Drop for Reader {
     }
 }
 
+/// `n` bytes of `file` at `at`; a short file is a corrupt entry.
+fn read_at(file: &File, path: &Path, at: usize, n: usize) -> Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0; n];
+    match file.read_exact_at(&mut buf, at as u64) {
+        Ok(()) => Ok(buf),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(corrupt(
+            path,
+            format!("truncated: no {n} bytes at offset {at}"),
+        )),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
@@ -356,45 +373,45 @@ impl Reader {
     /// [`Reader::verify`]).
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        // SAFETY: entries are immutable once renamed into place (writers use a
-        // temporary file); a concurrent rewrite replaces the inode, so this
-        // map keeps seeing the file it opened.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let b = &map[..];
-        if b.len() < 16 + FOOTER || &b[..8] != MAGIC {
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
+        let read = |at: usize, n: usize| read_at(&file, path, at, n);
+        if len < 16 + FOOTER || &read(0, 8)?[..] != MAGIC {
             return Err(corrupt(
                 path,
                 "not a faultsweep cache entry (bad magic or too short)",
             ));
         }
-        let version = u32_at(b, 8);
+        let head = read(8, 8)?;
+        let version = u32_at(&head, 0);
         if version != VERSION {
             return Err(corrupt(
                 path,
                 format!("format version {version}, this faultsweep reads {VERSION}"),
             ));
         }
-        let head_len = u32_at(b, 12) as usize;
-        let foot = b.len() - FOOTER;
-        if 16 + head_len > foot || &b[foot + 24..] != END_MAGIC {
+        let head_len = u32_at(&head, 4) as usize;
+        let foot = len - FOOTER;
+        let footer = read(foot, FOOTER)?;
+        if 16 + head_len > foot || &footer[24..] != END_MAGIC {
             return Err(corrupt(path, "truncated (no footer)"));
         }
-        let json = &b[16..16 + head_len];
-        if crc32fast::hash(json) != u32_at(b, foot + 20) {
+        let json = read(16, head_len)?;
+        if crc32fast::hash(&json) != u32_at(&footer, 20) {
             return Err(corrupt(path, "header checksum mismatch"));
         }
+        let json = &json[..];
         let header: Header =
             serde_json::from_slice(json).map_err(|e| corrupt(path, format!("header: {e}")))?;
-        let index_at = u64_at(b, foot) as usize;
-        let count = u64_at(b, foot + 8) as usize;
+        let index_at = u64_at(&footer, 0) as usize;
+        let count = u64_at(&footer, 8) as usize;
         let index_end = count
             .checked_mul(INDEX_ENTRY)
             .and_then(|n| n.checked_add(index_at));
         if index_end != Some(foot) {
             return Err(corrupt(path, "index does not end at the footer"));
         }
-        let index = &b[index_at..foot];
-        if crc32fast::hash(index) != u32_at(b, foot + 16) {
+        let index = read(index_at, foot - index_at)?;
+        if crc32fast::hash(&index) != u32_at(&footer, 16) {
             return Err(corrupt(path, "index checksum mismatch"));
         }
         let chunks: Vec<Chunk> = index
@@ -421,7 +438,8 @@ impl Reader {
         Ok(Reader {
             path: path.to_path_buf(),
             header,
-            map,
+            file,
+            len: len as u64,
             chunks,
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
         })
@@ -438,12 +456,8 @@ impl Reader {
     }
 
     fn chunk_raw(&self, i: usize) -> Result<Vec<u8>> {
-        let c = &self.chunks[i];
-        let frame = &self.map[c.offset..c.offset + c.len];
-        if crc32fast::hash(frame) != c.crc {
-            return Err(corrupt(&self.path, format!("chunk {i}: checksum mismatch")));
-        }
-        decompress(frame, c.raw_len, &self.header.values)
+        let frame = self.frame(i)?;
+        decompress(&frame, self.chunks[i].raw_len, &self.header.values)
             .map_err(|e| corrupt(&self.path, format!("chunk {i}: {e}")))
     }
 
@@ -544,13 +558,19 @@ impl Reader {
     /// entry for a campaign costs (a damaged byte on disk fails here; zstd's
     /// own checksum is checked again as each chunk is read).
     pub fn check_frames(&self) -> Result<()> {
-        (0..self.chunks.len()).into_par_iter().try_for_each(|i| {
-            let c = &self.chunks[i];
-            match crc32fast::hash(&self.map[c.offset..c.offset + c.len]) == c.crc {
-                true => Ok(()),
-                false => Err(corrupt(&self.path, format!("chunk {i}: checksum mismatch"))),
-            }
-        })
+        (0..self.chunks.len())
+            .into_par_iter()
+            .try_for_each(|i| self.frame(i).map(|_| ()))
+    }
+
+    /// Chunk `i`'s compressed frame, its CRC32 checked.
+    fn frame(&self, i: usize) -> Result<Vec<u8>> {
+        let c = &self.chunks[i];
+        let frame = read_at(&self.file, &self.path, c.offset, c.len)?;
+        if crc32fast::hash(&frame) != c.crc {
+            return Err(corrupt(&self.path, format!("chunk {i}: checksum mismatch")));
+        }
+        Ok(frame)
     }
 
     /// Decompresses and checks every chunk.
@@ -562,10 +582,7 @@ impl Reader {
 
     /// Bytes on disk and raw (decompressed) bytes of all chunks.
     pub fn sizes(&self) -> (u64, u64) {
-        (
-            self.map.len() as u64,
-            self.chunks.iter().map(|c| c.raw_len as u64).sum(),
-        )
+        (self.len, self.chunks.iter().map(|c| c.raw_len as u64).sum())
     }
 }
 

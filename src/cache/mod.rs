@@ -1,6 +1,6 @@
 //! The layer-split activation cache: per (model, data, preprocessing, cut),
 //! the frontier tensors of every sample, zstd-compressed in chunks and read
-//! through a memory map. Format: cache/README.md.
+//! with positioned reads. Format: cache/README.md.
 
 mod format;
 mod plan;
