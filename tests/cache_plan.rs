@@ -193,3 +193,54 @@ fn cache_plan_shows_every_cut_and_keeps_its_costs() {
     assert!(again.status.success());
     assert_eq!(std::fs::read(&costs[0]).unwrap(), kept, "measured again");
 }
+
+/// A cache shared by machines that take other vector paths (here: oneDNN
+/// limited to AVX2) gives each its own entries rather than another's bits.
+#[test]
+fn the_cpus_vector_paths_are_part_of_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path();
+    let golden = |isa: &str| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_faultsweep"))
+            .args([
+                "golden",
+                "models/fashion_cnn.onnx",
+                "data/fashion-mnist/t10k-1000-images.npy",
+            ])
+            .args(["--first", "20", "--cuts", "3"])
+            .current_dir(root())
+            .env("FAULTSWEEP_CACHE", cache)
+            .env("ONEDNN_MAX_CPU_ISA", isa)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let count = |ext: &str| {
+        std::fs::read_dir(cache)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == ext)
+            })
+            .count()
+    };
+    golden("");
+    let before = snapshot(cache);
+    golden("AVX2");
+    assert_eq!(
+        count("golden"),
+        2 * before
+            .keys()
+            .filter(|p| p.extension().unwrap() == "golden")
+            .count()
+    );
+    assert_eq!(count("fsc"), 2);
+    let after = snapshot(cache);
+    assert!(
+        before.iter().all(|(p, v)| after.get(p) == Some(v)),
+        "an entry was rewritten"
+    );
+}

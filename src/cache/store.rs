@@ -19,11 +19,49 @@ pub struct Store {
 
 /// Bump when the executor computes some op's bits otherwise, so a cache
 /// filled by an older build is not mixed with rows computed by this one.
-/// The key also says whether this CPU runs the AVX-512 kernels and which
-/// vector code libtorch was told to use, so a cache copied to another
-/// machine is refilled there rather than mixed (libtorch's transcendental
-/// and reduction kernels round by the CPU's vector width).
 const KERNELS: u32 = 6;
+
+/// The environment variables that change which vector code runs.
+const PATH_SWITCHES: [&str; 4] = [
+    crate::graph::ops::avx512::SWITCH,
+    "ATEN_CPU_CAPABILITY",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "ONEDNN_MAX_CPU_ISA",
+];
+
+/// What decides the last bits of libtorch's transcendental and reduction
+/// kernels beside the model and data: the CPU's vendor (MKL takes other
+/// paths on Intel and AMD), its vector extensions and the switches that
+/// limit them. Part of every key, so a cache shared by the machines of a
+/// mixed cluster hands no CPU another's bits; each kind fills its own.
+pub fn cpu_paths() -> String {
+    let mut s = String::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        let id = std::arch::x86_64::__cpuid(0);
+        let vendor: Vec<u8> = [id.ebx, id.edx, id.ecx]
+            .iter()
+            .flat_map(|r| r.to_le_bytes())
+            .collect();
+        s += &String::from_utf8_lossy(&vendor);
+        for (name, on) in [
+            ("avx2", std::is_x86_feature_detected!("avx2")),
+            ("fma", std::is_x86_feature_detected!("fma")),
+            ("avx512f", std::is_x86_feature_detected!("avx512f")),
+            ("avx512bw", std::is_x86_feature_detected!("avx512bw")),
+        ] {
+            if on {
+                s += &format!(" {name}");
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    s.push_str(std::env::consts::ARCH);
+    for var in PATH_SWITCHES {
+        s += &format!(" {var}={}", std::env::var(var).unwrap_or_default());
+    }
+    s
+}
 
 /// The key of the entry for one cut: a hash of the model bytes' hash, the
 /// data's hash (files, sample ids, preprocessing), the cut, its frontier
@@ -36,9 +74,7 @@ pub fn key(
 ) -> String {
     let mut h = blake3::Hasher::new();
     h.update(format!("faultsweep cache v{VERSION}\n").as_bytes());
-    let avx512 = crate::graph::ops::avx512::available();
-    let aten = std::env::var("ATEN_CPU_CAPABILITY").unwrap_or_default();
-    h.update(format!("kernels {KERNELS} {avx512} {aten}\n").as_bytes());
+    h.update(format!("kernels {KERNELS} {}\n", cpu_paths()).as_bytes());
     h.update(model_hash.as_bytes());
     h.update(data_hash.as_bytes());
     h.update(&(cut as u64).to_le_bytes());
