@@ -54,7 +54,10 @@ fn every_way_runs_and_the_engine_agrees_with_full_forward() {
             "the CPU clock is readable on Linux"
         );
         assert!(w.peak_rss_bytes > 0, "VmHWM is readable on Linux");
-        assert!(w.recomputed_cuts <= report.golden.cuts);
+        assert!(
+            w.recomputed_cuts <= report.cuts,
+            "recomputes only cuts it reads"
+        );
     }
     assert!(report.speedup.is_some() && report.overhead.is_some());
     assert!(report.overhead_nodrop.is_some());

@@ -138,7 +138,7 @@ impl BenchArgs {
 pub struct GoldenTimes {
     /// The fault-free pass over the data set, no cache.
     pub plain_secs: f64,
-    /// The same pass writing (or reusing) every cut the fault list needs.
+    /// The same pass filling the cuts the plan stores (or reusing them).
     pub fill_secs: f64,
     pub cuts: usize,
     /// Cuts already in the cache (nothing written for them).
