@@ -321,6 +321,22 @@ fn golden_and_cache_commands() {
         .unwrap()
         .contains(&victim.display().to_string()));
 
+    // A prefix of both keys removes nothing and names them.
+    let files = std::fs::read_dir(&cache).unwrap().count();
+    for cmd in ["rm", "info"] {
+        let o = faultsweep(&["cache", cmd, "", "--cache-dir", cache.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "cache {cmd}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(&key),
+            "cache {cmd}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&cache).unwrap().count(),
+        files,
+        "cache rm removed entries"
+    );
+
     let rm = faultsweep(&[
         "cache",
         "rm",
@@ -371,4 +387,18 @@ fn a_killed_golden_run_leaves_no_entry_and_a_rerun_completes() {
     ]);
     assert!(ok.status.success());
     assert_eq!(String::from_utf8(ok.stdout).unwrap().lines().count(), 4);
+}
+
+#[test]
+fn a_scenario_and_resume_together_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = faultsweep(&[
+        "run",
+        "scenarios/fashion_neurons.yml",
+        "--resume",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
 }

@@ -168,8 +168,9 @@ pub enum CacheCommand {
     /// sample, read and recompute times, and whether it is stored (costs
     /// the cache lacks are measured on this machine and kept).
     Plan(Box<PlanArgs>),
-    /// Remove the entries whose key starts with KEY (or all, and the cached
-    /// golden results and costs, with --all).
+    /// Remove the entry whose key starts with KEY (a prefix of several keys
+    /// is refused), or all, and the cached golden results and costs, with
+    /// --all.
     Rm {
         key: Option<String>,
         #[arg(long)]
@@ -294,7 +295,7 @@ pub fn cache(cmd: CacheCommand, cache_dir: Option<PathBuf>) -> Result<()> {
             Ok(())
         }
         CacheCommand::Info { key } => {
-            for path in matching(&store, &key)? {
+            for path in only_match(&store, &key)? {
                 let r = Reader::open(&path)?;
                 println!(
                     "{}",
@@ -326,7 +327,7 @@ pub fn cache(cmd: CacheCommand, cache_dir: Option<PathBuf>) -> Result<()> {
                     let entries = store.entries()?.into_iter().map(|e| e.0);
                     entries.chain(store.small_files()?).collect()
                 }
-                (Some(k), false) => matching(&store, &k)?,
+                (Some(k), false) => only_match(&store, &k)?,
                 (None, false) => return Err(Error::Usage("cache rm needs a KEY or --all".into())),
             };
             for p in paths {
@@ -344,6 +345,23 @@ fn matching(store: &Store, key: &str) -> Result<Vec<PathBuf>> {
         return Err(Error::Usage(format!(
             "no cache entry under {} has a key starting with '{key}'",
             store.root.display()
+        )));
+    }
+    Ok(found)
+}
+
+/// The one entry whose key starts with `key`: a prefix that names several
+/// is refused with their keys, so `cache rm` never deletes more than meant.
+fn only_match(store: &Store, key: &str) -> Result<Vec<PathBuf>> {
+    let found = matching(store, key)?;
+    if found.len() > 1 {
+        let keys: Vec<String> = (found.iter())
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect();
+        return Err(Error::Usage(format!(
+            "'{key}' is the start of {} keys: {}; give more of the key",
+            keys.len(),
+            keys.join(", ")
         )));
     }
     Ok(found)

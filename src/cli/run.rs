@@ -66,7 +66,7 @@ pub struct RunCmd {
     pub scenario: Option<PathBuf>,
     /// Finish the interrupted campaign in DIR: its finished rows are kept,
     /// the rest runs with the same scenario and fault list.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["faults", "out", "model", "data", "batch_size", "seed", "injections", "no_cache"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["scenario", "faults", "out", "model", "data", "batch_size", "seed", "injections", "no_cache"])]
     pub resume: Option<PathBuf>,
     /// Results folder (default: the scenario's outputs.dir, else
     /// results/NAME); one that holds a campaign is refused (--resume DIR
