@@ -788,3 +788,48 @@ fn an_unregistered_custom_model_is_a_scenario_error() {
         );
     }
 }
+
+#[test]
+fn zero_batch_or_window_names_the_key() {
+    for key in ["batch_size", "window"] {
+        let text = edit(
+            "path: data/",
+            &format!("  path: data/fashion-mnist/t10k-1000-images-idx3-ubyte.gz\n  {key}: 0"),
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.exit_code(), 8, "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("`data.{key}`")) && msg.contains("at least 1"),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn zero_or_huge_sizes_on_the_command_line_are_refused() {
+    let cases: [&[&str]; 4] = [
+        &["--threads", "0", "inspect", "models/fashion_cnn.onnx"],
+        &["--threads", "100000", "inspect", "models/fashion_cnn.onnx"],
+        &[
+            "golden",
+            "models/fashion_cnn.onnx",
+            "data/fashion-mnist/t10k-1000-images.npy",
+            "--first",
+            "0",
+        ],
+        &[
+            "golden",
+            "models/fashion_cnn.onnx",
+            "data/fashion-mnist/t10k-1000-images.npy",
+            "--batch-size",
+            "0",
+        ],
+    ];
+    for args in cases {
+        let o = faultsweep(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("invalid value"), "{args:?}: {err}");
+    }
+}

@@ -25,9 +25,9 @@ pub struct DataArgs {
     #[arg(long)]
     pub array: Option<String>,
     /// Use only the first N samples.
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive)]
     pub first: Option<usize>,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::positive)]
     pub batch_size: usize,
     /// Resize the short side of images to this many pixels.
     #[arg(long)]

@@ -19,7 +19,7 @@ pub struct Cli {
     /// Threads to use (default: one per core): libtorch's intra-op threads
     /// in the golden pass, and batches of injections run at once, one
     /// thread each.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = clap::value_parser!(i32).range(1..=1024))]
     pub threads: Option<i32>,
     #[command(subcommand)]
     pub command: Command,
@@ -201,3 +201,12 @@ mod faults;
 mod golden;
 mod render;
 mod run;
+
+/// Parses a count that must be at least 1 (sizes of batches, subsets).
+pub(crate) fn positive(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}

@@ -29,7 +29,7 @@ pub struct Overrides {
     pub cache_dir: Option<PathBuf>,
     /// Samples per batch in the golden pass and the most faulty rows per
     /// batch in the injections (default: the scenario's data.batch_size).
-    #[arg(long)]
+    #[arg(long, value_parser = super::positive)]
     pub batch_size: Option<usize>,
     /// Use this seed instead of the scenario's.
     #[arg(long)]

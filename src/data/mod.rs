@@ -26,15 +26,23 @@ pub struct DataSpec {
     #[serde(default)]
     pub subset: Subset,
     /// Samples per forward pass in the golden run.
-    #[serde(default = "default_batch_size")]
+    #[serde(default = "default_batch_size", deserialize_with = "at_least_one")]
     pub batch_size: usize,
     /// Runs (injection x sample) a campaign reads from its fault list at a
     /// time and orders by sample, so that a sample's runs share batches.
     /// Memory grows with it, not with the list.
-    #[serde(default = "default_window")]
+    #[serde(default = "default_window", deserialize_with = "at_least_one")]
     pub window: usize,
     #[serde(default)]
     pub preprocess: Preprocess,
+}
+
+/// A count that must be positive (a batch or window of 0 would never end).
+fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<usize, D::Error> {
+    match usize::deserialize(d)? {
+        0 => Err(serde::de::Error::custom("must be at least 1")),
+        n => Ok(n),
+    }
 }
 
 fn default_batch_size() -> usize {
