@@ -807,26 +807,37 @@ fn zero_batch_or_window_names_the_key() {
 }
 
 #[test]
+fn a_zero_scale_or_std_names_the_key() {
+    for (key, value) in [("scale", "0"), ("std", "[0.5, 0]"), ("scale", ".inf")] {
+        let text = edit(
+            "subset:",
+            &format!("  subset: {{first: 100}}\n  preprocess:\n    {key}: {value}"),
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.exit_code(), 8, "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("`data.preprocess.{key}`")) && msg.contains("NaN or Inf"),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
 fn zero_or_huge_sizes_on_the_command_line_are_refused() {
-    let cases: [&[&str]; 4] = [
-        &["--threads", "0", "inspect", "models/fashion_cnn.onnx"],
-        &["--threads", "100000", "inspect", "models/fashion_cnn.onnx"],
-        &[
-            "golden",
-            "models/fashion_cnn.onnx",
-            "data/fashion-mnist/t10k-1000-images.npy",
-            "--first",
-            "0",
-        ],
-        &[
-            "golden",
-            "models/fashion_cnn.onnx",
-            "data/fashion-mnist/t10k-1000-images.npy",
-            "--batch-size",
-            "0",
-        ],
+    let golden = |flag: &'static str, value: &'static str| -> Vec<&'static str> {
+        let data = "data/fashion-mnist/t10k-1000-images.npy";
+        vec!["golden", "models/fashion_cnn.onnx", data, flag, value]
+    };
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["--threads", "0", "inspect", "models/fashion_cnn.onnx"],
+        vec!["--threads", "100000", "inspect", "models/fashion_cnn.onnx"],
+        golden("--first", "0"),
+        golden("--batch-size", "0"),
+        golden("--scale", "0"),
+        golden("--std", "1,0"),
     ];
-    for args in cases {
+    for args in &cases {
         let o = faultsweep(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&o.stderr);

@@ -36,17 +36,26 @@ pub struct DataArgs {
     #[arg(long)]
     pub center_crop: Option<u32>,
     /// Divide values by this (default 255 for bytes, 1 for floats).
-    #[arg(long)]
+    #[arg(long, value_parser = divisor)]
     pub scale: Option<f32>,
     /// Per-channel mean, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub mean: Vec<f32>,
     /// Per-channel std, comma-separated.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = divisor)]
     pub std: Vec<f32>,
     /// Channel layout: auto, rgb, bgr, gray.
     #[arg(long, default_value = "auto", value_parser = parse_channels)]
     pub channels: Channels,
+}
+
+/// A value samples are divided by: finite and not 0.
+fn divisor(s: &str) -> std::result::Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(x) if x != 0.0 && x.is_finite() => Ok(x),
+        Ok(x) => Err(format!("{x} would make samples NaN or Inf")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn parse_channels(s: &str) -> std::result::Result<Channels, String> {

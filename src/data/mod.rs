@@ -45,6 +45,28 @@ fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u
     }
 }
 
+/// A value samples are divided by: 0 or a non-finite one would make every
+/// sample NaN or Inf.
+fn divisor<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<f32>, D::Error> {
+    let v = Option::<f32>::deserialize(d)?;
+    match v {
+        Some(x) if x == 0.0 || !x.is_finite() => Err(serde::de::Error::custom(format!(
+            "{x} would make every sample NaN or Inf; give a finite number other than 0"
+        ))),
+        _ => Ok(v),
+    }
+}
+
+fn divisors<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<f32>, D::Error> {
+    let v = Vec::<f32>::deserialize(d)?;
+    match v.iter().find(|x| **x == 0.0 || !x.is_finite()) {
+        Some(x) => Err(serde::de::Error::custom(format!(
+            "{x} would make a channel NaN or Inf; give finite numbers other than 0"
+        ))),
+        None => Ok(v),
+    }
+}
+
 fn default_batch_size() -> usize {
     32
 }
@@ -81,13 +103,13 @@ pub struct Preprocess {
     pub center_crop: Option<u32>,
     /// Values are divided by this; default 255 for byte data (images, IDX,
     /// uint8 arrays), 1 for float arrays.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "divisor")]
     pub scale: Option<f32>,
     /// Per-channel mean subtracted after scaling (empty: none).
     #[serde(default)]
     pub mean: Vec<f32>,
     /// Per-channel standard deviation divided by after the mean (empty: none).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "divisors")]
     pub std: Vec<f32>,
     /// Channel layout of the model input.
     #[serde(default)]
