@@ -49,13 +49,8 @@ pub struct DataArgs {
     pub channels: Channels,
 }
 
-/// A value samples are divided by: finite and not 0.
 fn divisor(s: &str) -> std::result::Result<f32, String> {
-    match s.parse::<f32>() {
-        Ok(x) if x != 0.0 && x.is_finite() => Ok(x),
-        Ok(x) => Err(format!("{x} would make samples NaN or Inf")),
-        Err(e) => Err(e.to_string()),
-    }
+    crate::data::divisor(s.parse::<f32>().map_err(|e| e.to_string())?)
 }
 
 fn parse_channels(s: &str) -> std::result::Result<Channels, String> {

@@ -204,9 +204,5 @@ mod run;
 
 /// Parses a count that must be at least 1 (sizes of batches, subsets).
 pub(crate) fn positive(s: &str) -> std::result::Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
+    crate::data::count(s.parse::<usize>().map_err(|e| e.to_string())?)
 }

@@ -37,34 +37,41 @@ pub struct DataSpec {
     pub preprocess: Preprocess,
 }
 
-/// A count that must be positive (a batch or window of 0 would never end).
-fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<usize, D::Error> {
-    match usize::deserialize(d)? {
-        0 => Err(serde::de::Error::custom("must be at least 1")),
+/// A count that must be positive (a batch or window of 0 would never end);
+/// the scenario's keys and the command line's flags share this check.
+pub fn count(n: usize) -> std::result::Result<usize, String> {
+    match n {
+        0 => Err("must be at least 1".into()),
         n => Ok(n),
     }
 }
 
-/// A value samples are divided by: 0 or a non-finite one would make every
-/// sample NaN or Inf.
-fn divisor<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<f32>, D::Error> {
-    let v = Option::<f32>::deserialize(d)?;
-    match v {
-        Some(x) if x == 0.0 || !x.is_finite() => Err(serde::de::Error::custom(format!(
-            "{x} would make every sample NaN or Inf; give a finite number other than 0"
-        ))),
-        _ => Ok(v),
+/// A value samples are divided by (scale, std): 0 or a non-finite one would
+/// make them NaN or Inf.
+pub fn divisor(x: f32) -> std::result::Result<f32, String> {
+    match x != 0.0 && x.is_finite() {
+        true => Ok(x),
+        false => Err(format!(
+            "{x} would make samples NaN or Inf; give a finite number other than 0"
+        )),
     }
 }
 
-fn divisors<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<f32>, D::Error> {
+fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<usize, D::Error> {
+    count(usize::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+fn scale<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<f32>, D::Error> {
+    let v = Option::<f32>::deserialize(d)?;
+    v.map(divisor).transpose().map_err(serde::de::Error::custom)
+}
+
+fn stds<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<f32>, D::Error> {
     let v = Vec::<f32>::deserialize(d)?;
-    match v.iter().find(|x| **x == 0.0 || !x.is_finite()) {
-        Some(x) => Err(serde::de::Error::custom(format!(
-            "{x} would make a channel NaN or Inf; give finite numbers other than 0"
-        ))),
-        None => Ok(v),
-    }
+    v.into_iter()
+        .map(divisor)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(serde::de::Error::custom)
 }
 
 fn default_batch_size() -> usize {
@@ -103,13 +110,13 @@ pub struct Preprocess {
     pub center_crop: Option<u32>,
     /// Values are divided by this; default 255 for byte data (images, IDX,
     /// uint8 arrays), 1 for float arrays.
-    #[serde(default, deserialize_with = "divisor")]
+    #[serde(default, deserialize_with = "scale")]
     pub scale: Option<f32>,
     /// Per-channel mean subtracted after scaling (empty: none).
     #[serde(default)]
     pub mean: Vec<f32>,
     /// Per-channel standard deviation divided by after the mean (empty: none).
-    #[serde(default, deserialize_with = "divisors")]
+    #[serde(default, deserialize_with = "stds")]
     pub std: Vec<f32>,
     /// Channel layout of the model input.
     #[serde(default)]
