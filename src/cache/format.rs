@@ -239,8 +239,9 @@ impl Writer {
         let io = |e| write_error(&self.final_path, &self.temp_path, e);
         self.out.write_all(&self.index).map_err(io)?;
         self.out.write_all(&footer).map_err(io)?;
+        // Not synced: a torn entry after a power loss fails its CRCs and is
+        // rebuilt, and syncing every entry made a first run wait on the disk.
         self.out.flush().map_err(io)?;
-        self.out.get_ref().sync_all().map_err(io)?;
         std::fs::rename(&self.temp_path, &self.final_path)
             .map_err(|e| Error::io(&self.final_path, e))?;
         Ok(self.final_path.clone())
@@ -630,12 +631,14 @@ pub struct SampleCost {
     /// Seconds to read it back into tensors: decompress, undo the byte
     /// planes, build the tensors (the fastest of three tries).
     pub read_secs: f64,
-    /// Seconds to compress it (byte planes already made).
+    /// Seconds to copy it out of its tensors, make the byte planes and
+    /// compress them.
     pub write_secs: f64,
 }
 
 /// What storing one sample's frontier `values` at zstd `level` costs.
 pub fn sample_cost(values: &[Tensor], level: i32) -> Result<SampleCost> {
+    let started = std::time::Instant::now();
     let mut layouts = Vec::with_capacity(values.len());
     let mut planes = Vec::new();
     for (i, t) in values.iter().enumerate() {
@@ -653,7 +656,6 @@ pub fn sample_cost(values: &[Tensor], level: i32) -> Result<SampleCost> {
         to_planes(&bytes, layout.width(), &mut planes);
         layouts.push(layout);
     }
-    let started = std::time::Instant::now();
     let frame = compress(&planes, level).map_err(|e| Error::Usage(e.to_string()))?;
     let write_secs = started.elapsed().as_secs_f64();
     let mut best = f64::INFINITY;

@@ -1,7 +1,7 @@
-//! Measures the cache's cost model ([`Costs`]) of a model on a data set, on
-//! the first sample: the time to load it, each node's time on it alone,
-//! and for each cut its frontier's bytes (raw and compressed) and read
-//! time. A cut's frontier computed for the sample alone is also compared
+//! Measures the cache's cost model ([`Costs`]) of a model on a data set:
+//! the time to load a sample, each node's time per sample in a batch (alone
+//! for nodes after the last cut), and for each cut its frontier's bytes
+//! (raw and compressed) and read and write times on the first sample. A cut's frontier computed for the sample alone is also compared
 //! with the same sample's row of a batched pass, so the plan recomputes a
 //! cut only where that gives the stored bits.
 
@@ -55,7 +55,7 @@ pub fn measure(
     let mut at = 0;
     for cut in new {
         graph.run(at..cut, &mut alone)?;
-        if graph.run(at..cut, &mut batched).is_err() {
+        if run_timed(graph, at..cut, &mut batched, rows, &mut known.node_secs).is_err() {
             // The pass itself will say why; stored, nothing is assumed.
             known.cuts.insert(cut, CutCost::unknown());
             break;
@@ -84,6 +84,25 @@ pub fn measure(
         );
     }
     Ok(known)
+}
+
+/// Runs `nodes` on `env` (`rows` samples), keeping each node's seconds per
+/// sample in `secs`: the engine recomputes frontiers in batches, where a
+/// sample costs less than alone.
+fn run_timed(
+    graph: &Graph,
+    nodes: std::ops::Range<usize>,
+    env: &mut Env,
+    rows: usize,
+    secs: &mut [f64],
+) -> Result<()> {
+    let mut last = Instant::now();
+    graph.run_then(nodes, env, |node, _| {
+        let now = Instant::now();
+        secs[node.index] = (now - last).as_secs_f64() / rows as f64;
+        last = now;
+        Ok(())
+    })
 }
 
 /// Each node's seconds on `input` (one sample): the faster of two passes.

@@ -157,24 +157,20 @@ impl<'a> CachedFrontiers<'a> {
 }
 
 impl Frontiers for CachedFrontiers<'_> {
-    /// A recomputed cut runs one sample at a time, as its bits were checked.
+    /// A recomputed cut runs all `samples` as one batch, as the no-cache
+    /// way does: the kernels the engine relies on give a row the same bits
+    /// in any batch.
     fn rows(&self, graph: &Graph, cut: usize, samples: &[usize]) -> Result<Vec<Tensor>> {
         let (Some(&from), Some(data)) = (self.sources.get(&cut), self.data) else {
             return self.read_entry(cut, samples);
         };
-        let per_sample: Vec<Vec<Tensor>> = samples
-            .iter()
-            .map(|&s| {
-                let start = match self.entries.contains_key(&from) {
-                    true => self.read_entry(from, &[s])?,
-                    false => input_rows(graph, data, &[s])?,
-                };
-                timed(Phase::Recomputing, || {
-                    split::between(graph, from, cut, &start)
-                })
-            })
-            .collect::<Result<_>>()?;
-        Ok(stack_rows(per_sample))
+        let start = match self.entries.contains_key(&from) {
+            true => self.read_entry(from, samples)?,
+            false => input_rows(graph, data, samples)?,
+        };
+        timed(Phase::Recomputing, || {
+            split::between(graph, from, cut, &start)
+        })
     }
 }
 
@@ -232,14 +228,6 @@ fn inputs(data: &Dataset, samples: &[usize]) -> Result<Tensor> {
         .map(|&s| data.batch(s..s + 1).map(|b| b.input))
         .collect::<Result<_>>()?;
     Ok(Tensor::cat(&rows, 0))
-}
-
-/// One tensor per value from per-sample frontiers, rows in order.
-fn stack_rows(per_sample: Vec<Vec<Tensor>>) -> Vec<Tensor> {
-    let values = per_sample.first().map_or(0, Vec::len);
-    (0..values)
-        .map(|v| Tensor::cat(&per_sample.iter().map(|f| &f[v]).collect::<Vec<_>>(), 0))
-        .collect()
 }
 
 /// Frontiers computed from the data set by running the prefix.
