@@ -15,6 +15,10 @@ use crate::error::{Error, Result};
 use crate::graph::{Env, Graph};
 use crate::split;
 
+/// Samples in the batch whose node times stand for the engine's
+/// recomputations, which run the samples of a batch of injections at once.
+const TIMED_ROWS: usize = 8;
+
 /// `known` with the input and node times (when it lacks them) and every
 /// cut of `cuts` (sorted) it lacks measured, except cuts whose frontier
 /// is not per-sample.
@@ -49,13 +53,21 @@ pub fn measure(
     if new.is_empty() {
         return Ok(known);
     }
-    let rows = batch.clamp(1, data.len());
+    let rows = batch.clamp(1, data.len()).min(TIMED_ROWS);
+    let input = data.batch(0..rows)?.input;
+    // Batched node times: the fastest of two passes (the walk over the cuts
+    // below is the second), after a first that sets up kernels and memory.
+    let mut secs = vec![f64::INFINITY; graph.nodes.len()];
+    let last = new.last().copied().unwrap_or(0);
+    let fresh = || graph.start(&[input.shallow_clone()]);
+    let timed = graph.run(0..last, &mut fresh()?).is_ok()
+        && run_timed(graph, 0..last, &mut fresh()?, rows, &mut secs).is_ok();
     let mut alone = graph.start(&[one])?;
-    let mut batched = graph.start(&[data.batch(0..rows)?.input])?;
+    let mut batched = graph.start(&[input])?;
     let mut at = 0;
     for cut in new {
         graph.run(at..cut, &mut alone)?;
-        if run_timed(graph, at..cut, &mut batched, rows, &mut known.node_secs).is_err() {
+        if run_timed(graph, at..cut, &mut batched, rows, &mut secs).is_err() {
             // The pass itself will say why; stored, nothing is assumed.
             known.cuts.insert(cut, CutCost::unknown());
             break;
@@ -83,12 +95,19 @@ pub fn measure(
             },
         );
     }
+    if timed {
+        for (known, secs) in known.node_secs.iter_mut().zip(secs) {
+            if secs.is_finite() {
+                *known = secs;
+            }
+        }
+    }
     Ok(known)
 }
 
-/// Runs `nodes` on `env` (`rows` samples), keeping each node's seconds per
-/// sample in `secs`: the engine recomputes frontiers in batches, where a
-/// sample costs less than alone.
+/// Runs `nodes` on `env` (`rows` samples), keeping in `secs` each node's
+/// fastest seconds per sample so far: the engine recomputes frontiers in
+/// batches, where a sample costs less than alone.
 fn run_timed(
     graph: &Graph,
     nodes: std::ops::Range<usize>,
@@ -99,7 +118,8 @@ fn run_timed(
     let mut last = Instant::now();
     graph.run_then(nodes, env, |node, _| {
         let now = Instant::now();
-        secs[node.index] = (now - last).as_secs_f64() / rows as f64;
+        let per_sample = (now - last).as_secs_f64() / rows as f64;
+        secs[node.index] = secs[node.index].min(per_sample);
         last = now;
         Ok(())
     })
