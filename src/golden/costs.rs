@@ -28,6 +28,23 @@ pub fn measure(
     cuts: &[usize],
     level: i32,
     batch: usize,
+    known: Costs,
+) -> Result<Costs> {
+    // The engine reads and recomputes with one libtorch thread per worker;
+    // two threads would also time their synchronisation.
+    let threads = tch::get_num_threads();
+    tch::set_num_threads(1);
+    let costs = measure_threaded(graph, data, cuts, level, batch, known);
+    tch::set_num_threads(threads);
+    costs
+}
+
+fn measure_threaded(
+    graph: &Graph,
+    data: &Dataset,
+    cuts: &[usize],
+    level: i32,
+    batch: usize,
     mut known: Costs,
 ) -> Result<Costs> {
     if data.is_empty() {
