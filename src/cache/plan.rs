@@ -9,19 +9,16 @@
 //! frontiers behind a long prefix. The plan picks the stored cuts that
 //! minimize the expected time to reach the cuts a campaign reads, each
 //! weighted by how many samples read it, plus the time to write the stored
-//! ones spread over [`RUNS`] runs; with a budget, each stored byte also
-//! costs a price, raised until the stored cuts fit (checkpoints, with
-//! recomputation between them). The measurements ([`Costs`], per sample:
+//! ones: a cut pays for its writing in the run that writes it, so a first
+//! run is not slower than one without a cache. With a budget, each stored
+//! byte also costs a price, raised until the stored cuts fit (checkpoints,
+//! with recomputation between them). The measurements ([`Costs`], per sample:
 //! every node's time, each cut's bytes, read and write times) are kept
 //! beside the entries, so a rerun plans without measuring again.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-
-/// Runs over which writing a stored cut is paid back: the first run writes
-/// it, and the cache pays when a few campaigns share the model and data.
-pub const RUNS: f64 = 3.0;
 
 /// What one cut costs per sample.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,7 +179,7 @@ impl Costs {
     }
 
     /// The stored cuts that minimize the expected time to reach every cut
-    /// of `cuts` (sorted), plus writing spread over [`RUNS`] runs, plus
+    /// of `cuts` (sorted), plus writing the stored ones, plus
     /// `price` seconds a stored byte: a shortest path over "the last stored
     /// cut so far", O(cuts²).
     fn cheapest(
@@ -195,7 +192,7 @@ impl Costs {
         let own = |j: usize| -> f64 {
             let c = self.cuts.get(&cuts[j]);
             reads[&cuts[j]] * c.map_or(0.0, |c| c.read_secs)
-                + c.map_or(0.0, |c| c.write_secs / RUNS + price * c.disk_bytes as f64)
+                + c.map_or(0.0, |c| c.write_secs + price * c.disk_bytes as f64)
         };
         // best[j]: cost of cuts[..=j] with cuts[j] the last stored one;
         // index n stands for the input (nothing stored yet).
@@ -315,8 +312,8 @@ mod tests {
     fn writing_is_paid_by_the_reads_it_saves() {
         let mut c = costs();
         c.cuts.get_mut(&6).unwrap().write_secs = 30e-3;
-        // Read by one sample in three runs, cut 6 saves 5.5 ms a run and
-        // costs 10 ms a run to write: recomputed. Read by ten, it pays.
+        // Read by one sample, cut 6 saves 5.5 ms and costs 30 ms to write:
+        // recomputed. Read by ten, it saves 55 ms: stored.
         let rare = c.plan(&reads(&[(6, 1.0), (9, 1.0)]), None);
         assert_eq!(rare.stored(), BTreeSet::from([9]));
         let often = c.plan(&reads(&[(6, 10.0), (9, 1.0)]), None);
@@ -373,7 +370,7 @@ mod tests {
         let total = |stored: &BTreeSet<usize>| -> f64 {
             let plan = c.choices(cuts.iter().copied(), stored);
             let reach: f64 = plan.cuts.iter().map(|(k, ch)| reads[k] * ch.secs).sum();
-            let write: f64 = stored.iter().map(|k| c.cuts[k].write_secs / RUNS).sum();
+            let write: f64 = stored.iter().map(|k| c.cuts[k].write_secs).sum();
             reach + write
         };
         let best = (0..1u32 << cuts.len())
