@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs one cargo-fuzz target for a while (README, "Fuzzing").
+# Runs one cargo-fuzz target for a while (CONTRIBUTING.md, "Fuzzing").
 #
 #   scripts/fuzz.sh TARGET [SECONDS] [-- LIBFUZZER_FLAGS...]
 #

@@ -1,6 +1,6 @@
 //! One error type for the library. Every variant says where: the file, and the
 //! node, input or value inside it. `exit_code` maps kinds to the documented
-//! process exit codes (README, "Exit codes").
+//! process exit codes (docs/commands.md, "Exit codes").
 
 use std::path::PathBuf;
 
@@ -82,7 +82,7 @@ fn at(path: &std::path::Path, line: Option<usize>, column: Option<usize>) -> Str
 }
 
 impl Error {
-    /// Process exit code for this kind of error (documented in the README):
+    /// Process exit code for this kind of error (documented in docs/commands.md, "Exit codes"):
     /// 2 usage (clap), 3 model, 4 input/data/cut, 5 op, 6 I/O,
     /// 7 corrupt cache, 8 invalid scenario, 9 invalid fault list, 10 verify,
     /// 11 results that do not match (`report`).

@@ -1,5 +1,5 @@
 //! The `faultsweep` binary: parse the command line, run, map errors to the
-//! documented exit codes (README, "Exit codes").
+//! documented exit codes (docs/commands.md, "Exit codes").
 
 use clap::Parser;
 

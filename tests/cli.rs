@@ -1,5 +1,5 @@
 //! The `faultsweep` binary: command names, outputs and exit codes are a
-//! contract (README, "Commands" and "Exit codes").
+//! contract (docs/commands.md, including "Exit codes").
 
 use std::process::{Command, Output};
 

@@ -69,7 +69,7 @@ fn bad_data_is_reported() {
     assert_eq!(code, 5);
 }
 
-/// Found while writing the loader's fuzz target (README, "Fuzzing"): external data is read
+/// Found while writing the loader's fuzz target (CONTRIBUTING.md, "Fuzzing"): external data is read
 /// only from inside the model's folder and only the bytes the tensor needs
 /// (an absolute `/dev/zero` used to be read until memory ran out), and a
 /// shape whose byte size overflows is refused.

@@ -1,6 +1,6 @@
 //! `faultsweep bench`: a scenario's fault list run by the engine, without
 //! dropping, as the suffix bound and as full forward passes; the table of
-//! times, rates, peak memory and ratios (README, "Speed").
+//! times, rates, peak memory and ratios (docs/performance.md).
 
 use std::path::PathBuf;
 

@@ -1,5 +1,5 @@
 //! The command-line interface: clap commands that call the library. Command
-//! names and their outputs are a contract (README, "Commands").
+//! names and their outputs are a contract (docs/commands.md).
 
 use std::path::PathBuf;
 
