@@ -17,7 +17,7 @@ use crate::split;
 
 /// Samples in the batch whose node times stand for the engine's
 /// recomputations, which run the samples of a batch of injections at once.
-const TIMED_ROWS: usize = 8;
+const TIMED_ROWS: usize = 4;
 
 /// `known` with the input and node times (when it lacks them) and every
 /// cut of `cuts` (sorted) it lacks measured, except cuts whose frontier
@@ -72,13 +72,12 @@ fn measure_threaded(
     }
     let rows = batch.clamp(1, data.len()).min(TIMED_ROWS);
     let input = data.batch(0..rows)?.input;
-    // Batched node times: the fastest of two passes (the walk over the cuts
-    // below is the second), after a first that sets up kernels and memory.
+    // Batched node times: the fastest of two passes, the walk over the cuts
+    // below being the second.
     let mut secs = vec![f64::INFINITY; graph.nodes.len()];
     let last = new.last().copied().unwrap_or(0);
-    let fresh = || graph.start(&[input.shallow_clone()]);
-    let timed = graph.run(0..last, &mut fresh()?).is_ok()
-        && run_timed(graph, 0..last, &mut fresh()?, rows, &mut secs).is_ok();
+    let batched_env = graph.start(&[input.shallow_clone()]);
+    let timed = run_timed(graph, 0..last, &mut batched_env?, rows, &mut secs).is_ok();
     let mut alone = graph.start(&[one])?;
     let mut batched = graph.start(&[input])?;
     let mut at = 0;
