@@ -142,7 +142,7 @@ mkdir -p "$sandbox"
 ln -s "$repo/models" "$repo/data" "$sandbox/"
 for name in ../../escape .hidden; do
     sc=$(cd "$repo" && scenario named "s|^name: .*|name: $name|")
-    (cd "$sandbox" && check "run named $name, no --out" error "$fs" run "$sc" --quiet)
+    check "run named $name, no --out" error env -C "$sandbox" "$fs" run "$sc" --quiet
 done
 seeds=(fuzz/seeds/scenario/*)
 for i in $(seq 0 37 $((${#seeds[@]} - 1))); do
