@@ -266,6 +266,24 @@ fn the_budget_evicts_least_recently_used_entries() {
     assert_eq!(left, vec![made[0].clone()]);
 }
 
+/// A folder where an entry file should be is named as such (reading it said
+/// "Is a directory" or "No such device", which does not tell what is wrong).
+#[test]
+fn a_folder_in_place_of_an_entry_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let made = golden(&store, 10, vec![3]).entries;
+    let entry = made[0].1.clone();
+    std::fs::remove_file(&entry).unwrap();
+    std::fs::create_dir(&entry).unwrap();
+    let msg = Reader::open(&entry).err().unwrap().to_string();
+    assert!(
+        msg.contains(&entry.display().to_string())
+            && msg.contains("a folder is where a cache entry should be"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn two_processes_filling_one_entry_both_succeed() {
     let dir = tempfile::tempdir().unwrap();
@@ -466,7 +484,7 @@ fn subsets_select_the_documented_samples() {
         .err()
         .unwrap()
         .to_string()
-        .contains("does not fit the 1000 samples"));
+        .contains("subset: asks for 1001 samples but the data set has 1000"));
     let d = Dataset::open(&demo_data(3, 10)).unwrap();
     let s = d.sample(2);
     assert!(

@@ -64,6 +64,16 @@ fn parse_channels(s: &str) -> std::result::Result<Channels, String> {
 }
 
 impl DataArgs {
+    /// The data set; a `--first` beyond its size is an error naming the flag.
+    pub fn open(&self) -> Result<Dataset> {
+        let spec = self.spec();
+        let first = |m| Error::Data {
+            path: spec.path.clone(),
+            msg: format!("--first {}: {m}", self.first.unwrap_or_default()),
+        };
+        Dataset::open_with(&spec, first)
+    }
+
     pub fn spec(&self) -> DataSpec {
         DataSpec {
             path: self.data.clone(),
@@ -107,7 +117,7 @@ pub struct GoldenArgs {
 
 pub fn golden(args: GoldenArgs) -> Result<()> {
     let graph = load::load(&args.model)?;
-    let data = Dataset::open(&args.data.spec())?;
+    let data = args.data.open()?;
     let spec = CacheSpec {
         zstd_level: args.zstd_level,
         ..CacheSpec::default()
@@ -200,7 +210,7 @@ pub struct PlanArgs {
 
 fn plan(args: PlanArgs, cache_dir: Option<PathBuf>) -> Result<()> {
     let graph = load::load(&args.model)?;
-    let data = Dataset::open(&args.data.spec())?;
+    let data = args.data.open()?;
     let spec = CacheSpec {
         zstd_level: args.zstd_level,
         budget_bytes: args.budget_bytes,
