@@ -402,3 +402,24 @@ fn a_scenario_and_resume_together_are_refused() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
 }
+
+/// A results folder that is missing or a regular file is named as such
+/// (it was "the campaign stopped before it saved its scenario").
+#[test]
+fn a_results_folder_that_is_missing_or_a_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let missing = dir.path().join("missing");
+    for (path, words) in [(&missing, "does not exist"), (&file, "is not a folder")] {
+        let path = path.to_str().unwrap();
+        for args in [vec!["run", "--resume", path], vec!["report", path]] {
+            let o = faultsweep(&args);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(4), "{args:?}: {err}");
+            assert!(err.contains(path) && err.contains(words), "{args:?}: {err}");
+            assert!(!err.contains("stopped before"), "{err}");
+        }
+    }
+    assert!(!missing.exists());
+}
