@@ -30,6 +30,8 @@ pub mod classify;
 pub mod report;
 // every file the user names, written atomically
 pub mod output;
+// temporaries tagged with their writer's PID, and the stale ones
+pub mod temps;
 // the whole campaign, step by step
 pub mod campaign;
 // model summaries for `faultsweep inspect`

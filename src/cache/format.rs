@@ -122,7 +122,7 @@ impl Writer {
         let temp_path = dir.join(format!(
             ".{}.{}.{}.tmp",
             path.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id(),
+            crate::temps::tag(),
             rand::random::<u32>()
         ));
         let file = File::create(&temp_path).map_err(|e| write_error(path, &temp_path, e))?;
