@@ -28,6 +28,10 @@ pub mod inject;
 pub mod classify;
 // 7. report: per-injection rows and summaries with confidence intervals
 pub mod report;
+// every file the user names, written atomically
+pub mod output;
+// temporaries tagged with their writer's PID, and the stale ones
+pub mod temps;
 // the whole campaign, step by step
 pub mod campaign;
 // model summaries for `faultsweep inspect`

@@ -957,3 +957,52 @@ fn verify_feeds_a_model_with_a_fixed_batch_its_batch() {
     );
     assert_eq!(rows.len(), 61);
 }
+
+/// A subset that does not fit the data set is a scenario error naming
+/// `data.subset` in plain words (it was exit 4 with `First(5000)` or
+/// `Range { start: 40, end: 10 }`); `--first` beyond the data names the flag.
+#[test]
+fn a_subset_that_does_not_fit_names_the_key_or_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("scenarios/fashion_neurons.yml")).unwrap();
+    for (subset, words) in [
+        (
+            "first: 5000",
+            "asks for 5000 samples but the data set has 1000",
+        ),
+        ("range: {start: 40, end: 10}", "range 40..10 is empty"),
+        ("random: {count: 2000, seed: 1}", "asks for 2000 samples"),
+    ] {
+        let text = text.replace(
+            "  batch_size: 64",
+            &format!("  batch_size: 64\n  subset:\n    {subset}"),
+        );
+        let scenario = dir.path().join("subset.yml");
+        std::fs::write(&scenario, text).unwrap();
+        let out = dir.path().join("list.csv");
+        let args = [
+            "faults",
+            "gen",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        let r = faultsweep(&args, dir.path());
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(8), "{subset}: {err}");
+        assert!(
+            err.contains("`data.subset`") && err.contains(words),
+            "{err}"
+        );
+        assert!(!err.contains("First(") && !err.contains("Range {"), "{err}");
+    }
+    let data = "data/fashion-mnist/t10k-1000-images.npy";
+    let args = ["golden", "models/fashion_cnn.onnx", data, "--first", "5000"];
+    let r = faultsweep(&args, dir.path());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("--first 5000") && err.contains("has 1000"),
+        "{err}"
+    );
+}

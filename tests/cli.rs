@@ -402,3 +402,96 @@ fn a_scenario_and_resume_together_are_refused() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
 }
+
+/// A results folder that is missing or a regular file is named as such
+/// (it was "the campaign stopped before it saved its scenario").
+#[test]
+fn a_results_folder_that_is_missing_or_a_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let missing = dir.path().join("missing");
+    for (path, words) in [(&missing, "does not exist"), (&file, "is not a folder")] {
+        let path = path.to_str().unwrap();
+        for args in [vec!["run", "--resume", path], vec!["report", path]] {
+            let o = faultsweep(&args);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(4), "{args:?}: {err}");
+            assert!(err.contains(path) && err.contains(words), "{args:?}: {err}");
+            assert!(!err.contains("stopped before"), "{err}");
+        }
+    }
+    assert!(!missing.exists());
+}
+
+/// `--out` through a symlink writes the link's target and keeps the link;
+/// a FIFO (or device) is refused and left as it is, never replaced by a
+/// regular file.
+#[test]
+fn outputs_write_through_symlinks_and_refuse_special_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name);
+    let input = d("x.npy");
+    Tensor::ones([2, 4], (Kind::Float, tch::Device::Cpu))
+        .write_npy(&input)
+        .unwrap();
+    std::os::unix::fs::symlink("real.npy", d("link.npy")).unwrap();
+    let mkfifo = std::process::Command::new("mkfifo")
+        .arg(d("fifo"))
+        .status()
+        .unwrap();
+    assert!(mkfifo.success());
+    let infer = |out: &std::path::Path| {
+        let (model, x) = (good_model(), input.to_str().unwrap().to_string());
+        faultsweep(&["infer", &model, &x, "--out", out.to_str().unwrap()])
+    };
+    let o = infer(&d("link.npy"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let link = std::fs::symlink_metadata(d("link.npy")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    let y = Tensor::read_npy(d("real.npy")).unwrap();
+    assert_eq!(y.size(), [2, 4]);
+    // faults gen renamed its temporary file over the link.
+    std::os::unix::fs::symlink("real.csv", d("list.csv")).unwrap();
+    let scenario = crate::campaign::small_scenario(dir.path(), 5);
+    let args = ["faults", "gen", scenario.to_str().unwrap(), "--out"];
+    let o = crate::campaign::faultsweep(
+        &[&args[..], &[d("list.csv").to_str().unwrap()]].concat(),
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let link = std::fs::symlink_metadata(d("list.csv")).unwrap();
+    assert!(
+        link.file_type().is_symlink(),
+        "faults gen replaced the link"
+    );
+    assert!(
+        std::fs::read_to_string(d("real.csv"))
+            .unwrap()
+            .lines()
+            .count()
+            > 5
+    );
+    // A reader held open, so a writer that (wrongly) opens the FIFO does
+    // not block forever: O_NONBLOCK (Linux value), no libc here.
+    let _reader = std::os::unix::fs::OpenOptionsExt::custom_flags(
+        std::fs::OpenOptions::new().read(true),
+        0o4000,
+    )
+    .open(d("fifo"))
+    .unwrap();
+    let o = infer(&d("fifo"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(6), "{err}");
+    assert!(
+        err.contains("fifo") && err.contains("special file"),
+        "{err}"
+    );
+    let fifo = std::fs::symlink_metadata(d("fifo")).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(&fifo.file_type()));
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+}

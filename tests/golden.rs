@@ -266,6 +266,24 @@ fn the_budget_evicts_least_recently_used_entries() {
     assert_eq!(left, vec![made[0].clone()]);
 }
 
+/// A folder where an entry file should be is named as such (reading it said
+/// "Is a directory" or "No such device", which does not tell what is wrong).
+#[test]
+fn a_folder_in_place_of_an_entry_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    let made = golden(&store, 10, vec![3]).entries;
+    let entry = made[0].1.clone();
+    std::fs::remove_file(&entry).unwrap();
+    std::fs::create_dir(&entry).unwrap();
+    let msg = Reader::open(&entry).err().unwrap().to_string();
+    assert!(
+        msg.contains(&entry.display().to_string())
+            && msg.contains("a folder is where a cache entry should be"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn two_processes_filling_one_entry_both_succeed() {
     let dir = tempfile::tempdir().unwrap();
@@ -466,7 +484,7 @@ fn subsets_select_the_documented_samples() {
         .err()
         .unwrap()
         .to_string()
-        .contains("does not fit the 1000 samples"));
+        .contains("subset: asks for 1001 samples but the data set has 1000"));
     let d = Dataset::open(&demo_data(3, 10)).unwrap();
     let s = d.sample(2);
     assert!(
@@ -703,4 +721,101 @@ fn the_full_resnet18_export_caches_at_every_conv_cut() {
         .write_npy(&input)
         .unwrap();
     check_cache_at(&graph, input, cuts);
+}
+
+/// A PID that no process has (a child that has exited and been reaped).
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// A killed fill leaves `.KEY.fsc.PID.N.tmp`: `cache ls` and `cache verify`
+/// show it with its size, `cache rm --stale` and the next fill remove it;
+/// the temporary of a running process stays.
+#[test]
+fn stale_cache_temporaries_are_shown_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(dir.path());
+    golden(&store, 10, vec![3]);
+    let key = "0123456789abcdef0123456789abcdef";
+    let stale = || {
+        let p = dir.path().join(format!(".{key}.fsc.{}.7.tmp", dead_pid()));
+        std::fs::write(&p, vec![0u8; 1234]).unwrap();
+        p
+    };
+    let (dead, live) = (
+        stale(),
+        dir.path()
+            .join(format!(".{key}.fsc.{}.9.tmp", std::process::id())),
+    );
+    std::fs::write(&live, b"partial").unwrap();
+    let cli = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_faultsweep"))
+            .args(args)
+            .arg("--cache-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    for listing in [cli(&["cache", "ls"]), cli(&["cache", "verify"])] {
+        let line = |p: &std::path::Path| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            listing
+                .lines()
+                .find(|l| l.contains(&name))
+                .map(str::to_string)
+        };
+        let d = line(&dead).unwrap_or_else(|| panic!("{listing}"));
+        assert!(
+            d.starts_with("stale") && d.contains("1234 bytes") && d.contains("rm --stale"),
+            "{d}"
+        );
+        let l = line(&live).unwrap_or_else(|| panic!("{listing}"));
+        assert!(l.contains("7 bytes") && l.contains("running"), "{l}");
+    }
+    let removed = cli(&["cache", "rm", "--stale"]);
+    assert!(removed.contains(&dead.display().to_string()), "{removed}");
+    assert!(!dead.exists() && live.exists());
+    let dead = stale();
+    golden(&store, 10, vec![3]);
+    assert!(!dead.exists(), "the next fill removes a stale temporary");
+    assert!(
+        live.exists(),
+        "a running process's temporary is never removed"
+    );
+}
+
+/// A killed bench left its folder under the system temporary folder: the
+/// next bench removes those of processes that are gone, not others.
+#[test]
+fn bench_folders_of_dead_processes_are_removed() {
+    let tmp = std::env::temp_dir();
+    let dead = tmp.join(format!("faultsweep-bench-{}-test", dead_pid()));
+    let live = tmp.join(format!("faultsweep-bench-{}-test", std::process::id()));
+    for d in [&dead, &live] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("entry"), b"x").unwrap();
+    }
+    let fresh = faultsweep::temps::bench_dir().unwrap();
+    let name = fresh
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.starts_with(&format!("faultsweep-bench-{}-", std::process::id())),
+        "{name}"
+    );
+    assert!(!dead.exists(), "{} left", dead.display());
+    assert!(live.exists());
+    std::fs::remove_dir_all(&live).unwrap();
 }

@@ -385,3 +385,27 @@ fn kill_9_during_the_injections_then_resume_gives_the_uninterrupted_result() {
     );
     eprintln!("{killed_mid_run} of {rounds} kills landed during the injections (phase {phase:?})");
 }
+
+/// `infer --out` that cannot be written (a full disk, a missing folder):
+/// exit 6 naming the file, and nothing left behind (it was exit 4 and a
+/// 0-byte file).
+#[test]
+fn a_failed_infer_write_names_the_file_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("x.npy");
+    tch::Tensor::ones([300, 4], (tch::Kind::Float, tch::Device::Cpu))
+        .write_npy(&input)
+        .unwrap();
+    let model = crate::common::fixtures().join("errors/good.onnx");
+    let out = dir.path().join("y.npy");
+    let missing = dir.path().join("missing/y.npy");
+    for (path, fsize) in [(&out, Some(1024)), (&missing, None)] {
+        let args = ["infer", s(&model), s(&input), "--out", s(path)];
+        let o = output(&args, dir.path(), fsize);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(6), "{err}");
+        assert!(err.contains(s(path)), "{err}");
+        assert!(!path.exists(), "{} left behind", path.display());
+        assert_no_temporaries(dir.path());
+    }
+}

@@ -834,3 +834,23 @@ fn zero_or_huge_sizes_on_the_command_line_are_refused() {
         assert!(err.contains("invalid value"), "{args:?}: {err}");
     }
 }
+
+/// `name` is the folder results/NAME: one plain component, so a scenario
+/// writes nowhere else (`../../escape` wrote two levels up, `''` straight
+/// into results/).
+#[test]
+fn a_name_that_is_not_one_plain_folder_is_refused() {
+    for name in [
+        "../../escape",
+        "''",
+        "a/b",
+        "'a\\b'",
+        ".hidden",
+        "..",
+        "\"a\\tb\"",
+    ] {
+        let msg = invalid(&format!("name: {name}\n{BASE}"), "name");
+        assert!(msg.starts_with("test.yml:1:1: "), "{name}: {msg}");
+    }
+    campaign(&format!("name: plain-name_1.2\n{BASE}")).unwrap();
+}

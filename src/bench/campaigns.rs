@@ -58,10 +58,7 @@ pub fn run(scenario: &Path, args: &BenchArgs, exe: &Path) -> Result<CampaignRepo
     let plan = crate::campaign::plan(scenario, &args.run, &crate::faults::Models::default())?;
     let (seed, samples) = (plan.campaign.seed, plan.data.len());
     drop(plan);
-    let temp = tempfile::Builder::new()
-        .prefix("faultsweep-bench-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let temp = crate::temps::bench_dir()?;
     let dir = temp.path();
     let run = |way: Way, tag: &str, seed_shift: u64| -> Result<Timed> {
         let cache = match way {

@@ -365,10 +365,7 @@ impl Setup {
         let (cache_dir, temp) = match &args.cache_dir {
             Some(d) => (d.clone(), None),
             None => {
-                let t = tempfile::Builder::new()
-                    .prefix("faultsweep-bench-")
-                    .tempdir()
-                    .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+                let t = crate::temps::bench_dir()?;
                 (t.path().to_path_buf(), Some(t))
             }
         };
@@ -883,7 +880,7 @@ fn run_child(
     if let Some(c) = args.chunk {
         cmd.arg("--chunk").arg(c.to_string());
     }
-    let results_dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let results_dir = crate::temps::bench_dir()?;
     let results_path = results_dir.path().join("results.bin");
     if keep {
         cmd.arg("--results-file").arg(&results_path);

@@ -122,7 +122,7 @@ impl Writer {
         let temp_path = dir.join(format!(
             ".{}.{}.{}.tmp",
             path.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id(),
+            crate::temps::tag(),
             rand::random::<u32>()
         ));
         let file = File::create(&temp_path).map_err(|e| write_error(path, &temp_path, e))?;
@@ -374,7 +374,19 @@ impl Reader {
     /// [`Reader::verify`]).
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+        if !meta.is_file() {
+            // Reading one fails with whatever the file system says (EISDIR,
+            // ENODEV), which does not tell what is wrong.
+            let what = if meta.is_dir() {
+                "a folder"
+            } else {
+                "a special file"
+            };
+            let msg = format!("{what} is where a cache entry should be; remove it");
+            return Err(Error::io(path, std::io::Error::other(msg)));
+        }
+        let len = meta.len() as usize;
         let read = |at: usize, n: usize| read_at(&file, path, at, n);
         if len < 16 + FOOTER || &read(0, 8)?[..] != MAGIC {
             return Err(corrupt(

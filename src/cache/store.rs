@@ -1,5 +1,7 @@
 //! The cache root: entries named by their key, lookup with corruption
-//! handling, listing, and eviction of least recently used entries.
+//! handling, listing, eviction of least recently used entries, and the
+//! temporaries of fills (`.KEY.fsc.PID@HOST.N.tmp`), whose stale ones (the
+//! writer is gone) are listed and removed.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -7,6 +9,7 @@ use std::time::SystemTime;
 use super::format::{Reader, VERSION};
 use super::CacheSpec;
 use crate::error::{Error, Result};
+use crate::temps::Temporary;
 
 /// Environment variable that overrides the cache root of scenarios.
 pub const CACHE_ENV: &str = "FAULTSWEEP_CACHE";
@@ -161,7 +164,7 @@ impl Store {
     pub fn write_small(&self, key: &str, ext: &str, bytes: &[u8]) -> Result<()> {
         std::fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
         let path = self.root.join(format!("{key}.{ext}"));
-        let temp = (self.root).join(format!(".{key}.{ext}.{}.tmp", std::process::id()));
+        let temp = (self.root).join(format!(".{key}.{ext}.{}.tmp", crate::temps::tag()));
         let mut body = bytes.to_vec();
         body.extend_from_slice(&crc32fast::hash(bytes).to_le_bytes());
         std::fs::write(&temp, &body)
@@ -170,6 +173,27 @@ impl Store {
                 let _ = std::fs::remove_file(&temp);
                 Error::io(&path, e)
             })
+    }
+
+    /// The temporary files under the root: entries and small files being
+    /// written, or left by a process that was killed.
+    pub fn temporaries(&self) -> Result<Vec<Temporary>> {
+        crate::temps::temporaries(&self.root)
+    }
+
+    /// Removes the temporaries whose writer is gone (never one of a running
+    /// process); returns them.
+    pub fn remove_stale(&self) -> Result<Vec<Temporary>> {
+        let mut removed = Vec::new();
+        for t in self.temporaries()?.into_iter().filter(Temporary::stale) {
+            match std::fs::remove_file(&t.path) {
+                Ok(()) => removed.push(t),
+                // Another process cleaning at the same time.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&t.path, e)),
+            }
+        }
+        Ok(removed)
     }
 
     /// The small files (golden results and cost models) under the root.

@@ -157,7 +157,7 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
         sc.spec.outputs.dir = Some(out.clone());
     }
     let mut graph = crate::load::load(&sc.spec.model.path)?;
-    let data = Dataset::open(&sc.spec.data)?;
+    let data = Dataset::open_with(&sc.spec.data, |m| sc.error("data.subset", m))?;
     let len = Some(data.total_len() as u64);
     let campaign = match models {
         Some(models) => sc.validate(&graph, len, models)?,

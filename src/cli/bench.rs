@@ -96,7 +96,7 @@ pub fn run(cmd: BenchCmd, threads: Option<i32>, workers: usize) -> Result<()> {
         let report = bench::campaigns::run(&cmd.scenario, &args, &exe)?;
         let json = serde_json::to_string_pretty(&report).expect("report serializes");
         if let Some(out) = &cmd.out {
-            std::fs::write(out, format!("{json}\n")).map_err(|e| Error::io(out, e))?;
+            crate::output::write_atomic(out, format!("{json}\n").as_bytes())?;
         }
         match cmd.json {
             true => println!("{json}"),
@@ -122,7 +122,7 @@ pub fn run(cmd: BenchCmd, threads: Option<i32>, workers: usize) -> Result<()> {
     let report = bench::run(&cmd.scenario, &args)?;
     let json = serde_json::to_string_pretty(&report).expect("report serializes");
     if let Some(out) = &cmd.out {
-        std::fs::write(out, format!("{json}\n")).map_err(|e| Error::io(out, e))?;
+        crate::output::write_atomic(out, format!("{json}\n").as_bytes())?;
     }
     if cmd.json {
         println!("{json}");

@@ -64,6 +64,16 @@ fn parse_channels(s: &str) -> std::result::Result<Channels, String> {
 }
 
 impl DataArgs {
+    /// The data set; a `--first` beyond its size is an error naming the flag.
+    pub fn open(&self) -> Result<Dataset> {
+        let spec = self.spec();
+        let first = |m| Error::Data {
+            path: spec.path.clone(),
+            msg: format!("--first {}: {m}", self.first.unwrap_or_default()),
+        };
+        Dataset::open_with(&spec, first)
+    }
+
     pub fn spec(&self) -> DataSpec {
         DataSpec {
             path: self.data.clone(),
@@ -107,7 +117,7 @@ pub struct GoldenArgs {
 
 pub fn golden(args: GoldenArgs) -> Result<()> {
     let graph = load::load(&args.model)?;
-    let data = Dataset::open(&args.data.spec())?;
+    let data = args.data.open()?;
     let spec = CacheSpec {
         zstd_level: args.zstd_level,
         ..CacheSpec::default()
@@ -174,11 +184,14 @@ pub enum CacheCommand {
     Plan(Box<PlanArgs>),
     /// Remove the entry whose key starts with KEY (a prefix of several keys
     /// is refused), or all, and the cached golden results and costs, with
-    /// --all.
+    /// --all; --stale (also part of --all) removes the temporary files of
+    /// fills whose process is gone.
     Rm {
         key: Option<String>,
         #[arg(long)]
         all: bool,
+        #[arg(long)]
+        stale: bool,
     },
 }
 
@@ -200,7 +213,7 @@ pub struct PlanArgs {
 
 fn plan(args: PlanArgs, cache_dir: Option<PathBuf>) -> Result<()> {
     let graph = load::load(&args.model)?;
-    let data = Dataset::open(&args.data.spec())?;
+    let data = args.data.open()?;
     let spec = CacheSpec {
         zstd_level: args.zstd_level,
         budget_bytes: args.budget_bytes,
@@ -296,7 +309,7 @@ pub fn cache(cmd: CacheCommand, cache_dir: Option<PathBuf>) -> Result<()> {
                     Err(e) => println!("{}: {e}", path.display()),
                 }
             }
-            Ok(())
+            list_temporaries(&store)
         }
         CacheCommand::Info { key } => {
             for path in only_match(&store, &key)? {
@@ -323,16 +336,32 @@ pub fn cache(cmd: CacheCommand, cache_dir: Option<PathBuf>) -> Result<()> {
                     }
                 }
             }
+            list_temporaries(&store)?;
             bad.map_or(Ok(()), Err)
         }
-        CacheCommand::Rm { key, all } => {
+        CacheCommand::Rm { key, all, stale } => {
+            if stale || all {
+                for t in store.remove_stale()? {
+                    println!(
+                        "removed {} ({} bytes, {})",
+                        t.path.display(),
+                        t.bytes,
+                        t.writer()
+                    );
+                }
+            }
             let paths = match (key, all) {
                 (_, true) => {
                     let entries = store.entries()?.into_iter().map(|e| e.0);
                     entries.chain(store.small_files()?).collect()
                 }
                 (Some(k), false) => only_match(&store, &k)?,
-                (None, false) => return Err(Error::Usage("cache rm needs a KEY or --all".into())),
+                (None, false) if stale => vec![],
+                (None, false) => {
+                    return Err(Error::Usage(
+                        "cache rm needs a KEY, --stale or --all".into(),
+                    ))
+                }
             };
             for p in paths {
                 std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
@@ -341,6 +370,21 @@ pub fn cache(cmd: CacheCommand, cache_dir: Option<PathBuf>) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The temporary files under the cache root, with their size and writer;
+/// the stale ones (writer gone) say how to remove them.
+fn list_temporaries(store: &Store) -> Result<()> {
+    for t in store.temporaries()? {
+        let hint = match t.stale() {
+            true => "; `faultsweep cache rm --stale` removes it",
+            false => "",
+        };
+        let state = if t.stale() { "stale  " } else { "partial" };
+        let (path, bytes, who) = (t.path.display(), t.bytes, t.writer());
+        println!("{state} {path} ({bytes} bytes, temporary of {who}{hint})");
+    }
+    Ok(())
 }
 
 fn matching(store: &Store, key: &str) -> Result<Vec<PathBuf>> {

@@ -157,16 +157,18 @@ fn read_npy(path: &PathBuf) -> Result<Tensor> {
 
 /// Runs the model on the .npy batch `input`, writes the first output to `out`
 /// and returns it.
-fn infer(model: &PathBuf, input: &PathBuf, out: &PathBuf, device: Device) -> Result<Tensor> {
+fn infer(
+    model: &PathBuf,
+    input: &PathBuf,
+    out: &std::path::Path,
+    device: Device,
+) -> Result<Tensor> {
     let mut graph = load::load(model)?;
     graph.to_device(device);
     let x = read_npy(input)?;
     let outputs = graph.forward(&[x.to_device(device)])?;
     let y = outputs[0].to_device(Device::Cpu).to_kind(tch::Kind::Float);
-    y.write_npy(out).map_err(|e| Error::Data {
-        path: out.clone(),
-        msg: e.to_string(),
-    })?;
+    crate::output::write_npy(out, &y)?;
     println!("wrote {} {:?}", out.display(), y.size());
     Ok(y)
 }

@@ -88,8 +88,27 @@ pub struct RunCmd {
     pub timings: bool,
 }
 
+/// A results folder given on the command line (`report DIR`, `run --resume
+/// DIR`) must exist and be a folder; checked before anything inside it is
+/// read, so the error says what is wrong with the folder itself (exit 4).
+fn results_folder(dir: &std::path::Path) -> Result<()> {
+    let msg = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => "is not a folder: give the results folder of a `faultsweep run`",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            "does not exist: give the results folder of a `faultsweep run`"
+        }
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    Err(Error::Data {
+        path: dir.to_path_buf(),
+        msg: msg.into(),
+    })
+}
+
 pub fn run(cmd: RunCmd, workers: usize) -> Result<()> {
     if let Some(dir) = &cmd.resume {
+        results_folder(dir)?;
         // A campaign stopped (a full disk, a kill) before it saved its plan
         // has nothing to resume; say so instead of a bare "not found".
         for f in ["scenario.yml", "faults.bin"] {
@@ -183,6 +202,7 @@ fn print_timings(wall: f64) {
 
 /// `faultsweep report DIR`.
 pub fn report(dir: &std::path::Path) -> Result<()> {
+    results_folder(dir)?;
     let checked = campaign::check(dir)?;
     let p = &checked.provenance;
     println!(

@@ -186,6 +186,13 @@ fn bad(path: &std::path::Path, msg: impl Into<String>) -> Error {
 
 impl Dataset {
     pub fn open(spec: &DataSpec) -> Result<Self> {
+        Dataset::open_with(spec, |msg| bad(&spec.path, format!("subset: {msg}")))
+    }
+
+    /// As [`Dataset::open`]; `subset_error` turns the words saying why the
+    /// subset does not fit the data set into the error of whoever chose it
+    /// (a scenario key, a command-line flag).
+    pub fn open_with(spec: &DataSpec, subset_error: impl FnOnce(String) -> Error) -> Result<Self> {
         let path = &spec.path;
         let name = path.to_string_lossy().to_ascii_lowercase();
         let source = if path.is_dir() {
@@ -224,7 +231,7 @@ impl Dataset {
                 return Err(bad(at, format!("{} labels for {len} samples", l.len())));
             }
         }
-        let ids = select(&spec.subset, len).map_err(|m| bad(path, m))?;
+        let ids = select(&spec.subset, len).map_err(subset_error)?;
         Ok(Dataset {
             spec: spec.clone(),
             source,
@@ -317,19 +324,26 @@ fn read_labels(path: &std::path::Path) -> Result<Vec<i64>> {
     }
 }
 
-/// The sample ids a subset selects, ascending.
+/// The sample ids a subset selects, ascending; the error says in words why
+/// the subset does not fit `len` samples.
 fn select(subset: &Subset, len: usize) -> std::result::Result<Vec<usize>, String> {
+    let too_many = |n: usize| format!("asks for {n} samples but the data set has {len}");
     match *subset {
         Subset::All => Ok((0..len).collect()),
         Subset::First(n) if n <= len => Ok((0..n).collect()),
-        Subset::Range { start, end } if start < end && end <= len => Ok((start..end).collect()),
-        Subset::Random { count, seed } if count <= len => {
+        Subset::First(n) => Err(too_many(n)),
+        Subset::Range { start, end } if start >= end => Err(format!(
+            "range {start}..{end} is empty (start must be below end)"
+        )),
+        Subset::Range { end, .. } if end > len => Err(too_many(end)),
+        Subset::Range { start, end } => Ok((start..end).collect()),
+        Subset::Random { count, .. } if count > len => Err(too_many(count)),
+        Subset::Random { count, seed } => {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
             let mut ids = sample_indices(&mut rng, len, count).into_vec();
             ids.sort_unstable();
             Ok(ids)
         }
-        ref s => Err(format!("subset {s:?} does not fit the {len} samples")),
     }
 }
 

@@ -110,6 +110,9 @@ impl GoldenRun<'_> {
         let (mut plan, mut costs) = (CutPlan::default(), Costs::default());
         let mut saved = None;
         if let Some(store) = self.store {
+            // A killed fill leaves its temporary; this fill removes it. Best
+            // effort: one that cannot be removed must not stop the pass.
+            let _ = store.remove_stale();
             let model_hash = model_hash(graph)?;
             let mut h = blake3::Hasher::new();
             data.hash_into(&mut h)?;

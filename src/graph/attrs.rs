@@ -1,5 +1,9 @@
 //! Node attributes with typed getters. A getter fails when the attribute has
 //! the wrong type, so a malformed file is reported, not misread.
+//! [`Attrs::check`] runs when a model is loaded: every attribute has the type
+//! its op reads, and the window attributes of convolutions and pools hold
+//! values the kernels can use, so a bad attribute is a model error (exit 3)
+//! before anything runs, not an op failure on the first batch.
 
 use std::collections::BTreeMap;
 use tch::Tensor;
@@ -93,6 +97,141 @@ impl Attrs {
             None => Ok(None),
             Some(Attr::Tensor(t)) => Ok(Some(t)),
             Some(a) => Err(wrong(name, "a tensor", a)),
+        }
+    }
+}
+
+/// The type of an attribute's value, as the kernels read it.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Int,
+    Float,
+    Str,
+    Ints,
+    Tensor,
+}
+
+/// What `op` reads attribute `name` as. Names mean the same in every
+/// supported op, except `value`: a tensor, but a float in Pad (opset < 11).
+fn kind_of(op: &str, name: &str) -> Kind {
+    match name {
+        "value" if op == "Pad" => Kind::Float,
+        "value" => Kind::Tensor,
+        "dilations" | "kernel_shape" | "pads" | "strides" | "output_padding" | "output_shape"
+        | "starts" | "ends" | "axes" | "perm" | "split" => Kind::Ints,
+        "auto_pad" | "approximate" | "equation" | "mode" => Kind::Str,
+        "alpha" | "beta" | "gamma" | "min" | "max" | "epsilon" | "momentum" | "bias" | "ratio" => {
+            Kind::Float
+        }
+        _ => Kind::Int,
+    }
+}
+
+fn has_kind(a: &Attr, kind: Kind) -> bool {
+    matches!(
+        (a, kind),
+        (Attr::Int(_), Kind::Int)
+            | (Attr::Float(_), Kind::Float)
+            | (Attr::Str(_), Kind::Str)
+            | (Attr::Ints(_), Kind::Ints)
+            | (Attr::Tensor(_), Kind::Tensor)
+    )
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Int => "an int",
+        Kind::Float => "a float",
+        Kind::Str => "a string",
+        Kind::Ints => "a list of ints",
+        Kind::Tensor => "a tensor",
+    }
+}
+
+/// Ops with a sliding window (kernel_shape, strides, pads, dilations).
+const WINDOWED: [&str; 4] = ["Conv", "ConvTranspose", "MaxPool", "AveragePool"];
+
+const AUTO_PADS: [&str; 4] = ["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"];
+
+impl Attrs {
+    /// Checks the attributes of a node of `op`: each has the type the op
+    /// reads; a windowed op's are values its kernel can use. The message
+    /// names the attribute; the loader adds file, node, op and opset.
+    pub fn check(&self, op: &str) -> Result<(), String> {
+        for (name, a) in &self.0 {
+            let kind = kind_of(op, name);
+            if !has_kind(a, kind) {
+                return Err(wrong(name, kind_name(kind), a).0);
+            }
+        }
+        if WINDOWED.contains(&op) {
+            self.check_window(op)?;
+        }
+        Ok(())
+    }
+
+    fn check_window(&self, op: &str) -> Result<(), String> {
+        let ints = |name: &str| match self.0.get(name) {
+            Some(Attr::Ints(v)) => Some(v.as_slice()),
+            _ => None,
+        };
+        for (name, least) in [
+            ("kernel_shape", 1),
+            ("strides", 1),
+            ("dilations", 1),
+            ("pads", 0),
+            ("output_padding", 0),
+        ] {
+            if let Some(v) = ints(name).filter(|v| v.iter().any(|&x| x < least)) {
+                return Err(format!(
+                    "attribute '{name}' {v:?}: each value must be at least {least}"
+                ));
+            }
+        }
+        if op.ends_with("Pool") && ints("kernel_shape").is_none() {
+            return Err("attribute 'kernel_shape' is required".into());
+        }
+        // One value per spatial axis (two for pads): all must agree.
+        let axes: Vec<(&str, usize)> = [
+            ("kernel_shape", 1),
+            ("strides", 1),
+            ("dilations", 1),
+            ("pads", 2),
+            ("output_padding", 1),
+        ]
+        .into_iter()
+        .filter_map(|(name, per)| ints(name).map(|v| (name, v.len(), per)))
+        .map(|(name, len, per)| {
+            (
+                name,
+                if len % per == 0 {
+                    len / per
+                } else {
+                    usize::MAX
+                },
+            )
+        })
+        .collect();
+        if let Some(&(name, _)) = axes.iter().find(|a| a.1 == usize::MAX) {
+            return Err(format!(
+                "attribute '{name}' needs two values per spatial axis (begins, then ends)"
+            ));
+        }
+        if let Some(pair) = axes.windows(2).find(|w| w[0].1 != w[1].1) {
+            return Err(format!(
+                "attributes '{}' and '{}' give {} and {} spatial axes",
+                pair[0].0, pair[1].0, pair[0].1, pair[1].1
+            ));
+        }
+        if self.int("group", 1).is_ok_and(|g| g < 1) {
+            return Err("attribute 'group' must be at least 1".into());
+        }
+        match self.string("auto_pad", "NOTSET") {
+            Ok(mode) if !AUTO_PADS.contains(&mode.as_str()) => Err(format!(
+                "attribute 'auto_pad' '{mode}' is not one of {}",
+                AUTO_PADS.join(", ")
+            )),
+            _ => Ok(()),
         }
     }
 }

@@ -369,6 +369,12 @@ impl Builder {
                 "attribute '{a}' is not supported ({known})"
             )));
         }
+        attrs.check(&np.op_type).map_err(|msg| {
+            self.invalid(format!(
+                "node '{name}' (op {}, opset {}): {msg}",
+                np.op_type, self.opset
+            ))
+        })?;
         let inputs = np
             .input
             .iter()
@@ -462,5 +468,104 @@ fn set_last_uses(g: &mut Graph) {
     }
     for &id in &g.outputs {
         g.values[id].last_use = usize::MAX;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proto::*;
+    use super::*;
+
+    fn ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            r#type: at::INTS,
+            ints: v.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// A model of one Conv node (3x3 weight) with `attrs`.
+    fn conv_with(attrs: Vec<AttributeProto>) -> Vec<u8> {
+        let weight = TensorProto {
+            dims: vec![1, 1, 3, 3],
+            data_type: 1,
+            float_data: vec![1.0; 9],
+            name: "w".into(),
+            ..Default::default()
+        };
+        let info = |name: &str| ValueInfoProto {
+            name: name.into(),
+            r#type: None,
+        };
+        let node = NodeProto {
+            input: vec!["x".into(), "w".into()],
+            output: vec!["y".into()],
+            name: "conv".into(),
+            op_type: "Conv".into(),
+            attribute: attrs,
+            ..Default::default()
+        };
+        let graph = GraphProto {
+            node: vec![node],
+            initializer: vec![weight],
+            input: vec![info("x")],
+            output: vec![info("y")],
+            ..Default::default()
+        };
+        ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            }],
+            graph: Some(graph),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    /// Invalid attributes are model errors found at load time (exit 3),
+    /// naming node, op, opset and attribute; they were op failures (exit 5)
+    /// on the first batch.
+    #[test]
+    fn invalid_attributes_are_model_errors_at_load_time() {
+        let text = |name: &str, s: &str| AttributeProto {
+            name: name.into(),
+            r#type: at::STRING,
+            s: s.as_bytes().to_vec(),
+            ..Default::default()
+        };
+        let floats = AttributeProto {
+            name: "kernel_shape".into(),
+            r#type: at::FLOATS,
+            floats: vec![3.0, 3.0],
+            ..Default::default()
+        };
+        for (attr, name) in [
+            (vec![ints("strides", &[0, 1])], "strides"),
+            (vec![text("auto_pad", "BOGUS")], "auto_pad"),
+            (vec![floats], "kernel_shape"),
+            (vec![ints("pads", &[1, 1, 1])], "pads"),
+            (
+                vec![ints("kernel_shape", &[3, 3]), ints("dilations", &[1, 1, 1])],
+                "dilations",
+            ),
+        ] {
+            let e = from_bytes(&conv_with(attr), Path::new("m.onnx")).unwrap_err();
+            let msg = e.to_string();
+            assert_eq!(e.exit_code(), 3, "{msg}");
+            for part in [
+                "m.onnx",
+                "'conv'",
+                "op Conv",
+                "opset 17",
+                &format!("'{name}'"),
+            ] {
+                assert!(msg.contains(part), "lacks {part}: {msg}");
+            }
+        }
+        let fine = vec![ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1])];
+        from_bytes(&conv_with(fine), Path::new("m.onnx")).unwrap();
     }
 }

@@ -1,5 +1,5 @@
 //! Step 7, report: per-injection rows streamed to CSV and files written
-//! atomically; summaries of the outcome rates per layer, bit (per number
+//! atomically ([`crate::output`]); summaries of the outcome rates per layer, bit (per number
 //! format), op type, number format and overall, each with a 95% Wilson
 //! interval clustered by injection ([`stats`], `summary`); the heatmaps
 //! ([`heatmap`]).
@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+pub use crate::output::{write_atomic, write_via_temp};
 pub use stats::{wilson, Counts, Group, Rate};
 pub use summary::{Grouping, Key, Summary};
 
@@ -23,44 +24,6 @@ pub fn csv_field(s: &str) -> String {
     } else {
         s.to_string()
     }
-}
-
-/// Writes `bytes` to `path` atomically (see [`write_via_temp`]).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_via_temp(path, |out| {
-        out.write_all(bytes).map_err(|e| Error::io(path, e))
-    })
-}
-
-/// Writes `path` through a temporary file beside it, which `write` fills
-/// and which is synced and renamed into place, so a reader never sees half
-/// a file. When anything fails (a full disk, a bad row), the temporary file
-/// is removed and `path` is left as it was; errors name `path`.
-pub fn write_via_temp<T>(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> Result<T>,
-) -> Result<T> {
-    let tmp = temp_name(path);
-    let io = |e: std::io::Error| Error::io(path, e);
-    let written = (|| {
-        let mut out = BufWriter::new(File::create(&tmp).map_err(io)?);
-        let value = write(&mut out)?;
-        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)?;
-        Ok(value)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}
-
-/// Where `path` is written before it is renamed into place.
-fn temp_name(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
 }
 
 /// A CSV file written row by row and flushed after every batch.

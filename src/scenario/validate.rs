@@ -160,6 +160,7 @@ impl Scenario {
     ) -> Result<Campaign> {
         let spec = &self.spec;
         self.check_version()?;
+        self.check_name()?;
         let samples = self.samples(data_len)?;
         let points = self
             .combos()?
@@ -228,6 +229,29 @@ impl Scenario {
             1 => Ok(()),
             v => Err(self.error("version", format!("version {v} is not supported (1)"))),
         }
+    }
+
+    /// `name` becomes the folder `results/NAME`, so it must be one plain
+    /// path component: nothing written outside `results/`, nothing hidden.
+    fn check_name(&self) -> Result<()> {
+        let Some(name) = &self.spec.name else {
+            return Ok(());
+        };
+        let why = if name.is_empty() {
+            "is empty"
+        } else if name.contains(['/', '\\']) {
+            "holds a path separator"
+        } else if name.starts_with('.') {
+            "starts with '.' (a hidden folder, or one outside results/)"
+        } else if name.chars().any(char::is_control) {
+            "holds a control character"
+        } else {
+            return Ok(());
+        };
+        let msg = format!(
+            "{name:?} {why}; the name is the folder results/NAME: give one plain folder name"
+        );
+        Err(self.error("name", msg))
     }
 
     /// The spec with seed, name and results folder filled in.
