@@ -48,12 +48,24 @@ pub fn write_via_temp<T>(
         let file = out.into_inner().map_err(|e| io(e.into_error()))?;
         file.sync_all().map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)?;
+        sync_dir(path)?;
         Ok(value)
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// Syncs the folder of `path`, so a rename into it survives a power loss.
+fn sync_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 /// Where `path` is written before it is renamed into place.
@@ -63,10 +75,12 @@ fn temp_name(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// A CSV file written row by row and flushed after every batch.
+/// A CSV file written row by row and flushed after every batch; it hashes
+/// what it writes, so a caller can record a checksum per flushed piece.
 pub struct CsvSink {
     path: PathBuf,
     out: BufWriter<File>,
+    written: blake3::Hasher,
 }
 
 impl CsvSink {
@@ -75,8 +89,11 @@ impl CsvSink {
         let mut sink = CsvSink {
             path: path.to_path_buf(),
             out: BufWriter::new(file),
+            written: blake3::Hasher::new(),
         };
         sink.row(header.iter().map(|s| s.to_string()))?;
+        sink.flush()?;
+        sink.written.reset();
         Ok(sink)
     }
 
@@ -89,12 +106,28 @@ impl CsvSink {
         Ok(CsvSink {
             path: path.to_path_buf(),
             out: BufWriter::new(file),
+            written: blake3::Hasher::new(),
         })
     }
 
     pub fn row(&mut self, fields: impl IntoIterator<Item = String>) -> Result<()> {
         let line: Vec<String> = fields.into_iter().map(|f| csv_field(&f)).collect();
-        writeln!(self.out, "{}", line.join(",")).map_err(|e| Error::io(&self.path, e))
+        let line = line.join(",") + "\n";
+        self.written.update(line.as_bytes());
+        (self.out.write_all(line.as_bytes())).map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// The blake3 of the rows written since the last call.
+    pub fn take_hash(&mut self) -> String {
+        let hash = self.written.finalize().to_hex().to_string();
+        self.written.reset();
+        hash
+    }
+
+    /// Flushes and syncs the file to disk.
+    pub fn sync(&mut self) -> Result<()> {
+        self.flush()?;
+        (self.out.get_ref().sync_data()).map_err(|e| Error::io(&self.path, e))
     }
 
     pub fn flush(&mut self) -> Result<()> {
