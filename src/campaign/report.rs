@@ -86,12 +86,13 @@ pub fn summary_files(
 }
 
 /// The files a results folder vouches for in `provenance.json`.
-const RECORDED: [&str; 9] = [
+const RECORDED: [&str; 10] = [
     "scenario.yml",
     "faults.bin",
     "golden.csv",
     "ranges.csv",
     "injections.csv",
+    "injections.sums",
     "summary.csv",
     "summary.md",
     "summary.json",
