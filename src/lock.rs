@@ -3,8 +3,8 @@
 //!
 //! Input: the lock file's path. Output: a guard that holds the lock until it
 //! is dropped or the process ends in any way (the kernel releases it with
-//! the file descriptor, after a kill -9 too). The lock file stays behind and
-//! holds the host and PID of its last holder, to name it in errors.
+//! the file descriptor, after a kill -9 too). The lock file stays behind; a
+//! folder's holds the host and PID of its last holder, to name it in errors.
 
 use std::fs::{File, TryLockError};
 use std::io::{Seek, Write};
@@ -68,10 +68,10 @@ pub fn try_lock(path: &Path, what: &str) -> Result<Lock> {
     Ok(Lock { _file: file })
 }
 
-/// Takes the lock at `path`, waiting while another process holds it.
+/// Takes the lock at `path`, waiting while another process holds it. The
+/// file is left as it is (a waiter needs no holder's name).
 pub fn lock(path: &Path) -> Result<Lock> {
-    let mut file = open(path)?;
+    let file = open(path)?;
     file.lock().map_err(|e| Error::io(path, e))?;
-    stamp(&mut file, path)?;
     Ok(Lock { _file: file })
 }

@@ -191,10 +191,12 @@ impl Store {
             })
     }
 
-    /// The small files (golden results and cost models) under the root.
+    /// The small files (golden results, cost models, entries' locks) under
+    /// the root.
     pub fn small_files(&self) -> Result<Vec<PathBuf>> {
         let mut files = self.files_ending("golden")?;
         files.extend(self.files_ending("costs")?);
+        files.extend(self.files_ending("lock")?);
         Ok(files)
     }
 
