@@ -39,6 +39,8 @@ pub mod inspect;
 // peak memory and time per phase, for benchmarks
 pub mod memory;
 pub mod phases;
+// advisory locks on results folders and cache entries
+pub mod lock;
 // speed: the engine against full forward passes and the suffix bound
 pub mod bench;
 // command-line front end

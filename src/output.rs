@@ -54,12 +54,24 @@ pub fn write_via_temp<T>(
         let file = out.into_inner().map_err(|e| io(e.into_error()))?;
         file.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &dest).map_err(io)?;
+        sync_dir(&dest)?;
         Ok(value)
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// Syncs the folder of `path`, so a rename into it survives a power loss.
+pub fn sync_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 /// Where writing `path` lands: `path`, or for a symlink its final target,

@@ -18,5 +18,6 @@ mod ops_tensor;
 mod outcomes;
 mod parity;
 mod pytorchfi;
+mod resume;
 mod scenario;
 mod summaries;

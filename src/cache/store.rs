@@ -88,6 +88,14 @@ pub fn key(
     h.finalize().to_hex()[..32].to_string()
 }
 
+/// Removes `path`; one that another process removed first is no error.
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
 impl Store {
     /// The root is, in order of precedence: `dir_override` (`--cache-dir`),
     /// $FAULTSWEEP_CACHE, the scenario's `cache.dir`, then `cache/`.
@@ -108,6 +116,13 @@ impl Store {
         self.root.join(format!("{key}.fsc"))
     }
 
+    /// The lock of entry `key`, held while it is filled: taken after the
+    /// fill that holds it ends, when the entry is in place to reuse.
+    pub fn lock(&self, key: &str) -> Result<crate::lock::Lock> {
+        std::fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        crate::lock::lock(&self.root.join(format!(".{key}.lock")))
+    }
+
     /// The entry `key` if it exists and is intact. A corrupt entry is
     /// reported on stderr, removed, and treated as missing so it is rebuilt.
     pub fn open(&self, key: &str) -> Result<Option<Reader>> {
@@ -126,7 +141,11 @@ impl Store {
             }
             Err(e @ Error::CacheCorrupt { .. }) => {
                 eprintln!("faultsweep: warning: {e}; rebuilding it");
-                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                remove_if_present(&path)?;
+                Ok(None)
+            }
+            // Removed by another process that found it corrupt.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -153,7 +172,7 @@ impl Store {
                 "faultsweep: warning: {}: checksum mismatch; rebuilding it",
                 path.display()
             );
-            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            remove_if_present(&path)?;
             return Ok(None);
         }
         bytes.truncate(body);
@@ -196,10 +215,12 @@ impl Store {
         Ok(removed)
     }
 
-    /// The small files (golden results and cost models) under the root.
+    /// The small files (golden results, cost models, entries' locks) under
+    /// the root.
     pub fn small_files(&self) -> Result<Vec<PathBuf>> {
         let mut files = self.files_ending("golden")?;
         files.extend(self.files_ending("costs")?);
+        files.extend(self.files_ending("lock")?);
         Ok(files)
     }
 

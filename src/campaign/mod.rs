@@ -36,7 +36,7 @@ use crate::phases::{timed, Phase};
 use crate::report::{CsvSink, Summary};
 use crate::scenario::{self, Campaign, Scenario};
 use report::write_provenance;
-use results::{resume_rows, Layout};
+use results::{resume_rows, Layout, Sum, SumsFile};
 
 /// Command-line overrides of a scenario.
 #[derive(Debug, Default, Clone)]
@@ -156,6 +156,7 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     if let Some(out) = &args.out {
         sc.spec.outputs.dir = Some(out.clone());
     }
+    absolute_paths(&mut sc.spec)?;
     let mut graph = crate::load::load(&sc.spec.model.path)?;
     let data = Dataset::open_with(&sc.spec.data, |m| sc.error("data.subset", m))?;
     let len = Some(data.total_len() as u64);
@@ -185,6 +186,41 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     })
 }
 
+/// The results folder and the cache, both absolute and recorded in the
+/// effective scenario (validation filled the folder in: `--out`, else the
+/// scenario's, else results/NAME).
+fn record_folders(plan: &mut Plan, args: &RunArgs) -> Result<(PathBuf, Store)> {
+    let spec = &mut plan.campaign.spec;
+    let out = spec.outputs.dir.clone().unwrap_or_default();
+    let out = std::path::absolute(&out).map_err(|e| Error::io(&out, e))?;
+    spec.outputs.dir = Some(out.clone());
+    let mut store = Store::new(&spec.cache, args.cache_dir.as_deref());
+    store.root = std::path::absolute(&store.root).map_err(|e| Error::io(&store.root, e))?;
+    spec.cache.dir = Some(store.root.clone());
+    Ok((out, store))
+}
+
+/// Makes the scenario's paths absolute, so the saved scenario resumes,
+/// replays and reports from any working directory.
+fn absolute_paths(spec: &mut scenario::ScenarioSpec) -> Result<()> {
+    let abs = |p: &mut PathBuf| -> Result<()> {
+        *p = std::path::absolute(&*p).map_err(|e| Error::io(&*p, e))?;
+        Ok(())
+    };
+    abs(&mut spec.model.path)?;
+    abs(&mut spec.data.path)?;
+    let optional = [
+        spec.data.labels.as_mut(),
+        spec.mitigations.hardened_model.as_mut(),
+        spec.outputs.dir.as_mut(),
+        spec.cache.dir.as_mut(),
+    ];
+    for p in optional.into_iter().flatten() {
+        abs(p)?;
+    }
+    Ok(())
+}
+
 /// Runs the campaign; `progress` hears (injections done, total) after
 /// every chunk.
 pub fn run(
@@ -204,22 +240,32 @@ pub fn run_with_models(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<RunReport> {
     let mut plan = plan(scenario_path, args, models)?;
-    let spec = &plan.campaign.spec;
-    // Validation filled it in: `--out`, else the scenario's, else results/NAME.
-    let out = spec
-        .outputs
-        .dir
-        .clone()
-        .expect("the effective scenario names its folder");
-    if !args.resume {
-        refuse_campaign_folder(&out)?;
-    }
+    let (out, store) = record_folders(&mut plan, args)?;
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-    scenario::save(spec, &out.join("scenario.yml"))?;
-    save_faults(&mut plan, &out.join("faults.bin"))?;
+    // Held until this function returns or the process ends in any way.
+    let _lock = crate::lock::try_lock(&out.join(LOCK), "the results folder")?;
+    let total;
+    // A resumed run keeps the recorded scenario and checks its inputs
+    // against the record; without one (killed before writing it) no row
+    // is trusted.
+    let recorded = match args.resume {
+        true => {
+            save_faults(&mut plan, &out.join("faults.bin"))?;
+            total = run_count(&plan)?;
+            report::check_inputs(&out, &plan, total)?
+        }
+        false => {
+            refuse_campaign_folder(&out)?;
+            scenario::save(&plan.campaign.spec, &out.join("scenario.yml"))?;
+            save_faults(&mut plan, &out.join("faults.bin"))?;
+            total = run_count(&plan)?;
+            false
+        }
+    };
+    if !recorded {
+        write_provenance(&out, &Provenance::of(&plan, total)?)?;
+    }
     let spec = &plan.campaign.spec;
-
-    let store = Store::new(&spec.cache, args.cache_dir.as_deref());
     let plain = Model::prepare(&plan, &plan.graph, None, &store, models)?;
     golden::write_golden_csv(&out.join("golden.csv"), &plain.golden.rows)?;
     golden::write_ranges_csv(&out.join("ranges.csv"), &plain.golden.ranges)?;
@@ -243,16 +289,11 @@ pub fn run_with_models(
         from_input: false,
         workers: args.workers,
     };
-    let total = run_count(&plan)?;
     let step = options.batch_size.max(1) * 8;
     let path = out.join("injections.csv");
-    let (mut sink, done, mut tally) = if args.resume && path.exists() {
-        let (done, tally) = resume_rows(&path, &plan, step)?;
-        (CsvSink::append(&path)?, done, tally)
-    } else {
-        let header = layout.header();
-        let header: Vec<&str> = header.iter().map(String::as_str).collect();
-        (CsvSink::create(&path, &header)?, 0, Tally::default())
+    let (mut rows, done, mut tally) = match recorded && path.exists() {
+        true => Rows::resume(&path, &plan, step, &layout)?,
+        false => (Rows::create(&path, &layout)?, 0, Tally::default()),
     };
     // Only the runs --verify rechecks stay in memory.
     let to_verify = verify::pick(plan.campaign.seed, done..total, args.verify);
@@ -278,7 +319,7 @@ pub fn run_with_models(
                         .collect();
                     let faults = window.faults(r.id);
                     timed(Phase::Writing, || {
-                        layout.record(&plan, faults, &r, &others, &mut sink)
+                        layout.record(&plan, faults, &r, &others, &mut rows.sink)
                     })?;
                     let outcomes: Vec<(&str, Outcome)> = names
                         .iter()
@@ -296,7 +337,8 @@ pub fn run_with_models(
                         }
                     }
                 }
-                timed(Phase::Writing, || sink.flush())?;
+                let window_end = chunk.end == window.ids().end;
+                timed(Phase::Writing, || rows.flushed(chunk.end, window_end))?;
                 progress(chunk.end, total);
             }
         }
@@ -324,6 +366,74 @@ pub fn run_with_models(
         verified,
     })
 }
+
+/// `injections.csv` being written, and its sums file.
+struct Rows {
+    sink: CsvSink,
+    sums: SumsFile,
+    path: PathBuf,
+}
+
+impl Rows {
+    /// A new `injections.csv` (its header on disk) and sums file.
+    fn create(path: &Path, layout: &Layout) -> Result<Rows> {
+        let header = layout.header();
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        let mut sink = CsvSink::create(path, &header)?;
+        sink.sync()?;
+        let sums = SumsFile::start(&path.with_file_name(results::SUMS), &[])?;
+        Ok(Rows {
+            sink,
+            sums,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The rows of an interrupted run, cut to its finished chunks; the id
+    /// of the first run to redo, and the tally of those before it.
+    fn resume(
+        path: &Path,
+        plan: &Plan,
+        step: usize,
+        layout: &Layout,
+    ) -> Result<(Rows, usize, Tally)> {
+        let (done, sums) = resume_rows(path, plan, step)?;
+        if done.bytes == 0 {
+            return Ok((Rows::create(path, layout)?, 0, Tally::default()));
+        }
+        let rows = Rows {
+            sink: CsvSink::append(path)?,
+            sums,
+            path: path.to_path_buf(),
+        };
+        Ok((rows, done.runs, done.tally))
+    }
+
+    /// After a chunk's rows: flushes them and records their sum; at a
+    /// window's end both files go to disk, the rows first.
+    fn flushed(&mut self, runs: usize, window_end: bool) -> Result<()> {
+        match window_end {
+            true => self.sink.sync()?,
+            false => self.sink.flush()?,
+        }
+        let bytes = std::fs::metadata(&self.path)
+            .map_err(|e| Error::io(&self.path, e))?
+            .len();
+        let blake3 = self.sink.take_hash();
+        (self.sums).record(
+            Sum {
+                runs,
+                bytes,
+                blake3,
+            },
+            window_end,
+        )
+    }
+}
+
+/// The lock file of a results folder: one process writes a campaign at a
+/// time (see [`crate::lock`]).
+pub const LOCK: &str = ".lock";
 
 /// A fresh run never writes over a campaign (its fault list or rows): an
 /// unfinished one is resumed, a finished one kept.

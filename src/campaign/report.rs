@@ -86,12 +86,13 @@ pub fn summary_files(
 }
 
 /// The files a results folder vouches for in `provenance.json`.
-const RECORDED: [&str; 9] = [
+const RECORDED: [&str; 10] = [
     "scenario.yml",
     "faults.bin",
     "golden.csv",
     "ranges.csv",
     "injections.csv",
+    "injections.sums",
     "summary.csv",
     "summary.md",
     "summary.json",
@@ -136,6 +137,49 @@ fn file_hash(path: &Path) -> Result<String> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
+/// Checks a campaign about to resume in `dir` against `provenance.json`:
+/// its scenario and fault list unchanged, and the model and data (as the
+/// scenario names them now) those it ran on. `Ok(false)`: there is no
+/// record yet (the run stopped before writing it), so no row can be
+/// trusted. A mismatch is an error naming the file (exit 11).
+pub fn check_inputs(dir: &Path, plan: &Plan, runs: usize) -> Result<bool> {
+    let record_path = dir.join("provenance.json");
+    let text = match std::fs::read_to_string(&record_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(&record_path, e)),
+    };
+    let mismatch = |path: &Path, msg: String| Error::Report {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let record: Record = serde_json::from_str(&text)
+        .map_err(|e| mismatch(&record_path, format!("not a provenance record: {e}")))?;
+    for name in ["scenario.yml", "faults.bin"] {
+        let path = dir.join(name);
+        if record.files.get(name) != Some(&file_hash(&path)?) {
+            return Err(mismatch(
+                &path,
+                "changed since the campaign started (its blake3 differs from provenance.json's); start the campaign afresh".into(),
+            ));
+        }
+    }
+    let now = Provenance::of(plan, runs)?;
+    let was = &record.provenance;
+    for (path, now, was) in [
+        (&now.model, &now.model_blake3, &was.model_blake3),
+        (&now.data, &now.data_blake3, &was.data_blake3),
+    ] {
+        if now != was {
+            return Err(mismatch(
+                Path::new(path),
+                format!("blake3 {now} is not {was}, which the campaign's rows were computed with (provenance.json); restore that file or start the campaign afresh"),
+            ));
+        }
+    }
+    Ok(true)
+}
+
 /// What `faultsweep report` found.
 pub struct Checked {
     pub summary: Summary,
@@ -178,7 +222,7 @@ pub fn check(dir: &Path) -> Result<Checked> {
     }
     let path = dir.join("injections.csv");
     // One chunk per window: only whether every run has its rows matters.
-    let done = finished(&path, &plan, usize::MAX)?;
+    let done = finished(&path, &plan, usize::MAX, None)?;
     if done.runs != provenance.runs {
         return Err(mismatch(
             &path,

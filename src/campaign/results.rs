@@ -324,19 +324,106 @@ pub struct Finished {
     pub runs: usize,
     /// Length of the header and the finished rows.
     pub bytes: u64,
+    /// Chunks in the finished part.
+    pub chunks: usize,
     pub tally: Tally,
 }
 
+/// The side file of `injections.csv`: a line per flushed chunk with the id
+/// after its last run, the length of `injections.csv` after it, and the
+/// blake3 of its rows, so a resumed run keeps only rows written whole and
+/// unchanged.
+pub const SUMS: &str = "injections.sums";
+
+/// A line of [`SUMS`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sum {
+    pub runs: usize,
+    pub bytes: u64,
+    pub blake3: String,
+}
+
+impl Sum {
+    fn line(&self) -> String {
+        format!("{} {} {}\n", self.runs, self.bytes, self.blake3)
+    }
+
+    fn parse(line: &str) -> Option<Sum> {
+        let mut parts = line.split(' ');
+        let sum = Sum {
+            runs: parts.next()?.parse().ok()?,
+            bytes: parts.next()?.parse().ok()?,
+            blake3: parts.next()?.to_string(),
+        };
+        parts.next().is_none().then_some(sum)
+    }
+}
+
+/// The complete lines of a [`SUMS`] file up to the first that does not
+/// parse (none when the file does not exist).
+pub fn read_sums(path: &Path) -> Result<Vec<Sum>> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    Ok(complete.split('\n').map_while(Sum::parse).collect())
+}
+
+/// Appends a [`SUMS`] line per flushed chunk.
+pub struct SumsFile {
+    path: std::path::PathBuf,
+    file: File,
+}
+
+impl SumsFile {
+    /// `sums` kept (written anew, atomically), later lines appended.
+    pub fn start(path: &Path, sums: &[Sum]) -> Result<SumsFile> {
+        let text: String = sums.iter().map(Sum::line).collect();
+        crate::report::write_atomic(path, text.as_bytes())?;
+        let file = File::options()
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let path = path.to_path_buf();
+        Ok(SumsFile { path, file })
+    }
+
+    /// Records a chunk flushed to the rows; `sync`: at a window's end, to
+    /// disk (the rows were synced first).
+    pub fn record(&mut self, sum: Sum, sync: bool) -> Result<()> {
+        use std::io::Write;
+        let io = |e| Error::io(&self.path, e);
+        self.file.write_all(sum.line().as_bytes()).map_err(io)?;
+        if sync {
+            self.file.sync_data().map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
 /// Reads `path` against the plan's runs, chunk by chunk (`step` runs per
-/// chunk, as the campaign ran them), a line at a time.
-pub fn finished(path: &Path, plan: &Plan, step: usize) -> Result<Finished> {
+/// chunk, as the campaign ran them), a line at a time. With `sums`, a chunk
+/// counts only if its line there matches its rows; the first that does not
+/// (torn by a crash, or edited) ends the finished part, with a warning.
+pub fn finished(path: &Path, plan: &Plan, step: usize, sums: Option<&[Sum]>) -> Result<Finished> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut lines = Lines {
         reader: BufReader::new(file),
         bytes: 0,
         path,
     };
-    let header = lines.next()?.unwrap_or_default();
+    let empty = Finished {
+        runs: 0,
+        bytes: 0,
+        chunks: 0,
+        tally: Tally::default(),
+    };
+    // Killed before the header reached the disk: nothing to keep.
+    let Some(header) = lines.next()? else {
+        return Ok(empty);
+    };
     let columns = csv_record(&header).unwrap_or_default();
     let col = |name: &str| columns.iter().position(|c| c == name);
     let bad = |msg: String| Error::Data {
@@ -367,9 +454,8 @@ pub fn finished(path: &Path, plan: &Plan, step: usize) -> Result<Finished> {
         .filter_map(|(i, c)| Some((c.strip_suffix("_outcome")?.to_string(), i)))
         .collect();
     let mut done = Finished {
-        runs: 0,
         bytes: lines.bytes,
-        tally: Tally::default(),
+        ..empty
     };
     let mut kept_rows = 0;
     for window in super::windows(plan)? {
@@ -381,6 +467,22 @@ pub fn finished(path: &Path, plan: &Plan, step: usize) -> Result<Finished> {
                 match lines.next()? {
                     Some(line) => rows.push(line),
                     None => return Ok(done),
+                }
+            }
+            if let Some(sums) = sums {
+                let sum = Sum {
+                    runs: chunk.end,
+                    bytes: lines.bytes,
+                    blake3: rows_hash(&rows),
+                };
+                if sums.get(done.chunks) != Some(&sum) {
+                    eprintln!(
+                        "faultsweep: warning: {}: rows {} to {} do not match their line in {SUMS} (torn by a crash, or changed); running them again",
+                        path.display(),
+                        kept_rows + 2,
+                        kept_rows + need + 1
+                    );
+                    return Ok(done);
                 }
             }
             let mut at = 0;
@@ -418,6 +520,7 @@ pub fn finished(path: &Path, plan: &Plan, step: usize) -> Result<Finished> {
             kept_rows += need;
             done.runs = chunk.end;
             done.bytes = lines.bytes;
+            done.chunks += 1;
         }
     }
     Ok(done)
@@ -447,18 +550,31 @@ impl Lines<'_> {
     }
 }
 
-/// Keeps the finished chunks of `path` (see [`finished`]), drops the rest,
-/// and returns the id of the first run to redo and the tally. Rerunning
-/// whole chunks keeps every batch as it was, so a resumed campaign equals
-/// an uninterrupted one.
-pub fn resume_rows(path: &Path, plan: &Plan, step: usize) -> Result<(usize, Tally)> {
-    let done = finished(path, plan, step)?;
+/// The blake3 of rows as written (each with its newline).
+fn rows_hash(rows: &[String]) -> String {
+    let mut h = blake3::Hasher::new();
+    for row in rows {
+        h.update(row.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// Keeps the finished chunks of `path` (see [`finished`]) that its sums
+/// file vouches for, drops the rest of both, and returns the finished part
+/// and the sums file to go on with. Rerunning whole chunks keeps every
+/// batch as it was, so a resumed campaign equals an uninterrupted one.
+pub fn resume_rows(path: &Path, plan: &Plan, step: usize) -> Result<(Finished, SumsFile)> {
+    let sums_path = path.with_file_name(SUMS);
+    let sums = read_sums(&sums_path)?;
+    let done = finished(path, plan, step, Some(&sums))?;
     std::fs::OpenOptions::new()
         .write(true)
         .open(path)
         .and_then(|f| f.set_len(done.bytes))
         .map_err(|e| Error::io(path, e))?;
-    Ok((done.runs, done.tally))
+    let sums = SumsFile::start(&sums_path, &sums[..done.chunks])?;
+    Ok((done, sums))
 }
 
 fn csv_record(line: &str) -> Option<Vec<String>> {

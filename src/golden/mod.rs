@@ -94,6 +94,9 @@ struct Fill {
     key: String,
     ids: Vec<usize>,
     writer: Option<Writer>,
+    /// Held until the entry is in place: another process filling the same
+    /// entry waits, then reuses it.
+    _lock: crate::lock::Lock,
 }
 
 impl GoldenRun<'_> {
@@ -134,6 +137,10 @@ impl GoldenRun<'_> {
                 let names: Vec<String> =
                     ids.iter().map(|&i| graph.values[i].name.clone()).collect();
                 let key = cache::key(&model_hash, &data_hash, cut, &names);
+                // Under the entry's lock: a fill by another process ends
+                // first, and only the lock's holder removes a corrupt
+                // entry. Cuts go in order, so processes lock in one order.
+                let lock = store.lock(&key)?;
                 if store.open(&key)?.is_some() {
                     entries.push((cut, store.path(&key)));
                     reused.push(cut);
@@ -143,6 +150,7 @@ impl GoldenRun<'_> {
                         key,
                         ids,
                         writer: None,
+                        _lock: lock,
                     });
                 } else {
                     continue;

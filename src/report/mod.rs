@@ -26,10 +26,12 @@ pub fn csv_field(s: &str) -> String {
     }
 }
 
-/// A CSV file written row by row and flushed after every batch.
+/// A CSV file written row by row and flushed after every batch; it hashes
+/// what it writes, so a caller can record a checksum per flushed piece.
 pub struct CsvSink {
     path: PathBuf,
     out: BufWriter<File>,
+    written: blake3::Hasher,
 }
 
 impl CsvSink {
@@ -38,8 +40,11 @@ impl CsvSink {
         let mut sink = CsvSink {
             path: path.to_path_buf(),
             out: BufWriter::new(file),
+            written: blake3::Hasher::new(),
         };
         sink.row(header.iter().map(|s| s.to_string()))?;
+        sink.flush()?;
+        sink.written.reset();
         Ok(sink)
     }
 
@@ -52,12 +57,28 @@ impl CsvSink {
         Ok(CsvSink {
             path: path.to_path_buf(),
             out: BufWriter::new(file),
+            written: blake3::Hasher::new(),
         })
     }
 
     pub fn row(&mut self, fields: impl IntoIterator<Item = String>) -> Result<()> {
         let line: Vec<String> = fields.into_iter().map(|f| csv_field(&f)).collect();
-        writeln!(self.out, "{}", line.join(",")).map_err(|e| Error::io(&self.path, e))
+        let line = line.join(",") + "\n";
+        self.written.update(line.as_bytes());
+        (self.out.write_all(line.as_bytes())).map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// The blake3 of the rows written since the last call.
+    pub fn take_hash(&mut self) -> String {
+        let hash = self.written.finalize().to_hex().to_string();
+        self.written.reset();
+        hash
+    }
+
+    /// Flushes and syncs the file to disk.
+    pub fn sync(&mut self) -> Result<()> {
+        self.flush()?;
+        (self.out.get_ref().sync_data()).map_err(|e| Error::io(&self.path, e))
     }
 
     pub fn flush(&mut self) -> Result<()> {
