@@ -282,6 +282,18 @@ fn a_folder_in_place_of_an_entry_is_named() {
             && msg.contains("a folder is where a cache entry should be"),
         "{msg}"
     );
+    let ls = std::process::Command::new(env!("CARGO_BIN_EXE_faultsweep"))
+        .args(["cache", "ls", "--cache-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(ls.stdout).unwrap();
+    let line = listing.lines().find(|l| l.contains("a folder is")).unwrap();
+    assert_eq!(
+        line.matches(&*entry.display().to_string()).count(),
+        1,
+        "{line}"
+    );
 }
 
 #[test]

@@ -289,7 +289,7 @@ pub fn cache(cmd: CacheCommand, cache_dir: Option<PathBuf>) -> Result<()> {
                 "{:<32}  {:>4} {:>7} {:>12} {:>12} {:>6}  model / data",
                 "key", "cut", "samples", "raw", "disk", "ratio"
             );
-            for (path, r) in store.entries()? {
+            for (_, r) in store.entries()? {
                 match r {
                     Ok(r) => {
                         let (disk, raw) = r.sizes();
@@ -306,7 +306,8 @@ pub fn cache(cmd: CacheCommand, cache_dir: Option<PathBuf>) -> Result<()> {
                             h.data
                         );
                     }
-                    Err(e) => println!("{}: {e}", path.display()),
+                    // The error names the path already.
+                    Err(e) => println!("{e}"),
                 }
             }
             list_temporaries(&store)
