@@ -215,12 +215,16 @@ fn resume_refuses_inputs_other_than_the_recorded_ones() {
         &root(),
     ));
     let rows = std::fs::read(out.join("injections.csv")).unwrap();
-    std::fs::write(out.join("injections.csv"), &rows[..rows.len() / 2]).unwrap();
     // Other weights: the middle of the file is the first Gemm's weight.
     let mut bytes = std::fs::read(&model).unwrap();
     let at = bytes.len() / 2;
     bytes[at] ^= 0x10;
     std::fs::write(&model, &bytes).unwrap();
+    let r = output(&["report", s(&out)], &root());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(11), "{err}");
+    assert!(err.contains(&format!("{}: blake3", s(&model))), "{err}");
+    std::fs::write(out.join("injections.csv"), &rows[..rows.len() / 2]).unwrap();
     let r = output(&["run", "--resume", s(&out)], &root());
     let err = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(11), "{err}");

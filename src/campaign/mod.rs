@@ -6,6 +6,13 @@
 //! per sample of its scope ([`runs`]). Hardened models (Ranger, Clipper, a
 //! second model file) run the same fault list and report their outcomes in
 //! the same rows.
+//!
+//! Invariants of a results folder: one process writes it at a time (a lock
+//! on `DIR/.lock`); its scenario names every path absolutely, so it resumes
+//! and reports from any directory; `provenance.json` exists before the first
+//! row, and a resume refuses inputs whose hashes differ from it; a row
+//! counts as finished only when its chunk's line in `injections.sums`
+//! matches it.
 
 mod report;
 mod results;

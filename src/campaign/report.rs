@@ -165,19 +165,29 @@ pub fn check_inputs(dir: &Path, plan: &Plan, runs: usize) -> Result<bool> {
         }
     }
     let now = Provenance::of(plan, runs)?;
-    let was = &record.provenance;
-    for (path, now, was) in [
+    match changed_inputs(&now, &record.provenance).into_iter().next() {
+        Some((path, msg)) => Err(mismatch(
+            Path::new(&path),
+            format!("{msg}; restore that file or start the campaign afresh"),
+        )),
+        None => Ok(true),
+    }
+}
+
+/// The model and data files whose hash `now` differs from the recorded
+/// one (`was`), each with what differs.
+fn changed_inputs(now: &Provenance, was: &Provenance) -> Vec<(String, String)> {
+    [
         (&now.model, &now.model_blake3, &was.model_blake3),
         (&now.data, &now.data_blake3, &was.data_blake3),
-    ] {
-        if now != was {
-            return Err(mismatch(
-                Path::new(path),
-                format!("blake3 {now} is not {was}, which the campaign's rows were computed with (provenance.json); restore that file or start the campaign afresh"),
-            ));
-        }
-    }
-    Ok(true)
+    ]
+    .into_iter()
+    .filter(|(_, now, was)| now != was)
+    .map(|(path, now, was)| {
+        let msg = format!("blake3 {now} is not {was}, which the campaign's rows were computed with (provenance.json)");
+        (path.clone(), msg)
+    })
+    .collect()
 }
 
 /// What `faultsweep report` found.
@@ -214,7 +224,9 @@ pub fn check(dir: &Path) -> Result<Checked> {
         }
     }
     let provenance = Provenance::of(&plan, run_count(&plan)?)?;
-    if provenance != record.provenance {
+    let inputs = changed_inputs(&provenance, &record.provenance);
+    problems.extend(inputs.iter().map(|(path, msg)| format!("{path}: {msg}")));
+    if inputs.is_empty() && provenance != record.provenance {
         problems.push(format!(
             "the model, data or tool differ from the run's: now {provenance:?}, recorded {:?}",
             record.provenance

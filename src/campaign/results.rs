@@ -2,7 +2,8 @@
 //! written as the campaign runs, and read back to resume it. A tally counts
 //! an injection's runs as one cluster of the intervals once its last run is
 //! in, so a resumed tally (read back part way through an injection) equals
-//! an uninterrupted one.
+//! an uninterrupted one. A resume keeps only the leading chunks whose
+//! checksums in `injections.sums` hold, so a torn or edited chunk runs again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
