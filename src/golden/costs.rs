@@ -50,7 +50,7 @@ pub fn measure(
         return Ok(known);
     }
     let rows = batch.clamp(1, data.len());
-    let mut alone = graph.start(&[one])?;
+    let mut alone = graph.start(&[one]).map_err(|e| data.explain(e))?;
     let mut batched = graph.start(&[data.batch(0..rows)?.input])?;
     let mut at = 0;
     for cut in new {
