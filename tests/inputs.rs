@@ -468,6 +468,17 @@ fn image_folders_name_the_odd_image_and_find_nested_ones() {
             (at("c1/c.png"), Some(1))
         ]
     );
+    // A resize whose image would not fit in memory (4 TB before).
+    let mut huge = spec(&nested);
+    huge.preprocess.resize = Some(1_000_000);
+    let e = Dataset::open(&huge)
+        .and_then(|d| d.batch(0..1))
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().contains("1000000x1000000 pixels") && e.exit_code() == 4,
+        "{e}"
+    );
     // Images beside class folders would have no class: refused.
     png(&nested.join("loose.png"), 4, 4, false);
     assert_data_error(&nested, &["loose.png", "class folder"]);

@@ -135,8 +135,12 @@ impl ImageFolder {
         let batch = indices
             .iter()
             .map(|&i| {
-                let img = decode(&self.files[i])?;
-                Ok(to_tensor(geometry(img, pre), pre.channels))
+                let path = &self.files[i];
+                let img = geometry(decode(path)?, pre).map_err(|msg| Error::Data {
+                    path: path.clone(),
+                    msg,
+                })?;
+                Ok(to_tensor(img, pre.channels))
             })
             .collect::<Result<Vec<Tensor>>>()?;
         let paths: Vec<&PathBuf> = indices.iter().map(|&i| &self.files[i]).collect();
@@ -197,24 +201,32 @@ fn describe(chw: &[i64]) -> String {
     }
 }
 
+/// Most pixels a resized image may have (a 16384 x 16384 square): a long
+/// thin image resized by its short side, or a huge `--resize`, would
+/// otherwise allocate without bound.
+const MAX_PIXELS: u64 = 1 << 28;
+
 /// Resize the short side (bilinear, antialiased when shrinking as PIL does),
 /// then center-crop (torchvision's rounding).
-fn geometry(img: DynamicImage, pre: &Preprocess) -> DynamicImage {
+fn geometry(img: DynamicImage, pre: &Preprocess) -> std::result::Result<DynamicImage, String> {
     let mut img = img;
     if let Some(short) = pre.resize {
-        let (w, h) = (img.width(), img.height());
+        let (w, h) = (u64::from(img.width()), u64::from(img.height()));
+        let short64 = u64::from(short);
         let (nw, nh) = if w <= h {
-            (
-                short,
-                (u64::from(short) * u64::from(h) / u64::from(w)) as u32,
-            )
+            (short64, short64 * h / w.max(1))
         } else {
-            (
-                (u64::from(short) * u64::from(w) / u64::from(h)) as u32,
-                short,
-            )
+            (short64 * w / h.max(1), short64)
         };
-        img = img.resize_exact(nw, nh, FilterType::Triangle);
+        if short == 0 {
+            return Err("preprocess.resize (--resize) is 0; give a side of at least 1".into());
+        }
+        if nw.saturating_mul(nh) > MAX_PIXELS {
+            return Err(format!(
+                "resizing this {w}x{h} image to a short side of {short} makes it {nw}x{nh} pixels, more than {MAX_PIXELS}"
+            ));
+        }
+        img = img.resize_exact(nw as u32, nh as u32, FilterType::Triangle);
     }
     if let Some(c) = pre.center_crop {
         let (w, h) = (img.width(), img.height());
@@ -224,7 +236,7 @@ fn geometry(img: DynamicImage, pre: &Preprocess) -> DynamicImage {
             imageops::crop_imm(&img.to_rgb8(), left, top, c.min(w), c.min(h)).to_image(),
         );
     }
-    img
+    Ok(img)
 }
 
 /// HWC bytes to a CHW u8 tensor in the requested channel layout.
