@@ -19,7 +19,10 @@ fuzz_target!(|bytes: &[u8]| {
     let (path, file) = if mode & 1 == 1 {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(body).expect("gzip in memory");
-        (dir.join("x-idx3-ubyte.gz"), gz.finish().expect("gzip in memory"))
+        (
+            dir.join("x-idx3-ubyte.gz"),
+            gz.finish().expect("gzip in memory"),
+        )
     } else {
         (dir.join("x-idx3-ubyte"), body.to_vec())
     };
