@@ -101,7 +101,10 @@ impl IdxImages {
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
             .filter(|&n| n > 0 && i64::try_from(n).is_ok())
-            .ok_or_else(|| bad(path, format!("no image has the dimensions {:?}", h.dims)))?;
+            .ok_or_else(|| {
+                let msg = format!("dimensions {:?}: a record of 0 bytes, or too many", h.dims);
+                bad(path, msg)
+            })?;
         holds(path, &mut r, h.dims[0], record)?;
         Ok(IdxImages {
             path: path.to_path_buf(),
