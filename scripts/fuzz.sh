@@ -3,8 +3,10 @@
 #
 #   scripts/fuzz.sh TARGET [SECONDS] [-- LIBFUZZER_FLAGS...]
 #
-# TARGET is `loader` (ONNX bytes -> graph) or `scenario` (YAML text ->
-# validated campaign against the demo model); SECONDS defaults to 600.
+# TARGET is `loader` (ONNX bytes -> graph), `scenario` (YAML text ->
+# validated campaign against the demo model), or a data reader: `npy`,
+# `idx` (raw or gzipped) or `images` (an image folder); SECONDS defaults
+# to 600.
 # Installs cargo-fuzz if missing. Works on the stable toolchain:
 # RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags (AddressSanitizer).
 # One fuzzing process (one core). The committed seeds are in
@@ -13,7 +15,7 @@
 # cmin` merges seeds and corpus back into a minimal fuzz/seeds/TARGET.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-target="${1:?usage: scripts/fuzz.sh loader|scenario [SECONDS|cmin] [-- LIBFUZZER_FLAGS...]}"
+target="${1:?usage: scripts/fuzz.sh loader|scenario|npy|idx|images [SECONDS|cmin] [-- LIBFUZZER_FLAGS...]}"
 shift
 seconds=600
 if [[ $# -gt 0 && "$1" != "--" ]]; then
@@ -22,8 +24,8 @@ if [[ $# -gt 0 && "$1" != "--" ]]; then
 fi
 [[ "${1:-}" == "--" ]] && shift
 case "$target" in
-    loader | scenario) ;;
-    *) echo "unknown target '$target' (loader, scenario)" >&2; exit 2 ;;
+    loader | scenario | npy | idx | images) ;;
+    *) echo "unknown target '$target' (loader, scenario, npy, idx, images)" >&2; exit 2 ;;
 esac
 scripts/setup-libtorch.sh
 if ! command -v cargo-fuzz >/dev/null; then

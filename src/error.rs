@@ -70,6 +70,10 @@ pub enum Error {
         line: Option<usize>,
         msg: String,
     },
+    /// Standard output was closed by its reader (`| head`): the command
+    /// ends quietly with 0, its results being complete already.
+    #[error("standard output was closed")]
+    StdoutClosed,
 }
 
 /// `file:line:column` with the parts that are known.
@@ -85,7 +89,7 @@ impl Error {
     /// Process exit code for this kind of error (documented in docs/commands.md, "Exit codes"):
     /// 2 usage (clap), 3 model, 4 input/data/cut, 5 op, 6 I/O,
     /// 7 corrupt cache, 8 invalid scenario, 9 invalid fault list, 10 verify,
-    /// 11 results that do not match (`report`).
+    /// 11 results that do not match (`report`); 0 when stdout was closed.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Decode { .. } | Error::InvalidModel { .. } | Error::Unsupported { .. } => 3,
@@ -98,6 +102,7 @@ impl Error {
             Error::FaultList { .. } => 9,
             Error::Verify(_) => 10,
             Error::Report { .. } => 11,
+            Error::StdoutClosed => 0,
         }
     }
 

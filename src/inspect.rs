@@ -55,6 +55,10 @@ pub struct CutInfo {
     pub elements: i64,
 }
 
+/// Most bytes of one zero input `inspect` allocates: far above any image
+/// or sequence model's input, far below what makes libtorch abort.
+pub const MAX_INPUT_BYTES: i64 = 1 << 32;
+
 /// A zero batch matching the declared inputs, with `batch` for a symbolic
 /// leading dimension.
 pub fn sample_inputs(graph: &Graph, batch: i64) -> Result<Vec<Tensor>> {
@@ -62,33 +66,46 @@ pub fn sample_inputs(graph: &Graph, batch: i64) -> Result<Vec<Tensor>> {
         .inputs
         .iter()
         .map(|spec| {
-            let bad = |msg: &str| Error::Input {
+            let bad = |msg: String| Error::Input {
                 path: graph.path.clone(),
                 input: spec.name.clone(),
-                msg: msg.to_string(),
+                msg,
             };
-            let dims = spec
-                .dims
-                .as_ref()
-                .ok_or_else(|| bad("the model declares no shape for it"))?;
-            let mut shape = Vec::with_capacity(dims.len());
-            for (i, d) in dims.iter().enumerate() {
-                match (d, i) {
-                    (Some(d), _) => shape.push(*d),
-                    (None, 0) => shape.push(batch),
-                    (None, _) => {
-                        return Err(bad(
-                            "a symbolic dimension other than the batch needs a real input",
-                        ))
-                    }
-                }
-            }
-            Ok(Tensor::zeros(
-                shape.as_slice(),
-                (Kind::Float, tch::Device::Cpu),
-            ))
+            let shape = declared_shape(spec, batch).map_err(bad)?;
+            Tensor::f_zeros(shape.as_slice(), (Kind::Float, tch::Device::Cpu))
+                .map_err(|e| bad(format!("a zero input of shape {shape:?}: {e}")))
         })
         .collect()
+}
+
+/// The declared shape of `spec` with `batch` for a symbolic leading
+/// dimension, when its float32 bytes are at most [`MAX_INPUT_BYTES`].
+fn declared_shape(
+    spec: &crate::graph::InputSpec,
+    batch: i64,
+) -> std::result::Result<Vec<i64>, String> {
+    let dims = spec
+        .dims
+        .as_ref()
+        .ok_or("the model declares no shape for it")?;
+    let mut shape = Vec::with_capacity(dims.len());
+    for (i, d) in dims.iter().enumerate() {
+        match (d, i) {
+            (Some(d), _) => shape.push(*d),
+            (None, 0) => shape.push(batch),
+            (None, _) => {
+                return Err("a symbolic dimension other than the batch needs a real input".into())
+            }
+        }
+    }
+    let bytes = shape.iter().try_fold(4i64, |acc, &d| acc.checked_mul(d));
+    match bytes {
+        Some(b) if b <= MAX_INPUT_BYTES => Ok(shape),
+        _ => Err(format!(
+            "the declared shape {shape:?} needs {} bytes of float32 for one batch, more than the {MAX_INPUT_BYTES} a zero input may take",
+            bytes.map_or("over 2^63".to_string(), |b| b.to_string())
+        )),
+    }
 }
 
 pub fn inspect(graph: &Graph) -> Result<ModelInfo> {

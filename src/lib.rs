@@ -10,6 +10,8 @@
 //! campaign whose seeded fault list is generated, saved and exchanged as CSV.
 
 pub mod error;
+// opening input files: regular files only
+pub mod files;
 // 1. load: ONNX file -> graph IR
 pub mod graph;
 pub mod load;

@@ -34,7 +34,9 @@ fn main() {
     }
     let cli = faultsweep::cli::Cli::parse();
     if let Err(e) = faultsweep::cli::run(cli) {
-        eprintln!("faultsweep: error: {e}");
+        if !matches!(e, faultsweep::Error::StdoutClosed) {
+            eprintln!("faultsweep: error: {e}");
+        }
         std::process::exit(e.exit_code());
     }
 }

@@ -11,6 +11,7 @@ mod errors;
 mod faults;
 mod golden;
 mod inject;
+mod inputs;
 mod interrupt;
 mod kernels;
 mod ops_nn;

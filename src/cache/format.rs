@@ -94,6 +94,23 @@ fn corrupt(path: &Path, msg: impl Into<String>) -> Error {
     }
 }
 
+/// An entry file `KEY.fsc` must hold entry KEY: another entry copied under
+/// its name (another cut's, with other shapes) is corrupt, not a hit.
+fn check_name(path: &Path, header: &Header) -> Result<()> {
+    let named = path.extension().is_some_and(|e| e == "fsc");
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    if named && stem != header.key {
+        return Err(corrupt(
+            path,
+            format!(
+                "the file is named for key {stem} but holds entry {} (cut {}): a file copied under another name",
+                header.key, header.cut
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Streams batches of frontier tensors into a new entry.
 pub struct Writer {
     header: Header,
@@ -415,6 +432,7 @@ impl Reader {
         let json = &json[..];
         let header: Header =
             serde_json::from_slice(json).map_err(|e| corrupt(path, format!("header: {e}")))?;
+        check_name(path, &header)?;
         let index_at = u64_at(&footer, 0) as usize;
         let count = u64_at(&footer, 8) as usize;
         let index_end = count

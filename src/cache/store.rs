@@ -123,14 +123,22 @@ impl Store {
         crate::lock::lock(&self.root.join(format!(".{key}.lock")))
     }
 
-    /// The entry `key` if it exists and is intact. A corrupt entry is
-    /// reported on stderr, removed, and treated as missing so it is rebuilt.
-    pub fn open(&self, key: &str) -> Result<Option<Reader>> {
+    /// The entry `key` of cut `cut` if it exists and is intact. A corrupt
+    /// entry (or one whose header names another key or cut) is reported on
+    /// stderr, removed, and treated as missing so it is rebuilt.
+    pub fn open(&self, key: &str, cut: usize) -> Result<Option<Reader>> {
         let path = self.path(key);
         if !path.exists() {
             return Ok(None);
         }
-        match Reader::open(&path).and_then(|r| r.check_frames().map(|_| r)) {
+        let opened = Reader::open(&path).and_then(|r| match r.header.cut == cut {
+            true => r.check_frames().map(|_| r),
+            false => Err(Error::CacheCorrupt {
+                path: path.clone(),
+                msg: format!("holds cut {}, not cut {cut}", r.header.cut),
+            }),
+        });
+        match opened {
             Ok(r) => {
                 // The modification time records use, for LRU eviction.
                 let _ = std::fs::File::options()

@@ -56,6 +56,7 @@ fn parse_way(s: &str) -> std::result::Result<Way, String> {
 }
 
 pub fn run(cmd: BenchCmd, threads: Option<i32>, workers: usize) -> Result<()> {
+    cmd.overrides.check_utf8(None)?;
     let run = RunArgs {
         workers,
         ..RunArgs::from(cmd.overrides)
@@ -68,7 +69,7 @@ pub fn run(cmd: BenchCmd, threads: Option<i32>, workers: usize) -> Result<()> {
             cmd.chunk,
             cmd.results_file.as_deref(),
         )?;
-        println!("{}", serde_json::to_string(&m).expect("measure serializes"));
+        outln!("{}", serde_json::to_string(&m).expect("measure serializes"));
         return Ok(());
     }
     let isolation = if cmd.in_process {
@@ -99,8 +100,8 @@ pub fn run(cmd: BenchCmd, threads: Option<i32>, workers: usize) -> Result<()> {
             crate::output::write_atomic(out, format!("{json}\n").as_bytes())?;
         }
         match cmd.json {
-            true => println!("{json}"),
-            false => print!("{}", report.table()),
+            true => outln!("{json}"),
+            false => out!("{}", report.table()),
         }
         return match report.identical {
             true => Ok(()),
@@ -125,9 +126,9 @@ pub fn run(cmd: BenchCmd, threads: Option<i32>, workers: usize) -> Result<()> {
         crate::output::write_atomic(out, format!("{json}\n").as_bytes())?;
     }
     if cmd.json {
-        println!("{json}");
+        outln!("{json}");
     } else {
-        print!("{}", report.table());
+        out!("{}", report.table());
     }
     match &report.agreement {
         Some(a) if !a.differing.is_empty() => Err(Error::Verify(a.differing.join("\n"))),

@@ -67,13 +67,13 @@ pub fn run(cmd: FaultsCmd) -> Result<()> {
             let sites = sites(model.as_deref())?;
             let (meta, rows) = faults::rows(&input, sites.as_ref(), None)?;
             let written = faults::save_rows(&output, &meta, rows)?;
-            println!("wrote {written} faults to {}", output.display());
+            outln!("wrote {written} faults to {}", output.display());
             Ok(())
         }
         FaultsCmd::Show { file, model } => {
             let sites = sites(model.as_deref())?;
             let (meta, rows) = faults::rows(&file, sites.as_ref(), None)?;
-            print!("{}", summary::summary(&meta, rows)?);
+            out!("{}", summary::summary(&meta, rows)?);
             Ok(())
         }
     }
@@ -109,13 +109,13 @@ fn gen(
     let meta = &plan.faults.meta;
     let mut s = String::new();
     summary::strata(&mut s, meta);
-    println!(
+    outln!(
         "wrote {written} faults ({injections} injections, {} sweep points) to {}; seed {}",
         meta.points.len(),
         out.display(),
         meta.seed.unwrap_or_default()
     );
-    print!("{s}");
+    out!("{s}");
     Ok(())
 }
 

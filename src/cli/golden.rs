@@ -133,17 +133,17 @@ pub fn golden(args: GoldenArgs) -> Result<()> {
         top_k: args.top_k,
     };
     let g = run.run()?;
-    println!(
+    outln!(
         "golden pass: {} samples in {:.2} s",
         g.rows.len(),
         started.elapsed().as_secs_f64()
     );
     if let Some(acc) = g.accuracy() {
-        println!("top-1 accuracy {:.2}%", 100.0 * acc);
+        outln!("top-1 accuracy {:.2}%", 100.0 * acc);
     }
     let nonfinite = g.rows.iter().filter(|r| r.nonfinite).count();
     if nonfinite > 0 {
-        println!("{nonfinite} samples give NaN or Inf");
+        outln!("{nonfinite} samples give NaN or Inf");
     }
     for (cut, path) in &g.entries {
         let r = Reader::open(path)?;
@@ -153,7 +153,7 @@ pub fn golden(args: GoldenArgs) -> Result<()> {
         } else {
             "written"
         };
-        println!(
+        outln!(
             "cut {cut}: {how} {} ({} raw, {} on disk, ratio {:.2})",
             path.display(),
             raw,
@@ -165,7 +165,7 @@ pub fn golden(args: GoldenArgs) -> Result<()> {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         golden::write_golden_csv(&out.join("golden.csv"), &g.rows)?;
         golden::write_ranges_csv(&out.join("ranges.csv"), &g.ranges)?;
-        println!("wrote {}/golden.csv and ranges.csv", out.display());
+        outln!("wrote {}/golden.csv and ranges.csv", out.display());
     }
     Ok(())
 }
@@ -235,15 +235,20 @@ fn plan(args: PlanArgs, cache_dir: Option<PathBuf>) -> Result<()> {
         top_k: 1,
     };
     let (plan, costs) = run.plan(&store)?;
-    println!(
+    outln!(
         "{:>4}  {:<40} {:>11} {:>11} {:>8} {:>12}  plan",
-        "cut", "after node", "raw B", "disk B", "read ms", "recompute ms"
+        "cut",
+        "after node",
+        "raw B",
+        "disk B",
+        "read ms",
+        "recompute ms"
     );
     let ms = |s: f64| format!("{:.3}", 1e3 * s);
     for (cut, choice) in &plan.cuts {
         let node = &graph.nodes[cut - 1].name;
         let Some(c) = costs.cuts.get(cut) else {
-            println!(
+            outln!(
                 "{cut:>4}  {node:<40} {:>58}",
                 "not per-sample: cannot be cached"
             );
@@ -254,7 +259,7 @@ fn plan(args: PlanArgs, cache_dir: Option<PathBuf>) -> Result<()> {
             (false, 0) => "recomputed from the input".to_string(),
             (false, root) => format!("recomputed from cut {root}"),
         };
-        println!(
+        outln!(
             "{cut:>4}  {node:<40} {:>11} {:>11} {:>8} {:>12}  {how}",
             c.raw_bytes,
             c.disk_bytes,
@@ -264,14 +269,14 @@ fn plan(args: PlanArgs, cache_dir: Option<PathBuf>) -> Result<()> {
     }
     let stored = plan.stored();
     let per_sample = plan.disk_bytes(&costs);
-    println!(
+    outln!(
         "{} of {} cuts stored: {per_sample} bytes a sample, {} for the {} samples",
         stored.len(),
         plan.cuts.len(),
         per_sample * data.len() as u64,
         data.len()
     );
-    println!(
+    outln!(
         "per sample: load {} ms, whole model {} ms (costs measured on this machine, kept in {})",
         ms(costs.input_secs),
         ms(costs.node_secs.iter().sum()),
@@ -285,16 +290,21 @@ pub fn cache(cmd: CacheCommand, cache_dir: Option<PathBuf>) -> Result<()> {
     match cmd {
         CacheCommand::Plan(args) => plan(*args, cache_dir),
         CacheCommand::Ls => {
-            println!(
+            outln!(
                 "{:<32}  {:>4} {:>7} {:>12} {:>12} {:>6}  model / data",
-                "key", "cut", "samples", "raw", "disk", "ratio"
+                "key",
+                "cut",
+                "samples",
+                "raw",
+                "disk",
+                "ratio"
             );
             for (_, r) in store.entries()? {
                 match r {
                     Ok(r) => {
                         let (disk, raw) = r.sizes();
                         let h = &r.header;
-                        println!(
+                        outln!(
                             "{:<32}  {:>4} {:>7} {:>12} {:>12} {:>6.2}  {} / {}",
                             h.key,
                             h.cut,
@@ -307,7 +317,7 @@ pub fn cache(cmd: CacheCommand, cache_dir: Option<PathBuf>) -> Result<()> {
                         );
                     }
                     // The error names the path already.
-                    Err(e) => println!("{e}"),
+                    Err(e) => outln!("{e}"),
                 }
             }
             list_temporaries(&store)
@@ -315,7 +325,7 @@ pub fn cache(cmd: CacheCommand, cache_dir: Option<PathBuf>) -> Result<()> {
         CacheCommand::Info { key } => {
             for path in only_match(&store, &key)? {
                 let r = Reader::open(&path)?;
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&r.header).expect("header serializes")
                 );
@@ -330,9 +340,9 @@ pub fn cache(cmd: CacheCommand, cache_dir: Option<PathBuf>) -> Result<()> {
             let mut bad = None;
             for path in paths {
                 match Reader::open(&path).and_then(|r| r.verify()) {
-                    Ok(()) => println!("ok      {}", path.display()),
+                    Ok(()) => outln!("ok      {}", path.display()),
                     Err(e) => {
-                        println!("CORRUPT {e}");
+                        outln!("CORRUPT {e}");
                         bad = Some(e);
                     }
                 }
@@ -343,7 +353,7 @@ pub fn cache(cmd: CacheCommand, cache_dir: Option<PathBuf>) -> Result<()> {
         CacheCommand::Rm { key, all, stale } => {
             if stale || all {
                 for t in store.remove_stale()? {
-                    println!(
+                    outln!(
                         "removed {} ({} bytes, {})",
                         t.path.display(),
                         t.bytes,
@@ -366,7 +376,7 @@ pub fn cache(cmd: CacheCommand, cache_dir: Option<PathBuf>) -> Result<()> {
             };
             for p in paths {
                 std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-                println!("removed {}", p.display());
+                outln!("removed {}", p.display());
             }
             Ok(())
         }
@@ -383,7 +393,7 @@ fn list_temporaries(store: &Store) -> Result<()> {
         };
         let state = if t.stale() { "stale  " } else { "partial" };
         let (path, bytes, who) = (t.path.display(), t.bytes, t.writer());
-        println!("{state} {path} ({bytes} bytes, temporary of {who}{hint})");
+        outln!("{state} {path} ({bytes} bytes, temporary of {who}{hint})");
     }
     Ok(())
 }

@@ -1,13 +1,41 @@
 //! The command-line interface: clap commands that call the library. Command
 //! names and their outputs are a contract (docs/commands.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use tch::{Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::{inspect, load};
+
+/// `println!` for command output, in a function returning [`Result`]: a
+/// closed stdout (`| head -1`) ends the command quietly, not with a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::out(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
+/// `print!` as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::out(format_args!($($arg)*))?
+    };
+}
+
+/// Writes command output; a closed stdout is [`Error::StdoutClosed`].
+pub(crate) fn out(args: std::fmt::Arguments) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => Error::StdoutClosed,
+            _ => Error::io("standard output", e),
+        })
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -89,12 +117,12 @@ pub fn run(cli: Cli) -> Result<()> {
             let graph = load::load(&model)?;
             let info = inspect::inspect(&graph)?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&info).expect("model info serializes")
                 );
             } else {
-                print!("{}", render::model(&info));
+                out!("{}", render::model(&info));
             }
             Ok(())
         }
@@ -145,40 +173,25 @@ fn parse_device(s: &str) -> Result<Device> {
     }
 }
 
-fn read_npy(path: &PathBuf) -> Result<Tensor> {
-    Tensor::read_npy(path).map_err(|e| Error::Data {
-        path: path.clone(),
-        msg: format!(
-            "not a readable .npy file: {}",
-            e.to_string().lines().next().unwrap_or_default()
-        ),
-    })
-}
-
 /// Runs the model on the .npy batch `input`, writes the first output to `out`
 /// and returns it.
-fn infer(
-    model: &PathBuf,
-    input: &PathBuf,
-    out: &std::path::Path,
-    device: Device,
-) -> Result<Tensor> {
+fn infer(model: &Path, input: &Path, out: &Path, device: Device) -> Result<Tensor> {
     let mut graph = load::load(model)?;
     graph.to_device(device);
-    let x = read_npy(input)?;
+    let x = crate::data::read_npy(input)?;
     let outputs = graph.forward(&[x.to_device(device)])?;
     let y = outputs[0].to_device(Device::Cpu).to_kind(tch::Kind::Float);
     crate::output::write_npy(out, &y)?;
-    println!("wrote {} {:?}", out.display(), y.size());
+    outln!("wrote {} {:?}", out.display(), y.size());
     Ok(y)
 }
 
-fn accuracy(logits: &Tensor, path: &PathBuf) -> Result<()> {
-    let labels = read_npy(path)?.to_kind(tch::Kind::Int64).flatten(0, -1);
+fn accuracy(logits: &Tensor, path: &Path) -> Result<()> {
+    let labels = Tensor::from_slice(&crate::data::read_labels(path)?);
     let n = logits.size().first().copied().unwrap_or(0);
     if logits.dim() != 2 || labels.size() != [n] {
         return Err(Error::Data {
-            path: path.clone(),
+            path: path.to_path_buf(),
             msg: format!(
                 "{} labels for outputs of shape {:?}",
                 labels.numel(),
@@ -191,7 +204,7 @@ fn accuracy(logits: &Tensor, path: &PathBuf) -> Result<()> {
         .eq_tensor(&labels)
         .sum(tch::Kind::Int64)
         .int64_value(&[]);
-    println!(
+    outln!(
         "top-1 accuracy {:.2}% ({correct}/{n})",
         100.0 * correct as f64 / n.max(1) as f64
     );

@@ -43,6 +43,27 @@ pub struct Overrides {
     pub no_cache: bool,
 }
 
+impl Overrides {
+    /// The paths the effective scenario records (YAML, so UTF-8 text) are
+    /// UTF-8; another is refused naming it (exit 2), not a panic later.
+    pub fn check_utf8(&self, out: Option<&std::path::Path>) -> Result<()> {
+        let flags = [
+            ("--model", self.model.as_deref()),
+            ("--data", self.data.as_deref()),
+            ("--out", out),
+        ];
+        for (flag, path) in flags {
+            if let Some(p) = path.filter(|p| p.to_str().is_none()) {
+                return Err(Error::Usage(format!(
+                    "{flag} {}: the path is not UTF-8, and the results' scenario.yml could not record it; rename it or link to it from a UTF-8 path",
+                    p.to_string_lossy()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl From<Overrides> for RunArgs {
     fn from(o: Overrides) -> Self {
         RunArgs {
@@ -107,6 +128,7 @@ fn results_folder(dir: &std::path::Path) -> Result<()> {
 }
 
 pub fn run(cmd: RunCmd, workers: usize) -> Result<()> {
+    cmd.overrides.check_utf8(cmd.out.as_deref())?;
     if let Some(dir) = &cmd.resume {
         results_folder(dir)?;
         // A campaign stopped (a full disk, a kill) before it saved its plan
@@ -155,25 +177,25 @@ pub fn run(cmd: RunCmd, workers: usize) -> Result<()> {
     })?;
     bar.finish_and_clear();
     if let Some(acc) = report.golden_accuracy {
-        println!("golden top-1 accuracy {:.2}%", 100.0 * acc);
+        outln!("golden top-1 accuracy {:.2}%", 100.0 * acc);
     }
     let n = report.summary.overall().counts.n;
     let secs = started.elapsed().as_secs_f64();
-    println!("{}", report.summary.headline());
-    println!(
+    outln!("{}", report.summary.headline());
+    outln!(
         "{n} injections in {secs:.1} s ({:.0} injections/s, golden pass included; peak memory {} MB)",
         n as f64 / secs,
         crate::memory::peak_rss_bytes() >> 20
     );
-    println!(
+    outln!(
         "results in {}/ (injections.csv, summary.md/.csv/.json, heatmap.svg, golden.csv)",
         report.out.display()
     );
     if cmd.timings {
-        print_timings(secs);
+        print_timings(secs)?;
     }
     if let Some(v) = report.verified {
-        println!(
+        outln!(
             "verify: {} injections rerun as full forward passes: {} identical, {} differ only within rounding noise, {} differ",
             v.checked,
             v.exact,
@@ -188,16 +210,17 @@ pub fn run(cmd: RunCmd, workers: usize) -> Result<()> {
 }
 
 /// Seconds per phase; the injections' phases are summed over their threads.
-fn print_timings(wall: f64) {
+fn print_timings(wall: f64) -> Result<()> {
     let phases = crate::phases::seconds();
     let parts: Vec<String> = phases
         .iter()
         .map(|(p, secs)| format!("{} {secs:.2} s", p.name()))
         .collect();
-    println!(
+    outln!(
         "time: {wall:.2} s wall; {} (injections summed over threads, reading and recomputing included)",
         parts.join(", ")
     );
+    Ok(())
 }
 
 /// `faultsweep report DIR`.
@@ -205,17 +228,17 @@ pub fn report(dir: &std::path::Path) -> Result<()> {
     results_folder(dir)?;
     let checked = campaign::check(dir)?;
     let p = &checked.provenance;
-    println!(
+    outln!(
         "{}: {} runs, seed {}, {}",
         dir.display(),
         checked.runs,
         p.seed,
         p.tool
     );
-    println!("model {} (blake3 {})", p.model, p.model_blake3);
-    println!("data {} (blake3 {})", p.data, p.data_blake3);
-    println!("{}", checked.summary.headline());
-    println!(
+    outln!("model {} (blake3 {})", p.model, p.model_blake3);
+    outln!("data {} (blake3 {})", p.data, p.data_blake3);
+    outln!("{}", checked.summary.headline());
+    outln!(
         "summaries re-derived from injections.csv: identical; every file matches its recorded hash"
     );
     Ok(())

@@ -1,8 +1,11 @@
 //! IDX files (MNIST, Fashion-MNIST), raw or gzipped: big-endian header with a
 //! type code and dimensions, then row-major data. Reads stream: a full pass
-//! keeps one decoder open and never holds the whole file.
+//! keeps one decoder open and never holds the whole file. Invariant: the
+//! header's promise (at most 4 dimensions, their product in checked
+//! arithmetic) is checked against the bytes the file holds (for gzip, the
+//! bytes it decompresses to, counted as they stream) before anything is
+//! allocated from it.
 
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -18,8 +21,11 @@ pub struct Header {
     pub dims: Vec<usize>,
 }
 
+/// Most dimensions read: N x C x H x W.
+const MAX_DIMS: u8 = 4;
+
 fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = super::open_file(path)?;
     let reader = BufReader::new(file);
     Ok(if path.extension().is_some_and(|e| e == "gz") {
         Box::new(GzDecoder::new(reader))
@@ -41,6 +47,15 @@ fn read_header(path: &Path, r: &mut dyn Read) -> Result<Header> {
         .map_err(|e| bad(path, format!("not an IDX file: {e}")))?;
     if magic[0] != 0 || magic[1] != 0 || magic[3] == 0 {
         return Err(bad(path, format!("not an IDX file (magic {magic:02x?})")));
+    }
+    if magic[3] > MAX_DIMS {
+        return Err(bad(
+            path,
+            format!(
+                "{} dimensions; an IDX data set has at most {MAX_DIMS} (N x C x H x W)",
+                magic[3]
+            ),
+        ));
     }
     let mut dims = Vec::new();
     for _ in 0..magic[3] {
@@ -82,6 +97,15 @@ impl IdxImages {
         if sample.len() == 2 {
             sample.insert(0, 1); // one gray channel
         }
+        let record = h.dims[1..]
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .filter(|&n| n > 0 && i64::try_from(n).is_ok())
+            .ok_or_else(|| {
+                let msg = format!("dimensions {:?}: a record of 0 bytes, or too many", h.dims);
+                bad(path, msg)
+            })?;
+        holds(path, &mut r, h.dims[0], record)?;
         Ok(IdxImages {
             path: path.to_path_buf(),
             count: h.dims[0],
@@ -142,8 +166,43 @@ pub fn read_labels(path: &Path) -> Result<Vec<i64>> {
             ),
         ));
     }
-    let mut bytes = vec![0u8; h.dims[0]];
-    r.read_exact(&mut bytes)
-        .map_err(|e| bad(path, format!("truncated labels: {e}")))?;
+    // Read as the bytes come: the header's count allocates nothing.
+    let mut bytes = Vec::new();
+    r.take(h.dims[0] as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(path, format!("labels: {e}")))?;
+    if bytes.len() < h.dims[0] {
+        return Err(bad(
+            path,
+            format!(
+                "truncated: the header promises {} labels, the file holds {}",
+                h.dims[0],
+                bytes.len()
+            ),
+        ));
+    }
     Ok(bytes.into_iter().map(i64::from).collect())
+}
+
+/// Checks that `r`, just past the header, holds `count` records of
+/// `record` bytes: counts them as they stream (at most the promised
+/// bytes, into a sink).
+fn holds(path: &Path, r: &mut dyn Read, count: usize, record: usize) -> Result<()> {
+    let want = (count as u64).checked_mul(record as u64).ok_or_else(|| {
+        bad(
+            path,
+            format!("{count} records of {record} bytes is too large"),
+        )
+    })?;
+    let have = std::io::copy(&mut r.take(want), &mut std::io::sink())
+        .map_err(|e| bad(path, format!("unreadable data: {e}")))?;
+    if have < want {
+        return Err(bad(
+            path,
+            format!(
+                "truncated: the header promises {count} records of {record} bytes, the file holds {have} bytes of data"
+            ),
+        ));
+    }
+    Ok(())
 }

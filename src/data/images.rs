@@ -1,7 +1,10 @@
 //! A folder of images (PNG, JPEG), in name order. Class subfolders give
 //! labels: when every subfolder's name is a non-negative integer (ImageNet's
 //! `285/`, `967/`), that integer is its class; otherwise the i-th subfolder
-//! in name order is class i. Images decode one batch at a time.
+//! in name order is class i. A class folder's images are found at any depth
+//! below it (in path order); images beside class folders are refused (they
+//! would have no class). Images decode one batch at a time; every image is
+//! a regular file (a FIFO named `x.png` would block the read forever).
 
 use std::path::{Path, PathBuf};
 
@@ -56,20 +59,61 @@ fn class_labels(classes: &[&PathBuf]) -> Result<Vec<i64>> {
         .collect()
 }
 
+/// Folders below a class folder followed, at most: deeper is a loop of
+/// symbolic links, or not a data set.
+const MAX_DEPTH: usize = 16;
+
+/// The images at any depth below `dir`, in path order; each a regular file.
+fn images_under(dir: &Path, depth: usize) -> Result<Vec<PathBuf>> {
+    if depth > MAX_DEPTH {
+        return Err(Error::Data {
+            path: dir.to_path_buf(),
+            msg: format!("folders nest deeper than {MAX_DEPTH} levels (a loop of links?)"),
+        });
+    }
+    let mut files = Vec::new();
+    for p in sorted_entries(dir)? {
+        if p.is_dir() {
+            files.extend(images_under(&p, depth + 1)?);
+        } else if is_image(&p) {
+            regular(&p)?;
+            files.push(p);
+        }
+    }
+    Ok(files)
+}
+
+fn regular(path: &Path) -> Result<()> {
+    crate::files::regular(path).map_err(|e| Error::Data {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })
+}
+
 impl ImageFolder {
     pub fn open(dir: &Path) -> Result<Self> {
         let entries = sorted_entries(dir)?;
         let classes: Vec<&PathBuf> = entries.iter().filter(|p| p.is_dir()).collect();
+        let loose: Vec<&PathBuf> = entries.iter().filter(|p| is_image(p)).collect();
         let (files, labels) = if classes.is_empty() {
-            (
-                entries.iter().filter(|p| is_image(p)).cloned().collect(),
-                None,
-            )
+            for p in &loose {
+                regular(p)?;
+            }
+            (loose.into_iter().cloned().collect(), None)
+        } else if let Some(first) = loose.first() {
+            return Err(Error::Data {
+                path: dir.to_path_buf(),
+                msg: format!(
+                    "holds both class folders and images ({} and {} more) that would have no class; move the images into a class folder",
+                    first.display(),
+                    loose.len() - 1
+                ),
+            });
         } else {
             let mut files = Vec::new();
             let mut labels = Vec::new();
             for (sub, class) in classes.iter().zip(class_labels(&classes)?) {
-                for f in sorted_entries(sub)?.into_iter().filter(|p| is_image(p)) {
+                for f in images_under(sub, 1)? {
                     files.push(f);
                     labels.push(class);
                 }
@@ -88,46 +132,101 @@ impl ImageFolder {
     /// Decodes, resizes and crops the images `indices` into a u8 tensor
     /// N x C x H x W.
     pub fn read(&self, indices: &[usize], pre: &Preprocess) -> Result<Tensor> {
-        let mut batch = Vec::with_capacity(indices.len());
-        let mut size = None;
-        for &i in indices {
-            let path = &self.files[i];
-            let img = image::open(path).map_err(|e| Error::Data {
-                path: path.clone(),
-                msg: format!("cannot decode image: {e}"),
-            })?;
-            let t = to_tensor(geometry(img, pre), pre.channels);
-            let s = t.size();
-            if size.get_or_insert(s.clone()) != &s {
-                return Err(Error::Data {
+        let batch = indices
+            .iter()
+            .map(|&i| {
+                let path = &self.files[i];
+                let img = geometry(decode(path)?, pre).map_err(|msg| Error::Data {
                     path: path.clone(),
-                    msg: format!("size {s:?} differs from the batch's {size:?}; set preprocess.resize and center_crop"),
-                });
-            }
-            batch.push(t);
-        }
+                    msg,
+                })?;
+                Ok(to_tensor(img, pre.channels))
+            })
+            .collect::<Result<Vec<Tensor>>>()?;
+        let paths: Vec<&PathBuf> = indices.iter().map(|&i| &self.files[i]).collect();
+        same_size(&paths, &batch)?;
         Ok(Tensor::stack(&batch, 0))
+    }
+
+    /// Whether the first image is stored without colour (gray, with or
+    /// without alpha): `auto` reads it as RGB.
+    pub fn first_is_gray(&self) -> bool {
+        self.files
+            .first()
+            .and_then(|p| image::ImageReader::open(p).ok()?.with_guessed_format().ok())
+            .and_then(|r| r.into_decoder().ok())
+            .is_some_and(|d| !image::ImageDecoder::color_type(&d).has_color())
     }
 }
 
+fn decode(path: &Path) -> Result<DynamicImage> {
+    regular(path)?;
+    image::open(path).map_err(|e| Error::Data {
+        path: path.to_path_buf(),
+        msg: format!("cannot decode image: {e}"),
+    })
+}
+
+/// One size for the whole batch; otherwise the error names the first image
+/// whose size differs from most of the batch's, and one of those.
+fn same_size(paths: &[&PathBuf], batch: &[Tensor]) -> Result<()> {
+    let sizes: Vec<Vec<i64>> = batch.iter().map(Tensor::size).collect();
+    let count = |s: &Vec<i64>| sizes.iter().filter(|t| *t == s).count();
+    let Some(common) = sizes.iter().max_by_key(|s| count(s)) else {
+        return Ok(());
+    };
+    let Some(odd) = sizes.iter().position(|s| s != common) else {
+        return Ok(());
+    };
+    let like = sizes.iter().position(|s| s == common).unwrap_or_default();
+    Err(Error::Data {
+        path: paths[odd].clone(),
+        msg: format!(
+            "is {} after preprocessing, but {} (like most of its batch) is {}; images of one batch must share a size: set --resize and --center-crop (preprocess.resize and center_crop)",
+            describe(&sizes[odd]),
+            paths[like].display(),
+            describe(common)
+        ),
+    })
+}
+
+/// `[3, 200, 300]` -> "300x200 pixels, 3 channels".
+fn describe(chw: &[i64]) -> String {
+    match chw {
+        [c, h, w] => format!(
+            "{w}x{h} pixels, {c} channel{}",
+            if *c == 1 { "" } else { "s" }
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Most pixels a resized image may have (a 16384 x 16384 square): a long
+/// thin image resized by its short side, or a huge `--resize`, would
+/// otherwise allocate without bound.
+const MAX_PIXELS: u64 = 1 << 28;
+
 /// Resize the short side (bilinear, antialiased when shrinking as PIL does),
 /// then center-crop (torchvision's rounding).
-fn geometry(img: DynamicImage, pre: &Preprocess) -> DynamicImage {
+fn geometry(img: DynamicImage, pre: &Preprocess) -> std::result::Result<DynamicImage, String> {
     let mut img = img;
     if let Some(short) = pre.resize {
-        let (w, h) = (img.width(), img.height());
+        let (w, h) = (u64::from(img.width()), u64::from(img.height()));
+        let short64 = u64::from(short);
         let (nw, nh) = if w <= h {
-            (
-                short,
-                (u64::from(short) * u64::from(h) / u64::from(w)) as u32,
-            )
+            (short64, short64 * h / w.max(1))
         } else {
-            (
-                (u64::from(short) * u64::from(w) / u64::from(h)) as u32,
-                short,
-            )
+            (short64 * w / h.max(1), short64)
         };
-        img = img.resize_exact(nw, nh, FilterType::Triangle);
+        if short == 0 {
+            return Err("preprocess.resize (--resize) is 0; give a side of at least 1".into());
+        }
+        if nw.saturating_mul(nh) > MAX_PIXELS {
+            return Err(format!(
+                "resizing this {w}x{h} image to a short side of {short} makes it {nw}x{nh} pixels, more than {MAX_PIXELS}"
+            ));
+        }
+        img = img.resize_exact(nw as u32, nh as u32, FilterType::Triangle);
     }
     if let Some(c) = pre.center_crop {
         let (w, h) = (img.width(), img.height());
@@ -137,7 +236,7 @@ fn geometry(img: DynamicImage, pre: &Preprocess) -> DynamicImage {
             imageops::crop_imm(&img.to_rgb8(), left, top, c.min(w), c.min(h)).to_image(),
         );
     }
-    img
+    Ok(img)
 }
 
 /// HWC bytes to a CHW u8 tensor in the requested channel layout.

@@ -177,6 +177,15 @@ pub struct Dataset {
     labels: Option<Vec<i64>>,
 }
 
+/// A data file opened for reading: regular files only (a FIFO or device
+/// is bad data, exit 4; a missing file is an I/O error, exit 6).
+fn open_file(path: &std::path::Path) -> Result<std::fs::File> {
+    crate::files::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidInput => bad(path, e.to_string()),
+        _ => Error::io(path, e),
+    })
+}
+
 fn bad(path: &std::path::Path, msg: impl Into<String>) -> Error {
     Error::Data {
         path: path.to_path_buf(),
@@ -293,6 +302,30 @@ impl Dataset {
             .map(move |s| self.batch(s..(s + size).min(self.len())))
     }
 
+    /// `e` with a hint when it is the model refusing this data's shape
+    /// while the images are grayscale and `auto` read them as RGB.
+    pub fn explain(&self, e: Error) -> Error {
+        let gray = match &self.source {
+            Source::Images(f) => {
+                self.spec.preprocess.channels == Channels::Auto && f.first_is_gray()
+            }
+            _ => false,
+        };
+        match e {
+            Error::Input { path, input, msg } if gray && msg.contains("expected shape") => {
+                Error::Input {
+                    path,
+                    input,
+                    msg: format!(
+                        "{msg}; the images ({}) are grayscale and were read as RGB (3 channels): for a 1-channel model pass --channels gray (scenario: data.preprocess.channels: gray)",
+                        self.spec.path.display()
+                    ),
+                }
+            }
+            e => e,
+        }
+    }
+
     /// Feeds what identifies the samples' content to `hasher`: the data
     /// files' bytes, the selected ids and the preprocessing.
     pub fn hash_into(&self, hasher: &mut blake3::Hasher) -> Result<()> {
@@ -312,7 +345,14 @@ impl Dataset {
     }
 }
 
-fn read_labels(path: &std::path::Path) -> Result<Vec<i64>> {
+/// A whole .npy array as stored (`infer`'s input): the one .npy reader
+/// every command uses.
+pub fn read_npy(path: &std::path::Path) -> Result<Tensor> {
+    npy::Npy::open(path)?.read_all()
+}
+
+/// Integer labels from a .npy (1-D) or IDX file.
+pub fn read_labels(path: &std::path::Path) -> Result<Vec<i64>> {
     if path
         .to_string_lossy()
         .to_ascii_lowercase()

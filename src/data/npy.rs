@@ -1,12 +1,16 @@
 //! NumPy .npy arrays, read row by row with seeks so a pass over a large array
-//! never holds it whole. Little-endian f32, f64, u8, i8, i32 and i64, C order.
+//! never holds it whole. f32, f64, u8, i8, i32 and i64, either byte order
+//! (big-endian ones are swapped as read), C order. Every command reads
+//! .npy files here. Invariant: an opened array's rows all lie inside the
+//! file (the header's promise is checked against the file's size with
+//! checked arithmetic before anything is allocated).
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use tch::{Kind, Tensor};
 
+use super::open_file;
 use crate::error::{Error, Result};
 
 pub struct Npy {
@@ -17,6 +21,10 @@ pub struct Npy {
     elem: usize,
     /// Full shape; dimension 0 is the sample axis.
     pub shape: Vec<i64>,
+    /// Bytes per row (sample).
+    row: usize,
+    /// Big-endian elements, swapped as they are read.
+    swap: bool,
     data_offset: u64,
 }
 
@@ -29,7 +37,8 @@ fn bad(path: &Path, msg: impl Into<String>) -> Error {
 
 impl Npy {
     pub fn open(path: &Path) -> Result<Self> {
-        let len = std::fs::metadata(path)
+        let len = open_file(path)?
+            .metadata()
             .map_err(|e| Error::io(path, e))?
             .len();
         Self::open_at(path, 0, len)
@@ -38,7 +47,7 @@ impl Npy {
     /// The array stored in `path` at byte `base`, `len` bytes long (a whole
     /// .npy file, or an uncompressed member of a .npz archive).
     fn open_at(path: &Path, base: u64, len: u64) -> Result<Self> {
-        let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut f = open_file(path)?;
         f.seek(SeekFrom::Start(base))
             .map_err(|e| Error::io(path, e))?;
         let mut pre = [0u8; 8];
@@ -49,69 +58,35 @@ impl Npy {
         }
         let header_len = if pre[6] == 1 {
             let mut b = [0u8; 2];
-            f.read_exact(&mut b).map_err(|e| Error::io(path, e))?;
-            u16::from_le_bytes(b) as usize
+            f.read_exact(&mut b)
+                .map_err(|_| bad(path, "truncated .npy header"))?;
+            u64::from(u16::from_le_bytes(b))
         } else {
             let mut b = [0u8; 4];
-            f.read_exact(&mut b).map_err(|e| Error::io(path, e))?;
-            u32::from_le_bytes(b) as usize
+            f.read_exact(&mut b)
+                .map_err(|_| bad(path, "truncated .npy header"))?;
+            u64::from(u32::from_le_bytes(b))
         };
-        let mut header = vec![0u8; header_len];
+        // The length is the file's word: check it before allocating.
+        if header_len > len {
+            return Err(bad(
+                path,
+                format!("truncated .npy header: {header_len} bytes announced, the file has {len}"),
+            ));
+        }
+        let mut header = vec![0u8; header_len as usize];
         f.read_exact(&mut header)
             .map_err(|_| bad(path, "truncated .npy header"))?;
         let header = String::from_utf8_lossy(&header);
         let data_offset = f.stream_position().map_err(|e| Error::io(path, e))?;
-        let field = |key: &str| -> Option<String> {
-            let at = header.find(&format!("'{key}':"))? + key.len() + 3;
-            let rest = header[at..].trim_start();
-            let end = if rest.starts_with('(') {
-                rest.find(')')? + 1
-            } else {
-                rest.find([',', '}'])?
-            };
-            Some(rest[..end].trim().trim_matches('\'').to_string())
-        };
-        if field("fortran_order").as_deref() != Some("False") {
-            return Err(bad(path, "Fortran-ordered arrays are not supported"));
-        }
-        let descr = field("descr").ok_or_else(|| bad(path, "no descr in .npy header"))?;
-        let (kind, elem) = match descr.as_str() {
-            "<f4" => (Kind::Float, 4),
-            "<f8" => (Kind::Double, 8),
-            "|u1" => (Kind::Uint8, 1),
-            "|i1" => (Kind::Int8, 1),
-            "<i4" => (Kind::Int, 4),
-            "<i8" => (Kind::Int64, 8),
-            d => {
-                return Err(bad(
-                    path,
-                    format!("dtype {d} is not supported (f4, f8, u1, i1, i4, i8)"),
-                ))
-            }
-        };
-        let shape_text = field("shape").ok_or_else(|| bad(path, "no shape in .npy header"))?;
-        let shape = shape_text
-            .trim_matches(|c| c == '(' || c == ')')
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse::<i64>()
-                    .map_err(|_| bad(path, format!("bad shape {shape_text}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if shape.is_empty() {
-            return Err(bad(path, "a scalar array has no samples"));
-        }
-        let npy = Npy {
-            path: path.to_path_buf(),
-            _spill: None,
-            kind,
-            elem,
-            shape,
-            data_offset,
-        };
-        let want = data_offset + (npy.row_bytes() * npy.len()) as u64;
+        let (kind, elem, swap) = dtype(path, &header)?;
+        let shape = shape(path, &header)?;
+        let row = checked_bytes(&shape[1..], elem)
+            .ok_or_else(|| bad(path, format!("shape {shape:?} is too large")))?;
+        let want = (row as u64)
+            .checked_mul(shape[0] as u64)
+            .and_then(|n| n.checked_add(data_offset))
+            .ok_or_else(|| bad(path, format!("shape {shape:?} is too large")))?;
         let have = base + len;
         if have < want {
             return Err(bad(
@@ -119,14 +94,23 @@ impl Npy {
                 format!("truncated: {have} bytes, the header promises {want}"),
             ));
         }
-        Ok(npy)
+        Ok(Npy {
+            path: path.to_path_buf(),
+            _spill: None,
+            kind,
+            elem,
+            shape,
+            row,
+            swap,
+            data_offset,
+        })
     }
 
     /// Array `name` (default: the first) of the .npz archive `path`. Members
     /// stored uncompressed (np.savez) are read in place; compressed ones
     /// (np.savez_compressed) are decompressed once to a temporary file.
     pub fn open_npz(path: &Path, name: Option<&str>) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = open_file(path)?;
         let mut zip = zip::ZipArchive::new(file)
             .map_err(|e| bad(path, format!("not a .npz archive: {e}")))?;
         let member = match name {
@@ -163,15 +147,11 @@ impl Npy {
         self.shape[0] as usize
     }
 
-    fn row_bytes(&self) -> usize {
-        self.shape[1..].iter().product::<i64>() as usize * self.elem
-    }
-
     /// Rows `indices` (ascending) as a tensor of the array's kind.
     pub fn read(&self, indices: &[usize]) -> Result<Tensor> {
-        let row = self.row_bytes();
-        let mut f = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        let mut out = vec![0u8; row * indices.len()];
+        let row = self.row;
+        let mut f = open_file(&self.path)?;
+        let mut out = vec![0u8; row.saturating_mul(indices.len())];
         for (k, &i) in indices.iter().enumerate() {
             if i >= self.len() {
                 return Err(bad(
@@ -184,10 +164,20 @@ impl Npy {
             f.read_exact(&mut out[k * row..(k + 1) * row])
                 .map_err(|e| Error::io(&self.path, e))?;
         }
+        if self.swap {
+            out.chunks_exact_mut(self.elem).for_each(<[u8]>::reverse);
+        }
         let mut shape = vec![indices.len() as i64];
         shape.extend(&self.shape[1..]);
         Tensor::f_from_data_size(&out, &shape, self.kind)
             .map_err(|e| bad(&self.path, e.to_string()))
+    }
+
+    /// The whole array, as stored (its rows lie inside the file, so this
+    /// allocates at most the file's size).
+    pub fn read_all(&self) -> Result<Tensor> {
+        let all: Vec<usize> = (0..self.len()).collect();
+        self.read(&all)
     }
 
     /// The whole array as integers (for label files).
@@ -206,8 +196,80 @@ impl Npy {
                 ),
             ));
         }
-        let all: Vec<usize> = (0..self.len()).collect();
-        let t = self.read(&all)?.to_kind(Kind::Int64);
+        let t = self.read_all()?.to_kind(Kind::Int64);
         Vec::<i64>::try_from(&t).map_err(|e| bad(&self.path, e.to_string()))
     }
+}
+
+/// A field of the header dict (`'descr': '<f4'` -> `<f4`).
+fn field(header: &str, key: &str) -> Option<String> {
+    let at = header.find(&format!("'{key}':"))? + key.len() + 3;
+    let rest = header[at..].trim_start();
+    let end = if rest.starts_with('(') {
+        rest.find(')')? + 1
+    } else {
+        rest.find([',', '}'])?
+    };
+    Some(rest[..end].trim().trim_matches('\'').to_string())
+}
+
+/// Kind, element size and whether elements are big-endian.
+fn dtype(path: &Path, header: &str) -> Result<(Kind, usize, bool)> {
+    if field(header, "fortran_order").as_deref() != Some("False") {
+        return Err(bad(path, "Fortran-ordered arrays are not supported"));
+    }
+    let descr = field(header, "descr").ok_or_else(|| bad(path, "no descr in .npy header"))?;
+    let order = descr.get(..1).unwrap_or_default();
+    let code = descr.get(1..).unwrap_or_default();
+    let (kind, elem) = match code {
+        "f4" => (Kind::Float, 4),
+        "f8" => (Kind::Double, 8),
+        "u1" => (Kind::Uint8, 1),
+        "i1" => (Kind::Int8, 1),
+        "i4" => (Kind::Int, 4),
+        "i8" => (Kind::Int64, 8),
+        _ => {
+            return Err(bad(
+                path,
+                format!("dtype {descr} is not supported (f4, f8, u1, i1, i4, i8)"),
+            ))
+        }
+    };
+    // `=` is the writer's native order; NumPy writes `<` or `>` instead
+    // for multi-byte kinds, and `|` for single bytes.
+    match order {
+        "<" | "|" | "=" => Ok((kind, elem, false)),
+        ">" => Ok((kind, elem, elem > 1)),
+        _ => Err(bad(path, format!("dtype {descr}: unknown byte order"))),
+    }
+}
+
+/// The shape: at least one dimension (the samples), none negative.
+fn shape(path: &Path, header: &str) -> Result<Vec<i64>> {
+    let text = field(header, "shape").ok_or_else(|| bad(path, "no shape in .npy header"))?;
+    let shape = text
+        .trim_matches(|c| c == '(' || c == ')')
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<i64>()
+                .ok()
+                .filter(|&d| d >= 0)
+                .ok_or_else(|| bad(path, format!("bad shape {text}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if shape.is_empty() {
+        return Err(bad(path, "a scalar array has no samples"));
+    }
+    Ok(shape)
+}
+
+/// Bytes of `dims` elements of `elem` bytes, when that fits the address
+/// space and a tensor's i64 sizes.
+fn checked_bytes(dims: &[i64], elem: usize) -> Option<usize> {
+    let n = dims
+        .iter()
+        .try_fold(elem as i64, |acc, &d| acc.checked_mul(d))?;
+    usize::try_from(n).ok()
 }

@@ -76,9 +76,11 @@ fn measure_threaded(
     // below being the second.
     let mut secs = vec![f64::INFINITY; graph.nodes.len()];
     let last = new.last().copied().unwrap_or(0);
-    let batched_env = graph.start(&[input.shallow_clone()]);
+    let batched_env = graph
+        .start(&[input.shallow_clone()])
+        .map_err(|e| data.explain(e));
     let timed = run_timed(graph, 0..last, &mut batched_env?, rows, &mut secs).is_ok();
-    let mut alone = graph.start(&[one])?;
+    let mut alone = graph.start(&[one]).map_err(|e| data.explain(e))?;
     let mut batched = graph.start(&[input])?;
     let mut at = 0;
     for cut in new {

@@ -141,7 +141,7 @@ impl GoldenRun<'_> {
                 // first, and only the lock's holder removes a corrupt
                 // entry. Cuts go in order, so processes lock in one order.
                 let lock = store.lock(&key)?;
-                if store.open(&key)?.is_some() {
+                if store.open(&key, cut)?.is_some() {
                     entries.push((cut, store.path(&key)));
                     reused.push(cut);
                 } else if plan.cuts[&cut].stored && (saved.is_none() || costs.must_store(cut)) {
@@ -180,7 +180,8 @@ impl GoldenRun<'_> {
         let mut rows = Vec::with_capacity(data.len());
         for batch in data.batches(data.spec.batch_size) {
             let batch = batch?;
-            let mut env = graph.start(&[batch.input.shallow_clone()])?;
+            let mut env =
+                (graph.start(&[batch.input.shallow_clone()])).map_err(|e| data.explain(e))?;
             let mut at = 0;
             for fill in &mut fills {
                 self.run_profiled(&mut env, at..fill.cut, &mut ranges)?;

@@ -40,7 +40,19 @@ const NONDETERMINISTIC: &[&str] = &[
 /// Loads and validates the ONNX model at `path`.
 pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    // A FIFO or device would block or never end: not a model (exit 3).
+    let bytes = crate::files::open(path)
+        .and_then(|mut f| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
+        })
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => Error::Decode {
+                path: path.to_path_buf(),
+                msg: e.to_string(),
+            },
+            _ => Error::io(path, e),
+        })?;
     from_bytes(&bytes, path)
 }
 

@@ -97,17 +97,27 @@ fn parse_error(path: &Path, key: &serde_path_to_error::Path, e: serde_yaml::Erro
 /// The scenario as YAML (enums as `{variant: value}` maps, so the text reads
 /// like a hand-written scenario and parses back to the same spec).
 pub fn to_yaml(spec: &ScenarioSpec) -> String {
+    try_yaml(spec).expect("a scenario with UTF-8 paths always serializes")
+}
+
+/// As [`to_yaml`]; fails on a path that is not UTF-8 (YAML is text).
+fn try_yaml(spec: &ScenarioSpec) -> std::result::Result<String, serde_yaml::Error> {
     let mut out = Vec::new();
     let mut ser = serde_yaml::Serializer::new(&mut out);
-    serde_yaml::with::singleton_map_recursive::serialize(spec, &mut ser)
-        .expect("a scenario always serializes");
-    String::from_utf8(out).expect("YAML is UTF-8")
+    serde_yaml::with::singleton_map_recursive::serialize(spec, &mut ser)?;
+    Ok(String::from_utf8(out).expect("YAML is UTF-8"))
 }
 
 /// Writes the effective scenario so that it replays the campaign exactly
 /// (atomically: a failed write leaves no truncated scenario behind).
 pub fn save(spec: &ScenarioSpec, path: &Path) -> Result<()> {
-    crate::report::write_atomic(path, to_yaml(spec).as_bytes())
+    let text = try_yaml(spec).map_err(|e| {
+        Error::Usage(format!(
+            "{}: cannot record the scenario: {e} (give paths that are UTF-8)",
+            path.display()
+        ))
+    })?;
+    crate::report::write_atomic(path, text.as_bytes())
 }
 
 /// The 1-based line and column of `key` (dotted path with `[i]` indices) in
