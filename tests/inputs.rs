@@ -325,6 +325,23 @@ fn fifos_are_refused_not_read() {
         data.to_str().unwrap(),
     ]);
     assert_clean_failure(&o, 4, &["x.npy", "a FIFO"]);
+    // A scenario and fault lists.
+    let scenario = dir.path().join("s.yml");
+    mkfifo(&scenario);
+    let o = run(&[
+        "faults",
+        "gen",
+        scenario.to_str().unwrap(),
+        "--out",
+        "/dev/null",
+    ]);
+    assert_clean_failure(&o, 8, &["s.yml", "a FIFO"]);
+    for name in ["f.bin", "f.csv"] {
+        let list = dir.path().join(name);
+        mkfifo(&list);
+        let o = run(&["faults", "show", list.to_str().unwrap()]);
+        assert_clean_failure(&o, 9, &[name, "a FIFO"]);
+    }
 }
 
 // ---- paths that are not UTF-8 ----

@@ -102,7 +102,11 @@ pub struct Reader<'s> {
 impl<'s> Reader<'s> {
     /// Opens the file and checks its header.
     pub fn open(path: &Path, sites: Option<&'s Sites>, samples: Option<u64>) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // A FIFO or device would block or never end (exit 9).
+        let file = crate::files::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => bad(path, None, e.to_string()),
+            _ => Error::io(path, e),
+        })?;
         let mut r = ::csv::ReaderBuilder::new()
             .trim(::csv::Trim::All)
             .from_reader(file);

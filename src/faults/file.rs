@@ -38,7 +38,11 @@ pub struct Reader<R> {
 
 impl Reader<BufReader<File>> {
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        // A FIFO or device would block or never end (exit 9).
+        let file = crate::files::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => bad(path, e.to_string()),
+            _ => Error::io(path, e),
+        })?;
         Reader::new(BufReader::new(file), path)
     }
 }

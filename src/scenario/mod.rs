@@ -31,7 +31,19 @@ pub struct Scenario {
 impl Scenario {
     /// Reads and parses a scenario file.
     pub fn load(path: &Path) -> Result<Scenario> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::files::open(path)
+            .and_then(std::io::read_to_string)
+            .map_err(|e| match e.kind() {
+                // A FIFO or device would block or never end (exit 8).
+                std::io::ErrorKind::InvalidInput => Error::Scenario {
+                    path: path.to_path_buf(),
+                    line: None,
+                    column: None,
+                    key: "(top level)".into(),
+                    msg: e.to_string(),
+                },
+                _ => Error::io(path, e),
+            })?;
         Scenario::parse(&text, path)
     }
 
