@@ -42,7 +42,10 @@ fn every_way_runs_and_the_engine_agrees_with_full_forward() {
     assert_eq!(report.injections, 100);
     assert_eq!(report.samples, 50);
     assert_eq!(report.chunk, 16 * 8, "the campaign's chunk by default");
-    assert!(report.golden.cuts > 0 && report.golden.cache_disk_bytes > 0);
+    // How many cuts the plan stores depends on costs measured under the
+    // machine's load (on a campaign this small, often none).
+    let g = &report.golden;
+    assert!(g.cuts <= report.cuts && (g.cuts > 0) == (g.cache_disk_bytes > 0));
     assert_eq!(report.golden.cuts_reused, 0);
     let ways: Vec<Way> = report.ways.iter().map(|w| w.way).collect();
     assert_eq!(ways, Way::ALL.to_vec());
