@@ -204,9 +204,19 @@ fn resume_refuses_inputs_other_than_the_recorded_ones() {
     let model = dir.path().join("model.onnx");
     std::fs::copy(root().join("models/fashion_cnn.onnx"), &model).unwrap();
     let sc = scenario(dir.path(), 400);
+    let labels = dir.path().join("labels.npy");
+    std::fs::copy(
+        root().join("data/fashion-mnist/t10k-1000-labels.npy"),
+        &labels,
+    )
+    .unwrap();
     let text = std::fs::read_to_string(&sc)
         .unwrap()
-        .replace("models/fashion_cnn.onnx", s(&model));
+        .replace("models/fashion_cnn.onnx", s(&model))
+        .replace(
+            "data/fashion-mnist/t10k-1000-labels-idx1-ubyte.gz",
+            s(&labels),
+        );
     std::fs::write(&sc, text).unwrap();
     let out = dir.path().join("run");
     let cache = dir.path().join("cache");
@@ -234,6 +244,17 @@ fn resume_refuses_inputs_other_than_the_recorded_ones() {
     );
     bytes[at] ^= 0x10;
     std::fs::write(&model, &bytes).unwrap();
+    // Another label for the first sample (int64, after the .npy header).
+    let mut label_bytes = std::fs::read(&labels).unwrap();
+    let first = 10 + u16::from_le_bytes([label_bytes[8], label_bytes[9]]) as usize;
+    label_bytes[first] ^= 1;
+    std::fs::write(&labels, &label_bytes).unwrap();
+    let r = output(&["run", "--resume", s(&out)], &root());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(11), "{err}");
+    assert!(err.contains(&format!("{}: blake3", s(&labels))), "{err}");
+    label_bytes[first] ^= 1;
+    std::fs::write(&labels, &label_bytes).unwrap();
     // A changed scenario.
     let saved = out.join("scenario.yml");
     let text = std::fs::read_to_string(&saved).unwrap();

@@ -23,6 +23,12 @@ pub struct Provenance {
     pub model_blake3: String,
     pub data: String,
     pub data_blake3: String,
+    /// The labels (a file, or an image folder's class folders) and the
+    /// blake3 of their values in sample order; absent without labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels_blake3: Option<String>,
     /// Runs (injection x sample) in `injections.csv`.
     pub runs: usize,
 }
@@ -35,6 +41,14 @@ impl Provenance {
         let model_blake3 = file_hash(model)?;
         let mut data = blake3::Hasher::new();
         plan.data.hash_into(&mut data)?;
+        let labels: Option<Vec<i64>> = (0..plan.data.len())
+            .map(|i| plan.data.sample(i).label)
+            .collect();
+        let labels_blake3 = labels.map(|l| {
+            let bytes: Vec<u8> = l.iter().flat_map(|v| v.to_le_bytes()).collect();
+            blake3::hash(&bytes).to_hex().to_string()
+        });
+        let labels_path = spec.data.labels.as_ref().unwrap_or(&spec.data.path);
         Ok(Provenance {
             tool: format!("faultsweep {}", env!("CARGO_PKG_VERSION")),
             scenario: spec.name.clone().unwrap_or_default(),
@@ -43,6 +57,10 @@ impl Provenance {
             model_blake3,
             data: spec.data.path.display().to_string(),
             data_blake3: data.finalize().to_hex().to_string(),
+            labels: labels_blake3
+                .is_some()
+                .then(|| labels_path.display().to_string()),
+            labels_blake3,
             runs,
         })
     }
@@ -174,18 +192,37 @@ pub fn check_inputs(dir: &Path, plan: &Plan, runs: usize) -> Result<bool> {
     }
 }
 
-/// The model and data files whose hash `now` differs from the recorded
-/// one (`was`), each with what differs.
+/// The model, data and labels whose hash `now` differs from the recorded
+/// one (`was`), each with what differs. (A record without labels may come
+/// from a version that did not record them: its labels are not compared.)
 fn changed_inputs(now: &Provenance, was: &Provenance) -> Vec<(String, String)> {
-    [
-        (&now.model, &now.model_blake3, &was.model_blake3),
-        (&now.data, &now.data_blake3, &was.data_blake3),
-    ]
-    .into_iter()
+    let mut inputs = vec![
+        (
+            now.model.clone(),
+            now.model_blake3.clone(),
+            was.model_blake3.clone(),
+        ),
+        (
+            now.data.clone(),
+            now.data_blake3.clone(),
+            was.data_blake3.clone(),
+        ),
+    ];
+    if let Some(recorded) = &was.labels_blake3 {
+        let path = now
+            .labels
+            .clone()
+            .or(was.labels.clone())
+            .unwrap_or_default();
+        let current = now.labels_blake3.clone().unwrap_or_else(|| "none".into());
+        inputs.push((path, current, recorded.clone()));
+    }
+    inputs
+        .into_iter()
     .filter(|(_, now, was)| now != was)
     .map(|(path, now, was)| {
         let msg = format!("blake3 {now} is not {was}, which the campaign's rows were computed with (provenance.json)");
-        (path.clone(), msg)
+        (path, msg)
     })
     .collect()
 }

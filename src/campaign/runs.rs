@@ -226,22 +226,47 @@ impl<'a> Resolver<'a> {
     }
 
     /// The cuts the plan's injections read from the cache, each with the
-    /// number of injections that read it. Resolves every fault of the list,
-    /// so one the model cannot take fails here, before any run.
+    /// number of times the engine reads it. Resolves every fault of the
+    /// list, so one the model cannot take fails here, before any run.
+    ///
+    /// The engine batches a sample's transient runs in order of their
+    /// first cut, `data.batch_size` at a time, and each batch reads the
+    /// sample's frontier once, at its first run's cut: a cut whose runs
+    /// share a batch with earlier ones is not read. Runs on several samples
+    /// (permanent faults) count every cut they read.
     pub fn cuts(&self, plan: &Plan) -> Result<BTreeMap<usize, u64>> {
-        let mut cuts = BTreeMap::new();
+        let mut reads = BTreeMap::new();
+        let mut per_sample: HashMap<u64, BTreeMap<usize, u64>> = HashMap::new();
         for rows in injections(plan)? {
-            let faults = self.faults(&rows?)?;
+            let rows = rows?;
             let injection = Injection {
                 id: 0,
                 sample: 0,
-                faults,
+                faults: self.faults(&rows)?,
             };
-            for cut in injection.cuts() {
-                *cuts.entry(cut).or_insert(0) += 1;
+            let cuts = injection.cuts();
+            for &cut in &cuts {
+                reads.entry(cut).or_insert(0);
+            }
+            match rows.first().map(|f| f.sample) {
+                Some(Samples::One(s)) => {
+                    let first = per_sample.entry(s).or_default();
+                    *first.entry(injection.read_cut()).or_insert(0) += 1;
+                }
+                _ => cuts.iter().for_each(|c| *reads.entry(*c).or_insert(0) += 1),
             }
         }
-        Ok(cuts)
+        let batch = plan.campaign.spec.data.batch_size.max(1) as u64;
+        for runs in per_sample.values() {
+            let mut before = 0;
+            for (&cut, &n) in runs {
+                // Batches that start among runs before..before + n.
+                *reads.entry(cut).or_insert(0) +=
+                    (before + n).div_ceil(batch) - before.div_ceil(batch);
+                before += n;
+            }
+        }
+        Ok(reads)
     }
 }
 

@@ -164,10 +164,10 @@ impl Frontiers for CachedFrontiers<'_> {
         let (Some(&from), Some(data)) = (self.sources.get(&cut), self.data) else {
             return self.read_entry(cut, samples);
         };
-        let start = match self.entries.contains_key(&from) {
-            true => self.read_entry(from, samples)?,
-            false => input_rows(graph, data, samples)?,
-        };
+        if !self.entries.contains_key(&from) {
+            return ComputedFrontiers { data }.rows(graph, cut, samples);
+        }
+        let start = self.read_entry(from, samples)?;
         timed(Phase::Recomputing, || {
             split::between(graph, from, cut, &start)
         })
