@@ -74,6 +74,7 @@ fn bench(case: &Case, runs: usize, level: i32) {
         root: dir.path().to_path_buf(),
         zstd_level: level,
         budget_bytes: None,
+        every_cut: false,
     };
     let filling = time(runs, || {
         let _ = std::fs::remove_dir_all(dir.path());
@@ -146,6 +147,7 @@ fn peak_for(case: &Case, first: usize) -> u64 {
         root: dir.path().to_path_buf(),
         zstd_level: 3,
         budget_bytes: None,
+        every_cut: false,
     };
     reset_peak_rss();
     golden(&graph, &data, case.cuts.clone(), Some(&store));

@@ -114,6 +114,7 @@ fn the_plan_stores_what_it_chose_and_recomputes_from_stored_cuts() {
         root: dir.path().to_path_buf(),
         zstd_level: 1,
         budget_bytes: None,
+        every_cut: false,
     };
     let g = planned(&store, 1);
     let stored = g.plan.stored();
@@ -142,6 +143,7 @@ fn a_budget_bounds_the_stored_bytes() {
         root: dir.path().join(format!("{budget:?}")),
         zstd_level: 1,
         budget_bytes: budget,
+        every_cut: false,
     };
     // Read often, every cut is worth storing.
     let free = planned(&store(None), 1000);

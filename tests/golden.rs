@@ -78,6 +78,7 @@ fn store_in(dir: &std::path::Path) -> Store {
         root: dir.to_path_buf(),
         zstd_level: 3,
         budget_bytes: None,
+        every_cut: false,
     }
 }
 

@@ -139,6 +139,7 @@ fn fill_cache(
         root: dir.to_path_buf(),
         zstd_level: 1,
         budget_bytes: None,
+        every_cut: false,
     };
     let cuts: Vec<usize> = injections.iter().flat_map(|i| i.cuts()).collect();
     GoldenRun {

@@ -31,6 +31,10 @@ pub struct CacheSpec {
     /// Whether to use the cache at all (false: recompute prefixes).
     #[serde(default = "default_enabled")]
     pub enabled: bool,
+    /// Store every cut the campaign reads, whatever the cut plan says
+    /// (cache contents that do not depend on timings measured under load).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub store_every_cut: bool,
 }
 
 /// Level 1: on this project's benchmark (benches/cache.rs) higher levels
@@ -50,6 +54,7 @@ impl Default for CacheSpec {
             zstd_level: default_level(),
             budget_bytes: None,
             enabled: default_enabled(),
+            store_every_cut: false,
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct Store {
     pub root: PathBuf,
     pub zstd_level: i32,
     pub budget_bytes: Option<u64>,
+    /// Every cut read is stored (the scenario's `cache.store_every_cut`).
+    pub every_cut: bool,
 }
 
 /// Bump when the executor computes some op's bits otherwise, so a cache
@@ -109,6 +111,7 @@ impl Store {
             root,
             zstd_level: spec.zstd_level,
             budget_bytes: spec.budget_bytes,
+            every_cut: spec.store_every_cut,
         }
     }
 

@@ -295,7 +295,7 @@ impl GoldenRun<'_> {
         data_hash: &blake3::Hash,
         cuts: &[usize],
     ) -> Result<(CutPlan, Costs)> {
-        let Some(reads) = &self.reads else {
+        let Some(reads) = self.reads.as_ref().filter(|_| !store.every_cut) else {
             return Ok((CutPlan::every(cuts), Costs::default()));
         };
         let costs = self.costs(store, model_hash, data_hash, cuts)?;
