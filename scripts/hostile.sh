@@ -166,18 +166,28 @@ for round in 1 2 3 4 5 6 7 8; do
         *) printf '\xff' | dd of="$entry" bs=1 seek=$((size * (round - 4) / 5)) conv=notrunc 2>/dev/null ;;
     esac
     check "cache verify, corruption $round" error "$fs" cache verify --cache-dir "$c"
+    if [[ $round == 3 ]]; then
+        # A folder where an entry should be is named, never removed.
+        check "golden over a folder in place of an entry" error "$fs" golden "$demo" "$npy" --cuts 3,6 --cache-dir "$c"
+        continue
+    fi
     check "golden over corruption $round" ok "$fs" golden "$demo" "$npy" --cuts 3,6 --cache-dir "$c" --out "$work/golden_$round"
     cmp -s "$work/golden_ref/golden.csv" "$work/golden_$round/golden.csv" || lost "golden.csv after corruption $round"
 done
 
 # --- outputs --------------------------------------------------------------
 ln -s "$work/target.csv" "$work/link.csv"
-check "faults gen --out /dev/full" error "$fs" faults gen scenarios/fashion_neurons.yml --out /dev/full
+# A private copy of /dev/full (as root): a tool that renames a file over it
+# damages this copy, not the machine's.
+if mknod "$work/full" c 1 7 2>/dev/null; then
+    check "faults gen --out a device" error "$fs" faults gen scenarios/fashion_neurons.yml --out "$work/full"
+    check "infer --out a device" error "$fs" infer "$demo" "$npy" --out "$work/full"
+    [[ -c $work/full ]] || lost "an output replaced a device node"
+fi
 check "faults gen --out a symlink" ok "$fs" faults gen scenarios/fashion_neurons.yml --out "$work/link.csv"
 [[ -L $work/link.csv && -s $work/target.csv ]] || lost "faults gen replaced the symlink"
 check "faults gen --out a folder" error "$fs" faults gen scenarios/fashion_neurons.yml --out "$work"
 check "faults gen --out a missing folder" error "$fs" faults gen scenarios/fashion_neurons.yml --out "$work/no/such/dir/f.csv"
-check "infer --out /dev/full" error "$fs" infer "$demo" "$npy" --out /dev/full
 check "report of a missing folder" error "$fs" report "$work/nowhere"
 check "resume of a file" error "$fs" run --resume "$demo"
 
