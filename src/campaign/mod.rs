@@ -263,8 +263,9 @@ pub fn run_with_models(
         }
         false => {
             refuse_campaign_folder(&out)?;
-            scenario::save(&plan.campaign.spec, &out.join("scenario.yml"))?;
+            // The fault list first: a folder with a scenario can resume.
             save_faults(&mut plan, &out.join("faults.bin"))?;
+            scenario::save(&plan.campaign.spec, &out.join("scenario.yml"))?;
             total = run_count(&plan)?;
             false
         }
@@ -442,10 +443,11 @@ impl Rows {
 /// time (see [`crate::lock`]).
 pub const LOCK: &str = ".lock";
 
-/// A fresh run never writes over a campaign (its fault list or rows): an
-/// unfinished one is resumed, a finished one kept.
+/// A fresh run never writes over a campaign (its scenario, written after
+/// its fault list, or rows): an unfinished one is resumed, a finished one
+/// kept. A fault list alone is a run killed before it recorded anything.
 fn refuse_campaign_folder(out: &Path) -> Result<()> {
-    let Some(found) = ["faults.bin", "injections.csv"]
+    let Some(found) = ["scenario.yml", "injections.csv"]
         .into_iter()
         .find(|f| out.join(f).exists())
     else {
