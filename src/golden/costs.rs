@@ -34,12 +34,12 @@ pub fn measure(
     // two threads would also time their synchronisation.
     let threads = tch::get_num_threads();
     tch::set_num_threads(1);
-    let costs = measure_threaded(graph, data, cuts, level, batch, known);
+    let costs = measure_on_one_thread(graph, data, cuts, level, batch, known);
     tch::set_num_threads(threads);
     costs
 }
 
-fn measure_threaded(
+fn measure_on_one_thread(
     graph: &Graph,
     data: &Dataset,
     cuts: &[usize],
