@@ -43,6 +43,8 @@ pub mod memory;
 pub mod phases;
 // advisory locks on results folders and cache entries
 pub mod lock;
+// the only unsafe code: exact float32 kernels, tensor views, threads, clock
+pub mod kernels;
 // speed: the engine against full forward passes and the suffix bound
 pub mod bench;
 // command-line front end

@@ -28,7 +28,7 @@ const KERNELS: u32 = 6;
 
 /// The environment variables that change which vector code runs.
 const PATH_SWITCHES: [&str; 4] = [
-    crate::graph::ops::avx512::SWITCH,
+    crate::kernels::cpu::SWITCH,
     "ATEN_CPU_CAPABILITY",
     "MKL_ENABLE_INSTRUCTIONS",
     "ONEDNN_MAX_CPU_ISA",

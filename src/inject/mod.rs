@@ -20,7 +20,6 @@
 mod batches;
 mod blocks;
 mod bounds;
-mod depthwise;
 mod frontiers;
 mod region;
 mod rows;
@@ -36,7 +35,7 @@ pub use workers::on_workers;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::classify::{Outcome, OutputDiff};
 use crate::error::{Error, Result};
@@ -900,15 +899,11 @@ fn corrupt_flat(
             "fault index {index} is outside the {elements} elements"
         ));
     }
-    if t.kind() == Kind::Float && rows::cpu_bytes(t).is_some() {
-        // A float32 CPU value is corrupted in place without tensor calls,
-        // which cost more than the write on small models.
-        // SAFETY: `t` is a contiguous CPU float tensor and `index` lies in
-        // it (checked above); `corrupt_flat` writes in place by design.
-        let cell = unsafe { (t.data_ptr() as *mut f32).add(index as usize) };
-        let original = unsafe { cell.read() };
-        let faulty = corrupt(original);
-        unsafe { cell.write(faulty) };
+    // A contiguous float32 CPU value is corrupted in place without tensor
+    // calls, which cost more than the write on small models.
+    if let Some((original, faulty)) =
+        crate::kernels::views::replace_float(t, index as usize, |v| corrupt(v))
+    {
         return Ok(SiteValues { original, faulty });
     }
     let mut cell = t

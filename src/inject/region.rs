@@ -28,12 +28,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tch::Tensor;
 
 use super::blocks::{copy_region, equal_region, intersect, positions, Block, Span};
-use super::depthwise::{Depthwise, Inside};
 use super::rows::{cpu_bytes, cpu_bytes_mut, nonfinite_bytes};
 use super::{corrupt_flat, keeps_finite, FaultSite, Injection, SiteValues};
 use crate::error::Result;
 use crate::graph::ops::{convolve_as, ConvShape};
 use crate::graph::{Env, Graph, Node, ValueId};
+use crate::kernels::boxes::{Depthwise, Inside};
 
 /// A regional row joins the batch rather than compute a box covering more
 /// than this share of a value's positions (a batch row is cheaper then).
@@ -856,7 +856,7 @@ mod tests {
 
     #[test]
     fn depthwise_boxes_at_the_edges_are_the_full_convolutions_values() {
-        if !super::super::depthwise::available() {
+        if !crate::kernels::boxes::available() {
             return; // libtorch's kernel computes the boxes
         }
         let opts = (tch::Kind::Float, tch::Device::Cpu);

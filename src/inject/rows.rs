@@ -4,10 +4,12 @@
 
 use std::collections::BTreeSet;
 
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use super::{Injection, SiteValues};
+// The byte views of tensors, for the engine's modules that import them here.
 use crate::graph::{is_float, Env, ValueId};
+pub(super) use crate::kernels::views::{cpu_bytes, cpu_bytes_mut};
 
 /// What one batch row holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,25 +215,4 @@ pub(super) fn nonfinite_bytes(kind: Kind, bytes: &[u8]) -> bool {
         Kind::BFloat16 => any_max_exponent(bytes, |b| u16::from_ne_bytes(b).into(), 0x7f80),
         _ => false,
     }
-}
-
-/// The bytes of a contiguous tensor on the CPU.
-pub(super) fn cpu_bytes(t: &Tensor) -> Option<&[u8]> {
-    if t.device() != Device::Cpu || !t.is_contiguous() {
-        return None;
-    }
-    let len = t.numel() * t.kind().elt_size_in_bytes();
-    // SAFETY: `t` is a contiguous CPU tensor, so its `len` bytes lie in its
-    // storage, which the borrow of `t` keeps alive; nothing writes them while
-    // the slice lives.
-    Some(unsafe { std::slice::from_raw_parts(t.data_ptr() as *const u8, len) })
-}
-
-/// The bytes of a contiguous CPU tensor, to write: only for a tensor just
-/// created, which nothing else reads or aliases.
-pub(super) fn cpu_bytes_mut(t: &mut Tensor) -> Option<&mut [u8]> {
-    let len = cpu_bytes(t)?.len();
-    // SAFETY: as in `cpu_bytes`; the exclusive borrow of `t`, which the
-    // caller created and has not shared, keeps other readers away.
-    Some(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut u8, len) })
 }

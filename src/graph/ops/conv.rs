@@ -4,9 +4,10 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::avx512::{float_cpu, floats, floats_mut};
-use super::{chain, depthwise, fail, input, one, opt_input, pointwise, Inputs, KResult, OpDef};
+use super::{chain, fail, input, one, opt_input, Inputs, KResult, OpDef};
 use crate::graph::Node;
+use crate::kernels::views::{float_cpu, floats, floats_mut};
+use crate::kernels::{depthwise, pointwise};
 
 pub const OPS: &[OpDef] = &[
     OpDef {
@@ -301,22 +302,23 @@ fn convolve_in_chains(
     let dims = [m / g, c / g * taps, positions].map(|d| d as usize);
     let w = w.f_contiguous()?;
     let b = b.map(Tensor::f_contiguous).transpose()?;
-    let y = Tensor::f_empty(
+    let mut y = Tensor::f_empty(
         [&[n, m], out.as_slice()].concat().as_slice(),
         (Kind::Float, Device::Cpu),
     )?;
     for sample in 0..n {
         let patches = patches(&x.f_narrow(0, sample, 1)?, shape, [g, dims[1] as i64])?;
-        // SAFETY: contiguous float32 CPU tensors of the sizes checked above;
-        // `y` was just created, and each product writes its own part.
-        unsafe {
-            let (w, patches) = (floats(&w), floats(&patches));
-            let y = floats_mut(&y);
+        // Contiguous float32 CPU tensors of the sizes checked above; `y` was
+        // just created, and each product writes its own part.
+        {
+            let float32 = "contiguous float32 CPU tensors";
+            let (w, patches) = (floats(&w).expect(float32), floats(&patches).expect(float32));
+            let y = floats_mut(&mut y).expect(float32);
             let y = &mut y[sample as usize * m as usize * dims[2]..][..m as usize * dims[2]];
             let [rows, depth, cols] = dims;
             for group in 0..g as usize {
                 let init = match &b {
-                    Some(b) => chain::Init::Row(&floats(b)[group * rows..][..rows]),
+                    Some(b) => chain::Init::Row(&floats(b).expect(float32)[group * rows..][..rows]),
                     None => chain::Init::Zero,
                 };
                 chain::product(

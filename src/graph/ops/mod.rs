@@ -11,17 +11,14 @@ use tch::Tensor;
 use super::Node;
 
 mod activation;
-pub mod avx512;
 mod chain;
 mod conv;
-mod depthwise;
 pub use activation::clip_limits;
 pub use conv::{conv_filters, convolve_as, ConvShape};
 mod elementwise;
 mod index;
 mod linear;
 mod norm;
-pub mod pointwise;
 mod pool;
 mod reduce;
 mod shape;

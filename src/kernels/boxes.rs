@@ -8,21 +8,30 @@
 //! same way here, a box comes out bit for bit as the full tensor's kernel
 //! computes it (tested against libtorch, and checked at run time by the
 //! regional rows' kernel check like every box kernel).
+//!
+//! Input: windows of a map with their padding, and which part of each
+//! holds the input; output: a new tensor, or `None` to leave the boxes to
+//! libtorch. Safe code throughout, compiled with fused multiply-add where
+//! the CPU has it (on x86-64, after a run-time check).
 
 use tch::{Kind, Tensor};
 
-use super::rows::cpu_bytes;
+use super::views::floats;
 
 /// Per axis (height, width), the window positions that hold the input; the
 /// rest is padding, whose taps the kernel skips.
-pub(super) type Inside = [(usize, usize); 2];
+pub type Inside = [(usize, usize); 2];
 
 /// A depthwise convolution's weight `[C, 1, kh, kw]`, bias `[C]` and
 /// geometry, without padding (a window carries its padding).
-pub(super) struct Depthwise<'a> {
+pub struct Depthwise<'a> {
+    /// `[C, 1, kh, kw]`.
     pub weight: &'a Tensor,
+    /// `[C]`, if any.
     pub bias: Option<&'a Tensor>,
+    /// Per axis (height, width).
     pub strides: [usize; 2],
+    /// Per axis (height, width).
     pub dilations: [usize; 2],
 }
 
@@ -75,15 +84,6 @@ impl Depthwise<'_> {
     }
 }
 
-/// The float32 values of a contiguous CPU tensor.
-fn floats(t: &Tensor) -> Option<&[f32]> {
-    let bytes = cpu_bytes(t)?;
-    // SAFETY: a float32 tensor's storage holds f32 values, aligned by
-    // libtorch's allocator; the slice borrows `t` as `bytes` does.
-    (t.kind() == Kind::Float && bytes.as_ptr().align_offset(4) == 0)
-        .then(|| unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast(), bytes.len() / 4) })
-}
-
 struct Args<'a> {
     x: &'a [f32],
     w: &'a [f32],
@@ -97,28 +97,33 @@ struct Args<'a> {
     inside: &'a [Inside],
 }
 
-/// Whether this machine runs the kernel: it needs fused multiply-add.
-pub(super) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
-    #[cfg(not(target_arch = "x86_64"))]
-    return true;
+/// Whether this machine runs the kernel: on x86-64 it needs AVX2 and
+/// fused multiply-add (elsewhere `mul_add` is the target's own).
+pub fn available() -> bool {
+    cfg!(not(target_arch = "x86_64")) || super::cpu::avx2_fma()
 }
 
-/// The kernel, compiled with fused multiply-add (a hardware instruction
-/// on every target with it, a slow library call otherwise).
+/// The kernel, compiled with fused multiply-add, a hardware instruction
+/// (not a slow library call), where the CPU has it.
+#[cfg(target_arch = "x86_64")]
 fn run(args: &Args) -> Option<Vec<f32>> {
-    #[cfg(target_arch = "x86_64")]
+    /// [`kernel`] compiled for AVX2 and FMA.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn compiled(args: &Args) -> Vec<f32> {
-        kernel(args)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
     unsafe fn compiled(args: &Args) -> Vec<f32> {
         kernel(args)
     }
     // SAFETY: `available` checked the CPU has the features `compiled` uses.
     available().then(|| unsafe { compiled(args) })
+}
+
+/// The kernel, as the target compiles `mul_add`.
+#[cfg(not(target_arch = "x86_64"))]
+fn run(args: &Args) -> Option<Vec<f32>> {
+    Some(kernel(args))
 }
 
 /// Position by position, over all channels at once (so the loop over the
@@ -260,7 +265,7 @@ mod tests {
     /// edges; so a box still holds the whole map's values.
     #[test]
     fn boxes_hold_the_whole_maps_values_with_faulty_weights() {
-        if !available() || !crate::graph::ops::avx512::available() {
+        if !available() || !crate::kernels::cpu::avx512() {
             return;
         }
         let opts = (Kind::Float, tch::Device::Cpu);

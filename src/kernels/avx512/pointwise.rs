@@ -9,14 +9,15 @@
 //! input channels in order. An output's bits so depend on nothing but its
 //! inputs: not on the batch, the sample's place in it or the positions
 //! computed with it, so a regional row's box gets the bits of the whole map.
-//! Without AVX-512, `chain` computes the same chains.
+//! Without AVX-512, [`crate::kernels::chain`] computes the same chains.
+
+use std::arch::x86_64::*;
 
 use tch::{Device, Kind, Tensor};
 
-#[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::*;
-
-use super::avx512::{available, float_cpu, floats, on_threads, Out};
+use crate::kernels::cpu::avx512 as available;
+use crate::kernels::threads::{on_threads, Out};
+use crate::kernels::views::{float_cpu, floats, floats_mut};
 
 /// Output channels per tile: one broadcast each per input channel.
 const ROWS: usize = 8;
@@ -48,18 +49,24 @@ pub fn convolve(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Option<Tensor> {
     let (x, w, b) = (x.contiguous(), w.contiguous(), b.map(Tensor::contiguous));
     let mut shape = size;
     shape[1] = w_size[0];
-    let y = Tensor::empty(shape.as_slice(), (Kind::Float, Device::Cpu));
-    // SAFETY: all are contiguous float32 CPU tensors holding the element
-    // counts `dims` gives (checked above; `y` was just created, and nothing
-    // else reads or writes it until this returns).
-    let (x, w, bias) = unsafe { (floats(&x), floats(&w), b.as_ref().map(|b| floats(b))) };
-    let (dims, out) = (&dims, Out::of(&y));
+    let mut y = Tensor::empty(shape.as_slice(), (Kind::Float, Device::Cpu));
+    // All are contiguous float32 CPU tensors holding the element counts
+    // `dims` gives (checked above); `y` was just created.
+    let (x, w) = (floats(&x)?, floats(&w)?);
+    let bias = match &b {
+        Some(b) => Some(floats(b)?),
+        None => None,
+    };
+    let (dims, out) = (&dims, Out::new(floats_mut(&mut y)?));
     // The positions of all samples form one axis, cut in stripes of
     // [`COLS`] (a stripe may span samples, so small maps waste no lanes).
     let stripes = (dims.samples * dims.positions).div_ceil(COLS);
-    // SAFETY: as above; each thread writes the positions of its own stripes.
-    on_threads(stripes, |range| unsafe {
-        stripes_of(dims, x, w, bias, out, range)
+    on_threads(stripes, |range| {
+        // SAFETY: `available` checked AVX-512F; `x`, `w`, `bias` and `out`
+        // hold the counts `dims` gives, and each thread writes the
+        // positions of its own stripes; `y` is not touched until the
+        // threads are done.
+        unsafe { stripes_of(dims, x, w, bias, out, range) }
     });
     Some(y)
 }
@@ -72,7 +79,15 @@ struct Dims {
     positions: usize,
 }
 
-#[cfg(target_arch = "x86_64")]
+/// The outputs of the stripes `range` of [`COLS`] positions (on the axis
+/// of all samples' positions), every output channel of each.
+///
+/// # Safety
+///
+/// The CPU has AVX-512F; `x` holds `samples * inputs * positions` values,
+/// `w` `outputs * inputs`, `b` (if any) `outputs`; `y` points to
+/// `samples * outputs * positions` values, of which no other thread
+/// touches those of these stripes meanwhile.
 #[target_feature(enable = "avx512f")]
 unsafe fn stripes_of(
     d: &Dims,
@@ -91,11 +106,18 @@ unsafe fn stripes_of(
             for ci in 0..d.inputs {
                 let from = x
                     .as_ptr()
-                    .add((sample * d.inputs + ci) * d.positions + position);
+                    .wrapping_add((sample * d.inputs + ci) * d.positions + position);
                 for half in 0..2 {
                     let (shift, mask) = half_run(at, len, half);
-                    let v = _mm512_maskz_loadu_ps(mask, from.wrapping_offset(shift));
-                    _mm512_mask_storeu_ps(packed.as_mut_ptr().add(ci * COLS + 16 * half), mask, v);
+                    let to = packed[ci * COLS + 16 * half..].as_mut_ptr();
+                    // SAFETY: the lanes of `mask` are the run's positions,
+                    // inside sample `sample`'s plane of channel `ci` of `x`,
+                    // and inside `packed` (16 from `to`); masked-off lanes
+                    // are not accessed.
+                    unsafe {
+                        let v = _mm512_maskz_loadu_ps(mask, from.wrapping_offset(shift));
+                        _mm512_mask_storeu_ps(to, mask, v);
+                    }
                 }
             }
         });
@@ -105,22 +127,12 @@ unsafe fn stripes_of(
             let filters: [&[f32]; ROWS] =
                 std::array::from_fn(|r| &w[channel(r) * d.inputs..][..d.inputs]);
             let bias: [f32; ROWS] = std::array::from_fn(|r| b.map_or(0.0, |b| b[channel(r)]));
-            let acc = product(&packed, &filters, &bias, d.inputs);
-            store(d, &acc, tile, start, cols, y);
+            // SAFETY: this function's CPU and `y` promises, passed on.
+            let acc = unsafe { product(&packed, &filters, &bias, d.inputs) };
+            // SAFETY: as above.
+            unsafe { store(d, &acc, tile, start, cols, y) };
         }
     }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn stripes_of(
-    _: &Dims,
-    _: &[f32],
-    _: &[f32],
-    _: Option<&[f32]>,
-    _: Out,
-    _: std::ops::Range<usize>,
-) {
-    unreachable!("`available` is false off x86_64")
 }
 
 /// Calls `f(at, sample, position, len)` for each run of `len` positions
@@ -140,7 +152,11 @@ fn for_runs(d: &Dims, start: usize, cols: usize, mut f: impl FnMut(usize, usize,
 /// One tile: [`ROWS`] outputs (of `filters`, each `[c_in]`) by [`COLS`]
 /// positions, each from its bias then one fused multiply-add per input
 /// channel, in order.
-#[cfg(target_arch = "x86_64")]
+///
+/// # Safety
+///
+/// The CPU has AVX-512F; `packed` holds `inputs * COLS` values and each
+/// filter `inputs`.
 #[target_feature(enable = "avx512f")]
 unsafe fn product(
     packed: &[f32],
@@ -151,10 +167,16 @@ unsafe fn product(
     let mut acc = bias.map(|b| [_mm512_set1_ps(b); 2]);
     let filters = filters.map(<[f32]>::as_ptr);
     for (ci, x) in packed.chunks_exact(COLS).take(inputs).enumerate() {
-        let x0 = _mm512_loadu_ps(x.as_ptr());
-        let x1 = _mm512_loadu_ps(x.as_ptr().add(16));
+        // SAFETY: `x` is a chunk of `COLS` (32) values.
+        let (x0, x1) = unsafe {
+            (
+                _mm512_loadu_ps(x.as_ptr()),
+                _mm512_loadu_ps(x.as_ptr().add(16)),
+            )
+        };
         for (row, filter) in acc.iter_mut().zip(filters) {
-            let w = _mm512_set1_ps(*filter.add(ci));
+            // SAFETY: `ci < inputs`, the length of every filter.
+            let w = _mm512_set1_ps(unsafe { *filter.add(ci) });
             row[0] = _mm512_fmadd_ps(w, x0, row[0]);
             row[1] = _mm512_fmadd_ps(w, x1, row[1]);
         }
@@ -164,7 +186,12 @@ unsafe fn product(
 
 /// Writes a tile's outputs for real channels and positions into `y`
 /// (`[n, c_out, positions]`), straight from the registers.
-#[cfg(target_arch = "x86_64")]
+///
+/// # Safety
+///
+/// The CPU has AVX-512F; `y` holds `samples * outputs * positions` values,
+/// of which no other thread touches those of this stripe (`cols` positions
+/// from `start`) meanwhile.
 #[target_feature(enable = "avx512f")]
 unsafe fn store(
     d: &Dims,
@@ -178,10 +205,13 @@ unsafe fn store(
     for_runs(d, start, cols, |at, sample, position, len| {
         for (r, row) in acc.iter().enumerate().take(rows) {
             let to =
-                y.0.add((sample * d.outputs + tile * ROWS + r) * d.positions + position);
+                y.0.wrapping_add((sample * d.outputs + tile * ROWS + r) * d.positions + position);
             for (half, values) in row.iter().enumerate() {
                 let (shift, mask) = half_run(at, len, half);
-                _mm512_mask_storeu_ps(to.wrapping_offset(shift), mask, *values);
+                // SAFETY: the lanes of `mask` are the run's positions of a
+                // real channel, inside `y` and in this stripe; masked-off
+                // lanes are not accessed.
+                unsafe { _mm512_mask_storeu_ps(to.wrapping_offset(shift), mask, *values) };
             }
         }
     });
@@ -203,6 +233,7 @@ fn half_run(at: usize, len: usize, half: usize) -> (isize, u16) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::threads::with_threads;
 
     /// Each output as the kernel promises: from the bias, one fused
     /// multiply-add per input channel in order.
@@ -276,14 +307,12 @@ mod tests {
         }
         let x = random(&[9, 64, 14, 14], 6);
         let (w, b) = (random(&[24, 64, 1, 1], 7), random(&[24], 8));
-        let threads = tch::get_num_threads();
-        tch::set_num_threads(2);
-        let whole = convolve(&x, &w, Some(&b)).unwrap();
-        tch::set_num_threads(1);
-        let alone = convolve(&x.narrow(0, 4, 1), &w, Some(&b)).unwrap();
-        let boxed = x.narrow(2, 3, 2).narrow(3, 5, 3);
-        let in_box = convolve(&boxed, &w, Some(&b)).unwrap();
-        tch::set_num_threads(threads);
+        let whole = with_threads(2, || convolve(&x, &w, Some(&b)).unwrap());
+        let (alone, in_box) = with_threads(1, || {
+            let alone = convolve(&x.narrow(0, 4, 1), &w, Some(&b)).unwrap();
+            let boxed = x.narrow(2, 3, 2).narrow(3, 5, 3);
+            (alone, convolve(&boxed, &w, Some(&b)).unwrap())
+        });
         assert!(alone.equal(&whole.narrow(0, 4, 1)));
         assert!(in_box.equal(&whole.narrow(2, 3, 2).narrow(3, 5, 3)));
     }

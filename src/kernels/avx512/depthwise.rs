@@ -6,18 +6,19 @@
 //! cache while its 9 or 25 taps read it; each vector of 16 outputs runs
 //! over the plane's positions in order, across its rows, so 7x7 and 14x14
 //! maps waste few lanes. Each output is computed as oneDNN computes it (and
-//! `inject::depthwise`, the kernel of regional boxes): one chain of fused
+//! [`crate::kernels::boxes`], the kernel of regional boxes): one chain of fused
 //! multiply-adds from the bias over the taps in order, row by row, skipping
 //! taps in the padding. So its bits are libtorch's (tested), and a box gets
 //! the bits of the whole map.
 
-use tch::{Device, Kind, Tensor};
-
-#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::avx512::{available, float_cpu, floats, on_threads, Out};
-use super::ConvShape;
+use tch::{Device, Kind, Tensor};
+
+use crate::graph::ops::ConvShape;
+use crate::kernels::cpu::avx512 as available;
+use crate::kernels::threads::{on_threads, Out};
+use crate::kernels::views::{float_cpu, floats, floats_mut};
 
 /// Output positions per vector.
 const LANES: usize = 16;
@@ -57,24 +58,32 @@ pub fn convolve(shape: &ConvShape, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -
     }
     let plane = Plane::new(shape, [size[2], size[3]], [w_size[2], w_size[3]], rows);
     let (x, w, b) = (x.contiguous(), w.contiguous(), b.map(Tensor::contiguous));
-    let y = Tensor::empty([size[0], size[1], rows, cols], (Kind::Float, Device::Cpu));
+    let mut y = Tensor::empty([size[0], size[1], rows, cols], (Kind::Float, Device::Cpu));
     let args = Args {
         plane,
         channels: size[1] as usize,
-        y: Out::of(&y),
+        y: Out::new(floats_mut(&mut y)?),
     };
-    // SAFETY: all are contiguous float32 CPU tensors of the sizes checked
-    // above (`y` was just created, and nothing else reads or writes it
-    // until this returns).
-    let (x, w, bias) = unsafe { (floats(&x), floats(&w), b.as_ref().map(|b| floats(b))) };
+    // All are contiguous float32 CPU tensors of the sizes checked above
+    // (`y` was just created).
+    let (x, w) = (floats(&x)?, floats(&w)?);
+    let bias = match &b {
+        Some(b) => Some(floats(b)?),
+        None => None,
+    };
     let planes = x.len() / args.plane.inputs;
-    // SAFETY: as above; each thread writes its own planes.
+    // SAFETY: `available` checked AVX-512F; `x` and `y` hold `planes`
+    // whole planes, `w` 9 or 25 taps per channel (as the match says) and
+    // `bias` one value per channel; each thread writes its own planes, and
+    // `y` is not touched until the threads are done.
     match args.plane.offsets.len() {
-        9 => on_threads(planes, |range| unsafe {
-            planes_of::<9>(&args, x, w, bias, range)
+        9 => on_threads(planes, |range| {
+            // SAFETY: as said above, with 9 taps.
+            unsafe { planes_of::<9>(&args, x, w, bias, range) }
         }),
-        _ => on_threads(planes, |range| unsafe {
-            planes_of::<25>(&args, x, w, bias, range)
+        _ => on_threads(planes, |range| {
+            // SAFETY: as said above, with 25 taps.
+            unsafe { planes_of::<25>(&args, x, w, bias, range) }
         }),
     }
     Some(y)
@@ -136,9 +145,12 @@ struct Args {
 
 /// Planes `range` (of all (sample, channel) planes of `x`), with `K` taps.
 ///
-/// SAFETY: `x` and `args.y` hold whole planes of `args.plane`, `w` `K`
-/// taps per channel and `b` one value per channel.
-#[cfg(target_arch = "x86_64")]
+/// # Safety
+///
+/// The CPU has AVX-512F; `x` and `args.y` hold whole planes of
+/// `args.plane` (at least `range.end`), `w` `K` taps per channel and `b`
+/// one value per channel; no other thread touches the planes `range` of
+/// `args.y` meanwhile.
 #[target_feature(enable = "avx512f")]
 unsafe fn planes_of<const K: usize>(
     args: &Args,
@@ -152,34 +164,32 @@ unsafe fn planes_of<const K: usize>(
         let c = p % args.channels;
         let weights: [__m512; K] = std::array::from_fn(|k| _mm512_set1_ps(w[c * K + k]));
         let bias = _mm512_set1_ps(b.map_or(0.0, |b| b[c]));
-        let x = x.as_ptr().add(p * plane.inputs);
-        let y = args.y.0.add(p * plane.outputs);
+        let x = x[p * plane.inputs..][..plane.inputs].as_ptr();
+        let y = args.y.0.wrapping_add(p * plane.outputs);
         let mut v = 0;
         while v + VECTORS <= plane.vectors() {
-            vectors::<K, VECTORS>(plane, x, &weights, bias, y, v);
+            // SAFETY: `x` and `y` are plane `p`, which this call writes
+            // alone, and the CPU has AVX-512F (this function's promises).
+            unsafe { vectors::<K, VECTORS>(plane, x, &weights, bias, y, v) };
             v += VECTORS;
         }
         for v in v..plane.vectors() {
-            vectors::<K, 1>(plane, x, &weights, bias, y, v);
+            // SAFETY: as above.
+            unsafe { vectors::<K, 1>(plane, x, &weights, bias, y, v) };
         }
     }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn planes_of<const K: usize>(
-    _: &Args,
-    _: &[f32],
-    _: &[f32],
-    _: Option<&[f32]>,
-    _: std::ops::Range<usize>,
-) {
-    unreachable!("`available` is false off x86_64")
 }
 
 /// Output vectors `first..first + V` of the plane read from `x`, written to
 /// `y`, each from the bias then one fused multiply-add per tap inside the
 /// input, in order. The masked loads touch only elements inside the plane.
-#[cfg(target_arch = "x86_64")]
+///
+/// # Safety
+///
+/// The CPU has AVX-512F; `x` points to an input plane and `y` to an output
+/// plane of `plane`, which no other thread touches meanwhile; `weights`
+/// holds the plane's taps (`K` is `plane.offsets.len()`) and `first + V`
+/// is at most `plane.vectors()`.
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn vectors<const K: usize, const V: usize>(
@@ -192,25 +202,34 @@ unsafe fn vectors<const K: usize, const V: usize>(
 ) {
     let mut acc = [bias; V];
     for (k, weight) in weights.iter().enumerate() {
-        let offset = *plane.offsets.get_unchecked(k);
+        // SAFETY: `k < K`, the plane's taps.
+        let offset = unsafe { *plane.offsets.get_unchecked(k) };
         for (j, acc) in acc.iter_mut().enumerate() {
             let v = first + j;
-            let mask = *plane.masks.get_unchecked(v * K + k);
-            let input =
-                _mm512_maskz_loadu_ps(mask, x.wrapping_offset((v * LANES) as isize + offset));
+            // SAFETY: `v < plane.vectors()`, and the plane has `K` masks
+            // per vector.
+            let mask = unsafe { *plane.masks.get_unchecked(v * K + k) };
+            // SAFETY: the lanes of `mask` are the tap's input positions
+            // inside the plane (see `Plane`); masked-off lanes are not
+            // accessed.
+            let input = unsafe {
+                _mm512_maskz_loadu_ps(mask, x.wrapping_offset((v * LANES) as isize + offset))
+            };
             *acc = _mm512_mask3_fmadd_ps(input, *weight, *acc, mask);
         }
     }
     for (j, acc) in acc.iter().enumerate() {
         let at = (first + j) * LANES;
         let lanes = (plane.outputs - at).min(LANES);
-        _mm512_mask_storeu_ps(y.add(at), ((1u32 << lanes) - 1) as u16, *acc);
+        // SAFETY: the mask's `lanes` positions from `at` lie in the plane.
+        unsafe { _mm512_mask_storeu_ps(y.wrapping_add(at), ((1u32 << lanes) - 1) as u16, *acc) };
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::threads::with_threads;
 
     fn bits(t: &Tensor) -> Vec<u32> {
         let v = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
@@ -290,12 +309,11 @@ mod tests {
         }
         let x = Tensor::randn([3, 40, 17, 17], (Kind::Float, Device::Cpu));
         let w = Tensor::randn([40, 1, 3, 3], (Kind::Float, Device::Cpu));
-        let threads = tch::get_num_threads();
         let by_threads = [1, 2].map(|t| {
-            tch::set_num_threads(t);
-            bits(&convolve(&shape(3, 1, [(1, 1); 2], 40), &x, &w, None).unwrap())
+            with_threads(t, || {
+                bits(&convolve(&shape(3, 1, [(1, 1); 2], 40), &x, &w, None).unwrap())
+            })
         });
-        tch::set_num_threads(threads);
         assert!(by_threads[0] == by_threads[1]);
     }
 
