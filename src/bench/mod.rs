@@ -570,28 +570,8 @@ fn suffix_bound(
 }
 
 /// CPU seconds this process has used, all threads (0 where unavailable).
-#[cfg(target_os = "linux")]
 fn cpu_secs() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-    }
-    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec, which `ts` is.
-    match unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) } {
-        0 => ts.sec as f64 + ts.nsec as f64 * 1e-9,
-        _ => 0.0,
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn cpu_secs() -> f64 {
-    0.0
+    crate::kernels::clock::process_cpu_secs()
 }
 
 fn load_avg() -> [f64; 3] {

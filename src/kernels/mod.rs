@@ -38,6 +38,7 @@
 
 pub mod boxes;
 pub mod chain;
+pub mod clock;
 pub mod cpu;
 pub mod threads;
 pub mod views;
