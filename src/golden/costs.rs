@@ -13,6 +13,7 @@ use crate::cache::{sample_cost, Costs, CutCost};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::graph::{Env, Graph};
+use crate::kernels::threads::with_threads;
 use crate::split;
 
 /// Samples in the batch whose node times stand for the engine's
@@ -32,11 +33,9 @@ pub fn measure(
 ) -> Result<Costs> {
     // The engine reads and recomputes with one libtorch thread per worker;
     // two threads would also time their synchronisation.
-    let threads = tch::get_num_threads();
-    tch::set_num_threads(1);
-    let costs = measure_on_one_thread(graph, data, cuts, level, batch, known);
-    tch::set_num_threads(threads);
-    costs
+    with_threads(1, || {
+        measure_on_one_thread(graph, data, cuts, level, batch, known)
+    })
 }
 
 fn measure_on_one_thread(

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::error::Result;
 use crate::graph::Graph;
+use crate::kernels::threads::{with_threads, Threads};
 
 /// `work` on every item, on `workers` threads (this one among them), each
 /// with its own handle to `graph` and one libtorch thread; the results in
@@ -38,17 +39,13 @@ pub fn on_workers<I: Sync, T: Send>(
         }
         done
     };
-    let threads = tch::get_num_threads();
-    tch::set_num_threads(1);
+    let one_thread = Threads::set(1);
     let mut done = std::thread::scope(|scope| {
         let helpers: Vec<_> = (1..workers)
             .map(|_| {
                 let graph = graph.clone();
                 let take = &take;
-                scope.spawn(move || {
-                    tch::set_num_threads(1);
-                    take(&graph)
-                })
+                scope.spawn(move || with_threads(1, || take(&graph)))
             })
             .collect();
         let mut done = take(graph);
@@ -60,7 +57,7 @@ pub fn on_workers<I: Sync, T: Send>(
         }
         done
     });
-    tch::set_num_threads(threads);
+    drop(one_thread);
     done.sort_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, result)| result).collect()
 }
