@@ -53,6 +53,9 @@ pub fn floats(t: &Tensor) -> Option<&[f32]> {
         return None;
     }
     let bytes = cpu_bytes(t)?;
+    if bytes.is_empty() {
+        return Some(&[]);
+    }
     // SAFETY: a float32 tensor's storage holds f32 values, element-aligned
     // (checked); the slice covers the same bytes and borrows `t` as `bytes`
     // does.
@@ -67,6 +70,9 @@ pub fn floats_mut(t: &mut Tensor) -> Option<&mut [f32]> {
         return None;
     }
     let bytes = cpu_bytes_mut(t)?;
+    if bytes.is_empty() {
+        return Some(&mut []);
+    }
     let (ptr, len) = (bytes.as_mut_ptr(), bytes.len() / 4);
     // SAFETY: as in `floats`, from the exclusive view `bytes`, which the
     // new slice replaces.

@@ -302,6 +302,8 @@ fn convolve_in_chains(
     let dims = [m / g, c / g * taps, positions].map(|d| d as usize);
     let w = w.f_contiguous()?;
     let b = b.map(Tensor::f_contiguous).transpose()?;
+    let float32 = "contiguous float32 CPU tensors";
+    let bias = b.as_ref().map(|b| floats(b).expect(float32));
     let mut y = Tensor::f_empty(
         [&[n, m], out.as_slice()].concat().as_slice(),
         (Kind::Float, Device::Cpu),
@@ -311,14 +313,13 @@ fn convolve_in_chains(
         // Contiguous float32 CPU tensors of the sizes checked above; `y` was
         // just created, and each product writes its own part.
         {
-            let float32 = "contiguous float32 CPU tensors";
             let (w, patches) = (floats(&w).expect(float32), floats(&patches).expect(float32));
             let y = floats_mut(&mut y).expect(float32);
             let y = &mut y[sample as usize * m as usize * dims[2]..][..m as usize * dims[2]];
             let [rows, depth, cols] = dims;
             for group in 0..g as usize {
-                let init = match &b {
-                    Some(b) => chain::Init::Row(&floats(b).expect(float32)[group * rows..][..rows]),
+                let init = match bias {
+                    Some(b) => chain::Init::Row(&b[group * rows..][..rows]),
                     None => chain::Init::Zero,
                 };
                 chain::product(
