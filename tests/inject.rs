@@ -338,7 +338,12 @@ fn branching_models_at_every_kind_of_cut() {
 #[test]
 fn nan_faults_run_to_the_output_and_are_due_there() {
     let (graph, data) = demo();
-    let conv = graph.nodes.iter().find(|n| n.op == "Conv").unwrap().index;
+    let conv = graph
+        .nodes
+        .iter()
+        .find(|n| n.op.name() == "Conv")
+        .unwrap()
+        .index;
     let nan: faultsweep::inject::Corrupt = Arc::new(|_| f32::NAN);
     let inj = vec![Injection {
         id: 0,

@@ -817,7 +817,7 @@ impl BatchRun<'_, '_> {
                 let faulted = |n: usize| faults.iter().any(|f| f.node == n);
                 let may_turn = state.first_nonfinite.is_some()
                     || faulted(node.index)
-                    || !(keeps_finite(&node.op)
+                    || !(node.op.keeps_finite()
                         || self.engine.bounds.stays_finite(id, t.kind(), faulted));
                 if !options.drop_masked && !may_turn {
                     continue; // no masking to find, no NaN or Inf to scan for
@@ -852,29 +852,6 @@ impl BatchRun<'_, '_> {
         }
         Ok(())
     }
-}
-
-/// Ops whose outputs are finite whenever their inputs are: they select,
-/// move or bound values, or map them into a bounded range.
-fn keeps_finite(op: &str) -> bool {
-    matches!(
-        op,
-        "Relu"
-            | "Clip"
-            | "MaxPool"
-            | "Sigmoid"
-            | "Tanh"
-            | "Identity"
-            | "Flatten"
-            | "Reshape"
-            | "Squeeze"
-            | "Unsqueeze"
-            | "Transpose"
-            | "Concat"
-            | "Slice"
-            | "Split"
-            | "Gather"
-    )
 }
 
 /// Applies `node`'s guard, if any, to its output once more, after the faults
@@ -927,6 +904,7 @@ fn corrupt_flat(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::Op;
 
     /// A test fixture model (tests/fixtures/models) and its input.
     pub(super) fn fixture(name: &str) -> (Graph, Tensor) {
@@ -944,7 +922,7 @@ mod tests {
     fn batches_close_where_whole_rows_fill_the_budget() {
         let (graph, input) = fixture("mobilenet_v2_ts17");
         let frontiers = InputFrontiers::new(input.narrow(0, 0, 1));
-        let conv = graph.nodes.iter().position(|n| n.op == "Conv").unwrap();
+        let conv = graph.nodes.iter().position(|n| n.op == Op::Conv).unwrap();
         let identity: Corrupt = Arc::new(|x| x);
         let injections: Vec<Injection> = (0..20)
             .map(|id| Injection {

@@ -11,7 +11,8 @@
 //! (the halo). A box that comes out equal to golden disappears, and a row
 //! with no box left is masked. The row joins the batch as a full row (its
 //! golden row with the boxes written in) when a box would cover more than
-//! [`MAX_SHARE`] of its value, or at a node of any other kind.
+//! [`MAX_SHARE`] of its value, or at a node of any other kind (which ops
+//! run over a box is declared with the op: [`OnABox`]).
 //!
 //! A box is computed with the same kernels as the full tensor over the same
 //! inputs, and a Conv box kernel is trusted only once it has reproduced the
@@ -30,37 +31,14 @@ use tch::Tensor;
 use super::blocks::{copy_region, equal_region, intersect, positions, Block, Span};
 use super::depthwise::{Depthwise, Inside};
 use super::rows::{cpu_bytes, cpu_bytes_mut, nonfinite_bytes};
-use super::{corrupt_flat, keeps_finite, FaultSite, Injection, SiteValues};
+use super::{corrupt_flat, FaultSite, Injection, SiteValues};
 use crate::error::Result;
 use crate::graph::ops::{convolve_as, ConvShape};
-use crate::graph::{Env, Graph, Node, ValueId};
+use crate::graph::{Env, Graph, Node, OnABox, ValueId};
 
 /// A regional row joins the batch rather than compute a box covering more
 /// than this share of a value's positions (a batch row is cheaper then).
 const MAX_SHARE: f64 = 0.25;
-
-/// Ops computed position by position whose result at a position does not
-/// depend on how the kernel blocks or vectorizes the tensor (one correctly
-/// rounded operation, or a selection), so a box of the output holds exactly
-/// the full tensor's values there. Transcendental ops (Sigmoid, Tanh, Exp,
-/// ...) and fused multiply-adds (BatchNormalization) are left out: their
-/// vector and scalar code paths may round differently.
-const ELEMENTWISE: &[&str] = &[
-    "Relu",
-    "Clip",
-    "LeakyRelu",
-    "Identity",
-    "Neg",
-    "Abs",
-    "Sqrt",
-    "Reciprocal",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Max",
-    "Min",
-];
 
 /// One row's values over a box of positions.
 pub(super) struct Delta {
@@ -227,10 +205,10 @@ impl RegionalRow {
         if is_output || node.index + 1 == graph.nodes.len() || node.outputs.len() != 1 {
             return Ok(Step::Join);
         }
-        let delta = match node.op.as_str() {
-            "Conv" => self.conv(graph, node, env, kernels)?,
-            op if ELEMENTWISE.contains(&op) => self.elementwise(graph, node, env, golden)?,
-            _ => return Ok(Step::Join),
+        let delta = match node.op.traits().on_a_box {
+            OnABox::Convolution => self.conv(graph, node, env, kernels)?,
+            OnABox::Elementwise => self.elementwise(graph, node, env, golden)?,
+            OnABox::Join => return Ok(Step::Join),
         };
         Ok(match delta {
             Outcome::Golden => Step::Boxes(Vec::new()),
@@ -796,7 +774,7 @@ fn guard(graph: &Graph, node: &Node, t: Tensor) -> Result<Tensor> {
 /// Whether a new box of `node`'s output may hold NaN or Inf, so it is worth
 /// scanning (as the batch rows are).
 pub(super) fn may_turn_nonfinite(node: &Node, fault_node: usize, already: bool) -> bool {
-    !keeps_finite(&node.op) || already || fault_node == node.index
+    !node.op.keeps_finite() || already || fault_node == node.index
 }
 
 #[cfg(test)]

@@ -7,10 +7,11 @@ use tch::{Device, Kind, Tensor};
 use super::avx512::{float_cpu, floats, floats_mut};
 use super::{chain, depthwise, fail, input, one, opt_input, pointwise, Inputs, KResult, OpDef};
 use crate::graph::Node;
+use crate::graph::Op;
 
 pub const OPS: &[OpDef] = &[
     OpDef {
-        op: "Conv",
+        op: Op::Conv,
         attrs: &[
             "auto_pad",
             "dilations",
@@ -22,7 +23,7 @@ pub const OPS: &[OpDef] = &[
         kernel: conv,
     },
     OpDef {
-        op: "ConvTranspose",
+        op: Op::ConvTranspose,
         attrs: &[
             "auto_pad",
             "dilations",
