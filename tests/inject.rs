@@ -12,8 +12,8 @@ use faultsweep::data::{DataSpec, Dataset, Subset};
 use faultsweep::golden::GoldenRun;
 use faultsweep::graph::Graph;
 use faultsweep::inject::{
-    agreement, plain_run, Agreement, CachedFrontiers, ComputedFrontiers, Engine, Fault, Frontiers,
-    Injection, InjectionResult, InputFrontiers, Options,
+    agreement, plain_run, Agreement, BoxKernels, CachedFrontiers, ComputedFrontiers, Engine, Fault,
+    Frontiers, Injection, InjectionResult, InputFrontiers, Mode, Options,
 };
 use faultsweep::load;
 
@@ -472,16 +472,19 @@ fn regional_rows_equal_the_batch_rows_bit_for_bit() {
         let inj = corner_injections(graph, data.len(), 3);
         let dir = tempfile::tempdir().unwrap();
         let frontiers = cached(graph, data, &inj, dir.path());
-        let run = |drop_masked, regional_rows| {
+        let run = |mode| {
             let options = Options {
                 batch_size: 1,
-                drop_masked,
-                regional_rows,
+                mode,
                 ..Options::default()
             };
             Engine::new(graph, &frontiers, options).run(&inj).unwrap()
         };
-        let (regional, dropping, full) = (run(true, true), run(true, false), run(false, false));
+        let (regional, dropping, full) = (
+            run(Mode::Regional),
+            run(Mode::DropMasked),
+            run(Mode::FromCut),
+        );
         let mut masked = 0;
         for ((r, d), f) in regional.iter().zip(&dropping).zip(&full) {
             let at = format!(
@@ -628,10 +631,9 @@ fn first_nonfinite_nodes_equal_the_plain_pass() {
         let dir = tempfile::tempdir().unwrap();
         let frontiers = cached(&graph, &data, &inj, dir.path());
         let plain = reference(&graph, &data, &inj);
-        for drop_masked in [true, false] {
+        for mode in [Mode::Regional, Mode::FromCut] {
             let options = Options {
-                drop_masked,
-                regional_rows: drop_masked,
+                mode,
                 ..Options::default()
             };
             let engine = Engine::new(&graph, &frontiers, options);
@@ -745,11 +747,10 @@ fn rows_of_a_failed_kernel_check_recompute_from_their_own_sample() {
     // One batch: the rows of every sample meet at each node.
     let options = Options {
         batch_size: inj.len(),
+        box_kernels: BoxKernels::Distrusted,
         ..Options::default()
     };
-    faultsweep::inject::distrust_box_kernels(true);
     let engine = Engine::new(&graph, &frontiers, options).run(&inj);
-    faultsweep::inject::distrust_box_kernels(false);
     let samples: std::collections::BTreeSet<usize> = inj.iter().map(|i| i.sample).collect();
     assert!(samples.len() > 1, "batches of several samples");
     assert_same(
