@@ -12,8 +12,8 @@ use faultsweep::data::{DataSpec, Dataset, Subset};
 use faultsweep::golden::GoldenRun;
 use faultsweep::graph::Graph;
 use faultsweep::inject::{
-    agreement, plain_run, Agreement, BoxKernels, CachedFrontiers, ComputedFrontiers, Engine, Fault,
-    Frontiers, Injection, InjectionResult, InputFrontiers, Mode, Options,
+    agreement, plain_run, Agreement, BoxKernels, CachedFrontiers, ComputedFrontiers, Engine,
+    Frontiers, Injection, InjectionResult, InputFrontiers, Mode, NodeFault, Options,
 };
 use faultsweep::load;
 
@@ -54,7 +54,7 @@ fn injections(
             let faults = (0..faults_each)
                 .map(|_| {
                     let (node, elems) = nodes[rng.next(nodes.len() as u64) as usize];
-                    Fault::neuron(
+                    NodeFault::neuron(
                         node,
                         rng.next(elems as u64) as i64,
                         flip(rng.next(32) as u32),
@@ -100,7 +100,7 @@ fn weight_injections(
     (0..count)
         .map(|id| {
             let (node, input, elems) = weights[rng.next(weights.len() as u64) as usize];
-            let mut faults = vec![Fault::weight(
+            let mut faults = vec![NodeFault::weight(
                 node,
                 input,
                 rng.next(elems) as i64,
@@ -348,7 +348,7 @@ fn nan_faults_run_to_the_output_and_are_due_there() {
     let inj = vec![Injection {
         id: 0,
         sample: 3,
-        faults: vec![Fault::neuron(conv, 100, nan)],
+        faults: vec![NodeFault::neuron(conv, 100, nan)],
     }];
     let dir = tempfile::tempdir().unwrap();
     let frontiers = cached(&graph, &data, &inj, dir.path());
@@ -373,7 +373,7 @@ fn bad_fault_sites_are_errors() {
     let inj = vec![Injection {
         id: 0,
         sample: 0,
-        faults: vec![Fault::neuron(2, 1 << 40, flip(3))],
+        faults: vec![NodeFault::neuron(2, 1 << 40, flip(3))],
     }];
     let r = engine.run(&inj).unwrap().remove(0);
     assert!(
@@ -435,7 +435,7 @@ fn corner_injections(graph: &Graph, samples: usize, seed: u64) -> Vec<Injection>
             out.push(Injection {
                 id: out.len(),
                 sample: rng.next(samples as u64) as usize,
-                faults: vec![Fault::neuron(
+                faults: vec![NodeFault::neuron(
                     node.index,
                     channel * plane + within,
                     flip(rng.next(32) as u32),
@@ -625,7 +625,7 @@ fn first_nonfinite_nodes_equal_the_plain_pass() {
             .map(|(id, (node, index, v))| Injection {
                 id,
                 sample: id % data.len(),
-                faults: vec![Fault::neuron(node, index, Arc::new(move |_| v))],
+                faults: vec![NodeFault::neuron(node, index, Arc::new(move |_| v))],
             })
             .collect();
         let dir = tempfile::tempdir().unwrap();
@@ -656,14 +656,14 @@ fn a_weight_fault_is_read_from_its_node_input_a_neuron_fault_after_its_node() {
         sample: 0,
         faults,
     };
-    let weight = inj(vec![Fault::weight(4, 1, 0, flip(3))]);
+    let weight = inj(vec![NodeFault::weight(4, 1, 0, flip(3))]);
     assert_eq!((weight.start_cut(), weight.read_cut()), (5, 4));
-    let neuron = inj(vec![Fault::neuron(4, 0, flip(3))]);
+    let neuron = inj(vec![NodeFault::neuron(4, 0, flip(3))]);
     assert_eq!((neuron.start_cut(), neuron.read_cut()), (5, 5));
     // A weight fault after the first faulted node is patched in flight.
     let both = inj(vec![
-        Fault::neuron(2, 0, flip(3)),
-        Fault::weight(6, 1, 0, flip(3)),
+        NodeFault::neuron(2, 0, flip(3)),
+        NodeFault::weight(6, 1, 0, flip(3)),
     ]);
     assert_eq!((both.start_cut(), both.read_cut()), (3, 3));
 }
@@ -706,7 +706,12 @@ fn gemm_weight_faults_recompute_their_columns_in_every_layout() {
                 .map(|(id, &(input, index))| Injection {
                     id,
                     sample: id % samples as usize,
-                    faults: vec![Fault::weight(0, input, index, flip([30, 22, 0][id % 3]))],
+                    faults: vec![NodeFault::weight(
+                        0,
+                        input,
+                        index,
+                        flip([30, 22, 0][id % 3]),
+                    )],
                 })
                 .collect();
             let frontiers = InputFrontiers::new(a.shallow_clone());
@@ -836,7 +841,7 @@ fn a_box_that_reaches_the_output_joins_for_it() {
             id,
             sample: id % 3,
             // Output 4 x 4 x 4; bits of the mantissa and the exponent.
-            faults: vec![Fault::neuron(
+            faults: vec![NodeFault::neuron(
                 0,
                 (id * 5 % 64) as i64,
                 flip(12 + id as u32 % 18),

@@ -9,7 +9,7 @@ use super::bounds::Bounds;
 use super::region::{self, ConvBox, KernelCheck, Kernels, RegionalRow, Step};
 use super::rows::{RowState, RowView, Rows};
 use super::weights::{self, Patch};
-use super::{corrupt_flat, Fault, FaultSite, Frontiers, Injection, InjectionResult, Options};
+use super::{corrupt_flat, FaultSite, Frontiers, Injection, InjectionResult, NodeFault, Options};
 use crate::classify::OutputDiff;
 use crate::error::{Error, Result};
 use crate::graph::{Env, Graph, Node};
@@ -276,7 +276,7 @@ impl BatchRun<'_, '_> {
         let (batch, state) = (self.batch, &mut self.state);
         join.jobs.retain(|&(job, _)| {
             let neuron_here =
-                |f: &Fault| f.node == node.index && matches!(f.site, FaultSite::Neuron { .. });
+                |f: &NodeFault| f.node == node.index && matches!(f.site, FaultSite::Neuron { .. });
             let differs = patched.contains(&job) || batch[job].faults.iter().any(neuron_here);
             let unchanged = finished(batch[job], node.index, differs);
             if unchanged {

@@ -180,7 +180,7 @@ mod tests {
     use super::*;
     use crate::graph::Op;
     use crate::inject::tests::fixture;
-    use crate::inject::{Corrupt, Fault, InputFrontiers, Mode};
+    use crate::inject::{Corrupt, InputFrontiers, Mode, NodeFault};
 
     /// One row's bytes cover each node's output from the first cut on, and
     /// the engine counts the rows that run whole: without dropping every
@@ -196,7 +196,7 @@ mod tests {
             .map(|id| Injection {
                 id,
                 sample: 0,
-                faults: vec![Fault::neuron(conv, id as i64, identity.clone())],
+                faults: vec![NodeFault::neuron(conv, id as i64, identity.clone())],
             })
             .collect();
         let order: Vec<&Injection> = injections.iter().collect();

@@ -1,5 +1,5 @@
 //! What the engine is given and gives back: an [`Injection`] (faults on one
-//! inference of one sample, each a [`Fault`] at a node), and its
+//! inference of one sample, each a [`NodeFault`] at a node), and its
 //! [`InjectionResult`] (the values at its fault sites, its outputs, how it
 //! ended).
 
@@ -21,18 +21,21 @@ pub enum FaultSite {
     Weight { input: usize, index: i64 },
 }
 
-/// One fault of an injection.
+/// One fault of an injection as the engine applies it: a node (by index),
+/// the element it strikes there, and what it does to the value. (A fault
+/// list's row, [`crate::faults::Fault`], names its site; the campaign
+/// resolves it into this.)
 #[derive(Clone)]
-pub struct Fault {
+pub struct NodeFault {
     /// Topological index of the node.
     pub node: usize,
     pub site: FaultSite,
     pub corrupt: Corrupt,
 }
 
-impl Fault {
+impl NodeFault {
     pub fn neuron(node: usize, index: i64, corrupt: Corrupt) -> Self {
-        Fault {
+        NodeFault {
             node,
             site: FaultSite::Neuron { index },
             corrupt,
@@ -40,7 +43,7 @@ impl Fault {
     }
 
     pub fn weight(node: usize, input: usize, index: i64, corrupt: Corrupt) -> Self {
-        Fault {
+        NodeFault {
             node,
             site: FaultSite::Weight { input, index },
             corrupt,
@@ -55,7 +58,7 @@ pub struct Injection {
     pub id: usize,
     /// Position of the sample in the data set (as the cache stores it).
     pub sample: usize,
-    pub faults: Vec<Fault>,
+    pub faults: Vec<NodeFault>,
 }
 
 impl Injection {

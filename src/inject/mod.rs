@@ -42,7 +42,7 @@ mod workers;
 
 pub use engine::Engine;
 pub use frontiers::{CachedFrontiers, ComputedFrontiers, Frontiers, InputFrontiers};
-pub use injection::{Corrupt, Fault, FaultSite, Injection, InjectionResult, SiteValues};
+pub use injection::{Corrupt, FaultSite, Injection, InjectionResult, NodeFault, SiteValues};
 pub use options::{BoxKernels, Mode, Options};
 pub use verify::{agreement, plain_run, Agreement};
 pub use workers::on_workers;
