@@ -45,7 +45,7 @@ fn conv_cuts(graph: &Graph) -> Vec<usize> {
     graph
         .nodes
         .iter()
-        .filter(|n| n.op == "Conv")
+        .filter(|n| n.op.name() == "Conv")
         .map(|n| n.index + 1)
         .collect()
 }

@@ -191,8 +191,7 @@ fn node_info(graph: &Graph, node: &Node, shape_of: &dyn Fn(ValueId) -> ValueShap
         .filter_map(|&id| graph.constant(id).map(|t| (id, t)))
         .collect();
     let params = constants.iter().map(|(_, t)| t.numel() as i64).sum();
-    let has_weights = matches!(node.op.as_str(), "Conv" | "Gemm" | "MatMul");
-    let weights = if has_weights {
+    let weights = if node.op.weights().is_some() {
         constants
             .iter()
             .filter(|(_, t)| is_float(t.kind()))
@@ -202,29 +201,15 @@ fn node_info(graph: &Graph, node: &Node, shape_of: &dyn Fn(ValueId) -> ValueShap
         vec![]
     };
     let out_elems: i64 = outputs.first().map_or(0, |o| o.shape.iter().product());
-    let macs = match node.op.as_str() {
-        // Each output element of a Conv sums over C/group x kernel inputs.
-        "Conv" => node.inputs.get(1).copied().flatten().map_or(0, |w| {
-            let ws = shape_of(w).shape;
-            out_elems * ws.iter().skip(1).product::<i64>()
-        }),
-        "Gemm" | "MatMul" => node.inputs.get(1).copied().flatten().map_or(0, |b| {
-            let bs = shape_of(b).shape;
-            let trans_b = node.op == "Gemm" && node.attrs.int("transB", 0).unwrap_or(0) != 0;
-            let k = if trans_b {
-                bs.last()
-            } else {
-                bs.iter().rev().nth(1)
-            };
-            out_elems * k.copied().unwrap_or(1)
-        }),
+    let macs = match (node.op.weights(), node.inputs.get(1).copied().flatten()) {
+        (Some(kind), Some(w)) => kind.macs(node, &shape_of(w).shape, out_elems),
         _ => 0,
     };
     let injectable = outputs.first().is_some_and(|o| o.per_sample);
     NodeInfo {
         index: node.index,
         name: node.name.clone(),
-        op: node.op.clone(),
+        op: node.op.to_string(),
         outputs,
         params,
         macs,

@@ -116,7 +116,7 @@ pub fn one_node(
         nodes: vec![Node {
             index: 0,
             name: NODE.into(),
-            op: op.into(),
+            op: op.parse().unwrap(),
             inputs,
             outputs: (first_out..first_out + outputs).collect(),
             attrs,

@@ -627,7 +627,7 @@ fn nodes_of_constants_are_folded_so_every_cut_caches_per_sample_values() {
     // the cache fill failed there (the full torchvision ResNet-18 export).
     let model = repo("tests/fixtures/models/conv_shared_bias.onnx");
     let graph = load::load(&model).unwrap();
-    let ops: Vec<&str> = graph.nodes.iter().map(|n| n.op.as_str()).collect();
+    let ops: Vec<&str> = graph.nodes.iter().map(|n| n.op.name()).collect();
     assert_eq!(
         ops,
         [
@@ -719,11 +719,11 @@ fn the_full_resnet18_export_caches_at_every_conv_cut() {
         return;
     }
     let graph = load::load(&model).unwrap();
-    assert!(graph.nodes.iter().all(|n| n.op != "Identity"));
+    assert!(graph.nodes.iter().all(|n| n.op.name() != "Identity"));
     let cuts: Vec<usize> = graph
         .nodes
         .iter()
-        .filter(|n| n.op == "Conv")
+        .filter(|n| n.op.name() == "Conv")
         .map(|n| n.index + 1)
         .collect();
     assert_eq!(cuts.len(), 20, "ResNet-18 has 20 Conv nodes");

@@ -12,8 +12,8 @@ use faultsweep::data::{DataSpec, Dataset, Subset};
 use faultsweep::golden::GoldenRun;
 use faultsweep::graph::Graph;
 use faultsweep::inject::{
-    agreement, plain_run, Agreement, CachedFrontiers, ComputedFrontiers, Engine, Fault, Frontiers,
-    Injection, InjectionResult, InputFrontiers, Options,
+    agreement, plain_run, Agreement, BoxKernels, CachedFrontiers, ComputedFrontiers, Engine,
+    Frontiers, Injection, InjectionResult, InputFrontiers, Mode, NodeFault, Options,
 };
 use faultsweep::load;
 
@@ -54,7 +54,7 @@ fn injections(
             let faults = (0..faults_each)
                 .map(|_| {
                     let (node, elems) = nodes[rng.next(nodes.len() as u64) as usize];
-                    Fault::neuron(
+                    NodeFault::neuron(
                         node,
                         rng.next(elems as u64) as i64,
                         flip(rng.next(32) as u32),
@@ -100,7 +100,7 @@ fn weight_injections(
     (0..count)
         .map(|id| {
             let (node, input, elems) = weights[rng.next(weights.len() as u64) as usize];
-            let mut faults = vec![Fault::weight(
+            let mut faults = vec![NodeFault::weight(
                 node,
                 input,
                 rng.next(elems) as i64,
@@ -338,12 +338,17 @@ fn branching_models_at_every_kind_of_cut() {
 #[test]
 fn nan_faults_run_to_the_output_and_are_due_there() {
     let (graph, data) = demo();
-    let conv = graph.nodes.iter().find(|n| n.op == "Conv").unwrap().index;
+    let conv = graph
+        .nodes
+        .iter()
+        .find(|n| n.op.name() == "Conv")
+        .unwrap()
+        .index;
     let nan: faultsweep::inject::Corrupt = Arc::new(|_| f32::NAN);
     let inj = vec![Injection {
         id: 0,
         sample: 3,
-        faults: vec![Fault::neuron(conv, 100, nan)],
+        faults: vec![NodeFault::neuron(conv, 100, nan)],
     }];
     let dir = tempfile::tempdir().unwrap();
     let frontiers = cached(&graph, &data, &inj, dir.path());
@@ -368,7 +373,7 @@ fn bad_fault_sites_are_errors() {
     let inj = vec![Injection {
         id: 0,
         sample: 0,
-        faults: vec![Fault::neuron(2, 1 << 40, flip(3))],
+        faults: vec![NodeFault::neuron(2, 1 << 40, flip(3))],
     }];
     let r = engine.run(&inj).unwrap().remove(0);
     assert!(
@@ -430,7 +435,7 @@ fn corner_injections(graph: &Graph, samples: usize, seed: u64) -> Vec<Injection>
             out.push(Injection {
                 id: out.len(),
                 sample: rng.next(samples as u64) as usize,
-                faults: vec![Fault::neuron(
+                faults: vec![NodeFault::neuron(
                     node.index,
                     channel * plane + within,
                     flip(rng.next(32) as u32),
@@ -467,16 +472,19 @@ fn regional_rows_equal_the_batch_rows_bit_for_bit() {
         let inj = corner_injections(graph, data.len(), 3);
         let dir = tempfile::tempdir().unwrap();
         let frontiers = cached(graph, data, &inj, dir.path());
-        let run = |drop_masked, regional_rows| {
+        let run = |mode| {
             let options = Options {
                 batch_size: 1,
-                drop_masked,
-                regional_rows,
+                mode,
                 ..Options::default()
             };
             Engine::new(graph, &frontiers, options).run(&inj).unwrap()
         };
-        let (regional, dropping, full) = (run(true, true), run(true, false), run(false, false));
+        let (regional, dropping, full) = (
+            run(Mode::Regional),
+            run(Mode::DropMasked),
+            run(Mode::FromCut),
+        );
         let mut masked = 0;
         for ((r, d), f) in regional.iter().zip(&dropping).zip(&full) {
             let at = format!(
@@ -617,16 +625,15 @@ fn first_nonfinite_nodes_equal_the_plain_pass() {
             .map(|(id, (node, index, v))| Injection {
                 id,
                 sample: id % data.len(),
-                faults: vec![Fault::neuron(node, index, Arc::new(move |_| v))],
+                faults: vec![NodeFault::neuron(node, index, Arc::new(move |_| v))],
             })
             .collect();
         let dir = tempfile::tempdir().unwrap();
         let frontiers = cached(&graph, &data, &inj, dir.path());
         let plain = reference(&graph, &data, &inj);
-        for drop_masked in [true, false] {
+        for mode in [Mode::Regional, Mode::FromCut] {
             let options = Options {
-                drop_masked,
-                regional_rows: drop_masked,
+                mode,
                 ..Options::default()
             };
             let engine = Engine::new(&graph, &frontiers, options);
@@ -649,14 +656,14 @@ fn a_weight_fault_is_read_from_its_node_input_a_neuron_fault_after_its_node() {
         sample: 0,
         faults,
     };
-    let weight = inj(vec![Fault::weight(4, 1, 0, flip(3))]);
+    let weight = inj(vec![NodeFault::weight(4, 1, 0, flip(3))]);
     assert_eq!((weight.start_cut(), weight.read_cut()), (5, 4));
-    let neuron = inj(vec![Fault::neuron(4, 0, flip(3))]);
+    let neuron = inj(vec![NodeFault::neuron(4, 0, flip(3))]);
     assert_eq!((neuron.start_cut(), neuron.read_cut()), (5, 5));
     // A weight fault after the first faulted node is patched in flight.
     let both = inj(vec![
-        Fault::neuron(2, 0, flip(3)),
-        Fault::weight(6, 1, 0, flip(3)),
+        NodeFault::neuron(2, 0, flip(3)),
+        NodeFault::weight(6, 1, 0, flip(3)),
     ]);
     assert_eq!((both.start_cut(), both.read_cut()), (3, 3));
 }
@@ -699,7 +706,12 @@ fn gemm_weight_faults_recompute_their_columns_in_every_layout() {
                 .map(|(id, &(input, index))| Injection {
                     id,
                     sample: id % samples as usize,
-                    faults: vec![Fault::weight(0, input, index, flip([30, 22, 0][id % 3]))],
+                    faults: vec![NodeFault::weight(
+                        0,
+                        input,
+                        index,
+                        flip([30, 22, 0][id % 3]),
+                    )],
                 })
                 .collect();
             let frontiers = InputFrontiers::new(a.shallow_clone());
@@ -740,11 +752,10 @@ fn rows_of_a_failed_kernel_check_recompute_from_their_own_sample() {
     // One batch: the rows of every sample meet at each node.
     let options = Options {
         batch_size: inj.len(),
+        box_kernels: BoxKernels::Distrusted,
         ..Options::default()
     };
-    faultsweep::inject::distrust_box_kernels(true);
     let engine = Engine::new(&graph, &frontiers, options).run(&inj);
-    faultsweep::inject::distrust_box_kernels(false);
     let samples: std::collections::BTreeSet<usize> = inj.iter().map(|i| i.sample).collect();
     assert!(samples.len() > 1, "batches of several samples");
     assert_same(
@@ -830,7 +841,7 @@ fn a_box_that_reaches_the_output_joins_for_it() {
             id,
             sample: id % 3,
             // Output 4 x 4 x 4; bits of the mantissa and the exponent.
-            faults: vec![Fault::neuron(
+            faults: vec![NodeFault::neuron(
                 0,
                 (id * 5 % 64) as i64,
                 flip(12 + id as u32 % 18),

@@ -12,7 +12,7 @@ fn node(op: &str, attrs: &[(&str, Attr)]) -> Node {
     Node {
         index: 0,
         name: op.to_string(),
-        op: op.to_string(),
+        op: op.parse().unwrap(),
         inputs: vec![],
         outputs: vec![],
         attrs: Attrs(
@@ -34,7 +34,7 @@ fn random(shape: &[i64], seed: i64) -> Tensor {
 fn run(node: &Node, input: &Tensor, constants: &[Tensor]) -> Tensor {
     let mut inputs = vec![Some(input)];
     inputs.extend(constants.iter().map(Some));
-    let kernel = ops::lookup(&node.op).unwrap().kernel;
+    let kernel = ops::lookup(node.op.name()).unwrap().kernel;
     kernel(node, &inputs).unwrap().remove(0)
 }
 

@@ -119,7 +119,7 @@ fn node(op: &str, attrs: Vec<(&str, Attr)>) -> Node {
     Node {
         index: 0,
         name: "hand".into(),
-        op: op.into(),
+        op: op.parse().unwrap(),
         inputs: vec![],
         outputs: vec![],
         attrs: Attrs(attrs.into_iter().map(|(k, v)| (k.into(), v)).collect()),
@@ -128,7 +128,7 @@ fn node(op: &str, attrs: Vec<(&str, Attr)>) -> Node {
 }
 
 fn kernel_error(node: &Node, inputs: &[Option<&Tensor>]) -> String {
-    let def = lookup(&node.op).expect("op is registered");
+    let def = lookup(node.op.name()).expect("op is registered");
     match (def.kernel)(node, inputs) {
         Ok(_) => panic!("{}: ran without error", node.op),
         Err(e) => e.0,

@@ -18,7 +18,7 @@
 //!   before a node with a faulted weight, which delayed start must run.
 //! - [`Way::FullForward`]: PyTorchFI's strategy: every injection runs the
 //!   whole model from the input, in batches of the same size, with no cache
-//!   and no early exit (the engine with `from_input`, fed from the
+//!   and no early exit (the engine in `Mode::FromInput`, fed from the
 //!   preprocessed inputs held in memory, so image decoding is not timed).
 //!
 //! Each way is timed around the injection phase only; the golden pass and
@@ -42,8 +42,8 @@ use crate::faults;
 use crate::golden::GoldenRun;
 use crate::graph::Graph;
 use crate::inject::{
-    agreement, on_workers, Agreement, CachedFrontiers, Engine, Frontiers, Injection,
-    InjectionResult, InputFrontiers, Options, SiteValues,
+    agreement, on_workers, Agreement, BoxKernels, CachedFrontiers, Engine, Frontiers, Injection,
+    InjectionResult, InputFrontiers, Mode, Options, SiteValues,
 };
 use crate::memory::{peak_rss_bytes, reset_peak_rss};
 use crate::split;
@@ -478,10 +478,12 @@ impl Setup {
                     &cached,
                     Options {
                         batch_size,
-                        drop_masked: way == Way::Engine,
-                        regional_rows: way == Way::Engine,
-                        from_input: false,
+                        mode: match way {
+                            Way::Engine => Mode::Regional,
+                            _ => Mode::FromCut,
+                        },
                         workers: self.workers,
+                        box_kernels: BoxKernels::Checked,
                     },
                 );
                 results = self.run_chunks(&engine, chunk)?;
@@ -492,10 +494,9 @@ impl Setup {
                     inputs.as_ref().expect("loaded above"),
                     Options {
                         batch_size,
-                        drop_masked: false,
-                        regional_rows: false,
-                        from_input: true,
+                        mode: Mode::FromInput,
                         workers: self.workers,
+                        box_kernels: BoxKernels::Checked,
                     },
                 );
                 results = self.run_chunks(&engine, chunk)?;

@@ -37,7 +37,8 @@ use crate::faults::{self, Fault};
 use crate::golden::{self, Golden, GoldenRun};
 use crate::graph::{Graph, Guard, GuardKind};
 use crate::inject::{
-    CachedFrontiers, ComputedFrontiers, Engine, Frontiers, Injection, InjectionResult, Options,
+    BoxKernels, CachedFrontiers, ComputedFrontiers, Engine, Frontiers, Injection, InjectionResult,
+    Mode, Options,
 };
 use crate::phases::{timed, Phase};
 use crate::report::{CsvSink, Summary};
@@ -292,10 +293,9 @@ pub fn run_with_models(
 
     let options = Options {
         batch_size: spec.data.batch_size,
-        drop_masked: true,
-        regional_rows: true,
-        from_input: false,
+        mode: Mode::Regional,
         workers: args.workers,
+        box_kernels: BoxKernels::Checked,
     };
     let step = options.batch_size.max(1) * 8;
     let path = out.join("injections.csv");

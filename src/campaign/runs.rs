@@ -12,7 +12,7 @@ use super::Plan;
 use crate::error::{Error, Result};
 use crate::faults::{self, Fault, Samples, Sites, Target};
 use crate::graph::Graph;
-use crate::inject::{Fault as EngineFault, Injection};
+use crate::inject::{Injection, NodeFault};
 
 /// One engine run: an injection of the fault list on one sample of its
 /// scope (a transient fault has one sample; a permanent one holds for every
@@ -216,7 +216,7 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    fn faults(&self, rows: &[Fault]) -> Result<Vec<EngineFault>> {
+    fn faults(&self, rows: &[Fault]) -> Result<Vec<NodeFault>> {
         rows.iter()
             .map(|f| {
                 let scale = self.scales.get(&f.layer).copied().unwrap_or(1.0 / 127.0);
@@ -294,7 +294,7 @@ fn engine_fault(
     f: &Fault,
     int8_scale: f32,
     models: &faults::Models,
-) -> Result<EngineFault> {
+) -> Result<NodeFault> {
     let bad = |msg: String| {
         Error::Usage(format!(
             "fault {} on {}: {msg}",
@@ -333,14 +333,14 @@ fn engine_fault(
             .expect("custom models were checked above")
     });
     Ok(match f.target {
-        Target::Neuron => EngineFault::neuron(layer.node, index, corrupt),
+        Target::Neuron => NodeFault::neuron(layer.node, index, corrupt),
         Target::Weight => {
             let input = graph.nodes[layer.node]
                 .inputs
                 .iter()
                 .position(|id| id.is_some_and(|id| graph.values[id].name == f.tensor))
                 .ok_or_else(|| bad(format!("'{}' is not an input of '{}'", f.tensor, f.layer)))?;
-            EngineFault::weight(layer.node, input, index, corrupt)
+            NodeFault::weight(layer.node, input, index, corrupt)
         }
     })
 }

@@ -119,7 +119,7 @@ impl Sites {
                 Layer {
                     node: node.index,
                     name: node.name.clone(),
-                    op: node.op.clone(),
+                    op: node.op.to_string(),
                     neuron,
                     weights: weight_sites(graph, node),
                 }
@@ -138,9 +138,9 @@ impl Sites {
 }
 
 fn weight_sites(graph: &Graph, node: &crate::graph::Node) -> Vec<TensorSite> {
-    if !matches!(node.op.as_str(), "Conv" | "Gemm" | "MatMul") {
+    let Some(weights) = node.op.weights() else {
         return vec![];
-    }
+    };
     node.inputs
         .iter()
         .enumerate()
@@ -150,7 +150,7 @@ fn weight_sites(graph: &Graph, node: &crate::graph::Node) -> Vec<TensorSite> {
             t.is_floating_point().then(|| TensorSite {
                 name: graph.values[id].name.clone(),
                 shape: t.size().iter().map(|&d| d.max(0) as u64).collect(),
-                bias: pos == 2 && node.op != "MatMul",
+                bias: weights.bias_input() == Some(pos),
             })
         })
         .collect()

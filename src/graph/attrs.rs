@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use tch::Tensor;
 
 use super::ops::KernelError;
+use super::{Op, Window};
 
 #[derive(Debug)]
 pub enum Attr {
@@ -113,9 +114,9 @@ enum Kind {
 
 /// What `op` reads attribute `name` as. Names mean the same in every
 /// supported op, except `value`: a tensor, but a float in Pad (opset < 11).
-fn kind_of(op: &str, name: &str) -> Kind {
+fn kind_of(op: Op, name: &str) -> Kind {
     match name {
-        "value" if op == "Pad" => Kind::Float,
+        "value" if op == Op::Pad => Kind::Float,
         "value" => Kind::Tensor,
         "dilations" | "kernel_shape" | "pads" | "strides" | "output_padding" | "output_shape"
         | "starts" | "ends" | "axes" | "perm" | "split" => Kind::Ints,
@@ -148,29 +149,26 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-/// Ops with a sliding window (kernel_shape, strides, pads, dilations).
-const WINDOWED: [&str; 4] = ["Conv", "ConvTranspose", "MaxPool", "AveragePool"];
-
 const AUTO_PADS: [&str; 4] = ["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"];
 
 impl Attrs {
     /// Checks the attributes of a node of `op`: each has the type the op
     /// reads; a windowed op's are values its kernel can use. The message
     /// names the attribute; the loader adds file, node, op and opset.
-    pub fn check(&self, op: &str) -> Result<(), String> {
+    pub fn check(&self, op: Op) -> Result<(), String> {
         for (name, a) in &self.0 {
             let kind = kind_of(op, name);
             if !has_kind(a, kind) {
                 return Err(wrong(name, kind_name(kind), a).0);
             }
         }
-        if WINDOWED.contains(&op) {
-            self.check_window(op)?;
+        if let Some(window) = op.traits().window {
+            self.check_window(window)?;
         }
         Ok(())
     }
 
-    fn check_window(&self, op: &str) -> Result<(), String> {
+    fn check_window(&self, window: Window) -> Result<(), String> {
         let ints = |name: &str| match self.0.get(name) {
             Some(Attr::Ints(v)) => Some(v.as_slice()),
             _ => None,
@@ -188,7 +186,7 @@ impl Attrs {
                 ));
             }
         }
-        if op.ends_with("Pool") && ints("kernel_shape").is_none() {
+        if window == Window::Pool && ints("kernel_shape").is_none() {
             return Err("attribute 'kernel_shape' is required".into());
         }
         // One value per spatial axis (two for pads): all must agree.

@@ -161,7 +161,7 @@ impl Graph {
         Error::Op {
             path: self.path.clone(),
             node: node.name.clone(),
-            op: node.op.clone(),
+            op: node.op.to_string(),
             opset: node.opset,
             msg: msg.into(),
         }
@@ -197,7 +197,7 @@ impl Graph {
 
     /// Runs `node`'s kernel on the given inputs (in place of its own).
     pub fn apply(&self, node: &Node, ins: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
-        let def = super::ops::lookup(&node.op).ok_or_else(|| self.op_error(node, "no kernel"))?;
+        let def = super::ops::def(node.op);
         self.guarded(node, || (def.kernel)(node, ins))
     }
 

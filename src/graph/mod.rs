@@ -1,13 +1,17 @@
 //! The graph IR: nodes in topological order reading and writing named values,
 //! constants (initializers and folded `Constant` nodes) as tensors, and the
 //! executor that runs any node range over an environment of live values.
+//! Each node's op is an [`Op`], which declares what the rest of the program
+//! may assume of it ([`Op::traits`]).
 
 mod attrs;
 mod exec;
+mod op;
 pub mod ops;
 
 pub use attrs::{Attr, Attrs};
 pub use exec::{catch_kernel, Env};
+pub use op::{BoundRule, OnABox, Op, Traits, Weights, Window};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -19,6 +23,25 @@ pub fn is_float(kind: tch::Kind) -> bool {
         kind,
         tch::Kind::Float | tch::Kind::Double | tch::Kind::Half | tch::Kind::BFloat16
     )
+}
+
+/// tch kind and element size of an ONNX `TensorProto.DataType` (the
+/// loader's tensors and Cast's `to`).
+pub fn onnx_kind(data_type: i32) -> Option<(tch::Kind, usize)> {
+    use tch::Kind;
+    Some(match data_type {
+        1 => (Kind::Float, 4),
+        2 => (Kind::Uint8, 1),
+        3 => (Kind::Int8, 1),
+        5 => (Kind::Int16, 2),
+        6 => (Kind::Int, 4),
+        7 => (Kind::Int64, 8),
+        9 => (Kind::Bool, 1),
+        10 => (Kind::Half, 2),
+        11 => (Kind::Double, 8),
+        16 => (Kind::BFloat16, 2),
+        _ => return None,
+    })
 }
 
 /// Index of a value in [`Graph::values`].
@@ -72,7 +95,7 @@ pub struct Node {
     pub index: usize,
     /// The ONNX node name, or `op#index` when the file leaves it empty.
     pub name: String,
-    pub op: String,
+    pub op: Op,
     /// `None` for an omitted optional input (empty name in ONNX).
     pub inputs: Vec<Option<ValueId>>,
     pub outputs: Vec<ValueId>,

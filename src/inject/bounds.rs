@@ -9,13 +9,14 @@
 //! lands on a node a bound rests on, and the bound is far below the
 //! largest float, the node's output is finite: scanning it would find
 //! nothing. MobileNetV2's depthwise and projection convolutions read
-//! ReLU6 outputs, so most of their scans go.
+//! ReLU6 outputs, so most of their scans go. Which rule an op follows is
+//! declared with the op ([`BoundRule`]).
 
 use std::collections::BTreeSet;
 
 use tch::{Kind, Tensor};
 
-use crate::graph::{Graph, Node, ValueId};
+use crate::graph::{BoundRule, Graph, Node, ValueId, Weights};
 
 /// A value whose bound stays below this holds no Inf in f32 or f64: far
 /// below `f32::MAX`, so the rounding of sums cannot cross it.
@@ -80,54 +81,55 @@ fn node_bound(graph: &Graph, node: &Node, known: &[Option<Bound>]) -> Option<Bou
         nodes.insert(node.index);
         Some(Bound { max_abs, nodes })
     };
-    match node.op.as_str() {
-        "Clip" => {
+    match node.op.traits().bound {
+        BoundRule::Unknown => None,
+        BoundRule::Limits => {
             let (lo, hi) = clip_limits(graph, node)?;
             own(lo.abs().max(hi.abs()), BTreeSet::new())
         }
-        "Sigmoid" | "Tanh" => own(1.0, BTreeSet::new()),
-        "Relu" | "MaxPool" | "AveragePool" | "GlobalAveragePool" | "GlobalMaxPool"
-        | "ReduceMean" | "ReduceMax" | "ReduceMin" | "Identity" | "Flatten" | "Reshape"
-        | "Squeeze" | "Unsqueeze" | "Transpose" | "Slice" | "Gather" | "Split" => {
+        BoundRule::Fixed(max_abs) => own(max_abs, BTreeSet::new()),
+        BoundRule::Input => {
             let x = input(0)?;
             own(x.max_abs, x.nodes)
         }
-        "Concat" => {
+        BoundRule::LargestInput => {
             let parts: Vec<Bound> = (0..node.inputs.len()).map(input).collect::<Option<_>>()?;
             let max = parts.iter().map(|b| b.max_abs).fold(0.0, f64::max);
             let all = parts.into_iter().reduce(|a, b| join(a, b, max))?;
             own(max, all.nodes)
         }
-        "Add" | "Sub" => {
+        BoundRule::SumOfInputs => {
             let (a, b) = (input(0)?, input(1)?);
             let sum = a.max_abs + b.max_abs;
             own(sum, join(a, b, sum).nodes)
         }
-        "Conv" => {
-            let x = input(0)?;
-            let gain = row_sums_max(constant(1)?, 0)?;
-            let bias = constant(2).map_or(Some(0.0), max_abs)?;
-            own(x.max_abs * gain + bias, x.nodes)
-        }
-        "Gemm" => {
-            let (alpha, beta) = (
-                node.attrs.float("alpha", 1.0).ok()?,
-                node.attrs.float("beta", 1.0).ok()?,
-            );
-            if node.attrs.int("transA", 0).ok()? != 0 {
-                return None;
+        BoundRule::Weighted => match node.op.weights()? {
+            Weights::Filters => {
+                let x = input(0)?;
+                let gain = row_sums_max(constant(1)?, 0)?;
+                let bias = constant(2).map_or(Some(0.0), max_abs)?;
+                own(x.max_abs * gain + bias, x.nodes)
             }
-            let trans_b = node.attrs.int("transB", 0).ok()? != 0;
-            let x = input(0)?;
-            // Output column j sums |B[k, j]| over k: B's rows when transposed.
-            let gain = row_sums_max(constant(1)?, if trans_b { 0 } else { 1 })?;
-            let c = constant(2).map_or(Some(0.0), max_abs)?;
-            own(
-                f64::from(alpha).abs() * x.max_abs * gain + f64::from(beta).abs() * c,
-                x.nodes,
-            )
-        }
-        _ => None,
+            Weights::Columns => {
+                let (alpha, beta) = (
+                    node.attrs.float("alpha", 1.0).ok()?,
+                    node.attrs.float("beta", 1.0).ok()?,
+                );
+                if node.attrs.int("transA", 0).ok()? != 0 {
+                    return None;
+                }
+                let trans_b = node.attrs.int("transB", 0).ok()? != 0;
+                let x = input(0)?;
+                // Output column j sums |B[k, j]| over k: B's rows when transposed.
+                let gain = row_sums_max(constant(1)?, if trans_b { 0 } else { 1 })?;
+                let c = constant(2).map_or(Some(0.0), max_abs)?;
+                own(
+                    f64::from(alpha).abs() * x.max_abs * gain + f64::from(beta).abs() * c,
+                    x.nodes,
+                )
+            }
+            Weights::Matrix => None,
+        },
     }
 }
 
@@ -178,6 +180,7 @@ fn row_sums_max(w: &Tensor, axis: i64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::Op;
     use crate::inject::tests::fixture;
 
     /// Every bound holds on real inputs, and MobileNetV2's layers after
@@ -202,9 +205,9 @@ mod tests {
                     Ok(())
                 })
                 .unwrap();
-            let first_conv = graph.nodes.iter().position(|n| n.op == "Conv").unwrap();
+            let first_conv = graph.nodes.iter().position(|n| n.op == Op::Conv).unwrap();
             for node in &graph.nodes[first_conv + 1..] {
-                if matches!(node.op.as_str(), "Conv" | "Gemm") {
+                if matches!(node.op, Op::Conv | Op::Gemm) {
                     let bound = bounds.by_value[node.outputs[0]].as_ref();
                     assert!(
                         bound.is_some_and(|b| b.max_abs < LIMIT),

@@ -141,7 +141,7 @@ pub fn plain_run(graph: &Graph, input: &Tensor, inj: &Injection) -> Result<Injec
                     Some(corrupt_flat(t, index, &f.corrupt).map_err(|m| graph.op_error(node, m))?);
             }
         }
-        super::guard_again(graph, node, env)?;
+        super::batch::guard_again(graph, node, env)?;
         let nonfinite = node
             .outputs
             .iter()

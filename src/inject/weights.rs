@@ -12,7 +12,7 @@ use tch::Tensor;
 use super::rows::{RowState, Rows};
 use super::{corrupt_flat, FaultSite, Injection, SiteValues};
 use crate::error::Result;
-use crate::graph::{ops, Env, Graph, Node};
+use crate::graph::{ops, Env, Graph, Node, Weights};
 
 /// What a weight fault adds to part of one faulty row of a node's output.
 pub(super) struct Patch {
@@ -41,7 +41,7 @@ pub(super) fn patches(
         let row = rows.source_row(job, batch[job].sample);
         row.expect("a row with a fault to come is running or about to join") as i64
     };
-    if per_channel && matches!(node.op.as_str(), "Conv" | "Gemm") {
+    if per_channel && node.op.weights().is_some_and(Weights::per_channel) {
         // The distinct rows the faulty rows read (mostly one golden row),
         // and where each group's rows lie among them.
         let mut sources: Vec<i64> = Vec::new();
@@ -139,8 +139,8 @@ fn channel_patches(
     // a fault that changes nothing leaves a difference of zero.
     let run = |ins: Vec<Option<Tensor>>| {
         let ins = as_refs(&ins);
-        match node.op.as_str() {
-            "Conv" => graph.guarded(node, || {
+        match node.op.weights() {
+            Some(Weights::Filters) => graph.guarded(node, || {
                 ops::conv_filters(node, &ins, &chosen, split.outputs)
             }),
             _ => Ok(graph.apply(node, &ins)?.swap_remove(0)),
@@ -330,12 +330,12 @@ struct Split {
 impl Split {
     fn of(node: &Node, ins: &[Option<&Tensor>]) -> Option<Self> {
         let w = ins.get(1).copied().flatten()?;
-        let split = match node.op.as_str() {
-            "Conv" => Split {
+        let split = match node.op.weights()? {
+            Weights::Filters => Split {
                 axes: vec![None, Some(0), Some(0)],
                 outputs: w.size()[0],
             },
-            "Gemm" if w.dim() == 2 && node.attrs.int("transA", 0).ok()? == 0 => {
+            Weights::Columns if w.dim() == 2 && node.attrs.int("transA", 0).ok()? == 0 => {
                 let axis = if node.attrs.int("transB", 0).ok()? != 0 {
                     0
                 } else {

@@ -10,32 +10,17 @@
 mod proto;
 mod tensor;
 
-/// ONNX data type to tch kind, shared with the Cast kernels.
-pub(crate) use tensor::kind_of;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use prost::Message;
 
 use crate::error::{Error, Result};
-use crate::graph::{ops, Attr, Attrs, Graph, InputSpec, Node, Source, Value, ValueId};
+use crate::graph::{ops, Attr, Attrs, Graph, InputSpec, Node, Op, Source, Value, ValueId};
 use proto::{attribute_type as at, AttributeProto, ModelProto, NodeProto};
 
 /// Default-domain opsets this loader accepts.
 pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=22;
-
-/// Ops never evaluated at load time although their inputs are constants:
-/// each run draws new values. None has a kernel today; the list keeps a
-/// future kernel from being folded into one fixed draw.
-const NONDETERMINISTIC: &[&str] = &[
-    "Bernoulli",
-    "Multinomial",
-    "RandomNormal",
-    "RandomNormalLike",
-    "RandomUniform",
-    "RandomUniformLike",
-];
 
 /// Loads and validates the ONNX model at `path`.
 pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
@@ -274,7 +259,7 @@ impl Builder {
         for np in order {
             let foldable = is_default(&np.domain)
                 && (np.op_type == "Constant"
-                    || (!NONDETERMINISTIC.contains(&np.op_type.as_str())
+                    || (!Op::parse(&np.op_type).is_some_and(|op| op.traits().random)
                         && np
                             .input
                             .iter()
@@ -317,7 +302,7 @@ impl Builder {
     /// pass computes again and the cache would store per sample. Returns
     /// whether the node was folded.
     fn fold_node(&mut self, node: &Node) -> Result<bool> {
-        if NONDETERMINISTIC.contains(&node.op.as_str()) {
+        if node.op.traits().random {
             return Ok(false);
         }
         let mut ins = Vec::with_capacity(node.inputs.len());
@@ -328,7 +313,7 @@ impl Builder {
                 Some(_) => return Ok(false),
             }
         }
-        let def = ops::lookup(&node.op).expect("node() checked the op");
+        let def = ops::def(node.op);
         let fail = |msg: String| {
             self.invalid(format!(
                 "node '{}' (op {}, opset {}) reads only constants, so it is evaluated at \
@@ -369,8 +354,9 @@ impl Builder {
                 np.domain
             )));
         }
-        let def = ops::lookup(&np.op_type)
+        let op = Op::parse(&np.op_type)
             .ok_or_else(|| unsupported(format!("op {} has no kernel in faultsweep", np.op_type)))?;
+        let def = ops::def(op);
         let attrs = self.attrs(np)?;
         if let Some(a) = attrs.0.keys().find(|a| !def.attrs.contains(&a.as_str())) {
             let known = match def.attrs {
@@ -381,7 +367,7 @@ impl Builder {
                 "attribute '{a}' is not supported ({known})"
             )));
         }
-        attrs.check(&np.op_type).map_err(|msg| {
+        attrs.check(op).map_err(|msg| {
             self.invalid(format!(
                 "node '{name}' (op {}, opset {}): {msg}",
                 np.op_type, self.opset
@@ -405,7 +391,7 @@ impl Builder {
         Ok(Node {
             index,
             name,
-            op: np.op_type.clone(),
+            op,
             inputs,
             outputs,
             attrs,

@@ -8,30 +8,14 @@ use tch::{Kind, Tensor};
 
 use super::proto::{TensorProto, ValueInfoProto};
 use crate::error::{Error, Result};
-
-/// tch kind and element size of an ONNX `TensorProto.DataType`.
-pub(crate) fn kind_of(data_type: i32) -> Option<(Kind, usize)> {
-    Some(match data_type {
-        1 => (Kind::Float, 4),
-        2 => (Kind::Uint8, 1),
-        3 => (Kind::Int8, 1),
-        5 => (Kind::Int16, 2),
-        6 => (Kind::Int, 4),
-        7 => (Kind::Int64, 8),
-        9 => (Kind::Bool, 1),
-        10 => (Kind::Half, 2),
-        11 => (Kind::Double, 8),
-        16 => (Kind::BFloat16, 2),
-        _ => return None,
-    })
-}
+use crate::graph::onnx_kind;
 
 pub fn from_proto(t: &TensorProto, model: &Path) -> Result<Tensor> {
     let bad = |msg: String| Error::InvalidModel {
         path: model.to_path_buf(),
         msg: format!("tensor '{}': {msg}", t.name),
     };
-    let (kind, elem) = kind_of(t.data_type)
+    let (kind, elem) = onnx_kind(t.data_type)
         .ok_or_else(|| bad(format!("data type {} is not supported", t.data_type)))?;
     if t.dims.iter().any(|&d| d < 0) {
         return Err(bad(format!("negative dimension in {:?}", t.dims)));

@@ -10,9 +10,10 @@ use tch::{Kind, Tensor};
 
 use super::{axis, fail, input, one, opt_input, to_f64, Inputs, KResult, OpDef};
 use crate::graph::Node;
+use crate::graph::Op;
 
 /// An op without attributes.
-const fn plain(op: &'static str, kernel: super::Kernel) -> OpDef {
+const fn plain(op: Op, kernel: super::Kernel) -> OpDef {
     OpDef {
         op,
         attrs: &[],
@@ -21,56 +22,56 @@ const fn plain(op: &'static str, kernel: super::Kernel) -> OpDef {
 }
 
 pub const OPS: &[OpDef] = &[
-    plain("Relu", relu),
+    plain(Op::Relu, relu),
     OpDef {
-        op: "LeakyRelu",
+        op: Op::LeakyRelu,
         attrs: &["alpha"],
         kernel: leaky_relu,
     },
-    plain("PRelu", prelu),
+    plain(Op::PRelu, prelu),
     OpDef {
-        op: "Elu",
+        op: Op::Elu,
         attrs: &["alpha"],
         kernel: elu,
     },
     OpDef {
-        op: "Selu",
+        op: Op::Selu,
         attrs: &["alpha", "gamma"],
         kernel: selu,
     },
     OpDef {
-        op: "Celu",
+        op: Op::Celu,
         attrs: &["alpha"],
         kernel: celu,
     },
-    plain("Sigmoid", sigmoid),
+    plain(Op::Sigmoid, sigmoid),
     OpDef {
-        op: "HardSigmoid",
+        op: Op::HardSigmoid,
         attrs: &["alpha", "beta"],
         kernel: hard_sigmoid,
     },
-    plain("HardSwish", hard_swish),
-    plain("Tanh", tanh),
-    plain("Softplus", softplus),
-    plain("Softsign", softsign),
-    plain("Mish", mish),
+    plain(Op::HardSwish, hard_swish),
+    plain(Op::Tanh, tanh),
+    plain(Op::Softplus, softplus),
+    plain(Op::Softsign, softsign),
+    plain(Op::Mish, mish),
     OpDef {
-        op: "Gelu",
+        op: Op::Gelu,
         attrs: &["approximate"],
         kernel: gelu,
     },
     OpDef {
-        op: "Softmax",
+        op: Op::Softmax,
         attrs: &["axis"],
         kernel: softmax,
     },
     OpDef {
-        op: "LogSoftmax",
+        op: Op::LogSoftmax,
         attrs: &["axis"],
         kernel: log_softmax,
     },
     OpDef {
-        op: "Clip",
+        op: Op::Clip,
         attrs: &["min", "max"],
         kernel: clip,
     },

@@ -6,12 +6,13 @@ use tch::{Device, Kind, Tensor};
 
 use super::{chain, fail, input, one, opt_input, Inputs, KResult, OpDef};
 use crate::graph::Node;
+use crate::graph::Op;
 use crate::kernels::views::{float_cpu, floats, floats_mut};
 use crate::kernels::{depthwise, pointwise};
 
 pub const OPS: &[OpDef] = &[
     OpDef {
-        op: "Conv",
+        op: Op::Conv,
         attrs: &[
             "auto_pad",
             "dilations",
@@ -23,7 +24,7 @@ pub const OPS: &[OpDef] = &[
         kernel: conv,
     },
     OpDef {
-        op: "ConvTranspose",
+        op: Op::ConvTranspose,
         attrs: &[
             "auto_pad",
             "dilations",

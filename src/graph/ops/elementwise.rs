@@ -13,12 +13,13 @@ use tch::{Kind, TchError, Tensor};
 use super::{fail, input, one, Inputs, KResult, OpDef};
 use crate::graph::is_float;
 use crate::graph::Node;
+use crate::graph::Op;
 
 type Unary = fn(&Tensor) -> Result<Tensor, TchError>;
 type Binary = fn(&Tensor, &Tensor) -> Result<Tensor, TchError>;
 
 /// An op without attributes.
-const fn plain(op: &'static str, kernel: super::Kernel) -> OpDef {
+const fn plain(op: Op, kernel: super::Kernel) -> OpDef {
     OpDef {
         op,
         attrs: &[],
@@ -27,50 +28,50 @@ const fn plain(op: &'static str, kernel: super::Kernel) -> OpDef {
 }
 
 pub const OPS: &[OpDef] = &[
-    plain("Add", add),
-    plain("Sub", sub),
-    plain("Mul", mul),
-    plain("Div", div),
+    plain(Op::Add, add),
+    plain(Op::Sub, sub),
+    plain(Op::Mul, mul),
+    plain(Op::Div, div),
     OpDef {
-        op: "Mod",
+        op: Op::Mod,
         attrs: &["fmod"],
         kernel: modulo,
     },
-    plain("Pow", pow),
-    plain("Sqrt", sqrt),
-    plain("Neg", neg),
-    plain("Abs", abs),
-    plain("Exp", exp),
-    plain("Log", log),
-    plain("Reciprocal", reciprocal),
-    plain("Erf", erf),
-    plain("Floor", floor),
-    plain("Ceil", ceil),
-    plain("Sign", sign),
-    plain("Sin", sin),
-    plain("Cos", cos),
-    plain("Max", max),
-    plain("Min", min),
-    plain("Sum", sum),
-    plain("Mean", mean),
-    plain("Equal", equal),
-    plain("Less", less),
-    plain("LessOrEqual", less_or_equal),
-    plain("Greater", greater),
-    plain("GreaterOrEqual", greater_or_equal),
-    plain("Not", not),
-    plain("And", and),
-    plain("Or", or),
-    plain("Xor", xor),
-    plain("Where", where_),
+    plain(Op::Pow, pow),
+    plain(Op::Sqrt, sqrt),
+    plain(Op::Neg, neg),
+    plain(Op::Abs, abs),
+    plain(Op::Exp, exp),
+    plain(Op::Log, log),
+    plain(Op::Reciprocal, reciprocal),
+    plain(Op::Erf, erf),
+    plain(Op::Floor, floor),
+    plain(Op::Ceil, ceil),
+    plain(Op::Sign, sign),
+    plain(Op::Sin, sin),
+    plain(Op::Cos, cos),
+    plain(Op::Max, max),
+    plain(Op::Min, min),
+    plain(Op::Sum, sum),
+    plain(Op::Mean, mean),
+    plain(Op::Equal, equal),
+    plain(Op::Less, less),
+    plain(Op::LessOrEqual, less_or_equal),
+    plain(Op::Greater, greater),
+    plain(Op::GreaterOrEqual, greater_or_equal),
+    plain(Op::Not, not),
+    plain(Op::And, and),
+    plain(Op::Or, or),
+    plain(Op::Xor, xor),
+    plain(Op::Where, where_),
     OpDef {
-        op: "Cast",
+        op: Op::Cast,
         // `saturate` only applies to float8 targets, which `to` rejects.
         attrs: &["to", "saturate"],
         kernel: cast,
     },
     OpDef {
-        op: "CastLike",
+        op: Op::CastLike,
         attrs: &["saturate"],
         kernel: cast_like,
     },
@@ -199,7 +200,7 @@ fn cast(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let to = node.attrs.int("to", 0)?;
     let kind = i32::try_from(to)
         .ok()
-        .and_then(crate::load::kind_of)
+        .and_then(crate::graph::onnx_kind)
         .map(|(kind, _)| kind)
         .ok_or_else(|| super::KernelError(format!("cast to data type {to} is not supported")))?;
     one(x.f_to_kind(kind)?)

@@ -11,20 +11,21 @@ use tch::{Kind, Tensor};
 use super::shape::{data_axis, list_arg, norm_axes};
 use super::{fail, input, one, Inputs, KResult, OpDef};
 use crate::graph::Node;
+use crate::graph::Op;
 
 pub const OPS: &[OpDef] = &[
     OpDef {
-        op: "Gather",
+        op: Op::Gather,
         attrs: &["axis"],
         kernel: gather,
     },
     OpDef {
-        op: "GatherElements",
+        op: Op::GatherElements,
         attrs: &["axis"],
         kernel: gather_elements,
     },
     OpDef {
-        op: "Slice",
+        op: Op::Slice,
         attrs: &["starts", "ends", "axes"],
         kernel: slice,
     },

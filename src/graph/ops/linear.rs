@@ -7,20 +7,21 @@ use tch::Tensor;
 
 use super::{chain, fail, input, one, opt_input, Inputs, KResult, OpDef};
 use crate::graph::Node;
+use crate::graph::Op;
 
 pub const OPS: &[OpDef] = &[
     OpDef {
-        op: "Gemm",
+        op: Op::Gemm,
         attrs: &["alpha", "beta", "transA", "transB"],
         kernel: gemm,
     },
     OpDef {
-        op: "MatMul",
+        op: Op::MatMul,
         attrs: &[],
         kernel: matmul,
     },
     OpDef {
-        op: "Einsum",
+        op: Op::Einsum,
         attrs: &["equation"],
         kernel: einsum,
     },

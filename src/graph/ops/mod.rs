@@ -8,7 +8,7 @@
 
 use tch::Tensor;
 
-use super::Node;
+use super::{Node, Op};
 
 mod activation;
 mod chain;
@@ -42,9 +42,10 @@ pub type Inputs<'a> = [Option<&'a Tensor>];
 
 pub type Kernel = fn(&Node, &Inputs) -> KResult<Vec<Tensor>>;
 
-/// An op: its ONNX name, the attributes it honours, and its kernel.
+/// An op's kernel and the attributes it honours (what the engine may
+/// assume of the op is declared in [`Op::traits`]).
 pub struct OpDef {
-    pub op: &'static str,
+    pub op: Op,
     pub attrs: &'static [&'static str],
     pub kernel: Kernel,
 }
@@ -61,20 +62,19 @@ const FAMILIES: &[&[OpDef]] = &[
     shape::OPS,
 ];
 
-/// The definition of `op` in the default ONNX domain, if supported.
-pub fn lookup(op: &str) -> Option<&'static OpDef> {
-    FAMILIES.iter().flat_map(|f| f.iter()).find(|d| d.op == op)
+/// Every kernel.
+pub(crate) fn all() -> impl Iterator<Item = &'static OpDef> {
+    FAMILIES.iter().flat_map(|f| f.iter())
 }
 
-/// Every supported op type, sorted.
-pub fn supported() -> Vec<&'static str> {
-    let mut ops: Vec<_> = FAMILIES
-        .iter()
-        .flat_map(|f| f.iter())
-        .map(|d| d.op)
-        .collect();
-    ops.sort_unstable();
-    ops
+/// The kernel of `op` (every op has one: a test in `graph::op` checks).
+pub fn def(op: Op) -> &'static OpDef {
+    all().find(|d| d.op == op).expect("every op has a kernel")
+}
+
+/// The kernel of the op named `op` in the default ONNX domain, if supported.
+pub fn lookup(op: &str) -> Option<&'static OpDef> {
+    Op::parse(op).map(def)
 }
 
 pub fn fail<T>(msg: impl Into<String>) -> KResult<T> {

@@ -9,30 +9,31 @@ use tch::{Kind, Tensor};
 
 use super::{axis, fail, input, one, opt_input, Inputs, KResult, OpDef};
 use crate::graph::Node;
+use crate::graph::Op;
 
 pub const OPS: &[OpDef] = &[
     OpDef {
-        op: "BatchNormalization",
+        op: Op::BatchNormalization,
         attrs: &["epsilon", "momentum", "training_mode", "spatial"],
         kernel: batch_norm,
     },
     OpDef {
-        op: "InstanceNormalization",
+        op: Op::InstanceNormalization,
         attrs: &["epsilon"],
         kernel: instance_norm,
     },
     OpDef {
-        op: "LayerNormalization",
+        op: Op::LayerNormalization,
         attrs: &["axis", "epsilon", "stash_type"],
         kernel: layer_norm,
     },
     OpDef {
-        op: "GroupNormalization",
+        op: Op::GroupNormalization,
         attrs: &["epsilon", "num_groups", "stash_type"],
         kernel: group_norm,
     },
     OpDef {
-        op: "LRN",
+        op: Op::LRN,
         attrs: &["alpha", "beta", "bias", "size"],
         kernel: lrn,
     },

@@ -17,10 +17,11 @@ use tch::{Kind, Tensor};
 use super::conv::{per_axis, spatial_pads};
 use super::{fail, input, one, Inputs, KResult, KernelError, OpDef};
 use crate::graph::Node;
+use crate::graph::Op;
 
 pub const OPS: &[OpDef] = &[
     OpDef {
-        op: "MaxPool",
+        op: Op::MaxPool,
         attrs: &[
             "auto_pad",
             "ceil_mode",
@@ -33,7 +34,7 @@ pub const OPS: &[OpDef] = &[
         kernel: max_pool,
     },
     OpDef {
-        op: "AveragePool",
+        op: Op::AveragePool,
         attrs: &[
             "auto_pad",
             "ceil_mode",
@@ -46,12 +47,12 @@ pub const OPS: &[OpDef] = &[
         kernel: avg_pool,
     },
     OpDef {
-        op: "GlobalAveragePool",
+        op: Op::GlobalAveragePool,
         attrs: &[],
         kernel: global_avg_pool,
     },
     OpDef {
-        op: "GlobalMaxPool",
+        op: Op::GlobalMaxPool,
         attrs: &[],
         kernel: global_max_pool,
     },

@@ -11,12 +11,13 @@ use tch::{Kind, Tensor};
 use super::shape::{list_arg, norm_axes};
 use super::{axis, input, one, Inputs, KResult, OpDef};
 use crate::graph::Node;
+use crate::graph::Op;
 
 const REDUCE_ATTRS: &[&str] = &["axes", "keepdims", "noop_with_empty_axes"];
 const ARG_ATTRS: &[&str] = &["axis", "keepdims", "select_last_index"];
 
 /// A reduction op with the shared attributes.
-const fn reduction(op: &'static str, kernel: super::Kernel) -> OpDef {
+const fn reduction(op: Op, kernel: super::Kernel) -> OpDef {
     OpDef {
         op,
         attrs: REDUCE_ATTRS,
@@ -25,23 +26,23 @@ const fn reduction(op: &'static str, kernel: super::Kernel) -> OpDef {
 }
 
 pub const OPS: &[OpDef] = &[
-    reduction("ReduceMean", reduce_mean),
-    reduction("ReduceSum", reduce_sum),
-    reduction("ReduceMax", reduce_max),
-    reduction("ReduceMin", reduce_min),
-    reduction("ReduceProd", reduce_prod),
-    reduction("ReduceL1", reduce_l1),
-    reduction("ReduceL2", reduce_l2),
-    reduction("ReduceSumSquare", reduce_sum_square),
-    reduction("ReduceLogSum", reduce_log_sum),
-    reduction("ReduceLogSumExp", reduce_log_sum_exp),
+    reduction(Op::ReduceMean, reduce_mean),
+    reduction(Op::ReduceSum, reduce_sum),
+    reduction(Op::ReduceMax, reduce_max),
+    reduction(Op::ReduceMin, reduce_min),
+    reduction(Op::ReduceProd, reduce_prod),
+    reduction(Op::ReduceL1, reduce_l1),
+    reduction(Op::ReduceL2, reduce_l2),
+    reduction(Op::ReduceSumSquare, reduce_sum_square),
+    reduction(Op::ReduceLogSum, reduce_log_sum),
+    reduction(Op::ReduceLogSumExp, reduce_log_sum_exp),
     OpDef {
-        op: "ArgMax",
+        op: Op::ArgMax,
         attrs: ARG_ATTRS,
         kernel: arg_max,
     },
     OpDef {
-        op: "ArgMin",
+        op: Op::ArgMin,
         attrs: ARG_ATTRS,
         kernel: arg_min,
     },
@@ -53,7 +54,7 @@ type Reducer = fn(&Tensor, &[i64], bool) -> KResult<Tensor>;
 
 fn reduce(node: &Node, inputs: &Inputs, f: Reducer) -> KResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
-    let since = if node.op == "ReduceSum" { 13 } else { 18 };
+    let since = if node.op == Op::ReduceSum { 13 } else { 18 };
     let axes = list_arg(node, inputs, "axes", 1, since)?.unwrap_or_default();
     let keep = node.attrs.int("keepdims", 1)? != 0;
     let axes = if !axes.is_empty() {

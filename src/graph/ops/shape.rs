@@ -13,85 +13,86 @@ use tch::{Device, Kind, Tensor};
 
 use super::{axis, fail, input, one, opt_input, to_f64, to_i64s, Inputs, KResult, OpDef};
 use crate::graph::Node;
+use crate::graph::Op;
 
 pub const OPS: &[OpDef] = &[
     OpDef {
-        op: "Flatten",
+        op: Op::Flatten,
         attrs: &["axis"],
         kernel: flatten,
     },
     OpDef {
-        op: "Reshape",
+        op: Op::Reshape,
         attrs: &["allowzero"],
         kernel: reshape,
     },
     OpDef {
-        op: "Transpose",
+        op: Op::Transpose,
         attrs: &["perm"],
         kernel: transpose,
     },
     OpDef {
-        op: "Squeeze",
+        op: Op::Squeeze,
         attrs: &["axes"],
         kernel: squeeze,
     },
     OpDef {
-        op: "Unsqueeze",
+        op: Op::Unsqueeze,
         attrs: &["axes"],
         kernel: unsqueeze,
     },
     OpDef {
-        op: "Concat",
+        op: Op::Concat,
         attrs: &["axis"],
         kernel: concat,
     },
     OpDef {
-        op: "Split",
+        op: Op::Split,
         attrs: &["axis", "split", "num_outputs"],
         kernel: split,
     },
     OpDef {
-        op: "Shape",
+        op: Op::Shape,
         attrs: &["start", "end"],
         kernel: shape,
     },
     OpDef {
-        op: "Size",
+        op: Op::Size,
         attrs: &[],
         kernel: size,
     },
     OpDef {
-        op: "ConstantOfShape",
+        op: Op::ConstantOfShape,
         attrs: &["value"],
         kernel: constant_of_shape,
     },
     OpDef {
-        op: "Expand",
+        op: Op::Expand,
         attrs: &[],
         kernel: expand,
     },
     OpDef {
-        op: "Tile",
+        op: Op::Tile,
         attrs: &[],
         kernel: tile,
     },
     OpDef {
-        op: "Range",
+        op: Op::Range,
         attrs: &[],
         kernel: range,
     },
     OpDef {
-        op: "Pad",
+        op: Op::Pad,
         attrs: &["mode", "pads", "value"],
         kernel: pad,
     },
     OpDef {
-        op: "Identity",
+        op: Op::Identity,
         attrs: &[],
         kernel: identity,
     },
     OpDef {
-        op: "Dropout",
+        op: Op::Dropout,
         attrs: &["ratio", "seed", "is_test"],
         kernel: dropout,
     },

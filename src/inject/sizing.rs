@@ -121,7 +121,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::inject::Fault;
+    use crate::inject::NodeFault;
 
     /// `n` single-fault injections of `sample` joining at `cut`.
     fn at(cut: usize, sample: usize, n: usize) -> Vec<Injection> {
@@ -129,7 +129,7 @@ mod tests {
             .map(|id| Injection {
                 id,
                 sample,
-                faults: vec![Fault::neuron(cut - 1, 0, Arc::new(|x| x))],
+                faults: vec![NodeFault::neuron(cut - 1, 0, Arc::new(|x| x))],
             })
             .collect()
     }

@@ -1,0 +1,132 @@
+//! What the engine is given and gives back: an [`Injection`] (faults on one
+//! inference of one sample, each a [`NodeFault`] at a node), and its
+//! [`InjectionResult`] (the values at its fault sites, its outputs, how it
+//! ended).
+
+use std::sync::Arc;
+
+use tch::Tensor;
+
+use crate::classify::{Outcome, OutputDiff};
+
+/// Maps an original value to its faulty one.
+pub type Corrupt = Arc<dyn Fn(f32) -> f32 + Send + Sync>;
+
+/// Where in a node a fault strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultSite {
+    /// Flat index into one sample's first output of the node (a neuron).
+    Neuron { index: i64 },
+    /// Flat index into the node's input `input`, a weight (initializer).
+    Weight { input: usize, index: i64 },
+}
+
+/// One fault of an injection as the engine applies it: a node (by index),
+/// the element it strikes there, and what it does to the value. (A fault
+/// list's row, [`crate::faults::Fault`], names its site; the campaign
+/// resolves it into this.)
+#[derive(Clone)]
+pub struct NodeFault {
+    /// Topological index of the node.
+    pub node: usize,
+    pub site: FaultSite,
+    pub corrupt: Corrupt,
+}
+
+impl NodeFault {
+    pub fn neuron(node: usize, index: i64, corrupt: Corrupt) -> Self {
+        NodeFault {
+            node,
+            site: FaultSite::Neuron { index },
+            corrupt,
+        }
+    }
+
+    pub fn weight(node: usize, input: usize, index: i64, corrupt: Corrupt) -> Self {
+        NodeFault {
+            node,
+            site: FaultSite::Weight { input, index },
+            corrupt,
+        }
+    }
+}
+
+/// Faults applied together to one inference of one sample.
+#[derive(Clone)]
+pub struct Injection {
+    /// Unique among the injections given to one [`Engine::run`].
+    pub id: usize,
+    /// Position of the sample in the data set (as the cache stores it).
+    pub sample: usize,
+    pub faults: Vec<NodeFault>,
+}
+
+impl Injection {
+    /// The cut the injection resumes from: right after its first faulted node.
+    pub fn start_cut(&self) -> usize {
+        self.faults.iter().map(|f| f.node + 1).min().unwrap_or(0)
+    }
+
+    /// The cuts whose cached frontiers the injection reads: its start cut,
+    /// and the cut before a weight-faulted first node (that node's input).
+    pub fn cuts(&self) -> Vec<usize> {
+        let start = self.start_cut();
+        let mut cuts = vec![start];
+        if self
+            .faults
+            .iter()
+            .any(|f| f.node + 1 == start && matches!(f.site, FaultSite::Weight { .. }))
+        {
+            cuts.push(start - 1);
+        }
+        cuts
+    }
+
+    /// The first cut whose frontier the injection reads: its start cut, or
+    /// the input of a weight-faulted first node.
+    pub fn read_cut(&self) -> usize {
+        self.cuts().into_iter().min().unwrap_or(0)
+    }
+}
+
+/// The value at a fault site before and after the fault.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SiteValues {
+    pub original: f32,
+    pub faulty: f32,
+}
+
+#[derive(Debug)]
+pub struct InjectionResult {
+    pub id: usize,
+    pub sample: usize,
+    /// One per fault, in the injection's order.
+    pub sites: Vec<SiteValues>,
+    /// The judged output's golden row (flattened) of the same batch.
+    pub golden: Tensor,
+    /// The judged output's faulty row (flattened); `None` when the row was
+    /// dropped as masked before the end.
+    pub output: Option<Tensor>,
+    /// How every output of the row differs from golden (empty when dropped).
+    pub diff: OutputDiff,
+    /// Node after which the row was found identical to golden and dropped.
+    pub masked_after: Option<usize>,
+    /// First node whose output held NaN or Inf in this row.
+    pub first_nonfinite: Option<usize>,
+    /// A monitored node ([`Graph::monitors`]) saw NaN or Inf in this row
+    /// (recorded, never an outcome by itself).
+    pub detected: bool,
+    /// A libtorch error while running this injection.
+    pub error: Option<String>,
+}
+
+impl InjectionResult {
+    pub fn outcome(&self) -> Outcome {
+        match (&self.error, &self.output, self.masked_after) {
+            (Some(_), _, _) => Outcome::Due,
+            (None, _, Some(_)) => Outcome::Masked,
+            (None, Some(out), None) => self.diff.outcome(&self.golden, out),
+            (None, None, None) => Outcome::Due,
+        }
+    }
+}
