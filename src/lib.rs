@@ -38,14 +38,15 @@ pub mod temps;
 pub mod campaign;
 // model summaries for `faultsweep inspect`
 pub mod inspect;
-// peak memory and time per phase, for benchmarks
-pub mod memory;
+// time per phase, reported by `faultsweep run --timings`
 pub mod phases;
 // advisory locks on results folders and cache entries
 pub mod lock;
-// speed: the engine against full forward passes and the suffix bound
+// The benchmark harness (`faultsweep bench`, benches/, tests/bench.rs):
+// the engine against full forward passes, and peak memory. Not part of the
+// supported API; the binary's `cli` feature turns it on.
+#[cfg(feature = "bench")]
+#[doc(hidden)]
 pub mod bench;
-// command-line front end
-pub mod cli;
 
 pub use error::{Error, Result};

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use crate::cache::{CacheSpec, Reader, Store};
-use crate::data::{Channels, DataSpec, Dataset, Preprocess, Subset};
-use crate::error::{Error, Result};
-use crate::golden::{self, GoldenRun};
-use crate::load;
+use faultsweep::cache::{CacheSpec, Reader, Store};
+use faultsweep::data::{Channels, DataSpec, Dataset, Preprocess, Subset};
+use faultsweep::error::{Error, Result};
+use faultsweep::golden::{self, GoldenRun};
+use faultsweep::load;
 
 /// Where the data comes from and how it is preprocessed.
 #[derive(Debug, Args)]
@@ -50,7 +50,7 @@ pub struct DataArgs {
 }
 
 fn divisor(s: &str) -> std::result::Result<f32, String> {
-    crate::data::divisor(s.parse::<f32>().map_err(|e| e.to_string())?)
+    faultsweep::data::divisor(s.parse::<f32>().map_err(|e| e.to_string())?)
 }
 
 fn parse_channels(s: &str) -> std::result::Result<Channels, String> {
@@ -81,7 +81,7 @@ impl DataArgs {
             array: self.array.clone(),
             subset: self.first.map_or(Subset::All, Subset::First),
             batch_size: self.batch_size,
-            window: crate::data::default_window(),
+            window: faultsweep::data::default_window(),
             preprocess: Preprocess {
                 resize: self.resize,
                 center_crop: self.center_crop,
