@@ -1,6 +1,7 @@
 //! Pipeline step 4, faults: the seeded, pre-generated fault list
-//! (PyTorchALFI's "fault matrix"). In: a validated
-//! [`Campaign`](crate::scenario::Campaign). Out: a [`FaultList`], one
+//! (PyTorchALFI's "fault matrix"). In: a [`Recipe`] (seed, data size and
+//! resolved sweep points; a validated
+//! [`Campaign`](crate::scenario::Campaign) converts into one). Out: a [`FaultList`], one
 //! [`Fault`] per row; rows sharing an `injection` id strike one inference
 //! together. Lists are saved as a versioned binary file ([`file`]) and
 //! exported and imported as CSV ([`csv`]); imported rows are checked against
@@ -14,6 +15,7 @@ pub mod csv;
 pub mod file;
 mod format;
 mod generate;
+mod recipe;
 pub mod rng;
 pub mod sites;
 pub mod summary;
@@ -27,6 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use count::SampleSize;
 pub use format::{corrupt, int8_scale, FaultModel, NumFormat};
 pub use generate::{generate, meta as generated_meta, stream};
+pub use recipe::{Budget, LayerChoice, PerInjection, Point, Recipe, Stratum};
 pub use sites::{Candidate, Layer, Region, Sites, Target, TensorSite};
 
 /// Which data samples a fault is active for: positions in the scenario's

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::CacheSpec;
 use crate::data::DataSpec;
+// The layer choice is the generator's; the scenario names it as written.
+pub use crate::faults::LayerChoice;
 use crate::faults::NumFormat;
 
 /// A whole scenario file.
@@ -137,18 +139,6 @@ impl fmt::Display for LayerSelect {
         }
         f.write_str(&parts.join(","))
     }
-}
-
-/// How a fault picks its layer among the selected ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LayerChoice {
-    /// Each layer with probability proportional to its eligible elements
-    /// (PyTorchALFI's weighted choice; every element equally likely).
-    #[default]
-    BySize,
-    /// Each layer equally likely (PyTorchFI's random layer).
-    Uniform,
 }
 
 /// Which element inside a layer's tensor.
