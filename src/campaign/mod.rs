@@ -14,7 +14,7 @@
 //! counts as finished only when its chunk's line in `injections.sums`
 //! matches it.
 
-mod report;
+mod provenance;
 mod results;
 mod runs;
 mod verify;
@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-pub use report::{check, summary_files, Checked, Provenance};
+pub use provenance::{check, summary_files, Checked, Provenance};
 pub use results::Tally;
 pub use runs::{
     all_injections, injections, int8_scales, run_count, windows, Resolver, Run, Window,
@@ -42,7 +42,7 @@ use crate::inject::{
 use crate::phases::{timed, Phase};
 use crate::report::{CsvSink, Summary};
 use crate::scenario::{self, Campaign, Scenario};
-use report::write_provenance;
+use provenance::write_provenance;
 use results::{resume_rows, Layout, Sum, SumsFile};
 
 /// Command-line overrides of a scenario.
@@ -259,7 +259,7 @@ pub fn run_with_models(
         true => {
             save_faults(&mut plan, &out.join("faults.bin"))?;
             total = run_count(&plan)?;
-            report::check_inputs(&out, &plan, total)?
+            provenance::check_inputs(&out, &plan, total)?
         }
         false => {
             refuse_campaign_folder(&out)?;
@@ -354,7 +354,7 @@ pub fn run_with_models(
     let (summary, cells) = tally.finish();
     let provenance = Provenance::of(&plan, total)?;
     for (name, text) in summary_files(&plan, &provenance, &summary, &cells) {
-        crate::report::write_atomic(&out.join(name), text.as_bytes())?;
+        crate::output::write_atomic(&out.join(name), text.as_bytes())?;
     }
     write_provenance(&out, &provenance)?;
     let verified = (args.verify > 0)

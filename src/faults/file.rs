@@ -190,7 +190,7 @@ pub fn write_rows(
     meta: &Meta,
     faults: impl Iterator<Item = Result<Fault>>,
 ) -> Result<u64> {
-    crate::report::write_via_temp(path, |out| {
+    crate::output::write_via_temp(path, |out| {
         let io = |e| Error::io(path, e);
         let mut w = Writer::new(out, meta).map_err(io)?;
         for f in faults {

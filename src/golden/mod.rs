@@ -12,11 +12,11 @@
 //! sample, keyed like the frontiers) are cached, no pass runs at all.
 
 mod costs;
-mod report;
+mod files;
 
 pub use costs::frontier_rows;
 
-pub use report::{write_golden_csv, write_ranges_csv};
+pub use files::{write_golden_csv, write_ranges_csv};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::csv_field;
 use super::stats::{wilson, Group, Rate};
+use super::CsvTable;
 use crate::classify::Outcome;
 use crate::faults::{FaultModel, NumFormat};
 
@@ -221,33 +221,40 @@ impl Summary {
     /// summary.csv: one row per group with its unit, counts, and rates with
     /// intervals and the effective sample size behind them.
     pub fn csv(&self) -> String {
-        let mut s = String::from("grouping,group,unit,n,injections,masked,benign,sde,due");
+        let mut t = CsvTable::new();
+        let mut header: Vec<String> = ["grouping", "group", "unit", "n", "injections"]
+            .into_iter()
+            .chain(["masked", "benign", "sde", "due"])
+            .map(String::from)
+            .collect();
         for o in RATED {
             let o = o.name();
-            s += &format!(",{o}_rate,{o}_low,{o}_high,{o}_n_eff");
+            header.extend(["rate", "low", "high", "n_eff"].map(|c| format!("{o}_{c}")));
         }
-        s.push('\n');
+        t.row(header);
         for (g, key, group) in self.rows() {
             let c = &group.counts;
-            s += &format!(
-                "{},{},{},{},{},{},{},{},{}",
-                csv_field(&g.name()),
-                csv_field(&key.label),
-                self.unit(g),
-                c.n,
-                group.injections,
-                c.masked,
-                c.benign,
-                c.sde,
-                c.due
-            );
+            let mut row = vec![
+                g.name(),
+                key.label.clone(),
+                self.unit(g).to_string(),
+                c.n.to_string(),
+                group.injections.to_string(),
+                c.masked.to_string(),
+                c.benign.to_string(),
+                c.sde.to_string(),
+                c.due.to_string(),
+            ];
             for o in RATED {
                 let r = group.rate(o);
-                s += &format!(",{:.6},{:.6},{:.6},{:.1}", r.rate, r.low, r.high, r.n_eff);
+                row.push(format!("{:.6}", r.rate));
+                row.push(format!("{:.6}", r.low));
+                row.push(format!("{:.6}", r.high));
+                row.push(format!("{:.1}", r.n_eff));
             }
-            s.push('\n');
+            t.row(row);
         }
-        s
+        t.into_string()
     }
 
     /// summary.json: the overall row and every table in order, each row with

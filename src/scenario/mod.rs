@@ -129,7 +129,7 @@ pub fn save(spec: &ScenarioSpec, path: &Path) -> Result<()> {
             path.display()
         ))
     })?;
-    crate::report::write_atomic(path, text.as_bytes())
+    crate::output::write_atomic(path, text.as_bytes())
 }
 
 /// The 1-based line and column of `key` (dotted path with `[i]` indices) in

@@ -132,7 +132,7 @@ pub fn write_provenance(out: &Path, provenance: &Provenance) -> Result<()> {
         files: hashes(out)?,
     };
     let text = serde_json::to_string_pretty(&record).expect("provenance serializes");
-    crate::report::write_atomic(&out.join("provenance.json"), text.as_bytes())
+    crate::output::write_atomic(&out.join("provenance.json"), text.as_bytes())
 }
 
 fn hashes(dir: &Path) -> Result<BTreeMap<String, String>> {
