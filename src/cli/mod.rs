@@ -82,7 +82,7 @@ pub enum Command {
     /// Manage the layer-split cache.
     Cache {
         #[command(subcommand)]
-        command: golden::CacheCommand,
+        command: cache::CacheCommand,
         /// Cache root (overrides $FAULTSWEEP_CACHE and the default `cache/`).
         #[arg(long, global = true)]
         cache_dir: Option<PathBuf>,
@@ -129,7 +129,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Golden(args) => golden::golden(args),
         Command::Run(cmd) => run::run(cmd, workers),
         Command::Report { dir } => run::report(&dir),
-        Command::Cache { command, cache_dir } => golden::cache(command, cache_dir),
+        Command::Cache { command, cache_dir } => cache::cache(command, cache_dir),
         Command::Infer {
             model,
             input,
@@ -212,6 +212,7 @@ fn accuracy(logits: &Tensor, path: &Path) -> Result<()> {
 }
 
 mod bench;
+mod cache;
 mod faults;
 mod golden;
 mod render;
