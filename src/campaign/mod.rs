@@ -48,13 +48,18 @@ use results::{resume_rows, Layout, Sum, SumsFile};
 /// Command-line overrides of a scenario.
 #[derive(Debug, Default, Clone)]
 pub struct RunArgs {
+    /// The model file, instead of the scenario's.
     pub model: Option<PathBuf>,
+    /// The data set, instead of the scenario's.
     pub data: Option<PathBuf>,
+    /// A fault list (binary or CSV) to run instead of generating one.
     pub faults: Option<PathBuf>,
     /// Results folder: replaces the scenario's `outputs.dir`, so the
     /// effective scenario records it.
     pub out: Option<PathBuf>,
+    /// Cache root (overrides `$FAULTSWEEP_CACHE` and the default `cache/`).
     pub cache_dir: Option<PathBuf>,
+    /// Rows per engine batch, instead of the scenario's.
     pub batch_size: Option<usize>,
     /// Use this seed instead of the scenario's.
     pub seed: Option<u64>,
@@ -72,17 +77,26 @@ pub struct RunArgs {
 
 /// What a finished run reports.
 pub struct RunReport {
+    /// The results folder.
     pub out: PathBuf,
+    /// The outcome summaries.
     pub summary: Summary,
+    /// Top-1 accuracy of the fault-free pass over the labelled samples.
     pub golden_accuracy: Option<f64>,
+    /// The `--verify` check of the engine against full forward passes.
     pub verified: Option<VerifyReport>,
 }
 
+/// What `--verify` found: engine rows against full forward passes.
 #[derive(Debug, Default)]
 pub struct VerifyReport {
+    /// Runs checked.
     pub checked: usize,
+    /// Runs whose outputs were bitwise equal.
     pub exact: usize,
+    /// Runs equal within rounding (no outcome changed).
     pub within_rounding: usize,
+    /// The runs that differ, described.
     pub differing: Vec<String>,
 }
 
@@ -97,15 +111,20 @@ impl VerifyReport {
 
 /// The plan of a campaign, resolved from a scenario and its overrides.
 pub struct Plan {
+    /// The validated scenario.
     pub campaign: Campaign,
+    /// The loaded model.
     pub graph: Graph,
+    /// The data set the faults' samples index.
     pub data: Dataset,
+    /// Where the fault list comes from.
     pub faults: FaultSource,
 }
 
 /// Where the plan's fault list comes from. It is read a row at a time on
 /// every pass ([`Plan::fault_rows`]), never held whole.
 pub struct FaultSource {
+    /// What the list was generated from (empty for imported CSV).
     pub meta: faults::Meta,
     /// The list file (binary or CSV); `None`: generated from the scenario.
     pub file: Option<PathBuf>,
@@ -484,7 +503,9 @@ fn save_faults(plan: &mut Plan, path: &Path) -> Result<()> {
 /// A model the fault list runs on, with its golden run and cached frontiers:
 /// the library's entry to a campaign ([`Model::results`]).
 pub struct Model<'a> {
+    /// The model's graph.
     pub graph: &'a Graph,
+    /// Its golden run (outputs, ranges, cached cuts).
     pub golden: Golden,
     /// Resolves the plan's runs into the engine's injections.
     pub injections: Resolver<'a>,

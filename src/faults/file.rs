@@ -15,6 +15,7 @@ use bincode::Options;
 use super::{Fault, FaultList, Meta};
 use crate::error::{Error, Result};
 
+/// The first 8 bytes of a fault-list file.
 pub const MAGIC: &[u8; 8] = b"FSFAULTS";
 /// Bump when [`FaultList`] or anything inside it changes shape.
 pub const VERSION: u32 = 1;
@@ -28,6 +29,7 @@ fn options() -> impl Options {
 
 /// Reads a list's rows one at a time from `source` (a file, or bytes).
 pub struct Reader<R> {
+    /// What the list was generated from.
     pub meta: Meta,
     /// Rows in the list.
     pub rows: u64,
@@ -37,6 +39,7 @@ pub struct Reader<R> {
 }
 
 impl Reader<BufReader<File>> {
+    /// Opens the list file at `path` and reads its header and metadata.
     pub fn open(path: &Path) -> Result<Self> {
         // A FIFO or device would block or never end (exit 9).
         let file = crate::files::open(path).map_err(|e| match e.kind() {
@@ -148,6 +151,7 @@ pub struct Writer<W: Write + Seek> {
 }
 
 impl<W: Write + Seek> Writer<W> {
+    /// Starts a list with `meta`; rows follow with [`Writer::push`].
     pub fn new(mut out: W, meta: &Meta) -> std::io::Result<Self> {
         out.write_all(MAGIC)?;
         out.write_all(&VERSION.to_le_bytes())?;
@@ -164,6 +168,7 @@ impl<W: Write + Seek> Writer<W> {
         })
     }
 
+    /// Appends one row.
     pub fn push(&mut self, fault: &Fault) -> std::io::Result<()> {
         self.rows += 1;
         options()

@@ -22,15 +22,23 @@ const RATED: [Outcome; 3] = [Outcome::Sde, Outcome::Due, Outcome::Masked];
 /// A summary table, in the order the tables are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Grouping {
+    /// Every row in one group.
     Overall,
+    /// Per protection (the unprotected model, then each hardened one).
     Protection,
+    /// Per sweep point.
     Sweep,
+    /// Per layer.
     Layer,
     /// Bits mean different things in different formats: one table each.
     Bit(NumFormat),
+    /// Per op type.
     Op,
+    /// Per number format.
     Dtype,
+    /// Per fault model.
     Model,
+    /// Per target (neurons, weights).
     Target,
 }
 
@@ -64,10 +72,12 @@ impl Grouping {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Key {
     rank: Vec<u32>,
+    /// The row's label in the table.
     pub label: String,
 }
 
 impl Key {
+    /// A row labelled `label` that sorts by `rank`.
     pub fn new(rank: Vec<u32>, label: impl Into<String>) -> Key {
         Key {
             rank,
@@ -112,6 +122,7 @@ const VALUE_MODEL: u32 = u32::MAX;
 /// Outcome counts per group of every table.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Summary {
+    /// Per table, its rows in order.
     pub tables: BTreeMap<Grouping, BTreeMap<Key, Group>>,
     /// Some injection ran on several samples (a permanent fault): a run is
     /// then one inference of an injection, and a row one fault on one sample.
@@ -185,6 +196,7 @@ n counts {unit}.
 }
 
 impl Summary {
+    /// The row `key` of table `grouping`, created empty if missing.
     pub fn group_mut(&mut self, grouping: Grouping, key: Key) -> &mut Group {
         self.tables
             .entry(grouping)

@@ -45,6 +45,7 @@ impl Write for Hashed {
 }
 
 impl CsvSink {
+    /// Creates (or truncates) `path` and writes the header row.
     pub fn create(path: &Path, header: &[&str]) -> Result<Self> {
         let file = File::create(path).map_err(|e| Error::io(path, e))?;
         let mut sink = CsvSink::over(path, file);
@@ -73,6 +74,7 @@ impl CsvSink {
         }
     }
 
+    /// Writes one row (buffered until the next flush).
     pub fn row(&mut self, fields: impl IntoIterator<Item = String>) -> Result<()> {
         self.out
             .write_record(fields)
@@ -95,6 +97,7 @@ impl CsvSink {
         file.sync_data().map_err(|e| Error::io(&self.path, e))
     }
 
+    /// Flushes the rows written so far to the file.
     pub fn flush(&mut self) -> Result<()> {
         self.out.flush().map_err(|e| Error::io(&self.path, e))
     }
@@ -121,12 +124,14 @@ impl Default for CsvTable {
 }
 
 impl CsvTable {
+    /// An empty table.
     pub fn new() -> CsvTable {
         CsvTable {
             out: writer(Vec::new()),
         }
     }
 
+    /// Appends one row.
     pub fn row<I, T>(&mut self, fields: I)
     where
         I: IntoIterator<Item = T>,
@@ -138,6 +143,7 @@ impl CsvTable {
             .expect("a CSV row written to memory");
     }
 
+    /// The table's bytes.
     pub fn into_bytes(self) -> Vec<u8> {
         self.out
             .into_inner()
@@ -145,6 +151,7 @@ impl CsvTable {
             .expect("a CSV table flushed to memory")
     }
 
+    /// The table as text.
     pub fn into_string(self) -> String {
         String::from_utf8(self.into_bytes()).expect("CSV built from strings")
     }

@@ -23,8 +23,11 @@ use crate::error::{Error, Result};
 /// A parsed scenario with the text it came from (to locate keys in errors).
 #[derive(Debug, Clone)]
 pub struct Scenario {
+    /// The scenario file.
     pub path: PathBuf,
+    /// Its text as read.
     pub text: String,
+    /// The parsed configuration.
     pub spec: ScenarioSpec,
 }
 

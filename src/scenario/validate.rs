@@ -30,19 +30,26 @@ const MAX_POINTS: usize = 100_000;
 pub struct Campaign {
     /// The effective scenario: replaying it gives the same campaign.
     pub spec: ScenarioSpec,
+    /// The scenario file the campaign was read from.
     pub scenario: PathBuf,
+    /// The seed of the fault list.
     pub seed: u64,
     /// Samples in the data subset; faults name positions `0..samples`.
     pub samples: u64,
+    /// Every fault site of the model.
     pub sites: Sites,
+    /// The sweep points, in order.
     pub points: Vec<Point>,
+    /// Ranger (clamp to the golden range) on these nodes.
     pub ranger: Option<RangeGuard>,
+    /// Clipper (zero outside the golden range) on these nodes.
     pub clipper: Option<RangeGuard>,
     /// Nodes whose outputs are checked for NaN/Inf.
     pub monitor: Vec<usize>,
     /// The output that tells `benign` from `sde` (index into the graph's;
     /// set by [`Scenario::validate`], which has the graph).
     pub judged: usize,
+    /// The hardened model to run the same faults on.
     pub hardened_model: Option<PathBuf>,
 }
 
@@ -73,7 +80,9 @@ fn per_injection(p: &PerInference) -> PerInjection {
 /// A range-supervision mitigation on resolved nodes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RangeGuard {
+    /// Nodes whose outputs are supervised.
     pub nodes: Vec<usize>,
+    /// The golden range is widened by `margin` times its width.
     pub margin: f64,
 }
 
