@@ -9,11 +9,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use faultsweep::bench::memory::{peak_rss_bytes, reset_peak_rss};
 use faultsweep::cache::{Reader, Store};
 use faultsweep::data::{Channels, DataSpec, Dataset, Preprocess, Subset};
 use faultsweep::golden::GoldenRun;
 use faultsweep::graph::Graph;
-use faultsweep::memory::{peak_rss_bytes, reset_peak_rss};
 use faultsweep::{load, split};
 
 fn median(mut v: Vec<f64>) -> f64 {

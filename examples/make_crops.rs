@@ -26,11 +26,14 @@ const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const STD: [f32; 3] = [0.229, 0.224, 0.225];
 const SEED: u64 = 20261206;
 
-fn main() -> anyhow::Result<()> {
+/// Any error of the example, printed by `main`.
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let out = PathBuf::from(
         args.first()
-            .ok_or_else(|| anyhow::anyhow!("usage: make_crops OUT.npy [N] [PHOTO_DIR...]"))?,
+            .ok_or("usage: make_crops OUT.npy [N] [PHOTO_DIR...]")?,
     );
     let n: usize = args.get(1).map_or(Ok(200), |s| s.parse())?;
     let dirs: Vec<PathBuf> = match args.len() > 2 {
@@ -40,7 +43,9 @@ fn main() -> anyhow::Result<()> {
             .to_vec(),
     };
     let photos = load_photos(&dirs)?;
-    anyhow::ensure!(!photos.is_empty(), "no photos in {dirs:?}");
+    if photos.is_empty() {
+        return Err(format!("no photos in {dirs:?}").into());
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
     let mut values = Vec::with_capacity(n * 3 * (SIDE * SIDE) as usize);
     for i in 0..n {
@@ -53,7 +58,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Every .png and .jpg of `dirs`, by name, as RGB.
-fn load_photos(dirs: &[PathBuf]) -> anyhow::Result<Vec<RgbImage>> {
+fn load_photos(dirs: &[PathBuf]) -> Result<Vec<RgbImage>> {
     let mut paths = Vec::new();
     for dir in dirs {
         for entry in std::fs::read_dir(dir)? {
@@ -115,7 +120,7 @@ fn normalized(img: &RgbImage) -> Vec<f32> {
 }
 
 /// A version 1.0 `.npy` of little-endian float32.
-fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> anyhow::Result<()> {
+fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
     let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
     let mut header = format!(
         "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",

@@ -4,70 +4,137 @@
 
 use std::path::PathBuf;
 
+/// A result whose error is faultsweep's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Every error of the library; [`Error::exit_code`] gives the process exit code of each kind.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Reading or writing a file failed (exit 6).
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
+    /// The model file is not ONNX protobuf (exit 3).
     #[error("{path}: not a readable ONNX model: {msg}")]
-    Decode { path: PathBuf, msg: String },
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// The model is ONNX but not a valid model (exit 3).
     #[error("{path}: invalid model: {msg}")]
-    InvalidModel { path: PathBuf, msg: String },
+    InvalidModel {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A node uses an op, opset or attribute faultsweep does not support (exit 3).
     #[error("{path}: node '{node}' (op {op}, opset {opset}): unsupported: {msg}")]
     Unsupported {
+        /// The model file.
         path: PathBuf,
+        /// The node's name.
         node: String,
+        /// The node's op type.
         op: String,
+        /// The opset the model imports.
         opset: i64,
+        /// What is unsupported.
         msg: String,
     },
+    /// A node failed while running (exit 5).
     #[error("{path}: node '{node}' (op {op}, opset {opset}): {msg}")]
     Op {
+        /// The model file.
         path: PathBuf,
+        /// The node's name.
         node: String,
+        /// The node's op type.
         op: String,
+        /// The opset the model imports.
         opset: i64,
+        /// What went wrong.
         msg: String,
     },
+    /// An input tensor does not fit the model (exit 4).
     #[error("{path}: input '{input}': {msg}")]
     Input {
+        /// The model file.
         path: PathBuf,
+        /// The model input's name.
         input: String,
+        /// How it does not fit.
         msg: String,
     },
+    /// A data set or label file that does not read (exit 4).
     #[error("{path}: {msg}")]
-    Data { path: PathBuf, msg: String },
+    Data {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A cache entry whose contents fail their checks (exit 7).
     #[error("{path}: corrupt cache entry: {msg}")]
-    CacheCorrupt { path: PathBuf, msg: String },
+    CacheCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A wrong command line (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// `--verify` found rows that differ from the full forward pass (exit 10).
     #[error("verification failed: outcomes differ from the full forward pass:\n{0}")]
     Verify(String),
+    /// A results folder whose files disagree with their rows or hashes (exit 11).
     #[error("{path}: the results do not match: {msg}")]
-    Report { path: PathBuf, msg: String },
+    Report {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A cut that cannot be made (exit 4).
     #[error("cut {cut}: {msg}")]
-    Cut { cut: usize, msg: String },
+    Cut {
+        /// The cut (it lies before node `cut`).
+        cut: usize,
+        /// Why it cannot be made.
+        msg: String,
+    },
     /// A scenario that does not parse or does not fit its model. `key` is the
     /// path inside the YAML (`targets.layers.names[1]`); line and column are
     /// 1-based when known.
     #[error("{}: `{key}`: {msg}", at(path, *line, *column))]
     Scenario {
+        /// The scenario file.
         path: PathBuf,
+        /// 1-based line.
         line: Option<usize>,
+        /// 1-based column.
         column: Option<usize>,
+        /// The key path inside the YAML.
         key: String,
+        /// What is wrong, and what is allowed.
         msg: String,
     },
     /// A fault list (binary or CSV) that does not read or does not fit the
     /// model. `line` is the CSV line (1-based, header = 1) when there is one.
     #[error("{}: {msg}", at(path, *line, None))]
     FaultList {
+        /// The list file.
         path: PathBuf,
+        /// 1-based CSV line.
         line: Option<usize>,
+        /// What is wrong.
         msg: String,
     },
     /// Standard output was closed by its reader (`| head`): the command
@@ -106,6 +173,7 @@ impl Error {
         }
     }
 
+    /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

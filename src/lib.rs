@@ -3,15 +3,17 @@
 //! The pipeline, one module per step:
 //! load -> split -> golden (+cache) -> faults -> inject -> classify -> report.
 //! ONNX models load into a graph IR ([`graph`]) that runs on libtorch and
-//! can be cut at any node ([`split`]); the golden run fills the layer-split
-//! [`cache`]; scenarios become seeded fault lists ([`faults`]); the
-//! [`inject`] engine resumes from cached frontiers and [`classify`] names
-//! the outcomes. A YAML [`scenario`] resolves against a model into a
-//! campaign whose seeded fault list is generated, saved and exchanged as CSV.
+//! can be cut at any node ([`split`]); the golden run over a [`data`] set
+//! fills the layer-split [`cache`]; a YAML [`scenario`] resolves against a
+//! model into a campaign whose seeded fault list ([`faults`]) is generated,
+//! saved and exchanged as CSV; the [`inject`] engine resumes from cached
+//! frontiers, [`classify`] names the outcomes and [`report`] sums them up.
+//! [`campaign`] runs the whole pipeline into a results folder (what
+//! `faultsweep run` does); `examples/library.rs` shows it from Rust.
+//!
+//! The command line (clap, progress bars) is the binary's, not the
+//! library's: with `default-features = false` the library builds without it.
 
-pub mod error;
-// opening input files: regular files only
-pub mod files;
 // 1. load: ONNX file -> graph IR
 pub mod graph;
 pub mod load;
@@ -30,24 +32,31 @@ pub mod inject;
 pub mod classify;
 // 7. report: per-injection rows and summaries with confidence intervals
 pub mod report;
+// the whole campaign, step by step, into a results folder
+pub mod campaign;
+
+// model summaries for `faultsweep inspect`
+pub mod inspect;
+// errors and their exit codes
+pub mod error;
 // every file the user names, written atomically
 pub mod output;
 // temporaries tagged with their writer's PID, and the stale ones
 pub mod temps;
-// the whole campaign, step by step
-pub mod campaign;
-// model summaries for `faultsweep inspect`
-pub mod inspect;
-// peak memory and time per phase, for benchmarks
-pub mod memory;
+// time per phase, reported by `faultsweep run --timings`
 pub mod phases;
+// opening input files: regular files only
+mod files;
 // advisory locks on results folders and cache entries
-pub mod lock;
+mod lock;
 // the only unsafe code: exact float32 kernels, tensor views, threads, clock
 pub mod kernels;
-// speed: the engine against full forward passes and the suffix bound
+
+// The benchmark harness (`faultsweep bench`, benches/, tests/bench.rs):
+// the engine against full forward passes, and peak memory. Not part of the
+// supported API; the binary's `cli` feature turns it on.
+#[cfg(feature = "bench")]
+#[doc(hidden)]
 pub mod bench;
-// command-line front end
-pub mod cli;
 
 pub use error::{Error, Result};

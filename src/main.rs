@@ -1,7 +1,10 @@
 //! The `faultsweep` binary: parse the command line, run, map errors to the
-//! documented exit codes (docs/commands.md, "Exit codes").
+//! documented exit codes (docs/commands.md, "Exit codes"). The command
+//! line ([`cli`]: clap, progress bars) lives here, not in the library.
 
 use clap::Parser;
+
+mod cli;
 
 /// jemalloc serves every allocation of the process, libtorch's too. The
 /// engine allocates and frees tensors of tens of megabytes at every node,
@@ -32,8 +35,8 @@ fn main() {
     if std::env::var_os("ONEDNN_PRIMITIVE_CACHE_CAPACITY").is_none() {
         std::env::set_var("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16384");
     }
-    let cli = faultsweep::cli::Cli::parse();
-    if let Err(e) = faultsweep::cli::run(cli) {
+    let cli = cli::Cli::parse();
+    if let Err(e) = cli::run(cli) {
         if !matches!(e, faultsweep::Error::StdoutClosed) {
             eprintln!("faultsweep: error: {e}");
         }

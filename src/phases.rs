@@ -20,6 +20,7 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, in the order they are reported.
     pub const ALL: [Phase; 5] = [
         Phase::Golden,
         Phase::Reading,
@@ -28,6 +29,7 @@ impl Phase {
         Phase::Writing,
     ];
 
+    /// The phase's name in `--timings`.
     pub fn name(self) -> &'static str {
         match self {
             Phase::Golden => "golden pass",

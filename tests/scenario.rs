@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use faultsweep::faults::{self, Models, Target};
+use faultsweep::faults::{self, Budget, Models, Target};
 use faultsweep::graph::Graph;
-use faultsweep::scenario::{self, Campaign, Plan, Scenario};
+use faultsweep::scenario::{self, Campaign, Scenario};
 use faultsweep::{load, Error};
 
 fn repo(p: &str) -> PathBuf {
@@ -332,7 +332,7 @@ fn every_example_scenario_validates_and_replays() {
             "effective scenario of {}",
             path.display()
         );
-        if c.points.iter().map(|p| p.plan.injections()).sum::<u64>() < 50_000 {
+        if c.points.iter().map(|p| p.budget.injections()).sum::<u64>() < 50_000 {
             let c2 = again
                 .validate(&graph, Some(1000), &Models::default())
                 .unwrap();
@@ -439,7 +439,7 @@ fn strata_follow_leveugle_and_weights_skip_biases() {
     )
     .replace("ops: [Conv, Gemm]", "ops: [Conv, Gemm]\n  target: weight");
     let c = campaign(&text).unwrap();
-    let Plan::Strata(strata) = &c.points[0].plan else {
+    let Budget::Strata(strata) = &c.points[0].budget else {
         panic!("strata")
     };
     assert_eq!(strata.len(), 8, "4 layers x 2 bits");
@@ -680,8 +680,8 @@ fn cli_gen_convert_show_and_exit_codes() {
 
 /// A scalar or flow list of the YAML as the reference writes it (`1`,
 /// `true`, `bit_flip`, `[layer, bit]`); `None` for what it cannot show.
-fn as_written(v: &serde_yaml::Value) -> Option<String> {
-    use serde_yaml::Value;
+fn as_written(v: &serde_norway::Value) -> Option<String> {
+    use serde_norway::Value;
     match v {
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(n.to_string()),
@@ -701,7 +701,7 @@ fn as_written(v: &serde_yaml::Value) -> Option<String> {
 fn the_reference_gives_the_codes_defaults() {
     let reference = std::fs::read_to_string(repo("scenarios/README.md")).unwrap();
     let spec = parse(BASE).unwrap().spec;
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&scenario::to_yaml(&spec)).unwrap();
+    let yaml: serde_norway::Value = serde_norway::from_str(&scenario::to_yaml(&spec)).unwrap();
     let mut section: Option<String> = None;
     let mut compared = Vec::new();
     for line in reference.lines() {

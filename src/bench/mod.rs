@@ -35,6 +35,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use self::memory::{peak_rss_bytes, reset_peak_rss};
 use crate::cache::{Reader, Store};
 use crate::campaign::{self, Plan, RunArgs};
 use crate::error::{Error, Result};
@@ -45,10 +46,10 @@ use crate::inject::{
     agreement, on_workers, Agreement, BoxKernels, CachedFrontiers, Engine, Frontiers, Injection,
     InjectionResult, InputFrontiers, Mode, Options, SiteValues,
 };
-use crate::memory::{peak_rss_bytes, reset_peak_rss};
 use crate::split;
 
 pub mod campaigns;
+pub mod memory;
 
 /// One way of running the fault list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -14,7 +14,7 @@
 //! counts as finished only when its chunk's line in `injections.sums`
 //! matches it.
 
-mod report;
+mod provenance;
 mod results;
 mod runs;
 mod verify;
@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-pub use report::{check, summary_files, Checked, Provenance};
+pub use provenance::{check, summary_files, Checked, Provenance};
 pub use results::Tally;
 pub use runs::{
     all_injections, injections, int8_scales, run_count, windows, Resolver, Run, Window,
@@ -43,19 +43,24 @@ use crate::inject::{
 use crate::phases::{timed, Phase};
 use crate::report::{CsvSink, Summary};
 use crate::scenario::{self, Campaign, Scenario};
-use report::write_provenance;
+use provenance::write_provenance;
 use results::{resume_rows, Layout, Sum, SumsFile};
 
 /// Command-line overrides of a scenario.
 #[derive(Debug, Default, Clone)]
 pub struct RunArgs {
+    /// The model file, instead of the scenario's.
     pub model: Option<PathBuf>,
+    /// The data set, instead of the scenario's.
     pub data: Option<PathBuf>,
+    /// A fault list (binary or CSV) to run instead of generating one.
     pub faults: Option<PathBuf>,
     /// Results folder: replaces the scenario's `outputs.dir`, so the
     /// effective scenario records it.
     pub out: Option<PathBuf>,
+    /// Cache root (overrides `$FAULTSWEEP_CACHE` and the default `cache/`).
     pub cache_dir: Option<PathBuf>,
+    /// Rows per engine batch, instead of the scenario's.
     pub batch_size: Option<usize>,
     /// Use this seed instead of the scenario's.
     pub seed: Option<u64>,
@@ -73,17 +78,26 @@ pub struct RunArgs {
 
 /// What a finished run reports.
 pub struct RunReport {
+    /// The results folder.
     pub out: PathBuf,
+    /// The outcome summaries.
     pub summary: Summary,
+    /// Top-1 accuracy of the fault-free pass over the labelled samples.
     pub golden_accuracy: Option<f64>,
+    /// The `--verify` check of the engine against full forward passes.
     pub verified: Option<VerifyReport>,
 }
 
+/// What `--verify` found: engine rows against full forward passes.
 #[derive(Debug, Default)]
 pub struct VerifyReport {
+    /// Runs checked.
     pub checked: usize,
+    /// Runs whose outputs were bitwise equal.
     pub exact: usize,
+    /// Runs equal within rounding (no outcome changed).
     pub within_rounding: usize,
+    /// The runs that differ, described.
     pub differing: Vec<String>,
 }
 
@@ -98,15 +112,20 @@ impl VerifyReport {
 
 /// The plan of a campaign, resolved from a scenario and its overrides.
 pub struct Plan {
+    /// The validated scenario.
     pub campaign: Campaign,
+    /// The loaded model.
     pub graph: Graph,
+    /// The data set the faults' samples index.
     pub data: Dataset,
+    /// Where the fault list comes from.
     pub faults: FaultSource,
 }
 
 /// Where the plan's fault list comes from. It is read a row at a time on
 /// every pass ([`Plan::fault_rows`]), never held whole.
 pub struct FaultSource {
+    /// What the list was generated from (empty for imported CSV).
     pub meta: faults::Meta,
     /// The list file (binary or CSV); `None`: generated from the scenario.
     pub file: Option<PathBuf>,
@@ -260,7 +279,7 @@ pub fn run_with_models(
         true => {
             save_faults(&mut plan, &out.join("faults.bin"))?;
             total = run_count(&plan)?;
-            report::check_inputs(&out, &plan, total)?
+            provenance::check_inputs(&out, &plan, total)?
         }
         false => {
             refuse_campaign_folder(&out)?;
@@ -354,7 +373,7 @@ pub fn run_with_models(
     let (summary, cells) = tally.finish();
     let provenance = Provenance::of(&plan, total)?;
     for (name, text) in summary_files(&plan, &provenance, &summary, &cells) {
-        crate::report::write_atomic(&out.join(name), text.as_bytes())?;
+        crate::output::write_atomic(&out.join(name), text.as_bytes())?;
     }
     write_provenance(&out, &provenance)?;
     let verified = (args.verify > 0)
@@ -484,7 +503,9 @@ fn save_faults(plan: &mut Plan, path: &Path) -> Result<()> {
 /// A model the fault list runs on, with its golden run and cached frontiers:
 /// the library's entry to a campaign ([`Model::results`]).
 pub struct Model<'a> {
+    /// The model's graph.
     pub graph: &'a Graph,
+    /// Its golden run (outputs, ranges, cached cuts).
     pub golden: Golden,
     /// Resolves the plan's runs into the engine's injections.
     pub injections: Resolver<'a>,

@@ -382,7 +382,7 @@ impl SumsFile {
     /// `sums` kept (written anew, atomically), later lines appended.
     pub fn start(path: &Path, sums: &[Sum]) -> Result<SumsFile> {
         let text: String = sums.iter().map(Sum::line).collect();
-        crate::report::write_atomic(path, text.as_bytes())?;
+        crate::output::write_atomic(path, text.as_bytes())?;
         let file = File::options()
             .append(true)
             .open(path)

@@ -19,6 +19,7 @@ use crate::inject::{Injection, NodeFault};
 /// sample of its batch or of the data set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Run {
+    /// The injection (fault list's `injection` id).
     pub injection: u64,
     /// Position of the sample in the data set.
     pub sample: usize,
@@ -32,6 +33,7 @@ pub struct Run {
 pub struct Window {
     /// Id of the first run.
     pub first: usize,
+    /// The runs, in the order the engine takes them.
     pub runs: Vec<Run>,
     rows: HashMap<u64, Vec<Fault>>,
 }
@@ -42,6 +44,7 @@ impl Window {
         self.first..self.first + self.runs.len()
     }
 
+    /// Run `id` (an id of [`Window::ids`]).
     pub fn run(&self, id: usize) -> Run {
         self.runs[id - self.first]
     }
@@ -190,6 +193,7 @@ pub struct Resolver<'a> {
 }
 
 impl<'a> Resolver<'a> {
+    /// A resolver for `graph`, with the int8 scales of its tensors and the custom fault models.
     pub fn new(
         graph: &'a Graph,
         scales: &HashMap<String, f32>,
@@ -208,6 +212,7 @@ impl<'a> Resolver<'a> {
         ids.map(|id| self.injection(window, id)).collect()
     }
 
+    /// The injection of run `id` of `window`.
     pub fn injection(&self, window: &Window, id: usize) -> Result<Injection> {
         Ok(Injection {
             id,

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::run::Overrides;
-use crate::bench::{self, BenchArgs, Isolation, Way};
-use crate::campaign::RunArgs;
-use crate::error::{Error, Result};
+use faultsweep::bench::{self, BenchArgs, Isolation, Way};
+use faultsweep::campaign::RunArgs;
+use faultsweep::error::{Error, Result};
 
 #[derive(Debug, Args)]
 pub struct BenchCmd {
@@ -97,7 +97,7 @@ pub fn run(cmd: BenchCmd, threads: Option<i32>, workers: usize) -> Result<()> {
         let report = bench::campaigns::run(&cmd.scenario, &args, &exe)?;
         let json = serde_json::to_string_pretty(&report).expect("report serializes");
         if let Some(out) = &cmd.out {
-            crate::output::write_atomic(out, format!("{json}\n").as_bytes())?;
+            faultsweep::output::write_atomic(out, format!("{json}\n").as_bytes())?;
         }
         match cmd.json {
             true => outln!("{json}"),
@@ -123,7 +123,7 @@ pub fn run(cmd: BenchCmd, threads: Option<i32>, workers: usize) -> Result<()> {
     let report = bench::run(&cmd.scenario, &args)?;
     let json = serde_json::to_string_pretty(&report).expect("report serializes");
     if let Some(out) = &cmd.out {
-        crate::output::write_atomic(out, format!("{json}\n").as_bytes())?;
+        faultsweep::output::write_atomic(out, format!("{json}\n").as_bytes())?;
     }
     if cmd.json {
         outln!("{json}");

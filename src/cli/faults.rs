@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use crate::campaign::{self, RunArgs};
-use crate::error::Result;
-use crate::faults::{self, summary, Sites};
-use crate::load;
-use crate::scenario;
+use faultsweep::campaign::{self, RunArgs};
+use faultsweep::error::Result;
+use faultsweep::faults::{self, summary, Sites};
+use faultsweep::load;
+use faultsweep::scenario;
 
 #[derive(Debug, Subcommand)]
 pub enum FaultsCmd {

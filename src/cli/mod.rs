@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use tch::{Device, Tensor};
 
-use crate::error::{Error, Result};
-use crate::{inspect, load};
+use faultsweep::error::{Error, Result};
+use faultsweep::{inspect, load};
 
 /// `println!` for command output, in a function returning [`Result`]: a
 /// closed stdout (`| head -1`) ends the command quietly, not with a panic.
@@ -82,7 +82,7 @@ pub enum Command {
     /// Manage the layer-split cache.
     Cache {
         #[command(subcommand)]
-        command: golden::CacheCommand,
+        command: cache::CacheCommand,
         /// Cache root (overrides $FAULTSWEEP_CACHE and the default `cache/`).
         #[arg(long, global = true)]
         cache_dir: Option<PathBuf>,
@@ -129,7 +129,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Golden(args) => golden::golden(args),
         Command::Run(cmd) => run::run(cmd, workers),
         Command::Report { dir } => run::report(&dir),
-        Command::Cache { command, cache_dir } => golden::cache(command, cache_dir),
+        Command::Cache { command, cache_dir } => cache::cache(command, cache_dir),
         Command::Infer {
             model,
             input,
@@ -178,16 +178,16 @@ fn parse_device(s: &str) -> Result<Device> {
 fn infer(model: &Path, input: &Path, out: &Path, device: Device) -> Result<Tensor> {
     let mut graph = load::load(model)?;
     graph.to_device(device);
-    let x = crate::data::read_npy(input)?;
+    let x = faultsweep::data::read_npy(input)?;
     let outputs = graph.forward(&[x.to_device(device)])?;
     let y = outputs[0].to_device(Device::Cpu).to_kind(tch::Kind::Float);
-    crate::output::write_npy(out, &y)?;
+    faultsweep::output::write_npy(out, &y)?;
     outln!("wrote {} {:?}", out.display(), y.size());
     Ok(y)
 }
 
 fn accuracy(logits: &Tensor, path: &Path) -> Result<()> {
-    let labels = Tensor::from_slice(&crate::data::read_labels(path)?);
+    let labels = Tensor::from_slice(&faultsweep::data::read_labels(path)?);
     let n = logits.size().first().copied().unwrap_or(0);
     if logits.dim() != 2 || labels.size() != [n] {
         return Err(Error::Data {
@@ -212,6 +212,7 @@ fn accuracy(logits: &Tensor, path: &Path) -> Result<()> {
 }
 
 mod bench;
+mod cache;
 mod faults;
 mod golden;
 mod render;
@@ -219,5 +220,5 @@ mod run;
 
 /// Parses a count that must be at least 1 (sizes of batches, subsets).
 pub(crate) fn positive(s: &str) -> std::result::Result<usize, String> {
-    crate::data::count(s.parse::<usize>().map_err(|e| e.to_string())?)
+    faultsweep::data::count(s.parse::<usize>().map_err(|e| e.to_string())?)
 }

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::inspect::ModelInfo;
+use faultsweep::inspect::ModelInfo;
 
 fn shape(s: &[i64]) -> String {
     let dims: Vec<String> = s.iter().map(i64::to_string).collect();

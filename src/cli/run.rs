@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::campaign::{self, RunArgs};
-use crate::error::{Error, Result};
+use faultsweep::campaign::{self, RunArgs};
+use faultsweep::error::{Error, Result};
 
 /// What `run` and `bench` take from the command line instead of the
 /// scenario's settings.
@@ -185,7 +185,7 @@ pub fn run(cmd: RunCmd, workers: usize) -> Result<()> {
     outln!(
         "{n} injections in {secs:.1} s ({:.0} injections/s, golden pass included; peak memory {} MB)",
         n as f64 / secs,
-        crate::memory::peak_rss_bytes() >> 20
+        faultsweep::bench::memory::peak_rss_bytes() >> 20
     );
     outln!(
         "results in {}/ (injections.csv, summary.md/.csv/.json, heatmap.svg, golden.csv)",
@@ -211,7 +211,7 @@ pub fn run(cmd: RunCmd, workers: usize) -> Result<()> {
 
 /// Seconds per phase; the injections' phases are summed over their threads.
 fn print_timings(wall: f64) -> Result<()> {
-    let phases = crate::phases::seconds();
+    let phases = faultsweep::phases::seconds();
     let parts: Vec<String> = phases
         .iter()
         .map(|(p, secs)| format!("{} {secs:.2} s", p.name()))

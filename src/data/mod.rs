@@ -33,6 +33,7 @@ pub struct DataSpec {
     /// Memory grows with it, not with the list.
     #[serde(default = "default_window", deserialize_with = "at_least_one")]
     pub window: usize,
+    /// How each sample becomes a model input.
     #[serde(default)]
     pub preprocess: Preprocess,
 }
@@ -78,6 +79,7 @@ fn default_batch_size() -> usize {
     32
 }
 
+/// The default [`DataSpec::window`]: runs a campaign orders at a time.
 pub fn default_window() -> usize {
     1 << 15
 }
@@ -86,14 +88,27 @@ pub fn default_window() -> usize {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Subset {
+    /// Every sample.
     #[default]
     All,
     /// The first N samples.
     First(usize),
     /// Samples `start..end`.
-    Range { start: usize, end: usize },
+    /// Samples `start..end`.
+    Range {
+        /// First sample.
+        start: usize,
+        /// One past the last sample.
+        end: usize,
+    },
     /// N samples drawn without replacement with a seed, kept in data-set order.
-    Random { count: usize, seed: u64 },
+    /// `count` samples drawn with `seed`.
+    Random {
+        /// Samples drawn.
+        count: usize,
+        /// Seed of the draw.
+        seed: u64,
+    },
 }
 
 /// Turning a decoded image (or array) into a model input, in this order:
@@ -123,14 +138,18 @@ pub struct Preprocess {
     pub channels: Channels,
 }
 
+/// The channels a decoded image is converted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channels {
     /// As stored: gray images stay 1 channel, colour images are RGB.
     #[default]
     Auto,
+    /// Red, green, blue.
     Rgb,
+    /// Blue, green, red (OpenCV's order).
     Bgr,
+    /// One gray channel.
     Gray,
 }
 
@@ -148,13 +167,17 @@ use crate::error::{Error, Result};
 /// where it comes from, and its label when known.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
+    /// Position in the full data set.
     pub id: usize,
+    /// Where it comes from (file, or file and index).
     pub source: String,
+    /// The class label, when the data set has labels.
     pub label: Option<i64>,
 }
 
 /// A batch of preprocessed samples, ready for the model.
 pub struct Batch {
+    /// The batch's samples, in order.
     pub samples: Vec<Sample>,
     /// N x ... float32.
     pub input: Tensor,
@@ -168,6 +191,7 @@ enum Source {
 
 /// An opened data set with its subset selected; reads batches on demand.
 pub struct Dataset {
+    /// The data set as configured.
     pub spec: DataSpec,
     source: Source,
     /// Selected sample ids, ascending.
@@ -194,6 +218,7 @@ fn bad(path: &std::path::Path, msg: impl Into<String>) -> Error {
 }
 
 impl Dataset {
+    /// Opens the data set `spec` names and selects its subset.
     pub fn open(spec: &DataSpec) -> Result<Self> {
         Dataset::open_with(spec, |msg| bad(&spec.path, format!("subset: {msg}")))
     }
@@ -260,6 +285,7 @@ impl Dataset {
         self.total
     }
 
+    /// No sample is selected.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }

@@ -87,7 +87,9 @@ impl Npy {
             .checked_mul(shape[0] as u64)
             .and_then(|n| n.checked_add(data_offset))
             .ok_or_else(|| bad(path, format!("shape {shape:?} is too large")))?;
-        let have = base + len;
+        let have = base
+            .checked_add(len)
+            .ok_or_else(|| bad(path, "the array's extent overflows"))?;
         if have < want {
             return Err(bad(
                 path,
@@ -151,7 +153,10 @@ impl Npy {
     pub fn read(&self, indices: &[usize]) -> Result<Tensor> {
         let row = self.row;
         let mut f = open_file(&self.path)?;
-        let mut out = vec![0u8; row.saturating_mul(indices.len())];
+        let total = row
+            .checked_mul(indices.len())
+            .ok_or_else(|| bad(&self.path, format!("{} rows are too many", indices.len())))?;
+        let mut out = vec![0u8; total];
         for (k, &i) in indices.iter().enumerate() {
             if i >= self.len() {
                 return Err(bad(
@@ -159,8 +164,14 @@ impl Npy {
                     format!("sample {i} is beyond the {} rows", self.len()),
                 ));
             }
-            f.seek(SeekFrom::Start(self.data_offset + (i * row) as u64))
+            // Below the size checked at open: `i < len`, `len * row` fits.
+            let at = (i as u64)
+                .checked_mul(row as u64)
+                .and_then(|o| o.checked_add(self.data_offset))
+                .ok_or_else(|| bad(&self.path, format!("sample {i}'s offset overflows")))?;
+            f.seek(SeekFrom::Start(at))
                 .map_err(|e| Error::io(&self.path, e))?;
+            // k * row < (k + 1) * row <= total: no overflow.
             f.read_exact(&mut out[k * row..(k + 1) * row])
                 .map_err(|e| Error::io(&self.path, e))?;
         }

@@ -16,11 +16,15 @@ use serde::{Deserialize, Serialize};
 /// A chosen sample size with what it guarantees.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SampleSize {
+    /// Faults the sample is drawn from.
     pub population: u128,
+    /// The sample size.
     pub n: u64,
     /// The error margin n achieves (at most the one asked for).
     pub margin: f64,
+    /// The confidence the margin holds at.
     pub confidence: f64,
+    /// The assumed failure probability.
     pub p: f64,
 }
 

@@ -74,7 +74,7 @@ fn value_field(model: &FaultModel) -> String {
 /// Writes the rows of `faults` as they come, atomically (a failed write
 /// leaves no partial file); returns how many.
 pub fn write_rows(path: &Path, faults: impl Iterator<Item = Result<Fault>>) -> Result<u64> {
-    crate::report::write_via_temp(path, |out| {
+    crate::output::write_via_temp(path, |out| {
         let io = |e: ::csv::Error| Error::io(path, std::io::Error::other(e));
         let mut w = ::csv::Writer::from_writer(out);
         w.write_record(COLUMNS).map_err(io)?;

@@ -15,6 +15,7 @@ use bincode::Options;
 use super::{Fault, FaultList, Meta};
 use crate::error::{Error, Result};
 
+/// The first 8 bytes of a fault-list file.
 pub const MAGIC: &[u8; 8] = b"FSFAULTS";
 /// Bump when [`FaultList`] or anything inside it changes shape.
 pub const VERSION: u32 = 1;
@@ -28,6 +29,7 @@ fn options() -> impl Options {
 
 /// Reads a list's rows one at a time from `source` (a file, or bytes).
 pub struct Reader<R> {
+    /// What the list was generated from.
     pub meta: Meta,
     /// Rows in the list.
     pub rows: u64,
@@ -37,6 +39,7 @@ pub struct Reader<R> {
 }
 
 impl Reader<BufReader<File>> {
+    /// Opens the list file at `path` and reads its header and metadata.
     pub fn open(path: &Path) -> Result<Self> {
         // A FIFO or device would block or never end (exit 9).
         let file = crate::files::open(path).map_err(|e| match e.kind() {
@@ -148,6 +151,7 @@ pub struct Writer<W: Write + Seek> {
 }
 
 impl<W: Write + Seek> Writer<W> {
+    /// Starts a list with `meta`; rows follow with [`Writer::push`].
     pub fn new(mut out: W, meta: &Meta) -> std::io::Result<Self> {
         out.write_all(MAGIC)?;
         out.write_all(&VERSION.to_le_bytes())?;
@@ -164,6 +168,7 @@ impl<W: Write + Seek> Writer<W> {
         })
     }
 
+    /// Appends one row.
     pub fn push(&mut self, fault: &Fault) -> std::io::Result<()> {
         self.rows += 1;
         options()
@@ -190,7 +195,7 @@ pub fn write_rows(
     meta: &Meta,
     faults: impl Iterator<Item = Result<Fault>>,
 ) -> Result<u64> {
-    crate::report::write_via_temp(path, |out| {
+    crate::output::write_via_temp(path, |out| {
         let io = |e| Error::io(path, e);
         let mut w = Writer::new(out, meta).map_err(io)?;
         for f in faults {
@@ -221,4 +226,105 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<FaultList> {
         meta: reader.meta,
         faults,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::{
+        FaultModel, NumFormat, PointInfo, SampleSize, Samples, Scope, StratumInfo, Target,
+    };
+
+    /// A list with every variant of every field, so that a change of shape
+    /// anywhere changes its bytes.
+    fn every_variant() -> FaultList {
+        let models = [
+            FaultModel::BitFlip,
+            FaultModel::StuckAt0,
+            FaultModel::StuckAt1,
+            FaultModel::RandomValue {
+                min: -1.5,
+                max: 2.0,
+            },
+            FaultModel::Zero,
+            FaultModel::Constant(3.25),
+            FaultModel::Custom("mine".into()),
+        ];
+        let samples = [
+            Samples::One(12),
+            Samples::Range { start: 0, end: 32 },
+            Samples::All,
+        ];
+        let scopes = [
+            Scope::Transient,
+            Scope::Batch,
+            Scope::Epoch,
+            Scope::Campaign,
+        ];
+        let faults = models
+            .into_iter()
+            .enumerate()
+            .map(|(i, model)| Fault {
+                fault_id: i as u64,
+                injection: i as u64 / 2,
+                sample: samples[i % samples.len()],
+                target: [Target::Neuron, Target::Weight][i % 2],
+                node: 7 * i as u32,
+                layer: format!("conv{i}"),
+                tensor: format!("t,\"{i}\""),
+                coord: vec![0, i as u32, 3],
+                model,
+                dtype: NumFormat::ALL[i % NumFormat::ALL.len()],
+                bits: (0..i as u8).rev().collect(),
+                scope: scopes[i % scopes.len()],
+                sweep: i as u32 % 3,
+                draw: 0x0123_4567_89ab_cdef ^ i as u64,
+            })
+            .collect();
+        FaultList {
+            meta: Meta {
+                seed: Some(42),
+                scenario: Some("scenarios/x.yml".into()),
+                model: None,
+                samples: Some(100),
+                points: vec![PointInfo {
+                    id: 0,
+                    label: "bits=30 dtype=fp16".into(),
+                }],
+                strata: vec![StratumInfo {
+                    sweep: 0,
+                    layer: "conv1".into(),
+                    target: Target::Weight,
+                    bit: Some(30),
+                    size: SampleSize {
+                        population: 1 << 70,
+                        n: 384,
+                        margin: 0.05,
+                        confidence: 0.95,
+                        p: 0.5,
+                    },
+                }],
+            },
+            faults,
+        }
+    }
+
+    /// faults.bin is bincode 1.3.3's encoding (pinned with `=`, see
+    /// Cargo.toml): these bytes must not change without a [`VERSION`] bump
+    /// and a reader for the old lists. `FAULTSWEEP_BLESS=1` rewrites the
+    /// fixture (only together with such a bump).
+    #[test]
+    fn format_v1_bytes_are_fixed() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faults/list_v1.bin");
+        let list = every_variant();
+        let bytes = encode(&list);
+        if std::env::var_os("FAULTSWEEP_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let golden = std::fs::read(&path).expect("the golden fault list");
+        assert_eq!(VERSION, 1);
+        assert!(bytes == golden, "faults.bin encoding changed");
+        assert_eq!(decode(&golden, &path).unwrap(), list);
+    }
 }

@@ -29,14 +29,19 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "snake_case")]
 pub enum NumFormat {
+    /// IEEE 754 single precision.
     #[default]
     Fp32,
+    /// IEEE 754 half precision.
     Fp16,
+    /// bfloat16.
     Bf16,
+    /// Signed 8-bit integers with a per-tensor scale.
     Int8,
 }
 
 impl NumFormat {
+    /// Every format, in the order of their tables.
     pub const ALL: [NumFormat; 4] = [Self::Fp32, Self::Fp16, Self::Bf16, Self::Int8];
 
     /// Width in bits; valid bits are `0..width`.
@@ -48,6 +53,7 @@ impl NumFormat {
         }
     }
 
+    /// The name in scenarios, CSV and reports (`fp32`, ...).
     pub fn name(self) -> &'static str {
         match self {
             Self::Fp32 => "fp32",
@@ -57,6 +63,7 @@ impl NumFormat {
         }
     }
 
+    /// The format named `s` ([`NumFormat::name`]).
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.name() == s)
     }
@@ -120,7 +127,12 @@ pub enum FaultModel {
     /// Force the given bits to 1.
     StuckAt1,
     /// Replace the value by one drawn uniformly from [min, max].
-    RandomValue { min: f32, max: f32 },
+    RandomValue {
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
     /// Replace the value by zero.
     Zero,
     /// Replace the value by a constant.

@@ -1,7 +1,8 @@
-//! Seeded fault generation (pipeline step 4). In: a validated
-//! [`Campaign`]. Out: its [`FaultList`]. Each sweep point draws from its own
-//! stream of the campaign seed ([`Stream`]), points and strata in order, so
-//! the list depends on the scenario and the seed only.
+//! Seeded fault generation (pipeline step 4). In: a [`Recipe`] (a validated
+//! [`Campaign`](crate::scenario::Campaign) converts into one). Out: its
+//! [`FaultList`]. Each sweep point draws from its own
+//! stream of the seed ([`Stream`]), points and strata in order, so
+//! the list depends on the recipe (scenario, model and seed) only.
 //!
 //! Per injection, in this order: the samples (from the scope), the number of
 //! faults (from `per_inference`), then per fault the layer (by size or
@@ -10,25 +11,29 @@
 //! the point's set) and a random word.
 
 use super::rng::Stream;
-use super::{Candidate, Fault, FaultList, Meta, PointInfo, Samples, Scope, StratumInfo};
-use crate::scenario::{Campaign, LayerChoice, PerInference, Plan, Point};
+use super::{
+    Budget, Candidate, Fault, FaultList, LayerChoice, Meta, PerInjection, Point, PointInfo, Recipe,
+    Samples, Scope, StratumInfo,
+};
 
-/// The campaign's fault list.
-pub fn generate(campaign: &Campaign) -> FaultList {
+/// The fault list of a recipe (or of a campaign: `generate(&campaign)`).
+pub fn generate<'a>(recipe: impl Into<Recipe<'a>>) -> FaultList {
+    let recipe = recipe.into();
     FaultList {
-        meta: meta(campaign),
-        faults: stream(campaign).collect(),
+        meta: meta(recipe),
+        faults: stream(recipe).collect(),
     }
 }
 
-/// The campaign's faults one at a time, as [`generate`] lists them, so a
+/// The recipe's faults one at a time, as [`generate`] lists them, so a
 /// list of millions is written or run without being held.
-pub fn stream(campaign: &Campaign) -> impl Iterator<Item = Fault> + '_ {
+pub fn stream<'a>(recipe: impl Into<Recipe<'a>>) -> impl Iterator<Item = Fault> + 'a {
+    let recipe = recipe.into();
     let mut tasks = Vec::new();
-    for (point, p) in campaign.points.iter().enumerate() {
-        match &p.plan {
-            Plan::Injections(n) => tasks.push((point, FREE, *n)),
-            Plan::Strata(strata) => tasks.extend(strata.iter().map(|s| {
+    for (point, p) in recipe.points.iter().enumerate() {
+        match &p.budget {
+            Budget::Injections(n) => tasks.push((point, FREE, *n)),
+            Budget::Strata(strata) => tasks.extend(strata.iter().map(|s| {
                 let fixed = Fixed {
                     candidate: Some(s.candidate),
                     bit: s.bit,
@@ -38,7 +43,7 @@ pub fn stream(campaign: &Campaign) -> impl Iterator<Item = Fault> + '_ {
         }
     }
     let mut g = Generator {
-        campaign,
+        recipe,
         tasks: tasks.into_iter(),
         task: None,
         fault_id: 0,
@@ -48,14 +53,15 @@ pub fn stream(campaign: &Campaign) -> impl Iterator<Item = Fault> + '_ {
 }
 
 /// What the list is generated from.
-pub fn meta(c: &Campaign) -> Meta {
+pub fn meta<'a>(recipe: impl Into<Recipe<'a>>) -> Meta {
+    let c = recipe.into();
     let strata = c
         .points
         .iter()
         .flat_map(|p| {
-            let strata = match &p.plan {
-                Plan::Strata(s) => s.as_slice(),
-                Plan::Injections(_) => &[],
+            let strata = match &p.budget {
+                Budget::Strata(s) => s.as_slice(),
+                Budget::Injections(_) => &[],
             };
             strata.iter().map(move |s| StratumInfo {
                 sweep: p.id,
@@ -69,7 +75,7 @@ pub fn meta(c: &Campaign) -> Meta {
     Meta {
         seed: Some(c.seed),
         scenario: Some(c.scenario.display().to_string()),
-        model: Some(c.spec.model.path.display().to_string()),
+        model: Some(c.model.display().to_string()),
         samples: Some(c.samples),
         points: c
             .points
@@ -84,7 +90,7 @@ pub fn meta(c: &Campaign) -> Meta {
 }
 
 struct Generator<'a> {
-    campaign: &'a Campaign,
+    recipe: Recipe<'a>,
     /// (point, constraints, injections) still to draw, in order.
     tasks: std::vec::IntoIter<(usize, Fixed, u64)>,
     /// The task being drawn: its point's stream and layer weights.
@@ -118,7 +124,7 @@ impl Generator<'_> {
     fn next_injection(&mut self) -> Option<Vec<Fault>> {
         while self.task.as_ref().is_none_or(|t| t.left == 0) {
             let (point, fixed, left) = self.tasks.next()?;
-            let p = &self.campaign.points[point];
+            let p = &self.recipe.points[point];
             // Each point draws from its own stream, kept across its strata.
             let task = match self.task.take() {
                 Some(t) if t.point == point => Task { fixed, left, ..t },
@@ -126,7 +132,7 @@ impl Generator<'_> {
                     point,
                     fixed,
                     left,
-                    rng: Stream::new(self.campaign.seed, u64::from(p.id)),
+                    rng: Stream::new(self.recipe.seed, u64::from(p.id)),
                     cum: cumulative(p),
                 },
             };
@@ -134,7 +140,7 @@ impl Generator<'_> {
         }
         let mut task = self.task.take().expect("a task with injections left");
         task.left -= 1;
-        let p = &self.campaign.points[task.point];
+        let p = &self.recipe.points[task.point];
         let faults = self.injection(p, &task.cum, task.fixed, &mut task.rng);
         self.task = Some(task);
         Some(faults)
@@ -143,8 +149,8 @@ impl Generator<'_> {
     fn injection(&mut self, p: &Point, cum: &[u64], fixed: Fixed, rng: &mut Stream) -> Vec<Fault> {
         let sample = self.samples(p, rng);
         let pick = |rng: &mut Stream| fixed.candidate.unwrap_or_else(|| rng.weighted(cum));
-        let sites: Vec<(usize, u64)> = match &p.per_inference {
-            PerInference::Probability { .. } => {
+        let sites: Vec<(usize, u64)> = match p.per_injection {
+            PerInjection::Probability => {
                 let c = pick(rng);
                 let n = p.candidates[c].elements();
                 rng.bernoulli_positions(n, p.probabilities[c])
@@ -154,9 +160,9 @@ impl Generator<'_> {
             }
             per => {
                 let k = match per {
-                    PerInference::Fixed(k) => u64::from(*k),
-                    PerInference::Uniform(lo, hi) => {
-                        u64::from(*lo) + rng.below(u64::from(hi - lo) + 1)
+                    PerInjection::Fixed(k) => u64::from(k),
+                    PerInjection::Uniform(lo, hi) => {
+                        u64::from(lo) + rng.below(u64::from(hi - lo) + 1)
                     }
                     _ => rng.poisson_nonzero(poisson_mean(per)),
                 };
@@ -179,7 +185,7 @@ impl Generator<'_> {
     }
 
     fn samples(&self, p: &Point, rng: &mut Stream) -> Samples {
-        let n = self.campaign.samples;
+        let n = self.recipe.samples;
         match p.scope {
             Scope::Transient => Samples::One(rng.below(n)),
             Scope::Batch => {
@@ -234,9 +240,9 @@ impl Generator<'_> {
     }
 }
 
-fn poisson_mean(p: &PerInference) -> f64 {
+fn poisson_mean(p: PerInjection) -> f64 {
     match p {
-        PerInference::Poisson(m) => *m,
+        PerInjection::Poisson(m) => m,
         _ => 1.0,
     }
 }

@@ -1,6 +1,7 @@
 //! Pipeline step 4, faults: the seeded, pre-generated fault list
-//! (PyTorchALFI's "fault matrix"). In: a validated
-//! [`Campaign`](crate::scenario::Campaign). Out: a [`FaultList`], one
+//! (PyTorchALFI's "fault matrix"). In: a [`Recipe`] (seed, data size and
+//! resolved sweep points; a validated
+//! [`Campaign`](crate::scenario::Campaign) converts into one). Out: a [`FaultList`], one
 //! [`Fault`] per row; rows sharing an `injection` id strike one inference
 //! together. Lists are saved as a versioned binary file ([`file`]) and
 //! exported and imported as CSV ([`csv`]); imported rows are checked against
@@ -14,6 +15,7 @@ pub mod csv;
 pub mod file;
 mod format;
 mod generate;
+mod recipe;
 pub mod rng;
 pub mod sites;
 pub mod summary;
@@ -27,6 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use count::SampleSize;
 pub use format::{corrupt, int8_scale, FaultModel, NumFormat};
 pub use generate::{generate, meta as generated_meta, stream};
+pub use recipe::{Budget, LayerChoice, PerInjection, Point, Recipe, Stratum};
 pub use sites::{Candidate, Layer, Region, Sites, Target, TensorSite};
 
 /// Which data samples a fault is active for: positions in the scenario's
@@ -36,7 +39,12 @@ pub enum Samples {
     /// One sample (transient faults). CSV: `12`.
     One(u64),
     /// Samples `start..end` (a permanent fault for one batch). CSV: `0..32`.
-    Range { start: u64, end: u64 },
+    Range {
+        /// First sample.
+        start: u64,
+        /// One past the last sample.
+        end: u64,
+    },
     /// Every sample (permanent for an epoch or the whole campaign). CSV: `*`.
     All,
 }
@@ -52,6 +60,7 @@ impl fmt::Display for Samples {
 }
 
 impl Samples {
+    /// Reads the CSV form (`12`, `0..32`, `*`).
     pub fn parse(s: &str) -> Option<Samples> {
         if s == "*" {
             return Some(Samples::All);
@@ -93,6 +102,7 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// Every scope.
     pub const ALL: [Scope; 4] = [
         Scope::Transient,
         Scope::Batch,
@@ -100,6 +110,7 @@ impl Scope {
         Scope::Campaign,
     ];
 
+    /// The name in scenarios and CSV.
     pub fn name(self) -> &'static str {
         match self {
             Scope::Transient => "transient",
@@ -109,6 +120,7 @@ impl Scope {
         }
     }
 
+    /// The scope named `s`.
     pub fn parse(s: &str) -> Option<Scope> {
         Self::ALL.into_iter().find(|x| x.name() == s)
     }
@@ -121,7 +133,9 @@ pub struct Fault {
     pub fault_id: u64,
     /// Faults with the same injection id strike the same inference(s).
     pub injection: u64,
+    /// The samples the fault is active for.
     pub sample: Samples,
+    /// A neuron (activation) or a weight.
     pub target: Target,
     /// Node index in topological order.
     pub node: u32,
@@ -131,10 +145,13 @@ pub struct Fault {
     pub tensor: String,
     /// Index in the per-sample tensor (neuron) or the weight tensor.
     pub coord: Vec<u32>,
+    /// What the fault does to the value.
     pub model: FaultModel,
+    /// The format the value is corrupted in.
     pub dtype: NumFormat,
     /// Bits the model acts on (empty for value models), descending.
     pub bits: Vec<u8>,
+    /// How long the fault lasts.
     pub scope: Scope,
     /// Sweep point the fault belongs to.
     pub sweep: u32,
@@ -160,36 +177,50 @@ impl Fault {
 /// A sweep point of a generated list: its id and the swept keys' values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PointInfo {
+    /// The point's id.
     pub id: u32,
+    /// The swept keys and their values.
     pub label: String,
 }
 
 /// The Leveugle sample size chosen for one stratum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StratumInfo {
+    /// The stratum's sweep point.
     pub sweep: u32,
+    /// The stratum's layer.
     pub layer: String,
+    /// Neurons or weights of that layer.
     pub target: Target,
+    /// The bit, for per-bit strata.
     pub bit: Option<u8>,
+    /// The Leveugle sample size chosen.
     pub size: SampleSize,
 }
 
 /// What a list was generated from (empty for imported CSV).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
+    /// The campaign seed.
     pub seed: Option<u64>,
+    /// The scenario file.
     pub scenario: Option<String>,
+    /// The model file.
     pub model: Option<String>,
     /// Samples in the data subset the list was drawn for.
     pub samples: Option<u64>,
+    /// The sweep points.
     pub points: Vec<PointInfo>,
+    /// The strata of stratified points.
     pub strata: Vec<StratumInfo>,
 }
 
 /// A fault list: metadata and rows.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaultList {
+    /// What the list was generated from.
     pub meta: Meta,
+    /// The rows, by `fault_id`.
     pub faults: Vec<Fault>,
 }
 
@@ -197,11 +228,13 @@ pub struct FaultList {
 /// (PyTorchFI's custom error models). Register it in [`Models`] by name and
 /// name it `custom:NAME` in scenarios and CSV.
 pub trait FaultFn: Send + Sync {
+    /// The faulty value of `original` at `site`.
     fn apply(&self, original: f32, site: &Site<'_>) -> f32;
 }
 
 /// Where a fault strikes, as seen by a [`FaultFn`].
 pub struct Site<'a> {
+    /// The fault being applied.
     pub fault: &'a Fault,
     /// Scale of the tensor's golden range (see [`int8_scale`]).
     pub int8_scale: f32,
@@ -215,10 +248,12 @@ pub struct Models {
 }
 
 impl Models {
+    /// Registers the model `custom:NAME` under `name`.
     pub fn register(&mut self, name: impl Into<String>, f: Arc<dyn FaultFn>) {
         self.custom.insert(name.into(), f);
     }
 
+    /// A model is registered under `name`.
     pub fn has(&self, name: &str) -> bool {
         self.custom.contains_key(name)
     }

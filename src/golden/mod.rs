@@ -12,11 +12,11 @@
 //! sample, keyed like the frontiers) are cached, no pass runs at all.
 
 mod costs;
-mod report;
+mod files;
 
 pub use costs::frontier_rows;
 
-pub use report::{write_golden_csv, write_ranges_csv};
+pub use files::{write_golden_csv, write_ranges_csv};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,9 +32,11 @@ use crate::split;
 /// The fault-free result for one sample.
 #[derive(Debug, Clone)]
 pub struct GoldenRow {
+    /// The sample (position, source, label).
     pub sample: Sample,
     /// (class, score) pairs, best first.
     pub top: Vec<(i64, f32)>,
+    /// Top-1 equals the label (`None` without a label).
     pub correct: Option<bool>,
     /// The output holds NaN or Inf.
     pub nonfinite: bool,
@@ -43,14 +45,21 @@ pub struct GoldenRow {
 /// Min and max over the data set of one node's first output.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeRange {
+    /// Node index in topological order.
     pub index: usize,
+    /// Node name.
     pub node: String,
+    /// Smallest value.
     pub min: f64,
+    /// Largest value.
     pub max: f64,
 }
 
+/// The result of a golden run: per-sample outputs, per-node ranges, and the cache entries it filled or reused.
 pub struct Golden {
+    /// One row per sample, in data-set order.
     pub rows: Vec<GoldenRow>,
+    /// The range of every node with a float output.
     pub ranges: Vec<NodeRange>,
     /// The cache entry of each stored cut.
     pub entries: Vec<(usize, PathBuf)>,
@@ -59,6 +68,7 @@ pub struct Golden {
     pub recomputed: BTreeMap<usize, usize>,
     /// The cut plan with its measured costs (empty without a cache).
     pub plan: CutPlan,
+    /// Measured read and recompute costs of the cuts.
     pub costs: Costs,
     /// Cuts whose entry was already cached.
     pub reused: Vec<usize>,
@@ -77,14 +87,18 @@ impl Golden {
 
 /// Options of a golden run.
 pub struct GoldenRun<'a> {
+    /// The model.
     pub graph: &'a Graph,
+    /// The data set.
     pub data: &'a Dataset,
     /// Cuts whose frontiers go to the cache.
     pub cuts: Vec<usize>,
     /// The injections that read each cut: the cut plan then stores only
     /// the cuts worth it (see `cache::plan`). `None`: every cut is stored.
     pub reads: Option<BTreeMap<usize, u64>>,
+    /// The cache (`None`: no frontier is stored).
     pub store: Option<&'a Store>,
+    /// Classes kept per row, best first.
     pub top_k: usize,
 }
 
@@ -100,6 +114,7 @@ struct Fill {
 }
 
 impl GoldenRun<'_> {
+    /// Runs the pass (or reuses its cached results) and fills the cache.
     pub fn run(&self) -> Result<Golden> {
         let (graph, data) = (self.graph, self.data);
         let mut cuts = self.cuts.clone();

@@ -49,19 +49,26 @@ pub fn wilson(p: f64, n: f64) -> (f64, f64) {
 /// Outcome counts of one group.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Rows in the group.
     pub n: u64,
+    /// Rows whose output equals the golden one bit for bit.
     pub masked: u64,
+    /// Rows whose output changed but not its class.
     pub benign: u64,
+    /// Silent data errors: the class changed.
     pub sde: u64,
+    /// Detected unrecoverable errors: NaN or Inf in the output (or a failure).
     pub due: u64,
 }
 
 impl Counts {
+    /// Counts one more row with outcome `o`.
     pub fn add(&mut self, o: Outcome) {
         self.n += 1;
         *self.of_mut(o) += 1;
     }
 
+    /// The count of outcome `o`.
     pub fn of(&self, o: Outcome) -> u64 {
         match o {
             Outcome::Masked => self.masked,
@@ -85,9 +92,13 @@ impl Counts {
 /// sample size the interval was computed at.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rate {
+    /// The point estimate.
     pub rate: f64,
+    /// Lower end of the 95% interval.
     pub low: f64,
+    /// Upper end of the 95% interval.
     pub high: f64,
+    /// The effective sample size behind the interval.
     pub n_eff: f64,
 }
 
@@ -96,6 +107,7 @@ pub struct Rate {
 /// order the injections are added in.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Group {
+    /// Outcome counts over the group's rows.
     pub counts: Counts,
     /// Injections with rows in the group.
     pub injections: u64,
@@ -127,6 +139,7 @@ impl Group {
         }
     }
 
+    /// The rate of outcome `o` with its clustered Wilson interval.
     pub fn rate(&self, o: Outcome) -> Rate {
         let n_eff = self.effective_n(o);
         let rate = match self.counts.n {

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::csv_field;
 use super::stats::{wilson, Group, Rate};
+use super::CsvTable;
 use crate::classify::Outcome;
 use crate::faults::{FaultModel, NumFormat};
 
@@ -22,15 +22,23 @@ const RATED: [Outcome; 3] = [Outcome::Sde, Outcome::Due, Outcome::Masked];
 /// A summary table, in the order the tables are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Grouping {
+    /// Every row in one group.
     Overall,
+    /// Per protection (the unprotected model, then each hardened one).
     Protection,
+    /// Per sweep point.
     Sweep,
+    /// Per layer.
     Layer,
     /// Bits mean different things in different formats: one table each.
     Bit(NumFormat),
+    /// Per op type.
     Op,
+    /// Per number format.
     Dtype,
+    /// Per fault model.
     Model,
+    /// Per target (neurons, weights).
     Target,
 }
 
@@ -64,10 +72,12 @@ impl Grouping {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Key {
     rank: Vec<u32>,
+    /// The row's label in the table.
     pub label: String,
 }
 
 impl Key {
+    /// A row labelled `label` that sorts by `rank`.
     pub fn new(rank: Vec<u32>, label: impl Into<String>) -> Key {
         Key {
             rank,
@@ -112,6 +122,7 @@ const VALUE_MODEL: u32 = u32::MAX;
 /// Outcome counts per group of every table.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Summary {
+    /// Per table, its rows in order.
     pub tables: BTreeMap<Grouping, BTreeMap<Key, Group>>,
     /// Some injection ran on several samples (a permanent fault): a run is
     /// then one inference of an injection, and a row one fault on one sample.
@@ -185,6 +196,7 @@ n counts {unit}.
 }
 
 impl Summary {
+    /// The row `key` of table `grouping`, created empty if missing.
     pub fn group_mut(&mut self, grouping: Grouping, key: Key) -> &mut Group {
         self.tables
             .entry(grouping)
@@ -221,33 +233,40 @@ impl Summary {
     /// summary.csv: one row per group with its unit, counts, and rates with
     /// intervals and the effective sample size behind them.
     pub fn csv(&self) -> String {
-        let mut s = String::from("grouping,group,unit,n,injections,masked,benign,sde,due");
+        let mut t = CsvTable::new();
+        let mut header: Vec<String> = ["grouping", "group", "unit", "n", "injections"]
+            .into_iter()
+            .chain(["masked", "benign", "sde", "due"])
+            .map(String::from)
+            .collect();
         for o in RATED {
             let o = o.name();
-            s += &format!(",{o}_rate,{o}_low,{o}_high,{o}_n_eff");
+            header.extend(["rate", "low", "high", "n_eff"].map(|c| format!("{o}_{c}")));
         }
-        s.push('\n');
+        t.row(header);
         for (g, key, group) in self.rows() {
             let c = &group.counts;
-            s += &format!(
-                "{},{},{},{},{},{},{},{},{}",
-                csv_field(&g.name()),
-                csv_field(&key.label),
-                self.unit(g),
-                c.n,
-                group.injections,
-                c.masked,
-                c.benign,
-                c.sde,
-                c.due
-            );
+            let mut row = vec![
+                g.name(),
+                key.label.clone(),
+                self.unit(g).to_string(),
+                c.n.to_string(),
+                group.injections.to_string(),
+                c.masked.to_string(),
+                c.benign.to_string(),
+                c.sde.to_string(),
+                c.due.to_string(),
+            ];
             for o in RATED {
                 let r = group.rate(o);
-                s += &format!(",{:.6},{:.6},{:.6},{:.1}", r.rate, r.low, r.high, r.n_eff);
+                row.push(format!("{:.6}", r.rate));
+                row.push(format!("{:.6}", r.low));
+                row.push(format!("{:.6}", r.high));
+                row.push(format!("{:.1}", r.n_eff));
             }
-            s.push('\n');
+            t.row(row);
         }
-        s
+        t.into_string()
     }
 
     /// summary.json: the overall row and every table in order, each row with

@@ -3,8 +3,8 @@
 //! resolved against a loaded model by [`Scenario::validate`], a validated
 //! [`Campaign`] that the fault generator and the engine consume.
 //!
-//! serde_yaml is used here only (it is published as deprecated; a swap
-//! touches this file). Parse errors name the file, line, column and key path
+//! The YAML crate (serde_norway, the maintained fork of the deprecated
+//! serde_yaml) is used here only: a swap touches this file. Parse errors name the file, line, column and key path
 //! (serde_path_to_error) and say what is allowed; validation errors name the
 //! key and, when it can be found in the text, its line.
 //! Every key is documented in scenarios/README.md.
@@ -16,15 +16,18 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use spec::*;
-pub use validate::{Campaign, Guard, Plan, Point, Stratum, MAX_FAULTS, MAX_PER_INJECTION};
+pub use validate::{Campaign, RangeGuard, MAX_FAULTS, MAX_PER_INJECTION};
 
 use crate::error::{Error, Result};
 
 /// A parsed scenario with the text it came from (to locate keys in errors).
 #[derive(Debug, Clone)]
 pub struct Scenario {
+    /// The scenario file.
     pub path: PathBuf,
+    /// Its text as read.
     pub text: String,
+    /// The parsed configuration.
     pub spec: ScenarioSpec,
 }
 
@@ -54,10 +57,10 @@ impl Scenario {
         // the path tracker sits inside so it sees every key.
         let mut track = serde_path_to_error::Track::new();
         let de = serde_path_to_error::Deserializer::new(
-            serde_yaml::Deserializer::from_str(text),
+            serde_norway::Deserializer::from_str(text),
             &mut track,
         );
-        let spec: ScenarioSpec = serde_yaml::with::singleton_map_recursive::deserialize(de)
+        let spec: ScenarioSpec = serde_norway::with::singleton_map_recursive::deserialize(de)
             .map_err(|e| parse_error(path, &track.path(), e))?;
         Ok(Scenario {
             path: path.to_path_buf(),
@@ -80,13 +83,13 @@ impl Scenario {
     }
 }
 
-fn parse_error(path: &Path, key: &serde_path_to_error::Path, e: serde_yaml::Error) -> Error {
+fn parse_error(path: &Path, key: &serde_path_to_error::Path, e: serde_norway::Error) -> Error {
     let key = match key.to_string() {
         p if p == "." => "(top level)".to_string(),
         p => p,
     };
     let loc = e.location();
-    // serde_yaml writes "KEY: MESSAGE at line L column C"; keep MESSAGE.
+    // serde_norway writes "KEY: MESSAGE at line L column C"; keep MESSAGE.
     let mut msg = e.to_string();
     if let Some(i) = msg.find(" at line ").filter(|_| loc.is_some()) {
         msg.truncate(i);
@@ -113,10 +116,10 @@ pub fn to_yaml(spec: &ScenarioSpec) -> String {
 }
 
 /// As [`to_yaml`]; fails on a path that is not UTF-8 (YAML is text).
-fn try_yaml(spec: &ScenarioSpec) -> std::result::Result<String, serde_yaml::Error> {
+fn try_yaml(spec: &ScenarioSpec) -> std::result::Result<String, serde_norway::Error> {
     let mut out = Vec::new();
-    let mut ser = serde_yaml::Serializer::new(&mut out);
-    serde_yaml::with::singleton_map_recursive::serialize(spec, &mut ser)?;
+    let mut ser = serde_norway::Serializer::new(&mut out);
+    serde_norway::with::singleton_map_recursive::serialize(spec, &mut ser)?;
     Ok(String::from_utf8(out).expect("YAML is UTF-8"))
 }
 
@@ -129,7 +132,7 @@ pub fn save(spec: &ScenarioSpec, path: &Path) -> Result<()> {
             path.display()
         ))
     })?;
-    crate::report::write_atomic(path, text.as_bytes())
+    crate::output::write_atomic(path, text.as_bytes())
 }
 
 /// The 1-based line and column of `key` (dotted path with `[i]` indices) in

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::CacheSpec;
 use crate::data::DataSpec;
+// The layer choice is the generator's; the scenario names it as written.
+pub use crate::faults::LayerChoice;
 use crate::faults::NumFormat;
 
 /// A whole scenario file.
@@ -26,19 +28,28 @@ pub struct ScenarioSpec {
     /// effective scenario).
     #[serde(default)]
     pub seed: Option<u64>,
+    /// The model (`model:`).
     pub model: ModelSpec,
+    /// The data set and its preprocessing (`data:`).
     pub data: DataSpec,
+    /// The layer-split cache (`cache:`).
     #[serde(default)]
     pub cache: CacheSpec,
+    /// Where faults strike (`targets:`).
     #[serde(default)]
     pub targets: TargetsSpec,
+    /// What a fault does (`fault:`).
     #[serde(default)]
     pub fault: FaultSpec,
+    /// How many injections (`counts:`).
     pub counts: CountsSpec,
+    /// Values to sweep (`sweep:`).
     #[serde(default)]
     pub sweep: SweepSpec,
+    /// What the run writes (`outputs:`).
     #[serde(default)]
     pub outputs: OutputsSpec,
+    /// Protections evaluated on the same faults (`mitigations:`).
     #[serde(default)]
     pub mitigations: MitigationsSpec,
 }
@@ -47,6 +58,7 @@ fn one_u32() -> u32 {
     1
 }
 
+/// The model to inject faults into.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
@@ -58,13 +70,16 @@ pub struct ModelSpec {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetsSpec {
+    /// Neurons (activations), weights, or both.
     #[serde(default)]
     pub target: TargetSel,
     /// Which layers (default: every layer with sites of the target).
     #[serde(default)]
     pub layers: LayerSelect,
+    /// How a fault picks its layer among the selected ones.
     #[serde(default)]
     pub layer_choice: LayerChoice,
+    /// Which element inside the layer's tensor.
     #[serde(default)]
     pub element: ElementSel,
     /// Whether weight faults may strike biases (input 2 of Conv and Gemm).
@@ -72,11 +87,14 @@ pub struct TargetsSpec {
     pub bias: bool,
 }
 
+/// What a fault strikes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetSel {
+    /// An element of a node's output (an activation), per sample.
     #[default]
     Neuron,
+    /// An element of a weight (initializer of Conv, Gemm or MatMul).
     Weight,
     /// Neurons and weights mixed; each fault says which.
     Both,
@@ -105,6 +123,7 @@ pub struct LayerSelect {
 }
 
 impl LayerSelect {
+    /// No criterion is given: every layer (less `exclude`).
     pub fn is_all(&self) -> bool {
         self.ops.is_empty()
             && self.names.is_empty()
@@ -139,22 +158,11 @@ impl fmt::Display for LayerSelect {
     }
 }
 
-/// How a fault picks its layer among the selected ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LayerChoice {
-    /// Each layer with probability proportional to its eligible elements
-    /// (PyTorchALFI's weighted choice; every element equally likely).
-    #[default]
-    BySize,
-    /// Each layer equally likely (PyTorchFI's random layer).
-    Uniform,
-}
-
 /// Which element inside a layer's tensor.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ElementSel {
+    /// Uniform over the whole tensor.
     #[default]
     Uniform,
     /// One given element (coordinate in the per-sample or weight tensor).
@@ -166,10 +174,13 @@ pub enum ElementSel {
     Region(RegionSpec),
 }
 
+/// A box of a layer's tensor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegionSpec {
+    /// First coordinate (inclusive).
     pub start: Vec<u64>,
+    /// Last coordinate (exclusive).
     pub end: Vec<u64>,
 }
 
@@ -177,6 +188,7 @@ pub struct RegionSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
+    /// The fault model.
     #[serde(default)]
     pub model: ModelName,
     /// The number format the value is held in.
@@ -194,8 +206,10 @@ pub struct FaultSpec {
     /// `[min, max]` of `random_value`.
     #[serde(default)]
     pub range: Option<[f32; 2]>,
+    /// Faults per inference.
     #[serde(default)]
     pub per_inference: PerInference,
+    /// How long a fault stays.
     #[serde(default)]
     pub scope: ScopeSpec,
 }
@@ -219,17 +233,24 @@ impl Default for FaultSpec {
     }
 }
 
+/// A fault model by name, as written in scenarios and CSV.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelName {
+    /// Invert the bits (`bit_flip`).
     #[default]
     BitFlip,
+    /// Force the bits to 0 (`stuck_at_0`).
     #[serde(rename = "stuck_at_0")]
     StuckAt0,
+    /// Force the bits to 1 (`stuck_at_1`).
     #[serde(rename = "stuck_at_1")]
     StuckAt1,
+    /// A value drawn uniformly from `range` (`random_value`).
     RandomValue,
+    /// Zero (`zero`).
     Zero,
+    /// The constant `value` (`constant`).
     Constant,
     /// A model registered by a library user under this name.
     Custom(String),
@@ -254,10 +275,14 @@ impl fmt::Display for ModelName {
 /// `{list: [31, 22]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum BitsSpec {
+    /// Every bit of the format.
     #[default]
     All,
+    /// One bit.
     One(u8),
+    /// Bits `lo..=hi`.
     Range(u8, u8),
+    /// These bits.
     List(Vec<u8>),
 }
 
@@ -278,11 +303,17 @@ impl fmt::Display for BitsSpec {
 /// probability p, at least one).
 #[derive(Debug, Clone, PartialEq)]
 pub enum PerInference {
+    /// Exactly this many.
     Fixed(u32),
+    /// Uniform in `lo..=hi`.
     Uniform(u32, u32),
+    /// Poisson with this mean, at least one.
     Poisson(f64),
+    /// InjectTF2's probability mode.
     Probability {
+        /// Probability per element of a layer not in `layers`.
         p: f64,
+        /// Probability per element, by layer name.
         layers: BTreeMap<String, f64>,
     },
 }
@@ -309,10 +340,14 @@ impl fmt::Display for PerInference {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeSpec {
+    /// One inference.
     #[default]
     Transient,
+    /// N consecutive samples.
     Batch(u64),
+    /// One pass over the data set.
     Epoch,
+    /// The whole campaign (a permanent weight fault).
     Campaign,
 }
 
@@ -328,9 +363,11 @@ pub struct CountsSpec {
     pub stratified: Option<StratifiedSpec>,
 }
 
+/// Leveugle et al.'s statistical fault sampling.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StratifiedSpec {
+    /// What a stratum is.
     #[serde(default)]
     pub per: Strata,
     /// Error margin e (0.01 = 1%).
@@ -355,11 +392,14 @@ fn default_p() -> f64 {
     0.5
 }
 
+/// What a stratum is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strata {
+    /// One stratum per layer.
     #[default]
     Layer,
+    /// One stratum per layer and bit.
     LayerBit,
 }
 
@@ -368,16 +408,22 @@ pub enum Strata {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepSpec {
+    /// Targets to sweep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Vec<TargetSel>>,
+    /// Layer selections to sweep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers: Option<Vec<LayerSelect>>,
+    /// Fault models to sweep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<Vec<ModelName>>,
+    /// Number formats to sweep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dtype: Option<Vec<NumFormat>>,
+    /// Bit sets to sweep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bits: Option<Vec<BitsSpec>>,
+    /// Faults per inference to sweep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_inference: Option<Vec<PerInference>>,
 }
@@ -444,19 +490,27 @@ impl Default for OutputsSpec {
     }
 }
 
+/// A summary table of the outcome rates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SummaryKey {
+    /// Per layer.
     Layer,
+    /// Per bit (one table per number format).
     Bit,
+    /// Per op type.
     Op,
+    /// Per number format.
     Dtype,
+    /// Per fault model.
     Model,
+    /// Per target (neurons, weights).
     Target,
+    /// Per sweep point.
     Sweep,
 }
 
-/// Protections to evaluate (see the engine issue).
+/// Protections to evaluate on the same fault list (scenarios/README.md).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MitigationsSpec {
@@ -472,10 +526,13 @@ pub struct MitigationsSpec {
     pub hardened_model: Option<PathBuf>,
 }
 
+/// A range-supervision mitigation as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GuardSpec {
+    /// The layers whose outputs are supervised.
     pub layers: LayerSelect,
+    /// The golden range is widened by `margin` times its width.
     #[serde(default)]
     pub margin: f64,
 }

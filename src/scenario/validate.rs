@@ -3,7 +3,7 @@
 //! set's length when known. Out: a [`Campaign`]: the effective spec (seed,
 //! name and results folder filled in), the model's fault sites, and one
 //! [`Point`] per sweep combination with its candidate layers, fault model,
-//! bits and count plan. Every error names the scenario key.
+//! bits and injection budget. Every error names the scenario key.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -13,8 +13,8 @@ use super::Scenario;
 use crate::data::Subset;
 use crate::error::Result;
 use crate::faults::{
-    count, Candidate, FaultModel, Models, NumFormat, Region, SampleSize, Scope, Sites, Target,
-    TensorSite,
+    count, Budget, Candidate, FaultModel, Models, NumFormat, PerInjection, Point, Recipe, Region,
+    Scope, Sites, Stratum, Target, TensorSite,
 };
 use crate::graph::Graph;
 
@@ -30,73 +30,60 @@ const MAX_POINTS: usize = 100_000;
 pub struct Campaign {
     /// The effective scenario: replaying it gives the same campaign.
     pub spec: ScenarioSpec,
+    /// The scenario file the campaign was read from.
     pub scenario: PathBuf,
+    /// The seed of the fault list.
     pub seed: u64,
     /// Samples in the data subset; faults name positions `0..samples`.
     pub samples: u64,
+    /// Every fault site of the model.
     pub sites: Sites,
+    /// The sweep points, in order.
     pub points: Vec<Point>,
-    pub ranger: Option<Guard>,
-    pub clipper: Option<Guard>,
+    /// Ranger (clamp to the golden range) on these nodes.
+    pub ranger: Option<RangeGuard>,
+    /// Clipper (zero outside the golden range) on these nodes.
+    pub clipper: Option<RangeGuard>,
     /// Nodes whose outputs are checked for NaN/Inf.
     pub monitor: Vec<usize>,
     /// The output that tells `benign` from `sde` (index into the graph's;
     /// set by [`Scenario::validate`], which has the graph).
     pub judged: usize,
+    /// The hardened model to run the same faults on.
     pub hardened_model: Option<PathBuf>,
+}
+
+impl<'a> From<&'a Campaign> for Recipe<'a> {
+    /// What the campaign's fault list is drawn from.
+    fn from(c: &'a Campaign) -> Recipe<'a> {
+        Recipe {
+            seed: c.seed,
+            samples: c.samples,
+            points: &c.points,
+            scenario: &c.scenario,
+            model: &c.spec.model.path,
+        }
+    }
+}
+
+/// The generator's count of faults per injection; the probabilities of
+/// the InjectTF2 mode are resolved per candidate into the point.
+fn per_injection(p: &PerInference) -> PerInjection {
+    match p {
+        PerInference::Fixed(k) => PerInjection::Fixed(*k),
+        PerInference::Uniform(lo, hi) => PerInjection::Uniform(*lo, *hi),
+        PerInference::Poisson(m) => PerInjection::Poisson(*m),
+        PerInference::Probability { .. } => PerInjection::Probability,
+    }
 }
 
 /// A range-supervision mitigation on resolved nodes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Guard {
+pub struct RangeGuard {
+    /// Nodes whose outputs are supervised.
     pub nodes: Vec<usize>,
+    /// The golden range is widened by `margin` times its width.
     pub margin: f64,
-}
-
-/// One sweep combination, resolved.
-#[derive(Debug, Clone)]
-pub struct Point {
-    pub id: u32,
-    /// The swept keys and their values (`bits=30 dtype=fp16`).
-    pub label: String,
-    pub candidates: Vec<Candidate>,
-    pub layer_choice: LayerChoice,
-    pub model: FaultModel,
-    pub dtype: NumFormat,
-    /// Bits a bit model draws from (empty for value models), ascending.
-    pub bits: Vec<u8>,
-    pub simultaneous: u8,
-    pub per_inference: PerInference,
-    /// Probability per candidate (InjectTF2 mode), else empty.
-    pub probabilities: Vec<f64>,
-    pub scope: Scope,
-    /// Samples per permanent batch (`scope: {batch: N}`), else 1.
-    pub scope_batch: u64,
-    pub plan: Plan,
-}
-
-/// How many injections a point gets.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Plan {
-    Injections(u64),
-    Strata(Vec<Stratum>),
-}
-
-/// One Leveugle stratum: a candidate layer and, per layer and bit, a bit.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stratum {
-    pub candidate: usize,
-    pub bit: Option<u8>,
-    pub size: SampleSize,
-}
-
-impl Plan {
-    pub fn injections(&self) -> u64 {
-        match self {
-            Plan::Injections(n) => *n,
-            Plan::Strata(s) => s.iter().map(|s| s.size.n).sum(),
-        }
-    }
 }
 
 /// The values of one sweep combination.
@@ -169,7 +156,7 @@ impl Scenario {
             .map(|(id, c)| self.point(id as u32, c, &sites, samples, models))
             .collect::<Result<Vec<_>>>()?;
         self.check_total(&points)?;
-        let guard = |g: &Option<GuardSpec>, key: &str| -> Result<Option<Guard>> {
+        let guard = |g: &Option<GuardSpec>, key: &str| -> Result<Option<RangeGuard>> {
             g.as_ref().map(|g| self.guard(g, &sites, key)).transpose()
         };
         let ranger = guard(&spec.mitigations.ranger, "mitigations.ranger")?;
@@ -406,13 +393,13 @@ impl Scenario {
             dtype: c.dtype,
             bits,
             simultaneous,
-            per_inference: c.per_inference.1,
+            per_injection: per_injection(&c.per_inference.1),
             probabilities,
             scope,
             scope_batch,
-            plan: Plan::Injections(0),
+            budget: Budget::Injections(0),
         };
-        point.plan = self.plan(&point, samples)?;
+        point.budget = self.budget(&point, samples)?;
         Ok(point)
     }
 
@@ -730,26 +717,26 @@ impl Scenario {
         })
     }
 
-    fn guard(&self, g: &GuardSpec, sites: &Sites, key: &str) -> Result<Guard> {
+    fn guard(&self, g: &GuardSpec, sites: &Sites, key: &str) -> Result<RangeGuard> {
         if !(g.margin >= 0.0 && g.margin.is_finite()) {
             return Err(self.error(
                 &format!("{key}.margin"),
                 format!("{} is not a finite margin >= 0", g.margin),
             ));
         }
-        Ok(Guard {
+        Ok(RangeGuard {
             nodes: self.select(&g.layers, sites, &format!("{key}.layers"))?,
             margin: g.margin,
         })
     }
 
     /// Injections per point: explicit, or Leveugle per stratum.
-    fn plan(&self, p: &Point, samples: u64) -> Result<Plan> {
+    fn budget(&self, p: &Point, samples: u64) -> Result<Budget> {
         let c = &self.spec.counts;
         match (&c.injections, &c.stratified) {
             (Some(0), None) => Err(self.error("counts.injections", "0 injections")),
-            (Some(n), None) => Ok(Plan::Injections(*n)),
-            (None, Some(st)) => self.strata(p, st, samples).map(Plan::Strata),
+            (Some(n), None) => Ok(Budget::Injections(*n)),
+            (None, Some(st)) => self.strata(p, st, samples).map(Budget::Strata),
             _ => Err(self.error("counts", "give exactly one of `injections` or `stratified`")),
         }
     }
@@ -812,11 +799,11 @@ impl Scenario {
         };
         let mut total: u64 = 0;
         for p in points {
-            let per = match &p.per_inference {
-                PerInference::Fixed(k) => u64::from(*k),
-                PerInference::Uniform(_, hi) => u64::from(*hi),
-                PerInference::Poisson(m) => m.ceil() as u64,
-                PerInference::Probability { .. } => {
+            let per = match p.per_injection {
+                PerInjection::Fixed(k) => u64::from(k),
+                PerInjection::Uniform(_, hi) => u64::from(hi),
+                PerInjection::Poisson(m) => m.ceil() as u64,
+                PerInjection::Probability => {
                     let most = p
                         .candidates
                         .iter()
@@ -826,7 +813,7 @@ impl Scenario {
                 }
             };
             total = p
-                .plan
+                .budget
                 .injections()
                 .checked_mul(per)
                 .and_then(|n| total.checked_add(n))

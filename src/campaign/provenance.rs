@@ -16,17 +16,25 @@ use crate::report::{heatmap, Grouping, Summary};
 /// `summary.json` and `summary.md`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
+    /// The tool and its version (`faultsweep X.Y.Z`).
     pub tool: String,
+    /// The scenario's name (empty when it has none).
     pub scenario: String,
+    /// The campaign's seed.
     pub seed: u64,
+    /// The model file.
     pub model: String,
+    /// blake3 of the model file.
     pub model_blake3: String,
+    /// The data set.
     pub data: String,
+    /// blake3 of the data set ([`Dataset::hash_into`](crate::data::Dataset::hash_into)).
     pub data_blake3: String,
     /// The labels (a file, or an image folder's class folders) and the
     /// blake3 of their values in sample order; absent without labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<String>,
+    /// blake3 of the labels' values in sample order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels_blake3: Option<String>,
     /// Runs (injection x sample) in `injections.csv`.
@@ -132,7 +140,7 @@ pub fn write_provenance(out: &Path, provenance: &Provenance) -> Result<()> {
         files: hashes(out)?,
     };
     let text = serde_json::to_string_pretty(&record).expect("provenance serializes");
-    crate::report::write_atomic(&out.join("provenance.json"), text.as_bytes())
+    crate::output::write_atomic(&out.join("provenance.json"), text.as_bytes())
 }
 
 fn hashes(dir: &Path) -> Result<BTreeMap<String, String>> {
@@ -229,8 +237,11 @@ fn changed_inputs(now: &Provenance, was: &Provenance) -> Vec<(String, String)> {
 
 /// What `faultsweep report` found.
 pub struct Checked {
+    /// The summary re-derived from `injections.csv`.
     pub summary: Summary,
+    /// The folder's `provenance.json`.
     pub provenance: Provenance,
+    /// Runs in `injections.csv`.
     pub runs: usize,
 }
 
