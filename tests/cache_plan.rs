@@ -12,6 +12,7 @@ use faultsweep::golden::GoldenRun;
 use faultsweep::load;
 
 use crate::campaign::{faultsweep, root, run_campaign, small_scenario};
+use crate::common::store_at;
 
 /// The files of a cache folder with their inodes (a rewrite renames a new
 /// file into place) and bytes.
@@ -110,12 +111,7 @@ fn planned(store: &Store, per_sample: u64) -> faultsweep::golden::Golden {
 #[test]
 fn the_plan_stores_what_it_chose_and_recomputes_from_stored_cuts() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store {
-        root: dir.path().to_path_buf(),
-        zstd_level: 1,
-        budget_bytes: None,
-        every_cut: false,
-    };
+    let store = store_at(dir.path(), 1, None);
     let g = planned(&store, 1);
     let stored = g.plan.stored();
     let entries: Vec<usize> = g.entries.iter().map(|e| e.0).collect();
@@ -139,12 +135,7 @@ fn the_plan_stores_what_it_chose_and_recomputes_from_stored_cuts() {
 #[test]
 fn a_budget_bounds_the_stored_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let store = |budget| Store {
-        root: dir.path().join(format!("{budget:?}")),
-        zstd_level: 1,
-        budget_bytes: budget,
-        every_cut: false,
-    };
+    let store = |budget| store_at(&dir.path().join(format!("{budget:?}")), 1, budget);
     // Read often, every cut is worth storing.
     let free = planned(&store(None), 1000);
     let all: u64 = free.plan.disk_bytes(&free.costs);

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use faultsweep::cache::{CacheSpec, Store};
 use faultsweep::graph::{Attr, Attrs, Graph, InputSpec, Node, Source, Value};
 use tch::Tensor;
 
@@ -74,6 +75,17 @@ pub fn check_parity(got: &Tensor, want: &Tensor) -> Result<f64, String> {
         return Err("top-1 differs".into());
     }
     Ok(rel)
+}
+
+/// A cache store at `root` (whatever $FAULTSWEEP_CACHE says), with its
+/// own chunk cache.
+pub fn store_at(root: &Path, zstd_level: i32, budget_bytes: Option<u64>) -> Store {
+    let spec = CacheSpec {
+        zstd_level,
+        budget_bytes,
+        ..CacheSpec::default()
+    };
+    Store::new(&spec, Some(root))
 }
 
 /// A file of the read-only ../shared folder, when it exists.

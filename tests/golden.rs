@@ -7,6 +7,8 @@ use faultsweep::data::{DataSpec, Dataset, Subset};
 use faultsweep::golden::GoldenRun;
 use faultsweep::{load, split};
 
+use crate::common::store_at;
+
 fn repo(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
 }
@@ -74,12 +76,7 @@ fn golden_top1_is_the_forward_argmax() {
 }
 
 fn store_in(dir: &std::path::Path) -> Store {
-    Store {
-        root: dir.to_path_buf(),
-        zstd_level: 3,
-        budget_bytes: None,
-        every_cut: false,
-    }
+    store_at(dir, 3, None)
 }
 
 /// Golden run of the demo model over `first` samples caching `cuts`.

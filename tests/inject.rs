@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use faultsweep::cache::{Reader, Store};
+use faultsweep::cache::Reader;
 use faultsweep::classify::Outcome;
 use faultsweep::data::{DataSpec, Dataset, Subset};
 use faultsweep::golden::GoldenRun;
@@ -16,6 +16,8 @@ use faultsweep::inject::{
     Injection, InjectionResult, InputFrontiers, Options,
 };
 use faultsweep::load;
+
+use crate::common::store_at;
 
 /// A tiny portable generator, so the test's faults are fixed.
 struct Lcg(u64);
@@ -135,12 +137,7 @@ fn fill_cache(
     injections: &[Injection],
     dir: &std::path::Path,
 ) -> Vec<(usize, PathBuf)> {
-    let store = Store {
-        root: dir.to_path_buf(),
-        zstd_level: 1,
-        budget_bytes: None,
-        every_cut: false,
-    };
+    let store = store_at(dir, 1, None);
     let cuts: Vec<usize> = injections.iter().flat_map(|i| i.cuts()).collect();
     GoldenRun {
         graph,

@@ -351,6 +351,8 @@ pub struct Setup {
     pub recomputed: BTreeMap<usize, usize>,
     pub golden: GoldenTimes,
     pub cache_dir: PathBuf,
+    /// Opens the entries, sharing one chunk cache as a campaign does.
+    store: Store,
     /// Batches run at once (see [`Options::workers`]).
     pub workers: usize,
     _temp: Option<tempfile::TempDir>,
@@ -416,6 +418,7 @@ impl Setup {
             plan,
             injections,
             cache_dir,
+            store,
             _temp: temp,
         })
     }
@@ -436,7 +439,7 @@ impl Setup {
         let entries = self
             .entries
             .iter()
-            .map(|(c, p)| Ok((*c, Reader::open(p)?)))
+            .map(|(c, p)| Ok((*c, self.store.reader(p)?)))
             .collect::<Result<_>>()?;
         let (graph, data) = (&self.plan.graph, &self.plan.data);
         CachedFrontiers::choose(graph, entries, &self.recomputed, data)
