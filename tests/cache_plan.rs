@@ -11,8 +11,7 @@ use faultsweep::data::Dataset;
 use faultsweep::golden::GoldenRun;
 use faultsweep::load;
 
-use crate::campaign::{faultsweep, root, run_campaign, small_scenario};
-use crate::common::store_at;
+use crate::common::{faultsweep, root, run_campaign, small_scenario, store_at};
 
 /// The files of a cache folder with their inodes (a rewrite renames a new
 /// file into place) and bytes.

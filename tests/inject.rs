@@ -17,7 +17,7 @@ use faultsweep::inject::{
 };
 use faultsweep::load;
 
-use crate::common::store_at;
+use crate::common::{repo, store_at};
 
 /// A tiny portable generator, so the test's faults are fixed.
 struct Lcg(u64);
@@ -219,10 +219,6 @@ fn assert_same(
         engine.len()
     );
     counts
-}
-
-fn repo(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
 /// A fixture model and its committed input batch.
@@ -502,7 +498,7 @@ fn regional_rows_equal_the_batch_rows_bit_for_bit() {
 
 /// The photos' MobileNetV2 inputs, when the shared model is there.
 fn shared_mobilenet() -> Option<(Graph, Dataset)> {
-    let model = crate::common::shared("models/mobilenet_v2.onnx")?;
+    let [model] = crate::common::shared(["models/mobilenet_v2.onnx"])?;
     let spec = DataSpec {
         path: repo("tests/fixtures/mobilenet_photos.input.npy"),
         labels: None,
