@@ -11,7 +11,7 @@ use faultsweep::data::Dataset;
 use faultsweep::golden::GoldenRun;
 use faultsweep::load;
 
-use crate::common::{faultsweep, root, run_campaign, small_scenario, store_at};
+use crate::common::{edit_scenario, faultsweep, root, run_campaign, small_scenario, store_at};
 
 /// The files of a cache folder with their inodes (a rewrite renames a new
 /// file into place) and bytes.
@@ -40,9 +40,9 @@ fn run_ok(scenario: &Path, out: &Path, extra: &[&str], cache: &Path) {
 fn no_cache_cold_and_warm_give_the_same_rows_and_warm_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let cached = small_scenario(dir.path(), 600);
-    let text = std::fs::read_to_string(&cached).unwrap();
-    let uncached = dir.path().join("uncached.yml");
-    std::fs::write(&uncached, format!("{text}cache:\n  enabled: false\n")).unwrap();
+    let uncached = edit_scenario(&cached, dir.path().join("uncached.yml"), |s| {
+        s.cache.enabled = false;
+    });
     let cache = dir.path().join("cache");
     let out = |name: &str| dir.path().join(name);
 

@@ -33,35 +33,33 @@ const SAMPLE: usize = 3;
 /// `parity::fixture::NAME`'s failure, not this test's.
 fn prefix_then_suffix_is_the_full_pass_at_every_cut(name: &str) {
     let all = std::env::var("CUTS_ALL").is_ok_and(|v| v == "1");
-    {
-        let f = fixture(name);
-        let Ok(graph) = faultsweep::load::load(&f.model) else {
-            return;
-        };
-        let x = read_npy(&f.input);
-        let Ok(full) = graph.forward(&[x.shallow_clone()]) else {
-            return;
-        };
-        let start = std::time::Instant::now();
-        walk_every_cut(&graph, &x, &full, &f.name);
-        let n = graph.nodes.len();
-        let cuts = if all || n <= SMALL {
-            (0..=n).collect()
-        } else {
-            sample_cuts(&graph, &f.name)
-        };
-        for &cut in &cuts {
-            let front = split::prefix(&graph, &[x.shallow_clone()], cut).unwrap();
-            let out = split::resume(&graph, cut, &front).unwrap();
-            same_outputs(&out, &full, &format!("{} cut {cut}", f.name));
-        }
-        eprintln!(
-            "{:<36} {n:>4} cuts walked, {:>3} by prefix and resume, {:.2} s",
-            f.name,
-            cuts.len(),
-            start.elapsed().as_secs_f64()
-        );
+    let f = fixture(name);
+    let Ok(graph) = faultsweep::load::load(&f.model) else {
+        return;
+    };
+    let x = read_npy(&f.input);
+    let Ok(full) = graph.forward(&[x.shallow_clone()]) else {
+        return;
+    };
+    let start = std::time::Instant::now();
+    walk_every_cut(&graph, &x, &full, &f.name);
+    let n = graph.nodes.len();
+    let cuts = if all || n <= SMALL {
+        (0..=n).collect()
+    } else {
+        sample_cuts(&graph, &f.name)
+    };
+    for &cut in &cuts {
+        let front = split::prefix(&graph, &[x.shallow_clone()], cut).unwrap();
+        let out = split::resume(&graph, cut, &front).unwrap();
+        same_outputs(&out, &full, &format!("{} cut {cut}", f.name));
     }
+    eprintln!(
+        "{:<36} {n:>4} cuts walked, {:>3} by prefix and resume, {:.2} s",
+        f.name,
+        cuts.len(),
+        start.elapsed().as_secs_f64()
+    );
 }
 
 #[allow(non_snake_case)]
