@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use faultsweep::bench::memory::{peak_rss_bytes, reset_peak_rss};
-use faultsweep::cache::{Reader, Store};
+use faultsweep::cache::{CacheSpec, Reader, Store};
 use faultsweep::data::{Channels, DataSpec, Dataset, Preprocess, Subset};
 use faultsweep::golden::GoldenRun;
 use faultsweep::graph::Graph;
@@ -70,12 +70,11 @@ fn bench(case: &Case, runs: usize, level: i32) {
     println!("\n## {} ({} samples, zstd level {level})", case.name, n);
     let plain = time(runs, || golden(&graph, &data, vec![], None));
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store {
-        root: dir.path().to_path_buf(),
+    let spec = CacheSpec {
         zstd_level: level,
-        budget_bytes: None,
-        every_cut: false,
+        ..CacheSpec::default()
     };
+    let store = Store::new(&spec, Some(dir.path()));
     let filling = time(runs, || {
         let _ = std::fs::remove_dir_all(dir.path());
         golden(&graph, &data, case.cuts.clone(), Some(&store));
@@ -143,12 +142,11 @@ fn peak_for(case: &Case, first: usize) -> u64 {
     })
     .expect("data");
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store {
-        root: dir.path().to_path_buf(),
+    let spec = CacheSpec {
         zstd_level: 3,
-        budget_bytes: None,
-        every_cut: false,
+        ..CacheSpec::default()
     };
+    let store = Store::new(&spec, Some(dir.path()));
     reset_peak_rss();
     golden(&graph, &data, case.cuts.clone(), Some(&store));
     peak_rss_bytes()

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's second command: fetches libtorch if missing and runs the whole
 # test suite (release profile, shared with scripts/demo.sh so libtorch's
-# bindings are built once).
+# bindings are built once), then lists the tests that skipped something
+# this machine lacks (../shared, root, a benchmark model). Extra arguments
+# go to `cargo test` (a filter, or `-- --nocapture`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup-libtorch.sh
@@ -9,4 +11,13 @@ scripts/setup-libtorch.sh
 # threads spin against each other on two cores (slower, and MKL may then
 # split work differently between runs).
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-1}"
-cargo test --release "$@"
+# tests/common.rs `skip` appends a line per skipped test here.
+skipped="${CARGO_TARGET_DIR:-target}/tmp/skipped.txt"
+rm -f "$skipped"
+status=0
+cargo test --release "$@" || status=$?
+if [[ -s "$skipped" ]]; then
+  echo "$(sort -u "$skipped" | wc -l) tests skipped a part this machine cannot run:"
+  sort -u "$skipped" | sed 's/^/  /'
+fi
+exit "$status"

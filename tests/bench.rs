@@ -7,24 +7,19 @@ use std::process::Command;
 
 use faultsweep::bench::{self, BenchArgs, Isolation, Way};
 use faultsweep::campaign::RunArgs;
+use faultsweep::data::Subset;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::{edit_scenario, root};
 
-/// The demo neuron scenario cut down to `n` injections on 50 samples (its
-/// paths are relative to the repository root, where tests run).
+/// The demo neuron scenario cut down to `n` injections on 50 samples in
+/// batches of 16 (its paths are relative to the repository root, where
+/// tests run).
 fn small_scenario(dir: &Path, n: usize) -> PathBuf {
-    let text = std::fs::read_to_string(root().join("scenarios/fashion_neurons.yml")).unwrap();
-    let text = text
-        .replace("injections: 2000", &format!("injections: {n}"))
-        .replace(
-            "  batch_size: 64",
-            "  batch_size: 16\n  subset:\n    first: 50",
-        );
-    let path = dir.join("small.yml");
-    std::fs::write(&path, text).unwrap();
-    path
+    let path = crate::common::small_scenario(dir, n);
+    edit_scenario(&path, path.clone(), |s| {
+        s.data.batch_size = 16;
+        s.data.subset = Subset::First(50);
+    })
 }
 
 #[test]

@@ -11,7 +11,7 @@ use faultsweep::data::Dataset;
 use faultsweep::golden::GoldenRun;
 use faultsweep::load;
 
-use crate::campaign::{faultsweep, root, run_campaign, small_scenario};
+use crate::common::{edit_scenario, faultsweep, root, run_campaign, small_scenario, store_at};
 
 /// The files of a cache folder with their inodes (a rewrite renames a new
 /// file into place) and bytes.
@@ -40,9 +40,9 @@ fn run_ok(scenario: &Path, out: &Path, extra: &[&str], cache: &Path) {
 fn no_cache_cold_and_warm_give_the_same_rows_and_warm_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let cached = small_scenario(dir.path(), 600);
-    let text = std::fs::read_to_string(&cached).unwrap();
-    let uncached = dir.path().join("uncached.yml");
-    std::fs::write(&uncached, format!("{text}cache:\n  enabled: false\n")).unwrap();
+    let uncached = edit_scenario(&cached, dir.path().join("uncached.yml"), |s| {
+        s.cache.enabled = false;
+    });
     let cache = dir.path().join("cache");
     let out = |name: &str| dir.path().join(name);
 
@@ -110,12 +110,7 @@ fn planned(store: &Store, per_sample: u64) -> faultsweep::golden::Golden {
 #[test]
 fn the_plan_stores_what_it_chose_and_recomputes_from_stored_cuts() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store {
-        root: dir.path().to_path_buf(),
-        zstd_level: 1,
-        budget_bytes: None,
-        every_cut: false,
-    };
+    let store = store_at(dir.path(), 1, None);
     let g = planned(&store, 1);
     let stored = g.plan.stored();
     let entries: Vec<usize> = g.entries.iter().map(|e| e.0).collect();
@@ -139,12 +134,7 @@ fn the_plan_stores_what_it_chose_and_recomputes_from_stored_cuts() {
 #[test]
 fn a_budget_bounds_the_stored_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let store = |budget| Store {
-        root: dir.path().join(format!("{budget:?}")),
-        zstd_level: 1,
-        budget_bytes: budget,
-        every_cut: false,
-    };
+    let store = |budget| store_at(&dir.path().join(format!("{budget:?}")), 1, budget);
     // Read often, every cut is worth storing.
     let free = planned(&store(None), 1000);
     let all: u64 = free.plan.disk_bytes(&free.costs);

@@ -2,46 +2,13 @@
 //! directory, replay, and verification against the full forward pass.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-pub(crate) fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use faultsweep::data::Subset;
+use faultsweep::scenario::{ModelName, ScopeSpec};
 
-pub(crate) fn faultsweep(args: &[&str], cache: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_faultsweep"))
-        .args(args)
-        .current_dir(root())
-        .env("FAULTSWEEP_CACHE", cache)
-        .output()
-        .expect("runs")
-}
-
-/// `faultsweep run SCENARIO --out OUT`, then the `extra` arguments.
-pub(crate) fn run_campaign(scenario: &Path, out: &Path, extra: &[&str], cache: &Path) -> Output {
-    let mut args = vec![
-        "run",
-        scenario.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    faultsweep(&args, cache)
-}
-
-/// The demo neuron scenario cut down to `n` injections on 100 samples.
-pub(crate) fn small_scenario(dir: &Path, n: usize) -> PathBuf {
-    let text = std::fs::read_to_string(root().join("scenarios/fashion_neurons.yml")).unwrap();
-    let text = text
-        .replace("injections: 2000", &format!("injections: {n}"))
-        .replace(
-            "  batch_size: 64",
-            "  batch_size: 64\n  subset:\n    first: 100",
-        );
-    let path = dir.join("small.yml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use crate::common::{
+    csv_rows, edit_scenario, faultsweep, root, run_campaign, run_verified, small_scenario,
+};
 
 /// `faultsweep faults gen SCENARIO --out OUT`, which must succeed.
 fn faults_gen(scenario: &Path, out: &Path, cache: &Path) {
@@ -54,42 +21,6 @@ fn faults_gen(scenario: &Path, out: &Path, cache: &Path) {
     ];
     let r = faultsweep(&args, cache);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-}
-
-/// Runs `scenario` into `out` with `--verify N`; asserts it succeeds and
-/// that no verified outcome differs; returns injections.csv's rows.
-pub(crate) fn run_verified(
-    scenario: &Path,
-    out: &Path,
-    cache: &Path,
-    verify: usize,
-) -> Vec<Vec<String>> {
-    let verify = verify.to_string();
-    let run = run_campaign(scenario, out, &["--verify", &verify], cache);
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        run.status.success(),
-        "{}: {stdout}\n{stderr}",
-        scenario.display()
-    );
-    assert!(
-        stdout.contains(", 0 differ"),
-        "{}: {stdout}",
-        scenario.display()
-    );
-    csv_rows(&out.join("injections.csv"))
-}
-
-pub(crate) fn csv_rows(path: &Path) -> Vec<Vec<String>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_path(path)
-        .unwrap();
-    reader
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_string).collect())
-        .collect()
 }
 
 #[test]
@@ -211,27 +142,30 @@ fn a_campaign_writes_its_results_and_verifies() {
 }
 
 /// The weight scenario with `scope`, `n` injections on 30 samples.
-fn weight_scenario(dir: &Path, scope: &str, n: usize) -> PathBuf {
-    let text = std::fs::read_to_string(root().join("scenarios/fashion_weights.yml")).unwrap();
-    let text = text
-        .replace("injections: 200", &format!("injections: {n}"))
-        .replace("first: 100", "first: 30")
-        .replace("scope: campaign", &format!("scope: {scope}"));
-    let path = dir.join(format!("weights_{n}.yml"));
-    std::fs::write(&path, text).unwrap();
-    path
+fn weight_scenario(dir: &Path, scope: ScopeSpec, n: usize) -> PathBuf {
+    let from = root().join("scenarios/fashion_weights.yml");
+    edit_scenario(&from, dir.join(format!("weights_{n}.yml")), |s| {
+        s.counts.injections = Some(n as u64);
+        s.data.subset = Subset::First(30);
+        s.fault.scope = scope;
+    })
 }
 
 #[test]
 fn permanent_weight_faults_run_on_every_sample_of_their_scope_and_verify() {
-    for (scope, samples_each) in [("campaign", 30), ("{batch: 10}", 10), ("transient", 1)] {
+    for (scope, samples_each) in [
+        (ScopeSpec::Campaign, 30),
+        (ScopeSpec::Batch(10), 10),
+        (ScopeSpec::Transient, 1),
+    ] {
+        let scope_name = format!("{scope:?}");
         let dir = tempfile::tempdir().unwrap();
         let scenario = weight_scenario(dir.path(), scope, 40);
         let out = dir.path().join("results");
         let rows = run_verified(&scenario, &out, &dir.path().join("cache"), 80);
         let header = &rows[0];
         let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-        assert_eq!(rows.len() - 1, 40 * samples_each, "{scope}");
+        assert_eq!(rows.len() - 1, 40 * samples_each, "{scope_name}");
         // Each injection of the list appears once per sample of its scope.
         let mut per_injection: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
         for r in &rows[1..] {
@@ -241,10 +175,10 @@ fn permanent_weight_faults_run_on_every_sample_of_their_scope_and_verify() {
                 .or_default()
                 .push(&r[col("sample_id")]);
         }
-        assert_eq!(per_injection.len(), 40, "{scope}");
+        assert_eq!(per_injection.len(), 40, "{scope_name}");
         for samples in per_injection.values() {
             let distinct: std::collections::BTreeSet<_> = samples.iter().collect();
-            assert_eq!(distinct.len(), samples_each, "{scope}: {samples:?}");
+            assert_eq!(distinct.len(), samples_each, "{scope_name}: {samples:?}");
         }
         // The faulty weight is read back as the model sees it.
         for r in &rows[1..] {
@@ -261,15 +195,14 @@ fn permanent_weight_faults_run_on_every_sample_of_their_scope_and_verify() {
 #[test]
 fn a_range_subset_at_the_end_of_the_data_set_is_valid() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join("scenarios/fashion_neurons.yml")).unwrap();
-    let text = text
-        .replace(
-            "  batch_size: 64",
-            "  batch_size: 64\n  subset:\n    range: {start: 900, end: 1000}",
-        )
-        .replace("injections: 2000", "injections: 50");
-    let scenario = dir.path().join("range.yml");
-    std::fs::write(&scenario, text).unwrap();
+    let from = root().join("scenarios/fashion_neurons.yml");
+    let scenario = edit_scenario(&from, dir.path().join("range.yml"), |s| {
+        s.data.subset = Subset::Range {
+            start: 900,
+            end: 1000,
+        };
+        s.counts.injections = Some(50);
+    });
     let out = dir.path().join("list.csv");
     faults_gen(&scenario, &out, dir.path());
     let samples: Vec<u64> = csv_rows(&out)[1..]
@@ -289,13 +222,13 @@ fn a_range_subset_at_the_end_of_the_data_set_is_valid() {
 fn an_interrupted_campaign_resumes_to_the_uninterrupted_result() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let text = std::fs::read_to_string(root().join("scenarios/fashion_neurons.yml")).unwrap();
+    let from = root().join("scenarios/fashion_neurons.yml");
     // Windows of 200 runs, in chunks of 128: [0, 128), [128, 200), [200, 328) ...
-    let text = text
-        .replace("injections: 2000", "injections: 500")
-        .replace("batch_size: 64", "batch_size: 16\n  window: 200");
-    let scenario = dir.path().join("s.yml");
-    std::fs::write(&scenario, text).unwrap();
+    let scenario = edit_scenario(&from, dir.path().join("s.yml"), |s| {
+        s.counts.injections = Some(500);
+        s.data.batch_size = 16;
+        s.data.window = 200;
+    });
     let whole = dir.path().join("whole");
     assert!(run_campaign(&scenario, &whole, &[], &cache)
         .status
@@ -341,13 +274,8 @@ fn an_interrupted_campaign_resumes_to_the_uninterrupted_result() {
 
 /// `scenario` with `data.window` set to `window`, written beside it.
 fn with_window(scenario: &Path, window: usize) -> PathBuf {
-    let text = std::fs::read_to_string(scenario).unwrap().replace(
-        "  batch_size: 64",
-        &format!("  batch_size: 64\n  window: {window}"),
-    );
     let path = scenario.with_file_name(format!("window{window}.yml"));
-    std::fs::write(&path, text).unwrap();
-    path
+    edit_scenario(scenario, path, |s| s.data.window = window)
 }
 
 /// A campaign reads its fault list in windows of `data.window` runs, each
@@ -380,11 +308,10 @@ fn windows_change_the_order_of_the_rows_not_the_results() {
 #[test]
 fn one_thread_and_two_give_the_same_campaign() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join("scenarios/fashion_ranger.yml"))
-        .unwrap()
-        .replace("injections: 3000", "injections: 600");
-    let scenario = dir.path().join("ranger.yml");
-    std::fs::write(&scenario, text).unwrap();
+    let from = root().join("scenarios/fashion_ranger.yml");
+    let scenario = edit_scenario(&from, dir.path().join("ranger.yml"), |s| {
+        s.counts.injections = Some(600);
+    });
     let read = |threads: &str| {
         let out = dir.path().join(threads);
         let cache = dir.path().join(format!("cache{threads}"));
@@ -515,13 +442,11 @@ fn custom_fault_models_run_like_built_in_ones() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let base = std::fs::read_to_string(small_scenario(dir.path(), 120))
-        .unwrap()
-        .replace("  bits: all\n", "");
-    let results = |model: &str, models: &Models| {
-        let path = dir.path().join(format!("{}.yml", model.len()));
-        std::fs::write(&path, base.replace("model: bit_flip", model)).unwrap();
-        let out = dir.path().join(format!("out{}", model.len()));
+    let base = small_scenario(dir.path(), 120);
+    let results = |model: ModelName, models: &Models| {
+        let path = dir.path().join(format!("{model}.yml"));
+        let path = edit_scenario(&base, path, |s| s.fault.model = model.clone());
+        let out = dir.path().join(format!("out-{model}"));
         let args = RunArgs {
             out: Some(out.clone()),
             cache_dir: Some(dir.path().join("cache")),
@@ -545,20 +470,15 @@ fn custom_fault_models_run_like_built_in_ones() {
     };
     let mut models = Models::default();
     models.register("zeroed", std::sync::Arc::new(Zeroed));
-    let custom = results("model: {custom: zeroed}", &models);
+    let custom = results(ModelName::Custom("zeroed".into()), &models);
     // `report` reads the campaign without running a fault: no registry needed.
-    let out = dir
-        .path()
-        .join(format!("out{}", "model: {custom: zeroed}".len()));
+    let out = dir.path().join("out-custom:zeroed");
     faultsweep::campaign::check(&out).unwrap_or_else(|e| panic!("report: {e}"));
-    assert_eq!(custom, results("model: zero", &Models::default()));
+    assert_eq!(custom, results(ModelName::Zero, &Models::default()));
     assert!(custom.iter().all(|(_, v)| v == "0e0"), "{custom:?}");
-    let unregistered = dir.path().join("unregistered.yml");
-    std::fs::write(
-        &unregistered,
-        base.replace("model: bit_flip", "model: {custom: nobody}"),
-    )
-    .unwrap();
+    let unregistered = edit_scenario(&base, dir.path().join("unregistered.yml"), |s| {
+        s.fault.model = ModelName::Custom("nobody".into());
+    });
     let e = run(
         &unregistered,
         &RunArgs {
@@ -579,15 +499,11 @@ fn hardened_models_see_the_same_faults_in_the_same_rows() {
     // The same model file as the "hardened" one must give the same outcomes.
     let copy = dir.path().join("copy.onnx");
     std::fs::copy(root().join("models/fashion_cnn.onnx"), &copy).unwrap();
-    let text = std::fs::read_to_string(root().join("scenarios/fashion_ranger.yml"))
-        .unwrap()
-        .replace("injections: 3000", "injections: 400")
-        .replace(
-            "mitigations:\n",
-            &format!("mitigations:\n  hardened_model: {}\n", copy.display()),
-        );
-    let scenario = dir.path().join("ranger.yml");
-    std::fs::write(&scenario, text).unwrap();
+    let from = root().join("scenarios/fashion_ranger.yml");
+    let scenario = edit_scenario(&from, dir.path().join("ranger.yml"), |s| {
+        s.counts.injections = Some(400);
+        s.mitigations.hardened_model = Some(copy.clone());
+    });
     let out = dir.path().join("results");
     let rows = run_verified(&scenario, &out, &dir.path().join("cache"), 40);
     let col = |name: &str| {
@@ -713,12 +629,16 @@ fn a_guard_on_the_faulted_node_bounds_the_fault_itself() {
     // Ranger on the Conv and Gemm outputs the faults strike: the guard sits
     // after the faulty value, in the engine and in the plain oracle alike.
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join("scenarios/fashion_ranger.yml"))
-        .unwrap()
-        .replace("injections: 3000", "injections: 300")
-        .replacen("ops: [Relu]", "ops: [Conv, Gemm]", 1);
-    let scenario = dir.path().join("guard.yml");
-    std::fs::write(&scenario, text).unwrap();
+    let from = root().join("scenarios/fashion_ranger.yml");
+    let scenario = edit_scenario(&from, dir.path().join("guard.yml"), |s| {
+        s.counts.injections = Some(300);
+        let ranger = s
+            .mitigations
+            .ranger
+            .as_mut()
+            .expect("the scenario has Ranger");
+        ranger.layers.ops = vec!["Conv".into(), "Gemm".into()];
+    });
     let out = dir.path().join("results");
     let rows = run_verified(&scenario, &out, &dir.path().join("cache"), 60);
     let col = |name: &str| rows[0].iter().position(|h| h == name).unwrap();
@@ -749,14 +669,10 @@ fn labels_outside_the_models_classes_are_an_error() {
     bytes.extend(1000u32.to_be_bytes());
     bytes.extend([12u8; 1000]);
     std::fs::write(&labels, bytes).unwrap();
-    let text = std::fs::read_to_string(small_scenario(dir.path(), 10))
-        .unwrap()
-        .replace(
-            "data/fashion-mnist/t10k-1000-labels-idx1-ubyte.gz",
-            labels.to_str().unwrap(),
-        );
-    let scenario = dir.path().join("labels.yml");
-    std::fs::write(&scenario, text).unwrap();
+    let small = small_scenario(dir.path(), 10);
+    let scenario = edit_scenario(&small, dir.path().join("labels.yml"), |s| {
+        s.data.labels = Some(labels.clone());
+    });
     let out = dir.path().join("results");
     let run = run_campaign(&scenario, &out, &[], &dir.path().join("cache"));
     let err = String::from_utf8_lossy(&run.stderr);
@@ -964,21 +880,29 @@ fn verify_feeds_a_model_with_a_fixed_batch_its_batch() {
 #[test]
 fn a_subset_that_does_not_fit_names_the_key_or_the_flag() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join("scenarios/fashion_neurons.yml")).unwrap();
+    let from = root().join("scenarios/fashion_neurons.yml");
     for (subset, words) in [
         (
-            "first: 5000",
+            Subset::First(5000),
             "asks for 5000 samples but the data set has 1000",
         ),
-        ("range: {start: 40, end: 10}", "range 40..10 is empty"),
-        ("random: {count: 2000, seed: 1}", "asks for 2000 samples"),
+        (
+            Subset::Range { start: 40, end: 10 },
+            "range 40..10 is empty",
+        ),
+        (
+            Subset::Random {
+                count: 2000,
+                seed: 1,
+            },
+            "asks for 2000 samples",
+        ),
     ] {
-        let text = text.replace(
-            "  batch_size: 64",
-            &format!("  batch_size: 64\n  subset:\n    {subset}"),
-        );
-        let scenario = dir.path().join("subset.yml");
-        std::fs::write(&scenario, text).unwrap();
+        let name = format!("{subset:?}");
+        let scenario = edit_scenario(&from, dir.path().join("subset.yml"), |s| {
+            s.data.subset = subset;
+        });
+        let subset = name;
         let out = dir.path().join("list.csv");
         let args = [
             "faults",

@@ -1,18 +1,12 @@
 //! The `faultsweep` binary: command names, outputs and exit codes are a
 //! contract (docs/commands.md, including "Exit codes").
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use tch::{Kind, Tensor};
 
+use crate::common::faultsweep_uncached as faultsweep;
 use crate::common::fixtures;
-
-fn faultsweep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_faultsweep"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
 
 fn good_model() -> String {
     fixtures().join("errors/good.onnx").display().to_string()
@@ -69,9 +63,8 @@ fn inspect_table_has_the_documented_columns() {
 #[test]
 fn inspect_table_stays_aligned_with_long_names() {
     let mut models = vec![fixtures().join("models/mobilenet_v2_ts17.onnx")];
-    match crate::common::shared("models/mobilenet_v2.onnx") {
-        Some(real) => models.push(real),
-        None => eprintln!("../shared is absent: the real MobileNetV2 is skipped"),
+    if let Some([real]) = crate::common::shared(["models/mobilenet_v2.onnx"]) {
+        models.push(real);
     }
     for model in models {
         let model = model.to_str().unwrap();
@@ -453,9 +446,9 @@ fn outputs_write_through_symlinks_and_refuse_special_files() {
     assert_eq!(y.size(), [2, 4]);
     // faults gen renamed its temporary file over the link.
     std::os::unix::fs::symlink("real.csv", d("list.csv")).unwrap();
-    let scenario = crate::campaign::small_scenario(dir.path(), 5);
+    let scenario = crate::common::small_scenario(dir.path(), 5);
     let args = ["faults", "gen", scenario.to_str().unwrap(), "--out"];
-    let o = crate::campaign::faultsweep(
+    let o = crate::common::faultsweep(
         &[&args[..], &[d("list.csv").to_str().unwrap()]].concat(),
         dir.path(),
     );

@@ -1,10 +1,115 @@
-//! Shared test helpers: fixture discovery, .npy I/O, the parity measure and
-//! one-node graphs.
+//! Shared test helpers, each defined once: the repository's paths, the
+//! binary, scenarios made by editing a parsed one, fixture discovery, .npy
+//! I/O, the parity measure, one-node graphs, cache stores, and the record
+//! of skipped tests.
+//!
+//! Nothing here changes process-wide state (environment, working
+//! directory): tests run side by side, in one process or one each.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
+use faultsweep::cache::{CacheSpec, Store};
+use faultsweep::data::Subset;
 use faultsweep::graph::{Attr, Attrs, Graph, InputSpec, Node, Source, Value};
+use faultsweep::scenario::{Scenario, ScenarioSpec};
 use tch::Tensor;
+
+/// The repository root: the working directory of the binary in tests, from
+/// which the example scenarios' relative paths start.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `p` under the repository root.
+pub fn repo(p: &str) -> PathBuf {
+    root().join(p)
+}
+
+/// `faultsweep ARGS`, run from the repository root with its cache root in
+/// `cache` (FAULTSWEEP_CACHE, which `--cache-dir` overrides).
+pub fn faultsweep(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_faultsweep"))
+        .args(args)
+        .current_dir(root())
+        .env("FAULTSWEEP_CACHE", cache)
+        .output()
+        .expect("runs")
+}
+
+/// `faultsweep ARGS` for commands that use no cache, or name it with
+/// `--cache-dir`: from the repository root, the environment as it is.
+pub fn faultsweep_uncached(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_faultsweep"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the binary runs")
+}
+
+/// The scenario file `from` parsed, changed by `edit` and written to `to`
+/// (returned). Its relative paths stay relative to the repository root.
+pub fn edit_scenario(from: &Path, to: PathBuf, edit: impl FnOnce(&mut ScenarioSpec)) -> PathBuf {
+    let mut spec = Scenario::load(&root().join(from))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .spec;
+    edit(&mut spec);
+    std::fs::write(&to, faultsweep::scenario::to_yaml(&spec)).unwrap();
+    to
+}
+
+/// The demo neuron scenario cut down to `n` injections on 100 samples,
+/// written to `dir/small.yml`.
+pub fn small_scenario(dir: &Path, n: usize) -> PathBuf {
+    let from = repo("scenarios/fashion_neurons.yml");
+    edit_scenario(&from, dir.join("small.yml"), |s| {
+        s.counts.injections = Some(n as u64);
+        s.data.subset = Subset::First(100);
+    })
+}
+
+/// `faultsweep run SCENARIO --out OUT`, then the `extra` arguments.
+pub fn run_campaign(scenario: &Path, out: &Path, extra: &[&str], cache: &Path) -> Output {
+    let mut args = vec![
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    faultsweep(&args, cache)
+}
+
+/// Runs `scenario` into `out` with `--verify N`; asserts it succeeds and
+/// that no verified outcome differs; returns injections.csv's rows.
+pub fn run_verified(scenario: &Path, out: &Path, cache: &Path, verify: usize) -> Vec<Vec<String>> {
+    let verify = verify.to_string();
+    let run = run_campaign(scenario, out, &["--verify", &verify], cache);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "{}: {stdout}\n{stderr}",
+        scenario.display()
+    );
+    assert!(
+        stdout.contains(", 0 differ"),
+        "{}: {stdout}",
+        scenario.display()
+    );
+    csv_rows(&out.join("injections.csv"))
+}
+
+pub fn csv_rows(path: &Path) -> Vec<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(path)
+        .unwrap();
+    reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -19,10 +124,9 @@ pub struct Fixture {
     pub expected: PathBuf,
 }
 
-/// Every fixture under `tests/fixtures/{models,ops}`, sorted by name. The
-/// environment variable FIXTURE keeps only names containing its value.
+/// Every fixture under `tests/fixtures/{models,ops}`, sorted by name (the
+/// tests of one fixture each: [`crate::model_fixtures!`]).
 pub fn model_fixtures() -> Vec<Fixture> {
-    let filter = std::env::var("FIXTURE").unwrap_or_default();
     let mut out = Vec::new();
     for dir in ["models", "ops"] {
         let Ok(entries) = std::fs::read_dir(fixtures().join(dir)) else {
@@ -33,7 +137,7 @@ pub fn model_fixtures() -> Vec<Fixture> {
             if path.extension().is_some_and(|x| x == "onnx") {
                 let name = path.file_stem().unwrap().to_string_lossy().into_owned();
                 let with = |ext: &str| path.with_file_name(format!("{name}.{ext}"));
-                if name.contains(&filter) && with("input.npy").exists() {
+                if with("input.npy").exists() {
                     out.push(Fixture {
                         input: with("input.npy"),
                         expected: with("expected.npy"),
@@ -46,6 +150,21 @@ pub fn model_fixtures() -> Vec<Fixture> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// The model fixture `name` (under `models/` or `ops/`).
+pub fn fixture(name: &str) -> Fixture {
+    let with = |dir: &str, ext: &str| fixtures().join(dir).join(format!("{name}.{ext}"));
+    let dir = ["models", "ops"]
+        .into_iter()
+        .find(|d| with(d, "onnx").exists())
+        .unwrap_or_else(|| panic!("no fixture {name} under tests/fixtures/{{models,ops}}"));
+    Fixture {
+        name: name.to_string(),
+        model: with(dir, "onnx"),
+        input: with(dir, "input.npy"),
+        expected: with(dir, "expected.npy"),
+    }
 }
 
 pub fn read_npy(path: &Path) -> Tensor {
@@ -76,12 +195,59 @@ pub fn check_parity(got: &Tensor, want: &Tensor) -> Result<f64, String> {
     Ok(rel)
 }
 
-/// A file of the read-only ../shared folder, when it exists.
-pub fn shared(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(rel);
-    p.exists().then_some(p)
+/// A cache store at `root` (whatever $FAULTSWEEP_CACHE says), with its
+/// own chunk cache.
+pub fn store_at(root: &Path, zstd_level: i32, budget_bytes: Option<u64>) -> Store {
+    let spec = CacheSpec {
+        zstd_level,
+        budget_bytes,
+        ..CacheSpec::default()
+    };
+    Store::new(&spec, Some(root))
+}
+
+/// The files `rels` of the read-only ../shared folder (beside the
+/// repository), when they all exist; otherwise the running test is marked
+/// skipped ([`skip`]) and the caller leaves out what needs them.
+pub fn shared<const N: usize>(rels: [&str; N]) -> Option<[PathBuf; N]> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    let paths = rels.map(|rel| root.join(rel));
+    let missing: Vec<&str> = (rels.iter().zip(&paths))
+        .filter(|(_, p)| !p.exists())
+        .map(|(rel, _)| *rel)
+        .collect();
+    if missing.is_empty() {
+        return Some(paths);
+    }
+    skip(&format!(
+        "../shared/{} is absent",
+        missing.join(", ../shared/")
+    ));
+    None
+}
+
+/// Where [`skip`] records skipped tests, one line each (scripts/test.sh
+/// empties it before a run and counts it after).
+pub fn skipped_file() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped.txt")
+}
+
+/// Marks the running test as skipped (in whole or in part) for `why`, so a
+/// test that cannot run here does not pass silently: the line goes
+/// straight to stderr (the test harness captures `eprintln!`, not this)
+/// and to [`skipped_file`], since the harness has no runtime skip.
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let line = format!("skipped: {test}: {why}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(skipped_file());
+    // One write of one short line: lines of tests running at once stay whole.
+    let _ = file.and_then(|mut f| f.write_all(line.as_bytes()));
 }
 
 pub const NODE: &str = "node_under_test";

@@ -11,7 +11,7 @@
 //! at every cut of small models and, in larger ones, at the first and last
 //! cut and a seeded sample of six others, half of them inside branches
 //! (where more than one value crosses) if there are. CUTS_ALL=1 runs them at
-//! every cut.
+//! every cut. One test per fixture: `cuts::fixture::NAME`.
 
 use std::collections::BTreeSet;
 
@@ -19,7 +19,7 @@ use rand::seq::IteratorRandom;
 use rand::SeedableRng;
 use tch::Tensor;
 
-use crate::common::{model_fixtures, read_npy};
+use crate::common::{fixture, model_fixtures, read_npy};
 use faultsweep::graph::Graph;
 use faultsweep::split;
 
@@ -29,40 +29,50 @@ const SMALL: usize = 24;
 /// among the cuts inside branches, the others up to twice as many.
 const SAMPLE: usize = 3;
 
-#[test]
-fn prefix_then_suffix_is_the_full_pass_at_every_cut() {
+/// One fixture at every cut. A model that does not load or run is
+/// `parity::fixture::NAME`'s failure, not this test's.
+fn prefix_then_suffix_is_the_full_pass_at_every_cut(name: &str) {
     let all = std::env::var("CUTS_ALL").is_ok_and(|v| v == "1");
-    let mut checked = 0;
-    for f in model_fixtures() {
-        let Ok(graph) = faultsweep::load::load(&f.model) else {
-            continue;
-        };
-        let x = read_npy(&f.input);
-        let Ok(full) = graph.forward(&[x.shallow_clone()]) else {
-            continue;
-        };
-        let start = std::time::Instant::now();
-        walk_every_cut(&graph, &x, &full, &f.name);
-        let n = graph.nodes.len();
-        let cuts = if all || n <= SMALL {
-            (0..=n).collect()
-        } else {
-            sample_cuts(&graph, &f.name)
-        };
-        for &cut in &cuts {
-            let front = split::prefix(&graph, &[x.shallow_clone()], cut).unwrap();
-            let out = split::resume(&graph, cut, &front).unwrap();
-            same_outputs(&out, &full, &format!("{} cut {cut}", f.name));
-        }
-        eprintln!(
-            "{:<36} {n:>4} cuts walked, {:>3} by prefix and resume, {:.2} s",
-            f.name,
-            cuts.len(),
-            start.elapsed().as_secs_f64()
-        );
-        checked += 1;
+    let f = fixture(name);
+    let Ok(graph) = faultsweep::load::load(&f.model) else {
+        return;
+    };
+    let x = read_npy(&f.input);
+    let Ok(full) = graph.forward(&[x.shallow_clone()]) else {
+        return;
+    };
+    let start = std::time::Instant::now();
+    walk_every_cut(&graph, &x, &full, &f.name);
+    let n = graph.nodes.len();
+    let cuts = if all || n <= SMALL {
+        (0..=n).collect()
+    } else {
+        sample_cuts(&graph, &f.name)
+    };
+    for &cut in &cuts {
+        let front = split::prefix(&graph, &[x.shallow_clone()], cut).unwrap();
+        let out = split::resume(&graph, cut, &front).unwrap();
+        same_outputs(&out, &full, &format!("{} cut {cut}", f.name));
     }
-    assert!(checked > 0, "no model fixture could be checked");
+    eprintln!(
+        "{:<36} {n:>4} cuts walked, {:>3} by prefix and resume, {:.2} s",
+        f.name,
+        cuts.len(),
+        start.elapsed().as_secs_f64()
+    );
+}
+
+#[allow(non_snake_case)]
+mod fixture {
+    macro_rules! tests {
+        ($($name:ident)*) => {$(
+            #[test]
+            fn $name() {
+                super::prefix_then_suffix_is_the_full_pass_at_every_cut(stringify!($name));
+            }
+        )*};
+    }
+    crate::model_fixtures!(tests);
 }
 
 /// Runs the model once, node by node, and beside it the chain of one-node

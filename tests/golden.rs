@@ -7,9 +7,7 @@ use faultsweep::data::{DataSpec, Dataset, Subset};
 use faultsweep::golden::GoldenRun;
 use faultsweep::{load, split};
 
-fn repo(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
-}
+use crate::common::{repo, store_at};
 
 fn demo_data(first: usize, batch_size: usize) -> DataSpec {
     DataSpec {
@@ -74,12 +72,7 @@ fn golden_top1_is_the_forward_argmax() {
 }
 
 fn store_in(dir: &std::path::Path) -> Store {
-    Store {
-        root: dir.to_path_buf(),
-        zstd_level: 3,
-        budget_bytes: None,
-        every_cut: false,
-    }
+    store_at(dir, 3, None)
 }
 
 /// Golden run of the demo model over `first` samples caching `cuts`.
@@ -333,11 +326,8 @@ fn two_processes_filling_one_entry_both_succeed() {
 /// whose class is unambiguous.
 #[test]
 fn imagenet_preprocessing_of_the_photos() {
-    let (Some(images), Some(model)) = (
-        crate::common::shared("images"),
-        crate::common::shared("models/mobilenet_v2.onnx"),
-    ) else {
-        eprintln!("skipped: ../shared is absent");
+    let Some([images, model]) = crate::common::shared(["images", "models/mobilenet_v2.onnx"])
+    else {
         return;
     };
     let spec = DataSpec {
@@ -403,11 +393,8 @@ fn imagenet_preprocessing_of_the_photos() {
 /// folders' name order gave the labels).
 #[test]
 fn numbered_class_folders_label_imagenet_photos() {
-    let (Some(images), Some(model)) = (
-        crate::common::shared("images"),
-        crate::common::shared("models/mobilenet_v2.onnx"),
-    ) else {
-        eprintln!("skipped: ../shared is absent");
+    let Some([images, model]) = crate::common::shared(["images", "models/mobilenet_v2.onnx"])
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -654,24 +641,26 @@ fn nodes_of_constants_are_folded_so_every_cut_caches_per_sample_values() {
 #[test]
 fn no_fixture_keeps_a_node_of_constants() {
     // The light_* models make every weight with ConstantOfShape: those nodes
-    // are evaluated at load time, so what is left reads the input.
+    // are evaluated at load time, so what is left reads the input. Every
+    // fixture is checked (loading is quick), its failures all named.
     let mut light = 0;
+    let mut failures = Vec::new();
     for f in crate::common::model_fixtures() {
         let graph = load::load(&f.model).unwrap();
         for n in &graph.nodes {
             // Only in a model of constants (an op test) the nodes making the
             // outputs stay.
             let makes_output = n.outputs.iter().any(|o| graph.outputs.contains(o));
-            assert!(
-                makes_output || n.inputs.iter().flatten().any(|&id| graph.is_computed(id)),
-                "{}: node '{}' ({}) reads only constants",
-                f.name,
-                n.name,
-                n.op
-            );
+            if !(makes_output || n.inputs.iter().flatten().any(|&id| graph.is_computed(id))) {
+                failures.push(format!(
+                    "{}: node '{}' ({}) reads only constants",
+                    f.name, n.name, n.op
+                ));
+            }
         }
         light += usize::from(f.name.starts_with("light_"));
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(light > 0, "no light_* fixture was checked");
 }
 
@@ -715,7 +704,7 @@ fn the_full_resnet18_export_caches_at_every_conv_cut() {
     // crossed the cuts as per-sample values and the cache fill failed.
     let model = repo("target/bench-models/resnet18.onnx");
     if !model.exists() {
-        eprintln!("skipped: {} is absent", model.display());
+        crate::common::skip(&format!("{} is absent", model.display()));
         return;
     }
     let graph = load::load(&model).unwrap();

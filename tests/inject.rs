@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use faultsweep::cache::{Reader, Store};
+use faultsweep::cache::Reader;
 use faultsweep::classify::Outcome;
 use faultsweep::data::{DataSpec, Dataset, Subset};
 use faultsweep::golden::GoldenRun;
@@ -16,6 +16,8 @@ use faultsweep::inject::{
     Frontiers, Injection, InjectionResult, InputFrontiers, Mode, NodeFault, Options,
 };
 use faultsweep::load;
+
+use crate::common::{repo, store_at};
 
 /// A tiny portable generator, so the test's faults are fixed.
 struct Lcg(u64);
@@ -135,12 +137,7 @@ fn fill_cache(
     injections: &[Injection],
     dir: &std::path::Path,
 ) -> Vec<(usize, PathBuf)> {
-    let store = Store {
-        root: dir.to_path_buf(),
-        zstd_level: 1,
-        budget_bytes: None,
-        every_cut: false,
-    };
+    let store = store_at(dir, 1, None);
     let cuts: Vec<usize> = injections.iter().flat_map(|i| i.cuts()).collect();
     GoldenRun {
         graph,
@@ -222,10 +219,6 @@ fn assert_same(
         engine.len()
     );
     counts
-}
-
-fn repo(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
 /// A fixture model and its committed input batch.
@@ -513,7 +506,7 @@ fn regional_rows_equal_the_batch_rows_bit_for_bit() {
 
 /// The photos' MobileNetV2 inputs, when the shared model is there.
 fn shared_mobilenet() -> Option<(Graph, Dataset)> {
-    let model = crate::common::shared("models/mobilenet_v2.onnx")?;
+    let [model] = crate::common::shared(["models/mobilenet_v2.onnx"])?;
     let spec = DataSpec {
         path: repo("tests/fixtures/mobilenet_photos.input.npy"),
         labels: None,

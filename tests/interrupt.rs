@@ -15,20 +15,19 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use crate::campaign::{csv_rows, small_scenario};
+use crate::common::{csv_rows, edit_scenario, small_scenario};
 
 /// The small demo campaign: `n` injections on 100 samples, in batches of 16,
 /// so that injections.csv grows in chunks of 128 injections, read from the
 /// fault list in windows of 200.
 fn scenario(dir: &Path, n: usize) -> PathBuf {
     let path = small_scenario(dir, n);
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("batch_size: 64", "batch_size: 16\n  window: 200");
-    // Entries that do not depend on costs measured under the machine's load.
-    let text = text + "cache:\n  store_every_cut: true\n";
-    std::fs::write(&path, text).unwrap();
-    path
+    edit_scenario(&path, path.clone(), |s| {
+        s.data.batch_size = 16;
+        s.data.window = 200;
+        // Entries that do not depend on costs measured under the machine's load.
+        s.cache.store_every_cut = true;
+    })
 }
 
 /// `faultsweep ARGS` with its cache root in `cache`; with `fsize`, no file it
@@ -50,7 +49,7 @@ fn command(args: &[&str], cache: &Path, fsize: Option<u64>) -> Command {
         }
     };
     c.args(args)
-        .current_dir(crate::campaign::root())
+        .current_dir(crate::common::root())
         .env("FAULTSWEEP_CACHE", cache);
     c
 }
@@ -259,7 +258,9 @@ fn a_full_tmpfs_fails_cleanly_and_resumes_when_root() {
     let results_fs = match Tmpfs::mount(&dir.path().join("results-fs"), "128k") {
         Ok(m) => m,
         Err(why) => {
-            eprintln!("skipped: the tmpfs full-disk test needs `mount -t tmpfs` (root): {why}");
+            crate::common::skip(&format!(
+                "the tmpfs full-disk test needs `mount -t tmpfs` (root): {why}"
+            ));
             return;
         }
     };

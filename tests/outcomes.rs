@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::campaign::{root, run_campaign, run_verified};
+use crate::common::{root, run_campaign, run_verified};
 
 /// A scenario over a fixture of `tests/fixtures/outputs`.
 fn scenario(dir: &Path, model: &str, body: &str) -> std::path::PathBuf {

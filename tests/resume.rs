@@ -9,17 +9,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::campaign::{root, small_scenario};
+use crate::common::{edit_scenario, root, small_scenario};
 
 /// 100 samples, `n` injections, batches of 16 (chunks of 128 runs) in
 /// windows of 300 runs.
 fn scenario(dir: &Path, n: usize) -> PathBuf {
     let path = small_scenario(dir, n);
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("batch_size: 64", "batch_size: 16\n  window: 300");
-    std::fs::write(&path, text).unwrap();
-    path
+    edit_scenario(&path, path.clone(), |s| {
+        s.data.batch_size = 16;
+        s.data.window = 300;
+    })
 }
 
 fn s(p: &Path) -> &str {
@@ -210,14 +209,10 @@ fn resume_refuses_inputs_other_than_the_recorded_ones() {
         &labels,
     )
     .unwrap();
-    let text = std::fs::read_to_string(&sc)
-        .unwrap()
-        .replace("models/fashion_cnn.onnx", s(&model))
-        .replace(
-            "data/fashion-mnist/t10k-1000-labels-idx1-ubyte.gz",
-            s(&labels),
-        );
-    std::fs::write(&sc, text).unwrap();
+    edit_scenario(&sc, sc.clone(), |spec| {
+        spec.model.path = model.clone();
+        spec.data.labels = Some(labels.clone());
+    });
     let out = dir.path().join("run");
     let cache = dir.path().join("cache");
     ok(&output(
@@ -321,11 +316,10 @@ fn a_results_folder_has_one_writer_at_a_time() {
 #[test]
 fn concurrent_runs_rebuild_a_corrupt_cache_entry_once() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join("scenarios/fashion_neurons.yml"))
-        .unwrap()
-        .replace("injections: 2000", "injections: 200");
-    let sc = dir.path().join("s.yml");
-    std::fs::write(&sc, text).unwrap();
+    let from = root().join("scenarios/fashion_neurons.yml");
+    let sc = edit_scenario(&from, dir.path().join("s.yml"), |s| {
+        s.counts.injections = Some(200);
+    });
     let cache = dir.path().join("cache");
     let run = |out: &Path| {
         command(

@@ -4,16 +4,14 @@
 //! weights; CSV import is checked against the model; CLI exit codes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use faultsweep::faults::{self, Budget, Models, Target};
 use faultsweep::graph::Graph;
 use faultsweep::scenario::{self, Campaign, Scenario};
 use faultsweep::{load, Error};
 
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
+use crate::common::faultsweep_uncached as faultsweep;
+use crate::common::repo;
 
 /// The demo CNN (12 nodes: Conv 2, 5; Gemm 9, 11; data set of 1000).
 fn fashion() -> Graph {
@@ -316,7 +314,11 @@ fn every_example_scenario_validates_and_replays() {
         let sc = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let model = &sc.spec.model.path;
         if model.starts_with("..") && !model.exists() {
-            eprintln!("skipping {}: {} is absent", path.display(), model.display());
+            crate::common::skip(&format!(
+                "{} is not checked: {} is absent",
+                path.display(),
+                model.display()
+            ));
             continue;
         }
         let graph = load::load(model).unwrap();
@@ -581,13 +583,6 @@ fn csv_rows_are_checked_against_the_model() {
             .contains(":1: header: column 'target' is missing"),
         "{e}"
     );
-}
-
-fn faultsweep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_faultsweep"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
 }
 
 #[test]

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::campaign::{csv_rows, faultsweep, root, run_campaign};
+use faultsweep::data::Subset;
+
+use crate::common::{csv_rows, edit_scenario, faultsweep, root, run_campaign};
 
 /// A scenario on the demo CNN's first 100 test images, written to `dir`.
 fn scenario(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -251,15 +253,11 @@ fn intensity(fill: &str) -> f64 {
 fn the_heatmap_fits_its_canvas_colours_cells_by_rate_and_shows_due() {
     // scenarios/fashion_values.yml, smaller: a grid of 2 layers.
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join("scenarios/fashion_values.yml"))
-        .unwrap()
-        .replace("injections: 200", "injections: 12")
-        .replace(
-            "labels-idx1-ubyte.gz\n",
-            "labels-idx1-ubyte.gz\n  subset:\n    first: 64\n",
-        );
-    let sc = dir.path().join("values.yml");
-    std::fs::write(&sc, text).unwrap();
+    let from = root().join("scenarios/fashion_values.yml");
+    let sc = edit_scenario(&from, dir.path().join("values.yml"), |s| {
+        s.counts.injections = Some(12);
+        s.data.subset = Subset::First(64);
+    });
     let out = run(dir.path(), &sc);
     let svg = std::fs::read_to_string(out.join("heatmap.svg")).unwrap();
     let head = svg.lines().next().unwrap();
@@ -326,12 +324,11 @@ fn effective_n(per_injection: &[(f64, f64)]) -> f64 {
 fn a_permanent_fault_campaign_clusters_its_intervals_by_fault() {
     // 40 permanent weight faults, each on all 30 samples.
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(root().join("scenarios/fashion_weights.yml"))
-        .unwrap()
-        .replace("injections: 200", "injections: 40")
-        .replace("first: 100", "first: 30");
-    let sc = dir.path().join("weights.yml");
-    std::fs::write(&sc, text).unwrap();
+    let from = root().join("scenarios/fashion_weights.yml");
+    let sc = edit_scenario(&from, dir.path().join("weights.yml"), |s| {
+        s.counts.injections = Some(40);
+        s.data.subset = Subset::First(30);
+    });
     let out = run(dir.path(), &sc);
     let rows = summary_rows(&out);
     let overall = table(&rows, "overall")[0];
@@ -379,13 +376,13 @@ fn a_permanent_campaign_resumed_inside_a_window_gives_the_whole_summary() {
     // window leaves every injection of it part counted.
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let text = std::fs::read_to_string(root().join("scenarios/fashion_weights.yml"))
-        .unwrap()
-        .replace("injections: 200", "injections: 12")
-        .replace("first: 100", "first: 40")
-        .replace("batch_size: 100", "batch_size: 10\n  window: 240");
-    let sc = dir.path().join("weights.yml");
-    std::fs::write(&sc, text).unwrap();
+    let from = root().join("scenarios/fashion_weights.yml");
+    let sc = edit_scenario(&from, dir.path().join("weights.yml"), |s| {
+        s.counts.injections = Some(12);
+        s.data.subset = Subset::First(40);
+        s.data.batch_size = 10;
+        s.data.window = 240;
+    });
     let whole = run(dir.path(), &sc);
     let full = std::fs::read(whole.join("injections.csv")).unwrap();
     let lines: Vec<usize> = (0..full.len()).filter(|&i| full[i] == b'\n').collect();

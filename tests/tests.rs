@@ -1,6 +1,10 @@
 //! The one integration-test binary (one link of libtorch for all tests).
+//! Helpers shared by the modules are in `common`; the list of model
+//! fixtures, from which each module that checks every fixture makes one
+//! test per fixture, is in `fixture_list`.
 
 mod common;
+mod fixture_list;
 
 mod bench;
 mod cache_plan;

@@ -352,6 +352,8 @@ pub struct Setup {
     pub recomputed: BTreeMap<usize, usize>,
     pub golden: GoldenTimes,
     pub cache_dir: PathBuf,
+    /// Opens the entries, sharing one chunk cache as a campaign does.
+    store: Store,
     /// Batches run at once (see [`Options::workers`]).
     pub workers: usize,
     _temp: Option<tempfile::TempDir>,
@@ -417,6 +419,7 @@ impl Setup {
             plan,
             injections,
             cache_dir,
+            store,
             _temp: temp,
         })
     }
@@ -437,7 +440,7 @@ impl Setup {
         let entries = self
             .entries
             .iter()
-            .map(|(c, p)| Ok((*c, Reader::open(p)?)))
+            .map(|(c, p)| Ok((*c, self.store.reader(p)?)))
             .collect::<Result<_>>()?;
         let (graph, data) = (&self.plan.graph, &self.plan.data);
         CachedFrontiers::choose(graph, entries, &self.recomputed, data)

@@ -4,17 +4,17 @@
 //! when complete, so a reader never sees half an entry; every chunk, the
 //! index and the header carry a CRC32 checked on read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use super::chunks::ChunkCache;
 use crate::error::{Error, Result};
 
 pub const MAGIC: &[u8; 8] = b"FSWCACHE";
@@ -289,78 +289,15 @@ pub struct Reader {
     file: File,
     len: u64,
     chunks: Vec<Chunk>,
-    /// This reader's key in the process-wide [`ChunkCache`].
+    /// The chunk cache this reader shares (its store's, or its own) and
+    /// its id there.
+    cache: ChunkCache,
     uid: u64,
-}
-
-/// Bytes of decompressed chunks kept for all readers of the process
-/// together (least recently used first out). Injections read a few samples
-/// at a time in no fixed order and come back to the same chunks batch after
-/// batch; without it a chunk of many samples is decompressed again for each.
-pub const CHUNK_CACHE_BYTES: usize = 128 << 20;
-
-/// A decompressed chunk and when it was last used.
-type Cached = (u64, Arc<Vec<u8>>);
-
-/// Decompressed chunks of every open reader, keyed by (reader, chunk).
-struct ChunkCache {
-    used: usize,
-    clock: u64,
-    chunks: BTreeMap<(u64, usize), Cached>,
-}
-
-impl ChunkCache {
-    fn get(&mut self, key: (u64, usize)) -> Option<Arc<Vec<u8>>> {
-        self.clock += 1;
-        let clock = self.clock;
-        self.chunks.get_mut(&key).map(|(used, raw)| {
-            *used = clock;
-            raw.clone()
-        })
-    }
-
-    fn put(&mut self, key: (u64, usize), raw: Arc<Vec<u8>>) {
-        if raw.len() > CHUNK_CACHE_BYTES {
-            return;
-        }
-        self.clock += 1;
-        self.used += raw.len();
-        if let Some((_, old)) = self.chunks.insert(key, (self.clock, raw)) {
-            self.used -= old.len();
-        }
-        while self.used > CHUNK_CACHE_BYTES {
-            let oldest = *self
-                .chunks
-                .iter()
-                .min_by_key(|(_, (used, _))| *used)
-                .expect("the cache holds what it counts")
-                .0;
-            self.remove(oldest);
-        }
-    }
-
-    fn remove(&mut self, key: (u64, usize)) {
-        if let Some((_, raw)) = self.chunks.remove(&key) {
-            self.used -= raw.len();
-        }
-    }
-}
-
-fn chunk_cache() -> std::sync::MutexGuard<'static, ChunkCache> {
-    static CACHE: Mutex<ChunkCache> = Mutex::new(ChunkCache {
-        used: 0,
-        clock: 0,
-        chunks: BTreeMap::new(),
-    });
-    CACHE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        let mut cache = chunk_cache();
-        for i in 0..self.chunks.len() {
-            cache.remove((self.uid, i));
-        }
+        self.cache.forget(self.uid, self.chunks.len());
     }
 }
 
@@ -388,8 +325,14 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 impl Reader {
     /// Opens and checks the header, index and footer (not the chunks: see
-    /// [`Reader::verify`]).
+    /// [`Reader::verify`]), with a chunk cache of its own: readers that
+    /// should share one are opened by their store ([`super::Store::reader`]).
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, ChunkCache::default())
+    }
+
+    /// [`Reader::open`], keeping decompressed chunks in `cache`.
+    pub(super) fn open_with(path: &Path, cache: ChunkCache) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let meta = file.metadata().map_err(|e| Error::io(path, e))?;
         if !meta.is_file() {
@@ -465,24 +408,24 @@ impl Reader {
         {
             return Err(corrupt(path, "chunk count does not match the sample count"));
         }
-        static NEXT_UID: AtomicU64 = AtomicU64::new(0);
         Ok(Reader {
             path: path.to_path_buf(),
             header,
             file,
             len: len as u64,
             chunks,
-            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+            uid: cache.reader(),
+            cache,
         })
     }
 
     /// Chunk `i` decompressed, from the chunk cache when it is there.
     fn chunk(&self, i: usize) -> Result<Arc<Vec<u8>>> {
-        if let Some(raw) = chunk_cache().get((self.uid, i)) {
+        if let Some(raw) = self.cache.get((self.uid, i)) {
             return Ok(raw);
         }
         let raw = Arc::new(self.chunk_raw(i)?);
-        chunk_cache().put((self.uid, i), raw.clone());
+        self.cache.put((self.uid, i), raw.clone());
         Ok(raw)
     }
 

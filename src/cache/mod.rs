@@ -1,13 +1,16 @@
 //! The layer-split activation cache: per (model, data, preprocessing, cut),
 //! the frontier tensors of every sample, zstd-compressed in chunks and read
-//! with positioned reads. Format: cache/README.md.
+//! with positioned reads, recently decompressed chunks kept in memory by
+//! the store that opened them. Format: cache/README.md.
 
+mod chunks;
 mod format;
 mod plan;
 mod store;
 
 use std::path::PathBuf;
 
+pub use chunks::CHUNK_CACHE_BYTES;
 pub use format::{sample_cost, Header, Reader, SampleCost, ValueLayout, Writer};
 pub use plan::{Choice, Costs, CutCost, CutPlan};
 pub use store::{key, Store, CACHE_ENV};

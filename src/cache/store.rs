@@ -1,11 +1,14 @@
 //! The cache root: entries named by their key, lookup with corruption
 //! handling, listing, eviction of least recently used entries, and the
 //! temporaries of fills (`.KEY.fsc.PID@HOST.N.tmp`), whose stale ones (the
-//! writer is gone) are listed and removed.
+//! writer is gone) are listed and removed. A store also owns the in-memory
+//! cache of decompressed chunks that the readers it opens share
+//! ([`ChunkCache`]).
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::chunks::ChunkCache;
 use super::format::{Reader, VERSION};
 use super::CacheSpec;
 use crate::error::{Error, Result};
@@ -20,6 +23,8 @@ pub struct Store {
     pub budget_bytes: Option<u64>,
     /// Every cut read is stored (the scenario's `cache.store_every_cut`).
     pub every_cut: bool,
+    /// Decompressed chunks of the entries opened through this store.
+    chunks: ChunkCache,
 }
 
 /// Bump when the executor computes some op's bits otherwise, so a cache
@@ -112,7 +117,15 @@ impl Store {
             zstd_level: spec.zstd_level,
             budget_bytes: spec.budget_bytes,
             every_cut: spec.store_every_cut,
+            chunks: ChunkCache::default(),
         }
+    }
+
+    /// Opens the entry file `path` (see [`Reader::open`]), its decompressed
+    /// chunks kept in this store's chunk cache beside those of the other
+    /// entries it opened.
+    pub fn reader(&self, path: &Path) -> Result<Reader> {
+        Reader::open_with(path, self.chunks.clone())
     }
 
     pub fn path(&self, key: &str) -> PathBuf {
@@ -134,7 +147,7 @@ impl Store {
         if !path.exists() {
             return Ok(None);
         }
-        let opened = Reader::open(&path).and_then(|r| match r.header.cut == cut {
+        let opened = self.reader(&path).and_then(|r| match r.header.cut == cut {
             true => r.check_frames().map(|_| r),
             false => Err(Error::CacheCorrupt {
                 path: path.clone(),

@@ -29,7 +29,7 @@ pub use runs::{
     all_injections, injections, int8_scales, run_count, windows, Resolver, Run, Window,
 };
 
-use crate::cache::{Reader, Store};
+use crate::cache::Store;
 use crate::classify::Outcome;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -551,7 +551,7 @@ impl<'a> Model<'a> {
             let entries = golden
                 .entries
                 .iter()
-                .map(|(c, p)| Ok((*c, Reader::open(p)?)))
+                .map(|(c, p)| Ok((*c, store.reader(p)?)))
                 .collect::<Result<_>>()?;
             let planned = &golden.recomputed;
             Box::new(CachedFrontiers::choose(

@@ -1,0 +1,426 @@
+//! The model fixtures, one test per fixture: `tests/fixtures/models` and
+//! `tests/fixtures/ops` hold `NAME.onnx` with `NAME.input.npy` and
+//! `NAME.expected.npy` beside it, and their `manifest.json` files list
+//! most of them (the `nn_*` op fixtures and `conv_shared_bias` are made by
+//! scripts that write none). [`model_fixtures!`] hands this list to a
+//! macro that writes one `#[test]` per name, so each fixture passes or
+//! fails on its own and runs by name (`scripts/test.sh parity::fixture::alexnet_dyn18`).
+//! The test below keeps the list equal to the folders and the manifests:
+//! a fixture added without its name here fails it, named.
+
+use std::collections::BTreeSet;
+
+/// Calls `$then! { NAME ... }` with the name of every model fixture, sorted.
+#[macro_export]
+macro_rules! model_fixtures {
+    ($then:ident) => {
+        $then! {
+            alexnet_dyn18
+            alexnet_dyn20
+            alexnet_ts17
+            alexnet_ts17_nofold
+            conv_shared_bias
+            convnext_tiny_dyn18
+            convnext_tiny_dyn20
+            convnext_tiny_ts17
+            convnext_tiny_ts17_nofold
+            densenet121_dyn18
+            densenet121_dyn20
+            densenet121_ts17
+            densenet121_ts17_nofold
+            efficientnet_b0_dyn18
+            efficientnet_b0_dyn20
+            efficientnet_b0_ts17
+            efficientnet_b0_ts17_nofold
+            googlenet_dyn18
+            googlenet_dyn20
+            googlenet_ts17
+            googlenet_ts17_nofold
+            light_bvlc_alexnet
+            light_densenet121
+            light_inception_v1
+            light_inception_v2
+            light_resnet50
+            light_shufflenet
+            light_squeezenet
+            light_vgg19
+            light_zfnet512
+            mnasnet0_5_dyn18
+            mnasnet0_5_dyn20
+            mnasnet0_5_ts17
+            mnasnet0_5_ts17_nofold
+            mobilenet_v2_dyn18
+            mobilenet_v2_dyn20
+            mobilenet_v2_ts17
+            mobilenet_v2_ts17_nofold
+            mobilenet_v3_small_dyn18
+            mobilenet_v3_small_dyn20
+            mobilenet_v3_small_ts17
+            mobilenet_v3_small_ts17_nofold
+            nn_avgpool1d_ceil_drop_cip0
+            nn_avgpool1d_ceil_drop_cip1
+            nn_avgpool2d_asym_ceil_cip0
+            nn_avgpool2d_asym_ceil_cip1
+            nn_avgpool2d_bigpad_cip0
+            nn_avgpool2d_bigpad_cip1
+            nn_avgpool2d_dilation_ceil_cip0
+            nn_avgpool2d_dilation_ceil_cip1
+            nn_avgpool2d_dilation_cip0
+            nn_avgpool2d_dilation_cip1
+            nn_avgpool2d_opset7
+            nn_avgpool2d_same_lower_cip0
+            nn_avgpool2d_same_lower_cip1
+            nn_avgpool3d_asym_cip0
+            nn_avgpool3d_asym_cip1
+            nn_batchnorm_opset15
+            nn_batchnorm_opset7
+            nn_batchnorm_opset7_spatial0
+            nn_batchnorm_opset9
+            nn_conv1d_asym_pads
+            nn_conv2d_group_asym
+            nn_conv2d_opset7
+            nn_conv2d_same_lower_stride_dil
+            nn_conv3d_dilation_asym
+            nn_convtranspose1d
+            nn_convtranspose2d_basic
+            nn_convtranspose2d_group_dilation
+            nn_convtranspose2d_output_padding
+            nn_convtranspose2d_output_shape
+            nn_convtranspose2d_output_shape_upper
+            nn_convtranspose2d_same_lower
+            nn_convtranspose2d_same_upper
+            nn_convtranspose2d_stride_pads
+            nn_convtranspose2d_valid
+            nn_convtranspose3d
+            nn_globalmaxpool2d_opset7
+            nn_groupnorm_opset18
+            nn_groupnorm_opset21
+            nn_instancenorm3d
+            nn_layernorm_axis0
+            nn_layernorm_axis_neg2
+            nn_lrn_size2
+            nn_lrn_size3
+            nn_lrn_size4
+            nn_maxpool1d_ceil_drop
+            nn_maxpool1d_indices_bigpad
+            nn_maxpool2d_asym_ceil
+            nn_maxpool2d_bigpad
+            nn_maxpool2d_dilation_ceil
+            nn_maxpool2d_indices
+            nn_maxpool2d_indices_asym_ceil
+            nn_maxpool2d_indices_colmajor
+            nn_maxpool2d_opset22
+            nn_maxpool2d_opset8
+            nn_maxpool2d_same_upper_ceil
+            nn_maxpool2d_valid_stride
+            nn_maxpool3d_asym
+            nn_maxpool3d_indices_dilation
+            op_add_broadcast
+            op_avgpool1d_pads_cip0
+            op_avgpool1d_pads_cip1
+            op_avgpool2d_ceil1_cip0
+            op_avgpool2d_ceil1_cip1
+            op_avgpool2d_k2s2
+            op_avgpool2d_pads_asym_cip0
+            op_avgpool2d_pads_asym_cip1
+            op_avgpool2d_pads_ceil1_cip0
+            op_avgpool2d_pads_ceil1_cip1
+            op_avgpool2d_pads_cip0
+            op_avgpool2d_pads_cip1
+            op_avgpool2d_same_upper
+            op_avgpool3d_cip0
+            op_avgpool3d_cip1
+            op_batchnorm1d
+            op_batchnorm2d_eps
+            op_batchnorm3d
+            op_batchnorm_nc
+            op_clip_max_only
+            op_clip_min_only
+            op_clip_none
+            op_clip_relu6
+            op_concat_axis1
+            op_concat_axis_neg
+            op_constant_add
+            op_conv1d_dilation_nobias
+            op_conv1d_pads_stride
+            op_conv2d_1x1_nobias
+            op_conv2d_basic
+            op_conv2d_depthwise
+            op_conv2d_depthwise_mult2
+            op_conv2d_groups
+            op_conv2d_nonsquare_kernel
+            op_conv2d_pads_asym
+            op_conv2d_same_lower
+            op_conv2d_same_upper
+            op_conv2d_same_upper_stride1
+            op_conv2d_stride_dilation
+            op_conv2d_valid
+            op_conv3d
+            op_conv3d_same_upper_groups
+            op_div_broadcast
+            op_dropout_opset9
+            op_erf
+            op_expand
+            op_flatten_axis0
+            op_flatten_axis1
+            op_flatten_axis2
+            op_flatten_axism1
+            op_gather_2d_indices
+            op_gather_axis1
+            op_gather_scalar
+            op_gelu_erf_pattern
+            op_gelu_opset20
+            op_gelu_opset20_tanh
+            op_gemm_alpha_beta
+            op_gemm_basic
+            op_gemm_c_scalar
+            op_gemm_noC
+            op_gemm_transA
+            op_gemm_transB
+            op_globalavgpool1d
+            op_globalavgpool2d
+            op_globalavgpool3d
+            op_globalmaxpool1d
+            op_globalmaxpool2d
+            op_globalmaxpool3d
+            op_hardsigmoid
+            op_hardsigmoid_torch
+            op_hardswish
+            op_identity_dropout
+            op_instancenorm1d
+            op_instancenorm2d
+            op_layernorm_axis1
+            op_layernorm_axis_last
+            op_layernorm_nobias
+            op_logsoftmax
+            op_lrn
+            op_lrn_size5_default
+            op_matmul_2d
+            op_matmul_batched
+            op_matmul_batched_both
+            op_matmul_self_transpose
+            op_maxpool1d
+            op_maxpool1d_ceil
+            op_maxpool2d_ceil0
+            op_maxpool2d_ceil1
+            op_maxpool2d_dilation
+            op_maxpool2d_negative
+            op_maxpool2d_pads_asym
+            op_maxpool2d_pads_ceil1
+            op_maxpool2d_same_lower
+            op_maxpool2d_same_upper
+            op_maxpool3d
+            op_maxpool3d_dilation
+            op_mod_fmod_float
+            op_mod_int_negative
+            op_mod_shape_int
+            op_mul_broadcast
+            op_neg_abs_exp_log
+            op_pad_constant
+            op_pad_constant_default_negative
+            op_pad_edge
+            op_pad_reflect
+            op_pow_sqrt
+            op_reciprocal
+            op_reducemean_all
+            op_reducemean_keep0
+            op_reducemean_keep1
+            op_reducemean_opset18
+            op_reducemean_opset18_noaxes_noop
+            op_relu
+            op_reshape_channel_shuffle
+            op_reshape_zero_mid
+            op_reshape_zero_neg
+            op_shape_gather_reshape
+            op_shape_slice_start_end
+            op_sigmoid
+            op_silu_pattern
+            op_slice_basic
+            op_slice_neg_step
+            op_slice_neg_step2
+            op_slice_noaxes
+            op_slice_step2_clamp
+            op_softmax_axis1
+            op_softmax_axis_last
+            op_softmax_opset11_axis1
+            op_softmax_opset9_default
+            op_split_concat_reorder
+            op_split_equal_last
+            op_split_opset18_num_outputs
+            op_split_sizes
+            op_squeeze_all
+            op_squeeze_axes
+            op_sub_broadcast
+            op_sum3
+            op_tanh
+            op_transpose_default
+            op_transpose_perm
+            op_unsqueeze
+            op_where_equal_cast
+            regnet_y_400mf_dyn18
+            regnet_y_400mf_dyn20
+            regnet_y_400mf_ts17
+            regnet_y_400mf_ts17_nofold
+            resnet18_dyn18
+            resnet18_dyn20
+            resnet18_ts17
+            resnet18_ts17_nofold
+            resnet50_dyn18
+            resnet50_dyn20
+            resnet50_ts17
+            resnet50_ts17_nofold
+            shufflenet_v2_x1_0_dyn18
+            shufflenet_v2_x1_0_dyn20
+            shufflenet_v2_x1_0_ts17
+            shufflenet_v2_x1_0_ts17_nofold
+            squeezenet1_1_dyn18
+            squeezenet1_1_dyn20
+            squeezenet1_1_ts17
+            squeezenet1_1_ts17_nofold
+            t_argmax_first_tie
+            t_argmax_keep
+            t_argmax_last_nokeep
+            t_argmax_select_last
+            t_argmin_select_last
+            t_cast_bool
+            t_castlike_int
+            t_celu
+            t_clip_opset9_attr
+            t_clip_opset9_min_only
+            t_compare_logic
+            t_constantofshape_default
+            t_constantofshape_int
+            t_div_int_trunc
+            t_dropout_opset12_training_false
+            t_dropout_opset9_mask
+            t_einsum_bij_bjk
+            t_einsum_transpose_sum
+            t_elu
+            t_expand_bidirectional
+            t_expand_keep_bigger
+            t_floor_ceil_sign
+            t_gather_int32_2d
+            t_gather_negative
+            t_gather_scalar_axis2
+            t_gatherelements
+            t_hardsigmoid_params
+            t_hardswish_wide
+            t_leakyrelu
+            t_leakyrelu_default
+            t_less_greater_or_equal
+            t_logsoftmax_opset9
+            t_matmul_1d
+            t_max3_broadcast
+            t_mean3
+            t_min2
+            t_mish
+            t_mod_float_fmod
+            t_mod_int
+            t_mod_int_fmod
+            t_pad_constant_negative
+            t_pad_edge_negative
+            t_pad_opset18_axes
+            t_pad_opset19_wrap
+            t_pad_opset9_attr
+            t_pad_opset9_reflect
+            t_pad_reflect_batch_axis
+            t_pow_int_exponent
+            t_prelu_channel
+            t_prelu_scalar
+            t_range_float
+            t_range_int_neg
+            t_reducel1_opset18
+            t_reducel2_opset17
+            t_reducel2_opset18
+            t_reducelogsum_opset13
+            t_reducelogsumexp_opset18
+            t_reducemax_opset17
+            t_reducemax_opset18
+            t_reducemean_opset13_neg
+            t_reducemin_opset18
+            t_reduceprod_opset17
+            t_reduceprod_opset18_all
+            t_reducesum_opset11_attr
+            t_reducesum_opset13_input
+            t_reducesum_opset13_noaxes
+            t_reducesum_opset13_noop
+            t_reducesumsquare_opset18
+            t_reshape_allowzero_empty
+            t_reshape_neg1_first
+            t_selu
+            t_selu_params
+            t_shape_empty_range
+            t_shape_negative_start
+            t_sin_cos
+            t_size
+            t_slice_empty
+            t_slice_neg_step_int_extremes
+            t_slice_neg_step_out_of_range
+            t_slice_opset9_attr
+            t_slice_opset9_noaxes
+            t_slice_step3_neg_axis
+            t_softmax_opset11_axis_neg
+            t_softmax_opset13_axis0
+            t_softmax_opset9_axis2
+            t_softplus
+            t_softsign
+            t_split_opset11_attr
+            t_split_opset11_equal
+            t_split_opset13_input
+            t_split_opset18_uneven
+            t_squeeze_opset11_attr
+            t_sum1
+            t_tile
+            t_transpose_default_3d
+            t_unsqueeze_opset11_attr
+            t_unsqueeze_opset13_neg
+            t_where_broadcast
+            vgg11_bn_dyn18
+            vgg11_bn_dyn20
+            vgg11_bn_ts17
+            vgg11_bn_ts17_nofold
+            vit_b_16_dyn18
+            vit_b_16_dyn20
+            vit_b_16_ts17
+            vit_b_16_ts17_nofold
+        }
+    };
+}
+
+/// The names `model_fixtures!` lists.
+macro_rules! names {
+    ($($name:ident)*) => {
+        [$(stringify!($name)),*]
+    };
+}
+
+#[test]
+fn the_list_names_every_fixture_of_the_folders_and_the_manifests() {
+    let listed: BTreeSet<String> = model_fixtures!(names)
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let on_disk: BTreeSet<String> = crate::common::model_fixtures()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    let missing: Vec<_> = on_disk.difference(&listed).collect();
+    let gone: Vec<_> = listed.difference(&on_disk).collect();
+    assert!(
+        missing.is_empty() && gone.is_empty(),
+        "tests/fixture_list.rs: add {missing:?}, remove {gone:?} (no NAME.onnx with NAME.input.npy)"
+    );
+    for dir in ["models", "ops"] {
+        let path = crate::common::fixtures().join(dir).join("manifest.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let manifest: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        for entry in manifest {
+            let name = entry["name"].as_str().expect("every entry has a name");
+            assert!(
+                listed.contains(name),
+                "{}: fixture {name} has no files or is not listed",
+                path.display()
+            );
+        }
+    }
+}
