@@ -8,9 +8,10 @@
 #   scripts/compare-outputs.sh diff OLD NEW        # exit 0 when every file is identical
 #
 # Typical use: `run /tmp/before` on the old commit, `run /tmp/after` on the
-# new one, then `diff /tmp/before /tmp/after`. Compared: every file of a
-# results folder except provenance.json and scenario.yml (they hold absolute
-# paths and times). `FAULTSWEEP_COMPARE_INJECTIONS=N` caps each scenario's
+# new one, then `diff /tmp/before /tmp/after`, both runs from the same
+# checkout path: fault lists, summaries and heatmaps record the model's and
+# data's absolute paths. Compared: every file of a results folder except
+# provenance.json and scenario.yml (they hold times and the results path). `FAULTSWEEP_COMPARE_INJECTIONS=N` caps each scenario's
 # injections (`--injections N`) for a quicker check. Scenarios whose inputs
 # are missing (../shared, data/bench) are listed as skipped.
 set -euo pipefail

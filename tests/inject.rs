@@ -15,6 +15,7 @@ use faultsweep::inject::{
     agreement, plain_run, Agreement, BoxKernels, CachedFrontiers, ComputedFrontiers, Engine,
     Frontiers, Injection, InjectionResult, InputFrontiers, Mode, NodeFault, Options,
 };
+use faultsweep::kernels::threads::Threads;
 use faultsweep::load;
 
 use crate::common::{repo, store_at};
@@ -457,8 +458,7 @@ fn regional_rows_equal_the_batch_rows_bit_for_bit() {
     // one of two, which moves the golden row's last bits (the golden row
     // runs alone while the faulty one is regional): the runs would differ
     // by that, as `--verify` allows, not by the regional rows.
-    let threads = tch::get_num_threads();
-    tch::set_num_threads(1);
+    let _one_thread = Threads::set(1);
     let mut models = vec![("mobilenet_v2_ts17", fixture("mobilenet_v2_ts17"))];
     models.extend(shared_mobilenet().map(|m| ("mobilenet_v2", m)));
     for (name, (graph, data)) in &models {
@@ -501,7 +501,6 @@ fn regional_rows_equal_the_batch_rows_bit_for_bit() {
             "{name}: both kinds of rows"
         );
     }
-    tch::set_num_threads(threads);
 }
 
 /// The photos' MobileNetV2 inputs, when the shared model is there.
@@ -525,8 +524,7 @@ fn shared_mobilenet() -> Option<(Graph, Dataset)> {
 /// here, whatever the timing says.
 #[test]
 fn recomputed_frontiers_are_the_cached_bits() {
-    let threads = tch::get_num_threads();
-    tch::set_num_threads(1);
+    let _one_thread = Threads::set(1);
     let mut models = vec![
         ("mobilenet_v2_ts17", fixture("mobilenet_v2_ts17")),
         ("demo", demo()),
@@ -571,7 +569,6 @@ fn recomputed_frontiers_are_the_cached_bits() {
         }
     }
     assert!(recomputed > 0, "some cut should be recomputed");
-    tch::set_num_threads(threads);
 }
 
 /// A cut can only be recomputed from an earlier one that is read.
@@ -763,8 +760,7 @@ fn rows_of_a_failed_kernel_check_recompute_from_their_own_sample() {
 /// faults, on a fixture MobileNetV2 and the demo model.
 #[test]
 fn batches_on_two_threads_give_the_results_of_one() {
-    let threads = tch::get_num_threads();
-    tch::set_num_threads(1);
+    let _one_thread = Threads::set(1);
     for (name, (graph, data)) in [
         ("mobilenet_v2_ts17", fixture("mobilenet_v2_ts17")),
         ("demo", demo()),
@@ -808,7 +804,6 @@ fn batches_on_two_threads_give_the_results_of_one() {
         }
         assert_eq!(tch::get_num_threads(), 1, "the caller's threads come back");
     }
-    tch::set_num_threads(threads);
 }
 
 /// A single neuron fault in the output of a model's last node, a

@@ -5,6 +5,7 @@
 //! (with or without AVX-512, and with `FAULTSWEEP_AVX512=off`).
 
 use faultsweep::graph::{ops, Attr, Attrs, Node};
+use faultsweep::kernels::threads::with_threads;
 use tch::{Device, Kind, Tensor};
 
 /// A node of `op` with attributes `attrs`, for calling its kernel alone.
@@ -41,21 +42,17 @@ fn run(node: &Node, input: &Tensor, constants: &[Tensor]) -> Tensor {
 /// Sample `row` of batches of many sizes, and at many places in them, on
 /// one thread and two, against the sample alone on one thread.
 fn assert_batch_invariant(what: &str, node: &Node, sample: &[i64], constants: &[Tensor]) {
-    let threads = tch::get_num_threads();
     let mut shape = vec![256];
     shape.extend_from_slice(sample);
     let batch = random(&shape, 7);
-    tch::set_num_threads(1);
-    let alone = run(node, &batch.narrow(0, 0, 1), constants);
+    let alone = with_threads(1, || run(node, &batch.narrow(0, 0, 1), constants));
     for n in [1, 2, 3, 4, 5, 7, 8, 13, 16, 31, 32, 64, 97, 128, 255, 256] {
         for t in [1, 2] {
-            tch::set_num_threads(t);
             for at in [0, n / 2, n - 1] {
                 // Sample 0 at place `at`, the others the batch's own.
                 let rows = batch.narrow(0, 0, n).copy();
                 rows.get(at).copy_(&batch.get(0));
-                let y = run(node, &rows, constants).narrow(0, at, 1);
-                tch::set_num_threads(threads);
+                let y = with_threads(t, || run(node, &rows, constants).narrow(0, at, 1));
                 assert!(
                     y.equal(&alone),
                     "{what}: sample at {at} of {n} on {t} threads differs from it alone, by up to {}",
@@ -64,7 +61,6 @@ fn assert_batch_invariant(what: &str, node: &Node, sample: &[i64], constants: &[
             }
         }
     }
-    tch::set_num_threads(threads);
 }
 
 fn ints(v: &[i64]) -> Attr {
