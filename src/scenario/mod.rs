@@ -4,8 +4,9 @@
 //! [`Campaign`] that the fault generator and the engine consume.
 //!
 //! The YAML crate (serde_norway, the maintained fork of the deprecated
-//! serde_yaml) is used here only: a swap touches this file. Parse errors name the file, line, column and key path
-//! (serde_path_to_error) and say what is allowed; validation errors name the
+//! serde_yaml) is used here only: a swap touches this file. Parse errors
+//! name the file, line, column and key path (serde_path_to_error) and say
+//! what is allowed; validation errors name the
 //! key and, when it can be found in the text, its line.
 //! Every key is documented in scenarios/README.md.
 
