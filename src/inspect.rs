@@ -9,33 +9,51 @@ use crate::error::{Error, Result};
 use crate::graph::{is_float, Graph, Node, ValueId};
 use crate::split;
 
+/// A model's summary: its inputs, outputs, nodes and cuts.
 #[derive(Debug, Serialize)]
 pub struct ModelInfo {
+    /// The model file.
     pub path: String,
+    /// The model's default-domain opset version.
     pub opset: i64,
+    /// The batch size of the shape pass (1, or the model's fixed batch).
     pub batch: i64,
+    /// The graph inputs.
     pub inputs: Vec<ValueShape>,
+    /// The graph outputs.
     pub outputs: Vec<ValueShape>,
+    /// Every node, in topological order.
     pub nodes: Vec<NodeInfo>,
+    /// Every cut, with the values crossing it.
     pub cuts: Vec<CutInfo>,
+    /// Elements of all constant inputs.
     pub params: i64,
+    /// Multiply-accumulates per sample, over all nodes.
     pub macs: i64,
 }
 
+/// A value's name and shape.
 #[derive(Debug, Serialize)]
 pub struct ValueShape {
+    /// The value's name in the graph.
     pub name: String,
     /// Shape of one sample (batch dimension removed) or the whole shape when
     /// the value is not per-sample.
     pub shape: Vec<i64>,
+    /// Whether the leading dimension is the batch.
     pub per_sample: bool,
 }
 
+/// One node's summary.
 #[derive(Debug, Serialize)]
 pub struct NodeInfo {
+    /// Position in topological order.
     pub index: usize,
+    /// The node's name.
     pub name: String,
+    /// The node's op, as named in ONNX.
     pub op: String,
+    /// The node's outputs.
     pub outputs: Vec<ValueShape>,
     /// Elements of the constant inputs (weights, biases, shapes...).
     pub params: i64,
@@ -47,9 +65,12 @@ pub struct NodeInfo {
     pub weights: Vec<String>,
 }
 
+/// A cut: where the model can be split, after its first `cut` nodes.
 #[derive(Debug, Serialize)]
 pub struct CutInfo {
+    /// Number of nodes run before the cut.
     pub cut: usize,
+    /// Names of the values crossing the cut.
     pub values: Vec<String>,
     /// Elements per sample crossing the cut.
     pub elements: i64,
@@ -108,6 +129,7 @@ fn declared_shape(
     }
 }
 
+/// Summarises `graph` for `faultsweep inspect`, with a first pass on zeros.
 pub fn inspect(graph: &Graph) -> Result<ModelInfo> {
     let inputs = sample_inputs(graph, 1)?;
     let batch = inputs

@@ -14,6 +14,8 @@
 //! The command line (clap, progress bars) is the binary's, not the
 //! library's: with `default-features = false` the library builds without it.
 
+#![warn(missing_docs)]
+
 // 1. load: ONNX file -> graph IR
 pub mod graph;
 pub mod load;

@@ -66,7 +66,9 @@ fn remove_stale_bench_dirs(root: &Path) {
 /// A temporary file in a folder: its size and the process writing it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Temporary {
+    /// The temporary file.
     pub path: PathBuf,
+    /// Its size in bytes.
     pub bytes: u64,
     /// The writer's PID when the name carries one.
     pub pid: Option<u32>,

@@ -26,25 +26,37 @@ const INDEX_ENTRY: usize = 8 + 8 + 8 + 4;
 /// What an entry holds; stored as JSON after the magic and version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Header {
+    /// The cache key the entry is stored under.
     pub key: String,
+    /// The model file the entry was computed from.
     pub model: String,
+    /// The data set file the entry was computed from.
     pub data: String,
+    /// The cut whose frontier the entry holds.
     pub cut: usize,
+    /// The frontier values, in order.
     pub values: Vec<ValueLayout>,
+    /// Number of samples stored.
     pub samples: usize,
+    /// Samples per compressed chunk.
     pub chunk_samples: usize,
+    /// The zstd level chunks are compressed at.
     pub zstd_level: i32,
 }
 
 /// One frontier value: its name, element kind and per-sample shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValueLayout {
+    /// The value's name in the graph.
     pub name: String,
+    /// Its element kind, as named by [`ValueLayout::kind_name`].
     pub kind: String,
+    /// Its per-sample shape.
     pub shape: Vec<i64>,
 }
 
 impl ValueLayout {
+    /// The element kind, or `None` for a name this version does not know.
     pub fn kind(&self) -> Option<Kind> {
         Some(match self.kind.as_str() {
             "f32" => Kind::Float,
@@ -60,6 +72,7 @@ impl ValueLayout {
         })
     }
 
+    /// The stored name of `kind`, or `None` for a kind the cache cannot store.
     pub fn kind_name(kind: Kind) -> Option<&'static str> {
         Some(match kind {
             Kind::Float => "f32",
@@ -133,6 +146,7 @@ fn write_error(path: &Path, temp: &Path, e: std::io::Error) -> Error {
 }
 
 impl Writer {
+    /// Starts a new entry at `path` by writing a temporary file beside it.
     pub fn create(path: &Path, header: Header) -> Result<Self> {
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -281,7 +295,9 @@ struct Chunk {
 
 /// A finished entry, open for positioned reads.
 pub struct Reader {
+    /// The entry's file.
     pub path: PathBuf,
+    /// What the entry holds.
     pub header: Header,
     /// Read with positioned reads, not mapped: mapped pages read once
     /// would count in the process's resident size for as long as the
@@ -600,6 +616,7 @@ fn decompress(
 pub struct SampleCost {
     /// Bytes raw and compressed.
     pub raw_bytes: u64,
+    /// Bytes compressed, as stored on disk.
     pub disk_bytes: u64,
     /// Seconds to read it back into tensors: decompress, undo the byte
     /// planes, build the tensors (the fastest of three tries).

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 pub struct CutCost {
     /// Frontier bytes, raw and compressed.
     pub raw_bytes: u64,
+    /// Bytes compressed, as stored on disk.
     pub disk_bytes: u64,
     /// Seconds to read the frontier back into tensors.
     pub read_secs: f64,
@@ -55,6 +56,7 @@ pub struct Costs {
     pub input_secs: f64,
     /// Seconds each node takes on one sample alone.
     pub node_secs: Vec<f64>,
+    /// What each cut costs, by cut.
     pub cuts: BTreeMap<usize, CutCost>,
 }
 
@@ -76,6 +78,7 @@ pub struct Choice {
 /// Each requested cut's choice.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CutPlan {
+    /// The choice of each cut, by cut.
     pub cuts: BTreeMap<usize, Choice>,
 }
 
@@ -91,6 +94,7 @@ impl CutPlan {
         costs.choices(cuts.iter().copied(), stored)
     }
 
+    /// The cuts read from their entries.
     pub fn stored(&self) -> BTreeSet<usize> {
         (self.cuts.iter())
             .filter(|(_, c)| c.stored)

@@ -17,9 +17,13 @@ use crate::temps::Temporary;
 /// Environment variable that overrides the cache root of scenarios.
 pub const CACHE_ENV: &str = "FAULTSWEEP_CACHE";
 
+/// A cache folder of layer-split entries, one file per cache key.
 pub struct Store {
+    /// The folder holding the entries.
     pub root: PathBuf,
+    /// The zstd level new entries are compressed at.
     pub zstd_level: i32,
+    /// Least recently used entries are evicted beyond this many bytes.
     pub budget_bytes: Option<u64>,
     /// Every cut read is stored (the scenario's `cache.store_every_cut`).
     pub every_cut: bool,
@@ -128,6 +132,7 @@ impl Store {
         Reader::open_with(path, self.chunks.clone())
     }
 
+    /// The file of entry `key`.
     pub fn path(&self, key: &str) -> PathBuf {
         self.root.join(format!("{key}.fsc"))
     }

@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
+/// How an injection ended, compared with the golden run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -24,6 +25,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome's name in reports.
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Masked => "masked",
@@ -84,6 +86,7 @@ impl OutputDiff {
     }
 }
 
+/// The index of the largest value of a flattened output row (the top-1 class).
 pub fn top1(row: &Tensor) -> i64 {
     row.argmax(0, false).int64_value(&[])
 }

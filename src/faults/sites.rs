@@ -27,6 +27,7 @@ pub enum Target {
 }
 
 impl Target {
+    /// The target's name in scenarios and fault lists.
     pub fn name(self) -> &'static str {
         match self {
             Target::Neuron => "neuron",
@@ -34,6 +35,7 @@ impl Target {
         }
     }
 
+    /// Parses a target's name.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "neuron" => Some(Target::Neuron),
@@ -52,13 +54,16 @@ impl fmt::Display for Target {
 /// A tensor a fault can strike and its shape (per sample for neurons).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TensorSite {
+    /// The tensor's value name in the graph.
     pub name: String,
+    /// Its shape (per sample for neurons).
     pub shape: Vec<u64>,
     /// Input 2 of a Conv or Gemm.
     pub bias: bool,
 }
 
 impl TensorSite {
+    /// Number of elements.
     pub fn elements(&self) -> u64 {
         self.shape.iter().product()
     }
@@ -67,10 +72,15 @@ impl TensorSite {
 /// One node of the model with its fault sites.
 #[derive(Debug, Clone)]
 pub struct Layer {
+    /// Index of the node in topological order.
     pub node: usize,
+    /// The node's name.
     pub name: String,
+    /// The node's op, as named in ONNX.
     pub op: String,
+    /// The node's output, when faults may strike it.
     pub neuron: Option<TensorSite>,
+    /// The weights the node reads (biases included).
     pub weights: Vec<TensorSite>,
 }
 
@@ -94,7 +104,9 @@ impl Layer {
 /// Every node of a model with its fault sites, in topological order.
 #[derive(Debug, Clone)]
 pub struct Sites {
+    /// The model file the sites were found in.
     pub model: std::path::PathBuf,
+    /// Every node with its fault sites.
     pub layers: Vec<Layer>,
 }
 
@@ -159,9 +171,13 @@ fn weight_sites(graph: &Graph, node: &crate::graph::Node) -> Vec<TensorSite> {
 /// A box `start..end` (per dimension, end exclusive) inside one tensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Region {
+    /// The tensor's value name.
     pub tensor: String,
+    /// The tensor's full shape.
     pub shape: Vec<u64>,
+    /// First index of the box, per dimension.
     pub start: Vec<u64>,
+    /// End of the box (exclusive), per dimension.
     pub end: Vec<u64>,
 }
 
@@ -176,6 +192,7 @@ impl Region {
         }
     }
 
+    /// Number of elements in the box.
     pub fn elements(&self) -> u64 {
         self.start
             .iter()
@@ -199,16 +216,22 @@ impl Region {
 /// One layer and target with the element boxes a fault may strike.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
+    /// Index of the layer's node.
     pub node: usize,
+    /// The layer's name.
     pub layer: String,
+    /// The layer's op, as named in ONNX.
     pub op: String,
+    /// What the faults strike: outputs or weights.
     pub target: Target,
+    /// The boxes faults may strike, in order.
     pub regions: Vec<Region>,
     /// Cumulative element counts of `regions`.
     cum: Vec<u64>,
 }
 
 impl Candidate {
+    /// The candidate for `layer` and `target` over `regions`.
     pub fn new(layer: &Layer, target: Target, regions: Vec<Region>) -> Candidate {
         let cum = regions
             .iter()

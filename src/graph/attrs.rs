@@ -11,14 +11,22 @@ use tch::Tensor;
 use super::ops::KernelError;
 use super::{Op, Window};
 
+/// The value of one node attribute, as typed in the ONNX file.
 #[derive(Debug)]
 pub enum Attr {
+    /// A float.
     Float(f32),
+    /// An integer.
     Int(i64),
+    /// A string.
     Str(String),
+    /// A tensor.
     Tensor(Tensor),
+    /// A list of floats.
     Floats(Vec<f32>),
+    /// A list of integers.
     Ints(Vec<i64>),
+    /// A list of strings.
     Strings(Vec<String>),
 }
 
@@ -37,6 +45,7 @@ impl Clone for Attr {
     }
 }
 
+/// A node's attributes by name.
 #[derive(Debug, Default, Clone)]
 pub struct Attrs(pub BTreeMap<String, Attr>);
 
@@ -49,10 +58,12 @@ fn wrong(name: &str, want: &str, got: &Attr) -> KernelError {
 }
 
 impl Attrs {
+    /// Whether the node sets attribute `name`.
     pub fn has(&self, name: &str) -> bool {
         self.0.contains_key(name)
     }
 
+    /// Int attribute `name`, or `default` when absent.
     pub fn int(&self, name: &str, default: i64) -> KResult<i64> {
         match self.0.get(name) {
             None => Ok(default),
@@ -61,6 +72,7 @@ impl Attrs {
         }
     }
 
+    /// Float attribute `name`, or `default` when absent.
     pub fn float(&self, name: &str, default: f32) -> KResult<f32> {
         match self.0.get(name) {
             None => Ok(default),
@@ -69,6 +81,7 @@ impl Attrs {
         }
     }
 
+    /// String attribute `name`, or `default` when absent.
     pub fn string(&self, name: &str, default: &str) -> KResult<String> {
         match self.0.get(name) {
             None => Ok(default.to_string()),
@@ -77,6 +90,7 @@ impl Attrs {
         }
     }
 
+    /// Ints attribute `name`, or `None` when absent.
     pub fn ints(&self, name: &str) -> KResult<Option<Vec<i64>>> {
         match self.0.get(name) {
             None => Ok(None),
@@ -85,6 +99,7 @@ impl Attrs {
         }
     }
 
+    /// Floats attribute `name`, or `None` when absent.
     pub fn floats(&self, name: &str) -> KResult<Option<Vec<f32>>> {
         match self.0.get(name) {
             None => Ok(None),
@@ -93,6 +108,7 @@ impl Attrs {
         }
     }
 
+    /// Tensor attribute `name`, or `None` when absent.
     pub fn tensor(&self, name: &str) -> KResult<Option<&Tensor>> {
         match self.0.get(name) {
             None => Ok(None),

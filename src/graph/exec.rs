@@ -17,12 +17,14 @@ pub struct Env {
 }
 
 impl Env {
+    /// An environment with no live values for `graph`.
     pub fn new(graph: &Graph) -> Self {
         Env {
             slots: (0..graph.values.len()).map(|_| None).collect(),
         }
     }
 
+    /// Sets the value of `id` for this run.
     pub fn set(&mut self, id: ValueId, t: Tensor) {
         self.slots[id] = Some(t);
     }
@@ -38,6 +40,7 @@ impl Env {
         self.slots[id].as_mut()
     }
 
+    /// Takes the value of `id` out of the run, freeing its slot.
     pub fn take(&mut self, id: ValueId) -> Option<Tensor> {
         self.slots[id].take()
     }

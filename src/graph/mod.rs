@@ -55,7 +55,12 @@ pub enum Source {
     /// An initializer or a folded `Constant` node.
     Constant(Tensor),
     /// Output `slot` of node `node`.
-    Node { node: usize, slot: usize },
+    Node {
+        /// Index of the producing node.
+        node: usize,
+        /// Which of its outputs.
+        slot: usize,
+    },
 }
 
 /// A clone shares a constant's storage (see [`Graph`]).
@@ -72,9 +77,12 @@ impl Clone for Source {
     }
 }
 
+/// A named value of the graph: an input, a constant or a node output.
 #[derive(Debug, Clone)]
 pub struct Value {
+    /// The ONNX value name.
     pub name: String,
+    /// Where the value comes from.
     pub source: Source,
     /// Index of the last node that reads this value; `usize::MAX` for graph
     /// outputs, which stay alive to the end.
@@ -85,20 +93,26 @@ pub struct Value {
 /// symbolic dimension such as a dynamic batch).
 #[derive(Debug, Clone)]
 pub struct InputSpec {
+    /// The input's ONNX name.
     pub name: String,
+    /// Its dimensions; `None` when the file declares no shape.
     pub dims: Option<Vec<Option<i64>>>,
 }
 
+/// One node of the graph, in topological order.
 #[derive(Debug, Clone)]
 pub struct Node {
     /// Position in topological order.
     pub index: usize,
     /// The ONNX node name, or `op#index` when the file leaves it empty.
     pub name: String,
+    /// What the node computes.
     pub op: Op,
     /// `None` for an omitted optional input (empty name in ONNX).
     pub inputs: Vec<Option<ValueId>>,
+    /// The values the node produces, one per output slot.
     pub outputs: Vec<ValueId>,
+    /// The node's ONNX attributes.
     pub attrs: Attrs,
     /// The model's default-domain opset version.
     pub opset: i64,
@@ -111,12 +125,17 @@ pub struct Node {
 pub struct Graph {
     /// The file this graph was loaded from, named in every error.
     pub path: PathBuf,
+    /// The model's default-domain opset version.
     pub opset: i64,
+    /// The nodes, in topological order.
     pub nodes: Vec<Node>,
+    /// Every value, indexed by [`ValueId`].
     pub values: Vec<Value>,
+    /// The declared graph inputs.
     pub inputs: Vec<InputSpec>,
     /// Value ids of the graph inputs, in declaration order.
     pub input_values: Vec<ValueId>,
+    /// Value ids of the graph outputs, in declaration order.
     pub outputs: Vec<ValueId>,
     /// Range supervision on node outputs, by node index: a hardened variant
     /// of the model (empty as loaded).
@@ -132,11 +151,15 @@ pub struct Graph {
 /// 2021; Geissler et al. 2021), applied as the node runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Guard {
+    /// How out-of-range values are handled.
     pub kind: GuardKind,
+    /// Lower bound of the accepted range.
     pub min: f32,
+    /// Upper bound of the accepted range.
     pub max: f32,
 }
 
+/// How a [`Guard`] treats values outside its range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GuardKind {
     /// Clamp to [min, max]; NaN stays NaN.
@@ -146,6 +169,7 @@ pub enum GuardKind {
 }
 
 impl Guard {
+    /// Applies the guard to a node's output.
     pub fn apply(&self, t: &Tensor) -> std::result::Result<Tensor, tch::TchError> {
         let (min, max) = (f64::from(self.min), f64::from(self.max));
         match self.kind {

@@ -19,7 +19,7 @@ macro_rules! ops {
         /// each variant is named as the op in the ONNX spec.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Op {
-            $($op),*
+            $(#[doc = concat!("ONNX `", stringify!($op), "`.")] $op),*
         }
 
         impl Op {

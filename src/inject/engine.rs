@@ -14,8 +14,11 @@ use crate::phases::{timed, Phase};
 
 /// Runs injections on one model, from one source of frontiers.
 pub struct Engine<'a> {
+    /// The model the injections run on.
     pub graph: &'a Graph,
+    /// Where the cached or recomputed frontiers come from.
     pub frontiers: &'a dyn Frontiers,
+    /// How the engine runs.
     pub options: Options,
     /// Worked out once: every batch of every call reads them.
     bounds: Bounds,
@@ -25,6 +28,7 @@ pub struct Engine<'a> {
 }
 
 impl<'a> Engine<'a> {
+    /// An engine for `graph` reading frontiers from `frontiers`.
     pub fn new(graph: &'a Graph, frontiers: &'a dyn Frontiers, options: Options) -> Self {
         Engine {
             graph,

@@ -28,6 +28,7 @@ use crate::split;
 /// it, so timing noise does not flip close calls.
 const RECOMPUTE_SHARE: f64 = 0.8;
 
+/// A source of golden frontiers: the values live at a cut, per sample.
 pub trait Frontiers: Sync {
     /// The frontier of `cut` for `samples` (positions in the data set,
     /// ascending): one tensor per frontier value, one row per sample.
@@ -232,6 +233,7 @@ fn inputs(data: &Dataset, samples: &[usize]) -> Result<Tensor> {
 
 /// Frontiers computed from the data set by running the prefix.
 pub struct ComputedFrontiers<'a> {
+    /// The data set the prefix runs on.
     pub data: &'a Dataset,
 }
 
@@ -251,12 +253,14 @@ pub struct InputFrontiers {
 }
 
 impl InputFrontiers {
+    /// Frontiers of the model inputs `inputs`, one row per sample.
     pub fn new(inputs: Tensor) -> Self {
         InputFrontiers {
             inputs: Mutex::new(inputs),
         }
     }
 
+    /// Loads and preprocesses every sample of `data` into memory.
     pub fn load(data: &Dataset) -> Result<Self> {
         let parts: Vec<Tensor> = data
             .batches(data.spec.batch_size)

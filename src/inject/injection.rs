@@ -16,9 +16,17 @@ pub type Corrupt = Arc<dyn Fn(f32) -> f32 + Send + Sync>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultSite {
     /// Flat index into one sample's first output of the node (a neuron).
-    Neuron { index: i64 },
+    Neuron {
+        /// Flat index of the element.
+        index: i64,
+    },
     /// Flat index into the node's input `input`, a weight (initializer).
-    Weight { input: usize, index: i64 },
+    Weight {
+        /// Which input of the node.
+        input: usize,
+        /// Flat index of the element.
+        index: i64,
+    },
 }
 
 /// One fault of an injection as the engine applies it: a node (by index),
@@ -29,11 +37,14 @@ pub enum FaultSite {
 pub struct NodeFault {
     /// Topological index of the node.
     pub node: usize,
+    /// The element the fault strikes.
     pub site: FaultSite,
+    /// What the fault does to the value.
     pub corrupt: Corrupt,
 }
 
 impl NodeFault {
+    /// A fault on element `index` of the output of node `node`.
     pub fn neuron(node: usize, index: i64, corrupt: Corrupt) -> Self {
         NodeFault {
             node,
@@ -42,6 +53,7 @@ impl NodeFault {
         }
     }
 
+    /// A fault on element `index` of input `input` (a weight) of node `node`.
     pub fn weight(node: usize, input: usize, index: i64, corrupt: Corrupt) -> Self {
         NodeFault {
             node,
@@ -58,6 +70,7 @@ pub struct Injection {
     pub id: usize,
     /// Position of the sample in the data set (as the cache stores it).
     pub sample: usize,
+    /// The faults, applied together.
     pub faults: Vec<NodeFault>,
 }
 
@@ -92,13 +105,18 @@ impl Injection {
 /// The value at a fault site before and after the fault.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SiteValues {
+    /// The value before the fault.
     pub original: f32,
+    /// The value after the fault.
     pub faulty: f32,
 }
 
+/// How one injection ended: its fault sites' values, its outputs, any error.
 #[derive(Debug)]
 pub struct InjectionResult {
+    /// The injection's [`Injection::id`].
     pub id: usize,
+    /// The injection's [`Injection::sample`].
     pub sample: usize,
     /// One per fault, in the injection's order.
     pub sites: Vec<SiteValues>,
@@ -121,6 +139,7 @@ pub struct InjectionResult {
 }
 
 impl InjectionResult {
+    /// The outcome: `due` on an error, `masked` when dropped, else by the outputs.
     pub fn outcome(&self) -> Outcome {
         match (&self.error, &self.output, self.masked_after) {
             (Some(_), _, _) => Outcome::Due,

@@ -15,6 +15,7 @@ use crate::classify::{top1, Outcome, OutputDiff};
 use crate::error::Result;
 use crate::graph::Graph;
 
+/// How far the outcomes of two runs of one injection agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Agreement {
     /// Same outcome.
@@ -22,6 +23,7 @@ pub enum Agreement {
     /// Different outcomes, but the faulty output is within rounding noise of
     /// the boundary between them.
     WithinRounding,
+    /// Different outcomes, beyond rounding noise.
     Differs,
 }
 
@@ -47,6 +49,7 @@ fn distances(r: &InjectionResult) -> Option<(f64, f64)> {
     Some((max_abs_diff(out, &r.golden), margin))
 }
 
+/// How far the outcomes of runs `a` and `b` of one injection agree.
 pub fn agreement(a: &InjectionResult, b: &InjectionResult) -> Agreement {
     use Outcome::*;
     let (oa, ob) = (a.outcome(), b.outcome());

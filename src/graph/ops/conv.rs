@@ -179,14 +179,20 @@ pub fn conv_filters(
 /// dilations, padding (begin, end) and dilated kernel extent, and its groups.
 #[derive(Debug, Clone)]
 pub struct ConvShape {
+    /// Stride per spatial axis.
     pub strides: Vec<i64>,
+    /// Dilation per spatial axis.
     pub dilations: Vec<i64>,
+    /// Padding (begin, end) per spatial axis.
     pub pads: Vec<(i64, i64)>,
+    /// Dilated kernel extent per spatial axis.
     pub extent: Vec<i64>,
+    /// Number of groups.
     pub group: i64,
 }
 
 impl ConvShape {
+    /// The geometry of `node` on input `x` with weight `w`.
     pub fn of(node: &Node, x: &Tensor, w: &Tensor) -> KResult<Self> {
         let kernel = weight_kernel(node, x, w)?;
         let d = kernel.len();

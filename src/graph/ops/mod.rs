@@ -35,18 +35,23 @@ impl From<tch::TchError> for KernelError {
     }
 }
 
+/// What a kernel returns: its value or the reason the op failed.
 pub type KResult<T> = Result<T, KernelError>;
 
 /// Inputs as the executor hands them over: `None` for an omitted optional input.
 pub type Inputs<'a> = [Option<&'a Tensor>];
 
+/// A kernel: computes a node's outputs from its attributes and inputs.
 pub type Kernel = fn(&Node, &Inputs) -> KResult<Vec<Tensor>>;
 
 /// An op's kernel and the attributes it honours (what the engine may
 /// assume of the op is declared in [`Op::traits`]).
 pub struct OpDef {
+    /// The op this kernel runs.
     pub op: Op,
+    /// The attributes the kernel reads; any other is rejected at load time.
     pub attrs: &'static [&'static str],
+    /// The kernel.
     pub kernel: Kernel,
 }
 
@@ -77,6 +82,7 @@ pub fn lookup(op: &str) -> Option<&'static OpDef> {
     Op::parse(op).map(def)
 }
 
+/// Fails the op with `msg`.
 pub fn fail<T>(msg: impl Into<String>) -> KResult<T> {
     Err(KernelError(msg.into()))
 }
@@ -118,6 +124,7 @@ pub fn axis(axis: i64, rank: usize) -> KResult<i64> {
     Ok(a)
 }
 
+/// A single output.
 pub fn one(t: Tensor) -> KResult<Vec<Tensor>> {
     Ok(vec![t])
 }
