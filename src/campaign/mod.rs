@@ -30,7 +30,6 @@ pub use runs::{
 };
 
 use crate::cache::Store;
-use crate::classify::Outcome;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::faults::{self, Fault};
@@ -320,7 +319,7 @@ pub fn run_with_models(
     let path = out.join("injections.csv");
     let (mut rows, done, mut tally) = match recorded && path.exists() {
         true => Rows::resume(&path, &plan, step, &layout)?,
-        false => (Rows::create(&path, &layout)?, 0, Tally::default()),
+        false => (Rows::create(&path, &layout)?, 0, Tally::new(&plan)),
     };
     // Only the runs --verify rechecks stay in memory.
     let to_verify = verify::pick(plan.campaign.seed, done..total, args.verify);
@@ -345,16 +344,11 @@ pub fn run_with_models(
                         .map(|h| h.next().expect("one result per run"))
                         .collect();
                     let faults = window.faults(r.id);
+                    let facts = layout.facts(&plan, &r, &others, &names);
                     timed(Phase::Writing, || {
-                        layout.record(&plan, faults, &r, &others, &mut rows.sink)
+                        layout.record(&plan, faults, (&r, &others), &facts, &mut rows.sink)
                     })?;
-                    let outcomes: Vec<(&str, Outcome)> = names
-                        .iter()
-                        .zip(&others)
-                        .map(|(n, o)| (n.as_str(), o.outcome()))
-                        .collect();
-                    let inside = [r.first_nonfinite.is_some(), r.detected];
-                    tally.add(&plan, faults, (r.outcome(), inside), &outcomes);
+                    tally.add(&plan, faults, &facts);
                     if to_verify.contains(&r.id) {
                         let models = std::iter::once(&plain).chain(&hardened);
                         let results = std::iter::once(r).chain(others);
@@ -426,7 +420,7 @@ impl Rows {
     ) -> Result<(Rows, usize, Tally)> {
         let (done, sums) = resume_rows(path, plan, step)?;
         if done.bytes == 0 {
-            return Ok((Rows::create(path, layout)?, 0, Tally::default()));
+            return Ok((Rows::create(path, layout)?, 0, Tally::new(plan)));
         }
         let rows = Rows {
             sink: CsvSink::append(path)?,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::results::finished;
 use super::{plan_recorded, run_count, Plan, RunArgs};
 use crate::error::{Error, Result};
-use crate::report::{heatmap, Grouping, Summary};
+use crate::report::{cma, heatmap, Grouping, Summary};
 
 /// Where a campaign's results come from: recorded in `provenance.json`,
 /// `summary.json` and `summary.md`.
@@ -106,13 +106,20 @@ pub fn summary_files(
     ];
     if spec.outputs.heatmap {
         let unit = summary.unit(Grouping::Layer);
-        files.push(("heatmap.svg", heatmap::svg(cells, &heatmap_title, unit)));
+        let confidence = summary.settings.confidence;
+        files.push((
+            "heatmap.svg",
+            heatmap::svg(cells, &heatmap_title, unit, confidence),
+        ));
+        let cma_title = format!("{heatmap_title}: convergence");
+        let points = summary.cma.points();
+        files.push(("cma.svg", cma::svg(&points, &cma_title, confidence)));
     }
     files
 }
 
 /// The files a results folder vouches for in `provenance.json`.
-const RECORDED: [&str; 10] = [
+const RECORDED: [&str; 11] = [
     "scenario.yml",
     "faults.bin",
     "golden.csv",
@@ -123,6 +130,7 @@ const RECORDED: [&str; 10] = [
     "summary.md",
     "summary.json",
     "heatmap.svg",
+    "cma.svg",
 ];
 
 #[derive(Serialize, Deserialize)]

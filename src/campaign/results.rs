@@ -14,12 +14,17 @@ use super::Plan;
 use crate::classify::{in_top, top1, Outcome};
 use crate::error::{Error, Result};
 use crate::faults::{self, Fault, NumFormat};
+use crate::faults::{FaultModel, Target};
 use crate::inject::InjectionResult;
-use crate::report::{heatmap, Counts, CsvSink, Grouping, Key, Summary};
+use crate::report::accuracy::RunsOf;
+use crate::report::compare::PairCounts;
+use crate::report::fit::FitInputs;
+use crate::report::{heatmap, Confidence, Counts, CsvSink, Grouping, Key, Settings, Summary};
 use crate::scenario::SummaryKey;
 
 /// The result columns after the fault list's (`faulty_correct`: the faulty
-/// top-1 is the ground-truth label, empty without labels; `detected`: a
+/// top-1 is the ground-truth label and the output is not a DUE, empty
+/// without labels; `detected`: a
 /// monitored node saw NaN or Inf; `outputs_changed`: the model outputs that
 /// differ from golden, by name); hardened models add
 /// `NAME_top1`, `NAME_outcome` and `NAME_topk_hit` each, and `save_outputs`
@@ -72,26 +77,49 @@ impl Layout<'_> {
         h
     }
 
+    /// What the tally counts of a run: `r` on the plan's model, `hardened`
+    /// the same run on each hardened model (named by `names`).
+    pub fn facts<'n>(
+        &self,
+        plan: &Plan,
+        r: &InjectionResult,
+        hardened: &[InjectionResult],
+        names: &'n [String],
+    ) -> RunFacts<'n> {
+        RunFacts {
+            plain: self.verdict(r),
+            hardened: names
+                .iter()
+                .zip(hardened)
+                .map(|(n, h)| (n.as_str(), self.verdict(h)))
+                .collect(),
+            label: plan.data.sample(r.sample).label,
+            golden_top1: top1(&r.golden),
+            nonfinite: r.first_nonfinite.is_some(),
+            detected: r.detected,
+        }
+    }
+
     /// One CSV row per fault of the run: `r` on the plan's model, `hardened`
-    /// the same run on each hardened model.
+    /// the same run on each hardened model, `facts` their verdicts.
     pub fn record(
         &self,
         plan: &Plan,
         faults: &[Fault],
-        r: &InjectionResult,
-        hardened: &[InjectionResult],
+        (r, hardened): (&InjectionResult, &[InjectionResult]),
+        facts: &RunFacts,
         sink: &mut CsvSink,
     ) -> Result<()> {
-        let golden_class = top1(&r.golden);
+        let golden_class = facts.golden_top1;
         let sample = plan.data.sample(r.sample);
+        let verdict = facts.plain;
         for (k, f) in faults.iter().enumerate() {
             let site = r.sites.get(k);
             let mut row: Vec<String> = faults::csv::row(f).to_vec();
-            let [top1, outcome, hit] = self.verdict(r);
-            let correct = match sample.label {
-                Some(label) if !top1.is_empty() => (top1 == label.to_string()).to_string(),
-                _ => String::new(),
-            };
+            let correct = sample
+                .label
+                .map_or(String::new(), |l| verdict.correct(l).to_string());
+            let [top1, outcome, hit] = verdict.cells();
             row.extend([
                 sample.id.to_string(),
                 sample.label.map_or(String::new(), |l| l.to_string()),
@@ -110,8 +138,8 @@ impl Layout<'_> {
                 r.detected.to_string(),
                 changed_outputs(plan, r),
             ]);
-            for h in hardened {
-                row.extend(self.verdict(h));
+            for (_, v) in &facts.hardened {
+                row.extend(v.cells());
             }
             if self.save_outputs {
                 row.push(self.top_list(&r.golden));
@@ -130,14 +158,18 @@ impl Layout<'_> {
 
     /// Top-1, outcome and top-k hit of a run, against its own model's
     /// golden class.
-    fn verdict(&self, r: &InjectionResult) -> [String; 3] {
+    pub fn verdict(&self, r: &InjectionResult) -> Verdict {
         let (outcome, golden_class) = (r.outcome(), top1(&r.golden));
-        let (top1, hit) = match (outcome, &r.output) {
-            (Outcome::Masked, _) => (golden_class.to_string(), true),
-            (_, Some(out)) => (top1(out).to_string(), in_top(out, golden_class, self.top_k)),
-            (_, None) => (String::new(), false),
+        let (top1, top_k_hit) = match (outcome, &r.output) {
+            (Outcome::Masked, _) => (Some(golden_class), true),
+            (_, Some(out)) => (Some(top1(out)), in_top(out, golden_class, self.top_k)),
+            (_, None) => (None, false),
         };
-        [top1, outcome.name().to_string(), hit.to_string()]
+        Verdict {
+            top1,
+            outcome,
+            top_k_hit,
+        }
     }
 
     /// `class:score` for the top k classes, best first.
@@ -155,6 +187,67 @@ impl Layout<'_> {
     }
 }
 
+/// A run's verdict on one model: its top-1 class (none when the run
+/// failed), its outcome, and whether the golden class is among its top k.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    pub top1: Option<i64>,
+    pub outcome: Outcome,
+    pub top_k_hit: bool,
+}
+
+impl Verdict {
+    /// The row's `top1`, `outcome` and `topK_hit` fields.
+    fn cells(&self) -> [String; 3] {
+        [
+            self.top1.map_or(String::new(), |c| c.to_string()),
+            self.outcome.name().to_string(),
+            self.top_k_hit.to_string(),
+        ]
+    }
+
+    /// Read back from those fields (`None` if they are not a verdict's).
+    fn parse([top1, outcome, hit]: [&str; 3]) -> Option<Verdict> {
+        Some(Verdict {
+            top1: match top1 {
+                "" => None,
+                c => Some(c.parse().ok()?),
+            },
+            outcome: parse_outcome(outcome)?,
+            top_k_hit: parse_bool(hit)?,
+        })
+    }
+
+    /// Whether the run classified the sample as `label` (a DUE's output
+    /// holds NaN or Inf, so it never does).
+    pub fn correct(&self, label: i64) -> bool {
+        self.outcome != Outcome::Due && self.top1 == Some(label)
+    }
+
+    /// Whether the run kept the golden class (masked or benign).
+    fn agrees(&self) -> bool {
+        matches!(self.outcome, Outcome::Masked | Outcome::Benign)
+    }
+}
+
+/// What the tally counts of one run, exactly as its rows in
+/// `injections.csv` say it, so that a tally read back from the rows equals
+/// the one counted live.
+pub struct RunFacts<'a> {
+    /// The verdict on the plan's model.
+    pub plain: Verdict,
+    /// The verdict on each hardened model, by name.
+    pub hardened: Vec<(&'a str, Verdict)>,
+    /// The sample's ground-truth label, if the data has labels.
+    pub label: Option<i64>,
+    /// The fault-free model's top-1 class.
+    pub golden_top1: i64,
+    /// Some value inside the network was NaN or Inf.
+    pub nonfinite: bool,
+    /// A monitored node caught NaN or Inf.
+    pub detected: bool,
+}
+
 /// The names of the model outputs that `r` changed, space-separated.
 fn changed_outputs(plan: &Plan, r: &InjectionResult) -> String {
     let graph = &plan.graph;
@@ -170,7 +263,6 @@ fn changed_outputs(plan: &Plan, r: &InjectionResult) -> String {
 /// its scope), then join the groups as one cluster
 /// ([`add_injection`](crate::report::Group::add_injection));
 /// injections run a window at a time, so few wait at once.
-#[derive(Default)]
 pub struct Tally {
     summary: Summary,
     cells: heatmap::Cells,
@@ -181,52 +273,117 @@ pub struct Tally {
 struct Open {
     runs_left: u64,
     counts: BTreeMap<Slot, Counts>,
+    /// Per hardened model and group (`all` or a layer): both models' rows.
+    pairs: BTreeMap<(Key, Key), PairCounts>,
+    /// Per protection (`none`, then each hardened model): its runs for the
+    /// accuracy.
+    accuracy: BTreeMap<Key, RunsOf>,
 }
 
-/// Where a run counts: a table's row, or a heatmap cell (format, layer,
-/// column).
+/// Where a run counts: a table's row, a heatmap cell (format, layer,
+/// column), or a bit's rate for the FIT table (target, format, bit).
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 enum Slot {
     Row(Grouping, Key),
     Cell(NumFormat, (usize, String), Key),
+    Fit(Target, NumFormat, u8),
 }
 
 impl Tally {
-    /// Counts one run: its outcome on the plan's model with whether it held
-    /// NaN or Inf inside and whether a monitored node caught it, and its
-    /// outcome on each named hardened model (the `protection` table
-    /// compares them).
-    pub fn add(
-        &mut self,
-        plan: &Plan,
-        faults: &[Fault],
-        (outcome, inside): (Outcome, [bool; 2]),
-        hardened: &[(&str, Outcome)],
-    ) {
-        self.summary.inside.add(inside[0], inside[1]);
+    /// An empty tally for the plan's campaign.
+    pub fn new(plan: &Plan) -> Tally {
+        let outputs = &plan.campaign.spec.outputs;
+        let settings = Settings {
+            confidence: Confidence::new(outputs.confidence),
+            top_k: outputs.top_k,
+            fit: outputs.fit.as_ref().map(|f| FitInputs {
+                raw_per_bit: f.raw_per_bit,
+                elements: [Target::Neuron, Target::Weight]
+                    .into_iter()
+                    .filter_map(|t| {
+                        let given = f.elements.get(&t).copied();
+                        Some((t, given.or_else(|| targeted_elements(plan, t))?))
+                    })
+                    .collect(),
+            }),
+        };
+        Tally {
+            summary: Summary {
+                settings,
+                ..Summary::default()
+            },
+            cells: heatmap::Cells::default(),
+            open: HashMap::new(),
+        }
+    }
+
+    /// Counts one run: its faults and what its row says (see [`RunFacts`]).
+    pub fn add(&mut self, plan: &Plan, faults: &[Fault], run: &RunFacts) {
+        let summary = &mut self.summary;
+        summary.inside.add(run.nonfinite, run.detected);
+        if let Some(label) = run.label {
+            summary.golden_correct.0 += u64::from(run.golden_top1 == label);
+            summary.golden_correct.1 += 1;
+        }
         let injection = faults[0].injection;
-        let several_samples = &mut self.summary.several_samples;
+        let several_samples = &mut summary.several_samples;
         let open = self.open.entry(injection).or_insert_with(|| {
             let runs = super::runs::scope(faults, plan.data.len() as u64);
             let runs_left = runs.end - runs.start;
             *several_samples |= runs_left > 1;
-            let counts = BTreeMap::new();
-            Open { runs_left, counts }
+            Open {
+                runs_left,
+                counts: BTreeMap::new(),
+                pairs: BTreeMap::new(),
+                accuracy: BTreeMap::new(),
+            }
         });
-        for (slot, o) in slots(plan, faults, outcome, hardened) {
-            open.counts.entry(slot).or_default().add(o);
+        let fit = summary.settings.fit.is_some();
+        for (slot, v) in slots(plan, faults, run, fit) {
+            open.counts
+                .entry(slot)
+                .or_default()
+                .add(v.outcome, v.top_k_hit);
+        }
+        let plain = (run.plain.outcome, run.plain.top_k_hit);
+        for (i, (name, v)) in run.hardened.iter().enumerate() {
+            let versus = protection_key(i + 1, name);
+            let hardened = (v.outcome, v.top_k_hit);
+            let groups = std::iter::once(Key::label("all"))
+                .chain(faults.iter().map(|f| Key::new(vec![f.node], &f.layer)));
+            for group in groups {
+                let pair = open.pairs.entry((versus.clone(), group)).or_default();
+                pair.add(plain, hardened);
+            }
+        }
+        let models =
+            std::iter::once(("none", &run.plain)).chain(run.hardened.iter().map(|(n, v)| (*n, v)));
+        for (i, (name, v)) in models.enumerate() {
+            let r = open.accuracy.entry(protection_key(i, name)).or_default();
+            if let Some(label) = run.label {
+                r.labelled += 1;
+                r.correct += u64::from(v.correct(label));
+            }
+            r.runs += 1;
+            r.agree += u64::from(v.agrees());
         }
         open.runs_left -= 1;
         if open.runs_left == 0 {
             let open = self.open.remove(&injection).expect("open");
-            self.close(open);
+            self.close(injection, open);
         }
     }
 
-    fn close(&mut self, open: Open) {
+    fn close(&mut self, injection: u64, open: Open) {
+        let summary = &mut self.summary;
         for (slot, counts) in open.counts {
             let group = match slot {
-                Slot::Row(grouping, key) => self.summary.group_mut(grouping, key),
+                Slot::Row(grouping, key) => {
+                    if grouping == Grouping::Overall {
+                        summary.cma.add_injection(injection, &counts);
+                    }
+                    summary.group_mut(grouping, key)
+                }
                 Slot::Cell(format, layer, key) => self
                     .cells
                     .entry(format)
@@ -235,56 +392,96 @@ impl Tally {
                     .or_default()
                     .entry(key)
                     .or_default(),
+                Slot::Fit(target, format, bit) => summary
+                    .bit_rates
+                    .entry((target, format))
+                    .or_default()
+                    .entry(bit)
+                    .or_default(),
             };
             group.add_injection(&counts);
+        }
+        for ((versus, group), pair) in open.pairs {
+            let paired = summary.comparisons.entry(versus).or_default();
+            paired.entry(group).or_default().add_injection(&pair);
+        }
+        for (key, runs) in open.accuracy {
+            let model = summary.accuracy.entry(key).or_default();
+            model.add_injection(&runs);
         }
     }
 
     /// The summary and the heatmap cells, every injection counted (one
     /// still open, in a list read only in part, counts as it is).
     pub fn finish(mut self) -> (Summary, heatmap::Cells) {
-        for (_, open) in std::mem::take(&mut self.open) {
-            self.close(open);
+        let mut open: Vec<(u64, Open)> = std::mem::take(&mut self.open).into_iter().collect();
+        open.sort_by_key(|(id, _)| *id);
+        for (injection, open) in open {
+            self.close(injection, open);
         }
         (self.summary, self.cells)
     }
 }
 
-/// The rows and cells one run counts in, each with the outcome it counts.
-fn slots(
+/// The eligible elements of the campaign's targeted layers for target `t`
+/// (each layer counted once across sweep points), if any.
+fn targeted_elements(plan: &Plan, t: Target) -> Option<u64> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut total = 0;
+    for p in &plan.campaign.points {
+        for c in p.candidates.iter().filter(|c| c.target == t) {
+            if seen.insert(c.node) {
+                total += c.elements();
+            }
+        }
+    }
+    (total > 0).then_some(total)
+}
+
+fn protection_key(rank: usize, name: &str) -> Key {
+    Key::new(vec![rank as u32], name)
+}
+
+/// The rows and cells one run counts in, each with the verdict it counts
+/// (`fit`: also each single-bit flip's bit, for the FIT table).
+fn slots<'v>(
     plan: &Plan,
     faults: &[Fault],
-    outcome: Outcome,
-    hardened: &[(&str, Outcome)],
-) -> Vec<(Slot, Outcome)> {
-    let mut slots = vec![(Slot::Row(Grouping::Overall, Key::label("all")), outcome)];
-    if !hardened.is_empty() {
-        slots.push((protection(0, "none"), outcome));
-        for (i, (name, o)) in hardened.iter().enumerate() {
-            slots.push((protection(i + 1, name), *o));
+    run: &'v RunFacts,
+    fit: bool,
+) -> Vec<(Slot, &'v Verdict)> {
+    let plain = &run.plain;
+    let mut slots = vec![(Slot::Row(Grouping::Overall, Key::label("all")), plain)];
+    if !run.hardened.is_empty() {
+        slots.push((protection(0, "none"), plain));
+        for (i, (name, v)) in run.hardened.iter().enumerate() {
+            slots.push((protection(i + 1, name), v));
         }
     }
     let chosen = &plan.campaign.spec.outputs.summaries;
     if chosen.contains(&SummaryKey::Sweep) {
         let sweep = faults[0].sweep;
         let key = Key::new(vec![sweep], sweep_label(plan, sweep));
-        slots.push((Slot::Row(Grouping::Sweep, key), outcome));
+        slots.push((Slot::Row(Grouping::Sweep, key), plain));
     }
     for f in faults {
         for key in chosen {
             if let Some((grouping, key)) = fault_row(plan, f, *key) {
-                slots.push((Slot::Row(grouping, key), outcome));
+                slots.push((Slot::Row(grouping, key), plain));
             }
         }
         let layer = (f.node as usize, f.layer.clone());
         let column = Key::bits(&f.model, &f.bits);
-        slots.push((Slot::Cell(f.dtype, layer, column), outcome));
+        slots.push((Slot::Cell(f.dtype, layer, column), plain));
+        if let (true, FaultModel::BitFlip, [bit]) = (fit, &f.model, f.bits.as_slice()) {
+            slots.push((Slot::Fit(f.target, f.dtype, *bit), plain));
+        }
     }
     slots
 }
 
 fn protection(rank: usize, name: &str) -> Slot {
-    Slot::Row(Grouping::Protection, Key::new(vec![rank as u32], name))
+    Slot::Row(Grouping::Protection, protection_key(rank, name))
 }
 
 /// The row a fault counts in for a per-fault summary (`None` for the
@@ -419,7 +616,7 @@ pub fn finished(path: &Path, plan: &Plan, step: usize, sums: Option<&[Sum]>) -> 
         runs: 0,
         bytes: 0,
         chunks: 0,
-        tally: Tally::default(),
+        tally: Tally::new(plan),
     };
     // Killed before the header reached the disk: nothing to keep.
     let Some(header) = lines.next()? else {
@@ -431,28 +628,39 @@ pub fn finished(path: &Path, plan: &Plan, step: usize, sums: Option<&[Sum]>) -> 
         path: path.to_path_buf(),
         msg,
     };
-    let (
-        Some(injection_col),
-        Some(sample_col),
-        Some(outcome_col),
-        Some(nonfinite_col),
-        Some(detected_col),
-    ) = (
-        col("injection"),
-        col("sample_id"),
-        col("outcome"),
-        col("first_nonfinite"),
-        col("detected"),
-    )
+    let hit = format!("top{}_hit", plan.campaign.spec.outputs.top_k);
+    let needed = [
+        "injection",
+        "sample_id",
+        "label",
+        "golden_top1",
+        "faulty_top1",
+        "outcome",
+        &hit,
+        "first_nonfinite",
+        "detected",
+    ]
+    .map(col);
+    let Some(
+        [injection_col, sample_col, label_col, golden_col, top1_col, outcome_col, hit_col, nonfinite_col, detected_col],
+    ) = needed
+        .iter()
+        .copied()
+        .collect::<Option<Vec<usize>>>()
+        .and_then(|v| <[usize; 9]>::try_from(v).ok())
     else {
         return Err(bad(
             "the header is not that of injections.csv; start the campaign afresh".into(),
         ));
     };
-    let hardened: Vec<(String, usize)> = columns
+    // Each hardened model's top-1, outcome and top-k hit columns.
+    let hardened: Vec<(String, [usize; 3])> = columns
         .iter()
-        .enumerate()
-        .filter_map(|(i, c)| Some((c.strip_suffix("_outcome")?.to_string(), i)))
+        .filter_map(|c| {
+            let name = c.strip_suffix("_outcome")?;
+            let at = |suffix: &str| col(&format!("{name}_{suffix}"));
+            Some((name.to_string(), [at("top1")?, at("outcome")?, at(&hit)?]))
+        })
         .collect();
     let mut done = Finished {
         bytes: lines.bytes,
@@ -505,17 +713,27 @@ pub fn finished(path: &Path, plan: &Plan, step: usize, sums: Option<&[Sum]>) -> 
                 {
                     return Err(mismatch());
                 }
-                let outcome = parse_outcome(field(outcome_col)).ok_or_else(mismatch)?;
+                let verdict =
+                    |[a, b, c]: [usize; 3]| Verdict::parse([field(a), field(b), field(c)]);
+                let plain = verdict([top1_col, outcome_col, hit_col]).ok_or_else(mismatch)?;
                 let others = hardened
                     .iter()
-                    .map(|(name, i)| Some((name.as_str(), parse_outcome(field(*i))?)))
+                    .map(|(name, cols)| Some((name.as_str(), verdict(*cols)?)))
                     .collect::<Option<Vec<_>>>()
                     .ok_or_else(mismatch)?;
-                let inside = [
-                    !field(nonfinite_col).is_empty(),
-                    field(detected_col) == "true",
-                ];
-                done.tally.add(plan, faults, (outcome, inside), &others);
+                let label = match field(label_col) {
+                    "" => None,
+                    l => Some(l.parse().map_err(|_| mismatch())?),
+                };
+                let facts = RunFacts {
+                    plain,
+                    hardened: others,
+                    label,
+                    golden_top1: field(golden_col).parse().map_err(|_| mismatch())?,
+                    nonfinite: !field(nonfinite_col).is_empty(),
+                    detected: field(detected_col) == "true",
+                };
+                done.tally.add(plan, faults, &facts);
                 at += faults.len();
             }
             kept_rows += need;
@@ -584,6 +802,14 @@ fn csv_record(line: &str) -> Option<Vec<String>> {
         .from_reader(line.as_bytes());
     let record = reader.records().next()?.ok()?;
     Some(record.iter().map(str::to_string).collect())
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
 }
 
 fn parse_outcome(s: &str) -> Option<Outcome> {

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::stats::Group;
+use super::stats::{Confidence, Group};
 use super::Key;
 use crate::classify::Outcome;
 use crate::faults::NumFormat;
@@ -32,10 +32,16 @@ const NAME_CHARS: usize = 60;
 const STEPS: [f64; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
 const NO_INJECTIONS: &str = "#d9d9d9";
 
-const NOTES: [&str; 2] = [
-    "Colour proportional to the rate: white 0%, full colour 100%; grey: no injections.",
-    "Bit 0 = least significant. Hover a cell for its rate, 95% interval and counts.",
-];
+/// The notes under the title.
+fn notes(confidence: Confidence) -> [String; 2] {
+    [
+        "Colour proportional to the rate: white 0%, full colour 100%; grey: no injections.".into(),
+        format!(
+            "Bit 0 = least significant. Hover a cell for its rate, {} interval and counts.",
+            confidence.percent()
+        ),
+    ]
+}
 
 /// Width of `text` at `size` px in a sans-serif font, rounded up (an
 /// average glyph is about 0.55 em; 0.62 leaves room).
@@ -61,19 +67,21 @@ fn colour(outcome: Outcome, rate: f64) -> String {
 }
 
 /// `unit`: what a cell's `n` counts (`faults` or `rows`).
-pub fn svg(cells: &Cells, title: &str, unit: &str) -> String {
+pub fn svg(cells: &Cells, title: &str, unit: &str, confidence: Confidence) -> String {
+    let notes = notes(confidence);
     let panels: Vec<Panel> = cells
         .iter()
         .flat_map(|(&format, layers)| {
-            [Outcome::Sde, Outcome::Due].map(|outcome| Panel::new(format, outcome, layers))
+            [Outcome::Sde, Outcome::Due]
+                .map(|outcome| Panel::new(format, outcome, layers, confidence.z))
         })
         .collect();
-    let header = 24 + 16 * NOTES.len();
+    let header = 24 + 16 * notes.len();
     let width = panels
         .iter()
         .map(Panel::width)
         .chain([text_width(title, 14.0)])
-        .chain(NOTES.map(|n| text_width(n, FONT)))
+        .chain(notes.iter().map(|n| text_width(n, FONT)))
         .max()
         .unwrap_or(0)
         + 2 * MARGIN;
@@ -89,7 +97,7 @@ pub fn svg(cells: &Cells, title: &str, unit: &str) -> String {
         r#"<text x="{MARGIN}" y="20" font-size="14" font-weight="bold">{}</text>"#,
         escape(title)
     );
-    for (i, note) in NOTES.iter().enumerate() {
+    for (i, note) in notes.iter().enumerate() {
         let _ = writeln!(s, r#"<text x="{MARGIN}" y="{}">{note}</text>"#, 38 + 16 * i);
     }
     let mut top = header;
@@ -106,6 +114,8 @@ struct Panel<'a> {
     format: NumFormat,
     outcome: Outcome,
     layers: &'a Layers,
+    /// The normal quantile of the intervals in the tooltips.
+    z: f64,
     /// Bits from the highest down, then value fault models.
     columns: Vec<&'a Key>,
     heading: String,
@@ -116,7 +126,7 @@ struct Panel<'a> {
 }
 
 impl<'a> Panel<'a> {
-    fn new(format: NumFormat, outcome: Outcome, layers: &'a Layers) -> Panel<'a> {
+    fn new(format: NumFormat, outcome: Outcome, layers: &'a Layers, z: f64) -> Panel<'a> {
         let mut columns: Vec<&Key> = layers.values().flat_map(|m| m.keys()).collect();
         columns.sort();
         columns.dedup();
@@ -149,6 +159,7 @@ impl<'a> Panel<'a> {
             format,
             outcome,
             layers,
+            z,
             columns,
             heading,
             names,
@@ -234,7 +245,7 @@ impl<'a> Panel<'a> {
             );
             return;
         };
-        let r = group.rate(self.outcome);
+        let r = group.rate(self.outcome, self.z);
         let _ = writeln!(
             s,
             r##"<rect x="{x}" y="{y}" width="{CELL}" height="{CELL}" fill="{}" stroke="#ccc"><title>{} {} {}: {} {:.2}% [{:.2}, {:.2}], {} of {} {unit} ({} injections)</title></rect>"##,

@@ -1,7 +1,8 @@
-//! The statistics behind every summary: outcome counts per group and 95%
-//! Wilson intervals clustered by injection. In: each injection's counts in a
-//! group (its rows: every fault and every sample of its scope). Out: rates,
-//! intervals and the effective sample size behind each interval.
+//! The statistics behind every summary: outcome counts per group and Wilson
+//! intervals (95% unless `outputs.confidence` says otherwise) clustered by
+//! injection. In: each injection's counts in a group (its rows: every fault
+//! and every sample of its scope). Out: rates, intervals and the effective
+//! sample size behind each interval.
 //!
 //! An injection is the fault list's independent draw; its rows share their
 //! faults, so they are not independent trials (a permanent fault that flips
@@ -16,22 +17,90 @@
 
 use crate::classify::Outcome;
 
-/// The standard normal quantile of 97.5%.
-const Z95: f64 = 1.959_963_984_540_054;
+/// The standard normal quantile of 97.5%: the z of a 95% interval.
+pub const Z95: f64 = 1.959_963_984_540_054;
 
-/// The outcomes in the order of the per-outcome sums.
-const OUTCOMES: [Outcome; 4] = [Outcome::Masked, Outcome::Benign, Outcome::Sde, Outcome::Due];
+/// The confidence level of every interval (`outputs.confidence`) and the
+/// normal quantile it needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Confidence {
+    /// The level, in (0, 1).
+    pub level: f64,
+    /// The two-sided standard normal quantile of the level.
+    pub z: f64,
+}
 
-/// The 95% Wilson score interval of a proportion `p` seen on `n` trials
-/// (`n` may be an effective, fractional size).
-pub fn wilson(p: f64, n: f64) -> (f64, f64) {
+impl Confidence {
+    /// The level `level` (95% is [`Z95`] exactly).
+    pub fn new(level: f64) -> Confidence {
+        let z = if level == 0.95 {
+            Z95
+        } else {
+            crate::faults::count::z_two_sided(level)
+        };
+        Confidence { level, z }
+    }
+
+    /// The level as people write it: `95%`, `99.9%`.
+    pub fn percent(&self) -> String {
+        let p = format!("{:.4}", 100.0 * self.level);
+        format!("{}%", p.trim_end_matches('0').trim_end_matches('.'))
+    }
+}
+
+impl Default for Confidence {
+    fn default() -> Confidence {
+        Confidence::new(0.95)
+    }
+}
+
+/// What a rate counts: a row's outcome, or an SDE whose golden class also
+/// left the faulty top k (PyTorchFI's "top-1 not in top-5").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The output is bitwise golden.
+    Masked,
+    /// The output changed, its class did not.
+    Benign,
+    /// Silent data error: the class changed.
+    Sde,
+    /// NaN or Inf in an output.
+    Due,
+    /// An SDE whose golden class is not among the faulty top k either.
+    SdeTopK,
+}
+
+impl From<Outcome> for Event {
+    fn from(o: Outcome) -> Event {
+        match o {
+            Outcome::Masked => Event::Masked,
+            Outcome::Benign => Event::Benign,
+            Outcome::Sde => Event::Sde,
+            Outcome::Due => Event::Due,
+        }
+    }
+}
+
+/// The events in the order of the per-event sums.
+const EVENTS: [Event; 5] = [
+    Event::Masked,
+    Event::Benign,
+    Event::Sde,
+    Event::Due,
+    Event::SdeTopK,
+];
+
+/// The Wilson score interval of a proportion `p` seen on `n` trials (`n`
+/// may be an effective, fractional size), `z` the normal quantile of the
+/// confidence level ([`Z95`] for 95%).
+pub fn wilson(p: f64, n: f64, z: f64) -> (f64, f64) {
     if n <= 0.0 {
         return (0.0, 1.0);
     }
-    let z2 = Z95 * Z95;
+    let z2 = z * z;
     let denom = 1.0 + z2 / n;
     let centre = p + z2 / (2.0 * n);
-    let half = Z95 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
     // At 0 and 1 the bound is exact, not a rounding error away.
     let low = if p <= 0.0 {
         0.0
@@ -59,44 +128,52 @@ pub struct Counts {
     pub sde: u64,
     /// Detected unrecoverable errors: NaN or Inf in the output (or a failure).
     pub due: u64,
+    /// SDE rows whose golden class is not among the faulty top k either.
+    pub sde_top_k: u64,
 }
 
 impl Counts {
-    /// Counts one more row with outcome `o`.
-    pub fn add(&mut self, o: Outcome) {
+    /// Counts one more row with outcome `o`; `top_k_hit`: the golden class
+    /// is among the faulty top k.
+    pub fn add(&mut self, o: Outcome, top_k_hit: bool) {
         self.n += 1;
-        *self.of_mut(o) += 1;
-    }
-
-    /// The count of outcome `o`.
-    pub fn of(&self, o: Outcome) -> u64 {
-        match o {
-            Outcome::Masked => self.masked,
-            Outcome::Benign => self.benign,
-            Outcome::Sde => self.sde,
-            Outcome::Due => self.due,
+        *self.of_mut(o.into()) += 1;
+        if o == Outcome::Sde && !top_k_hit {
+            self.sde_top_k += 1;
         }
     }
 
-    fn of_mut(&mut self, o: Outcome) -> &mut u64 {
-        match o {
-            Outcome::Masked => &mut self.masked,
-            Outcome::Benign => &mut self.benign,
-            Outcome::Sde => &mut self.sde,
-            Outcome::Due => &mut self.due,
+    /// The count of event `e`.
+    pub fn of(&self, e: impl Into<Event>) -> u64 {
+        match e.into() {
+            Event::Masked => self.masked,
+            Event::Benign => self.benign,
+            Event::Sde => self.sde,
+            Event::Due => self.due,
+            Event::SdeTopK => self.sde_top_k,
+        }
+    }
+
+    fn of_mut(&mut self, e: Event) -> &mut u64 {
+        match e {
+            Event::Masked => &mut self.masked,
+            Event::Benign => &mut self.benign,
+            Event::Sde => &mut self.sde,
+            Event::Due => &mut self.due,
+            Event::SdeTopK => &mut self.sde_top_k,
         }
     }
 }
 
-/// One outcome's rate in a group, with its 95% interval and the effective
+/// One event's rate in a group, with its interval and the effective
 /// sample size the interval was computed at.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rate {
     /// The point estimate.
     pub rate: f64,
-    /// Lower end of the 95% interval.
+    /// Lower end of the interval.
     pub low: f64,
-    /// Upper end of the 95% interval.
+    /// Upper end of the interval.
     pub high: f64,
     /// The effective sample size behind the interval.
     pub n_eff: f64,
@@ -113,9 +190,9 @@ pub struct Group {
     pub injections: u64,
     /// Sum over injections of n_i^2 (n_i: the injection's rows here).
     sum_nn: u128,
-    /// Per outcome (in [`OUTCOMES`] order): sums of k_i^2 and k_i n_i.
-    sum_kk: [u128; 4],
-    sum_kn: [u128; 4],
+    /// Per event (in [`EVENTS`] order): sums of k_i^2 and k_i n_i.
+    sum_kk: [u128; 5],
+    sum_kn: [u128; 5],
 }
 
 impl Group {
@@ -127,26 +204,42 @@ impl Group {
         let n = u128::from(c.n);
         self.injections += 1;
         self.sum_nn += n * n;
-        for (i, o) in OUTCOMES.into_iter().enumerate() {
-            let k = u128::from(c.of(o));
+        for (i, e) in EVENTS.into_iter().enumerate() {
+            let k = u128::from(c.of(e));
             self.sum_kk[i] += k * k;
             self.sum_kn[i] += k * n;
         }
         let t = &mut self.counts;
         t.n += c.n;
-        for o in OUTCOMES {
-            *t.of_mut(o) += c.of(o);
+        for e in EVENTS {
+            *t.of_mut(e) += c.of(e);
         }
     }
 
-    /// The rate of outcome `o` with its clustered Wilson interval.
-    pub fn rate(&self, o: Outcome) -> Rate {
-        let n_eff = self.effective_n(o);
+    /// Adds every injection of `other` (whose injections are not in `self`).
+    pub fn merge(&mut self, other: &Group) {
+        self.injections += other.injections;
+        self.sum_nn += other.sum_nn;
+        for i in 0..EVENTS.len() {
+            self.sum_kk[i] += other.sum_kk[i];
+            self.sum_kn[i] += other.sum_kn[i];
+        }
+        self.counts.n += other.counts.n;
+        for e in EVENTS {
+            *self.counts.of_mut(e) += other.counts.of(e);
+        }
+    }
+
+    /// The rate of event `e` with its clustered Wilson interval at normal
+    /// quantile `z`.
+    pub fn rate(&self, e: impl Into<Event>, z: f64) -> Rate {
+        let e = e.into();
+        let n_eff = self.effective_n(e);
         let rate = match self.counts.n {
             0 => 0.0,
-            n => self.counts.of(o) as f64 / n as f64,
+            n => self.counts.of(e) as f64 / n as f64,
         };
-        let (low, high) = wilson(rate, n_eff);
+        let (low, high) = wilson(rate, n_eff, z);
         Rate {
             rate,
             low,
@@ -155,24 +248,27 @@ impl Group {
         }
     }
 
+    /// Whether every injection has one row here (its rows are then
+    /// independent trials).
+    pub fn one_row_per_injection(&self) -> bool {
+        self.sum_nn == u128::from(self.counts.n)
+    }
+
     /// Kish's n / design effect, with the variance of the ratio estimator
     /// over injections (`c/(c-1) sum (k_i - p n_i)^2 / n^2`) against that of
     /// n independent trials (`p (1 - p) / (n - 1)`), kept in
     /// [injections, n].
-    fn effective_n(&self, o: Outcome) -> f64 {
+    fn effective_n(&self, e: Event) -> f64 {
         let (n, c) = (self.counts.n, self.injections);
-        let k = self.counts.of(o);
-        if self.sum_nn == u128::from(n) {
+        let k = self.counts.of(e);
+        if self.one_row_per_injection() {
             // One row per injection: independent trials.
             return n as f64;
         }
         if k == 0 || k == n || c < 2 {
             return c as f64;
         }
-        let i = OUTCOMES
-            .iter()
-            .position(|x| *x == o)
-            .expect("every outcome");
+        let i = EVENTS.iter().position(|x| *x == e).expect("every event");
         let (nf, cf, p) = (n as f64, c as f64, k as f64 / n as f64);
         let spread =
             self.sum_kk[i] as f64 - 2.0 * p * self.sum_kn[i] as f64 + p * p * self.sum_nn as f64;
@@ -212,12 +308,12 @@ mod tests {
         for _ in 0..997 {
             g.add_injection(&counts(1, 0));
         }
-        let r = g.rate(Outcome::Sde);
+        let r = g.rate(Outcome::Sde, Z95);
         assert_eq!(r.n_eff, 1000.0);
-        assert_eq!((r.low, r.high), wilson(0.003, 1000.0));
+        assert_eq!((r.low, r.high), wilson(0.003, 1000.0, Z95));
         // The textbook value for 3 of 1000.
         assert!((r.low - 0.001021).abs() < 1e-6 && (r.high - 0.008783).abs() < 1e-6);
-        assert_eq!(g.rate(Outcome::Due).n_eff, 1000.0);
+        assert_eq!(g.rate(Outcome::Due, Z95).n_eff, 1000.0);
     }
 
     #[test]
@@ -227,19 +323,19 @@ mod tests {
         let mut faults = vec![(100, 49), (100, 2), (100, 1), (100, 1), (100, 1)];
         faults.resize(200, (100, 0));
         let g = group(&faults);
-        let sde = g.rate(Outcome::Sde);
+        let sde = g.rate(Outcome::Sde, Z95);
         assert_eq!(g.counts.n, 20_000);
         assert_eq!(g.injections, 200);
         assert!((sde.rate - 0.0027).abs() < 1e-12);
         // Over rows the interval would be [0.21%, 0.35%]; one fault decides
         // most of the count, so it is far wider.
-        let rows = wilson(0.0027, 20_000.0);
+        let rows = wilson(0.0027, 20_000.0, Z95);
         assert!(sde.high > 3.0 * rows.1 && sde.low < 0.5 * rows.0, "{sde:?}");
         assert!(sde.n_eff > 200.0 && sde.n_eff < 1000.0, "{sde:?}");
         // No DUE at all: as sure as 200 faults without one, not 20,000 rows.
-        let due = g.rate(Outcome::Due);
+        let due = g.rate(Outcome::Due, Z95);
         assert_eq!(due.n_eff, 200.0);
-        assert_eq!((due.low, due.high), wilson(0.0, 200.0));
+        assert_eq!((due.low, due.high), wilson(0.0, 200.0, Z95));
     }
 
     #[test]
@@ -247,10 +343,10 @@ mod tests {
         // Every fault flips the same share of its samples: the rows spread
         // as independent trials would, or less.
         let g = group(&[(10, 5); 40]);
-        assert_eq!(g.rate(Outcome::Sde).n_eff, 400.0);
+        assert_eq!(g.rate(Outcome::Sde, Z95).n_eff, 400.0);
         // Each fault all or nothing: one trial per fault.
         let g = group(&[(10, 10), (10, 0), (10, 10), (10, 0)]);
-        assert!((g.rate(Outcome::Sde).n_eff - 4.0).abs() < 1e-9);
+        assert!((g.rate(Outcome::Sde, Z95).n_eff - 4.0).abs() < 1e-9);
     }
 
     #[test]

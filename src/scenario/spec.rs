@@ -12,7 +12,7 @@ use crate::cache::CacheSpec;
 use crate::data::DataSpec;
 // The layer choice is the generator's; the scenario names it as written.
 pub use crate::faults::LayerChoice;
-use crate::faults::NumFormat;
+use crate::faults::{NumFormat, Target};
 
 /// A whole scenario file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -458,6 +458,32 @@ pub struct OutputsSpec {
     /// Also save the faulty outputs (logits) of every injection.
     #[serde(default)]
     pub save_outputs: bool,
+    /// The confidence level of every interval and test.
+    #[serde(
+        default = "default_confidence",
+        skip_serializing_if = "is_default_confidence"
+    )]
+    pub confidence: f64,
+    /// Derate a raw fault rate per bit into FIT contributions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<FitSpec>,
+}
+
+/// `outputs.fit`: the raw fault rate per bit and, optionally, the elements
+/// each target holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FitSpec {
+    /// Raw FIT (failures per 10^9 hours) per bit.
+    pub raw_per_bit: f64,
+    /// Elements held per target (default: the targeted layers' eligible
+    /// elements).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub elements: BTreeMap<Target, u64>,
+}
+
+fn is_default_confidence(c: &f64) -> bool {
+    *c == 0.95
 }
 
 fn yes() -> bool {
@@ -486,6 +512,8 @@ impl Default for OutputsSpec {
             monitor: LayerSelect::default(),
             judge: None,
             save_outputs: false,
+            confidence: default_confidence(),
+            fit: None,
         }
     }
 }

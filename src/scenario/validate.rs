@@ -168,6 +168,28 @@ impl Scenario {
         if spec.outputs.top_k == 0 {
             return Err(self.error("outputs.top_k", "must be at least 1"));
         }
+        let c = spec.outputs.confidence;
+        if !(c > 0.0 && c < 1.0) {
+            return Err(self.error(
+                "outputs.confidence",
+                format!("{c} is outside (0, 1); e.g. 0.95 or 0.99"),
+            ));
+        }
+        if let Some(fit) = &spec.outputs.fit {
+            let raw = fit.raw_per_bit;
+            if !(raw.is_finite() && raw > 0.0) {
+                return Err(self.error(
+                    "outputs.fit.raw_per_bit",
+                    format!("{raw} is not a positive FIT per bit"),
+                ));
+            }
+            if let Some((t, _)) = fit.elements.iter().find(|(_, n)| **n == 0) {
+                return Err(self.error(
+                    &format!("outputs.fit.elements.{}", t.name()),
+                    "must be at least 1",
+                ));
+            }
+        }
         if let Some(h) = &spec.mitigations.hardened_model {
             if !h.exists() {
                 return Err(self.error(
