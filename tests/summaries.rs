@@ -395,7 +395,13 @@ fn a_permanent_campaign_resumed_inside_a_window_gives_the_whole_summary() {
         std::fs::write(cut.join("injections.csv"), &full[..=lines[cut_row]]).unwrap();
         let r = faultsweep(&["run", "--resume", cut.to_str().unwrap()], &cache);
         assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-        for f in ["summary.csv", "summary.json", "summary.md", "heatmap.svg"] {
+        for f in [
+            "summary.csv",
+            "summary.json",
+            "summary.md",
+            "heatmap.svg",
+            "cma.svg",
+        ] {
             assert_eq!(
                 std::fs::read_to_string(cut.join(f)).unwrap(),
                 std::fs::read_to_string(whole.join(f)).unwrap(),

@@ -25,4 +25,5 @@ mod parity;
 mod pytorchfi;
 mod resume;
 mod scenario;
+mod statistics;
 mod summaries;

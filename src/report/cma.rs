@@ -203,7 +203,7 @@ mod tests {
             c.add(if sde { Outcome::Sde } else { Outcome::Masked }, true);
             c
         };
-        let sde = |id: u64| id % 3 == 0;
+        let sde = |id: u64| id.is_multiple_of(3);
         let (mut forward, mut backward) = (Cma::default(), Cma::default());
         for id in 0..50 {
             forward.add_injection(id, &run(sde(id)));
