@@ -14,20 +14,24 @@
 //! counts as finished only when its chunk's line in `injections.sums`
 //! matches it.
 
+mod merge;
 mod provenance;
 mod results;
 mod runs;
+mod shard;
 mod verify;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-pub use provenance::{check, summary_files, Checked, Provenance};
+pub use merge::merge;
+pub use provenance::{check, recorded, summary_files, Checked, Provenance};
 pub use results::Tally;
 pub use runs::{
     all_injections, injections, int8_scales, run_count, windows, Resolver, Run, Window,
 };
+pub use shard::{Part, Shard};
 
 use crate::cache::Store;
 use crate::data::Dataset;
@@ -73,6 +77,8 @@ pub struct RunArgs {
     pub resume: bool,
     /// Batches of injections run at once, each on its own thread (0: one).
     pub workers: usize,
+    /// Run only this shard's part of the campaign.
+    pub shard: Option<Shard>,
 }
 
 /// What a finished run reports.
@@ -119,6 +125,9 @@ pub struct Plan {
     pub data: Dataset,
     /// Where the fault list comes from.
     pub faults: FaultSource,
+    /// The shard this plan runs (`run --shard I/N`), if any: only its
+    /// samples' runs.
+    pub shard: Option<Part>,
 }
 
 /// Where the plan's fault list comes from. It is read a row at a time on
@@ -204,12 +213,17 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
             file: None,
         },
     };
-    Ok(Plan {
+    let mut plan = Plan {
         campaign,
         graph,
         data,
         faults,
-    })
+        shard: None,
+    };
+    if let Some(shard) = args.shard {
+        plan.shard = Some(shard::part(&plan, shard)?);
+    }
+    Ok(plan)
 }
 
 /// The results folder and the cache, both absolute and recorded in the

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::results::finished;
+use super::shard::Shard;
 use super::{plan_recorded, run_count, Plan, RunArgs};
 use crate::error::{Error, Result};
 use crate::report::{cma, heatmap, Grouping, Summary};
@@ -39,6 +40,9 @@ pub struct Provenance {
     pub labels_blake3: Option<String>,
     /// Runs (injection x sample) in `injections.csv`.
     pub runs: usize,
+    /// The shard of the campaign this folder holds (`run --shard I/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
 }
 
 impl Provenance {
@@ -70,6 +74,7 @@ impl Provenance {
                 .then(|| labels_path.display().to_string()),
             labels_blake3,
             runs,
+            shard: plan.shard.as_ref().map(|p| p.shard),
         })
     }
 }
@@ -163,7 +168,7 @@ fn hashes(dir: &Path) -> Result<BTreeMap<String, String>> {
 }
 
 /// The file's blake3, read a piece at a time (injections.csv may be GBs).
-fn file_hash(path: &Path) -> Result<String> {
+pub(super) fn file_hash(path: &Path) -> Result<String> {
     let mut hasher = blake3::Hasher::new();
     std::fs::File::open(path)
         .and_then(|mut f| std::io::copy(&mut f, &mut hasher))
@@ -253,6 +258,22 @@ pub struct Checked {
     pub runs: usize,
 }
 
+/// The provenance a results folder recorded (`None` before the campaign
+/// wrote it).
+pub fn recorded(dir: &Path) -> Result<Option<Provenance>> {
+    let path = dir.join("provenance.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let record: Record = serde_json::from_str(&text).map_err(|e| Error::Report {
+        path: path.clone(),
+        msg: format!("not a provenance record: {e}"),
+    })?;
+    Ok(Some(record.provenance))
+}
+
 /// Re-derives the summaries of the finished campaign in `dir` from its
 /// `injections.csv` and checks them, the files' recorded hashes, and the
 /// model and data against the provenance. Any difference is an error naming
@@ -268,6 +289,7 @@ pub fn check(dir: &Path) -> Result<Checked> {
         .map_err(|e| mismatch(&record_path, format!("not a provenance record: {e}")))?;
     let args = RunArgs {
         faults: Some(dir.join("faults.bin")),
+        shard: record.provenance.shard,
         ..RunArgs::default()
     };
     // The faults are not run again: custom models need no registration.

@@ -328,7 +328,7 @@ impl Tally {
         let injection = faults[0].injection;
         let several_samples = &mut summary.several_samples;
         let open = self.open.entry(injection).or_insert_with(|| {
-            let runs = super::runs::scope(faults, plan.data.len() as u64);
+            let runs = super::runs::own_scope(plan, faults);
             let runs_left = runs.end - runs.start;
             *several_samples |= runs_left > 1;
             Open {
@@ -542,7 +542,7 @@ pub struct Sum {
 }
 
 impl Sum {
-    fn line(&self) -> String {
+    pub(super) fn line(&self) -> String {
         format!("{} {} {}\n", self.runs, self.bytes, self.blake3)
     }
 

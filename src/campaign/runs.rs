@@ -69,9 +69,14 @@ pub fn windows(plan: &Plan) -> Result<impl Iterator<Item = Result<Window>> + '_>
     let size = plan.campaign.spec.data.window.max(1);
     let mut injections = injections(plan)?.peekable();
     let mut first = 0;
+    let own = plan.shard.as_ref().map(|p| p.samples.clone());
     Ok(std::iter::from_fn(move || {
         injections.peek()?;
-        let window = window(&mut injections, samples, size, first);
+        let mut window = window(&mut injections, samples, size, first);
+        // A shard keeps its samples' runs of each window of the single run.
+        if let (Ok(w), Some(own)) = (&mut window, &own) {
+            w.runs.retain(|r| own.contains(&(r.sample as u64)));
+        }
         Some(window.inspect(|w| first = w.ids().end))
     }))
 }
@@ -107,6 +112,16 @@ fn window(
         })
         .collect();
     Ok(Window { first, runs, rows })
+}
+
+/// The samples an injection runs on in this plan: its scope, within the
+/// shard's samples when the plan is a shard's.
+pub(super) fn own_scope(plan: &Plan, faults: &[Fault]) -> Range<u64> {
+    let all = scope(faults, plan.data.len() as u64);
+    match &plan.shard {
+        Some(part) => all.start.max(part.samples.start)..all.end.min(part.samples.end),
+        None => all,
+    }
 }
 
 /// The samples an injection runs on, of the `n` in the data set.
@@ -159,10 +174,9 @@ fn out_of_order(path: &std::path::Path, f: &Fault, last: u64) -> Error {
 
 /// How many runs the plan's list holds (one pass over it).
 pub fn run_count(plan: &Plan) -> Result<usize> {
-    let samples = plan.data.len() as u64;
     let mut runs = 0;
     for faults in injections(plan)? {
-        runs += scope(&faults?, samples).count();
+        runs += own_scope(plan, &faults?).count();
     }
     Ok(runs)
 }

@@ -100,6 +100,15 @@ pub enum Command {
         /// The results folder.
         dir: PathBuf,
     },
+    /// Merge the results folders of a campaign's shards (`run --shard I/N`)
+    /// into the folder a single run would have written.
+    Merge {
+        /// The merged results folder (must not hold a campaign).
+        out: PathBuf,
+        /// The shard folders, all N of them, in any order.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
     /// Time a scenario's fault list: engine, no dropping, suffix bound, full forward.
     Bench(bench::BenchCmd),
 }
@@ -129,6 +138,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Golden(args) => golden::golden(args),
         Command::Run(cmd) => run::run(cmd, workers),
         Command::Report { dir } => run::report(&dir),
+        Command::Merge { out, dirs } => run::merge(&out, &dirs),
         Command::Cache { command, cache_dir } => cache::cache(command, cache_dir),
         Command::Infer {
             model,

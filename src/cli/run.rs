@@ -107,6 +107,11 @@ pub struct RunCmd {
     /// frontiers, injections, writing results.
     #[arg(long)]
     pub timings: bool,
+    /// Run shard I of N (from 1): the runs on a range of samples holding
+    /// about 1/N of the work, into a complete results folder; `faultsweep
+    /// merge` joins the N folders. With --resume, the recorded shard.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<faultsweep::campaign::Shard>,
 }
 
 /// A results folder given on the command line (`report DIR`, `run --resume
@@ -147,6 +152,7 @@ pub fn run(cmd: RunCmd, workers: usize) -> Result<()> {
         }
     }
     let mut args = RunArgs {
+        shard: cmd.shard,
         resume: cmd.resume.is_some(),
         verify: cmd.verify,
         out: cmd.out,
@@ -157,6 +163,7 @@ pub fn run(cmd: RunCmd, workers: usize) -> Result<()> {
         Some(dir) => {
             args.faults = Some(dir.join("faults.bin"));
             args.out = Some(dir.clone());
+            args.shard = resumed_shard(dir, cmd.shard)?;
             dir.join("scenario.yml")
         }
         None => cmd.scenario.clone().expect("clap requires a scenario"),
@@ -219,6 +226,38 @@ fn print_timings(wall: f64) -> Result<()> {
     outln!(
         "time: {wall:.2} s wall; {} (injections summed over threads, reading and recomputing included)",
         parts.join(", ")
+    );
+    Ok(())
+}
+
+/// The shard a resumed folder runs: the one it recorded; `--shard` may
+/// repeat it, not change it.
+fn resumed_shard(
+    dir: &std::path::Path,
+    given: Option<faultsweep::campaign::Shard>,
+) -> Result<Option<faultsweep::campaign::Shard>> {
+    let recorded = campaign::recorded(dir)?.and_then(|p| p.shard);
+    match (recorded, given) {
+        (Some(r), Some(g)) if r != g => Err(Error::Usage(format!(
+            "--shard {g}: {} holds shard {r}",
+            dir.display()
+        ))),
+        (r, g) => Ok(r.or(g)),
+    }
+}
+
+/// `faultsweep merge OUT DIR...`.
+pub fn merge(out: &std::path::Path, dirs: &[std::path::PathBuf]) -> Result<()> {
+    for dir in dirs {
+        results_folder(dir)?;
+    }
+    let merged = campaign::merge(out, dirs)?;
+    outln!("{}", merged.summary.headline());
+    outln!(
+        "{} shards merged into {}/: {} runs, as a single run writes them",
+        dirs.len(),
+        merged.out.display(),
+        merged.runs
     );
     Ok(())
 }

@@ -1,0 +1,289 @@
+//! `faultsweep merge OUT DIR...`: the results folders of a campaign's
+//! shards into the folder a single run would have written. In: N finished
+//! shard folders of one campaign. Out: OUT with the single run's
+//! `injections.csv` (the shards' rows in the single run's order: per window,
+//! shard 1's rows, then shard 2's, ...), `injections.sums`, `golden.csv`,
+//! summaries, heatmap and provenance, byte for byte.
+//!
+//! Checked first, each failure naming the folder (exit 11): every folder is
+//! a shard with a provenance record that `report` accepts (finished, files
+//! unchanged), all belong to one campaign (the same scenario apart from
+//! the results folder, fault list, model, data, labels, seed and tool), and
+//! the set is complete, without duplicates.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::provenance::{recorded, write_provenance, Provenance};
+use super::results::{finished, Sum, SUMS};
+use super::shard::{self, Shard};
+use super::{plan_recorded, refuse_campaign_folder, run_count, summary_files, windows, RunArgs};
+use crate::error::{Error, Result};
+use crate::scenario;
+
+/// What a merge wrote.
+pub struct Merged {
+    /// The merged results folder.
+    pub out: PathBuf,
+    /// Runs in its `injections.csv`.
+    pub runs: usize,
+    /// The summaries, as `report` prints them.
+    pub summary: crate::report::Summary,
+}
+
+/// Merges the shard folders `dirs` (any order) into `out`.
+pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<Merged> {
+    let shards = check_shards(dirs)?;
+    let first = &shards[0].1;
+    let out = std::path::absolute(out).map_err(|e| Error::io(out, e))?;
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let _lock = crate::lock::try_lock(&out.join(super::LOCK), "the results folder")?;
+    refuse_campaign_folder(&out)?;
+    let args = RunArgs {
+        faults: Some(first.join("faults.bin")),
+        out: Some(out.clone()),
+        ..RunArgs::default()
+    };
+    let plan = plan_recorded(&first.join("scenario.yml"), &args)?;
+    let copy = |name: &str| {
+        let to = out.join(name);
+        std::fs::copy(first.join(name), &to).map_err(|e| Error::io(&to, e))
+    };
+    copy("faults.bin")?;
+    scenario::save(&plan.campaign.spec, &out.join("scenario.yml"))?;
+    copy("golden.csv")?;
+    copy("ranges.csv")?;
+    let step = plan.campaign.spec.data.batch_size.max(1) * 8;
+    let path = out.join("injections.csv");
+    interleave(&plan, &shards, &path, step)?;
+    let total = run_count(&plan)?;
+    let done = finished(&path, &plan, usize::MAX, None)?;
+    if done.runs != total {
+        return Err(Error::Report {
+            path,
+            msg: format!(
+                "the shards hold {} of the campaign's {total} runs",
+                done.runs
+            ),
+        });
+    }
+    let (summary, cells) = done.tally.finish();
+    let provenance = Provenance::of(&plan, total)?;
+    for (name, text) in summary_files(&plan, &provenance, &summary, &cells) {
+        crate::output::write_atomic(&out.join(name), text.as_bytes())?;
+    }
+    write_provenance(&out, &provenance)?;
+    Ok(Merged {
+        out,
+        runs: total,
+        summary,
+    })
+}
+
+/// The shards, checked, in index order: (shard, folder).
+fn check_shards(dirs: &[PathBuf]) -> Result<Vec<(Shard, PathBuf)>> {
+    let bad = |dir: &Path, msg: String| Error::Report {
+        path: dir.to_path_buf(),
+        msg,
+    };
+    let mut found: BTreeMap<u32, PathBuf> = BTreeMap::new();
+    let mut campaign: Option<(PathBuf, Identity)> = None;
+    let mut count = None;
+    for dir in dirs {
+        let provenance = recorded(dir)?.ok_or_else(|| {
+            bad(
+                dir,
+                "has no provenance.json: not the results folder of a `faultsweep run --shard`"
+                    .into(),
+            )
+        })?;
+        let Some(shard) = provenance.shard else {
+            return Err(bad(
+                dir,
+                "is not a shard (it was not run with --shard I/N)".into(),
+            ));
+        };
+        // Finished, and every file as its run wrote it.
+        super::check(dir)?;
+        let identity = Identity::of(dir, &provenance)?;
+        match &campaign {
+            None => campaign = Some((dir.clone(), identity)),
+            Some((other, id)) => {
+                if let Some(what) = id.differs(&identity) {
+                    return Err(bad(
+                        dir,
+                        format!(
+                            "is a shard of another campaign than {}: {what} differs",
+                            other.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        match count {
+            None => count = Some(shard.count),
+            Some(n) if n != shard.count => {
+                return Err(bad(
+                    dir,
+                    format!(
+                        "is shard {shard}, of {} shards; the others are of {n}",
+                        shard.count
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+        if let Some(other) = found.insert(shard.index, dir.clone()) {
+            return Err(bad(
+                dir,
+                format!("is shard {shard}, as {} is", other.display()),
+            ));
+        }
+    }
+    let count = count.ok_or_else(|| Error::Usage("merge: give the shard folders".into()))?;
+    let missing: Vec<String> = (1..=count)
+        .filter(|i| !found.contains_key(i))
+        .map(|index| Shard { index, count }.to_string())
+        .collect();
+    if !missing.is_empty() {
+        let (dir, _) = campaign.expect("a shard was read");
+        return Err(bad(
+            &dir,
+            format!("the campaign's shards {} are missing", missing.join(", ")),
+        ));
+    }
+    Ok(found
+        .into_iter()
+        .map(|(index, dir)| (Shard { index, count }, dir))
+        .collect())
+}
+
+/// What makes two shards parts of one campaign.
+#[derive(PartialEq)]
+struct Identity {
+    provenance: Provenance,
+    scenario: String,
+    faults: String,
+}
+
+impl Identity {
+    fn of(dir: &Path, p: &Provenance) -> Result<Identity> {
+        let mut spec = scenario::Scenario::load(&dir.join("scenario.yml"))?.spec;
+        spec.outputs.dir = None;
+        let scenario = serde_norway::to_string(&spec).unwrap_or_default();
+        let faults = super::provenance::file_hash(&dir.join("faults.bin"))?;
+        let provenance = Provenance {
+            runs: 0,
+            shard: None,
+            ..p.clone()
+        };
+        Ok(Identity {
+            provenance,
+            scenario,
+            faults,
+        })
+    }
+
+    /// What differs from `other`, in words (`None`: one campaign).
+    fn differs(&self, other: &Identity) -> Option<&'static str> {
+        let (a, b) = (&self.provenance, &other.provenance);
+        [
+            (self.faults != other.faults, "the fault list (faults.bin)"),
+            (a.model_blake3 != b.model_blake3, "the model"),
+            (a.data_blake3 != b.data_blake3, "the data set"),
+            (a.labels_blake3 != b.labels_blake3, "the labels"),
+            (a.seed != b.seed, "the seed"),
+            (a.tool != b.tool, "the tool version"),
+            (self.scenario != other.scenario, "the scenario"),
+        ]
+        .into_iter()
+        .find_map(|(differs, what)| differs.then_some(what))
+    }
+}
+
+/// Writes the single run's `injections.csv` and `injections.sums` from the
+/// shards' rows: per window of the single run, each shard's rows of it in
+/// shard order, with a sums line per chunk of `step` runs.
+fn interleave(
+    plan: &super::Plan,
+    shards: &[(Shard, PathBuf)],
+    path: &Path,
+    step: usize,
+) -> Result<()> {
+    let ranges = shard::ranges(plan, shards.len() as u32)?;
+    let mut readers = Vec::new();
+    let mut header = None;
+    for (_, dir) in shards {
+        let p = dir.join("injections.csv");
+        let mut r = BufReader::new(File::open(&p).map_err(|e| Error::io(&p, e))?);
+        let mut line = String::new();
+        r.read_line(&mut line).map_err(|e| Error::io(&p, e))?;
+        match &header {
+            None => header = Some(line),
+            Some(h) if *h != line => {
+                return Err(Error::Report {
+                    path: p,
+                    msg: "its header differs from the first shard's".into(),
+                })
+            }
+            Some(_) => {}
+        }
+        readers.push((p, r));
+    }
+    let io = |e| Error::io(path, e);
+    let mut csv = BufWriter::new(File::create(path).map_err(io)?);
+    let header = header.unwrap_or_default();
+    csv.write_all(header.as_bytes()).map_err(io)?;
+    let mut bytes = header.len() as u64;
+    let mut sums = String::new();
+    for window in windows(plan)? {
+        let window = window?;
+        // Each run's rows, taken from its shard in window order.
+        let mut rows: Vec<String> = Vec::new();
+        let mut per_run = Vec::with_capacity(window.runs.len());
+        for id in window.ids() {
+            let run = window.run(id);
+            let k = ranges
+                .iter()
+                .position(|r| r.contains(&(run.sample as u64)))
+                .expect("the ranges cover every sample");
+            let (p, reader) = &mut readers[k];
+            let start = rows.len();
+            for _ in 0..window.faults(id).len() {
+                let mut line = String::new();
+                let n = reader.read_line(&mut line).map_err(|e| Error::io(&*p, e))?;
+                if n == 0 || !line.ends_with('\n') {
+                    return Err(Error::Report {
+                        path: p.clone(),
+                        msg: "ends before the shard's last run".into(),
+                    });
+                }
+                rows.push(line);
+            }
+            per_run.push(start..rows.len());
+        }
+        for chunk in window.chunks(step) {
+            let (from, to) = (
+                per_run[chunk.start - window.first].start,
+                per_run[chunk.end - 1 - window.first].end,
+            );
+            let mut hash = blake3::Hasher::new();
+            for row in &rows[from..to] {
+                csv.write_all(row.as_bytes()).map_err(io)?;
+                hash.update(row.as_bytes());
+                bytes += row.len() as u64;
+            }
+            let sum = Sum {
+                runs: chunk.end,
+                bytes,
+                blake3: hash.finalize().to_hex().to_string(),
+            };
+            sums += &sum.line();
+        }
+    }
+    csv.flush().map_err(io)?;
+    drop(csv);
+    crate::output::write_atomic(&path.with_file_name(SUMS), sums.as_bytes())
+}
