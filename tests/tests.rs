@@ -25,5 +25,6 @@ mod parity;
 mod pytorchfi;
 mod resume;
 mod scenario;
+mod shards;
 mod statistics;
 mod summaries;

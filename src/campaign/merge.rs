@@ -138,7 +138,10 @@ fn check_shards(dirs: &[PathBuf]) -> Result<Vec<(Shard, PathBuf)>> {
         if let Some(other) = found.insert(shard.index, dir.clone()) {
             return Err(bad(
                 dir,
-                format!("is shard {shard}, as {} is", other.display()),
+                format!(
+                    "is shard {shard}, and so is {} (give each shard once)",
+                    other.display()
+                ),
             ));
         }
     }
@@ -151,7 +154,10 @@ fn check_shards(dirs: &[PathBuf]) -> Result<Vec<(Shard, PathBuf)>> {
         let (dir, _) = campaign.expect("a shard was read");
         return Err(bad(
             &dir,
-            format!("the campaign's shards {} are missing", missing.join(", ")),
+            format!(
+                "missing shards: {} (give all {count} shard folders)",
+                missing.join(", ")
+            ),
         ));
     }
     Ok(found
