@@ -73,7 +73,14 @@ fn per_injection(p: &PerInference) -> PerInjection {
         PerInference::Fixed(k) => PerInjection::Fixed(*k),
         PerInference::Uniform(lo, hi) => PerInjection::Uniform(*lo, *hi),
         PerInference::Poisson(m) => PerInjection::Poisson(*m),
-        PerInference::Probability { .. } => PerInjection::Probability,
+        PerInference::Probability {
+            per: ProbabilityPer::Element,
+            ..
+        } => PerInjection::Probability,
+        PerInference::Probability {
+            per: ProbabilityPer::Inference,
+            ..
+        } => PerInjection::InferenceProbability,
     }
 }
 
@@ -506,7 +513,7 @@ impl Scenario {
             PerInference::Poisson(m) if !(*m > 0.0 && *m <= 100.0) => {
                 Err(self.error(key, format!("poisson mean {m} is outside (0, 100]")))
             }
-            PerInference::Probability { p, layers } => {
+            PerInference::Probability { p, layers, per } => {
                 for (name, q) in layers {
                     if !cands.iter().any(|c| &c.layer == name) {
                         return Err(self.error(
@@ -517,11 +524,27 @@ impl Scenario {
                     self.probability(&format!("{key}.layers.{name}"), *q)?;
                 }
                 self.probability(key, *p)?;
+                let per_inference = *per == ProbabilityPer::Inference;
+                if per_inference && cands.len() as u64 > max {
+                    return Err(self.error(
+                        &format!("{key}.per"),
+                        format!(
+                            "{} targeted layers, up to one fault each, is more than {max} faults per inference",
+                            cands.len()
+                        ),
+                    ));
+                }
+                if per_inference && self.spec.counts.stratified.is_some() {
+                    return Err(self.error(
+                        "counts.stratified",
+                        format!("`{key}` with `per: inference` draws which layers each inference hits, so it has no strata: give `counts.injections` (the inferences per sweep point)"),
+                    ));
+                }
                 cands
                     .iter()
                     .map(|c| {
                         let q = layers.get(&c.layer).copied().unwrap_or(*p);
-                        if q * c.elements() as f64 > max as f64 {
+                        if !per_inference && q * c.elements() as f64 > max as f64 {
                             return Err(self.error(key, format!(
                                 "p = {q} on layer '{}' ({} elements) expects more than {max} faults per inference",
                                 c.layer, c.elements()
@@ -811,6 +834,7 @@ impl Scenario {
                         .map(|(c, q)| q * c.elements() as f64);
                     most.fold(1.0, f64::max).ceil() as u64
                 }
+                PerInjection::InferenceProbability => p.candidates.len() as u64,
             };
             total = p
                 .budget
