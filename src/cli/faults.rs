@@ -120,6 +120,9 @@ fn gen(
         out.display(),
         meta.seed.unwrap_or_default()
     );
+    if let Some((kept, subset)) = plan.correct {
+        outln!("data.correct_only: {kept} of {subset} samples kept (classified correctly without faults); faults name positions 0..{kept}");
+    }
     for p in &plan.campaign.points {
         if let Some(n) = p.inferences() {
             let faulted = per_point.get(&p.id).copied().unwrap_or(0);

@@ -110,6 +110,9 @@ impl Scenario {
     /// Resolves the scenario against `graph`. `data_len` is the number of
     /// samples in the data set when known (needed for `subset: all`);
     /// `models` holds the custom fault models a `custom` name may give.
+    /// `data.correct_only` is not applied here (it needs the fault-free
+    /// run): the campaign's samples are the whole subset's, where
+    /// [`crate::campaign::plan`] keeps only the correctly classified ones.
     pub fn validate(
         &self,
         graph: &Graph,
@@ -131,18 +134,24 @@ impl Scenario {
         data_len: Option<u64>,
         models: &Models,
     ) -> Result<Campaign> {
-        self.resolve(sites, data_len, Some(models))
+        self.resolve(sites, data_len, None, Some(models))
     }
 
-    /// As [`Scenario::validate`] for a campaign that is only read, not run
-    /// (`faultsweep report`): a `custom` name needs no registered model.
-    pub(crate) fn validate_recorded(
+    /// As [`Scenario::validate`], for a campaign's plan: `kept` is the
+    /// number of samples `data.correct_only` kept of the subset (the fault
+    /// list then names positions `0..kept`), and `models: None` (a campaign
+    /// that is only read, `faultsweep report`) accepts any custom name.
+    pub(crate) fn validate_kept(
         &self,
         graph: &Graph,
         data_len: Option<u64>,
+        kept: Option<u64>,
+        models: Option<&Models>,
     ) -> Result<Campaign> {
         self.check_version()?;
-        self.resolve(Sites::from_graph(graph)?, data_len, None)
+        let mut campaign = self.resolve(Sites::from_graph(graph)?, data_len, kept, models)?;
+        campaign.judged = self.judged(graph)?;
+        Ok(campaign)
     }
 
     /// Validation; `models: None` accepts any custom name.
@@ -150,12 +159,14 @@ impl Scenario {
         &self,
         sites: Sites,
         data_len: Option<u64>,
+        kept: Option<u64>,
         models: Option<&Models>,
     ) -> Result<Campaign> {
         let spec = &self.spec;
         self.check_version()?;
         self.check_name()?;
         let samples = self.samples(data_len)?;
+        let samples = kept.unwrap_or(samples);
         let points = self
             .combos()?
             .into_iter()
@@ -200,7 +211,7 @@ impl Scenario {
     }
 
     /// The index among the model's outputs of `outputs.judge` (0 if unset).
-    fn judged(&self, graph: &Graph) -> Result<usize> {
+    pub(crate) fn judged(&self, graph: &Graph) -> Result<usize> {
         let Some(name) = &self.spec.outputs.judge else {
             return Ok(0);
         };
