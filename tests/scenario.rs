@@ -1024,3 +1024,45 @@ fn probability_per_inference_keys_are_checked_and_written_back() {
     assert_eq!(c.points[1].inferences(), Some(50));
     assert_eq!(c.points[1].label, "per_inference=p=0.1 per inference");
 }
+
+/// `faults gen` on the committed `per: inference` example says how many
+/// inferences it drew and how many ran clean; `faults show` reads the list.
+#[test]
+fn cli_gen_reports_the_inferences_of_per_inference() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("l.csv").display().to_string();
+    let out = faultsweep(&[
+        "faults",
+        "gen",
+        "scenarios/fashion_injecttf2_inference.yml",
+        "--out",
+        &list,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("300 inferences drawn (per: inference)"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let number = |word: &str| -> u64 {
+        let before = line.split(&format!(" {word}")).next().unwrap();
+        before.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let (faulted, clean) = (number("faulted"), number("clean"));
+    assert_eq!(faulted + clean, 300, "{line}");
+    assert!(
+        stdout.contains(&format!("({faulted} injections,")),
+        "{stdout}"
+    );
+    let show = faultsweep(&["faults", "show", &list]);
+    assert!(show.status.success());
+    assert!(
+        String::from_utf8_lossy(&show.stdout).contains(&format!("in {faulted} injections")),
+        "{}",
+        String::from_utf8_lossy(&show.stdout)
+    );
+}
