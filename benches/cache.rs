@@ -166,6 +166,7 @@ fn main() {
             labels: None,
             array: None,
             subset: Subset::All,
+            correct_only: false,
             batch_size: 100,
             window: faultsweep::data::default_window(),
             preprocess: Preprocess::default(),
@@ -192,6 +193,7 @@ fn main() {
                 labels: None,
                 array: None,
                 subset: Subset::All,
+                correct_only: false,
                 batch_size: 5,
                 window: faultsweep::data::default_window(),
                 preprocess: Preprocess {

@@ -88,6 +88,7 @@ fn planned(store: &Store, per_sample: u64) -> faultsweep::golden::Golden {
         labels: None,
         array: None,
         subset: faultsweep::data::Subset::All,
+        correct_only: false,
         batch_size: 64,
         window: faultsweep::data::default_window(),
         preprocess: Default::default(),

@@ -930,3 +930,188 @@ fn a_subset_that_does_not_fit_names_the_key_or_the_flag() {
         "{err}"
     );
 }
+
+/// The rows of a CSV file as maps from its header's columns.
+fn csv_maps(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let rows = csv_rows(path);
+    let header = &rows[0];
+    rows[1..]
+        .iter()
+        .map(|r| header.iter().cloned().zip(r.iter().cloned()).collect())
+        .collect()
+}
+
+/// `data.correct_only` (PyTorchFI's practice): the campaign runs on the
+/// samples of its subset the fault-free model classifies correctly, as a
+/// plain run's golden.csv counts them; they are renumbered 0..M; `faults
+/// gen` draws the same list as `run`; `report` replans to the same samples.
+#[test]
+fn correct_only_keeps_the_correctly_classified_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let plain = small_scenario(dir.path(), 300);
+    let out_plain = dir.path().join("plain");
+    let run = run_campaign(&plain, &out_plain, &[], &cache);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let golden = csv_maps(&out_plain.join("golden.csv"));
+    assert_eq!(golden.len(), 100);
+    let correct: Vec<&str> = (golden.iter())
+        .filter(|r| r["correct"] == "true")
+        .map(|r| r["sample_id"].as_str())
+        .collect();
+    let m = correct.len();
+    assert!(
+        m > 50 && m < 100,
+        "{m} of 100 correct: not a test of the filter"
+    );
+
+    let scenario = edit_scenario(&plain, dir.path().join("correct.yml"), |s| {
+        s.data.correct_only = true;
+    });
+    let out = dir.path().join("correct");
+    let run = run_campaign(&scenario, &out, &[], &cache);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("data.correct_only: {m} of 100 samples kept")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("golden top-1 accuracy 100.00%"), "{stdout}");
+    // golden.csv: the kept samples, in order.
+    let kept = csv_maps(&out.join("golden.csv"));
+    let ids: Vec<&str> = kept.iter().map(|r| r["sample_id"].as_str()).collect();
+    assert_eq!(ids, correct);
+    // Every row's sample is one the model gets right, named by its
+    // position among the kept ones.
+    let rows = csv_maps(&out.join("injections.csv"));
+    assert_eq!(rows.len(), 300);
+    for r in &rows {
+        assert_eq!(r["label"], r["golden_top1"], "{r:?}");
+        let pos: usize = r["sample"].parse().unwrap();
+        assert!(pos < m, "{r:?}");
+        assert_eq!(r["sample_id"], correct[pos], "{r:?}");
+    }
+    // The list says M samples, and `faults gen` draws the same one.
+    let (meta, listed) = faultsweep::faults::rows(&out.join("faults.bin"), None, None).unwrap();
+    assert_eq!(meta.samples, Some(m as u64));
+    let listed: Vec<_> = listed.map(Result::unwrap).collect();
+    let gen = dir.path().join("gen.bin");
+    let r = faultsweep(
+        &[
+            "faults",
+            "gen",
+            scenario.to_str().unwrap(),
+            "--out",
+            gen.to_str().unwrap(),
+        ],
+        &cache,
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(
+        String::from_utf8_lossy(&r.stdout).contains(&format!("{m} of 100 samples kept")),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    let (gen_meta, generated) = faultsweep::faults::rows(&gen, None, None).unwrap();
+    assert_eq!(gen_meta.samples, Some(m as u64));
+    let generated: Vec<_> = generated.map(Result::unwrap).collect();
+    assert_eq!(generated, listed);
+    // `report` replans from the saved scenario: the same samples.
+    let report = faultsweep(&["report", out.to_str().unwrap()], &cache);
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    assert!(String::from_utf8_lossy(&report.stdout).contains("identical"));
+    // Without a cache the same samples are kept.
+    let uncached = edit_scenario(&scenario, dir.path().join("uncached.yml"), |s| {
+        s.cache.enabled = false;
+    });
+    let gen2 = dir.path().join("gen2.bin");
+    let r = faultsweep(
+        &[
+            "faults",
+            "gen",
+            uncached.to_str().unwrap(),
+            "--out",
+            gen2.to_str().unwrap(),
+        ],
+        &cache,
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let generated2: Vec<_> = (faultsweep::faults::rows(&gen2, None, None).unwrap().1)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(generated2, listed);
+}
+
+/// `data.correct_only` without labels, or with no sample classified
+/// correctly, is a scenario error naming the key (exit 8).
+#[test]
+fn correct_only_needs_labels_and_a_correct_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let plain = small_scenario(dir.path(), 10);
+    let unlabelled = edit_scenario(&plain, dir.path().join("nolabels.yml"), |s| {
+        s.data.correct_only = true;
+        s.data.labels = None;
+    });
+    // Every label of the subset one class off the model's top-1: no sample
+    // is classified correctly.
+    let spec = faultsweep::scenario::Scenario::load(&plain).unwrap().spec;
+    let graph = faultsweep::load::load(root().join(&spec.model.path)).unwrap();
+    let data_spec = faultsweep::data::DataSpec {
+        path: root().join(&spec.data.path),
+        labels: None,
+        ..spec.data.clone()
+    };
+    let data = faultsweep::data::Dataset::open(&data_spec).unwrap();
+    let golden = faultsweep::golden::GoldenRun {
+        graph: &graph,
+        data: &data,
+        cuts: vec![],
+        reads: None,
+        store: None,
+        top_k: 1,
+    }
+    .run()
+    .unwrap();
+    let mut wrong = vec![0i64; data.total_len()];
+    for r in &golden.rows {
+        wrong[r.sample.id] = (r.top[0].0 + 1) % 10;
+    }
+    let wrong_path = dir.path().join("wrong.npy");
+    tch::Tensor::from_slice(&wrong)
+        .write_npy(&wrong_path)
+        .unwrap();
+    let mislabelled = edit_scenario(&plain, dir.path().join("wrong.yml"), |s| {
+        s.data.correct_only = true;
+        s.data.labels = Some(wrong_path.clone());
+    });
+    for (scenario, why) in [
+        (&unlabelled, "needs labels"),
+        (&mislabelled, "classifies none of the 100 samples"),
+    ] {
+        for cmd in [&["faults", "gen"][..], &["run"][..]] {
+            let out = dir.path().join("out");
+            let mut args = cmd.to_vec();
+            args.extend([scenario.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+            let r = faultsweep(&args, &cache);
+            let err = String::from_utf8_lossy(&r.stderr);
+            assert_eq!(r.status.code(), Some(8), "{args:?}: {err}");
+            assert!(
+                err.contains("`data.correct_only`") && err.contains(why),
+                "{args:?}: {err}"
+            );
+        }
+    }
+}

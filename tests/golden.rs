@@ -15,6 +15,7 @@ fn demo_data(first: usize, batch_size: usize) -> DataSpec {
         labels: Some(repo("data/fashion-mnist/t10k-1000-labels-idx1-ubyte.gz")),
         array: None,
         subset: Subset::First(first),
+        correct_only: false,
         batch_size,
         window: faultsweep::data::default_window(),
         preprocess: Default::default(),
@@ -335,6 +336,7 @@ fn imagenet_preprocessing_of_the_photos() {
         labels: None,
         array: None,
         subset: Subset::All,
+        correct_only: false,
         batch_size: 5,
         window: faultsweep::data::default_window(),
         preprocess: faultsweep::data::Preprocess {
@@ -560,6 +562,7 @@ fn check_cache_at(graph: &faultsweep::graph::Graph, input: PathBuf, cuts: Vec<us
         labels: None,
         array: None,
         subset: Subset::All,
+        correct_only: false,
         batch_size: batch,
         window: faultsweep::data::default_window(),
         preprocess: Default::default(),

@@ -21,6 +21,7 @@ fn spec(path: &Path) -> DataSpec {
         labels: None,
         array: None,
         subset: Subset::All,
+        correct_only: false,
         batch_size: 4,
         window: faultsweep::data::default_window(),
         preprocess: Default::default(),

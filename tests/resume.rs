@@ -401,3 +401,26 @@ fn concurrent_runs_rebuild_a_corrupt_cache_entry_once() {
         }
     }
 }
+
+/// A `data.correct_only` campaign cut mid-way resumes to the uninterrupted
+/// one (the resume replans the same kept samples), and `report` agrees.
+#[test]
+fn a_correct_only_campaign_resumes_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), 600);
+    edit_scenario(&sc, sc.clone(), |s| s.data.correct_only = true);
+    let whole = dir.path().join("whole");
+    let cache = dir.path().join("cache");
+    ok(&output(
+        &["run", s(&sc), "--out", s(&whole), "--cache-dir", s(&cache)],
+        &root(),
+    ));
+    let text = std::fs::read_to_string(whole.join("scenario.yml")).unwrap();
+    assert!(text.contains("correct_only: true"), "{text}");
+    let rows = std::fs::read(whole.join("injections.csv")).unwrap();
+    let starts = line_starts(&rows);
+    let to = dir.path().join("cut");
+    cut_copy(&whole, &to, starts[starts.len() / 2]);
+    resume_equals(&to, &whole, &root(), "correct_only cut half-way");
+    ok(&output(&["report", s(&to)], &root()));
+}

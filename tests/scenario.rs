@@ -849,3 +849,220 @@ fn a_name_that_is_not_one_plain_folder_is_refused() {
     }
     campaign(&format!("name: plain-name_1.2\n{BASE}")).unwrap();
 }
+
+/// The faults of `list` grouped by injection id, in order; the ids run
+/// 0..n with no gap.
+fn by_injection(list: &faults::FaultList) -> Vec<Vec<&faults::Fault>> {
+    let mut out: Vec<Vec<&faults::Fault>> = Vec::new();
+    for f in &list.faults {
+        match out.len() as u64 {
+            n if f.injection + 1 == n => out.last_mut().unwrap().push(f),
+            n => {
+                assert_eq!(f.injection, n, "injection ids are contiguous");
+                out.push(vec![f]);
+            }
+        }
+    }
+    out
+}
+
+/// `per: element` (the default) keeps the fault list it always had: the
+/// committed InjectTF2 example, pinned by its size, its last row and the
+/// sum of its random words (any shift in the stream changes them).
+#[test]
+fn probability_per_element_lists_are_unchanged() {
+    let sc = Scenario::load(&repo("scenarios/fashion_injecttf2.yml")).unwrap();
+    let c = sc
+        .validate(&fashion(), Some(1000), &Models::default())
+        .unwrap();
+    assert_eq!(c.points[0].inferences(), None);
+    let list = faults::generate(&c);
+    assert_eq!(list.faults.len(), 2380);
+    let last = list.faults.last().unwrap();
+    assert_eq!(
+        faults::csv::row(last)[..11].join("|"),
+        "2379|56|neuron|/features/features.0/Conv|/features/features.0/Conv_output_0|3,25,2|bit_flip|fp32|30,27|-|299"
+    );
+    let draws = list.faults.iter().fold(0u64, |s, f| s.wrapping_add(f.draw));
+    assert_eq!(draws, 15498970246625381879);
+    // Written as before: no `per` key.
+    let text = scenario::to_yaml(&c.spec);
+    assert!(
+        !text.lines().any(|l| l.trim_start().starts_with("per:")),
+        "{text}"
+    );
+    let explicit = sc
+        .text
+        .replace("    layers:", "    per: element\n    layers:");
+    let c2 = Scenario::parse(&explicit, &sc.path)
+        .unwrap()
+        .validate(&fashion(), Some(1000), &Models::default())
+        .unwrap();
+    assert_eq!(c2.spec, c.spec);
+    assert_eq!(faults::generate(&c2).faults, list.faults);
+}
+
+const PER_INFERENCE: &str = "fault:\n  per_inference: {probability: P, per: inference}\n";
+
+fn per_inference(p: f64, ops: &str, injections: u64) -> Campaign {
+    let text = with(&PER_INFERENCE.replace('P', &p.to_string()))
+        .replace("ops: [Conv, Gemm]", ops)
+        .replace("injections: 50", &format!("injections: {injections}"));
+    campaign(&text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn probability_per_inference_hits_every_layer_at_p_one() {
+    let c = per_inference(1.0, "ops: [Conv]", 500);
+    assert_eq!(c.points[0].inferences(), Some(500));
+    let list = faults::generate(&c);
+    assert_eq!(list, faults::generate(&c), "deterministic");
+    let injections = by_injection(&list);
+    assert_eq!(injections.len(), 500, "no inference is clean at p = 1");
+    for faults in &injections {
+        let mut nodes: Vec<u32> = faults.iter().map(|f| f.node).collect();
+        nodes.sort_unstable();
+        assert_eq!(nodes, [2, 5], "one fault in each Conv layer");
+        for f in faults {
+            assert_eq!(f.sample, faults[0].sample, "one inference, one sample");
+            assert_eq!(
+                (f.coord.len(), f.bits.len()),
+                (3, 1),
+                "one element, one bit"
+            );
+        }
+    }
+    // Another seed, another list; the element mode, another list.
+    let other = with(&PER_INFERENCE.replace('P', "1"))
+        .replace("ops: [Conv, Gemm]", "ops: [Conv]")
+        .replace("seed: 42", "seed: 43")
+        .replace("injections: 50", "injections: 500");
+    assert_ne!(
+        faults::generate(&campaign(&other).unwrap()).faults,
+        list.faults
+    );
+}
+
+/// With a small p, an inference is clean with probability (1 - p)^L; on
+/// 20,000 inferences the share of clean ones is within 4.5 binomial
+/// standard deviations of it, and each layer is hit at its own rate.
+#[test]
+fn probability_per_inference_leaves_the_expected_share_clean() {
+    let n = 20_000u64;
+    let p = 0.05;
+    // Four layers: Conv 2, Conv 5, Gemm 9, Gemm 11.
+    let c = per_inference(p, "ops: [Conv, Gemm]", n);
+    assert_eq!(c.points[0].inferences(), Some(n));
+    let list = faults::generate(&c);
+    let injections = by_injection(&list);
+    let within = |got: f64, q: f64, what: &str| {
+        let sd = (q * (1.0 - q) / n as f64).sqrt();
+        assert!(
+            (got - q).abs() < 4.5 * sd,
+            "{what}: {got} against {q} (sd {sd})"
+        );
+    };
+    let clean = (n - injections.len() as u64) as f64 / n as f64;
+    within(clean, (1.0 - p).powi(4), "clean share");
+    for node in [2u32, 5, 9, 11] {
+        let hit = list.faults.iter().filter(|f| f.node == node).count();
+        within(hit as f64 / n as f64, p, &format!("node {node} hit rate"));
+    }
+    for faults in &injections {
+        let mut nodes: Vec<u32> = faults.iter().map(|f| f.node).collect();
+        nodes.dedup();
+        assert_eq!(nodes.len(), faults.len(), "at most one fault per layer");
+    }
+    // A per-layer override: only the last Gemm is ever hit.
+    let text = with(
+        "fault:\n  per_inference:\n    probability: 0.000001\n    per: inference\n    layers: {/classifier/classifier.4/Gemm: 1.0}\n",
+    );
+    let c = campaign(&text).unwrap();
+    let list = faults::generate(&c);
+    let last = c.points[0].candidates.last().unwrap().layer.clone();
+    assert_eq!(last, "/classifier/classifier.4/Gemm");
+    assert!(list.faults.iter().all(|f| f.layer == last));
+    assert_eq!(by_injection(&list).len(), 50);
+}
+
+#[test]
+fn probability_per_inference_keys_are_checked_and_written_back() {
+    let msg = invalid(
+        &with("fault:\n  per_inference: {probability: 0.1, per: banana}\n"),
+        "fault.per_inference.per",
+    );
+    assert!(msg.contains("`inference`"), "{msg}");
+    let msg = invalid(
+        &with("fault:\n  per_inference: {poisson: 2, per: inference}\n"),
+        "fault.per_inference",
+    );
+    assert!(msg.contains("`per`"), "{msg}");
+    let msg = invalid(
+        &edit("injections:", "  stratified: {margin: 0.05}").replace(
+            "seed: 42",
+            &format!("seed: 42\n{}", PER_INFERENCE.replace('P', "0.1")),
+        ),
+        "counts.stratified",
+    );
+    assert!(msg.contains("per: inference"), "{msg}");
+    // The effective scenario keeps `per: inference` and replays the list.
+    let c = per_inference(0.2, "ops: [Conv]", 300);
+    let text = scenario::to_yaml(&c.spec);
+    assert!(text.contains("per: inference"), "{text}");
+    let again = Scenario::parse(&text, Path::new("e.yml")).unwrap();
+    assert_eq!(again.spec, c.spec);
+    let c2 = again
+        .validate(&fashion(), Some(1000), &Models::default())
+        .unwrap();
+    assert_eq!(faults::generate(&c2).faults, faults::generate(&c).faults);
+    // In a sweep, each point draws its own way.
+    let c = campaign(&with(
+        "sweep:\n  per_inference: [1, {probability: 0.1, per: inference}]\n",
+    ))
+    .unwrap();
+    assert_eq!(c.points[0].inferences(), None);
+    assert_eq!(c.points[1].inferences(), Some(50));
+    assert_eq!(c.points[1].label, "per_inference=p=0.1 per inference");
+}
+
+/// `faults gen` on the committed `per: inference` example says how many
+/// inferences it drew and how many ran clean; `faults show` reads the list.
+#[test]
+fn cli_gen_reports_the_inferences_of_per_inference() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("l.csv").display().to_string();
+    let out = faultsweep(&[
+        "faults",
+        "gen",
+        "scenarios/fashion_injecttf2_inference.yml",
+        "--out",
+        &list,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("300 inferences drawn (per: inference)"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let number = |word: &str| -> u64 {
+        let before = line.split(&format!(" {word}")).next().unwrap();
+        before.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let (faulted, clean) = (number("faulted"), number("clean"));
+    assert_eq!(faulted + clean, 300, "{line}");
+    assert!(
+        stdout.contains(&format!("({faulted} injections,")),
+        "{stdout}"
+    );
+    let show = faultsweep(&["faults", "show", &list]);
+    assert!(show.status.success());
+    assert!(
+        String::from_utf8_lossy(&show.stdout).contains(&format!("in {faulted} injections")),
+        "{}",
+        String::from_utf8_lossy(&show.stdout)
+    );
+}

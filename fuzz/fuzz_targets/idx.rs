@@ -36,6 +36,7 @@ fuzz_target!(|bytes: &[u8]| {
         labels: None,
         array: None,
         subset: Subset::All,
+        correct_only: false,
         batch_size: 3,
         window: data::default_window(),
         preprocess: Default::default(),

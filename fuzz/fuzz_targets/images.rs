@@ -34,6 +34,7 @@ fuzz_target!(|bytes: &[u8]| {
         labels: None,
         array: None,
         subset: Subset::All,
+        correct_only: false,
         batch_size: 2,
         window: data::default_window(),
         preprocess,

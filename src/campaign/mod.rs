@@ -89,6 +89,9 @@ pub struct RunReport {
     pub summary: Summary,
     /// Top-1 accuracy of the fault-free pass over the labelled samples.
     pub golden_accuracy: Option<f64>,
+    /// With `data.correct_only`: the samples kept and those of the subset
+    /// ([`Plan::correct`]).
+    pub correct: Option<(usize, usize)>,
     /// The `--verify` check of the engine against full forward passes.
     pub verified: Option<VerifyReport>,
 }
@@ -125,6 +128,10 @@ pub struct Plan {
     pub data: Dataset,
     /// Where the fault list comes from.
     pub faults: FaultSource,
+    /// With `data.correct_only`: the samples kept (those the fault-free
+    /// model classifies correctly, now `data`) and the samples of the
+    /// subset they were chosen from.
+    pub correct: Option<(usize, usize)>,
     /// The shard this plan runs (`run --shard I/N`), if any: only its
     /// samples' runs.
     pub shard: Option<Part>,
@@ -193,12 +200,14 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     }
     absolute_paths(&mut sc.spec)?;
     let mut graph = crate::load::load(&sc.spec.model.path)?;
-    let data = Dataset::open_with(&sc.spec.data, |m| sc.error("data.subset", m))?;
+    let mut data = Dataset::open_with(&sc.spec.data, |m| sc.error("data.subset", m))?;
     let len = Some(data.total_len() as u64);
-    let campaign = match models {
-        Some(models) => sc.validate(&graph, len, models)?,
-        None => sc.validate_recorded(&graph, len)?,
+    let correct = match sc.spec.data.correct_only {
+        true => Some(keep_correct(&sc, &mut graph, &mut data, args)?),
+        false => None,
     };
+    let kept = correct.map(|(kept, _)| kept as u64);
+    let campaign = sc.validate_kept(&graph, len, kept, models)?;
     graph.monitors = campaign.monitor.iter().copied().collect();
     graph.judged = campaign.judged;
     let faults = match &args.faults {
@@ -218,12 +227,58 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
         graph,
         data,
         faults,
+        correct,
         shard: None,
     };
     if let Some(shard) = args.shard {
         plan.shard = Some(shard::part(&plan, shard)?);
     }
     Ok(plan)
+}
+
+/// `data.correct_only` (PyTorchFI's practice): narrows `data` to the
+/// samples of its subset that the fault-free model classifies correctly
+/// (top-1 of the judged output equals the label), renumbered in order; the
+/// samples kept and those of the subset. The fault-free results come from
+/// the cache when it holds them (a few bytes a sample; no frontier is
+/// stored), so `--resume` and `report` find the same samples cheaply.
+fn keep_correct(
+    sc: &Scenario,
+    graph: &mut Graph,
+    data: &mut Dataset,
+    args: &RunArgs,
+) -> Result<(usize, usize)> {
+    let key = "data.correct_only";
+    if !data.has_labels() {
+        return Err(sc.error(
+            key,
+            "needs labels (`data.labels`, or an image folder with class folders): it keeps the samples whose fault-free top-1 class is their label",
+        ));
+    }
+    graph.judged = sc.judged(graph)?;
+    let store = Store::new(&sc.spec.cache, args.cache_dir.as_deref());
+    let run = GoldenRun {
+        graph,
+        data,
+        cuts: vec![],
+        reads: None,
+        store: sc.spec.cache.enabled.then_some(&store),
+        top_k: 5,
+    };
+    let golden = timed(Phase::Golden, || run.run())?;
+    let keep: Vec<usize> = (golden.rows.iter().enumerate())
+        .filter(|(_, r)| r.correct == Some(true))
+        .map(|(i, _)| i)
+        .collect();
+    let subset = data.len();
+    if keep.is_empty() {
+        return Err(sc.error(
+            key,
+            format!("the fault-free model classifies none of the {subset} samples of the subset correctly: no sample is left to inject into"),
+        ));
+    }
+    data.retain(&keep);
+    Ok((keep.len(), subset))
 }
 
 /// The results folder and the cache, both absolute and recorded in the
@@ -398,6 +453,7 @@ pub fn run_with_models(
         out,
         summary,
         golden_accuracy: plain.golden.accuracy(),
+        correct: plan.correct,
         verified,
     })
 }

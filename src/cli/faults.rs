@@ -97,8 +97,13 @@ fn gen(
     let plan = campaign::plan(path, &args, &faults::Models::default())?;
     // Written as generated: a list of millions is never held whole.
     let mut injections = 0;
+    // Injections per sweep point, for the clean inferences of `per: inference`.
+    let mut per_point: std::collections::BTreeMap<u32, u64> = Default::default();
     let rows = plan.fault_rows()?.inspect(|f| {
         if let Ok(f) = f {
+            if f.injection + 1 != injections {
+                *per_point.entry(f.sweep).or_default() += 1;
+            }
             injections = f.injection + 1;
         }
     });
@@ -115,6 +120,20 @@ fn gen(
         out.display(),
         meta.seed.unwrap_or_default()
     );
+    if let Some((kept, subset)) = plan.correct {
+        outln!("data.correct_only: {kept} of {subset} samples kept (classified correctly without faults); faults name positions 0..{kept}");
+    }
+    for p in &plan.campaign.points {
+        if let Some(n) = p.inferences() {
+            let faulted = per_point.get(&p.id).copied().unwrap_or(0);
+            outln!(
+                "sweep point {} ({}): {n} inferences drawn (per: inference), {faulted} faulted, {} clean",
+                p.id,
+                p.label,
+                n - faulted
+            );
+        }
+    }
     out!("{s}");
     Ok(())
 }

@@ -80,6 +80,7 @@ impl DataArgs {
             labels: self.labels.clone(),
             array: self.array.clone(),
             subset: self.first.map_or(Subset::All, Subset::First),
+            correct_only: false,
             batch_size: self.batch_size,
             window: faultsweep::data::default_window(),
             preprocess: Preprocess {

@@ -183,6 +183,9 @@ pub fn run(cmd: RunCmd, workers: usize) -> Result<()> {
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
+    if let Some((kept, subset)) = report.correct {
+        outln!("data.correct_only: {kept} of {subset} samples kept (classified correctly without faults)");
+    }
     if let Some(acc) = report.golden_accuracy {
         outln!("golden top-1 accuracy {:.2}%", 100.0 * acc);
     }

@@ -25,6 +25,12 @@ pub struct DataSpec {
     /// Which samples to use (default: all).
     #[serde(default)]
     pub subset: Subset,
+    /// Keep only the samples of the subset that the fault-free model
+    /// classifies correctly (top-1 equals the label; PyTorchFI's practice).
+    /// Needs labels; a campaign's plan narrows the data set to them
+    /// ([`Dataset::retain`]) before its fault list is drawn.
+    #[serde(default)]
+    pub correct_only: bool,
     /// Samples per forward pass in the golden run.
     #[serde(default = "default_batch_size", deserialize_with = "at_least_one")]
     pub batch_size: usize,
@@ -273,6 +279,19 @@ impl Dataset {
             labels,
             total: len,
         })
+    }
+
+    /// Whether the samples have labels.
+    pub fn has_labels(&self) -> bool {
+        self.labels.is_some()
+    }
+
+    /// Keeps the selected samples at `positions` (positions in the subset,
+    /// ascending, each below [`Dataset::len`]) and drops the others: the
+    /// kept samples are renumbered `0..positions.len()` in order, their ids
+    /// (positions in the whole data set) unchanged.
+    pub fn retain(&mut self, positions: &[usize]) {
+        self.ids = positions.iter().map(|&p| self.ids[p]).collect();
     }
 
     /// Number of selected samples.

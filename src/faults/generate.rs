@@ -8,7 +8,9 @@
 //! faults (from `per_inference`), then per fault the layer (by size or
 //! uniform; one layer per injection in probability mode), the element
 //! (uniform in the eligible boxes), the bits (`simultaneous` distinct bits of
-//! the point's set) and a random word.
+//! the point's set) and a random word. With the probability per inference,
+//! each candidate in order draws whether it is hit, then its element; an
+//! inference no candidate is hit in yields no fault and no injection id.
 
 use super::rng::Stream;
 use super::{
@@ -150,6 +152,18 @@ impl Generator<'_> {
         let sample = self.samples(p, rng);
         let pick = |rng: &mut Stream| fixed.candidate.unwrap_or_else(|| rng.weighted(cum));
         let sites: Vec<(usize, u64)> = match p.per_injection {
+            PerInjection::InferenceProbability => {
+                let hits = (0..p.candidates.len()).filter_map(|c| {
+                    let hit = rng.unit() < p.probabilities[c];
+                    hit.then(|| (c, rng.below(p.candidates[c].elements())))
+                });
+                let sites: Vec<(usize, u64)> = hits.collect();
+                if sites.is_empty() {
+                    // A clean inference: nothing to run, no id taken.
+                    return vec![];
+                }
+                sites
+            }
             PerInjection::Probability => {
                 let c = pick(rng);
                 let n = p.candidates[c].elements();

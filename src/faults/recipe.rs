@@ -48,7 +48,8 @@ pub struct Point {
     pub simultaneous: u8,
     /// Faults per injection.
     pub per_injection: PerInjection,
-    /// Probability per candidate ([`PerInjection::Probability`]), else empty.
+    /// Probability per candidate ([`PerInjection::Probability`] and
+    /// [`PerInjection::InferenceProbability`]), else empty.
     pub probabilities: Vec<f64>,
     /// How long a fault lasts.
     pub scope: Scope,
@@ -78,6 +79,20 @@ pub struct Stratum {
     pub size: SampleSize,
 }
 
+impl Point {
+    /// The inferences the point draws when it uses InjectTF2's
+    /// per-inference probability ([`PerInjection::InferenceProbability`],
+    /// scenario `per_inference: {probability: p, per: inference}`): its
+    /// budget's injections, faulted and clean. Only the faulted ones are in
+    /// the fault list (a clean inference takes no injection id), so a rate
+    /// per inference divides by this, not by the list's injections. `None`
+    /// for every other count, where each inference drawn is an injection of
+    /// the list.
+    pub fn inferences(&self) -> Option<u64> {
+        (self.per_injection == PerInjection::InferenceProbability).then(|| self.budget.injections())
+    }
+}
+
 impl Budget {
     /// Injections over the whole budget.
     pub fn injections(&self) -> u64 {
@@ -100,6 +115,11 @@ pub enum PerInjection {
     /// Each eligible element of one chosen layer with that layer's
     /// probability ([`Point::probabilities`]), at least one.
     Probability,
+    /// InjectTF2's own semantics: each candidate layer, independently, with
+    /// its probability ([`Point::probabilities`]), one uniformly random
+    /// element of it. An inference no layer is hit in runs clean: it has no
+    /// fault and no injection id ([`Point::inferences`] counts it).
+    InferenceProbability,
 }
 
 /// How a fault picks its layer among the selected ones.

@@ -1,8 +1,8 @@
 //! Serde for the keys with a short form: `bits` (`30`, `all`, `{range: [lo,
 //! hi]}`, `{list: [..]}`) and `per_inference` (`2`, `{uniform: [lo, hi]}`,
-//! `{poisson: m}`, `{probability: p, layers: {..}}`). The long forms are
-//! parsed by small structs with `deny_unknown_fields`, so a typo still names
-//! the allowed keys.
+//! `{poisson: m}`, `{probability: p, layers: {..}, per: element|inference}`).
+//! The long forms are parsed by small structs with `deny_unknown_fields`,
+//! so a typo still names the allowed keys.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,7 +11,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::spec::{BitsSpec, PerInference};
+use super::spec::{BitsSpec, PerInference, ProbabilityPer};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,6 +101,8 @@ struct PerInferenceMap {
     probability: Option<f64>,
     #[serde(default)]
     layers: Option<BTreeMap<String, f64>>,
+    #[serde(default)]
+    per: Option<ProbabilityPer>,
 }
 
 struct PerInferenceVisitor;
@@ -130,15 +132,17 @@ impl<'de> Visitor<'de> for PerInferenceVisitor {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<PerInference, A::Error> {
         let m = PerInferenceMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
         let layers = m.layers.clone();
+        let alone = layers.is_none() && m.per.is_none();
         match (m.uniform, m.poisson, m.probability) {
-            (Some([lo, hi]), None, None) if layers.is_none() => Ok(PerInference::Uniform(lo, hi)),
-            (None, Some(mean), None) if layers.is_none() => Ok(PerInference::Poisson(mean)),
+            (Some([lo, hi]), None, None) if alone => Ok(PerInference::Uniform(lo, hi)),
+            (None, Some(mean), None) if alone => Ok(PerInference::Poisson(mean)),
             (None, None, Some(p)) => Ok(PerInference::Probability {
                 p,
                 layers: layers.unwrap_or_default(),
+                per: m.per.unwrap_or_default(),
             }),
             _ => Err(de::Error::custom(
-                "give exactly one of `uniform`, `poisson` or `probability` (`layers` goes with `probability`)",
+                "give exactly one of `uniform`, `poisson` or `probability` (`layers` and `per` go with `probability`)",
             )),
         }
     }
@@ -156,10 +160,16 @@ impl Serialize for PerInference {
             PerInference::Fixed(k) => s.serialize_u32(*k),
             PerInference::Uniform(lo, hi) => single(s, "uniform", &[lo, hi]),
             PerInference::Poisson(m) => single(s, "poisson", m),
-            PerInference::Probability { p, layers } => {
-                let mut m = s.serialize_map(Some(2))?;
+            PerInference::Probability { p, layers, per } => {
+                // `per: element` is the default: left out, so the effective
+                // scenarios written before the key existed stay the same.
+                let inference = *per == ProbabilityPer::Inference;
+                let mut m = s.serialize_map(Some(2 + usize::from(inference)))?;
                 m.serialize_entry("probability", p)?;
                 m.serialize_entry("layers", layers)?;
+                if inference {
+                    m.serialize_entry("per", per)?;
+                }
                 m.end()
             }
         }

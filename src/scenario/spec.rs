@@ -298,9 +298,11 @@ impl fmt::Display for BitsSpec {
 }
 
 /// Faults per inference: a number, `{uniform: [lo, hi]}`, `{poisson:
-/// mean}` (zero-truncated) or `{probability: p, layers: {NAME: p}}`
-/// (InjectTF2: each eligible element of the chosen layer is faulty with
-/// probability p, at least one).
+/// mean}` (zero-truncated) or `{probability: p, layers: {NAME: p}, per:
+/// element|inference}` (InjectTF2's probability: per element, each eligible
+/// element of the chosen layer is faulty with probability p, at least one;
+/// per inference, each targeted layer is faulted with probability p, in
+/// one random element, and an inference no layer is hit in runs clean).
 #[derive(Debug, Clone, PartialEq)]
 pub enum PerInference {
     /// Exactly this many.
@@ -315,7 +317,24 @@ pub enum PerInference {
         p: f64,
         /// Probability per element, by layer name.
         layers: BTreeMap<String, f64>,
+        /// What the probability applies to.
+        per: ProbabilityPer,
     },
+}
+
+/// What InjectTF2's probability (`per_inference: {probability: p, per:
+/// ..}`) is the chance of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbabilityPer {
+    /// Each eligible element of the injection's one layer is faulty with
+    /// probability p, conditioned on at least one (the default).
+    #[default]
+    Element,
+    /// InjectTF2's own semantics: in each inference, each targeted layer is
+    /// faulted with probability p (one uniformly random element); an
+    /// inference where no layer is hit runs clean and is not in the list.
+    Inference,
 }
 
 impl Default for PerInference {
@@ -330,7 +349,16 @@ impl fmt::Display for PerInference {
             PerInference::Fixed(k) => write!(f, "{k}"),
             PerInference::Uniform(a, b) => write!(f, "uniform {a}..={b}"),
             PerInference::Poisson(m) => write!(f, "poisson {m}"),
-            PerInference::Probability { p, .. } => write!(f, "p={p}"),
+            PerInference::Probability {
+                p,
+                per: ProbabilityPer::Element,
+                ..
+            } => write!(f, "p={p}"),
+            PerInference::Probability {
+                p,
+                per: ProbabilityPer::Inference,
+                ..
+            } => write!(f, "p={p} per inference"),
         }
     }
 }

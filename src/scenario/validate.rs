@@ -73,7 +73,14 @@ fn per_injection(p: &PerInference) -> PerInjection {
         PerInference::Fixed(k) => PerInjection::Fixed(*k),
         PerInference::Uniform(lo, hi) => PerInjection::Uniform(*lo, *hi),
         PerInference::Poisson(m) => PerInjection::Poisson(*m),
-        PerInference::Probability { .. } => PerInjection::Probability,
+        PerInference::Probability {
+            per: ProbabilityPer::Element,
+            ..
+        } => PerInjection::Probability,
+        PerInference::Probability {
+            per: ProbabilityPer::Inference,
+            ..
+        } => PerInjection::InferenceProbability,
     }
 }
 
@@ -103,6 +110,9 @@ impl Scenario {
     /// Resolves the scenario against `graph`. `data_len` is the number of
     /// samples in the data set when known (needed for `subset: all`);
     /// `models` holds the custom fault models a `custom` name may give.
+    /// `data.correct_only` is not applied here (it needs the fault-free
+    /// run): the campaign's samples are the whole subset's, where
+    /// [`crate::campaign::plan`] keeps only the correctly classified ones.
     pub fn validate(
         &self,
         graph: &Graph,
@@ -124,18 +134,24 @@ impl Scenario {
         data_len: Option<u64>,
         models: &Models,
     ) -> Result<Campaign> {
-        self.resolve(sites, data_len, Some(models))
+        self.resolve(sites, data_len, None, Some(models))
     }
 
-    /// As [`Scenario::validate`] for a campaign that is only read, not run
-    /// (`faultsweep report`): a `custom` name needs no registered model.
-    pub(crate) fn validate_recorded(
+    /// As [`Scenario::validate`], for a campaign's plan: `kept` is the
+    /// number of samples `data.correct_only` kept of the subset (the fault
+    /// list then names positions `0..kept`), and `models: None` (a campaign
+    /// that is only read, `faultsweep report`) accepts any custom name.
+    pub(crate) fn validate_kept(
         &self,
         graph: &Graph,
         data_len: Option<u64>,
+        kept: Option<u64>,
+        models: Option<&Models>,
     ) -> Result<Campaign> {
         self.check_version()?;
-        self.resolve(Sites::from_graph(graph)?, data_len, None)
+        let mut campaign = self.resolve(Sites::from_graph(graph)?, data_len, kept, models)?;
+        campaign.judged = self.judged(graph)?;
+        Ok(campaign)
     }
 
     /// Validation; `models: None` accepts any custom name.
@@ -143,12 +159,14 @@ impl Scenario {
         &self,
         sites: Sites,
         data_len: Option<u64>,
+        kept: Option<u64>,
         models: Option<&Models>,
     ) -> Result<Campaign> {
         let spec = &self.spec;
         self.check_version()?;
         self.check_name()?;
         let samples = self.samples(data_len)?;
+        let samples = kept.unwrap_or(samples);
         let points = self
             .combos()?
             .into_iter()
@@ -215,7 +233,7 @@ impl Scenario {
     }
 
     /// The index among the model's outputs of `outputs.judge` (0 if unset).
-    fn judged(&self, graph: &Graph) -> Result<usize> {
+    pub(crate) fn judged(&self, graph: &Graph) -> Result<usize> {
         let Some(name) = &self.spec.outputs.judge else {
             return Ok(0);
         };
@@ -528,7 +546,7 @@ impl Scenario {
             PerInference::Poisson(m) if !(*m > 0.0 && *m <= 100.0) => {
                 Err(self.error(key, format!("poisson mean {m} is outside (0, 100]")))
             }
-            PerInference::Probability { p, layers } => {
+            PerInference::Probability { p, layers, per } => {
                 for (name, q) in layers {
                     if !cands.iter().any(|c| &c.layer == name) {
                         return Err(self.error(
@@ -539,11 +557,27 @@ impl Scenario {
                     self.probability(&format!("{key}.layers.{name}"), *q)?;
                 }
                 self.probability(key, *p)?;
+                let per_inference = *per == ProbabilityPer::Inference;
+                if per_inference && cands.len() as u64 > max {
+                    return Err(self.error(
+                        &format!("{key}.per"),
+                        format!(
+                            "{} targeted layers, up to one fault each, is more than {max} faults per inference",
+                            cands.len()
+                        ),
+                    ));
+                }
+                if per_inference && self.spec.counts.stratified.is_some() {
+                    return Err(self.error(
+                        "counts.stratified",
+                        format!("`{key}` with `per: inference` draws which layers each inference hits, so it has no strata: give `counts.injections` (the inferences per sweep point)"),
+                    ));
+                }
                 cands
                     .iter()
                     .map(|c| {
                         let q = layers.get(&c.layer).copied().unwrap_or(*p);
-                        if q * c.elements() as f64 > max as f64 {
+                        if !per_inference && q * c.elements() as f64 > max as f64 {
                             return Err(self.error(key, format!(
                                 "p = {q} on layer '{}' ({} elements) expects more than {max} faults per inference",
                                 c.layer, c.elements()
@@ -833,6 +867,7 @@ impl Scenario {
                         .map(|(c, q)| q * c.elements() as f64);
                     most.fold(1.0, f64::max).ceil() as u64
                 }
+                PerInjection::InferenceProbability => p.candidates.len() as u64,
             };
             total = p
                 .budget
