@@ -330,3 +330,19 @@ fn the_kubernetes_manifest_runs_its_shards_and_merge_as_documented() {
         );
     }
 }
+
+#[test]
+fn shards_of_an_injecttf2_campaign_merge_with_its_clean_inferences() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = edit_scenario(
+        &demo("fashion_injecttf2_inference.yml"),
+        dir.path().join("tf2.yml"),
+        |s| s.counts.injections = Some(600),
+    );
+    merged_equals_single(dir.path(), &sc, 2, &[]);
+    let summary = std::fs::read_to_string(dir.path().join("merged/summary.csv")).unwrap();
+    assert!(
+        summary.contains("\nper_inference,all,drawn inferences,600,600,"),
+        "{summary}"
+    );
+}

@@ -406,3 +406,46 @@ fn the_confidence_level_sets_every_interval() {
         assert!(String::from_utf8_lossy(&r.stderr).contains("outputs.confidence"));
     }
 }
+
+#[test]
+fn injecttf2_semantics_give_rates_per_inference_drawn() {
+    // Each inference: each targeted layer faulted with its probability; the
+    // clean inferences count as masked in the `per_inference` table.
+    let dir = tempfile::tempdir().unwrap();
+    let from = root().join("scenarios/fashion_injecttf2_inference.yml");
+    let sc = edit_scenario(&from, dir.path().join("tf2.yml"), |s| {
+        s.counts.injections = Some(2000);
+    });
+    let out = run(dir.path(), &sc, "tf2");
+    let rows = rows_of(&out.join("injections.csv"));
+    let summary = rows_of(&out.join("summary.csv"));
+    // One outcome per faulted inference (its rows share it).
+    let mut outcomes: BTreeMap<String, String> = BTreeMap::new();
+    for r in &rows {
+        outcomes.insert(r["injection"].clone(), r["outcome"].clone());
+    }
+    let faulted = outcomes.len() as f64;
+    assert!(faulted > 20.0 && faulted < 400.0, "{faulted}");
+    let row = summary_row(&summary, "per_inference", "all", "");
+    assert_eq!(row["unit"], "drawn inferences");
+    assert_eq!(num(row, "n"), 2000.0);
+    assert_eq!(num(row, "injections"), 2000.0);
+    for event in ["sde", "due"] {
+        let k = outcomes.values().filter(|o| *o == event).count() as f64;
+        assert_eq!(num(row, event), k);
+        let (low, high) = wilson(k, 2000.0, Z95);
+        close(num(row, &format!("{event}_rate")), k / 2000.0, event);
+        close(num(row, &format!("{event}_low")), low, event);
+        close(num(row, &format!("{event}_high")), high, event);
+    }
+    let clean = 2000.0 - faulted;
+    let masked = outcomes.values().filter(|o| *o == "masked").count() as f64;
+    assert_eq!(num(row, "masked"), masked + clean);
+    // The overall table is per faulted inference.
+    assert_eq!(
+        num(summary_row(&summary, "overall", "all", ""), "n"),
+        faulted
+    );
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("## per_inference"));
+}

@@ -69,7 +69,7 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<Merged> {
             ),
         });
     }
-    let (summary, cells) = done.tally.finish();
+    let (summary, cells) = done.tally.finish(&plan);
     let provenance = Provenance::of(&plan, total)?;
     for (name, text) in summary_files(&plan, &provenance, &summary, &cells) {
         crate::output::write_atomic(&out.join(name), text.as_bytes())?;

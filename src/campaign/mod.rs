@@ -433,7 +433,7 @@ pub fn run_with_models(
             }
         }
     }
-    let (summary, cells) = tally.finish();
+    let (summary, cells) = tally.finish(&plan);
     let provenance = Provenance::of(&plan, total)?;
     for (name, text) in summary_files(&plan, &provenance, &summary, &cells) {
         crate::output::write_atomic(&out.join(name), text.as_bytes())?;

@@ -319,7 +319,7 @@ pub fn check(dir: &Path) -> Result<Checked> {
             "the campaign is not finished (resume it with `faultsweep run --resume`)".into(),
         ));
     }
-    let (summary, cells) = done.tally.finish();
+    let (summary, cells) = done.tally.finish(&plan);
     for (name, derived) in summary_files(&plan, &record.provenance, &summary, &cells) {
         let on_disk = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
         if on_disk != derived {

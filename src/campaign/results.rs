@@ -412,12 +412,20 @@ impl Tally {
     }
 
     /// The summary and the heatmap cells, every injection counted (one
-    /// still open, in a list read only in part, counts as it is).
-    pub fn finish(mut self) -> (Summary, heatmap::Cells) {
+    /// still open, in a list read only in part, counts as it is), and with
+    /// `per: inference` the clean inferences of the plan's points.
+    pub fn finish(mut self, plan: &Plan) -> (Summary, heatmap::Cells) {
         let mut open: Vec<(u64, Open)> = std::mem::take(&mut self.open).into_iter().collect();
         open.sort_by_key(|(id, _)| *id);
         for (injection, open) in open {
             self.close(injection, open);
+        }
+        // The clean inferences of InjectTF2's semantics: masked, one each.
+        for p in &plan.campaign.points {
+            if let Some((key, drawn)) = drawn_inferences(plan, p.id) {
+                let group = self.summary.group_mut(Grouping::PerInference, key);
+                group.add_masked_injections(drawn.saturating_sub(group.injections));
+            }
         }
         (self.summary, self.cells)
     }
@@ -458,6 +466,9 @@ fn slots<'v>(
             slots.push((protection(i + 1, name), v));
         }
     }
+    if let Some(key) = drawn_inferences(plan, faults[0].sweep).map(|(key, _)| key) {
+        slots.push((Slot::Row(Grouping::PerInference, key), plain));
+    }
     let chosen = &plan.campaign.spec.outputs.summaries;
     if chosen.contains(&SummaryKey::Sweep) {
         let sweep = faults[0].sweep;
@@ -478,6 +489,22 @@ fn slots<'v>(
         }
     }
     slots
+}
+
+/// The `per_inference` row of sweep point `sweep` and its inferences drawn,
+/// when the point draws with InjectTF2's semantics (not in a shard, which
+/// sees only part of them: the merge counts them).
+fn drawn_inferences(plan: &Plan, sweep: u32) -> Option<(Key, u64)> {
+    if plan.shard.is_some() {
+        return None;
+    }
+    let point = plan.campaign.points.iter().find(|p| p.id == sweep)?;
+    let drawn = point.inferences()?;
+    let label = match plan.campaign.points.len() {
+        1 => "all".to_string(),
+        _ => sweep_label(plan, sweep),
+    };
+    Some((Key::new(vec![sweep], label), drawn))
 }
 
 fn protection(rank: usize, name: &str) -> Slot {

@@ -216,6 +216,21 @@ impl Group {
         }
     }
 
+    /// Adds `k` injections of one masked row each (clean inferences).
+    pub fn add_masked_injections(&mut self, k: u64) {
+        let k128 = u128::from(k);
+        let i = EVENTS
+            .iter()
+            .position(|e| *e == Event::Masked)
+            .expect("masked");
+        self.injections += k;
+        self.sum_nn += k128;
+        self.sum_kk[i] += k128;
+        self.sum_kn[i] += k128;
+        self.counts.n += k;
+        self.counts.masked += k;
+    }
+
     /// Adds every injection of `other` (whose injections are not in `self`).
     pub fn merge(&mut self, other: &Group) {
         self.injections += other.injections;

@@ -31,6 +31,9 @@ const RATED: [Event; 4] = [Event::Sde, Event::Due, Event::Masked, Event::SdeTopK
 pub enum Grouping {
     /// Every row in one group.
     Overall,
+    /// InjectTF2's semantics (`per: inference`): per sweep point, every
+    /// inference drawn, the clean ones as masked.
+    PerInference,
     /// Per protection (the unprotected model, then each hardened one).
     Protection,
     /// Per sweep point.
@@ -54,6 +57,7 @@ impl Grouping {
     pub fn name(self) -> String {
         match self {
             Grouping::Overall => "overall".into(),
+            Grouping::PerInference => "per_inference".into(),
             Grouping::Protection => "protection".into(),
             Grouping::Sweep => "sweep".into(),
             Grouping::Layer => "layer".into(),
@@ -70,7 +74,7 @@ impl Grouping {
     fn per_fault(self) -> bool {
         !matches!(
             self,
-            Grouping::Overall | Grouping::Protection | Grouping::Sweep
+            Grouping::Overall | Grouping::PerInference | Grouping::Protection | Grouping::Sweep
         )
     }
 }
@@ -258,6 +262,9 @@ impl Summary {
     /// What `n` counts in a table: `injections` or `inferences` (runs),
     /// `faults` or `rows` (a fault on one sample).
     pub fn unit(&self, grouping: Grouping) -> &'static str {
+        if grouping == Grouping::PerInference {
+            return "drawn inferences";
+        }
         match (grouping.per_fault(), self.several_samples) {
             (false, false) => "injections",
             (false, true) => "inferences",
@@ -809,6 +816,7 @@ fn unit_meaning(unit: &str) -> &'static str {
         "injections" => "n counts injections (one inference each).",
         "inferences" => "n counts inferences: each injection on each sample of its scope.",
         "faults" => "n counts faults, each with its injection's outcome.",
+        "drawn inferences" => "n counts every inference drawn with InjectTF2's semantics (`per: inference`: each targeted layer faulted with its probability), the clean ones (no layer hit) as masked: the rates per inference, where the other tables give them per faulted inference.",
         _ => "n counts rows of injections.csv: each fault on each sample of its scope, with that inference's outcome.",
     }
 }
