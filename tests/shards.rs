@@ -59,6 +59,11 @@ fn merged_equals_single(dir: &Path, scenario: &Path, n: u32, extra: &[&str]) -> 
             "--quiet",
         ];
         args.extend(extra);
+        // The even shards on nodes with their own cache.
+        let cache = match i % 2 {
+            0 => cache.clone(),
+            _ => dir.join(format!("cache{i}")),
+        };
         ok(&faultsweep(&args, &cache));
     }
     let merged = dir.join("merged");

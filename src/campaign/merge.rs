@@ -8,7 +8,7 @@
 //! Checked first, each failure naming the folder (exit 11): every folder is
 //! a shard with a provenance record that `report` accepts (finished, files
 //! unchanged), all belong to one campaign (the same scenario apart from
-//! the results folder, fault list, model, data, labels, seed and tool), and
+//! the results folder and the cache folder, fault list, model, data, labels, seed and tool), and
 //! the set is complete, without duplicates.
 
 use std::collections::BTreeMap;
@@ -176,8 +176,10 @@ struct Identity {
 
 impl Identity {
     fn of(dir: &Path, p: &Provenance) -> Result<Identity> {
+        // Where the results and the cache went does not change them.
         let mut spec = scenario::Scenario::load(&dir.join("scenario.yml"))?.spec;
         spec.outputs.dir = None;
+        spec.cache.dir = None;
         let scenario = serde_norway::to_string(&spec).unwrap_or_default();
         let faults = super::provenance::file_hash(&dir.join("faults.bin"))?;
         let provenance = Provenance {
