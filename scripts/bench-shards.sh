@@ -5,12 +5,12 @@
 # (user + system, summed over the shards and the merge) and their ratio to
 # the single run's, and checks that each merge equals the single run.
 #   scripts/bench-shards.sh [SCENARIO] [INJECTIONS]
-# Default: scenarios/fashion_neurons.yml with 20000 injections on the 1000
+# Default: scenarios/fashion_neurons.yml with 1,000,000 injections on the 1000
 # test images. Run it on an idle machine; the cache is cold for every way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenario=${1:-scenarios/fashion_neurons.yml}
-injections=${2:-20000}
+injections=${2:-1000000}
 bin=$PWD/target/release/faultsweep
 work=$(mktemp -d /tmp/fs-shards.XXXXXX)
 trap 'rm -rf "$work"' EXIT

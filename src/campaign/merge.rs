@@ -6,8 +6,8 @@
 //! summaries, heatmap and provenance, byte for byte.
 //!
 //! Checked first, each failure naming the folder (exit 11): every folder is
-//! a shard with a provenance record that `report` accepts (finished, files
-//! unchanged), all belong to one campaign (the same scenario apart from
+//! a finished shard whose files match the hashes its provenance records,
+//! all belong to one campaign (the same scenario apart from
 //! the results folder and the cache folder, fault list, model, data, labels, seed and tool), and
 //! the set is complete, without duplicates.
 
@@ -16,7 +16,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::provenance::{recorded, write_provenance, Provenance};
+use super::provenance::{check_finished, recorded, write_provenance, Provenance};
 use super::results::{finished, Sum, SUMS};
 use super::shard::{self, Shard};
 use super::{plan_recorded, refuse_campaign_folder, run_count, summary_files, windows, RunArgs};
@@ -92,21 +92,21 @@ fn check_shards(dirs: &[PathBuf]) -> Result<Vec<(Shard, PathBuf)>> {
     let mut campaign: Option<(PathBuf, Identity)> = None;
     let mut count = None;
     for dir in dirs {
-        let provenance = recorded(dir)?.ok_or_else(|| {
-            bad(
+        if recorded(dir)?.is_none() {
+            return Err(bad(
                 dir,
                 "has no provenance.json: not the results folder of a `faultsweep run --shard`"
                     .into(),
-            )
-        })?;
+            ));
+        }
+        // Finished, and every file as its run wrote it.
+        let provenance = check_finished(dir)?;
         let Some(shard) = provenance.shard else {
             return Err(bad(
                 dir,
                 "is not a shard (it was not run with --shard I/N)".into(),
             ));
         };
-        // Finished, and every file as its run wrote it.
-        super::check(dir)?;
         let identity = Identity::of(dir, &provenance)?;
         match &campaign {
             None => campaign = Some((dir.clone(), identity)),
@@ -289,6 +289,15 @@ fn interleave(
                 blake3: hash.finalize().to_hex().to_string(),
             };
             sums += &sum.line();
+        }
+    }
+    for (p, reader) in &mut readers {
+        let mut rest = String::new();
+        if reader.read_line(&mut rest).map_err(|e| Error::io(&*p, e))? > 0 {
+            return Err(Error::Report {
+                path: p.clone(),
+                msg: "holds more rows than its shard's runs".into(),
+            });
         }
     }
     csv.flush().map_err(io)?;

@@ -274,6 +274,42 @@ pub fn recorded(dir: &Path) -> Result<Option<Provenance>> {
     Ok(Some(record.provenance))
 }
 
+/// The provenance of the finished campaign in `dir` whose files are all as
+/// its run wrote them (by their recorded hashes): a cheaper check than
+/// [`check`], which also re-derives the summaries. A run records the
+/// summaries' hashes only when it finishes.
+pub fn check_finished(dir: &Path) -> Result<Provenance> {
+    let record_path = dir.join("provenance.json");
+    let text = std::fs::read_to_string(&record_path).map_err(|e| Error::io(&record_path, e))?;
+    let record: Record = serde_json::from_str(&text).map_err(|e| Error::Report {
+        path: record_path.clone(),
+        msg: format!("not a provenance record: {e}"),
+    })?;
+    if !record.files.contains_key("summary.json") {
+        return Err(Error::Report {
+            path: dir.to_path_buf(),
+            msg: "the campaign is not finished (resume it with `faultsweep run --resume`)".into(),
+        });
+    }
+    for (name, hash) in &record.files {
+        let path = dir.join(name);
+        if !path.exists() {
+            return Err(Error::Report {
+                path,
+                msg: "is missing, though provenance.json records it: the campaign is not finished or was damaged (resume it with `faultsweep run --resume`)".into(),
+            });
+        }
+        if file_hash(&path)? != *hash {
+            return Err(Error::Report {
+                path,
+                msg: "changed since the run wrote it (its blake3 differs from provenance.json's)"
+                    .into(),
+            });
+        }
+    }
+    Ok(record.provenance)
+}
+
 /// Re-derives the summaries of the finished campaign in `dir` from its
 /// `injections.csv` and checks them, the files' recorded hashes, and the
 /// model and data against the provenance. Any difference is an error naming

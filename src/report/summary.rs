@@ -288,30 +288,44 @@ impl Summary {
         }
     }
 
-    /// The cells of a rate table's row, by column name.
-    fn rate_cells(&self, key: &Key, group: &Group) -> Cells {
+    /// A rate table row's counts and rates (each with its interval and
+    /// effective size), by column name, in column order.
+    fn rate_fields(&self, group: &Group) -> (Vec<(String, u64)>, Vec<(String, f64)>) {
         let c = &group.counts;
-        let mut row = Cells::new();
-        row.insert("group".into(), key.label.clone());
-        for (name, count) in [
-            ("n", c.n),
-            ("injections", group.injections),
-            ("masked", c.masked),
-            ("benign", c.benign),
-            ("sde", c.sde),
-            ("due", c.due),
-        ] {
-            row.insert(name.into(), count.to_string());
-        }
-        row.insert(self.event_name(Event::SdeTopK), c.sde_top_k.to_string());
+        let counts = [
+            ("n".to_string(), c.n),
+            ("injections".to_string(), group.injections),
+            ("masked".to_string(), c.masked),
+            ("benign".to_string(), c.benign),
+            ("sde".to_string(), c.sde),
+            ("due".to_string(), c.due),
+            (self.event_name(Event::SdeTopK), c.sde_top_k),
+        ];
+        let mut rates = Vec::new();
         for e in RATED {
             let r = group.rate(e, self.z());
             let o = self.event_name(e);
-            row.insert(format!("{o}_rate"), format!("{:.6}", r.rate));
-            row.insert(format!("{o}_low"), format!("{:.6}", r.low));
-            row.insert(format!("{o}_high"), format!("{:.6}", r.high));
-            row.insert(format!("{o}_n_eff"), format!("{:.1}", r.n_eff));
+            rates.push((format!("{o}_rate"), r.rate));
+            rates.push((format!("{o}_low"), r.low));
+            rates.push((format!("{o}_high"), r.high));
+            rates.push((format!("{o}_n_eff"), r.n_eff));
         }
+        (counts.into(), rates)
+    }
+
+    /// The cells of a rate table's row, by column name.
+    fn rate_cells(&self, key: &Key, group: &Group) -> Cells {
+        let (counts, rates) = self.rate_fields(group);
+        let mut row = Cells::new();
+        row.insert("group".into(), key.label.clone());
+        row.extend(counts.into_iter().map(|(k, v)| (k, v.to_string())));
+        row.extend(rates.into_iter().map(|(k, v)| {
+            let text = match k.ends_with("_n_eff") {
+                true => format!("{v:.1}"),
+                false => format!("{v:.6}"),
+            };
+            (k, text)
+        }));
         row
     }
 
@@ -518,28 +532,11 @@ impl Summary {
     }
 
     fn json_row(&self, key: &Key, group: &Group) -> Value {
-        let c = &group.counts;
+        let (counts, rates) = self.rate_fields(group);
         let mut row = Map::new();
         row.insert("group".into(), json!(key.label));
-        for (name, count) in [
-            ("n", c.n),
-            ("injections", group.injections),
-            ("masked", c.masked),
-            ("benign", c.benign),
-            ("sde", c.sde),
-            ("due", c.due),
-        ] {
-            row.insert(name.into(), json!(count));
-        }
-        row.insert(self.event_name(Event::SdeTopK), json!(c.sde_top_k));
-        for e in RATED {
-            let r = group.rate(e, self.z());
-            let o = self.event_name(e);
-            row.insert(format!("{o}_rate"), json!(r.rate));
-            row.insert(format!("{o}_low"), json!(r.low));
-            row.insert(format!("{o}_high"), json!(r.high));
-            row.insert(format!("{o}_n_eff"), json!(r.n_eff));
-        }
+        row.extend(counts.into_iter().map(|(k, v)| (k, json!(v))));
+        row.extend(rates.into_iter().map(|(k, v)| (k, json!(v))));
         Value::Object(row)
     }
 
