@@ -174,6 +174,9 @@ fn out_of_order(path: &std::path::Path, f: &Fault, last: u64) -> Error {
 
 /// How many runs the plan's list holds (one pass over it).
 pub fn run_count(plan: &Plan) -> Result<usize> {
+    if let Some(part) = &plan.shard {
+        return Ok(part.runs);
+    }
     let mut runs = 0;
     for faults in injections(plan)? {
         runs += own_scope(plan, &faults?).count();

@@ -61,12 +61,19 @@ pub struct Part {
     pub shard: Shard,
     /// Its samples.
     pub samples: Range<u64>,
+    /// Its runs (injection x sample).
+    pub runs: usize,
 }
 
 /// The sample ranges of all `count` shards, in order: contiguous, covering
 /// the subset, each holding about 1/count of the estimated work.
 pub fn ranges(plan: &Plan, count: u32) -> Result<Vec<Range<u64>>> {
-    let work = sample_work(plan)?;
+    Ok(cut(&sample_work(plan)?.0, count))
+}
+
+/// Contiguous ranges of `work`'s samples, `count` of them, each holding
+/// about 1/count of the sum.
+fn cut(work: &[u64], count: u32) -> Vec<Range<u64>> {
     let total: u128 = work.iter().map(|&w| u128::from(w)).sum();
     let mut bounds = vec![0u64];
     let mut done = 0u128;
@@ -84,18 +91,26 @@ pub fn ranges(plan: &Plan, count: u32) -> Result<Vec<Range<u64>>> {
         bounds.push(work.len() as u64);
     }
     *bounds.last_mut().expect("count >= 1") = work.len() as u64;
-    Ok(bounds.windows(2).map(|b| b[0]..b[1].max(b[0])).collect())
+    bounds.windows(2).map(|b| b[0]..b[1].max(b[0])).collect()
 }
 
 /// The part of `shard`.
 pub fn part(plan: &Plan, shard: Shard) -> Result<Part> {
-    let samples = ranges(plan, shard.count)?[shard.index as usize - 1].clone();
-    Ok(Part { shard, samples })
+    let (work, runs) = sample_work(plan)?;
+    let samples = cut(&work, shard.count)[shard.index as usize - 1].clone();
+    let runs = runs[samples.start as usize..samples.end as usize]
+        .iter()
+        .sum();
+    Ok(Part {
+        shard,
+        samples,
+        runs,
+    })
 }
 
-/// Each sample's estimated work: the sum over its runs of the activation
-/// elements from the run's first faulty node to the output.
-fn sample_work(plan: &Plan) -> Result<Vec<u64>> {
+/// Each sample's estimated work (the sum over its runs of the activation
+/// elements from the run's first faulty node to the output) and runs.
+fn sample_work(plan: &Plan) -> Result<(Vec<u64>, Vec<usize>)> {
     let nodes = plan.graph.nodes.len();
     let mut cost = vec![1u64; nodes];
     for layer in &plan.campaign.sites.layers {
@@ -110,20 +125,39 @@ fn sample_work(plan: &Plan) -> Result<Vec<u64>> {
     }
     let samples = plan.data.len() as u64;
     let mut work = vec![0u64; samples as usize];
+    let mut runs = vec![0usize; samples as usize];
     for faults in injections(plan)? {
         let faults = faults?;
         let first = faults.iter().map(|f| f.node as usize).min().unwrap_or(0);
         let w = suffix[first.min(nodes)];
         for s in scope(&faults, samples) {
             work[s as usize] = work[s as usize].saturating_add(w);
+            runs[s as usize] += 1;
         }
     }
-    Ok(work)
+    Ok((work, runs))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_cut_the_samples_by_work_not_by_count() {
+        assert_eq!(cut(&[1; 100], 4), vec![0..25, 25..50, 50..75, 75..100]);
+        // The first 10 samples carry as much work as the other 90.
+        let mut work = vec![9u64; 10];
+        work.extend([1u64; 90]);
+        assert_eq!(cut(&work, 2), vec![0..10, 10..100]);
+        // Every sample in one shard, none twice, in order, even with more
+        // shards than samples.
+        let ranges = cut(&[5, 0, 3], 5);
+        assert_eq!(ranges.len(), 5);
+        assert_eq!(ranges.first().unwrap().start, 0);
+        assert_eq!(ranges.last().unwrap().end, 3);
+        assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
+        assert_eq!(cut(&[], 3), vec![0..0, 0..0, 0..0]);
+    }
 
     #[test]
     fn a_shard_is_i_of_n() {

@@ -290,7 +290,7 @@ impl Summary {
 
     /// A rate table row's counts and rates (each with its interval and
     /// effective size), by column name, in column order.
-    fn rate_fields(&self, group: &Group) -> (Vec<(String, u64)>, Vec<(String, f64)>) {
+    fn rate_fields(&self, group: &Group) -> (Fields<u64>, Fields<f64>) {
         let c = &group.counts;
         let counts = [
             ("n".to_string(), c.n),
@@ -751,6 +751,9 @@ impl Summary {
 
 /// A row's cells by column name.
 type Cells = BTreeMap<String, String>;
+
+/// Values by column name, in column order.
+type Fields<T> = Vec<(String, T)>;
 
 fn spread_cells(kind: &str, s: &SpreadStats) -> Vec<(String, f64)> {
     [
