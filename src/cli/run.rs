@@ -198,7 +198,7 @@ pub fn run(cmd: RunCmd, workers: usize) -> Result<()> {
         faultsweep::bench::memory::peak_rss_bytes() >> 20
     );
     outln!(
-        "results in {}/ (injections.csv, summary.md/.csv/.json, heatmap.svg, golden.csv)",
+        "results in {}/ (injections.csv, summary.md/.csv/.json, heatmap.svg, cma.svg, golden.csv)",
         report.out.display()
     );
     if cmd.timings {

@@ -75,20 +75,30 @@ pub fn svg(points: &[Group], title: &str, confidence: Confidence) -> String {
             (g.injections as f64, r.rate, r.low, r.high)
         })
         .collect();
-    let last = rates.last().map_or(1.0, |p| p.0).max(10.0);
-    let decades = libm::ceil(libm::log10(last)).max(1.0);
-    let top_rate = nice_ceiling(rates.iter().map(|p| p.3).fold(0.0, f64::max));
-    let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
+    let m = rates.last().map_or(1.0, |p| p.0);
+    let decades = libm::ceil(libm::log10(m.max(10.0))).max(1.0);
+    // The rate axis fits the curve's last decade (from m = 10 at least);
+    // the first injections' wide intervals are cut at its top.
+    let settled = (m / 10.0).max(10.0).min(m);
+    let top_rate = nice_ceiling(
+        rates
+            .iter()
+            .filter(|p| p.0 >= settled)
+            .map(|p| p.3)
+            .fold(0.0, f64::max),
+    );
+    let width = WIDTH.max(LEFT + (title.chars().count() as f64 * 14.0 * 0.62).ceil() + RIGHT);
+    let (plot_w, plot_h) = (width - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
     let x = |m: f64| LEFT + plot_w * libm::log10(m.max(1.0)) / decades;
-    let y = |r: f64| TOP + plot_h * (1.0 - r / top_rate);
+    let y = |r: f64| TOP + plot_h * (1.0 - (r / top_rate).min(1.0));
     let mut s = String::new();
     let _ = writeln!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="11">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT}" font-family="sans-serif" font-size="11">"#
     );
     let _ = writeln!(
         s,
-        r#"<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/><text x="{LEFT}" y="20" font-size="14">{}</text><text x="{LEFT}" y="36">SDE rate after the first m injections, {} interval shaded</text>"#,
+        r#"<rect width="{width}" height="{HEIGHT}" fill="white"/><text x="{LEFT}" y="20" font-size="14">{}</text><text x="{LEFT}" y="36">SDE rate after the first m injections, {} interval shaded (cut at the top of the axis)</text>"#,
         escape(title),
         confidence.percent()
     );
