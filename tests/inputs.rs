@@ -533,3 +533,38 @@ fn npy_labels_and_integer_arrays_still_read() {
     Tensor::from_slice(&[3i64, 1, 2]).write_npy(&p).unwrap();
     assert_eq!(faultsweep::data::read_labels(&p).unwrap(), [3, 1, 2]);
 }
+
+/// A .npz archive holding `member` compressed, with every header's
+/// uncompressed size set to `declared` (a lie when it differs).
+fn npz_declaring(member: &[u8], declared: u32) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("x.npy", options).unwrap();
+    zip.write_all(member).unwrap();
+    let mut bytes = zip.finish().unwrap().into_inner();
+    // Local header: size at 22; central directory: size at 24.
+    for (signature, offset) in [(0x0403_4b50u32, 22), (0x0201_4b50, 24)] {
+        let at = (0..bytes.len() - 4)
+            .find(|&i| bytes[i..i + 4] == signature.to_le_bytes())
+            .unwrap();
+        bytes[at + offset..at + offset + 4].copy_from_slice(&declared.to_le_bytes());
+    }
+    bytes
+}
+
+#[test]
+fn a_compressed_npz_member_is_not_inflated_past_its_declared_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let array = npy("<f4", "(1000, 4)", &le(&floats(4000)));
+    // Honest sizes read as they are.
+    let honest = dir.path().join("honest.npz");
+    std::fs::write(&honest, npz_declaring(&array, array.len() as u32)).unwrap();
+    let d = Dataset::open(&spec(&honest)).unwrap();
+    assert_eq!(d.len(), 1000);
+    // A member that inflates past what it declares is refused, named.
+    let bomb = dir.path().join("bomb.npz");
+    std::fs::write(&bomb, npz_declaring(&array, 512)).unwrap();
+    assert_data_error(&bomb, &["x.npy", "inflates past the 512 bytes"]);
+}

@@ -139,7 +139,17 @@ impl Npy {
         }
         let mut spill =
             tempfile::NamedTempFile::new().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-        std::io::copy(&mut entry, &mut spill).map_err(|e| bad(path, format!("{member}: {e}")))?;
+        // No more than the member declares: a member that inflates past it
+        // (a zip bomb) is refused, not spilled until the disk is full.
+        let declared = entry.size();
+        let copied = std::io::copy(&mut (&mut entry).take(declared + 1), &mut spill)
+            .map_err(|e| bad(path, format!("{member}: {e}")))?;
+        if copied > declared {
+            return Err(bad(
+                path,
+                format!("{member} inflates past the {declared} bytes its header declares"),
+            ));
+        }
         let mut npy = Self::open(spill.path())?;
         npy._spill = Some(spill);
         Ok(npy)
