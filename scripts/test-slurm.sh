@@ -17,7 +17,8 @@ skip() { echo "test-slurm: SKIPPED: $*"; exit 0; }
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "test-slurm: installing slurm-wlm and munge"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge >/dev/null 2>&1 \
+        install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge >/dev/null 2>&1; }
+        install || { apt-get update -q >/dev/null 2>&1 && install; } \
             || skip "apt-get install slurm-wlm munge failed"
     else
         skip "slurm-wlm and munge are not installed (needs root and apt-get to install them)"
@@ -38,14 +39,14 @@ trap stop EXIT
 logs() { tail -n 20 "$work"/*.log 2>/dev/null || true; }
 
 # munge: the authentication every Slurm daemon and command uses.
-if ! pgrep -x munged >/dev/null; then
+if ! pgrep -x munged >/dev/null 2>&1; then
     [ -f /etc/munge/munge.key ] || mungekey --create >/dev/null 2>&1 || skip "cannot create a munge key"
     mkdir -p /run/munge && chown munge:munge /run/munge /etc/munge/munge.key 2>/dev/null || true
     runuser -u munge -- munged --pid-file=/run/munge/munged.pid || skip "munged does not start"
     started+=(/run/munge/munged.pid)
 fi
 
-host=$(hostname -s)
+host=$(hostname -s 2>/dev/null || uname -n | cut -d. -f1)
 cpus=$(nproc)
 mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 / 2 ))
 mkdir -p "$work/state" "$work/spool"
