@@ -3,7 +3,7 @@
 //!
 //! Neuron and weight faults, any fault model and number format, several
 //! faults per inference, transient or permanent: a permanent fault runs once
-//! per sample of its scope ([`runs`]). Hardened models (Ranger, Clipper, a
+//! per sample of its scope (`runs`). Hardened models (Ranger, Clipper, a
 //! second model file) run the same fault list and report their outcomes in
 //! the same rows.
 //!
@@ -523,7 +523,7 @@ impl Rows {
 }
 
 /// The lock file of a results folder: one process writes a campaign at a
-/// time (see [`crate::lock`]).
+/// time (see `crate::lock`).
 pub const LOCK: &str = ".lock";
 
 /// A fresh run never writes over a campaign (its scenario, written after

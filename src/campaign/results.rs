@@ -316,7 +316,7 @@ impl Tally {
         }
     }
 
-    /// Counts one run: its faults and what its row says (see [`RunFacts`]).
+    /// Counts one run: its faults and what its row says (see `RunFacts`).
     pub fn add(&mut self, plan: &Plan, faults: &[Fault], run: &RunFacts) {
         let summary = &mut self.summary;
         summary.inside.add(run.nonfinite, run.detected);

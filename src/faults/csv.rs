@@ -1,4 +1,4 @@
-//! Fault lists as CSV, for people and other tools. In/out: a [`FaultList`]
+//! Fault lists as CSV, for people and other tools. In/out: a `FaultList`
 //! (CSV keeps the rows, not the metadata).
 //!
 //! Columns, in this order: `fault_id, sample, target, layer, tensor, coord,

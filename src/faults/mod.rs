@@ -3,7 +3,7 @@
 //! resolved sweep points; a validated
 //! [`Campaign`](crate::scenario::Campaign) converts into one). Out: a [`FaultList`], one
 //! [`Fault`] per row; rows sharing an `injection` id strike one inference
-//! together. Lists are saved as a versioned binary file ([`file`]) and
+//! together. Lists are saved as a versioned binary file (`file`) and
 //! exported and imported as CSV ([`csv`]); imported rows are checked against
 //! the model ([`check`]).
 //!

@@ -49,7 +49,7 @@ impl Stream {
     }
 
     /// Index into cumulative weights `cum` (strictly increasing totals):
-    /// index i with probability (cum[i] - cum[i-1]) / cum.last().
+    /// index i with probability `(cum[i] - cum[i-1]) / cum.last()`.
     pub fn weighted(&mut self, cum: &[u64]) -> usize {
         let total = cum.last().copied().unwrap_or(0);
         let r = self.below(total);

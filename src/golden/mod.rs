@@ -6,7 +6,7 @@
 //! Which cuts are worth storing is the cache's cut plan ([`CutPlan`]): a cut
 //! is stored when reading it is faster than recomputing it from an earlier
 //! stored cut or the input, by costs measured once per model and data set
-//! on this machine ([`costs`]) and kept in the cache. Cuts whose entry is
+//! on this machine (`costs`) and kept in the cache. Cuts whose entry is
 //! already cached are read, never recomputed, and when every stored cut and
 //! the results themselves (top-k, NaN flags and ranges, a few bytes a
 //! sample, keyed like the frontiers) are cached, no pass runs at all.

@@ -83,7 +83,7 @@ impl<'a> CachedFrontiers<'a> {
 
     /// Each cut with an entry read or recomputed, whichever is faster for
     /// the first sample of `data`: recomputed when that takes at most
-    /// [`RECOMPUTE_SHARE`] of the read. The cuts of `planned` have no
+    /// `RECOMPUTE_SHARE` of the read. The cuts of `planned` have no
     /// entry: each is recomputed from the cut it maps to (the cache's cut
     /// plan found those bits the stored ones).
     pub fn choose(

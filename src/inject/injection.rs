@@ -66,7 +66,7 @@ impl NodeFault {
 /// Faults applied together to one inference of one sample.
 #[derive(Clone)]
 pub struct Injection {
-    /// Unique among the injections given to one [`Engine::run`].
+    /// Unique among the injections given to one `Engine::run`.
     pub id: usize,
     /// Position of the sample in the data set (as the cache stores it).
     pub sample: usize,
@@ -131,7 +131,7 @@ pub struct InjectionResult {
     pub masked_after: Option<usize>,
     /// First node whose output held NaN or Inf in this row.
     pub first_nonfinite: Option<usize>,
-    /// A monitored node ([`Graph::monitors`]) saw NaN or Inf in this row
+    /// A monitored node (`Graph::monitors`) saw NaN or Inf in this row
     /// (recorded, never an outcome by itself).
     pub detected: bool,
     /// A libtorch error while running this injection.

@@ -20,7 +20,7 @@
 //!   [`views::cpu_bytes_mut`]) takes `&mut Tensor` and is taken only of a
 //!   tensor its caller has just created, which no other handle shares.
 //! - **Writes to a fresh output from several threads** go through
-//!   [`threads::Out`], a raw pointer into a tensor's storage; each thread
+//!   `threads::Out`, a raw pointer into a tensor's storage; each thread
 //!   writes elements no other thread touches (every caller states which),
 //!   and the tensor is returned only after the threads have joined.
 //! - **CPU features**: a function compiled with `#[target_feature]` runs

@@ -1,6 +1,6 @@
 //! Threads: libtorch's intra-op thread count, set for a scope and put back
 //! ([`Threads`]), and the split of a kernel's work over that many threads
-//! ([`on_threads`]) with the output they write ([`Out`]).
+//! (`on_threads`) with the output they write (`Out`).
 //!
 //! What libtorch's thread count is: `at::set_num_threads` (which
 //! `tch::set_num_threads` calls), with the OpenMP backend of the libtorch

@@ -230,7 +230,7 @@ fn convolve(
 /// output is one chain of fused multiply-adds from its bias over its input
 /// channels and their taps in order, whatever the batch, the threads or
 /// the CPU: in [`pointwise`] or [`depthwise`] where the CPU has AVX-512 and
-/// they apply, else in [`chain`] (the same chains). Other kinds run in
+/// they apply, else in `chain` (the same chains). Other kinds run in
 /// libtorch.
 pub fn convolve_as(
     shape: &ConvShape,
