@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use faultsweep::faults::{Models, Sites};
-use faultsweep::scenario::{self, PerInference, Scenario};
+use faultsweep::faults::{Models, PerInjection, Sites};
+use faultsweep::scenario::{self, Scenario};
 use libfuzzer_sys::fuzz_target;
 
 /// Most fault-list rows generated per input (bigger lists are valid, just slow).
@@ -47,18 +47,19 @@ fuzz_target!(|data: &[u8]| {
         .points
         .iter()
         .map(|p| {
-            let per = match &p.per_inference {
-                PerInference::Fixed(k) => f64::from(*k),
-                PerInference::Uniform(_, hi) => f64::from(*hi),
-                PerInference::Poisson(m) => 10.0 * m.max(1.0),
-                PerInference::Probability { .. } => p
+            let per = match p.per_injection {
+                PerInjection::Fixed(k) => f64::from(k),
+                PerInjection::Uniform(_, hi) => f64::from(hi),
+                PerInjection::Poisson(m) => 10.0 * m.max(1.0),
+                PerInjection::Probability => p
                     .candidates
                     .iter()
                     .zip(&p.probabilities)
                     .map(|(c, q)| 1.0 + 10.0 * q * c.elements() as f64)
                     .sum(),
+                PerInjection::InferenceProbability => p.candidates.len() as f64,
             };
-            p.plan.injections() as f64 * per
+            p.budget.injections() as f64 * per
         })
         .sum();
     if rows <= MAX_ROWS {
