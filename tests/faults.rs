@@ -454,3 +454,57 @@ fn binary_header_mismatches_name_the_field() {
     let e = file::decode(&good[..good.len() - 3], Path::new("x.bin")).unwrap_err();
     assert_eq!(e.exit_code(), 9);
 }
+
+#[test]
+fn a_listed_fault_the_model_cannot_take_is_a_fault_list_error() {
+    // A CSV list naming an unregistered custom model: exit 9, naming the
+    // fault, before any injection runs.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let sc = crate::common::root().join("scenarios/fashion_neurons.yml");
+    let (bin, csv) = (dir.path().join("l.bin"), dir.path().join("l.csv"));
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    for args in [
+        vec![
+            "faults".into(),
+            "gen".into(),
+            s(&sc),
+            "--out".into(),
+            s(&bin),
+        ],
+        vec!["faults".into(), "convert".into(), s(&bin), s(&csv)],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert!(crate::common::faultsweep(&args, &cache).status.success());
+    }
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let edited: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match i {
+            5 => l.replacen(",bit_flip,", ",custom:nobody,", 1),
+            _ => l.to_string(),
+        })
+        .collect();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, edited.join("\n") + "\n").unwrap();
+    let out = dir.path().join("out");
+    let r = crate::common::faultsweep(
+        &["run", &s(&sc), "--faults", &s(&bad), "--out", &s(&out)],
+        &cache,
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(9), "{err}");
+    assert!(
+        err.contains("fault 4") && err.contains("'nobody' is not registered"),
+        "{err}"
+    );
+    assert!(
+        !out.join("injections.csv").exists()
+            || std::fs::read_to_string(out.join("injections.csv"))
+                .unwrap()
+                .lines()
+                .count()
+                <= 1
+    );
+}

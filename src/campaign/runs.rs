@@ -261,10 +261,23 @@ impl<'a> Resolver<'a> {
         let mut per_sample: HashMap<u64, BTreeMap<usize, u64>> = HashMap::new();
         for rows in injections(plan)? {
             let rows = rows?;
+            // A fault the model cannot take is the list's error (exit 9).
+            let faults = self.faults(&rows).map_err(|e| match e {
+                Error::Usage(msg) => Error::FaultList {
+                    path: plan
+                        .faults
+                        .file
+                        .clone()
+                        .unwrap_or_else(|| plan.campaign.scenario.clone()),
+                    line: None,
+                    msg,
+                },
+                e => e,
+            })?;
             let injection = Injection {
                 id: 0,
                 sample: 0,
-                faults: self.faults(&rows)?,
+                faults,
             };
             let cuts = injection.cuts();
             for &cut in &cuts {
