@@ -1003,26 +1003,30 @@ fn correct_only_keeps_the_correctly_classified_samples() {
     let (meta, listed) = faultsweep::faults::rows(&out.join("faults.bin"), None, None).unwrap();
     assert_eq!(meta.samples, Some(m as u64));
     let listed: Vec<_> = listed.map(Result::unwrap).collect();
-    let gen = dir.path().join("gen.bin");
-    let r = faultsweep(
-        &[
-            "faults",
-            "gen",
-            scenario.to_str().unwrap(),
-            "--out",
-            gen.to_str().unwrap(),
-        ],
-        &cache,
-    );
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // `faults gen` on `sc` into `name`: its output, and the list's rows.
+    let gen = |sc: &Path, name: &str| {
+        let list = dir.path().join(name);
+        let r = faultsweep(
+            &[
+                "faults",
+                "gen",
+                sc.to_str().unwrap(),
+                "--out",
+                list.to_str().unwrap(),
+            ],
+            &cache,
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let (meta, rows) = faultsweep::faults::rows(&list, None, None).unwrap();
+        (r, meta, rows.map(Result::unwrap).collect::<Vec<_>>())
+    };
+    let (r, gen_meta, generated) = gen(&scenario, "gen.bin");
     assert!(
         String::from_utf8_lossy(&r.stdout).contains(&format!("{m} of 100 samples kept")),
         "{}",
         String::from_utf8_lossy(&r.stdout)
     );
-    let (gen_meta, generated) = faultsweep::faults::rows(&gen, None, None).unwrap();
     assert_eq!(gen_meta.samples, Some(m as u64));
-    let generated: Vec<_> = generated.map(Result::unwrap).collect();
     assert_eq!(generated, listed);
     // `report` replans from the saved scenario: the same samples.
     let report = faultsweep(&["report", out.to_str().unwrap()], &cache);
@@ -1036,22 +1040,7 @@ fn correct_only_keeps_the_correctly_classified_samples() {
     let uncached = edit_scenario(&scenario, dir.path().join("uncached.yml"), |s| {
         s.cache.enabled = false;
     });
-    let gen2 = dir.path().join("gen2.bin");
-    let r = faultsweep(
-        &[
-            "faults",
-            "gen",
-            uncached.to_str().unwrap(),
-            "--out",
-            gen2.to_str().unwrap(),
-        ],
-        &cache,
-    );
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let generated2: Vec<_> = (faultsweep::faults::rows(&gen2, None, None).unwrap().1)
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(generated2, listed);
+    assert_eq!(gen(&uncached, "gen2.bin").2, listed);
 }
 
 /// `data.correct_only` without labels, or with no sample classified

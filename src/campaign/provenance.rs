@@ -176,24 +176,34 @@ pub(super) fn file_hash(path: &Path) -> Result<String> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
+/// `dir`'s `provenance.json` (`None` when the run has not written it).
+fn read_record(dir: &Path) -> Result<Option<Record>> {
+    let path = dir.join("provenance.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let record = serde_json::from_str(&text).map_err(|e| Error::Report {
+        path,
+        msg: format!("not a provenance record: {e}"),
+    })?;
+    Ok(Some(record))
+}
+
 /// Checks a campaign about to resume in `dir` against `provenance.json`:
 /// its scenario and fault list unchanged, and the model and data (as the
 /// scenario names them now) those it ran on. `Ok(false)`: there is no
 /// record yet (the run stopped before writing it), so no row can be
 /// trusted. A mismatch is an error naming the file (exit 11).
 pub fn check_inputs(dir: &Path, plan: &Plan, runs: usize) -> Result<bool> {
-    let record_path = dir.join("provenance.json");
-    let text = match std::fs::read_to_string(&record_path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Error::io(&record_path, e)),
+    let Some(record) = read_record(dir)? else {
+        return Ok(false);
     };
     let mismatch = |path: &Path, msg: String| Error::Report {
         path: path.to_path_buf(),
         msg,
     };
-    let record: Record = serde_json::from_str(&text)
-        .map_err(|e| mismatch(&record_path, format!("not a provenance record: {e}")))?;
     for name in ["scenario.yml", "faults.bin"] {
         let path = dir.join(name);
         if record.files.get(name) != Some(&file_hash(&path)?) {
@@ -261,17 +271,7 @@ pub struct Checked {
 /// The provenance a results folder recorded (`None` before the campaign
 /// wrote it).
 pub fn recorded(dir: &Path) -> Result<Option<Provenance>> {
-    let path = dir.join("provenance.json");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(&path, e)),
-    };
-    let record: Record = serde_json::from_str(&text).map_err(|e| Error::Report {
-        path: path.clone(),
-        msg: format!("not a provenance record: {e}"),
-    })?;
-    Ok(Some(record.provenance))
+    Ok(read_record(dir)?.map(|r| r.provenance))
 }
 
 /// The provenance of the finished campaign in `dir` whose files are all as
@@ -279,11 +279,9 @@ pub fn recorded(dir: &Path) -> Result<Option<Provenance>> {
 /// [`check`], which also re-derives the summaries. A run records the
 /// summaries' hashes only when it finishes.
 pub fn check_finished(dir: &Path) -> Result<Provenance> {
-    let record_path = dir.join("provenance.json");
-    let text = std::fs::read_to_string(&record_path).map_err(|e| Error::io(&record_path, e))?;
-    let record: Record = serde_json::from_str(&text).map_err(|e| Error::Report {
-        path: record_path.clone(),
-        msg: format!("not a provenance record: {e}"),
+    let record = read_record(dir)?.ok_or_else(|| Error::Report {
+        path: dir.to_path_buf(),
+        msg: "has no provenance.json: not the results folder of a `faultsweep run`".into(),
     })?;
     if !record.files.contains_key("summary.json") {
         return Err(Error::Report {
@@ -320,9 +318,14 @@ pub fn check(dir: &Path) -> Result<Checked> {
         msg,
     };
     let record_path = dir.join("provenance.json");
-    let text = std::fs::read_to_string(&record_path).map_err(|e| Error::io(&record_path, e))?;
-    let record: Record = serde_json::from_str(&text)
-        .map_err(|e| mismatch(&record_path, format!("not a provenance record: {e}")))?;
+    // A folder without a record: the error reading it would give.
+    let missing = || {
+        Error::io(
+            &record_path,
+            std::io::Error::from_raw_os_error(libc::ENOENT),
+        )
+    };
+    let record = read_record(dir)?.ok_or_else(missing)?;
     let args = RunArgs {
         faults: Some(dir.join("faults.bin")),
         shard: record.provenance.shard,

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use super::heatmap::{escape, text_width};
 use super::stats::{Confidence, Counts, Event, Group};
 
 /// Points per decade of injections.
@@ -87,7 +88,7 @@ pub fn svg(points: &[Group], title: &str, confidence: Confidence) -> String {
             .map(|p| p.3)
             .fold(0.0, f64::max),
     );
-    let width = WIDTH.max(LEFT + (title.chars().count() as f64 * 14.0 * 0.62).ceil() + RIGHT);
+    let width = WIDTH.max(LEFT + text_width(title, 14.0) as f64 + RIGHT);
     let (plot_w, plot_h) = (width - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
     let x = |m: f64| LEFT + plot_w * libm::log10(m.max(1.0)) / decades;
     let y = |r: f64| TOP + plot_h * (1.0 - (r / top_rate).min(1.0));
@@ -182,13 +183,6 @@ fn nice_ceiling(r: f64) -> f64 {
 fn trim(v: f64) -> String {
     let s = format!("{v:.3}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

@@ -45,11 +45,11 @@ fn notes(confidence: Confidence) -> [String; 2] {
 
 /// Width of `text` at `size` px in a sans-serif font, rounded up (an
 /// average glyph is about 0.55 em; 0.62 leaves room).
-fn text_width(text: &str, size: f64) -> usize {
+pub(super) fn text_width(text: &str, size: f64) -> usize {
     (text.chars().count() as f64 * size * 0.62).ceil() as usize
 }
 
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
