@@ -77,16 +77,20 @@ fn merged_equals_single(dir: &Path, scenario: &Path, n: u32, extra: &[&str]) -> 
             "{f} differs from the single run's"
         );
     }
-    // Every shard holds rows, and the merged folder passes `report`.
+    // Every shard holds rows, and its fault-free pass covered its own
+    // samples only: together the single run's, each once.
+    let lines = |p: PathBuf| -> Vec<String> {
+        let text = std::fs::read_to_string(p).unwrap();
+        text.lines().skip(1).map(String::from).collect()
+    };
+    let mut golden = Vec::new();
     for s in &shards {
-        assert!(
-            std::fs::read_to_string(s.join("injections.csv"))
-                .unwrap()
-                .lines()
-                .count()
-                > 1
-        );
+        assert!(!lines(s.join("injections.csv")).is_empty());
+        let own = lines(s.join("golden.csv"));
+        assert!(!own.is_empty() && own.len() < lines(single.join("golden.csv")).len());
+        golden.extend(own);
     }
+    assert_eq!(golden, lines(single.join("golden.csv")));
     ok(&faultsweep(&["report", arg(&merged)], &cache));
     shards
 }

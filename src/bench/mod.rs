@@ -396,7 +396,7 @@ impl Setup {
         let t = Instant::now();
         let golden = run(cuts, Some(&store))?;
         let fill_secs = t.elapsed().as_secs_f64();
-        let scales = campaign::int8_scales(&golden);
+        let scales = campaign::int8_scales(&golden.ranges);
         let injections = campaign::all_injections(&plan, &plan.graph, &scales, &models)?;
         let (mut disk, mut raw) = (0, 0);
         for (_, path) in &golden.entries {

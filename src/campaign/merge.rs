@@ -21,6 +21,7 @@ use super::results::{finished, Sum, SUMS};
 use super::shard::{self, Shard};
 use super::{plan_recorded, refuse_campaign_folder, run_count, summary_files, windows, RunArgs};
 use crate::error::{Error, Result};
+use crate::golden::NodeRange;
 use crate::scenario;
 
 /// What a merge wrote.
@@ -53,8 +54,8 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<Merged> {
     };
     copy("faults.bin")?;
     scenario::save(&plan.campaign.spec, &out.join("scenario.yml"))?;
-    copy("golden.csv")?;
-    copy("ranges.csv")?;
+    concat_golden(&shards, &out.join("golden.csv"))?;
+    combine_ranges(&shards, &out.join("ranges.csv"))?;
     let step = plan.campaign.spec.data.batch_size.max(1) * 8;
     let path = out.join("injections.csv");
     interleave(&plan, &shards, &path, step)?;
@@ -202,6 +203,77 @@ impl Identity {
         .into_iter()
         .find_map(|(differs, what)| differs.then_some(what))
     }
+}
+
+/// The single run's `golden.csv`: each shard's rows (its samples) in shard
+/// order, under the header of a shard with rows (a shard without samples
+/// writes no top-k columns).
+fn concat_golden(shards: &[(Shard, PathBuf)], path: &Path) -> Result<()> {
+    let mut header = None;
+    let mut rows = Vec::new();
+    for (_, dir) in shards {
+        let p = dir.join("golden.csv");
+        let text = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        let split = text
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(text.len(), |i| i + 1);
+        let (head, body) = text.split_at(split);
+        if header.is_none() && !body.is_empty() {
+            header = Some(head.to_vec());
+        }
+        rows.extend_from_slice(body);
+    }
+    let mut bytes = header.unwrap_or_default();
+    bytes.extend(rows);
+    crate::output::write_atomic(path, &bytes)
+}
+
+/// The single run's `ranges.csv`: per node, the smallest of the shards'
+/// minima and the largest of their maxima (a shard's ranges cover its own
+/// samples).
+fn combine_ranges(shards: &[(Shard, PathBuf)], path: &Path) -> Result<()> {
+    let mut ranges: BTreeMap<usize, NodeRange> = BTreeMap::new();
+    for (_, dir) in shards {
+        let p = dir.join("ranges.csv");
+        for range in read_ranges(&p)? {
+            ranges
+                .entry(range.index)
+                .and_modify(|r| {
+                    r.min = r.min.min(range.min);
+                    r.max = r.max.max(range.max);
+                })
+                .or_insert(range);
+        }
+    }
+    let ranges: Vec<NodeRange> = ranges.into_values().collect();
+    crate::golden::write_ranges_csv(path, &ranges)
+}
+
+/// The rows of a `ranges.csv`.
+fn read_ranges(path: &Path) -> Result<Vec<NodeRange>> {
+    let bad = |msg: String| Error::Report {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let mut reader = ::csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
+    let mut ranges = Vec::new();
+    for (line, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| bad(e.to_string()))?;
+        let field = |i: usize| record.get(i).unwrap_or_default();
+        let number = |i: usize| -> Result<f64> {
+            field(i)
+                .parse()
+                .map_err(|_| bad(format!("line {}: {:?} is not a number", line + 2, field(i))))
+        };
+        ranges.push(NodeRange {
+            index: number(0)? as usize,
+            node: field(1).to_string(),
+            min: number(2)?,
+            max: number(3)?,
+        });
+    }
+    Ok(ranges)
 }
 
 /// Writes the single run's `injections.csv` and `injections.sums` from the

@@ -37,11 +37,11 @@ use crate::cache::Store;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::faults::{self, Fault};
-use crate::golden::{self, Golden, GoldenRun};
+use crate::golden::{self, Golden, GoldenRun, NodeRange};
 use crate::graph::{Graph, Guard, GuardKind};
 use crate::inject::{
     BoxKernels, CachedFrontiers, ComputedFrontiers, Engine, Frontiers, Injection, InjectionResult,
-    Mode, Options,
+    Mode, Options, PartFrontiers,
 };
 use crate::phases::{timed, Phase};
 use crate::report::{CsvSink, Summary};
@@ -147,6 +147,26 @@ pub struct FaultSource {
 }
 
 impl Plan {
+    /// Whether a fault of the list is injected in the int8 format, whose
+    /// scale comes from the golden range.
+    fn has_int8_faults(&self) -> Result<bool> {
+        for fault in self.fault_rows()? {
+            if fault?.dtype == faults::NumFormat::Int8 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The samples of the fault-free pass and the cache entries: a shard's
+    /// own, else the whole subset; and the position of the first.
+    pub fn own_data(&self) -> (&Dataset, usize) {
+        match &self.shard {
+            Some(part) => (&part.data, part.samples.start as usize),
+            None => (&self.data, 0),
+        }
+    }
+
     /// The rows of the fault list, each checked against the model when
     /// read from a file.
     pub fn fault_rows(&self) -> Result<faults::Rows<'_>> {
@@ -362,11 +382,15 @@ pub fn run_with_models(
         write_provenance(&out, &Provenance::of(&plan, total)?)?;
     }
     let spec = &plan.campaign.spec;
-    let plain = Model::prepare(&plan, &plan.graph, None, &store, models)?;
+    let whole = whole_ranges(&plan, &store)?;
+    let whole_scales = whole.as_deref().map(int8_scales);
+    let plain = Model::prepare(&plan, &plan.graph, whole_scales.as_ref(), &store, models)?;
     golden::write_golden_csv(&out.join("golden.csv"), &plain.golden.rows)?;
+    // A shard's own ranges: the merge combines them.
     golden::write_ranges_csv(&out.join("ranges.csv"), &plain.golden.ranges)?;
-    let scales = int8_scales(&plain.golden);
-    let hardened_graphs = hardened_models(&plan, &plain.golden)?;
+    let ranges = whole.as_deref().unwrap_or(&plain.golden.ranges);
+    let scales = int8_scales(ranges);
+    let hardened_graphs = hardened_models(&plan, ranges)?;
     let hardened: Vec<Model> = hardened_graphs
         .iter()
         .map(|(_, g)| Model::prepare(&plan, g, Some(&scales), &store, models))
@@ -593,9 +617,10 @@ impl<'a> Model<'a> {
         let spec = &plan.campaign.spec;
         // The cuts do not depend on the scales: resolve without them first.
         let cuts = Resolver::new(graph, &HashMap::new(), models)?.cuts(plan)?;
+        let (data, first) = plan.own_data();
         let run = GoldenRun {
             graph,
-            data: &plan.data,
+            data,
             cuts: cuts.keys().copied().collect(),
             reads: Some(cuts),
             store: spec.cache.enabled.then_some(store),
@@ -606,7 +631,7 @@ impl<'a> Model<'a> {
         let scales = match scales {
             Some(s) => s,
             None => {
-                own = int8_scales(&golden);
+                own = int8_scales(&golden.ranges);
                 &own
             }
         };
@@ -618,11 +643,17 @@ impl<'a> Model<'a> {
                 .map(|(c, p)| Ok((*c, store.reader(p)?)))
                 .collect::<Result<_>>()?;
             let planned = &golden.recomputed;
-            Box::new(CachedFrontiers::choose(
-                graph, entries, planned, &plan.data,
-            )?)
+            Box::new(CachedFrontiers::choose(graph, entries, planned, data)?)
         } else {
-            Box::new(ComputedFrontiers { data: &plan.data })
+            Box::new(ComputedFrontiers { data })
+        };
+        let frontiers = match &plan.shard {
+            Some(_) => Box::new(PartFrontiers {
+                part: frontiers,
+                first,
+                len: data.len(),
+            }),
+            None => frontiers,
         };
         Ok(Model {
             graph,
@@ -692,9 +723,31 @@ impl<'a> Model<'a> {
     }
 }
 
+/// The node ranges over the whole subset when `plan` is a shard whose
+/// faults or mitigations depend on them (int8 faults, Ranger, Clipper): a
+/// shard's own fault-free pass covers its samples only. They come from the
+/// fault-free results over every sample, no frontier stored, and cached:
+/// shards sharing a cache compute them once.
+fn whole_ranges(plan: &Plan, store: &Store) -> Result<Option<Vec<NodeRange>>> {
+    let campaign = &plan.campaign;
+    let guarded = campaign.ranger.is_some() || campaign.clipper.is_some();
+    if plan.shard.is_none() || !(guarded || plan.has_int8_faults()?) {
+        return Ok(None);
+    }
+    let run = GoldenRun {
+        graph: &plan.graph,
+        data: &plan.data,
+        cuts: vec![],
+        reads: None,
+        store: campaign.spec.cache.enabled.then_some(store),
+        top_k: 5,
+    };
+    Ok(Some(timed(Phase::Golden, || run.run())?.ranges))
+}
+
 /// The hardened models of the scenario, by name: Ranger and Clipper (the
 /// plan's model with guards from its golden ranges) and a second model file.
-fn hardened_models(plan: &Plan, golden: &Golden) -> Result<Vec<(String, Graph)>> {
+fn hardened_models(plan: &Plan, ranges: &[NodeRange]) -> Result<Vec<(String, Graph)>> {
     let campaign = &plan.campaign;
     let mut models = Vec::new();
     let load = |path: &Path| -> Result<Graph> {
@@ -722,7 +775,7 @@ fn hardened_models(plan: &Plan, golden: &Golden) -> Result<Vec<(String, Graph)>>
         let Some(guard) = guard else { continue };
         let mut graph = load(&plan.graph.path)?;
         for &node in &guard.nodes {
-            let range = golden.ranges.iter().find(|r| r.index == node).ok_or_else(|| {
+            let range = ranges.iter().find(|r| r.index == node).ok_or_else(|| {
                 Error::Usage(format!(
                     "mitigations.{name}: node '{}' has no golden range (its output is not a float tensor)",
                     plan.graph.nodes[node].name

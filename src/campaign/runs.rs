@@ -186,9 +186,8 @@ pub fn run_count(plan: &Plan) -> Result<usize> {
 
 /// The int8 scale of each layer from its golden range (shared by every
 /// model the list runs on, so all see the same faulty values).
-pub fn int8_scales(golden: &crate::golden::Golden) -> HashMap<String, f32> {
-    golden
-        .ranges
+pub fn int8_scales(ranges: &[crate::golden::NodeRange]) -> HashMap<String, f32> {
+    ranges
         .iter()
         .map(|r| {
             (

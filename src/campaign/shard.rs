@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::runs::{injections, scope};
 use super::Plan;
+use crate::data::Dataset;
 use crate::error::Result;
 
 /// Shard `index` of `count` (from 1).
@@ -55,7 +56,6 @@ impl FromStr for Shard {
 }
 
 /// A shard's part of a campaign: its samples (positions in the subset).
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
     /// Which shard.
     pub shard: Shard,
@@ -63,6 +63,9 @@ pub struct Part {
     pub samples: Range<u64>,
     /// Its runs (injection x sample).
     pub runs: usize,
+    /// The data subset narrowed to its samples: its fault-free pass and
+    /// cache entries cover these only.
+    pub data: Dataset,
 }
 
 /// The sample ranges of all `count` shards, in order: contiguous, covering
@@ -101,10 +104,12 @@ pub fn part(plan: &Plan, shard: Shard) -> Result<Part> {
     let runs = runs[samples.start as usize..samples.end as usize]
         .iter()
         .sum();
+    let data = plan.data.part(samples.start as usize..samples.end as usize);
     Ok(Part {
         shard,
         samples,
         runs,
+        data,
     })
 }
 

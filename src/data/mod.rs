@@ -2,7 +2,9 @@
 //! turned into model inputs. Every sample keeps a stable id, its source and
 //! its label when known, so a single result row can be traced back.
 
+use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -196,10 +198,11 @@ enum Source {
 }
 
 /// An opened data set with its subset selected; reads batches on demand.
+/// Its parts ([`Dataset::part`]) share the opened files.
 pub struct Dataset {
     /// The data set as configured.
     pub spec: DataSpec,
-    source: Source,
+    source: Arc<Source>,
     /// Selected sample ids, ascending.
     ids: Vec<usize>,
     /// Samples in the whole data set, before the subset.
@@ -274,7 +277,7 @@ impl Dataset {
         let ids = select(&spec.subset, len).map_err(subset_error)?;
         Ok(Dataset {
             spec: spec.clone(),
-            source,
+            source: Arc::new(source),
             ids,
             labels,
             total: len,
@@ -292,6 +295,18 @@ impl Dataset {
     /// (positions in the whole data set) unchanged.
     pub fn retain(&mut self, positions: &[usize]) {
         self.ids = positions.iter().map(|&p| self.ids[p]).collect();
+    }
+
+    /// The selected samples at `positions` (a shard's), their ids and
+    /// labels as in `self`.
+    pub fn part(&self, positions: Range<usize>) -> Dataset {
+        Dataset {
+            spec: self.spec.clone(),
+            source: Arc::clone(&self.source),
+            ids: self.ids[positions].to_vec(),
+            total: self.total,
+            labels: self.labels.clone(),
+        }
     }
 
     /// Number of selected samples.
@@ -312,7 +327,7 @@ impl Dataset {
     /// The `pos`-th selected sample.
     pub fn sample(&self, pos: usize) -> Sample {
         let id = self.ids[pos];
-        let source = match &self.source {
+        let source = match &*self.source {
             Source::Images(f) => f.files[id].display().to_string(),
             _ => format!("{}#{id}", self.spec.path.display()),
         };
@@ -327,7 +342,7 @@ impl Dataset {
     pub fn batch(&self, range: std::ops::Range<usize>) -> Result<Batch> {
         let ids = &self.ids[range.clone()];
         let pre = &self.spec.preprocess;
-        let (raw, bytes) = match &self.source {
+        let (raw, bytes) = match &*self.source {
             Source::Idx(s) => (s.read(ids)?, true),
             Source::Npy(s) => (s.read(ids)?, s.kind == Kind::Uint8),
             Source::Images(s) => (s.read(ids, pre)?, true),
@@ -350,7 +365,7 @@ impl Dataset {
     /// `e` with a hint when it is the model refusing this data's shape
     /// while the images are grayscale and `auto` read them as RGB.
     pub fn explain(&self, e: Error) -> Error {
-        let gray = match &self.source {
+        let gray = match &*self.source {
             Source::Images(f) => {
                 self.spec.preprocess.channels == Channels::Auto && f.first_is_gray()
             }
@@ -374,7 +389,7 @@ impl Dataset {
     /// Feeds what identifies the samples' content to `hasher`: the data
     /// files' bytes, the selected ids and the preprocessing.
     pub fn hash_into(&self, hasher: &mut blake3::Hasher) -> Result<()> {
-        let files: Vec<&std::path::Path> = match &self.source {
+        let files: Vec<&std::path::Path> = match &*self.source {
             Source::Images(f) => self.ids.iter().map(|&i| f.files[i].as_path()).collect(),
             _ => vec![self.spec.path.as_path()],
         };

@@ -245,6 +245,38 @@ impl Frontiers for ComputedFrontiers<'_> {
     }
 }
 
+/// The frontiers of a contiguous part of the data set (a shard's samples,
+/// from position `first`), asked for by positions in the whole.
+pub struct PartFrontiers<'a> {
+    /// Frontiers indexed from the part's first sample.
+    pub part: Box<dyn Frontiers + 'a>,
+    /// The whole data set's position of the part's first sample.
+    pub first: usize,
+    /// Samples in the part.
+    pub len: usize,
+}
+
+impl Frontiers for PartFrontiers<'_> {
+    fn rows(&self, graph: &Graph, cut: usize, samples: &[usize]) -> Result<Vec<Tensor>> {
+        let local: Vec<usize> = samples
+            .iter()
+            .map(|&s| {
+                s.checked_sub(self.first)
+                    .filter(|&l| l < self.len)
+                    .ok_or_else(|| Error::Cut {
+                        cut,
+                        msg: format!(
+                            "sample {s} lies outside this part of the data set ({} to {})",
+                            self.first,
+                            self.first + self.len
+                        ),
+                    })
+            })
+            .collect::<Result<_>>()?;
+        self.part.rows(graph, cut, &local)
+    }
+}
+
 /// Model inputs held in memory (a data set's preprocessed once, or any
 /// tensor of samples): the frontier of a cut is the prefix run on them.
 pub struct InputFrontiers {

@@ -40,7 +40,7 @@ mod weights;
 mod workers;
 
 pub use engine::Engine;
-pub use frontiers::{CachedFrontiers, ComputedFrontiers, Frontiers, InputFrontiers};
+pub use frontiers::{CachedFrontiers, ComputedFrontiers, Frontiers, InputFrontiers, PartFrontiers};
 pub use injection::{Corrupt, FaultSite, Injection, InjectionResult, NodeFault, SiteValues};
 pub use options::{BoxKernels, Mode, Options};
 pub use verify::{agreement, plain_run, Agreement};
