@@ -424,3 +424,85 @@ fn a_correct_only_campaign_resumes_and_reports() {
     resume_equals(&to, &whole, &root(), "correct_only cut half-way");
     ok(&output(&["report", s(&to)], &root()));
 }
+
+/// `outputs.injections: parquet`: the parts read back as the CSV run's
+/// rows (the same sums and summaries), and every state a crash can leave
+/// (the first k parts, with the sums of the last part written or not yet,
+/// a part's temporary file) resumes to the uninterrupted campaign, part
+/// for part.
+#[test]
+fn a_parquet_campaign_reads_as_its_csv_and_resumes_from_any_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = whole(dir.path(), 1000);
+    let sc = dir.path().join("parquet.yml");
+    edit_scenario(&scenario(dir.path(), 1000), sc.clone(), |s| {
+        s.outputs.injections = faultsweep::scenario::RowsFormat::Parquet;
+    });
+    let whole = dir.path().join("whole-parquet");
+    let cache = dir.path().join("cache");
+    ok(&output(
+        &["run", s(&sc), "--out", s(&whole), "--cache-dir", s(&cache)],
+        &root(),
+    ));
+    assert!(!whole.join("injections.csv").exists());
+    let part = |dir: &Path, k: usize| dir.join(format!("injections/part-{k:05}.parquet"));
+    // Windows of 300 runs: four parts.
+    assert!(part(&whole, 3).exists() && !part(&whole, 4).exists());
+    for f in [
+        "injections.sums",
+        "summary.csv",
+        "summary.md",
+        "summary.json",
+    ] {
+        assert!(
+            std::fs::read(csv.join(f)).unwrap() == std::fs::read(whole.join(f)).unwrap(),
+            "{f} differs from the CSV campaign's"
+        );
+    }
+    let sums = std::fs::read_to_string(whole.join("injections.sums")).unwrap();
+    let sums: Vec<&str> = sums.lines().collect();
+    // Chunks of 128 runs within windows of 300: 3 chunks per window, then 1.
+    let chunks_before = [0, 3, 6, 9, 10];
+    for parts in 0..4 {
+        for sums_written in [true, false] {
+            let to = dir.path().join(format!("p{parts}{sums_written}"));
+            std::fs::create_dir_all(to.join("injections")).unwrap();
+            for f in ["scenario.yml", "faults.bin", "provenance.json"] {
+                std::fs::copy(whole.join(f), to.join(f)).unwrap();
+            }
+            for k in 0..parts {
+                std::fs::copy(part(&whole, k), part(&to, k)).unwrap();
+            }
+            // Killed while writing the next part, or after writing it but
+            // before its sums.
+            let next = part(&to, parts);
+            match sums_written {
+                true => std::fs::write(
+                    to.join(format!("injections/.part-{parts:05}.parquet.1.tmp")),
+                    b"PAR1",
+                )
+                .unwrap(),
+                false => drop(std::fs::copy(part(&whole, parts), &next).unwrap()),
+            }
+            let kept = sums[..chunks_before[parts]]
+                .iter()
+                .map(|l| format!("{l}\n"));
+            std::fs::write(to.join("injections.sums"), kept.collect::<String>()).unwrap();
+            let r = output(&["run", "--resume", s(&to)], &root());
+            ok(&r);
+            for k in 0..4 {
+                assert!(
+                    std::fs::read(part(&to, k)).unwrap() == std::fs::read(part(&whole, k)).unwrap(),
+                    "resumed after {parts} parts: part {k} differs"
+                );
+            }
+            for f in RESULTS.iter().skip(1).chain(&["injections.sums"]) {
+                assert!(
+                    std::fs::read(to.join(f)).unwrap() == std::fs::read(whole.join(f)).unwrap(),
+                    "resumed after {parts} parts: {f} differs"
+                );
+            }
+        }
+    }
+    ok(&output(&["report", s(&whole)], &root()));
+}

@@ -12,8 +12,7 @@ use serde::Deserialize;
 use crate::common::{edit_scenario, faultsweep, root};
 
 /// The files a merge writes exactly as a single run does.
-const SAME: [&str; 10] = [
-    "injections.csv",
+const SAME: [&str; 9] = [
     "injections.sums",
     "golden.csv",
     "ranges.csv",
@@ -71,9 +70,17 @@ fn merged_equals_single(dir: &Path, scenario: &Path, n: u32, extra: &[&str]) -> 
     let mut args = vec!["merge", arg(&merged)];
     args.extend(shards.iter().rev().map(|p| arg(p)));
     ok(&faultsweep(&args, &cache));
-    for f in SAME {
+    // The rows as CSV, or as Parquet parts.
+    let parts: Vec<String> = match std::fs::read_dir(single.join("injections")) {
+        Ok(dir) => dir
+            .map(|e| format!("injections/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect(),
+        Err(_) => vec!["injections.csv".into()],
+    };
+    assert!(!parts.is_empty());
+    for f in SAME.iter().map(|f| f.to_string()).chain(parts) {
         assert!(
-            std::fs::read(single.join(f)).unwrap() == std::fs::read(merged.join(f)).unwrap(),
+            std::fs::read(single.join(&f)).unwrap() == std::fs::read(merged.join(&f)).unwrap(),
             "{f} differs from the single run's"
         );
     }
@@ -85,7 +92,7 @@ fn merged_equals_single(dir: &Path, scenario: &Path, n: u32, extra: &[&str]) -> 
     };
     let mut golden = Vec::new();
     for s in &shards {
-        assert!(!lines(s.join("injections.csv")).is_empty());
+        assert!(std::fs::metadata(s.join("injections.sums")).unwrap().len() > 0);
         let own = lines(s.join("golden.csv"));
         assert!(!own.is_empty() && own.len() < lines(single.join("golden.csv")).len());
         golden.extend(own);
@@ -112,6 +119,23 @@ fn shards_of_a_plain_campaign_merge_into_the_single_run() {
         },
     );
     merged_equals_single(dir.path(), &sc, 4, &[]);
+}
+
+#[test]
+fn shards_of_a_parquet_campaign_merge_into_the_single_run_part_for_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = edit_scenario(
+        &demo("fashion_neurons.yml"),
+        dir.path().join("parquet.yml"),
+        |s| {
+            s.counts.injections = Some(400);
+            s.data.subset = Subset::First(200);
+            s.data.window = 150;
+            s.outputs.injections = faultsweep::scenario::RowsFormat::Parquet;
+        },
+    );
+    let shards = merged_equals_single(dir.path(), &sc, 3, &[]);
+    assert!(shards[0].join("injections/part-00000.parquet").exists());
 }
 
 #[test]

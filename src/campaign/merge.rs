@@ -12,12 +12,11 @@
 //! the set is complete, without duplicates.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::provenance::{check_finished, write_provenance, Provenance};
-use super::results::{finished, Sum, SUMS};
+use super::results::csv_record;
+use super::rows::{existing_rows, finished_in, Lines, Rows};
 use super::shard::{self, Shard};
 use super::{plan_recorded, refuse_campaign_folder, run_count, summary_files, windows, RunArgs};
 use crate::error::{Error, Result};
@@ -57,13 +56,12 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<Merged> {
     concat_golden(&shards, &out.join("golden.csv"))?;
     combine_ranges(&shards, &out.join("ranges.csv"))?;
     let step = plan.campaign.spec.data.batch_size.max(1) * 8;
-    let path = out.join("injections.csv");
-    interleave(&plan, &shards, &path, step)?;
+    interleave(&plan, &shards, &out, step)?;
     let total = run_count(&plan)?;
-    let done = finished(&path, &plan, usize::MAX, None)?;
+    let done = finished_in(&out, &plan, usize::MAX)?;
     if done.runs != total {
         return Err(Error::Report {
-            path,
+            path: existing_rows(&out),
             msg: format!(
                 "the shards hold {} of the campaign's {total} runs",
                 done.runs
@@ -276,45 +274,42 @@ fn read_ranges(path: &Path) -> Result<Vec<NodeRange>> {
     Ok(ranges)
 }
 
-/// Writes the single run's `injections.csv` and `injections.sums` from the
-/// shards' rows: per window of the single run, each shard's rows of it in
-/// shard order, with a sums line per chunk of `step` runs.
+/// Writes the single run's rows (`injections.csv` or its Parquet parts)
+/// and `injections.sums` from the shards' rows: per window of the single
+/// run, each shard's rows of it in shard order, with a sums line per chunk
+/// of `step` runs.
 fn interleave(
     plan: &super::Plan,
     shards: &[(Shard, PathBuf)],
-    path: &Path,
+    out: &Path,
     step: usize,
 ) -> Result<()> {
     let ranges = shard::ranges(plan, shards.len() as u32)?;
     let mut readers = Vec::new();
-    let mut header = None;
+    let mut header: Option<String> = None;
     for (_, dir) in shards {
-        let p = dir.join("injections.csv");
-        let mut r = BufReader::new(File::open(&p).map_err(|e| Error::io(&p, e))?);
-        let mut line = String::new();
-        r.read_line(&mut line).map_err(|e| Error::io(&p, e))?;
-        match &header {
-            None => header = Some(line),
-            Some(h) if *h != line => {
-                return Err(Error::Report {
-                    path: p,
-                    msg: "its header differs from the first shard's".into(),
-                })
+        let mut lines = Lines::open(&existing_rows(dir))?;
+        // A shard without runs may have written no rows at all.
+        if let Some(line) = lines.next()? {
+            match &header {
+                None => header = Some(line),
+                Some(h) if *h != line => {
+                    return Err(Error::Report {
+                        path: lines.path().to_path_buf(),
+                        msg: "its header differs from the first shard's".into(),
+                    })
+                }
+                Some(_) => {}
             }
-            Some(_) => {}
         }
-        readers.push((p, r));
+        readers.push(lines);
     }
-    let io = |e| Error::io(path, e);
-    let mut csv = BufWriter::new(File::create(path).map_err(io)?);
-    let header = header.unwrap_or_default();
-    csv.write_all(header.as_bytes()).map_err(io)?;
-    let mut bytes = header.len() as u64;
-    let mut sums = String::new();
+    let header = csv_record(&header.unwrap_or_default()).unwrap_or_default();
+    let mut rows = Rows::create(out, plan.campaign.spec.outputs.injections, &header)?;
     for window in windows(plan)? {
         let window = window?;
         // Each run's rows, taken from its shard in window order.
-        let mut rows: Vec<String> = Vec::new();
+        let mut lines: Vec<String> = Vec::new();
         let mut per_run = Vec::with_capacity(window.runs.len());
         for id in window.ids() {
             let run = window.run(id);
@@ -322,50 +317,39 @@ fn interleave(
                 .iter()
                 .position(|r| r.contains(&(run.sample as u64)))
                 .expect("the ranges cover every sample");
-            let (p, reader) = &mut readers[k];
-            let start = rows.len();
+            let reader = &mut readers[k];
+            let start = lines.len();
             for _ in 0..window.faults(id).len() {
-                let mut line = String::new();
-                let n = reader.read_line(&mut line).map_err(|e| Error::io(&*p, e))?;
-                if n == 0 || !line.ends_with('\n') {
-                    return Err(Error::Report {
-                        path: p.clone(),
-                        msg: "ends before the shard's last run".into(),
-                    });
-                }
-                rows.push(line);
+                let line = reader.next()?.ok_or_else(|| Error::Report {
+                    path: reader.path().to_path_buf(),
+                    msg: "ends before the shard's last run".into(),
+                })?;
+                lines.push(line);
             }
-            per_run.push(start..rows.len());
+            per_run.push(start..lines.len());
         }
         for chunk in window.chunks(step) {
             let (from, to) = (
                 per_run[chunk.start - window.first].start,
                 per_run[chunk.end - 1 - window.first].end,
             );
-            let mut hash = blake3::Hasher::new();
-            for row in &rows[from..to] {
-                csv.write_all(row.as_bytes()).map_err(io)?;
-                hash.update(row.as_bytes());
-                bytes += row.len() as u64;
+            for line in &lines[from..to] {
+                let fields = csv_record(line).ok_or_else(|| Error::Report {
+                    path: out.to_path_buf(),
+                    msg: format!("a shard's row is not CSV: {line}"),
+                })?;
+                rows.row(fields)?;
             }
-            let sum = Sum {
-                runs: chunk.end,
-                bytes,
-                blake3: hash.finalize().to_hex().to_string(),
-            };
-            sums += &sum.line();
+            rows.flushed(chunk.end, chunk.end == window.ids().end)?;
         }
     }
-    for (p, reader) in &mut readers {
-        let mut rest = String::new();
-        if reader.read_line(&mut rest).map_err(|e| Error::io(&*p, e))? > 0 {
+    for reader in &mut readers {
+        if reader.next()?.is_some() {
             return Err(Error::Report {
-                path: p.clone(),
+                path: reader.path().to_path_buf(),
                 msg: "holds more rows than its shard's runs".into(),
             });
         }
     }
-    csv.flush().map_err(io)?;
-    drop(csv);
-    crate::output::write_atomic(&path.with_file_name(SUMS), sums.as_bytes())
+    Ok(())
 }

@@ -15,8 +15,10 @@
 //! matches it.
 
 mod merge;
+mod parquet;
 mod provenance;
 mod results;
+mod rows;
 mod runs;
 mod shard;
 mod verify;
@@ -28,6 +30,7 @@ use std::path::{Path, PathBuf};
 pub use merge::merge;
 pub use provenance::{check, recorded, summary_files, Checked, Provenance};
 pub use results::Tally;
+pub use rows::rows_name;
 pub use runs::{
     all_injections, injections, int8_scales, run_count, windows, Resolver, Run, Window,
 };
@@ -44,10 +47,11 @@ use crate::inject::{
     Mode, Options, PartFrontiers,
 };
 use crate::phases::{timed, Phase};
-use crate::report::{CsvSink, Summary};
+use crate::report::Summary;
 use crate::scenario::{self, Campaign, Scenario};
 use provenance::write_provenance;
-use results::{resume_rows, Layout, Sum, SumsFile};
+use results::Layout;
+use rows::Rows;
 
 /// Command-line overrides of a scenario.
 #[derive(Debug, Default, Clone)]
@@ -409,10 +413,10 @@ pub fn run_with_models(
         box_kernels: BoxKernels::Checked,
     };
     let step = options.batch_size.max(1) * 8;
-    let path = out.join("injections.csv");
-    let (mut rows, done, mut tally) = match recorded && path.exists() {
-        true => Rows::resume(&path, &plan, step, &layout)?,
-        false => (Rows::create(&path, &layout)?, 0, Tally::new(&plan)),
+    let (format, header) = (spec.outputs.injections, layout.header());
+    let (mut rows, done, mut tally) = match recorded {
+        true => Rows::resume(&out, format, &plan, step, &header)?,
+        false => (Rows::create(&out, format, &header)?, 0, Tally::new(&plan)),
     };
     // Only the runs --verify rechecks stay in memory.
     let to_verify = verify::pick(plan.campaign.seed, done..total, args.verify);
@@ -439,7 +443,7 @@ pub fn run_with_models(
                     let faults = window.faults(r.id);
                     let facts = layout.facts(&plan, &r, &others, &names);
                     timed(Phase::Writing, || {
-                        layout.record(&plan, faults, (&r, &others), &facts, &mut rows.sink)
+                        layout.record(&plan, faults, (&r, &others), &facts, &mut rows)
                     })?;
                     tally.add(&plan, faults, &facts);
                     if to_verify.contains(&r.id) {
@@ -482,70 +486,6 @@ pub fn run_with_models(
     })
 }
 
-/// `injections.csv` being written, and its sums file.
-struct Rows {
-    sink: CsvSink,
-    sums: SumsFile,
-    path: PathBuf,
-}
-
-impl Rows {
-    /// A new `injections.csv` (its header on disk) and sums file.
-    fn create(path: &Path, layout: &Layout) -> Result<Rows> {
-        let header = layout.header();
-        let header: Vec<&str> = header.iter().map(String::as_str).collect();
-        let mut sink = CsvSink::create(path, &header)?;
-        sink.sync()?;
-        let sums = SumsFile::start(&path.with_file_name(results::SUMS), &[])?;
-        Ok(Rows {
-            sink,
-            sums,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// The rows of an interrupted run, cut to its finished chunks; the id
-    /// of the first run to redo, and the tally of those before it.
-    fn resume(
-        path: &Path,
-        plan: &Plan,
-        step: usize,
-        layout: &Layout,
-    ) -> Result<(Rows, usize, Tally)> {
-        let (done, sums) = resume_rows(path, plan, step)?;
-        if done.bytes == 0 {
-            return Ok((Rows::create(path, layout)?, 0, Tally::new(plan)));
-        }
-        let rows = Rows {
-            sink: CsvSink::append(path)?,
-            sums,
-            path: path.to_path_buf(),
-        };
-        Ok((rows, done.runs, done.tally))
-    }
-
-    /// After a chunk's rows: flushes them and records their sum; at a
-    /// window's end both files go to disk, the rows first.
-    fn flushed(&mut self, runs: usize, window_end: bool) -> Result<()> {
-        match window_end {
-            true => self.sink.sync()?,
-            false => self.sink.flush()?,
-        }
-        let bytes = std::fs::metadata(&self.path)
-            .map_err(|e| Error::io(&self.path, e))?
-            .len();
-        let blake3 = self.sink.take_hash();
-        (self.sums).record(
-            Sum {
-                runs,
-                bytes,
-                blake3,
-            },
-            window_end,
-        )
-    }
-}
-
 /// The lock file of a results folder: one process writes a campaign at a
 /// time (see `crate::lock`).
 pub const LOCK: &str = ".lock";
@@ -554,7 +494,7 @@ pub const LOCK: &str = ".lock";
 /// its fault list, or rows): an unfinished one is resumed, a finished one
 /// kept. A fault list alone is a run killed before it recorded anything.
 fn refuse_campaign_folder(out: &Path) -> Result<()> {
-    let Some(found) = ["scenario.yml", "injections.csv"]
+    let Some(found) = ["scenario.yml", "injections.csv", parquet::FOLDER]
         .into_iter()
         .find(|f| out.join(f).exists())
     else {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::results::finished;
+use super::rows::{existing_rows, finished_in};
 use super::shard::Shard;
 use super::{plan_recorded, run_count, Plan, RunArgs};
 use crate::error::{Error, Result};
@@ -163,6 +163,10 @@ fn hashes(dir: &Path) -> Result<BTreeMap<String, String>> {
         if path.exists() {
             files.insert(name.to_string(), file_hash(&path)?);
         }
+    }
+    for part in super::parquet::parts(&dir.join(super::parquet::FOLDER))? {
+        let name = part.strip_prefix(dir).unwrap_or(&part);
+        files.insert(name.to_string_lossy().into_owned(), file_hash(&part)?);
     }
     Ok(files)
 }
@@ -349,9 +353,9 @@ pub fn check(dir: &Path) -> Result<Checked> {
             record.provenance
         ));
     }
-    let path = dir.join("injections.csv");
+    let path = existing_rows(dir);
     // One chunk per window: only whether every run has its rows matters.
-    let done = finished(&path, &plan, usize::MAX, None)?;
+    let done = finished_in(dir, &plan, usize::MAX)?;
     if done.runs != provenance.runs {
         return Err(mismatch(
             &path,

@@ -7,9 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
+use super::rows::{Lines, Rows};
 use super::Plan;
 use crate::classify::{in_top, top1, Outcome};
 use crate::error::{Error, Result};
@@ -18,7 +18,7 @@ use crate::inject::InjectionResult;
 use crate::report::accuracy::RunsOf;
 use crate::report::compare::PairCounts;
 use crate::report::fit::FitInputs;
-use crate::report::{heatmap, Confidence, Counts, CsvSink, Grouping, Key, Settings, Summary};
+use crate::report::{heatmap, Confidence, Counts, Grouping, Key, Settings, Summary};
 use crate::scenario::SummaryKey;
 
 /// The result columns after the fault list's (`faulty_correct`: the faulty
@@ -28,7 +28,7 @@ use crate::scenario::SummaryKey;
 /// differ from golden, by name); hardened models add
 /// `NAME_top1`, `NAME_outcome` and `NAME_topk_hit` each, and `save_outputs`
 /// adds the top-k classes and scores of every output.
-const RESULT_COLUMNS: [&str; 14] = [
+pub const RESULT_COLUMNS: [&str; 14] = [
     "sample_id",
     "label",
     "golden_top1",
@@ -107,7 +107,7 @@ impl Layout<'_> {
         faults: &[Fault],
         (r, hardened): (&InjectionResult, &[InjectionResult]),
         facts: &RunFacts,
-        sink: &mut CsvSink,
+        rows: &mut Rows,
     ) -> Result<()> {
         let golden_class = facts.golden_top1;
         let sample = plan.data.sample(r.sample);
@@ -150,7 +150,7 @@ impl Layout<'_> {
                     row.push(out.map_or(String::new(), |o| self.top_list(o)));
                 }
             }
-            sink.row(row)?;
+            rows.row(row)?;
         }
         Ok(())
     }
@@ -630,13 +630,13 @@ impl SumsFile {
 /// chunk, as the campaign ran them), a line at a time. With `sums`, a chunk
 /// counts only if its line there matches its rows; the first that does not
 /// (torn by a crash, or edited) ends the finished part, with a warning.
-pub fn finished(path: &Path, plan: &Plan, step: usize, sums: Option<&[Sum]>) -> Result<Finished> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut lines = Lines {
-        reader: BufReader::new(file),
-        bytes: 0,
-        path,
-    };
+pub fn finished(
+    lines: &mut Lines,
+    plan: &Plan,
+    step: usize,
+    sums: Option<&[Sum]>,
+) -> Result<Finished> {
+    let path = &lines.path().to_path_buf();
     let empty = Finished {
         runs: 0,
         bytes: 0,
@@ -688,7 +688,7 @@ pub fn finished(path: &Path, plan: &Plan, step: usize, sums: Option<&[Sum]>) -> 
         })
         .collect();
     let mut done = Finished {
-        bytes: lines.bytes,
+        bytes: lines.bytes(),
         ..empty
     };
     let mut kept_rows = 0;
@@ -706,7 +706,7 @@ pub fn finished(path: &Path, plan: &Plan, step: usize, sums: Option<&[Sum]>) -> 
             if let Some(sums) = sums {
                 let sum = Sum {
                     runs: chunk.end,
-                    bytes: lines.bytes,
+                    bytes: lines.bytes(),
                     blake3: rows_hash(&rows),
                 };
                 if sums.get(done.chunks) != Some(&sum) {
@@ -763,35 +763,11 @@ pub fn finished(path: &Path, plan: &Plan, step: usize, sums: Option<&[Sum]>) -> 
             }
             kept_rows += need;
             done.runs = chunk.end;
-            done.bytes = lines.bytes;
+            done.bytes = lines.bytes();
             done.chunks += 1;
         }
     }
     Ok(done)
-}
-
-/// The complete lines of a file (a last line without its newline is left
-/// out) and how many bytes they take.
-struct Lines<'p> {
-    reader: BufReader<File>,
-    bytes: u64,
-    path: &'p Path,
-}
-
-impl Lines<'_> {
-    fn next(&mut self) -> Result<Option<String>> {
-        let mut line = String::new();
-        let n = self
-            .reader
-            .read_line(&mut line)
-            .map_err(|e| Error::io(self.path, e))?;
-        if !line.ends_with('\n') {
-            return Ok(None);
-        }
-        self.bytes += n as u64;
-        line.pop();
-        Ok(Some(line))
-    }
 }
 
 /// The blake3 of rows as written (each with its newline).
@@ -804,24 +780,7 @@ fn rows_hash(rows: &[String]) -> String {
     h.finalize().to_hex().to_string()
 }
 
-/// Keeps the finished chunks of `path` (see [`finished`]) that its sums
-/// file vouches for, drops the rest of both, and returns the finished part
-/// and the sums file to go on with. Rerunning whole chunks keeps every
-/// batch as it was, so a resumed campaign equals an uninterrupted one.
-pub fn resume_rows(path: &Path, plan: &Plan, step: usize) -> Result<(Finished, SumsFile)> {
-    let sums_path = path.with_file_name(SUMS);
-    let sums = read_sums(&sums_path)?;
-    let done = finished(path, plan, step, Some(&sums))?;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .and_then(|f| f.set_len(done.bytes))
-        .map_err(|e| Error::io(path, e))?;
-    let sums = SumsFile::start(&sums_path, &sums[..done.chunks])?;
-    Ok((done, sums))
-}
-
-fn csv_record(line: &str) -> Option<Vec<String>> {
+pub(super) fn csv_record(line: &str) -> Option<Vec<String>> {
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .from_reader(line.as_bytes());

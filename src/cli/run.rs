@@ -198,8 +198,9 @@ pub fn run(cmd: RunCmd, workers: usize) -> Result<()> {
         faultsweep::bench::memory::peak_rss_bytes() >> 20
     );
     outln!(
-        "results in {}/ (injections.csv, summary.md/.csv/.json, heatmap.svg, cma.svg, golden.csv)",
-        report.out.display()
+        "results in {}/ ({}, summary.md/.csv/.json, heatmap.svg, cma.svg, golden.csv)",
+        report.out.display(),
+        campaign::rows_name(&report.out)
     );
     if cmd.timings {
         print_timings(secs)?;
@@ -281,7 +282,8 @@ pub fn report(dir: &std::path::Path) -> Result<()> {
     outln!("data {} (blake3 {})", p.data, p.data_blake3);
     outln!("{}", checked.summary.headline());
     outln!(
-        "summaries re-derived from injections.csv: identical; every file matches its recorded hash"
+        "summaries re-derived from {}: identical; every file matches its recorded hash",
+        campaign::rows_name(dir)
     );
     Ok(())
 }

@@ -112,6 +112,15 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
     }
 }
 
+/// One row as a CSV line, without its newline: as [`CsvSink`] writes it.
+pub fn csv_line(fields: &[String]) -> String {
+    let mut table = CsvTable::new();
+    table.row(fields);
+    let mut line = String::from_utf8(table.into_bytes()).expect("fields are text");
+    line.pop();
+    line
+}
+
 /// A CSV table built in memory, for a file written whole.
 pub struct CsvTable {
     out: csv::Writer<Vec<u8>>,

@@ -466,6 +466,10 @@ pub struct OutputsSpec {
     /// One CSV row per injection.
     #[serde(default = "yes")]
     pub per_injection: bool,
+    /// How those rows are stored: `injections.csv`, or Parquet parts in
+    /// `injections/` for large campaigns.
+    #[serde(default, skip_serializing_if = "RowsFormat::is_csv")]
+    pub injections: RowsFormat,
     /// Summary tables with 95% confidence intervals.
     #[serde(default = "default_summaries")]
     pub summaries: Vec<SummaryKey>,
@@ -534,6 +538,7 @@ impl Default for OutputsSpec {
         OutputsSpec {
             dir: None,
             per_injection: true,
+            injections: RowsFormat::Csv,
             summaries: default_summaries(),
             heatmap: true,
             top_k: default_top_k(),
@@ -543,6 +548,23 @@ impl Default for OutputsSpec {
             confidence: default_confidence(),
             fit: None,
         }
+    }
+}
+
+/// The form of the per-injection rows (`outputs.injections`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowsFormat {
+    /// `injections.csv`.
+    #[default]
+    Csv,
+    /// `injections/part-N.parquet`, a part per window of runs.
+    Parquet,
+}
+
+impl RowsFormat {
+    fn is_csv(&self) -> bool {
+        *self == RowsFormat::Csv
     }
 }
 
