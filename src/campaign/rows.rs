@@ -47,7 +47,7 @@ pub struct Rows {
 }
 
 enum Sink {
-    Csv(CsvSink),
+    Csv(Box<CsvSink>),
     /// The parts; the CSV length and hash of the rows since the last sum,
     /// and the sums of the chunks not yet in a written part.
     Parquet {
@@ -79,9 +79,9 @@ impl Rows {
                 let header: Vec<&str> = header.iter().map(String::as_str).collect();
                 let mut sink = CsvSink::create(&path, &header)?;
                 sink.sync()?;
-                Sink::Csv(sink)
+                Sink::Csv(Box::new(sink))
             }
-            RowsFormat::Csv => Sink::Csv(CsvSink::append(&path)?),
+            RowsFormat::Csv => Sink::Csv(Box::new(CsvSink::append(&path)?)),
             RowsFormat::Parquet => Sink::Parquet {
                 parts: PartWriter::new(&path, header, part)?,
                 bytes: sums
