@@ -53,7 +53,7 @@ enum Sink {
     Parquet {
         parts: PartWriter,
         bytes: u64,
-        hash: blake3::Hasher,
+        hash: Box<blake3::Hasher>,
         pending: Vec<Sum>,
     },
 }
@@ -87,7 +87,7 @@ impl Rows {
                 bytes: sums
                     .last()
                     .map_or(csv_line(header).len() as u64 + 1, |s| s.bytes),
-                hash: blake3::Hasher::new(),
+                hash: Box::default(),
                 pending: Vec::new(),
             },
         };
