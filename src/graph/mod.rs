@@ -8,6 +8,8 @@ mod attrs;
 mod exec;
 mod op;
 pub mod ops;
+mod opset_history;
+pub mod opsets;
 
 pub use attrs::{Attr, Attrs};
 pub use exec::{catch_kernel, Env};

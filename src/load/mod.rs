@@ -16,11 +16,10 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 use crate::error::{Error, Result};
-use crate::graph::{ops, Attr, Attrs, Graph, InputSpec, Node, Op, Source, Value, ValueId};
+use crate::graph::{ops, opsets, Attr, Attrs, Graph, InputSpec, Node, Op, Source, Value, ValueId};
 use proto::{attribute_type as at, AttributeProto, ModelProto, NodeProto};
 
-/// Default-domain opsets this loader accepts.
-pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=22;
+pub use crate::graph::opsets::OPSETS;
 
 /// Loads and validates the ONNX model at `path`.
 pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
@@ -162,9 +161,10 @@ impl Builder {
             .ok_or_else(|| self.invalid("no opset_import for the default ONNX domain"))?;
         if !OPSETS.contains(&opset) {
             return Err(self.invalid(format!(
-                "opset {opset} is not supported (supported: {} to {})",
+                "opset {opset} is not supported (supported: {} to {}, the newest of ONNX {})",
                 OPSETS.start(),
-                OPSETS.end()
+                OPSETS.end(),
+                crate::graph::opsets::ONNX
             )));
         }
         Ok(opset)
@@ -356,6 +356,7 @@ impl Builder {
         }
         let op = Op::parse(&np.op_type)
             .ok_or_else(|| unsupported(format!("op {} has no kernel in faultsweep", np.op_type)))?;
+        opsets::check(op, self.opset).map_err(unsupported)?;
         let def = ops::def(op);
         let attrs = self.attrs(np)?;
         if let Some(a) = attrs.0.keys().find(|a| !def.attrs.contains(&a.as_str())) {
@@ -565,5 +566,65 @@ mod tests {
         }
         let fine = vec![ints("strides", &[2, 2]), ints("pads", &[1, 1, 1, 1])];
         from_bytes(&conv_with(fine), Path::new("m.onnx")).unwrap();
+    }
+
+    /// A model of one node `op` reading `x` (twice for a binary op) at
+    /// `opset`.
+    fn one_op(op: &str, inputs: usize, opset: i64) -> Vec<u8> {
+        let info = |name: &str| ValueInfoProto {
+            name: name.into(),
+            r#type: None,
+        };
+        let node = NodeProto {
+            input: vec!["x".into(); inputs],
+            output: vec!["y".into()],
+            name: "n".into(),
+            op_type: op.into(),
+            ..Default::default()
+        };
+        ModelProto {
+            ir_version: 10,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: opset,
+            }],
+            graph: Some(GraphProto {
+                node: vec![node],
+                input: vec![info("x")],
+                output: vec![info("y")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    /// Every opset up to the newest of the pinned onnx loads; an op whose
+    /// definition changed beyond its types after the implemented version is
+    /// refused, named with its versions; a newer opset is refused.
+    #[test]
+    fn opsets_up_to_the_newest_load_op_by_op() {
+        let path = Path::new("m.onnx");
+        for opset in 7..=crate::graph::opsets::OPSETS.end().to_owned() {
+            from_bytes(&one_op("Relu", 1, opset), path).unwrap();
+        }
+        from_bytes(&one_op("Reshape", 2, 25), path).unwrap();
+        from_bytes(&one_op("Mod", 2, 27), path).unwrap();
+        let e = from_bytes(&one_op("Mod", 2, 28), path).unwrap_err();
+        let msg = e.to_string();
+        for part in [
+            "m.onnx",
+            "'n'",
+            "op Mod is version 28",
+            "version 13",
+            "opset 27",
+        ] {
+            assert!(msg.contains(part), "lacks {part}: {msg}");
+        }
+        let newest = *crate::graph::opsets::OPSETS.end();
+        let e = from_bytes(&one_op("Relu", 1, newest + 1), path).unwrap_err();
+        assert!(e
+            .to_string()
+            .contains(&format!("opset {} is not supported", newest + 1)));
     }
 }

@@ -66,13 +66,14 @@ pub const OPS: &[OpDef] = &[
     plain(Op::Where, where_),
     OpDef {
         op: Op::Cast,
-        // `saturate` only applies to float8 targets, which `to` rejects.
-        attrs: &["to", "saturate"],
+        // `saturate` and `round_mode` only apply to float8 targets, which
+        // `to` rejects.
+        attrs: &["to", "saturate", "round_mode"],
         kernel: cast,
     },
     OpDef {
         op: Op::CastLike,
-        attrs: &["saturate"],
+        attrs: &["saturate", "round_mode"],
         kernel: cast_like,
     },
 ];

@@ -1,0 +1,109 @@
+//! Which opsets an op runs at. Every kernel implements its op as the spec
+//! defines it at opset [`IMPLEMENTED`] (and each earlier version the loader
+//! meets), a few at a newer version ([`NEWER`]). A model of a later opset
+//! runs an op when every change to its definition since that version only
+//! touched tensor types (ONNX added float8, float4 and int2 types to many
+//! ops in opsets 23 to 28: faultsweep runs the types libtorch holds and
+//! refuses others by name); otherwise the node is refused, naming the op
+//! and the versions. The history comes from the pinned `onnx` package
+//! ([`opset_history`](super::opset_history)).
+
+pub use super::opset_history::ONNX;
+use super::opset_history::{HISTORY, NEWEST};
+use super::Op;
+
+/// The opset whose op definitions the kernels implement.
+pub const IMPLEMENTED: i64 = 22;
+
+/// Ops whose kernel implements a newer version than [`IMPLEMENTED`]: the
+/// attribute Cast and CastLike gained in opset 24 (`round_mode`) only
+/// concerns float8e8m0, which faultsweep does not hold.
+const NEWER: &[(Op, i64)] = &[(Op::Cast, 24), (Op::CastLike, 24)];
+
+/// The default-domain opsets a model may declare.
+pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=NEWEST;
+
+/// The versions of the op named `name` (empty for a name ONNX does not
+/// define).
+fn versions(name: &str) -> &'static [(i64, bool)] {
+    HISTORY
+        .binary_search_by(|(n, _)| n.cmp(&name))
+        .map_or(&[], |i| HISTORY[i].1)
+}
+
+/// The op's version at `opset`: the newest one introduced at or before it.
+pub fn version_at(op: Op, opset: i64) -> Option<i64> {
+    (versions(op.name()).iter())
+        .map(|&(v, _)| v)
+        .take_while(|&v| v <= opset)
+        .last()
+}
+
+/// Whether a model of `opset` may run `op`; the reason when it may not.
+pub fn check(op: Op, opset: i64) -> Result<(), String> {
+    let Some(version) = version_at(op, opset) else {
+        let first = versions(op.name()).first().map_or(0, |v| v.0);
+        return Err(format!(
+            "op {op} does not exist in opset {opset} (ONNX introduced it in opset {first})"
+        ));
+    };
+    let implemented = NEWER
+        .iter()
+        .find(|(o, _)| *o == op)
+        .map_or(IMPLEMENTED, |&(_, v)| v);
+    let changed: Vec<String> = (versions(op.name()).iter())
+        .filter(|&&(v, types_only)| v > implemented && v <= opset && !types_only)
+        .map(|(v, _)| v.to_string())
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let runs = version_at(op, implemented).unwrap_or(0);
+    Err(format!(
+        "op {op} is version {version} at opset {opset}; faultsweep implements version {runs}, and the definition changed in version {} (beyond its types): export the model at opset {} or lower",
+        changed.join(", "),
+        changed[0].parse::<i64>().unwrap_or(implemented + 1) - 1
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_is_sorted_by_name_for_the_search() {
+        assert!(HISTORY.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn every_op_with_a_kernel_is_an_onnx_op() {
+        for &op in Op::ALL {
+            assert!(
+                !versions(op.name()).is_empty(),
+                "{op} is not in the history"
+            );
+        }
+    }
+
+    #[test]
+    fn type_only_changes_run_and_others_are_refused_by_name() {
+        // Reshape 23, 24 and 25 only added float4, float8e8m0 and int2 types.
+        assert_eq!(check(Op::Reshape, 25), Ok(()));
+        assert_eq!(version_at(Op::Reshape, 25), Some(25));
+        // Conv has not changed since 22.
+        assert_eq!(check(Op::Conv, NEWEST), Ok(()));
+        // Mod 28 changed its text, not its signature or types.
+        let err = check(Op::Mod, 28).unwrap_err();
+        assert!(
+            err.contains("op Mod is version 28") && err.contains("opset 27"),
+            "{err}"
+        );
+        assert_eq!(check(Op::Mod, 27), Ok(()));
+        // Range 27 added the stash_type attribute.
+        assert!(check(Op::Range, 27).unwrap_err().contains("version 11"));
+        // An op younger than the model's opset.
+        assert!(check(Op::Gelu, 19)
+            .unwrap_err()
+            .contains("introduced it in opset 20"));
+    }
+}
