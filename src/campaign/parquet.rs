@@ -24,7 +24,7 @@ use parquet::schema::types::Type;
 use super::results::RESULT_COLUMNS;
 use crate::error::{Error, Result};
 use crate::faults;
-use crate::report::csv_line;
+use crate::report::CsvLines;
 
 /// The folder of the parts, beside `injections.sums`.
 pub const FOLDER: &str = "injections";
@@ -368,6 +368,7 @@ fn read_part(path: &Path) -> Result<(String, Vec<String>)> {
         .iter()
         .map(|f| f.name().to_string())
         .collect();
+    let mut csv = CsvLines::default();
     let mut rows = Vec::new();
     for row in reader.get_row_iter(None).map_err(bad)? {
         let row = row.map_err(bad)?;
@@ -375,9 +376,9 @@ fn read_part(path: &Path) -> Result<(String, Vec<String>)> {
             .get_column_iter()
             .map(|(_, field)| field_text(field))
             .collect();
-        rows.push(csv_line(&fields));
+        rows.push(csv.line(&fields));
     }
-    Ok((csv_line(&names), rows))
+    Ok((csv.line(&names), rows))
 }
 
 /// A value as the CSV field it was written from.
@@ -447,11 +448,11 @@ mod tests {
             set(&mut row, "original_value", value.to_string());
             set(&mut row, "top5_hit", (i % 2 == 0).to_string());
             writer.row(&row).unwrap();
-            rows.push(csv_line(&row));
+            rows.push(CsvLines::default().line(&row));
         }
         writer.write_part().unwrap();
         let (head, read) = read_part(&dir.path().join(part_name(0))).unwrap();
-        assert_eq!(head, csv_line(&h));
+        assert_eq!(head, CsvLines::default().line(&h));
         assert_eq!(read, rows);
         // A field that would not read back the same is refused, named.
         let mut bad: Vec<String> = h.iter().map(|_| String::new()).collect();

@@ -12,7 +12,7 @@ use super::parquet::{self, PartLines, PartWriter};
 use super::results::{finished, read_sums, Finished, Sum, SumsFile, Tally, SUMS};
 use super::Plan;
 use crate::error::{Error, Result};
-use crate::report::{csv_line, CsvSink};
+use crate::report::{CsvLines, CsvSink};
 use crate::scenario::RowsFormat;
 
 /// Where a results folder's rows are in `format`.
@@ -52,6 +52,7 @@ enum Sink {
     /// and the sums of the chunks not yet in a written part.
     Parquet {
         parts: PartWriter,
+        csv: CsvLines,
         bytes: u64,
         hash: Box<blake3::Hasher>,
         pending: Vec<Sum>,
@@ -84,9 +85,11 @@ impl Rows {
             RowsFormat::Csv => Sink::Csv(Box::new(CsvSink::append(&path)?)),
             RowsFormat::Parquet => Sink::Parquet {
                 parts: PartWriter::new(&path, header, part)?,
-                bytes: sums
-                    .last()
-                    .map_or(csv_line(header).len() as u64 + 1, |s| s.bytes),
+                bytes: match sums.last() {
+                    Some(sum) => sum.bytes,
+                    None => CsvLines::default().encode(header).len() as u64,
+                },
+                csv: CsvLines::default(),
                 hash: Box::default(),
                 pending: Vec::new(),
             },
@@ -151,12 +154,16 @@ impl Rows {
         match &mut self.sink {
             Sink::Csv(sink) => sink.row(fields),
             Sink::Parquet {
-                parts, bytes, hash, ..
+                parts,
+                csv,
+                bytes,
+                hash,
+                ..
             } => {
-                let line = csv_line(&fields);
-                hash.update(line.as_bytes());
-                hash.update(b"\n");
-                *bytes += line.len() as u64 + 1;
+                let line = csv.encode(&fields);
+                hash.update(&line);
+                *bytes += line.len() as u64;
+                drop(line);
                 parts.row(&fields)
             }
         }
@@ -189,6 +196,7 @@ impl Rows {
                 bytes,
                 hash,
                 pending,
+                ..
             } => {
                 pending.push(Sum {
                     runs,

@@ -18,4 +18,4 @@ mod table;
 
 pub use stats::{wilson, Confidence, Counts, Event, Group, Rate};
 pub use summary::{Grouping, Key, Settings, Summary};
-pub use table::{csv_line, CsvSink, CsvTable};
+pub use table::{CsvLines, CsvSink, CsvTable};

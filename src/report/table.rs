@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::error::{Error, Result};
 
@@ -112,13 +113,52 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
     }
 }
 
-/// One row as a CSV line, without its newline: as [`CsvSink`] writes it.
-pub fn csv_line(fields: &[String]) -> String {
-    let mut table = CsvTable::new();
-    table.row(fields);
-    let mut line = String::from_utf8(table.into_bytes()).expect("fields are text");
-    line.pop();
-    line
+/// Rows encoded as the CSV lines [`CsvSink`] writes, one at a time, with
+/// one writer and buffer for all.
+pub struct CsvLines {
+    out: csv::Writer<Shared>,
+    buffer: Rc<RefCell<Vec<u8>>>,
+}
+
+/// The buffer under a [`CsvLines`] writer.
+struct Shared(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Default for CsvLines {
+    fn default() -> Self {
+        let buffer = Rc::new(RefCell::new(Vec::new()));
+        CsvLines {
+            out: writer(Shared(Rc::clone(&buffer))),
+            buffer,
+        }
+    }
+}
+
+impl CsvLines {
+    /// The row's line, with its newline.
+    pub fn encode(&mut self, fields: &[String]) -> std::cell::Ref<'_, Vec<u8>> {
+        self.buffer.borrow_mut().clear();
+        // Writing to memory with flexible rows cannot fail.
+        let _ = self.out.write_record(fields);
+        let _ = self.out.flush();
+        self.buffer.borrow()
+    }
+
+    /// The row's line, without its newline.
+    pub fn line(&mut self, fields: &[String]) -> String {
+        let bytes = self.encode(fields);
+        String::from_utf8_lossy(&bytes[..bytes.len() - 1]).into_owned()
+    }
 }
 
 /// A CSV table built in memory, for a file written whole.
