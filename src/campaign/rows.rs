@@ -48,15 +48,48 @@ pub struct Rows {
 
 enum Sink {
     Csv(Box<CsvSink>),
-    /// The parts; the CSV length and hash of the rows since the last sum,
-    /// and the sums of the chunks not yet in a written part.
-    Parquet {
-        parts: PartWriter,
-        csv: CsvLines,
-        bytes: u64,
-        hash: Box<blake3::Hasher>,
-        pending: Vec<Sum>,
-    },
+    Parquet(Box<PartSink>),
+}
+
+/// The Parquet parts being written, the CSV length and hash of the rows
+/// since the last sum, and the sums of the chunks not yet in a written
+/// part.
+struct PartSink {
+    parts: PartWriter,
+    csv: CsvLines,
+    bytes: u64,
+    hash: blake3::Hasher,
+    pending: Vec<Sum>,
+}
+
+impl PartSink {
+    fn row(&mut self, fields: &[String]) -> Result<()> {
+        let line = self.csv.encode(fields);
+        self.hash.update(&line);
+        self.bytes += line.len() as u64;
+        drop(line);
+        self.parts.row(fields)
+    }
+
+    /// Records a chunk's sum; at a window's end writes the window's rows as
+    /// a part, then the sums of its chunks.
+    fn flushed(&mut self, runs: usize, window_end: bool, sums: &mut SumsFile) -> Result<()> {
+        self.pending.push(Sum {
+            runs,
+            bytes: self.bytes,
+            blake3: self.hash.finalize().to_hex().to_string(),
+        });
+        self.hash.reset();
+        if !window_end {
+            return Ok(());
+        }
+        self.parts.write_part()?;
+        let last = self.pending.len();
+        for (i, sum) in self.pending.drain(..).enumerate() {
+            sums.record(sum, i + 1 == last)?;
+        }
+        Ok(())
+    }
 }
 
 impl Rows {
@@ -83,16 +116,16 @@ impl Rows {
                 Sink::Csv(Box::new(sink))
             }
             RowsFormat::Csv => Sink::Csv(Box::new(CsvSink::append(&path)?)),
-            RowsFormat::Parquet => Sink::Parquet {
+            RowsFormat::Parquet => Sink::Parquet(Box::new(PartSink {
                 parts: PartWriter::new(&path, header, part)?,
                 bytes: match sums.last() {
                     Some(sum) => sum.bytes,
                     None => CsvLines::default().encode(header).len() as u64,
                 },
                 csv: CsvLines::default(),
-                hash: Box::default(),
+                hash: blake3::Hasher::new(),
                 pending: Vec::new(),
-            },
+            })),
         };
         Ok(Rows {
             sink,
@@ -153,26 +186,12 @@ impl Rows {
     pub fn row(&mut self, fields: Vec<String>) -> Result<()> {
         match &mut self.sink {
             Sink::Csv(sink) => sink.row(fields),
-            Sink::Parquet {
-                parts,
-                csv,
-                bytes,
-                hash,
-                ..
-            } => {
-                let line = csv.encode(&fields);
-                hash.update(&line);
-                *bytes += line.len() as u64;
-                drop(line);
-                parts.row(&fields)
-            }
+            Sink::Parquet(sink) => sink.row(&fields),
         }
     }
 
     /// After a chunk's rows: records their sum. CSV: the rows are flushed,
     /// and at a window's end both files go to disk, the rows first.
-    /// Parquet: at a window's end the window's rows go to disk as a part,
-    /// then the sums of its chunks.
     pub fn flushed(&mut self, runs: usize, window_end: bool) -> Result<()> {
         match &mut self.sink {
             Sink::Csv(sink) => {
@@ -191,29 +210,7 @@ impl Rows {
                 };
                 self.sums.record(sum, window_end)
             }
-            Sink::Parquet {
-                parts,
-                bytes,
-                hash,
-                pending,
-                ..
-            } => {
-                pending.push(Sum {
-                    runs,
-                    bytes: *bytes,
-                    blake3: hash.finalize().to_hex().to_string(),
-                });
-                hash.reset();
-                if !window_end {
-                    return Ok(());
-                }
-                parts.write_part()?;
-                let last = pending.len();
-                for (i, sum) in pending.drain(..).enumerate() {
-                    self.sums.record(sum, i + 1 == last)?;
-                }
-                Ok(())
-            }
+            Sink::Parquet(sink) => sink.flushed(runs, window_end, &mut self.sums),
         }
     }
 }
