@@ -58,6 +58,8 @@ ops! {
     ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2, ReduceSumSquare,
     ReduceLogSum,
     ReduceLogSumExp, ArgMax, ArgMin,
+    // resize.rs
+    Resize, Upsample,
     // shape.rs
     Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Concat, Split, Shape, Size,
     ConstantOfShape, Expand, Tile, Range, Pad, Identity, Dropout,
