@@ -47,7 +47,8 @@ ops! {
     Sin, Cos, Max, Min, Sum, Mean, Equal, Less, LessOrEqual, Greater, GreaterOrEqual, Not, And,
     Or, Xor, Where, Cast, CastLike,
     // index.rs
-    Gather, GatherElements, Slice,
+    Gather, GatherElements, Slice, GatherND, ScatterElements, ScatterND, TopK, NonZero, OneHot,
+    Trilu,
     // linear.rs
     Gemm, MatMul, Einsum,
     // norm.rs
@@ -57,7 +58,7 @@ ops! {
     // reduce.rs
     ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2, ReduceSumSquare,
     ReduceLogSum,
-    ReduceLogSumExp, ArgMax, ArgMin,
+    ReduceLogSumExp, ArgMax, ArgMin, CumSum,
     // resize.rs
     Resize, Upsample,
     // shape.rs
