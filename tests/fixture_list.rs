@@ -148,6 +148,7 @@ macro_rules! model_fixtures {
             m_resize_nearest_round_prefer_floor_ties
             m_resize_nearest_tf_crop_and_resize
             m_resize_nearest_tf_half_pixel_for_nn
+            m_resize_nearest_tf_half_pixel_for_nn_opset13
             m_resize_opset10_linear_down
             m_resize_opset10_linear_up
             m_resize_opset10_nearest_down

@@ -257,7 +257,7 @@ fn resize_modes_and_arguments_are_checked() {
     );
     assert_fails(coord, x(&[1, 1, 2, 2]), "'corner' is not defined");
 
-    // half_pixel_symmetric is new in opset 19, tf_half_pixel_for_nn gone in 13.
+    // half_pixel_symmetric is new in opset 19.
     let symmetric = resize(
         18,
         vec![str_attr(
@@ -267,15 +267,6 @@ fn resize_modes_and_arguments_are_checked() {
         &up,
     );
     assert_fails(symmetric, x(&[1, 1, 2, 2]), "not defined in opset 18");
-    let tf_nn = resize(
-        13,
-        vec![str_attr(
-            "coordinate_transformation_mode",
-            "tf_half_pixel_for_nn",
-        )],
-        &up,
-    );
-    assert_fails(tf_nn, x(&[1, 1, 2, 2]), "not defined in opset 13");
 
     let nearest = resize(13, vec![str_attr("nearest_mode", "round")], &up);
     assert_fails(nearest, x(&[1, 1, 2, 2]), "nearest_mode 'round'");

@@ -111,7 +111,9 @@ fn parse_coord(name: &str, opset: i64) -> KResult<Coord> {
         "pytorch_half_pixel" => Coord::PytorchHalfPixel,
         "align_corners" => Coord::AlignCorners,
         "asymmetric" => Coord::Asymmetric,
-        "tf_half_pixel_for_nn" if opset < 13 => Coord::TfHalfPixelForNn,
+        // Dropped from the spec in opset 13; onnxruntime still runs it (with
+        // a deprecation warning), and so does faultsweep: the same formula.
+        "tf_half_pixel_for_nn" => Coord::TfHalfPixelForNn,
         "tf_crop_and_resize" => Coord::TfCropAndResize,
         other => {
             return fail(format!(
