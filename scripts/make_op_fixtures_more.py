@@ -341,10 +341,30 @@ def more_fixtures():
             fixture(f"{op.lower()}_opset{opset}", opset, [3, 4], [node(op, ["x"])], x=x)
 
 
+def resize_onnxruntime_fixtures():
+    """Where onnxruntime's Resize decides what the spec leaves open. Added
+    after the others, so their inputs stay as they were."""
+    s = [1, 2, 5, 6]
+    # tf_crop_and_resize by scales: the output size ignores the crop.
+    fixture("resize_linear_crop_scales", 13, s,
+            [node("Resize", ["x", "roi", "sc"], mode="linear",
+                  coordinate_transformation_mode="tf_crop_and_resize")],
+            [("roi", f32(0, 0, 0.1, -0.1, 1, 1, 0.9, 1.2)), ("sc", f32(1, 1, 1.3, 2.7))])
+    # Coordinates in float32: (1 + 0.5) / 0.6f - 0.5 is 2 (1.9999999 in
+    # float64), so floor reads element 2.
+    fixture("resize_nearest_floor_float32_coordinates", 13, [1, 1, 5, 2],
+            [node("Resize", ["x", "", "sc"], mode="nearest", nearest_mode="floor")],
+            [("sc", f32(1, 1, 0.6, 1))], x=np.arange(10).reshape(1, 1, 5, 2))
+    # Where NaN and Inf spread (onnxruntime's zero-weight neighbours) is
+    # checked by the unit tests of src/graph/ops/resize.rs: the parity and
+    # cut tests compare values, and NaN never equals itself.
+
+
 def build():
     resize_fixtures()
     index_fixtures()
     more_fixtures()
+    resize_onnxruntime_fixtures()
 
 
 def main():

@@ -121,6 +121,7 @@ macro_rules! model_fixtures {
             m_resize_linear_align_corners_up
             m_resize_linear_asymmetric_down
             m_resize_linear_asymmetric_up
+            m_resize_linear_crop_scales
             m_resize_linear_half_pixel_down
             m_resize_linear_half_pixel_symmetric
             m_resize_linear_half_pixel_up
@@ -136,6 +137,7 @@ macro_rules! model_fixtures {
             m_resize_nearest_ceil_asymmetric
             m_resize_nearest_ceil_ties
             m_resize_nearest_floor_asymmetric
+            m_resize_nearest_floor_float32_coordinates
             m_resize_nearest_floor_ties
             m_resize_nearest_half_pixel_down
             m_resize_nearest_half_pixel_symmetric

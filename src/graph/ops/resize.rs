@@ -10,10 +10,14 @@
 //! Nearest is a pure selection (exact, any dtype); linear and cubic weigh
 //! in float64 and round once to the input's type at the end.
 //!
-//! Where the spec leaves room, onnxruntime's CPU kernel decides:
-//! output sizes from scales are `floor(in * scale)` computed in float32, as
-//! onnxruntime computes them, and Resize-10 and Upsample round nearest
-//! coordinates down when enlarging and up when shrinking an axis.
+//! Where the spec leaves room, onnxruntime's CPU kernel decides: input
+//! coordinates and output sizes from scales (`floor(in * scale)`) are
+//! computed in float32, Resize-10 and Upsample round nearest coordinates
+//! down when enlarging and up when shrinking an axis, and the neighbours
+//! that carry a zero weight (which decide where a NaN or Inf spreads) are
+//! onnxruntime's, except that an axis left as it is is not resized at all
+//! (onnxruntime's 2-D kernels still weigh it, so an Inf there can turn NaN
+//! beside it).
 
 use tch::{Kind, Tensor};
 
@@ -166,24 +170,21 @@ fn resize_v10(x: &Tensor, scales: &[f64], mode: &str) -> KResult<Tensor> {
     let plans = scales
         .iter()
         .enumerate()
-        .map(|(a, &s)| scale_plan(a as i64, size[a], s, (0.0, 1.0), Coord::Asymmetric))
+        .map(|(a, &s)| scale_plan(a as i64, size[a], s, (0.0, 1.0)))
         .collect::<KResult<Vec<_>>>()?;
     run(x, &plans, &interp)
 }
 
 /// The plan of an axis resized by `scale`: `floor(in * scale)` outputs,
-/// in float32 as onnxruntime computes it (the crop of tf_crop_and_resize
-/// scales the length first).
-fn scale_plan(axis: i64, len: i64, scale: f64, roi: (f64, f64), coord: Coord) -> KResult<AxisPlan> {
+/// in float32 as onnxruntime computes it. The spec's text scales a
+/// tf_crop_and_resize crop's extent too, but ONNX shape inference, the
+/// reference implementation and onnxruntime all size the output from the
+/// whole axis, and so does faultsweep.
+fn scale_plan(axis: i64, len: i64, scale: f64, roi: (f64, f64)) -> KResult<AxisPlan> {
     if !(scale > 0.0 && scale.is_finite()) {
         return fail(format!("scale {scale} of axis {axis} is not positive"));
     }
-    let extent = if coord == Coord::TfCropAndResize {
-        (len as f32) * ((roi.1 - roi.0) as f32)
-    } else {
-        len as f32
-    };
-    let out = (extent * scale as f32).floor();
+    let out = (len as f32 * scale as f32).floor();
     if !(0.0..=(1u64 << 40) as f32).contains(&out) {
         return fail(format!(
             "axis {axis} of size {len} scaled by {scale} gives {out} elements"
@@ -282,7 +283,7 @@ fn resize(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
             (0..k)
                 .map(|i| {
                     let a = axes[i];
-                    scale_plan(a, size[a as usize], scales[i], (roi[i], roi[k + i]), coord)
+                    scale_plan(a, size[a as usize], scales[i], (roi[i], roi[k + i]))
                 })
                 .collect::<KResult<_>>()?
         }
@@ -337,13 +338,30 @@ fn run(x: &Tensor, plans: &[AxisPlan], interp: &Interp) -> KResult<Tensor> {
     } else {
         x.shallow_clone()
     };
-    for plan in plans {
-        let len = y.size()[plan.axis as usize];
-        let identity = (plan.scale - 1.0).abs() < 1e-9
-            && plan.out == len
+    let size = x.size();
+    let identity = |plan: &AxisPlan| {
+        (plan.scale - 1.0).abs() < 1e-9
+            && plan.out == size[plan.axis as usize]
             && plan.roi.0.abs() < 1e-9
-            && (plan.roi.1 - 1.0).abs() < 1e-9;
-        if !identity {
+            && (plan.roi.1 - 1.0).abs() < 1e-9
+    };
+    if plans.iter().all(identity) {
+        return Ok(x.shallow_clone());
+    }
+    // onnxruntime weighs the last two axes (three for 5-D linear) even when
+    // one of them keeps its size, so a NaN or Inf there spreads through the
+    // zero weights of its neighbours; the other axes are left alone.
+    let rank = size.len() as i64;
+    let weighed = if weighted && rank == 5 && interp.mode == Mode::Linear {
+        3
+    } else if weighted {
+        2
+    } else {
+        0
+    };
+    for plan in plans {
+        if !identity(plan) || plan.axis >= rank - weighed {
+            let len = y.size()[plan.axis as usize];
             y = resize_axis(&y, plan, len, interp)?;
         }
     }
@@ -354,10 +372,14 @@ fn run(x: &Tensor, plans: &[AxisPlan], interp: &Interp) -> KResult<Tensor> {
 }
 
 /// The input coordinate of output position `o` along an axis of `len`
-/// elements resized to `out` by `scale`.
-fn original(coord: Coord, o: f64, scale: f64, len: i64, out: i64, roi: (f64, f64)) -> f64 {
-    let (len_f, out_f) = (len as f64, out as f64);
-    match coord {
+/// elements resized to `out` by `scale`, in float32 arithmetic as
+/// onnxruntime computes it (float64 would land on the other side of a
+/// whole number now and then: 1.5 / 0.6f is 2.5 in float32, 2.4999999 in
+/// float64, and nearest or cubic would read other elements).
+fn original(coord: Coord, o: i64, scale: f64, len: i64, out: i64, roi: (f64, f64)) -> f64 {
+    let (o, scale, len_f, out_f) = (o as f32, scale as f32, len as f32, out as f32);
+    let (start, end) = (roi.0 as f32, roi.1 as f32);
+    let x = match coord {
         Coord::HalfPixel => (o + 0.5) / scale - 0.5,
         Coord::HalfPixelSymmetric => {
             let adjustment = out_f / (scale * len_f);
@@ -371,10 +393,13 @@ fn original(coord: Coord, o: f64, scale: f64, len: i64, out: i64, roi: (f64, f64
         Coord::Asymmetric => o / scale,
         Coord::TfHalfPixelForNn => (o + 0.5) / scale,
         Coord::TfCropAndResize if out > 1 => {
-            roi.0 * (len_f - 1.0) + o * (roi.1 - roi.0) * (len_f - 1.0) / (out_f - 1.0)
+            start * (len_f - 1.0) + o * (end - start) * (len_f - 1.0) / (out_f - 1.0)
         }
-        Coord::TfCropAndResize => 0.5 * (roi.0 + roi.1) * (len_f - 1.0),
-    }
+        Coord::TfCropAndResize => {
+            return 0.5 * (roi.0 + roi.1) * (len - 1) as f64;
+        }
+    };
+    x as f64
 }
 
 fn nearest_index(rule: Nearest, x: f64, scale: f64) -> f64 {
@@ -402,22 +427,24 @@ fn cubic(a: f64, x: f64) -> f64 {
     }
 }
 
-/// The weights of the taps `first, first + 1, ...` around coordinate `x`
-/// (the reference implementation's neighbourhood: ratio in (0, 1], the
-/// taps to the left of `x` preferred).
-fn taps(interp: &Interp, x: f64, scale: f64) -> (i64, Vec<f64>) {
-    // The tap left of x, strictly (x itself when x is whole, ratio 1).
-    let left = x.ceil() - 1.0;
-    let ratio = x - left;
-    let base = left as i64;
+/// The weights of the taps `first, first + 1, ...` (clamped to the axis
+/// later) around coordinate `x` on an axis of `len` elements. The weights
+/// are the spec's; which neighbours carry a zero weight (and so whether a
+/// NaN or Inf there reaches the output) is onnxruntime's choice: linear
+/// clamps `x` to the axis and reads `floor(x)` and the next element (the
+/// same one twice, half each, at the last); cubic reads `floor(x) - 1` to
+/// `floor(x) + 2`. Antialiasing follows the reference implementation
+/// (taps left of `x` preferred, ratio in (0, 1]).
+fn taps(interp: &Interp, x: f64, scale: f64, len: i64) -> (i64, Vec<f64>) {
     let shrink = if interp.antialias {
         scale.min(1.0)
     } else {
         1.0
     };
     match interp.mode {
-        Mode::Nearest => (base, vec![]),
+        Mode::Nearest => (0, vec![]),
         Mode::Linear if shrink < 1.0 => {
+            let (base, ratio) = left_of(x);
             let start = (-1.0 / shrink).floor() as i64 + 1;
             let w: Vec<f64> = (start..2 - start)
                 .map(|i| (1.0 - ((i as f64 - ratio) * shrink).abs()).clamp(0.0, 1.0))
@@ -425,8 +452,17 @@ fn taps(interp: &Interp, x: f64, scale: f64) -> (i64, Vec<f64>) {
             let sum: f64 = w.iter().sum();
             (base + start, w.iter().map(|v| v / sum).collect())
         }
-        Mode::Linear => (base, vec![1.0 - ratio, ratio]),
+        Mode::Linear => {
+            let xc = x.clamp(0.0, (len - 1) as f64);
+            let first = xc.floor();
+            if first as i64 >= len - 1 {
+                return (len - 1, vec![0.5, 0.5]);
+            }
+            let ratio = xc - first;
+            (first as i64, vec![1.0 - ratio, ratio])
+        }
         Mode::Cubic if shrink < 1.0 => {
+            let (base, ratio) = left_of(x);
             let start = (-2.0 / shrink).floor() as i64 + 1;
             let w: Vec<f64> = (start..2 - start)
                 .map(|i| cubic(interp.cubic_a, shrink * (i as f64 - ratio)))
@@ -435,6 +471,8 @@ fn taps(interp: &Interp, x: f64, scale: f64) -> (i64, Vec<f64>) {
             (base + start, w.iter().map(|v| v / sum).collect())
         }
         Mode::Cubic => {
+            let first = x.floor();
+            let ratio = x - first;
             let a = interp.cubic_a;
             let w = vec![
                 cubic(a, ratio + 1.0),
@@ -442,9 +480,16 @@ fn taps(interp: &Interp, x: f64, scale: f64) -> (i64, Vec<f64>) {
                 cubic(a, 1.0 - ratio),
                 cubic(a, 2.0 - ratio),
             ];
-            (base - 1, w)
+            (first as i64 - 1, w)
         }
     }
+}
+
+/// The tap strictly left of `x` (x - 1 when x is whole) and x's distance
+/// from it, in (0, 1].
+fn left_of(x: f64) -> (i64, f64) {
+    let left = x.ceil() - 1.0;
+    (left as i64, x - left)
 }
 
 fn resize_axis(y: &Tensor, plan: &AxisPlan, len: i64, interp: &Interp) -> KResult<Tensor> {
@@ -458,7 +503,7 @@ fn resize_axis(y: &Tensor, plan: &AxisPlan, len: i64, interp: &Interp) -> KResul
     let mut weights = Vec::new();
     let mut n = 1;
     for o in 0..out {
-        let x = original(interp.coord, o as f64, plan.scale, len, out, plan.roi);
+        let x = original(interp.coord, o, plan.scale, len, out, plan.roi);
         if interp.coord == Coord::TfCropAndResize && !(0.0..=(len - 1) as f64).contains(&x) {
             outside[o as usize] = true;
         }
@@ -467,7 +512,7 @@ fn resize_axis(y: &Tensor, plan: &AxisPlan, len: i64, interp: &Interp) -> KResul
             index.push((i.max(0.0) as i64).min(len - 1));
             continue;
         }
-        let (first, mut w) = taps(interp, x, plan.scale);
+        let (first, mut w) = taps(interp, x, plan.scale, len);
         n = w.len();
         if interp.exclude_outside {
             for (j, v) in w.iter_mut().enumerate() {
@@ -520,4 +565,79 @@ fn resize_axis(y: &Tensor, plan: &AxisPlan, len: i64, interp: &Interp) -> KResul
         result = fill.f_where_self(&mask, &result)?;
     }
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where NaN (N), +Inf (I) and -Inf (J) land in the output; '.' finite.
+    fn pattern(y: &Tensor) -> String {
+        Vec::<f32>::try_from(&y.flatten(0, -1))
+            .unwrap()
+            .iter()
+            .map(|v| match v {
+                v if v.is_nan() => 'N',
+                v if *v == f32::INFINITY => 'I',
+                v if *v == f32::NEG_INFINITY => 'J',
+                _ => '.',
+            })
+            .collect()
+    }
+
+    fn resized(x: &[f32], shape: &[i64], scales: &[f64], mode: Mode, coord: Coord) -> String {
+        let x = Tensor::from_slice(x).reshape(shape);
+        let plans: Vec<AxisPlan> = scales
+            .iter()
+            .enumerate()
+            .map(|(a, &s)| scale_plan(a as i64, shape[a], s, (0.0, 1.0)).unwrap())
+            .collect();
+        let interp = Interp {
+            mode,
+            coord,
+            nearest: Nearest::RoundPreferFloor,
+            cubic_a: -0.75,
+            exclude_outside: false,
+            extrapolation: 0.0,
+            antialias: false,
+        };
+        pattern(&run(&x, &plans, &interp).unwrap())
+    }
+
+    /// NaN and Inf spread as onnxruntime 1.31 spreads them: its zero-weight
+    /// neighbours (an Inf times 0 is NaN), and its weighing of the last two
+    /// axes even where one keeps its size. The patterns are onnxruntime's
+    /// (CPU, float32, opset 13).
+    #[test]
+    fn nan_and_inf_spread_as_in_onnxruntime() {
+        use Coord::*;
+        use Mode::*;
+        let inf = f32::INFINITY;
+        let row = [0.0, 1.0, inf, 3.0, 4.0, 5.0];
+        let cases = [
+            (Linear, HalfPixel, 2.0, "...IIII....."),
+            (Linear, HalfPixel, 0.5, ".I."),
+            (Linear, Asymmetric, 2.0, "..NIII......"),
+            (Linear, Asymmetric, 0.5, ".I."),
+            (Linear, AlignCorners, 2.0, "...IIII....."),
+            (Cubic, HalfPixel, 2.0, ".NNNNNNNN..."),
+            (Cubic, HalfPixel, 0.5, "NN."),
+            (Cubic, Asymmetric, 2.0, "NNNNNNNN...."),
+            (Cubic, AlignCorners, 2.0, "NNNNNNNNN..."),
+            (Cubic, AlignCorners, 1.0, "..I..."),
+        ];
+        for (mode, coord, scale, want) in cases {
+            let got = resized(&row, &[1, 1, 1, 6], &[1.0, 1.0, 1.0, scale], mode, coord);
+            assert_eq!(got, want, "{mode:?} {coord:?} scale {scale}");
+        }
+        // The last axis keeps its size but is weighed all the same.
+        let grid = [0.0, inf, 2.0, 3.0, 4.0, 5.0];
+        let scales = [1.0, 1.0, 2.0, 1.0];
+        let linear = resized(&grid, &[1, 1, 2, 3], &scales, Linear, HalfPixel);
+        assert_eq!(linear, "NI.NI.NI....");
+        let cubic = resized(&grid, &[1, 1, 2, 3], &scales, Cubic, HalfPixel);
+        assert_eq!(cubic, "NNNNNNNNNNJN");
+        let three_d = resized(&grid, &[1, 2, 3], &[1.0, 2.0, 1.0], Linear, HalfPixel);
+        assert_eq!(three_d, "NI.NI.NI....");
+    }
 }
