@@ -233,6 +233,10 @@ fn log_softmax(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 /// Hardmax: 1 at the first maximum along the axis, 0 elsewhere (along the
 /// rows of the 2-D coercion before opset 13, as Softmax).
 fn hardmax(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    // The 2-D coercion lets the axis equal the rank (Flatten's range);
+    // Hardmax's axis is in [-r, r - 1] in every opset.
+    let default = if node.opset >= 13 { -1 } else { 1 };
+    axis(node.attrs.int("axis", default)?, input(inputs, 0)?.dim())?;
     along_axis(node, inputs, |x, a, _| {
         let first = x.f_argmax(a, true)?;
         x.f_zeros_like()?.f_scatter_value(a, &first, 1.0)
