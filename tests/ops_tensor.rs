@@ -221,3 +221,310 @@ fn dropout_in_training_mode_is_rejected() {
     );
     assert_fails(g, x(&[2, 3]), "training_mode true is not supported");
 }
+
+fn floats(v: &[f32]) -> Tensor {
+    Tensor::from_slice(v)
+}
+
+fn str_attr(name: &'static str, v: &str) -> (&'static str, Attr) {
+    (name, Attr::Str(v.into()))
+}
+
+/// Resize at `opset` over x with an empty roi, then `scales`.
+fn resize(opset: i64, attrs: Vec<(&str, Attr)>, scales: &[f32]) -> Graph {
+    one_node("Resize", opset, attrs, vec![floats(&[]), floats(scales)], 1)
+}
+
+#[test]
+fn resize_modes_and_arguments_are_checked() {
+    let up = [1.0, 1.0, 2.0, 2.0];
+    let mode = resize(13, vec![str_attr("mode", "bicubic")], &up);
+    assert_fails(mode, x(&[1, 1, 2, 2]), "mode 'bicubic' is not one of");
+
+    let cubic10 = one_node(
+        "Resize",
+        10,
+        vec![str_attr("mode", "cubic")],
+        vec![floats(&up)],
+        1,
+    );
+    assert_fails(cubic10, x(&[1, 1, 2, 2]), "mode 'cubic' is not one of");
+
+    let coord = resize(
+        13,
+        vec![str_attr("coordinate_transformation_mode", "corner")],
+        &up,
+    );
+    assert_fails(coord, x(&[1, 1, 2, 2]), "'corner' is not defined");
+
+    // half_pixel_symmetric is new in opset 19.
+    let symmetric = resize(
+        18,
+        vec![str_attr(
+            "coordinate_transformation_mode",
+            "half_pixel_symmetric",
+        )],
+        &up,
+    );
+    assert_fails(symmetric, x(&[1, 1, 2, 2]), "not defined in opset 18");
+
+    let nearest = resize(13, vec![str_attr("nearest_mode", "round")], &up);
+    assert_fails(nearest, x(&[1, 1, 2, 2]), "nearest_mode 'round'");
+
+    let antialias = resize(18, vec![("antialias", Attr::Int(1))], &up);
+    assert_fails(antialias, x(&[1, 1, 2, 2]), "antialias applies to linear");
+
+    let short = resize(13, vec![], &[2.0, 2.0]);
+    assert_fails(short, x(&[1, 1, 2, 2]), "2 scales for 4 axes");
+
+    let negative = resize(13, vec![], &[1.0, 1.0, -2.0, 2.0]);
+    assert_fails(negative, x(&[1, 1, 2, 2]), "is not positive");
+
+    let neither = resize(13, vec![], &[]);
+    assert_fails(
+        neither,
+        x(&[1, 1, 2, 2]),
+        "one of scales and sizes is required",
+    );
+
+    let both = one_node(
+        "Resize",
+        13,
+        vec![],
+        vec![floats(&[]), floats(&up), ints(&[1, 1, 4, 4])],
+        1,
+    );
+    assert_fails(both, x(&[1, 1, 2, 2]), "only one of scales and sizes");
+
+    let crop = resize(
+        13,
+        vec![str_attr(
+            "coordinate_transformation_mode",
+            "tf_crop_and_resize",
+        )],
+        &up,
+    );
+    assert_fails(crop, x(&[1, 1, 2, 2]), "needs the roi input");
+
+    let policy = one_node(
+        "Resize",
+        18,
+        vec![str_attr("keep_aspect_ratio_policy", "fit")],
+        vec![floats(&[]), floats(&[]), ints(&[1, 1, 4, 4])],
+        1,
+    );
+    assert_fails(policy, x(&[1, 1, 2, 2]), "keep_aspect_ratio_policy 'fit'");
+
+    let axes = resize(18, vec![("axes", Attr::Ints(vec![2, 4]))], &[2.0, 2.0]);
+    assert_fails(axes, x(&[1, 1, 2, 2]), "axis 4 out of range");
+
+    let upsample = one_node("Upsample", 9, vec![], vec![floats(&[1.0, 0.5])], 1);
+    assert_fails(upsample, x(&[2, 4]), "scale 0.5 is less than 1");
+
+    let attr = one_node("Upsample", 7, vec![str_attr("mode", "nearest")], vec![], 1);
+    assert_fails(attr, x(&[2, 4]), "attribute 'scales' is required");
+}
+
+#[test]
+fn scatter_and_gather_nd_indices_out_of_range_are_reported() {
+    let idx = |v: &[i64], shape: &[i64]| Tensor::from_slice(v).reshape(shape);
+    let elements = one_node(
+        "ScatterElements",
+        18,
+        vec![("axis", Attr::Int(1))],
+        vec![idx(&[0, 3], &[1, 2]), x(&[1, 2])],
+        1,
+    );
+    assert_fails(
+        elements,
+        x(&[2, 3]),
+        "index 3 is out of range for an axis of size 3",
+    );
+
+    let negative = one_node(
+        "ScatterElements",
+        18,
+        vec![],
+        vec![idx(&[-3], &[1, 1]), x(&[1, 1])],
+        1,
+    );
+    assert_fails(negative, x(&[2, 3]), "index -3 is out of range");
+
+    let shapes = one_node(
+        "ScatterElements",
+        18,
+        vec![],
+        vec![idx(&[0, 1], &[1, 2]), x(&[1, 3])],
+        1,
+    );
+    assert_fails(shapes, x(&[2, 3]), "the same shape");
+
+    let nd = one_node(
+        "ScatterND",
+        18,
+        vec![],
+        vec![idx(&[1, 5], &[1, 2]), x(&[1])],
+        1,
+    );
+    assert_fails(
+        nd,
+        x(&[2, 3]),
+        "index 5 is out of range for an axis of size 3",
+    );
+
+    let updates = one_node(
+        "ScatterND",
+        18,
+        vec![],
+        vec![idx(&[1], &[1, 1]), x(&[1, 2])],
+        1,
+    );
+    assert_fails(updates, x(&[2, 3]), "should have shape [1, 3]");
+
+    let gather = one_node("GatherND", 13, vec![], vec![idx(&[0, -4], &[1, 2])], 1);
+    assert_fails(gather, x(&[2, 3]), "index -4 is out of range");
+
+    let batch = one_node(
+        "GatherND",
+        13,
+        vec![("batch_dims", Attr::Int(2))],
+        vec![idx(&[0, 1], &[1, 2])],
+        1,
+    );
+    assert_fails(batch, x(&[2, 3]), "batch_dims 2");
+
+    let onehot = one_node(
+        "OneHot",
+        11,
+        vec![("axis", Attr::Int(3))],
+        vec![Tensor::from(4i64), floats(&[0.0, 1.0])],
+        1,
+    );
+    assert_fails(
+        onehot,
+        x(&[2, 3]),
+        "axis 3 out of range for an output of rank 3",
+    );
+
+    let depth = one_node(
+        "OneHot",
+        11,
+        vec![],
+        vec![Tensor::from(0i64), floats(&[0.0, 1.0])],
+        1,
+    );
+    assert_fails(depth, x(&[2]), "depth 0 is not a positive count");
+}
+
+#[test]
+fn scatter_reductions_are_checked_against_the_opset() {
+    let idx = Tensor::from_slice(&[0i64]).reshape([1, 1]);
+    let upd = || x(&[1, 1]);
+    let unknown = one_node(
+        "ScatterElements",
+        18,
+        vec![str_attr("reduction", "mean")],
+        vec![idx.shallow_clone(), upd()],
+        1,
+    );
+    assert_fails(unknown, x(&[2, 3]), "reduction 'mean' is not one of");
+
+    let early = one_node(
+        "ScatterND",
+        16,
+        vec![str_attr("reduction", "max")],
+        vec![idx.shallow_clone(), x(&[1, 3])],
+        1,
+    );
+    assert_fails(early, x(&[2, 3]), "reduction 'max' exists from opset 18");
+
+    let add = one_node(
+        "ScatterElements",
+        13,
+        vec![str_attr("reduction", "add")],
+        vec![idx, upd()],
+        1,
+    );
+    assert_fails(add, x(&[2, 3]), "reduction 'add' exists from opset 16");
+}
+
+#[test]
+fn other_new_ops_reject_bad_arguments() {
+    let topk = one_node("TopK", 11, vec![], vec![ints(&[4])], 2);
+    assert_fails(
+        topk,
+        x(&[2, 3]),
+        "k 4 is out of range for an axis of size 3",
+    );
+
+    let attr = one_node("TopK", 11, vec![("k", Attr::Int(1))], vec![ints(&[1])], 2);
+    assert_fails(attr, x(&[2, 3]), "'k' is input 1 from opset 10");
+
+    let cumsum = one_node("CumSum", 14, vec![], vec![Tensor::from(2i64)], 1);
+    assert_fails(cumsum, x(&[2, 3]), "axis 2 out of range for rank 2");
+
+    let d2s_mode = one_node(
+        "DepthToSpace",
+        13,
+        vec![("blocksize", Attr::Int(2)), str_attr("mode", "RDC")],
+        vec![],
+        1,
+    );
+    assert_fails(d2s_mode, x(&[1, 4, 2, 2]), "mode 'RDC' is not DCR or CRD");
+
+    let crd_early = one_node(
+        "DepthToSpace",
+        1,
+        vec![("blocksize", Attr::Int(2)), str_attr("mode", "CRD")],
+        vec![],
+        1,
+    );
+    assert_fails(crd_early, x(&[1, 4, 2, 2]), "CRD from opset 11");
+
+    let channels = one_node(
+        "DepthToSpace",
+        13,
+        vec![("blocksize", Attr::Int(2))],
+        vec![],
+        1,
+    );
+    assert_fails(channels, x(&[1, 6, 2, 2]), "6 channels are not a multiple");
+
+    let no_block = one_node("SpaceToDepth", 13, vec![], vec![], 1);
+    assert_fails(
+        no_block,
+        x(&[1, 1, 2, 2]),
+        "blocksize 0 should be at least 1",
+    );
+
+    let rank = one_node(
+        "SpaceToDepth",
+        13,
+        vec![("blocksize", Attr::Int(2))],
+        vec![],
+        1,
+    );
+    assert_fails(rank, x(&[4, 4]), "should have rank 4");
+
+    let spatial = one_node(
+        "SpaceToDepth",
+        13,
+        vec![("blocksize", Attr::Int(2))],
+        vec![],
+        1,
+    );
+    assert_fails(
+        spatial,
+        x(&[1, 1, 3, 2]),
+        "is not a multiple of blocksize 2",
+    );
+
+    let lp = one_node("LpNormalization", 22, vec![("p", Attr::Int(3))], vec![], 1);
+    assert_fails(lp, x(&[2, 3]), "p 3 is not 1 or 2");
+
+    let hardmax = one_node("Hardmax", 11, vec![("axis", Attr::Int(2))], vec![], 1);
+    assert_fails(hardmax, x(&[2, 3]), "axis 2 out of range for rank 2");
+
+    let trilu = one_node("Trilu", 14, vec![], vec![], 1);
+    assert_fails(trilu, x(&[3]), "needs rank at least 2");
+}

@@ -125,6 +125,7 @@ enum Kind {
     Float,
     Str,
     Ints,
+    Floats,
     Tensor,
 }
 
@@ -136,10 +137,26 @@ fn kind_of(op: Op, name: &str) -> Kind {
         "value" => Kind::Tensor,
         "dilations" | "kernel_shape" | "pads" | "strides" | "output_padding" | "output_shape"
         | "starts" | "ends" | "axes" | "perm" | "split" => Kind::Ints,
-        "auto_pad" | "approximate" | "equation" | "mode" => Kind::Str,
-        "alpha" | "beta" | "gamma" | "min" | "max" | "epsilon" | "momentum" | "bias" | "ratio" => {
-            Kind::Float
-        }
+        "auto_pad"
+        | "approximate"
+        | "equation"
+        | "mode"
+        | "coordinate_transformation_mode"
+        | "nearest_mode"
+        | "keep_aspect_ratio_policy"
+        | "reduction" => Kind::Str,
+        "alpha"
+        | "beta"
+        | "gamma"
+        | "min"
+        | "max"
+        | "epsilon"
+        | "momentum"
+        | "bias"
+        | "ratio"
+        | "cubic_coeff_a"
+        | "extrapolation_value" => Kind::Float,
+        "scales" => Kind::Floats,
         _ => Kind::Int,
     }
 }
@@ -151,6 +168,7 @@ fn has_kind(a: &Attr, kind: Kind) -> bool {
             | (Attr::Float(_), Kind::Float)
             | (Attr::Str(_), Kind::Str)
             | (Attr::Ints(_), Kind::Ints)
+            | (Attr::Floats(_), Kind::Floats)
             | (Attr::Tensor(_), Kind::Tensor)
     )
 }
@@ -161,6 +179,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Float => "a float",
         Kind::Str => "a string",
         Kind::Ints => "a list of ints",
+        Kind::Floats => "a list of floats",
         Kind::Tensor => "a tensor",
     }
 }

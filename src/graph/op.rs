@@ -39,28 +39,33 @@ macro_rules! ops {
 ops! {
     // activation.rs
     Relu, LeakyRelu, PRelu, Elu, Selu, Celu, Sigmoid, HardSigmoid, HardSwish, Tanh, Softplus,
-    Softsign, Mish, Gelu, Softmax, LogSoftmax, Clip,
+    Softsign, Mish, Gelu, Softmax, LogSoftmax, Hardmax, Clip,
     // conv.rs
     Conv, ConvTranspose,
     // elementwise.rs
     Add, Sub, Mul, Div, Mod, Pow, Sqrt, Neg, Abs, Exp, Log, Reciprocal, Erf, Floor, Ceil, Sign,
     Sin, Cos, Max, Min, Sum, Mean, Equal, Less, LessOrEqual, Greater, GreaterOrEqual, Not, And,
-    Or, Xor, Where, Cast, CastLike,
+    Or, Xor, Where, Cast, CastLike, Tan, Asin, Acos, Atan, Sinh, Cosh, Asinh, Acosh, Atanh,
+    IsNaN, IsInf,
     // index.rs
-    Gather, GatherElements, Slice,
+    Gather, GatherElements, Slice, GatherND, ScatterElements, ScatterND, TopK, NonZero, OneHot,
+    Trilu,
     // linear.rs
     Gemm, MatMul, Einsum,
     // norm.rs
     BatchNormalization, InstanceNormalization, LayerNormalization, GroupNormalization, LRN,
+    LpNormalization,
     // pool.rs
     MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool,
     // reduce.rs
     ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2, ReduceSumSquare,
     ReduceLogSum,
-    ReduceLogSumExp, ArgMax, ArgMin,
+    ReduceLogSumExp, ArgMax, ArgMin, CumSum,
+    // resize.rs
+    Resize, Upsample,
     // shape.rs
     Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Concat, Split, Shape, Size,
-    ConstantOfShape, Expand, Tile, Range, Pad, Identity, Dropout,
+    ConstantOfShape, Expand, Tile, Range, Pad, Identity, Dropout, DepthToSpace, SpaceToDepth,
 }
 
 /// What the program may assume of an op. The default (an op of no row in
@@ -220,9 +225,9 @@ impl Op {
             GlobalAveragePool | GlobalMaxPool | ReduceMean | ReduceMax | ReduceMin => {
                 NONE.bound(Input)
             }
-            Flatten | Reshape | Squeeze | Unsqueeze | Transpose | Slice | Split | Gather => {
-                NONE.finite().bound(Input)
-            }
+            Flatten | Reshape | Squeeze | Unsqueeze | Transpose | Slice | Split | Gather
+            | GatherND | DepthToSpace | SpaceToDepth | Trilu => NONE.finite().bound(Input),
+            Hardmax => NONE.finite().bound(Fixed(1.0)),
             Concat => NONE.finite().bound(LargestInput),
             Conv => NONE
                 .on_a_box(OnABox::Convolution)

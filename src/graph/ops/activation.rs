@@ -1,7 +1,7 @@
 //! Activations and the softmax family.
 //! Specs: <https://onnx.ai/onnx/operators/> (Relu, LeakyRelu, PRelu, Elu, Selu,
 //! Celu, Sigmoid, HardSigmoid, HardSwish, Tanh, Softplus, Softsign, Mish,
-//! Gelu, Softmax, LogSoftmax, Clip).
+//! Gelu, Softmax, LogSoftmax, Hardmax, Clip).
 //!
 //! Formulas with parameters are written out as the spec states them (rather
 //! than through torch's fixed-parameter variants) so every attribute counts.
@@ -69,6 +69,11 @@ pub const OPS: &[OpDef] = &[
         op: Op::LogSoftmax,
         attrs: &["axis"],
         kernel: log_softmax,
+    },
+    OpDef {
+        op: Op::Hardmax,
+        attrs: &["axis"],
+        kernel: hardmax,
     },
     OpDef {
         op: Op::Clip,
@@ -225,6 +230,19 @@ fn log_softmax(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 /// Clip: bounds are attributes before opset 11, optional scalar inputs from
 /// 11 on. The result keeps the input type (torch would promote an integer
 /// tensor clamped with float bounds).
+/// Hardmax: 1 at the first maximum along the axis, 0 elsewhere (along the
+/// rows of the 2-D coercion before opset 13, as Softmax).
+fn hardmax(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    // The 2-D coercion lets the axis equal the rank (Flatten's range);
+    // Hardmax's axis is in [-r, r - 1] in every opset.
+    let default = if node.opset >= 13 { -1 } else { 1 };
+    axis(node.attrs.int("axis", default)?, input(inputs, 0)?.dim())?;
+    along_axis(node, inputs, |x, a, _| {
+        let first = x.f_argmax(a, true)?;
+        x.f_zeros_like()?.f_scatter_value(a, &first, 1.0)
+    })
+}
+
 fn clip(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
     let y = match clip_limits(node, inputs)? {

@@ -1,7 +1,8 @@
 //! Element-wise arithmetic, comparison, logic and casts, with numpy-style
 //! broadcasting (ONNX and torch share the rules).
 //! Specs: <https://onnx.ai/onnx/operators/onnx__Add.html> and siblings
-//! (Sub, Mul, Div, Mod, Pow, Sqrt, ..., Equal, Where, Cast, CastLike).
+//! (Sub, Mul, Div, Mod, Pow, Sqrt, ..., Equal, Where, Cast, CastLike; the
+//! trigonometric and hyperbolic functions Tan, Asin, ..., Atanh; IsNaN, IsInf).
 //!
 //! ONNX requires both operands of a binary op to have the same type, so
 //! torch's type promotion never kicks in for valid models; where torch would
@@ -50,6 +51,21 @@ pub const OPS: &[OpDef] = &[
     plain(Op::Sign, sign),
     plain(Op::Sin, sin),
     plain(Op::Cos, cos),
+    plain(Op::Tan, tan),
+    plain(Op::Asin, asin),
+    plain(Op::Acos, acos),
+    plain(Op::Atan, atan),
+    plain(Op::Sinh, sinh),
+    plain(Op::Cosh, cosh),
+    plain(Op::Asinh, asinh),
+    plain(Op::Acosh, acosh),
+    plain(Op::Atanh, atanh),
+    plain(Op::IsNaN, is_nan),
+    OpDef {
+        op: Op::IsInf,
+        attrs: &["detect_positive", "detect_negative"],
+        kernel: is_inf,
+    },
     plain(Op::Max, max),
     plain(Op::Min, min),
     plain(Op::Sum, sum),
@@ -126,6 +142,16 @@ unary_kernels! {
     sign => f_sign,
     sin => f_sin,
     cos => f_cos,
+    tan => f_tan,
+    asin => f_asin,
+    acos => f_acos,
+    atan => f_atan,
+    sinh => f_sinh,
+    cosh => f_cosh,
+    asinh => f_asinh,
+    acosh => f_acosh,
+    atanh => f_atanh,
+    is_nan => f_isnan,
     not => f_logical_not,
 }
 
@@ -210,4 +236,19 @@ fn cast(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 fn cast_like(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let (x, like) = (input(inputs, 0)?, input(inputs, 1)?);
     one(x.f_to_kind(like.kind())?)
+}
+
+/// IsInf: true at +Inf (unless `detect_positive` is 0) and at -Inf (unless
+/// `detect_negative` is 0).
+fn is_inf(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let pos = node.attrs.int("detect_positive", 1)? != 0;
+    let neg = node.attrs.int("detect_negative", 1)? != 0;
+    let y = match (pos, neg) {
+        (true, true) => x.f_isinf()?,
+        (true, false) => x.f_isposinf()?,
+        (false, true) => x.f_isneginf()?,
+        (false, false) => x.f_isinf()?.f_zeros_like()?,
+    };
+    one(y)
 }

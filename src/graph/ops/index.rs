@@ -1,7 +1,14 @@
 //! Ops that pick elements by index.
 //! Specs: <https://onnx.ai/onnx/operators/onnx__Gather.html>,
 //! <https://onnx.ai/onnx/operators/onnx__GatherElements.html>,
-//! <https://onnx.ai/onnx/operators/onnx__Slice.html>.
+//! <https://onnx.ai/onnx/operators/onnx__Slice.html>,
+//! <https://onnx.ai/onnx/operators/onnx__GatherND.html>,
+//! <https://onnx.ai/onnx/operators/onnx__ScatterElements.html>,
+//! <https://onnx.ai/onnx/operators/onnx__ScatterND.html>,
+//! <https://onnx.ai/onnx/operators/onnx__TopK.html>,
+//! <https://onnx.ai/onnx/operators/onnx__NonZero.html>,
+//! <https://onnx.ai/onnx/operators/onnx__OneHot.html>,
+//! <https://onnx.ai/onnx/operators/onnx__Trilu.html>.
 //!
 //! Indices are checked here, before torch sees them: an index out of range
 //! is a reported error naming the node, never a libtorch abort.
@@ -9,7 +16,7 @@
 use tch::{Kind, Tensor};
 
 use super::shape::{data_axis, list_arg, norm_axes};
-use super::{fail, input, one, Inputs, KResult, OpDef};
+use super::{fail, input, one, opt_input, to_f64, to_i64s, Inputs, KResult, OpDef};
 use crate::graph::Node;
 use crate::graph::Op;
 
@@ -28,6 +35,41 @@ pub const OPS: &[OpDef] = &[
         op: Op::Slice,
         attrs: &["starts", "ends", "axes"],
         kernel: slice,
+    },
+    OpDef {
+        op: Op::GatherND,
+        attrs: &["batch_dims"],
+        kernel: gather_nd,
+    },
+    OpDef {
+        op: Op::ScatterElements,
+        attrs: &["axis", "reduction"],
+        kernel: scatter_elements,
+    },
+    OpDef {
+        op: Op::ScatterND,
+        attrs: &["reduction"],
+        kernel: scatter_nd,
+    },
+    OpDef {
+        op: Op::TopK,
+        attrs: &["axis", "k", "largest", "sorted"],
+        kernel: top_k,
+    },
+    OpDef {
+        op: Op::NonZero,
+        attrs: &[],
+        kernel: non_zero,
+    },
+    OpDef {
+        op: Op::OneHot,
+        attrs: &["axis"],
+        kernel: one_hot,
+    },
+    OpDef {
+        op: Op::Trilu,
+        attrs: &["upper"],
+        kernel: trilu,
     },
 ];
 
@@ -134,4 +176,307 @@ fn slice_axis(x: &Tensor, a: i64, n: i64, start: i64, end: i64, step: i64) -> KR
     let index: Vec<i64> = (0..count).map(|j| s + j * step).collect();
     let index = Tensor::from_slice(&index).f_to(x.device())?;
     Ok(x.f_index_select(a, &index)?)
+}
+
+/// Row-major strides of `dims`.
+fn strides(dims: &[i64]) -> Vec<i64> {
+    let mut st = vec![1; dims.len()];
+    for i in (0..dims.len().saturating_sub(1)).rev() {
+        st[i] = st[i + 1] * dims[i + 1];
+    }
+    st
+}
+
+/// `indices` (last axis: one index per leading dimension of `dims`) as
+/// offsets into those dimensions flattened, each index checked and
+/// negative ones counted from the end.
+fn flat_offsets(indices: &Tensor, dims: &[i64]) -> KResult<Tensor> {
+    let k = dims.len() as i64;
+    let st = strides(dims);
+    let lead = indices.size()[..indices.dim() - 1].to_vec();
+    let mut offset = Tensor::zeros(lead.as_slice(), (Kind::Int64, indices.device()));
+    for j in 0..k {
+        let column = indices.f_select(-1, j)?;
+        let idx = checked_indices(&column, dims[j as usize])?;
+        offset = offset.f_add(&idx.f_mul_scalar(st[j as usize])?)?;
+    }
+    Ok(offset)
+}
+
+/// GatherND: each index tuple of the last axis of `indices` (after
+/// `batch_dims` leading axes shared with `data`) picks a slice of `data`.
+fn gather_nd(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, indices) = (input(inputs, 0)?, input(inputs, 1)?);
+    let b = node.attrs.int("batch_dims", 0)?;
+    let (ds, is) = (x.size(), indices.size());
+    let (r, q) = (ds.len() as i64, is.len() as i64);
+    if q < 1 || r < 1 {
+        return fail(format!(
+            "data {ds:?} and indices {is:?} need rank at least 1"
+        ));
+    }
+    let k = is[q as usize - 1];
+    if b < 0 || b >= q.min(r) || k < 1 || b + k > r {
+        return fail(format!(
+            "indices {is:?} with batch_dims {b} do not index data {ds:?}"
+        ));
+    }
+    let b = b as usize;
+    if ds[..b] != is[..b] {
+        return fail(format!(
+            "the first {b} dimensions of data {ds:?} and indices {is:?} differ"
+        ));
+    }
+    let batch: i64 = ds[..b].iter().product();
+    let indexed = &ds[b..b + k as usize];
+    let rest = &ds[b + k as usize..];
+    let per_batch: i64 = indexed.iter().product();
+    let idx = indices.f_to_kind(Kind::Int64)?;
+    let offsets = flat_offsets(&idx, indexed)?.f_reshape([batch, -1])?;
+    let base = Tensor::arange(batch, (Kind::Int64, x.device()))
+        .f_mul_scalar(per_batch)?
+        .f_unsqueeze(1)?;
+    let rows = offsets.f_add(&base)?.f_flatten(0, -1)?;
+    let mut data_shape = vec![batch * per_batch];
+    data_shape.extend(rest);
+    let picked = x
+        .f_reshape(data_shape.as_slice())?
+        .f_index_select(0, &rows)?;
+    let mut shape = is[..q as usize - 1].to_vec();
+    shape.extend(rest);
+    one(picked.f_reshape(shape.as_slice())?)
+}
+
+/// The reduction attribute of the scatter ops, as `index_reduce` names it
+/// (`None` for a plain copy); add and mul exist from opset 16, max and min
+/// from 18.
+fn scatter_reduction(node: &Node) -> KResult<Option<&'static str>> {
+    let r = node.attrs.string("reduction", "none")?;
+    let (name, since) = match r.as_str() {
+        "none" => return Ok(None),
+        "add" => ("sum", 16),
+        "mul" => ("prod", 16),
+        "max" => ("amax", 18),
+        "min" => ("amin", 18),
+        other => {
+            return fail(format!(
+                "reduction '{other}' is not one of none, add, mul, max, min"
+            ))
+        }
+    };
+    if node.opset < since {
+        return fail(format!("reduction '{r}' exists from opset {since} on"));
+    }
+    Ok(Some(name))
+}
+
+/// Writes the rows `updates` of `data` (along axis 0) at `rows`, combined
+/// with what is there by `reduction`.
+fn scatter_rows(
+    data: &Tensor,
+    rows: &Tensor,
+    updates: &Tensor,
+    reduction: Option<&str>,
+) -> KResult<Tensor> {
+    let updates = updates.f_to_kind(data.kind())?;
+    Ok(match reduction {
+        None => data.f_index_copy(0, rows, &updates)?,
+        Some("sum") => data.f_index_add(0, rows, &updates)?,
+        Some(r) => data.f_index_reduce(0, rows, &updates, r, true)?,
+    })
+}
+
+/// ScatterElements: output[..., indices[i][j], ...] = updates[i][j] along
+/// `axis`, every other coordinate that of the update.
+fn scatter_elements(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, indices, updates) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
+    let reduction = scatter_reduction(node)?;
+    let (ds, is) = (x.size(), indices.size());
+    if ds.len() != is.len() || ds.is_empty() || is != updates.size() {
+        return fail(format!(
+            "data {ds:?}, indices {is:?} and updates {:?} need the same non-zero rank, indices and updates the same shape",
+            updates.size()
+        ));
+    }
+    let a = data_axis(node.attrs.int("axis", 0)?, ds.len())? as usize;
+    if let Some(d) = (0..ds.len()).find(|&d| d != a && is[d] > ds[d]) {
+        return fail(format!(
+            "indices {is:?} exceed data {ds:?} in dimension {d}"
+        ));
+    }
+    let idx = checked_indices(indices, ds[a])?;
+    // The flat offset of every update: its own coordinates, but the index
+    // along the axis.
+    let st = strides(&ds);
+    let dev = x.device();
+    let mut offset = idx.f_mul_scalar(st[a])?;
+    for (d, &n) in is.iter().enumerate() {
+        if d == a {
+            continue;
+        }
+        let mut shape = vec![1; is.len()];
+        shape[d] = n;
+        let coord = Tensor::arange(n, (Kind::Int64, dev))
+            .f_mul_scalar(st[d])?
+            .f_reshape(shape.as_slice())?;
+        offset = offset.f_add(&coord)?;
+    }
+    let flat = scatter_rows(
+        &x.f_flatten(0, -1)?,
+        &offset.f_flatten(0, -1)?,
+        &updates.f_flatten(0, -1)?,
+        reduction,
+    )?;
+    one(flat.f_reshape(ds.as_slice())?)
+}
+
+/// ScatterND: each index tuple of the last axis of `indices` names a slice
+/// of `data` that the matching slice of `updates` replaces (or combines with).
+fn scatter_nd(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, indices, updates) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
+    let reduction = scatter_reduction(node)?;
+    let (ds, is, us) = (x.size(), indices.size(), updates.size());
+    let q = is.len();
+    let k = is.last().copied().unwrap_or(0);
+    if q < 1 || ds.is_empty() || k < 1 || k as usize > ds.len() {
+        return fail(format!(
+            "indices {is:?} do not index data {ds:?} (last dimension from 1 to the data's rank)"
+        ));
+    }
+    let k = k as usize;
+    let mut want = is[..q - 1].to_vec();
+    want.extend(&ds[k..]);
+    if us != want {
+        return fail(format!(
+            "updates {us:?} should have shape {want:?} for data {ds:?} and indices {is:?}"
+        ));
+    }
+    let idx = indices.f_to_kind(Kind::Int64)?;
+    let rows = flat_offsets(&idx, &ds[..k])?.f_flatten(0, -1)?;
+    let lead: i64 = ds[..k].iter().product();
+    let mut data_shape = vec![lead];
+    data_shape.extend(&ds[k..]);
+    let mut upd_shape = vec![rows.size()[0]];
+    upd_shape.extend(&ds[k..]);
+    let y = scatter_rows(
+        &x.f_reshape(data_shape.as_slice())?,
+        &rows,
+        &updates.f_reshape(upd_shape.as_slice())?,
+        reduction,
+    )?;
+    one(y.f_reshape(ds.as_slice())?)
+}
+
+/// TopK: the k largest (or smallest) elements along `axis` and their int64
+/// indices, sorted; equal values keep the lower index first. `k` is an
+/// attribute before opset 10, a one-element input from 10 on; `largest` and
+/// `sorted` exist from 11 (unsorted output may be in any order, so it is
+/// sorted too).
+fn top_k(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let k = if node.opset < 10 {
+        if node.attrs.has("k") {
+            node.attrs.int("k", 0)?
+        } else {
+            return fail("attribute 'k' is required");
+        }
+    } else {
+        if node.attrs.has("k") {
+            return fail("'k' is input 1 from opset 10, not an attribute");
+        }
+        let k = to_i64s(input(inputs, 1)?)?;
+        if k.len() != 1 {
+            return fail(format!("k should hold one value, got {k:?}"));
+        }
+        k[0]
+    };
+    let size = x.size();
+    let a = data_axis(node.attrs.int("axis", -1)?, size.len())?;
+    let n = size[a as usize];
+    if k < 0 || k > n {
+        return fail(format!("k {k} is out of range for an axis of size {n}"));
+    }
+    let largest = node.attrs.int("largest", 1)? != 0;
+    let (values, indices) = x.f_sort_stable(true, a, largest)?;
+    Ok(vec![values.f_narrow(a, 0, k)?, indices.f_narrow(a, 0, k)?])
+}
+
+/// NonZero: the int64 indices of the non-zero elements, one row per
+/// dimension, in row-major order.
+fn non_zero(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    if x.dim() == 0 {
+        let n = i64::from(x.f_ne(0)?.f_int64_value(&[])? != 0);
+        return one(Tensor::zeros([1, n], (Kind::Int64, x.device())));
+    }
+    one(x.f_nonzero()?.f_transpose(0, 1)?.f_contiguous()?)
+}
+
+/// OneHot: a new axis of `depth` positions, `values[1]` at each index and
+/// `values[0]` elsewhere. Negative indices count from the end of the depth;
+/// indices outside [-depth, depth) give rows of `values[0]` only.
+fn one_hot(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (indices, depth, values) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
+    let depth = to_f64(depth)?;
+    if !(depth >= 1.0 && depth < (1u64 << 40) as f64) {
+        return fail(format!("depth {depth} is not a positive count"));
+    }
+    let depth = depth as i64;
+    if values.numel() != 2 {
+        return fail(format!(
+            "values should hold [off_value, on_value], got shape {:?}",
+            values.size()
+        ));
+    }
+    let rank = indices.dim() as i64 + 1;
+    let a = node.attrs.int("axis", -1)?;
+    let a = if a < 0 { a + rank } else { a };
+    if a < 0 || a >= rank {
+        return fail(format!(
+            "axis {} out of range for an output of rank {rank}",
+            node.attrs.int("axis", -1)?
+        ));
+    }
+    let idx = indices.f_to_kind(Kind::Int64)?;
+    let idx = idx.f_where_self(&idx.f_ge(0)?, &idx.f_add_scalar(depth)?)?;
+    let mut shape = vec![1; rank as usize];
+    shape[a as usize] = depth;
+    let positions =
+        Tensor::arange(depth, (Kind::Int64, indices.device())).f_reshape(shape.as_slice())?;
+    let hot = idx.f_unsqueeze(a)?.f_eq_tensor(&positions)?;
+    let values = values.f_flatten(0, -1)?;
+    let (off, on) = (values.f_get(0)?, values.f_get(1)?);
+    one(on.f_where_self(&hot, &off)?)
+}
+
+/// Trilu: the upper (or lower) triangle of the last two dimensions from
+/// diagonal `k` (optional scalar input, default 0), zeros elsewhere.
+fn trilu(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    if x.dim() < 2 {
+        return fail(format!(
+            "input of shape {:?} needs rank at least 2",
+            x.size()
+        ));
+    }
+    let k = match opt_input(inputs, 1) {
+        Some(t) => {
+            let v = to_i64s(t)?;
+            if v.len() != 1 {
+                return fail(format!("k should hold one value, got {v:?}"));
+            }
+            v[0]
+        }
+        None => 0,
+    };
+    // Beyond the matrix both ways the result is all or nothing; clamping
+    // keeps libtorch's diagonal arithmetic away from overflow.
+    let size = x.size();
+    let bound = size[size.len() - 1] + size[size.len() - 2] + 1;
+    let k = k.clamp(-bound, bound);
+    if node.attrs.int("upper", 1)? != 0 {
+        one(x.f_triu(k)?)
+    } else {
+        one(x.f_tril(k)?)
+    }
 }

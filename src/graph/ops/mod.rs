@@ -21,6 +21,7 @@ mod linear;
 mod norm;
 mod pool;
 mod reduce;
+mod resize;
 mod shape;
 
 /// A kernel's failure, without location; the executor adds file, node and op.
@@ -64,6 +65,7 @@ const FAMILIES: &[&[OpDef]] = &[
     norm::OPS,
     pool::OPS,
     reduce::OPS,
+    resize::OPS,
     shape::OPS,
 ];
 

@@ -3,7 +3,8 @@
 //! <https://onnx.ai/onnx/operators/onnx__InstanceNormalization.html>,
 //! <https://onnx.ai/onnx/operators/onnx__LayerNormalization.html>,
 //! <https://onnx.ai/onnx/operators/onnx__GroupNormalization.html>,
-//! <https://onnx.ai/onnx/operators/onnx__LRN.html>.
+//! <https://onnx.ai/onnx/operators/onnx__LRN.html>,
+//! <https://onnx.ai/onnx/operators/onnx__LpNormalization.html>.
 
 use tch::{Kind, Tensor};
 
@@ -36,6 +37,11 @@ pub const OPS: &[OpDef] = &[
         op: Op::LRN,
         attrs: &["alpha", "beta", "bias", "size"],
         kernel: lrn,
+    },
+    OpDef {
+        op: Op::LpNormalization,
+        attrs: &["axis", "p"],
+        kernel: lp_norm,
     },
 ];
 
@@ -232,4 +238,22 @@ fn lrn(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         .f_add_scalar(bias)?
         .f_pow_tensor_scalar(beta)?;
     one(x.f_div(&div)?)
+}
+
+/// LpNormalization: x divided by its L1 or L2 norm along `axis`; where the
+/// norm is 0 (all zeros) the output is 0, as onnxruntime gives.
+fn lp_norm(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let a = axis(node.attrs.int("axis", -1)?, x.dim())?;
+    let p = node.attrs.int("p", 2)?;
+    let norm = match p {
+        1 => x.f_abs()?.f_sum_dim_intlist(&[a][..], true, x.kind())?,
+        2 => x
+            .f_square()?
+            .f_sum_dim_intlist(&[a][..], true, x.kind())?
+            .f_sqrt()?,
+        other => return fail(format!("p {other} is not 1 or 2")),
+    };
+    let y = x.f_div(&norm)?;
+    one(y.f_where_self(&norm.f_ne(0)?, &y.f_zeros_like()?)?)
 }

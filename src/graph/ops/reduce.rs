@@ -1,6 +1,7 @@
 //! Reductions over axes, and ArgMax/ArgMin.
 //! Specs: <https://onnx.ai/onnx/operators/onnx__ReduceMean.html> and siblings,
-//! <https://onnx.ai/onnx/operators/onnx__ArgMax.html>.
+//! <https://onnx.ai/onnx/operators/onnx__ArgMax.html>,
+//! <https://onnx.ai/onnx/operators/onnx__CumSum.html>.
 //!
 //! `axes` is an attribute before opset 18 (ReduceSum: before 13) and an
 //! optional input after. No axes means all axes, unless
@@ -9,7 +10,7 @@
 use tch::{Kind, Tensor};
 
 use super::shape::{list_arg, norm_axes};
-use super::{axis, input, one, Inputs, KResult, OpDef};
+use super::{axis, fail, input, one, to_i64s, Inputs, KResult, OpDef};
 use crate::graph::Node;
 use crate::graph::Op;
 
@@ -45,6 +46,11 @@ pub const OPS: &[OpDef] = &[
         op: Op::ArgMin,
         attrs: ARG_ATTRS,
         kernel: arg_min,
+    },
+    OpDef {
+        op: Op::CumSum,
+        attrs: &["exclusive", "reverse"],
+        kernel: cum_sum,
     },
 ];
 
@@ -156,4 +162,33 @@ fn arg_max(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 
 fn arg_min(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     arg_extreme(node, inputs, |x, a, k| x.f_argmin(a, k))
+}
+
+/// CumSum along the axis given as a scalar input, in the input's type;
+/// `exclusive` leaves each element out of its own sum, `reverse` sums from
+/// the end.
+fn cum_sum(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let a = to_i64s(input(inputs, 1)?)?;
+    if a.len() != 1 {
+        return fail(format!("axis should be a scalar, got {a:?}"));
+    }
+    let a = super::shape::data_axis(a[0], x.dim())?;
+    let reverse = node.attrs.int("reverse", 0)? != 0;
+    let exclusive = node.attrs.int("exclusive", 0)? != 0;
+    let x = if reverse {
+        x.f_flip([a])?
+    } else {
+        x.shallow_clone()
+    };
+    let n = x.size()[a as usize];
+    let mut y = x.f_cumsum(a, x.kind())?;
+    if exclusive && n > 0 {
+        let zero = x.f_narrow(a, 0, 1)?.f_zeros_like()?;
+        y = Tensor::f_cat(&[zero, y.f_narrow(a, 0, n - 1)?], a)?;
+    }
+    if reverse {
+        y = y.f_flip([a])?;
+    }
+    one(y)
 }

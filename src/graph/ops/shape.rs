@@ -1,7 +1,7 @@
 //! Ops that move, view, create or reshape data without arithmetic.
 //! Specs: <https://onnx.ai/onnx/operators/> (Flatten, Reshape, Transpose,
 //! Squeeze, Unsqueeze, Concat, Split, Shape, Size, ConstantOfShape, Expand,
-//! Tile, Range, Pad, Identity, Dropout).
+//! Tile, Range, Pad, Identity, Dropout, DepthToSpace, SpaceToDepth).
 //!
 //! Several ops moved an argument from an attribute to an input in some opset
 //! (axes of Squeeze/Unsqueeze and the reductions, Split sizes, Pad pads);
@@ -95,6 +95,16 @@ pub const OPS: &[OpDef] = &[
         op: Op::Dropout,
         attrs: &["ratio", "seed", "is_test"],
         kernel: dropout,
+    },
+    OpDef {
+        op: Op::DepthToSpace,
+        attrs: &["blocksize", "mode"],
+        kernel: depth_to_space,
+    },
+    OpDef {
+        op: Op::SpaceToDepth,
+        attrs: &["blocksize"],
+        kernel: space_to_depth,
     },
 ];
 
@@ -590,4 +600,64 @@ fn pad_by_index(x: &Tensor, a: i64, begin: i64, end: i64, mode: &str) -> KResult
     };
     let index: Vec<i64> = (0..len).map(source).collect();
     Ok(x.f_index_select(a, &int_tensor(&index, x.device())?)?)
+}
+
+/// The `[N, C, H, W]` shape of a DepthToSpace/SpaceToDepth input and its
+/// positive blocksize.
+fn blocks(node: &Node, x: &Tensor) -> KResult<([i64; 4], i64)> {
+    let size = x.size();
+    let Ok(dims) = <[i64; 4]>::try_from(size.as_slice()) else {
+        return fail(format!("input of shape {size:?} should have rank 4"));
+    };
+    let b = node.attrs.int("blocksize", 0)?;
+    if b < 1 {
+        return fail(format!(
+            "blocksize {b} should be at least 1 (the attribute is required)"
+        ));
+    }
+    Ok((dims, b))
+}
+
+/// DepthToSpace: blocks of `blocksize x blocksize` channels become spatial
+/// blocks; DCR (default) takes the block position from the outer channel
+/// index, CRD (opset 11) from the inner.
+fn depth_to_space(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let ([n, c, h, w], b) = blocks(node, x)?;
+    if c % (b * b) != 0 {
+        return fail(format!(
+            "{c} channels are not a multiple of blocksize {b} squared"
+        ));
+    }
+    let c2 = c / (b * b);
+    let mode = node.attrs.string("mode", "DCR")?;
+    let y = match mode.as_str() {
+        "DCR" => x
+            .f_reshape([n, b, b, c2, h, w])?
+            .f_permute([0, 3, 4, 1, 5, 2])?,
+        "CRD" if node.opset >= 11 => x
+            .f_reshape([n, c2, b, b, h, w])?
+            .f_permute([0, 1, 4, 2, 5, 3])?,
+        other => {
+            return fail(format!(
+                "mode '{other}' is not DCR or CRD (CRD from opset 11)"
+            ))
+        }
+    };
+    one(y.f_reshape([n, c2, h * b, w * b])?)
+}
+
+/// SpaceToDepth: the inverse of DepthToSpace in DCR mode.
+fn space_to_depth(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let ([n, c, h, w], b) = blocks(node, x)?;
+    if h % b != 0 || w % b != 0 {
+        return fail(format!(
+            "spatial size {h} x {w} is not a multiple of blocksize {b}"
+        ));
+    }
+    one(x
+        .f_reshape([n, c, h / b, b, w / b, b])?
+        .f_permute([0, 3, 5, 1, 2, 4])?
+        .f_reshape([n, c * b * b, h / b, w / b])?)
 }

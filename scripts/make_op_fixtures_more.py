@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""Single-op parity fixtures for the ops added after the first tensor
+families: Resize and Upsample (every mode, coordinate transformation,
+nearest rounding, scales or sizes, axes, aspect-ratio policy, antialias,
+crop and extrapolation), TopK, ScatterElements and ScatterND (every
+reduction), GatherND (batch_dims), CumSum, DepthToSpace, SpaceToDepth,
+Hardmax, LpNormalization, IsNaN, IsInf, the trigonometric and hyperbolic
+functions, OneHot, NonZero and Trilu, over the opset versions that change
+them.
+
+Writes tests/fixtures/ops/m_NAME.{onnx,input.npy,expected.npy} and their
+entries in manifest.json (the other entries are kept). Same conventions as
+make_op_fixtures_tensor.py: one float32 input `x`, one float32 output `y`,
+index tensors as initializers, integer and boolean results cast to float32
+at the end, reference outputs from onnxruntime on CPU with graph
+optimizations disabled.
+
+    python3 scripts/make_op_fixtures_more.py
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "ops"
+PREFIX = "m_"
+RNG = np.random.default_rng(20261207)
+FIXTURES = []
+
+
+def ir_version(opset):
+    # The newest IR that onnxruntime accepts for each opset range.
+    return 8 if opset <= 17 else 9 if opset <= 20 else 10
+
+
+def fixture(name, opset, shape, nodes, inits=(), desc="", x=None):
+    """Registers a graph over input x (float32, `shape`) producing y."""
+    inits = [numpy_helper.from_array(np.asarray(v), k) for k, v in inits]
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir_version(opset)
+    )
+    if x is None:
+        x = RNG.standard_normal(shape).astype(np.float32)
+    FIXTURES.append((f"{PREFIX}{name}", opset, model, np.asarray(x, np.float32), desc))
+
+
+def node(op, inputs, outputs=("y",), **attrs):
+    return helper.make_node(op, list(inputs), list(outputs), **attrs)
+
+
+def to_float(src="r", dst="y"):
+    return node("Cast", [src], [dst], to=TensorProto.FLOAT)
+
+
+def i64(*v):
+    return np.array(v, dtype=np.int64)
+
+
+def f32(*v):
+    return np.array(v, dtype=np.float32)
+
+
+EMPTY = np.zeros((0,), np.float32)
+# A fixture whose output size onnxruntime rounds in float32, unlike ONNX
+# shape inference: its output shape is left undeclared.
+FLOAT32_SIZES = "output size rounded in float32 (onnxruntime), not float64"
+
+
+def resize_fixtures():
+    s = [1, 2, 4, 5]
+    up, down = f32(1, 1, 2, 1.5), f32(1, 1, 0.6, 0.5)
+    coords = ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"]
+    # Every mode with every coordinate transformation, enlarging and
+    # shrinking, by scales (opset 13: roi and scales optional inputs).
+    for mode in ["nearest", "linear", "cubic"]:
+        for ct in coords:
+            for tag, sc in [("up", up), ("down", down)]:
+                fixture(f"resize_{mode}_{ct}_{tag}", 13, s,
+                        [node("Resize", ["x", "", "sc"], mode=mode,
+                              coordinate_transformation_mode=ct)], [("sc", sc)])
+        fixture(f"resize_{mode}_half_pixel_symmetric", 19, s,
+                [node("Resize", ["x", "", "sc"], mode=mode,
+                      coordinate_transformation_mode="half_pixel_symmetric")],
+                [("sc", f32(1, 1, 1.7, 0.7))])
+        fixture(f"resize_{mode}_tf_crop_and_resize", 13, s,
+                [node("Resize", ["x", "roi", "", "sz"], mode=mode,
+                      coordinate_transformation_mode="tf_crop_and_resize",
+                      extrapolation_value=-3.5)],
+                [("roi", f32(0, 0, -0.2, 0.3, 1, 1, 0.8, 1.4)), ("sz", i64(1, 2, 6, 7))])
+    fixture("resize_nearest_tf_half_pixel_for_nn", 11, s,
+            [node("Resize", ["x", "roi", "sc"], mode="nearest",
+                  coordinate_transformation_mode="tf_half_pixel_for_nn")],
+            [("roi", EMPTY), ("sc", f32(1, 1, 1.5, 0.6))])
+    # Gone from the spec in opset 13; onnxruntime still runs it. (A fixed
+    # input: fixtures added later draw nothing from RNG, so the others stay.)
+    fixture("resize_nearest_tf_half_pixel_for_nn_opset13", 13, s,
+            [node("Resize", ["x", "", "sc"], mode="nearest",
+                  coordinate_transformation_mode="tf_half_pixel_for_nn")],
+            [("sc", f32(1, 1, 2.5, 0.4))], x=np.arange(40).reshape(s) / 7)
+    # Nearest rounding at ties: shrinking by 2 with half_pixel and enlarging
+    # by 2 with asymmetric both land exactly half way.
+    for nm in ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]:
+        fixture(f"resize_nearest_{nm}_ties", 13, [1, 2, 8, 6],
+                [node("Resize", ["x", "", "sc"], mode="nearest", nearest_mode=nm)],
+                [("sc", f32(1, 1, 0.5, 0.5))])
+        fixture(f"resize_nearest_{nm}_asymmetric", 11, s,
+                [node("Resize", ["x", "roi", "sc"], mode="nearest", nearest_mode=nm,
+                      coordinate_transformation_mode="asymmetric")],
+                [("roi", EMPTY), ("sc", f32(1, 1, 2, 2.5))])
+    # Sizes instead of scales; opset 11 needs roi and an empty scales.
+    fixture("resize_linear_sizes_opset11", 11, s,
+            [node("Resize", ["x", "roi", "sc", "sz"], mode="linear")],
+            [("roi", EMPTY), ("sc", EMPTY), ("sz", i64(1, 2, 7, 3))])
+    # torchvision segmentation heads: bilinear, align_corners=False, sizes.
+    fixture("resize_torchvision_bilinear", 13, [1, 3, 5, 5],
+            [node("Resize", ["x", "", "", "sz"], mode="linear",
+                  coordinate_transformation_mode="pytorch_half_pixel")],
+            [("sz", i64(1, 3, 17, 17))])
+    fixture("resize_align_corners_to_one", 13, s,
+            [node("Resize", ["x", "", "", "sz"], mode="linear",
+                  coordinate_transformation_mode="align_corners")],
+            [("sz", i64(1, 2, 1, 3))])
+    fixture("resize_pytorch_half_pixel_to_one", 13, s,
+            [node("Resize", ["x", "", "", "sz"], mode="linear",
+                  coordinate_transformation_mode="pytorch_half_pixel")],
+            [("sz", i64(1, 2, 1, 3))])
+    # tf2onnx CenterNet: nearest upsampling, asymmetric, floor.
+    fixture("resize_tf_nearest_floor", 13, s,
+            [node("Resize", ["x", "", "sc"], mode="nearest", nearest_mode="floor",
+                  coordinate_transformation_mode="asymmetric")],
+            [("sc", f32(1, 1, 2, 2))])
+    # Cubic parameters.
+    fixture("resize_cubic_a_exclude_outside", 13, s,
+            [node("Resize", ["x", "", "sc"], mode="cubic", cubic_coeff_a=-0.5,
+                  exclude_outside=1)], [("sc", f32(1, 1, 1.5, 0.8))])
+    fixture("resize_cubic_exclude_outside_down", 13, [1, 1, 9, 8],
+            [node("Resize", ["x", "", "sc"], mode="cubic", exclude_outside=1)],
+            [("sc", f32(1, 1, 0.5, 0.375))])
+    # Opset 18: axes, keep_aspect_ratio_policy, antialias.
+    fixture("resize_axes_scales", 18, s,
+            [node("Resize", ["x", "", "sc"], mode="linear", axes=[3, 2])],
+            [("sc", f32(1.5, 0.75))])
+    fixture("resize_axes_sizes_neg", 18, s,
+            [node("Resize", ["x", "", "", "sz"], mode="nearest", axes=[-1])],
+            [("sz", i64(9))])
+    for pol in ["not_larger", "not_smaller"]:
+        fixture(f"resize_keep_aspect_{pol}", 18, s,
+                [node("Resize", ["x", "", "", "sz"], mode="linear", axes=[2, 3],
+                      keep_aspect_ratio_policy=pol)], [("sz", i64(7, 8))])
+    fixture("resize_axes_crop", 18, s,
+            [node("Resize", ["x", "roi", "", "sz"], mode="linear", axes=[2],
+                  coordinate_transformation_mode="tf_crop_and_resize")],
+            [("roi", f32(0.25, 0.9)), ("sz", i64(5))])
+    for mode in ["linear", "cubic"]:
+        fixture(f"resize_antialias_{mode}_down", 18, [1, 2, 9, 10],
+                [node("Resize", ["x", "", "sc"], mode=mode, antialias=1)],
+                [("sc", f32(1, 1, 0.5, 0.3))])
+        fixture(f"resize_antialias_{mode}_sizes", 18, [1, 2, 9, 10],
+                [node("Resize", ["x", "", "", "sz"], mode=mode, antialias=1, axes=[2, 3])],
+                [("sz", i64(4, 6))])
+    # A 5-D input (trilinear) and a 3-D one resizing the outer axis.
+    fixture("resize_linear_5d", 13, [1, 2, 3, 4, 3],
+            [node("Resize", ["x", "", "sc"], mode="linear")], [("sc", f32(1, 1, 1.5, 0.5, 2))])
+    fixture("resize_nearest_3d_outer", 13, [3, 4, 2],
+            [node("Resize", ["x", "", "sc"], mode="nearest")], [("sc", f32(2, 0.5, 1))])
+    # Output sizes from scales: onnxruntime multiplies in float32, where
+    # 10 * 0.7f rounds to 7 (ONNX shape inference, in float64, says 6).
+    fixture("resize_scale_floor_float32", 13, [1, 1, 10, 3],
+            [node("Resize", ["x", "", "sc"], mode="linear")], [("sc", f32(1, 1, 0.7, 1))],
+            desc=FLOAT32_SIZES)
+    # Opset 10: scales input only, asymmetric.
+    for mode in ["nearest", "linear"]:
+        fixture(f"resize_opset10_{mode}_up", 10, s,
+                [node("Resize", ["x", "sc"], mode=mode)], [("sc", f32(1, 1, 2, 3))])
+        fixture(f"resize_opset10_{mode}_down", 10, [1, 2, 8, 9],
+                [node("Resize", ["x", "sc"], mode=mode)], [("sc", f32(1, 1, 0.5, 0.4))])
+        fixture(f"upsample_opset7_{mode}", 7, s,
+                [node("Upsample", ["x"], mode=mode, scales=[1.0, 1.0, 2.0, 1.5])])
+        fixture(f"upsample_opset9_{mode}", 9, s,
+                [node("Upsample", ["x", "sc"], mode=mode)], [("sc", f32(1, 1, 3, 2))])
+
+
+def index_fixtures():
+    ties = (np.round(RNG.standard_normal((3, 6)) * 1.5) / 2).astype(np.float32)
+    # TopK: values and indices side by side.
+    def topk(name, opset, shape, attrs, inits, axis=-1, x=None):
+        ins = ["x"] + (["k"] if inits else [])
+        fixture(name, opset, shape, [
+            node("TopK", ins, ["v", "i"], **attrs),
+            to_float("i", "fi"),
+            node("Concat", ["v", "fi"], axis=axis),
+        ], inits, x=x)
+    topk("topk_opset7_attr", 7, [3, 6], {"k": 3}, [])
+    topk("topk_opset10_axis0", 10, [4, 5], {"axis": 0}, [("k", i64(2))], axis=0)
+    topk("topk_largest_ties", 11, [3, 6], {}, [("k", i64(4))], x=ties)
+    topk("topk_smallest_ties", 11, [3, 6], {"largest": 0}, [("k", i64(4))], x=ties)
+    topk("topk_smallest_axis_neg", 11, [2, 5, 3], {"largest": 0, "axis": -2}, [("k", i64(3))], axis=-2)
+    topk("topk_k_all", 11, [3, 6], {"sorted": 1}, [("k", i64(6))])
+    fixture("topk_k_zero", 11, [3, 6], [
+        node("TopK", ["x", "k"], ["v", "i"]), node("Shape", ["i"], ["s"]), to_float("s")],
+        [("k", i64(0))])
+
+    # ScatterElements over the opsets and reductions; duplicates only where
+    # the reduction defines them.
+    data_idx = np.array([[1, -1, 0], [0, 2, -4], [3, 3, 1]], dtype=np.int64)
+    upd = RNG.standard_normal((3, 3)).astype(np.float32)
+    fixture("scatterelements_opset11_axis1", 11, [3, 4],
+            [node("ScatterElements", ["x", "i", "u"], axis=1)],
+            [("i", np.array([[1, -1, 0], [0, 2, 3], [3, -2, 1]], np.int64)), ("u", upd)])
+    fixture("scatterelements_opset13_axis0", 13, [4, 3],
+            [node("ScatterElements", ["x", "i", "u"])],
+            [("i", np.array([[1, 0, 3], [-1, 2, 2]], np.int64)), ("u", upd[:2])])
+    for red, opset in [("add", 16), ("mul", 16), ("max", 18), ("min", 18), ("none", 18)]:
+        idx = data_idx if red != "none" else np.array([[1, -1, 0], [0, 2, 3], [3, -2, 1]])
+        fixture(f"scatterelements_{red}", opset, [3, 4],
+                [node("ScatterElements", ["x", "i", "u"], axis=-1, reduction=red)],
+                [("i", idx.astype(np.int64)), ("u", upd)])
+    fixture("scatterelements_3d_int32", 13, [2, 3, 4],
+            [node("ScatterElements", ["x", "i", "u"], axis=1)],
+            [("i", np.array([[[2, 0]], [[-1, 1]]], np.int32)),
+             ("u", RNG.standard_normal((2, 1, 2)).astype(np.float32))])
+
+    # ScatterND: whole elements, slices, negative indices, reductions.
+    fixture("scatternd_elements", 11, [3, 4],
+            [node("ScatterND", ["x", "i", "u"])],
+            [("i", np.array([[0, 1], [2, -1], [-3, 3]], np.int64)), ("u", f32(10, 20, 30))])
+    fixture("scatternd_slices", 13, [4, 2, 3],
+            [node("ScatterND", ["x", "i", "u"])],
+            [("i", np.array([[[1]], [[-1]]], np.int64)),
+             ("u", RNG.standard_normal((2, 1, 2, 3)).astype(np.float32))])
+    dup = np.array([[0, 1], [2, 0], [0, 1], [-1, -1]], np.int64)
+    for red, opset in [("add", 16), ("mul", 16), ("max", 18), ("min", 18)]:
+        fixture(f"scatternd_{red}", opset, [3, 4],
+                [node("ScatterND", ["x", "i", "u"], reduction=red)],
+                [("i", dup), ("u", f32(1.5, -2, 0.5, 3))])
+
+    # GatherND with and without batch_dims.
+    fixture("gathernd_elements", 11, [3, 4],
+            [node("GatherND", ["x", "i"])],
+            [("i", np.array([[0, 1], [2, -1], [-3, 3]], np.int64))])
+    fixture("gathernd_slices", 12, [4, 2, 3],
+            [node("GatherND", ["x", "i"])],
+            [("i", np.array([[[1], [-1]], [[0], [2]]], np.int64))])
+    fixture("gathernd_batch1", 12, [2, 3, 4],
+            [node("GatherND", ["x", "i"], batch_dims=1)],
+            [("i", np.array([[[1, 3], [0, 0]], [[2, -1], [-3, 1]]], np.int64))])
+    fixture("gathernd_batch2", 13, [2, 3, 4, 2],
+            [node("GatherND", ["x", "i"], batch_dims=2)],
+            [("i", RNG.integers(-4, 4, (2, 3, 2, 1)).astype(np.int64))])
+
+    # NonZero, OneHot, Trilu.
+    fixture("nonzero_opset9", 9, [3, 4], [
+        node("Greater", ["x", "z"], ["g"]), node("NonZero", ["g"], ["r"]), to_float()],
+        [("z", np.float32(0.2))])
+    fixture("nonzero_opset13_float", 13, [2, 3, 2], [
+        node("Relu", ["x"], ["p"]), node("NonZero", ["p"], ["r"]), to_float()])
+    onehot_x = np.array([[0, 2.4, -1, 5], [3, -4.2, 1, 7]], np.float32)
+    fixture("onehot_opset9", 9, [2, 4], [
+        node("Cast", ["x"], ["xi"], to=TensorProto.INT64),
+        node("OneHot", ["xi", "d", "v"], ["y"])],
+        [("d", np.float32(5)), ("v", f32(-1, 2))], x=np.abs(onehot_x))
+    fixture("onehot_opset11_negative_axis0", 11, [2, 4], [
+        node("Cast", ["x"], ["xi"], to=TensorProto.INT64),
+        node("OneHot", ["xi", "d", "v"], ["y"], axis=0)],
+        [("d", i64(5)), ("v", f32(0.5, 3))], x=onehot_x)
+    fixture("onehot_int_values_axis1", 11, [2, 4], [
+        node("Cast", ["x"], ["xi"], to=TensorProto.INT64),
+        node("OneHot", ["xi", "d", "v"], ["r"], axis=1), to_float()],
+        [("d", i64(6)), ("v", i64(0, 7))], x=onehot_x)
+    for upper in [0, 1]:
+        for k in [None, -1, 2]:
+            tag = "none" if k is None else f"k{k}".replace("-", "m")
+            ins = ["x"] if k is None else ["x", "k"]
+            fixture(f"trilu_{'upper' if upper else 'lower'}_{tag}", 14, [2, 4, 5],
+                    [node("Trilu", ins, upper=upper)], [] if k is None else [("k", i64(k)[0])])
+    fixture("trilu_k_beyond", 14, [3, 4], [node("Trilu", ["x", "k"])], [("k", i64(-9)[0])])
+
+
+def more_fixtures():
+    # CumSum over the flags, an int32 axis and integer data.
+    for opset in [11, 14]:
+        for exc in [0, 1]:
+            for rev in [0, 1]:
+                fixture(f"cumsum_opset{opset}_e{exc}_r{rev}", opset, [3, 4, 2],
+                        [node("CumSum", ["x", "a"], exclusive=exc, reverse=rev)],
+                        [("a", np.array(-2 if rev else 1, np.int32))])
+    fixture("cumsum_int", 14, [3, 4], [
+        node("Mul", ["x", "ten"], ["t"]), node("Cast", ["t"], ["ti"], to=TensorProto.INT64),
+        node("CumSum", ["ti", "a"], ["r"], exclusive=1), to_float()],
+        [("ten", np.float32(10)), ("a", i64(0)[0])])
+
+    # DepthToSpace / SpaceToDepth.
+    fixture("depthtospace_opset7", 7, [1, 8, 2, 3], [node("DepthToSpace", ["x"], blocksize=2)])
+    fixture("depthtospace_crd", 11, [2, 8, 2, 3], [node("DepthToSpace", ["x"], blocksize=2, mode="CRD")])
+    fixture("depthtospace_dcr", 13, [2, 9, 2, 2], [node("DepthToSpace", ["x"], blocksize=3, mode="DCR")])
+    fixture("spacetodepth_opset7", 7, [1, 2, 4, 6], [node("SpaceToDepth", ["x"], blocksize=2)])
+    fixture("spacetodepth_opset13", 13, [2, 3, 6, 3], [node("SpaceToDepth", ["x"], blocksize=3)])
+
+    # Hardmax: 2-D coercion before 13, an axis after; ties pick the first.
+    ties = np.array([[[1, 3, 3], [0, 0, 0]], [[2, 5, 5], [4, 1, 4]]], np.float32)
+    fixture("hardmax_opset7", 7, [2, 3, 4], [node("Hardmax", ["x"])])
+    fixture("hardmax_opset11_axis2", 11, [2, 3, 4], [node("Hardmax", ["x"], axis=2)])
+    fixture("hardmax_opset13", 13, [2, 2, 3], [node("Hardmax", ["x"])], x=ties)
+    fixture("hardmax_opset13_axis1", 13, [2, 2, 3], [node("Hardmax", ["x"], axis=1)], x=ties)
+
+    # LpNormalization, with an all-zero row.
+    zrow = RNG.standard_normal((3, 5)).astype(np.float32)
+    zrow[1] = 0
+    fixture("lpnorm_p2", 7, [3, 5], [node("LpNormalization", ["x"])], x=zrow)
+    fixture("lpnorm_p1_axis0", 7, [3, 5], [node("LpNormalization", ["x"], axis=0, p=1)])
+    fixture("lpnorm_opset22_axis1", 22, [2, 3, 4], [node("LpNormalization", ["x"], axis=1, p=2)])
+
+    # IsNaN, IsInf on special values.
+    special = np.array([[0, np.nan, np.inf, -np.inf], [1e-40, -3e38, np.nan, 2]], np.float32)
+    for opset in [9, 13, 20]:
+        fixture(f"isnan_opset{opset}", opset, [2, 4], [node("IsNaN", ["x"], ["r"]), to_float()], x=special)
+    for pos, neg, opset in [(1, 1, 10), (1, 0, 10), (0, 1, 20), (0, 0, 20)]:
+        fixture(f"isinf_p{pos}_n{neg}_opset{opset}", opset, [2, 4], [
+            node("IsInf", ["x"], ["r"], detect_positive=pos, detect_negative=neg), to_float()],
+            x=special)
+
+    # Trigonometric and hyperbolic functions, on their domains.
+    unit = RNG.uniform(-0.95, 0.95, (3, 4)).astype(np.float32)
+    wide = RNG.uniform(-3, 3, (3, 4)).astype(np.float32)
+    above1 = RNG.uniform(1, 4, (3, 4)).astype(np.float32)
+    for op, first, x in [("Tan", 7, unit * 1.5), ("Asin", 7, unit), ("Acos", 7, unit),
+                         ("Atan", 7, wide), ("Sinh", 9, wide), ("Cosh", 9, wide),
+                         ("Asinh", 9, wide), ("Acosh", 9, above1), ("Atanh", 9, unit)]:
+        for opset in [first, 22]:
+            fixture(f"{op.lower()}_opset{opset}", opset, [3, 4], [node(op, ["x"])], x=x)
+
+
+def resize_onnxruntime_fixtures():
+    """Where onnxruntime's Resize decides what the spec leaves open. Added
+    after the others, so their inputs stay as they were."""
+    s = [1, 2, 5, 6]
+    # tf_crop_and_resize by scales: the output size ignores the crop.
+    fixture("resize_linear_crop_scales", 13, s,
+            [node("Resize", ["x", "roi", "sc"], mode="linear",
+                  coordinate_transformation_mode="tf_crop_and_resize")],
+            [("roi", f32(0, 0, 0.1, -0.1, 1, 1, 0.9, 1.2)), ("sc", f32(1, 1, 1.3, 2.7))])
+    # Coordinates in float32: (1 + 0.5) / 0.6f - 0.5 is 2 (1.9999999 in
+    # float64), so floor reads element 2.
+    fixture("resize_nearest_floor_float32_coordinates", 13, [1, 1, 5, 2],
+            [node("Resize", ["x", "", "sc"], mode="nearest", nearest_mode="floor")],
+            [("sc", f32(1, 1, 0.6, 1))], x=np.arange(10).reshape(1, 1, 5, 2))
+    # Where NaN and Inf spread (onnxruntime's zero-weight neighbours) is
+    # checked by the unit tests of src/graph/ops/resize.rs: the parity and
+    # cut tests compare values, and NaN never equals itself.
+
+
+def build():
+    resize_fixtures()
+    index_fixtures()
+    more_fixtures()
+    resize_onnxruntime_fixtures()
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob(f"{PREFIX}*"):
+        old.unlink()
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    path = OUT / "manifest.json"
+    manifest = [e for e in json.loads(path.read_text()) if not e["name"].startswith(PREFIX)] \
+        if path.exists() else []
+    build()
+    for name, opset, model, x, desc in FIXTURES:
+        sess = ort.InferenceSession(
+            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
+        (y,) = sess.run(["y"], {"x": x})
+        declared = list(np.shape(y))
+        if desc == FLOAT32_SIZES:
+            declared = [f"d{i}" for i in range(len(declared))]
+        model.graph.output[0].CopyFrom(
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, declared)
+        )
+        try:
+            onnx.checker.check_model(model, full_check=True)
+        except Exception as e:
+            raise SystemExit(f"{name}: {e}")
+        (OUT / f"{name}.onnx").write_bytes(model.SerializeToString())
+        np.save(OUT / f"{name}.input.npy", x)
+        np.save(OUT / f"{name}.expected.npy", np.asarray(y))
+        ops = sorted({n.op_type for n in model.graph.node})
+        manifest.append({"name": name, "opset": opset, "ops": ops,
+                         "input_shape": list(x.shape), "output_shape": list(np.shape(y)),
+                         "description": desc})
+    path.write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"{len(FIXTURES)} fixtures {PREFIX}* in {OUT}")
+
+
+if __name__ == "__main__":
+    main()
