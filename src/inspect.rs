@@ -93,7 +93,7 @@ pub fn sample_inputs(graph: &Graph, batch: i64) -> Result<Vec<Tensor>> {
                 msg,
             };
             let shape = declared_shape(spec, batch).map_err(bad)?;
-            Tensor::f_zeros(shape.as_slice(), (Kind::Float, tch::Device::Cpu))
+            Tensor::f_zeros(shape.as_slice(), (spec.kind, tch::Device::Cpu))
                 .map_err(|e| bad(format!("a zero input of shape {shape:?}: {e}")))
         })
         .collect()

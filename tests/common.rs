@@ -291,6 +291,7 @@ pub fn one_node(
         values,
         inputs: vec![InputSpec {
             name: "x".into(),
+            kind: tch::Kind::Float,
             dims: None,
         }],
         input_values: vec![0],

@@ -10,6 +10,7 @@ mod bench;
 mod cache_plan;
 mod campaign;
 mod cli;
+mod conformance;
 mod cuts;
 mod errors;
 mod faults;

@@ -6,7 +6,7 @@
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use super::{Graph, Node, Source, ValueId};
 use crate::error::{Error, Result};
@@ -233,8 +233,12 @@ impl Graph {
                 input: spec.name.clone(),
                 msg,
             };
-            if t.kind() != Kind::Float {
-                return Err(bad(format!("expected float32 data, got {:?}", t.kind())));
+            if t.kind() != spec.kind {
+                return Err(bad(format!(
+                    "expected {:?} data, got {:?}",
+                    spec.kind,
+                    t.kind()
+                )));
             }
             let Some(dims) = &spec.dims else { continue };
             let size = t.size();

@@ -91,12 +91,14 @@ pub struct Value {
     pub last_use: usize,
 }
 
-/// One declared graph input: its name and its dimensions (`None` for a
-/// symbolic dimension such as a dynamic batch).
+/// One declared graph input: its name, element type and dimensions
+/// (`None` for a symbolic dimension such as a dynamic batch).
 #[derive(Debug, Clone)]
 pub struct InputSpec {
     /// The input's ONNX name.
     pub name: String,
+    /// Its element type (float32 when the file declares none).
+    pub kind: tch::Kind,
     /// Its dimensions; `None` when the file declares no shape.
     pub dims: Option<Vec<Option<i64>>>,
 }

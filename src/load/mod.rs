@@ -21,6 +21,16 @@ use proto::{attribute_type as at, AttributeProto, ModelProto, NodeProto};
 
 pub use crate::graph::opsets::OPSETS;
 
+/// A serialized `TensorProto` (the `.pb` files of ONNX's test data) as a
+/// tensor; `origin` names it in errors.
+pub fn tensor_from_bytes(bytes: &[u8], origin: &Path) -> Result<tch::Tensor> {
+    let proto = proto::TensorProto::decode(bytes).map_err(|e| Error::InvalidModel {
+        path: origin.to_path_buf(),
+        msg: format!("not a TensorProto: {e}"),
+    })?;
+    tensor::from_proto(&proto, origin)
+}
+
 /// Loads and validates the ONNX model at `path`.
 pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
     let path = path.as_ref();
@@ -88,10 +98,17 @@ impl Builder {
             if self.by_name.contains_key(&vi.name) {
                 continue; // older files list initializers among the inputs
             }
+            let kind = tensor::kind_of(vi).map_err(|t| {
+                self.invalid(format!(
+                    "input '{}' has element type {t}, which faultsweep does not hold (it holds float32, float64, float16, bfloat16, int8 to int64, uint8 and bool)",
+                    vi.name
+                ))
+            })?;
             let id = self.define(&vi.name, Source::Input(inputs.len()))?;
             input_values.push(id);
             inputs.push(InputSpec {
                 name: vi.name.clone(),
+                kind,
                 dims: tensor::dims_of(vi),
             });
         }

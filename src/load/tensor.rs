@@ -170,6 +170,18 @@ fn read_external(t: &TensorProto, model: &Path, want: usize) -> Result<Vec<u8>> 
     Ok(bytes)
 }
 
+/// The declared element type of a graph input (float32 when none is
+/// declared), or the ONNX type number libtorch does not hold.
+pub fn kind_of(vi: &ValueInfoProto) -> std::result::Result<Kind, i32> {
+    let declared = (vi.r#type.as_ref())
+        .and_then(|t| t.tensor_type.as_ref())
+        .map_or(0, |t| t.elem_type);
+    match declared {
+        0 => Ok(Kind::Float),
+        t => onnx_kind(t).map(|(kind, _)| kind).ok_or(t),
+    }
+}
+
 /// Declared dimensions of a graph input; `None` entries are symbolic.
 pub fn dims_of(vi: &ValueInfoProto) -> Option<Vec<Option<i64>>> {
     let shape = vi.r#type.as_ref()?.tensor_type.as_ref()?.shape.as_ref()?;

@@ -94,6 +94,11 @@ struct AxisPlan {
     out: i64,
     scale: f64,
     roi: (f64, f64),
+    /// The output length `align_corners` divides by: `len * scale` from
+    /// scales, not floored (as ONNX's reference and conformance cases
+    /// compute it; onnxruntime uses the floored length), the size given
+    /// otherwise.
+    resized: f32,
 }
 
 fn parse_mode(mode: &str, cubic: bool) -> KResult<Mode> {
@@ -195,6 +200,7 @@ fn scale_plan(axis: i64, len: i64, scale: f64, roi: (f64, f64)) -> KResult<AxisP
         out: out as i64,
         scale,
         roi,
+        resized: len as f32 * scale as f32,
     })
 }
 
@@ -319,6 +325,7 @@ fn resize(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
                         out,
                         scale: scale as f64,
                         roi: (roi[i], roi[k + i]),
+                        resized: out as f32,
                     }
                 })
                 .collect()
@@ -376,7 +383,8 @@ fn run(x: &Tensor, plans: &[AxisPlan], interp: &Interp) -> KResult<Tensor> {
 /// onnxruntime computes it (float64 would land on the other side of a
 /// whole number now and then: 1.5 / 0.6f is 2.5 in float32, 2.4999999 in
 /// float64, and nearest or cubic would read other elements).
-fn original(coord: Coord, o: i64, scale: f64, len: i64, out: i64, roi: (f64, f64)) -> f64 {
+fn original(coord: Coord, o: i64, len: i64, plan: &AxisPlan) -> f64 {
+    let (scale, out, roi) = (plan.scale, plan.out, plan.roi);
     let (o, scale, len_f, out_f) = (o as f32, scale as f32, len as f32, out as f32);
     let (start, end) = (roi.0 as f32, roi.1 as f32);
     let x = match coord {
@@ -388,7 +396,7 @@ fn original(coord: Coord, o: i64, scale: f64, len: i64, out: i64, roi: (f64, f64
         }
         Coord::PytorchHalfPixel if out > 1 => (o + 0.5) / scale - 0.5,
         Coord::PytorchHalfPixel => 0.0,
-        Coord::AlignCorners if out > 1 => o * (len_f - 1.0) / (out_f - 1.0),
+        Coord::AlignCorners if plan.resized > 1.0 => o * (len_f - 1.0) / (plan.resized - 1.0),
         Coord::AlignCorners => 0.0,
         Coord::Asymmetric => o / scale,
         Coord::TfHalfPixelForNn => (o + 0.5) / scale,
@@ -503,7 +511,7 @@ fn resize_axis(y: &Tensor, plan: &AxisPlan, len: i64, interp: &Interp) -> KResul
     let mut weights = Vec::new();
     let mut n = 1;
     for o in 0..out {
-        let x = original(interp.coord, o, plan.scale, len, out, plan.roi);
+        let x = original(interp.coord, o, len, plan);
         if interp.coord == Coord::TfCropAndResize && !(0.0..=(len - 1) as f64).contains(&x) {
             outside[o as usize] = true;
         }
