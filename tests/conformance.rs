@@ -23,6 +23,9 @@ use crate::common::fixtures;
 /// Passing cases when the last op was added: the test fails below it.
 const PASSING: usize = 1040;
 
+/// Serialized TensorProtos.
+type Protos = Vec<Vec<u8>>;
+
 /// One case of the fixture.
 struct Case {
     name: String,
@@ -33,8 +36,8 @@ struct Case {
     rtol: f64,
     atol: f64,
     model: Vec<u8>,
-    /// Per data set: its inputs and expected outputs, as TensorProtos.
-    sets: Vec<(Vec<Vec<u8>>, Vec<Vec<u8>>)>,
+    /// Per data set: its inputs and expected outputs.
+    sets: Vec<(Protos, Protos)>,
 }
 
 /// What a case came to.
