@@ -117,19 +117,98 @@ fn temp_name(dest: &Path) -> PathBuf {
     dest.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
-/// Writes a float32 tensor as a .npy file (format 1.0, C order), atomically.
+/// Writes a tensor as a float32 .npy file (format 1.0, C order),
+/// atomically.
 pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
-    let t = t.to_kind(tch::Kind::Float).contiguous();
-    let values = Vec::<f32>::try_from(t.flatten(0, -1)).map_err(|e| Error::Data {
+    let bytes = npy_bytes(&t.to_kind(tch::Kind::Float)).map_err(|msg| Error::Data {
         path: path.to_path_buf(),
-        msg: e.to_string(),
+        msg,
     })?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes named tensors as a .npz archive (uncompressed members, as
+/// `np.savez` writes), each in its own type (bfloat16, which NumPy lacks, as
+/// float32), atomically.
+pub fn write_npz(path: &Path, arrays: &[(String, Tensor)]) -> Result<()> {
+    let bad = |msg: String| Error::Data {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let members = (arrays.iter())
+        .map(|(name, t)| Ok((format!("{name}.npy"), npy_bytes(t).map_err(bad)?)))
+        .collect::<Result<Vec<_>>>()?;
+    write_via_temp(path, |out| {
+        let io = |e: zip::result::ZipError| Error::io(path, std::io::Error::other(e));
+        let mut zip = zip::ZipWriter::new(out);
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .last_modified_time(zip::DateTime::default());
+        for (name, bytes) in &members {
+            zip.start_file(name.as_str(), stored).map_err(io)?;
+            zip.write_all(bytes).map_err(|e| Error::io(path, e))?;
+        }
+        zip.finish().map_err(io)?;
+        Ok(())
+    })
+}
+
+/// A tensor as the bytes of a .npy file (format 1.0, C order, little
+/// endian) of its own type.
+fn npy_bytes(t: &Tensor) -> std::result::Result<Vec<u8>, String> {
+    use tch::Kind;
+    let t = match t.kind() {
+        Kind::BFloat16 => t.to_kind(Kind::Float),
+        _ => t.shallow_clone(),
+    };
+    let t = t.contiguous().to_device(tch::Device::Cpu);
+    let flat = t.flatten(0, -1);
+    let err = |e: tch::TchError| e.to_string();
+    let (descr, data): (&str, Vec<u8>) = match t.kind() {
+        Kind::Float => (
+            "<f4",
+            le(Vec::<f32>::try_from(&flat).map_err(err)?, f32::to_le_bytes),
+        ),
+        Kind::Double => (
+            "<f8",
+            le(Vec::<f64>::try_from(&flat).map_err(err)?, f64::to_le_bytes),
+        ),
+        Kind::Int64 => (
+            "<i8",
+            le(Vec::<i64>::try_from(&flat).map_err(err)?, i64::to_le_bytes),
+        ),
+        Kind::Int => (
+            "<i4",
+            le(Vec::<i32>::try_from(&flat).map_err(err)?, i32::to_le_bytes),
+        ),
+        Kind::Int16 => (
+            "<i2",
+            le(Vec::<i16>::try_from(&flat).map_err(err)?, i16::to_le_bytes),
+        ),
+        Kind::Int8 => (
+            "|i1",
+            le(Vec::<i8>::try_from(&flat).map_err(err)?, i8::to_le_bytes),
+        ),
+        Kind::Uint8 => ("|u1", Vec::<u8>::try_from(&flat).map_err(err)?),
+        Kind::Bool => (
+            "|b1",
+            Vec::<u8>::try_from(&flat.to_kind(Kind::Uint8)).map_err(err)?,
+        ),
+        Kind::Half => (
+            "<f2",
+            le(
+                Vec::<i16>::try_from(&flat.view_dtype(Kind::Int16)).map_err(err)?,
+                i16::to_le_bytes,
+            ),
+        ),
+        other => return Err(format!("no .npy type for {other:?} values")),
+    };
     let shape: Vec<String> = t.size().iter().map(i64::to_string).collect();
     let shape = match shape.len() {
         1 => format!("({},)", shape[0]),
         _ => format!("({})", shape.join(", ")),
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     // Magic, version and length take 10 bytes; the data starts 64-aligned.
     let pad = 63 - (10 + header.len()) % 64;
     header.extend(std::iter::repeat_n(' ', pad));
@@ -137,8 +216,11 @@ pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
     let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
-    for v in values {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    write_atomic(path, &bytes)
+    bytes.extend(data);
+    Ok(bytes)
+}
+
+/// Values as their little-endian bytes.
+fn le<T, const N: usize>(values: Vec<T>, bytes: fn(T) -> [u8; N]) -> Vec<u8> {
+    values.into_iter().flat_map(bytes).collect()
 }

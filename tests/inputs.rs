@@ -568,3 +568,61 @@ fn a_compressed_npz_member_is_not_inflated_past_its_declared_size() {
     std::fs::write(&bomb, npz_declaring(&array, 512)).unwrap();
     assert_data_error(&bomb, &["x.npy", "inflates past the 512 bytes"]);
 }
+
+/// A model of two inputs of different types (int64 token ids, float32
+/// scales) and two outputs: `infer` reads a .npz with an array per input
+/// name and writes every output by name in its own type, equal to
+/// onnxruntime's; a .npy for it, a missing array and a lossy type are
+/// refused, named.
+#[test]
+fn infer_runs_several_inputs_of_any_type_from_a_npz() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = fixtures().join("models");
+    let model = models.join("two_inputs.onnx");
+    let input = models.join("two_inputs.input.npz");
+    let out = dir.path().join("out.npz");
+    let o = run(&[
+        "infer",
+        model.to_str().unwrap(),
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let expected = models.join("two_inputs.expected.npz");
+    let read = |p: &Path, name: &str| faultsweep::data::read_npz(p, name).unwrap();
+    let (y, want) = (read(&out, "y"), read(&expected, "y"));
+    assert_eq!(y.kind(), tch::Kind::Float);
+    assert!(y.allclose(&want, 1e-6, 1e-6, false));
+    let best = read(&out, "best");
+    assert_eq!(best.kind(), tch::Kind::Int64);
+    assert!(best.equal(&read(&expected, "best")));
+    // The wrong forms of input, each refused naming what is wrong.
+    let tokens = dir.path().join("tokens.npy");
+    faultsweep::output::write_npy(&tokens, &read(&input, "tokens")).unwrap();
+    let floats = dir.path().join("floats.npz");
+    let as_float = [
+        (
+            "tokens".to_string(),
+            read(&input, "tokens").to_kind(tch::Kind::Float),
+        ),
+        ("scale".to_string(), read(&input, "scale")),
+    ];
+    faultsweep::output::write_npz(&floats, &as_float).unwrap();
+    let missing = dir.path().join("missing.npz");
+    faultsweep::output::write_npz(&missing, &as_float[1..]).unwrap();
+    for (bad, what) in [
+        (&tokens, "give a .npz with one array per input name"),
+        (&floats, "input 'tokens' takes Int64 values"),
+        (&missing, "no array 'tokens'"),
+    ] {
+        let o = run(&[
+            "infer",
+            model.to_str().unwrap(),
+            bad.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_clean_failure(&o, 4, &[what]);
+    }
+}

@@ -183,17 +183,36 @@ fn parse_device(s: &str) -> Result<Device> {
     }
 }
 
-/// Runs the model on the .npy batch `input`, writes the first output to `out`
-/// and returns it.
+/// Runs the model on `input` (a .npy batch, or a .npz with an array per
+/// input name) and writes to `out` its first output as float32 (.npy) or
+/// every output by name in its own type (.npz); returns the first output.
 fn infer(model: &Path, input: &Path, out: &Path, device: Device) -> Result<Tensor> {
     let mut graph = load::load(model)?;
     graph.to_device(device);
-    let x = faultsweep::data::read_npy(input)?;
-    let outputs = graph.forward(&[x.to_device(device)])?;
-    let y = outputs[0].to_device(Device::Cpu).to_kind(tch::Kind::Float);
-    faultsweep::output::write_npy(out, &y)?;
-    outln!("wrote {} {:?}", out.display(), y.size());
-    Ok(y)
+    let xs = faultsweep::data::read_inputs(input, &graph.inputs)?;
+    let xs: Vec<Tensor> = xs.iter().map(|x| x.to_device(device)).collect();
+    let outputs: Vec<Tensor> = (graph.forward(&xs)?.iter())
+        .map(|y| y.to_device(Device::Cpu))
+        .collect();
+    if out.to_string_lossy().to_ascii_lowercase().ends_with(".npz") {
+        let named: Vec<(String, Tensor)> = (graph.outputs.iter())
+            .zip(&outputs)
+            .map(|(&id, y)| (graph.values[id].name.clone(), y.shallow_clone()))
+            .collect();
+        faultsweep::output::write_npz(out, &named)?;
+        for (name, y) in &named {
+            outln!(
+                "wrote {} {name} {:?} {:?}",
+                out.display(),
+                y.kind(),
+                y.size()
+            );
+        }
+    } else {
+        faultsweep::output::write_npy(out, &outputs[0])?;
+        outln!("wrote {} {:?}", out.display(), outputs[0].size());
+    }
+    Ok(outputs[0].to_kind(tch::Kind::Float))
 }
 
 fn accuracy(logits: &Tensor, path: &Path) -> Result<()> {

@@ -411,6 +411,89 @@ pub fn read_npy(path: &std::path::Path) -> Result<Tensor> {
     npy::Npy::open(path)?.read_all()
 }
 
+/// The array `name` of the .npz archive `path`, in its own type.
+pub fn read_npz(path: &std::path::Path, name: &str) -> Result<Tensor> {
+    npy::Npy::open_npz(path, Some(name))?.read_all()
+}
+
+/// A model's inputs from a file: a .npz with one array per input name, or
+/// a .npy for a model of one input. Each array is converted to its input's
+/// declared type when no value can change: integers and booleans to any
+/// float or wider integer, floats to a wider float; anything else (float
+/// to integer, int64 to int32) is an error naming the input.
+pub fn read_inputs(
+    path: &std::path::Path,
+    inputs: &[crate::graph::InputSpec],
+) -> Result<Vec<Tensor>> {
+    let npz = path
+        .to_string_lossy()
+        .to_ascii_lowercase()
+        .ends_with(".npz");
+    if !npz && inputs.len() != 1 {
+        let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        return Err(bad(
+            path,
+            format!(
+                "the model takes {} inputs ({}): give a .npz with one array per input name",
+                inputs.len(),
+                names.join(", ")
+            ),
+        ));
+    }
+    inputs
+        .iter()
+        .map(|spec| {
+            let t = match npz {
+                true => read_npz(path, &spec.name)?,
+                false => read_npy(path)?,
+            };
+            match widens(t.kind(), spec.kind) {
+                true => Ok(t.to_kind(spec.kind)),
+                false => Err(bad(
+                    path,
+                    format!(
+                        "input '{}' takes {:?} values; {:?} values would change in the conversion",
+                        spec.name,
+                        spec.kind,
+                        t.kind()
+                    ),
+                )),
+            }
+        })
+        .collect()
+}
+
+/// Whether every value of kind `from` is exactly a value of kind `to`.
+fn widens(from: Kind, to: Kind) -> bool {
+    use Kind::*;
+    // Integers by (signed, bits); floats by (significand bits, exponent
+    // bits): an integer of b bits is exact in a float of b significand bits.
+    let int = |k| match k {
+        Bool => Some((false, 1)),
+        Uint8 => Some((false, 8)),
+        Int8 => Some((true, 8)),
+        Int16 => Some((true, 16)),
+        Int => Some((true, 32)),
+        Int64 => Some((true, 64)),
+        _ => None,
+    };
+    let float = |k| match k {
+        Half => Some((11, 5)),
+        BFloat16 => Some((8, 8)),
+        Float => Some((24, 8)),
+        Double => Some((53, 11)),
+        _ => None,
+    };
+    match (int(from), int(to), float(from), float(to)) {
+        _ if from == to => true,
+        (Some((s1, b1)), Some((s2, b2)), ..) if s1 == s2 => b2 >= b1,
+        (Some((_, b1)), Some((signed, b2)), ..) => signed && b2 > b1,
+        (Some((_, b)), None, None, Some((m, _))) => b <= m,
+        (None, None, Some((m1, e1)), Some((m2, e2))) => m2 >= m1 && e2 >= e1,
+        _ => false,
+    }
+}
+
 /// Integer labels from a .npy (1-D) or IDX file.
 pub fn read_labels(path: &std::path::Path) -> Result<Vec<i64>> {
     if path
@@ -480,4 +563,37 @@ fn normalize(raw: &Tensor, pre: &Preprocess, bytes: bool) -> std::result::Result
         x = x.f_div(&per_channel(&pre.std)).map_err(|e| e.to_string())?;
     }
     Ok(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_convert_only_where_no_value_changes() {
+        use Kind::*;
+        for (from, to) in [
+            (Uint8, Float),
+            (Bool, Int64),
+            (Int, Int64),
+            (Int16, Float),
+            (Half, Float),
+            (BFloat16, Double),
+            (Int, Double),
+        ] {
+            assert!(widens(from, to), "{from:?} to {to:?}");
+        }
+        for (from, to) in [
+            (Float, Int64),
+            (Int64, Int),
+            (Int, Float),
+            (Int64, Double),
+            (Double, Float),
+            (BFloat16, Half),
+            (Uint8, Int8),
+            (Int8, Uint8),
+        ] {
+            assert!(!widens(from, to), "{from:?} to {to:?}");
+        }
+    }
 }

@@ -249,10 +249,13 @@ fn dtype(path: &Path, header: &str) -> Result<(Kind, usize, bool)> {
         "i1" => (Kind::Int8, 1),
         "i4" => (Kind::Int, 4),
         "i8" => (Kind::Int64, 8),
+        "i2" => (Kind::Int16, 2),
+        "f2" => (Kind::Half, 2),
+        "b1" => (Kind::Bool, 1),
         _ => {
             return Err(bad(
                 path,
-                format!("dtype {descr} is not supported (f4, f8, u1, i1, i4, i8)"),
+                format!("dtype {descr} is not supported (f2, f4, f8, u1, i1, i2, i4, i8, b1)"),
             ))
         }
     };

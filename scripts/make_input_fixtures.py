@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""A model of two inputs of different types and two outputs, for `infer`
+with .npz inputs and outputs: `tokens` (int64 token ids, [N, 4]) look up an
+embedding, are summed over the positions and scaled by `scale` (float32,
+[N, 1]) into `y` (float32, [N, 3]); `best` (int64, [N]) is its argmax.
+Writes tests/fixtures/models/two_inputs.onnx, its inputs
+(two_inputs.input.npz) and onnxruntime's outputs (two_inputs.expected.npz).
+
+    python3 scripts/make_input_fixtures.py
+"""
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "models"
+rng = np.random.default_rng(7)
+table = rng.standard_normal((10, 3)).astype(np.float32)
+nodes = [
+    helper.make_node("Gather", ["table", "tokens"], ["embedded"]),
+    helper.make_node("ReduceSum", ["embedded", "axes"], ["summed"], keepdims=0),
+    helper.make_node("Mul", ["summed", "scale"], ["y"]),
+    helper.make_node("ArgMax", ["y"], ["best"], axis=1, keepdims=0),
+]
+graph = helper.make_graph(
+    nodes,
+    "two_inputs",
+    [
+        helper.make_tensor_value_info("tokens", TensorProto.INT64, ["N", 4]),
+        helper.make_tensor_value_info("scale", TensorProto.FLOAT, ["N", 1]),
+    ],
+    [
+        helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3]),
+        helper.make_tensor_value_info("best", TensorProto.INT64, ["N"]),
+    ],
+    initializer=[
+        numpy_helper.from_array(table, "table"),
+        numpy_helper.from_array(np.array([1], np.int64), "axes"),
+    ],
+)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+onnx.checker.check_model(model)
+path = OUT / "two_inputs.onnx"
+onnx.save(model, path)
+inputs = {
+    "tokens": rng.integers(0, 10, (5, 4)).astype(np.int64),
+    "scale": rng.uniform(0.5, 2.0, (5, 1)).astype(np.float32),
+}
+so = ort.SessionOptions()
+so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+y, best = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]).run(None, inputs)
+np.savez(OUT / "two_inputs.input.npz", **inputs)
+np.savez(OUT / "two_inputs.expected.npz", y=y, best=best)
+print("wrote", path)
