@@ -45,7 +45,7 @@ pub struct CampaignReport {
     /// The cold run's cache on disk, and per sample of the data set.
     pub cache_bytes: u64,
     pub cache_bytes_per_sample: Option<u64>,
-    /// Every run gave the same injections.csv.
+    /// Every run gave the same rows (their `injections.sums`).
     pub identical: bool,
 }
 
@@ -88,7 +88,9 @@ pub fn run(scenario: &Path, args: &BenchArgs, exe: &Path) -> Result<CampaignRepo
             )));
         }
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
-        let rows = std::fs::read(out.join("injections.csv")).map_err(|e| Error::io(&out, e))?;
+        // The sums hash every chunk of rows, in either form of the rows.
+        let sums = out.join("injections.sums");
+        let rows = std::fs::read(&sums).map_err(|e| Error::io(&sums, e))?;
         let cache_bytes = folder_bytes(&cache);
         std::fs::remove_dir_all(&out).map_err(|e| Error::io(&out, e))?;
         if way == Way::CacheCold {
@@ -143,7 +145,7 @@ pub fn run(scenario: &Path, args: &BenchArgs, exe: &Path) -> Result<CampaignRepo
     })
 }
 
-/// One run's wall time, peak memory, phases and rows.
+/// One run's wall time, peak memory, phases and rows' sums.
 struct Timed {
     secs: f64,
     peak_mb: u64,
@@ -269,7 +271,7 @@ impl CampaignReport {
         );
         let _ = writeln!(
             s,
-            "injections.csv: {}",
+            "rows (their injections.sums): {}",
             match self.identical {
                 true => "identical in every run",
                 false => "DIFFERS between runs",
