@@ -20,8 +20,22 @@ use tch::{Kind, Tensor};
 
 use crate::common::fixtures;
 
+/// Cases where faultsweep follows onnxruntime (and PyTorch, whose exports
+/// real models are) where ONNX's reference implementation, which computed
+/// the expected values, differs: counted apart, never as passing.
+const AS_ONNXRUNTIME: &[(&str, &str)] = &[
+    (
+        "test_resize_downsample_scales_cubic_align_corners",
+        "align_corners divides by the floored output length (2), the reference by 4 x 0.6",
+    ),
+    (
+        "test_resize_downsample_scales_linear_align_corners",
+        "align_corners divides by the floored output length (2), the reference by 4 x 0.6",
+    ),
+];
+
 /// Passing cases when the last op was added: the test fails below it.
-const PASSING: usize = 1040;
+const PASSING: usize = 1038;
 
 /// Serialized TensorProtos.
 type Protos = Vec<Vec<u8>>;
@@ -221,6 +235,15 @@ fn onnx_conformance_cases_give_no_wrong_value() {
             continue;
         }
         let verdict = catch_unwind(AssertUnwindSafe(|| run(case))).unwrap_or(Verdict::Panicked);
+        if let Some((_, why)) = AS_ONNXRUNTIME.iter().find(|(n, _)| *n == case.name) {
+            assert!(
+                matches!(verdict, Verdict::Wrong(_)),
+                "{} now agrees with the reference: take it off AS_ONNXRUNTIME",
+                case.name
+            );
+            println!("as onnxruntime: {}: {why}", case.name);
+            continue;
+        }
         let column = match &verdict {
             Verdict::Pass => "pass",
             Verdict::Refused(_) => "refused",

@@ -613,7 +613,7 @@ fn infer_runs_several_inputs_of_any_type_from_a_npz() {
     faultsweep::output::write_npz(&missing, &as_float[1..]).unwrap();
     for (bad, what) in [
         (&tokens, "give a .npz with one array per input name"),
-        (&floats, "input 'tokens' takes Int64 values"),
+        (&floats, "input 'tokens' takes int64 values; float32 values"),
         (&missing, "no array 'tokens'"),
     ] {
         let o = run(&[

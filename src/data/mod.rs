@@ -452,10 +452,10 @@ pub fn read_inputs(
                 false => Err(bad(
                     path,
                     format!(
-                        "input '{}' takes {:?} values; {:?} values would change in the conversion",
+                        "input '{}' takes {} values; {} values would change in the conversion",
                         spec.name,
-                        spec.kind,
-                        t.kind()
+                        crate::graph::kind_name(spec.kind),
+                        crate::graph::kind_name(t.kind())
                     ),
                 )),
             }

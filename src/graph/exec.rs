@@ -235,9 +235,9 @@ impl Graph {
             };
             if t.kind() != spec.kind {
                 return Err(bad(format!(
-                    "expected {:?} data, got {:?}",
-                    spec.kind,
-                    t.kind()
+                    "expected {} data, got {}",
+                    super::kind_name(spec.kind),
+                    super::kind_name(t.kind())
                 )));
             }
             let Some(dims) = &spec.dims else { continue };

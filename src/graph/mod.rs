@@ -46,6 +46,24 @@ pub fn onnx_kind(data_type: i32) -> Option<(tch::Kind, usize)> {
     })
 }
 
+/// A tensor type by its ONNX name (`float32`, `int64`, ...).
+pub fn kind_name(kind: tch::Kind) -> String {
+    use tch::Kind::*;
+    match kind {
+        Float => "float32".into(),
+        Double => "float64".into(),
+        Half => "float16".into(),
+        BFloat16 => "bfloat16".into(),
+        Uint8 => "uint8".into(),
+        Int8 => "int8".into(),
+        Int16 => "int16".into(),
+        Int => "int32".into(),
+        Int64 => "int64".into(),
+        Bool => "bool".into(),
+        other => format!("{other:?}"),
+    }
+}
+
 /// Index of a value in [`Graph::values`].
 pub type ValueId = usize;
 

@@ -94,11 +94,6 @@ struct AxisPlan {
     out: i64,
     scale: f64,
     roi: (f64, f64),
-    /// The output length `align_corners` divides by: `len * scale` from
-    /// scales, not floored (as ONNX's reference and conformance cases
-    /// compute it; onnxruntime uses the floored length), the size given
-    /// otherwise.
-    resized: f32,
 }
 
 fn parse_mode(mode: &str, cubic: bool) -> KResult<Mode> {
@@ -200,7 +195,6 @@ fn scale_plan(axis: i64, len: i64, scale: f64, roi: (f64, f64)) -> KResult<AxisP
         out: out as i64,
         scale,
         roi,
-        resized: len as f32 * scale as f32,
     })
 }
 
@@ -325,7 +319,6 @@ fn resize(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
                         out,
                         scale: scale as f64,
                         roi: (roi[i], roi[k + i]),
-                        resized: out as f32,
                     }
                 })
                 .collect()
@@ -396,7 +389,9 @@ fn original(coord: Coord, o: i64, len: i64, plan: &AxisPlan) -> f64 {
         }
         Coord::PytorchHalfPixel if out > 1 => (o + 0.5) / scale - 0.5,
         Coord::PytorchHalfPixel => 0.0,
-        Coord::AlignCorners if plan.resized > 1.0 => o * (len_f - 1.0) / (plan.resized - 1.0),
+        // The output length floored, as onnxruntime and PyTorch divide by
+        // (ONNX's reference divides by `len * scale` unfloored).
+        Coord::AlignCorners if out > 1 => o * (len_f - 1.0) / (out_f - 1.0),
         Coord::AlignCorners => 0.0,
         Coord::Asymmetric => o / scale,
         Coord::TfHalfPixelForNn => (o + 0.5) / scale,
