@@ -55,3 +55,45 @@ y, best = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]
 np.savez(OUT / "two_inputs.input.npz", **inputs)
 np.savez(OUT / "two_inputs.expected.npz", y=y, best=best)
 print("wrote", path)
+
+# A classifier of token ids (int64, [N, 6]) for campaigns on index data:
+# embedding, mean over positions, two Gemm layers. Its data set and
+# onnxruntime's logits go to tests/fixtures/data.
+DATA = OUT.parent / "data"
+emb = rng.standard_normal((50, 8)).astype(np.float32)
+w1 = rng.standard_normal((4, 8)).astype(np.float32)
+w2 = rng.standard_normal((3, 4)).astype(np.float32)
+nodes = [
+    helper.make_node("Gather", ["embedding", "tokens"], ["embedded"], name="embed"),
+    helper.make_node("ReduceMean", ["embedded"], ["pooled"], axes=[1], keepdims=0, name="pool"),
+    helper.make_node("Gemm", ["pooled", "w1", "b1"], ["h"], transB=1, name="fc1"),
+    helper.make_node("Relu", ["h"], ["a"], name="relu"),
+    helper.make_node("Gemm", ["a", "w2", "b2"], ["logits"], transB=1, name="fc2"),
+]
+graph = helper.make_graph(
+    nodes,
+    "tokens_classifier",
+    [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["N", 6])],
+    [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
+    initializer=[
+        numpy_helper.from_array(emb, "embedding"),
+        numpy_helper.from_array(w1, "w1"),
+        numpy_helper.from_array(np.full(4, 0.1, np.float32), "b1"),
+        numpy_helper.from_array(w2, "w2"),
+        numpy_helper.from_array(np.zeros(3, np.float32), "b2"),
+    ],
+)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+onnx.checker.check_model(model)
+path = OUT / "tokens_classifier.onnx"
+onnx.save(model, path)
+tokens = rng.integers(0, 50, (40, 6)).astype(np.int64)
+(logits,) = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]).run(
+    None, {"tokens": tokens}
+)
+labels = logits.argmax(1).astype(np.int64)
+labels[::5] = (labels[::5] + 1) % 3  # some wrong, so accuracy is not trivial
+np.save(DATA / "tokens.npy", tokens)
+np.save(DATA / "tokens_labels.npy", labels)
+np.save(DATA / "tokens_logits.npy", logits)
+print("wrote", path)

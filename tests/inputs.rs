@@ -626,3 +626,45 @@ fn infer_runs_several_inputs_of_any_type_from_a_npz() {
         assert_clean_failure(&o, 4, &[what]);
     }
 }
+
+/// A model of int64 token ids runs a campaign: the ids reach it as they
+/// are (no scaling), its golden top-1 is onnxruntime's, neuron faults on
+/// the embedding and the Gemm layers and weight faults on the Gemm layers
+/// give the full forward pass's outcomes (`--verify`); scaling index data
+/// is refused, named.
+#[test]
+fn a_campaign_runs_on_int64_token_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, cache) = (fixtures(), dir.path().join("cache"));
+    let yaml = |target: &str, extra: &str| {
+        format!(
+            "name: tokens\nseed: 5\nmodel:\n  path: {}\ndata:\n  path: {}\n  labels: {}\n  batch_size: 8\n{extra}targets:\n  target: {target}\n  layers:\n    ops: [Gather, Gemm]\nfault:\n  model: bit_flip\n  dtype: fp32\n  bits: all\ncounts:\n  injections: 400\n",
+            f.join("models/tokens_classifier.onnx").display(),
+            f.join("data/tokens.npy").display(),
+            f.join("data/tokens_labels.npy").display(),
+        )
+    };
+    for target in ["neuron", "weight"] {
+        let sc = dir.path().join(format!("{target}.yml"));
+        std::fs::write(&sc, yaml(target, "")).unwrap();
+        let out = dir.path().join(target);
+        let rows = crate::common::run_verified(&sc, &out, &cache, 40);
+        assert!(rows.len() > 400, "{target}: {} rows", rows.len());
+    }
+    // The golden top-1 of every sample is onnxruntime's.
+    let logits = crate::common::read_npy(&f.join("data/tokens_logits.npy"));
+    let want = logits.argmax(1, false);
+    let golden = crate::common::csv_rows(&dir.path().join("neuron/golden.csv"));
+    let col = golden[0].iter().position(|c| c == "top1_class").unwrap();
+    let got: Vec<i64> = golden[1..]
+        .iter()
+        .map(|r| r[col].parse().unwrap())
+        .collect();
+    assert_eq!(Tensor::from_slice(&got), want);
+    // Index data is never scaled.
+    let sc = dir.path().join("scaled.yml");
+    let scaled = "  preprocess:\n    scale: 2.0\n";
+    std::fs::write(&sc, yaml("neuron", scaled)).unwrap();
+    let o = crate::common::run_campaign(&sc, &dir.path().join("scaled"), &[], &cache);
+    assert_clean_failure(&o, 4, &["tokens.npy", "int64 indices", "preprocess.scale"]);
+}

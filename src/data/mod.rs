@@ -344,10 +344,15 @@ impl Dataset {
         let pre = &self.spec.preprocess;
         let (raw, bytes) = match &*self.source {
             Source::Idx(s) => (s.read(ids)?, true),
+            Source::Npy(s) if is_index(s.kind) => (s.read(ids)?, false),
             Source::Npy(s) => (s.read(ids)?, s.kind == Kind::Uint8),
             Source::Images(s) => (s.read(ids, pre)?, true),
         };
-        let input = normalize(&raw, pre, bytes).map_err(|m| bad(&self.spec.path, m))?;
+        let input = match is_index(raw.kind()) {
+            true => as_stored(raw, pre),
+            false => normalize(&raw, pre, bytes),
+        };
+        let input = input.map_err(|m| bad(&self.spec.path, m))?;
         Ok(Batch {
             samples: range.map(|p| self.sample(p)).collect(),
             input,
@@ -531,6 +536,24 @@ fn select(subset: &Subset, len: usize) -> std::result::Result<Vec<usize>, String
 }
 
 /// Scale, per-channel mean and std: the float input the model sees.
+/// Whether arrays of `kind` hold indices (token ids, masks) rather than
+/// pixels or measurements: int16, int32, int64 and bool arrays reach the
+/// model as they are.
+fn is_index(kind: Kind) -> bool {
+    matches!(kind, Kind::Int16 | Kind::Int | Kind::Int64 | Kind::Bool)
+}
+
+/// Index data as stored; scaling or normalizing it is an error.
+fn as_stored(raw: Tensor, pre: &Preprocess) -> std::result::Result<Tensor, String> {
+    if pre.scale.is_some() || !pre.mean.is_empty() || !pre.std.is_empty() {
+        return Err(format!(
+            "holds {} indices (token ids, masks), which reach the model as they are: preprocess.scale, mean and std apply to images and float data",
+            crate::graph::kind_name(raw.kind())
+        ));
+    }
+    Ok(raw)
+}
+
 fn normalize(raw: &Tensor, pre: &Preprocess, bytes: bool) -> std::result::Result<Tensor, String> {
     let scale = pre.scale.unwrap_or(if bytes { 255.0 } else { 1.0 });
     let mut x = raw.to_kind(Kind::Float);
