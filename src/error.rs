@@ -152,6 +152,12 @@ fn at(path: &std::path::Path, line: Option<usize>, column: Option<usize>) -> Str
     }
 }
 
+/// A libtorch error's message without the C++ backtrace that follows its
+/// first line.
+pub fn torch_message(e: &tch::TchError) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
 impl Error {
     /// Process exit code for this kind of error (documented in docs/commands.md, "Exit codes"):
     /// 2 usage (clap), 3 model, 4 input/data/cut, 5 op, 6 I/O,

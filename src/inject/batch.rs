@@ -207,7 +207,7 @@ impl BatchRun<'_, '_> {
             .join(env, &ids, &join.samples, &cached, &join.jobs)
             .map_err(|e| Error::Cut {
                 cut,
-                msg: e.to_string(),
+                msg: crate::error::torch_message(&e),
             })
     }
 
@@ -301,7 +301,7 @@ impl BatchRun<'_, '_> {
         let pairs: Vec<(usize, usize)> = joining.iter().map(|r| (r.job, r.sample)).collect();
         let cut_error = |e: tch::TchError| Error::Cut {
             cut,
-            msg: e.to_string(),
+            msg: crate::error::torch_message(&e),
         };
         self.rows
             .join(env, &ids, &[], &[], &pairs)

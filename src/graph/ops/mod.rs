@@ -31,8 +31,7 @@ pub struct KernelError(pub String);
 impl From<tch::TchError> for KernelError {
     fn from(e: tch::TchError) -> Self {
         // libtorch messages carry a C++ backtrace after the first line.
-        let msg = e.to_string();
-        KernelError(msg.lines().next().unwrap_or_default().to_string())
+        KernelError(crate::error::torch_message(&e))
     }
 }
 
