@@ -66,6 +66,20 @@ ops! {
     // shape.rs
     Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Concat, Split, Shape, Size,
     ConstantOfShape, Expand, Tile, Range, Pad, Identity, Dropout, DepthToSpace, SpaceToDepth,
+    // attention.rs
+    Attention, RMSNormalization, RotaryEmbedding, LinearAttention,
+    // activation.rs
+    Swish, ThresholdedRelu,
+    // elementwise.rs
+    Round, BitShift,
+    // reduce.rs
+    CumProd,
+    // pool.rs
+    LpPool,
+    // index.rs
+    Compress,
+    // shape.rs
+    CenterCropPad,
 }
 
 /// What the program may assume of an op. The default (an op of no row in
@@ -222,6 +236,7 @@ impl Op {
             Sigmoid | Tanh => NONE.finite().bound(Fixed(1.0)),
             MaxPool => NONE.finite().bound(Input).window(Window::Pool),
             AveragePool => NONE.bound(Input).window(Window::Pool),
+            LpPool => NONE.window(Window::Pool),
             GlobalAveragePool | GlobalMaxPool | ReduceMean | ReduceMax | ReduceMin => {
                 NONE.bound(Input)
             }

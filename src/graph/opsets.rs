@@ -18,7 +18,18 @@ pub const IMPLEMENTED: i64 = 22;
 /// Ops whose kernel implements a newer version than [`IMPLEMENTED`]: the
 /// attribute Cast and CastLike gained in opset 24 (`round_mode`) only
 /// concerns float8e8m0, which faultsweep does not hold.
-const NEWER: &[(Op, i64)] = &[(Op::Cast, 24), (Op::CastLike, 24)];
+const NEWER: &[(Op, i64)] = &[
+    (Op::Cast, 24),
+    (Op::CastLike, 24),
+    // Ops introduced after opset 22, at the newest version their kernel runs
+    // (Attention: 23, 24 with nonpad_kv_seqlen, 25 with sliding windows).
+    (Op::Attention, 25),
+    (Op::RMSNormalization, 23),
+    (Op::RotaryEmbedding, 23),
+    (Op::LinearAttention, 27),
+    (Op::Swish, 24),
+    (Op::CumProd, 26),
+];
 
 /// The default-domain opsets a model may declare.
 pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=NEWEST;

@@ -61,6 +61,12 @@ pub const OPS: &[OpDef] = &[
     plain(Op::Acosh, acosh),
     plain(Op::Atanh, atanh),
     plain(Op::IsNaN, is_nan),
+    plain(Op::Round, round),
+    OpDef {
+        op: Op::BitShift,
+        attrs: &["direction"],
+        kernel: bit_shift,
+    },
     OpDef {
         op: Op::IsInf,
         attrs: &["detect_positive", "detect_negative"],
@@ -251,4 +257,54 @@ fn is_inf(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         (false, false) => x.f_isinf()?.f_zeros_like()?,
     };
     one(y)
+}
+
+/// Round: to the nearest integer, halves to even.
+fn round(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    if !is_float(x.kind()) {
+        return fail(format!(
+            "Round takes floating-point input, got {:?}",
+            x.kind()
+        ));
+    }
+    one(x.f_round()?)
+}
+
+/// BitShift: shifts X by Y bits; right shifts of signed types extend the
+/// sign, left shifts wrap; a shift below 0 or of the type's width or more
+/// gives the sign fill alone (-1 for a right shift of a negative X, else 0),
+/// as opset 28 defines it.
+fn bit_shift(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, y) = (input(inputs, 0)?, input(inputs, 1)?);
+    let (bits, signed) = match x.kind() {
+        Kind::Uint8 => (8, false),
+        Kind::Int8 => (8, true),
+        Kind::Int16 => (16, true),
+        Kind::Int => (32, true),
+        Kind::Int64 => (64, true),
+        k => return fail(format!("BitShift takes integer input, got {k:?}")),
+    };
+    if y.kind() != x.kind() {
+        return fail(format!(
+            "X is {:?} and Y {:?}: they should be of one type",
+            x.kind(),
+            y.kind()
+        ));
+    }
+    let y64 = y.f_to_kind(Kind::Int64)?;
+    let outside = y64.f_lt(0)?.f_logical_or(&y64.f_ge(bits)?)?;
+    let amount = y64.f_clamp(0, bits - 1)?.f_to_kind(x.kind())?;
+    let (shifted, fill) = match node.attrs.string("direction", "")?.as_str() {
+        "LEFT" => (x.f_bitwise_left_shift(&amount)?, x.f_zeros_like()?),
+        "RIGHT" => {
+            let fill = match signed {
+                true => x.f_lt(0)?.f_to_kind(x.kind())?.f_neg()?,
+                false => x.f_zeros_like()?,
+            };
+            (x.f_bitwise_right_shift(&amount)?, fill)
+        }
+        other => return fail(format!("direction '{other}' is not LEFT or RIGHT")),
+    };
+    one(fill.f_where_self(&outside, &shifted)?)
 }
