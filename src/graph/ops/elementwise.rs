@@ -188,10 +188,22 @@ fn div(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 
 /// Mod: `fmod` 0 takes the divisor's sign (torch `remainder`, integers only),
 /// `fmod` 1 the dividend's (C `fmod`).
+/// Mod: fmod 0 is `A - floor(A / B) * B`, with the sign of B, a zero
+/// result included (for floating-point inputs from opset 28; versions 10
+/// and 13 constrain fmod 0 to integers); fmod 1 is C's fmod, with the sign
+/// of A.
 fn modulo(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
     match node.attrs.int("fmod", 0)? {
-        0 if is_float(a.kind()) => fail("fmod 0 is invalid for floating-point inputs"),
+        0 if is_float(a.kind()) && node.opset < 28 => {
+            fail("fmod 0 is invalid for floating-point inputs before opset 28")
+        }
+        0 if is_float(a.kind()) => {
+            // libtorch's remainder leaves a zero result with A's sign.
+            let r = a.f_remainder_tensor(b)?;
+            let signed_zero = r.f_zeros_like()?.f_copysign(b)?;
+            one(signed_zero.f_where_self(&r.f_eq(0.0)?, &r)?)
+        }
         0 => one(a.f_remainder_tensor(b)?),
         1 => one(a.f_fmod_tensor(b)?),
         other => fail(format!("fmod {other} is not 0 or 1")),
