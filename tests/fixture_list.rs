@@ -567,6 +567,8 @@ macro_rules! model_fixtures {
             t_unsqueeze_opset11_attr
             t_unsqueeze_opset13_neg
             t_where_broadcast
+            transformer_block_dyn23
+            transformer_block_dyn24
             vgg11_bn_dyn18
             vgg11_bn_dyn20
             vgg11_bn_ts17
