@@ -293,10 +293,10 @@ fn swish(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     one(x.f_mul(&x.f_mul_scalar(alpha)?.f_sigmoid()?)?)
 }
 
-/// ThresholdedRelu: x where x > alpha, 0 elsewhere (NaN stays NaN).
+/// ThresholdedRelu: x where x > alpha, 0 elsewhere (NaN too, as the spec
+/// and onnxruntime have it).
 fn thresholded_relu(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
     let alpha = f64::from(node.attrs.float("alpha", 1.0)?);
-    let below = x.f_le(alpha)?;
-    one(x.f_zeros_like()?.f_where_self(&below, x)?)
+    one(x.f_where_self(&x.f_gt(alpha)?, &x.f_zeros_like()?)?)
 }

@@ -669,7 +669,7 @@ fn linear_attention(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         ),
     };
     let scale = match f64::from(node.attrs.float("scale", 0.0)?) {
-        s if s == 0.0 => 1.0 / (dk as f64).sqrt(),
+        0.0 => 1.0 / (dk as f64).sqrt(),
         s => s,
     };
     let group = qh / kvh;
