@@ -228,7 +228,8 @@ impl Op {
         use Op::*;
         const NONE: Traits = Traits::NONE;
         match self {
-            Relu => NONE.finite().elementwise().bound(Input),
+            Relu | ThresholdedRelu => NONE.finite().elementwise().bound(Input),
+            Round => NONE.finite().elementwise(),
             Clip => NONE.finite().elementwise().bound(Limits),
             LeakyRelu | Neg | Abs | Sqrt | Reciprocal | Mul | Div | Max | Min => NONE.elementwise(),
             Add | Sub => NONE.elementwise().bound(SumOfInputs),
@@ -241,7 +242,9 @@ impl Op {
                 NONE.bound(Input)
             }
             Flatten | Reshape | Squeeze | Unsqueeze | Transpose | Slice | Split | Gather
-            | GatherND | DepthToSpace | SpaceToDepth | Trilu => NONE.finite().bound(Input),
+            | GatherND | DepthToSpace | SpaceToDepth | Trilu | Compress | CenterCropPad => {
+                NONE.finite().bound(Input)
+            }
             Hardmax => NONE.finite().bound(Fixed(1.0)),
             Concat => NONE.finite().bound(LargestInput),
             Conv => NONE
