@@ -10,6 +10,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::{axis, fail, input, one, opt_input, to_i64s, Inputs, KResult, OpDef};
+use crate::graph::is_float;
 use crate::graph::Node;
 use crate::graph::Op;
 
@@ -51,13 +52,6 @@ pub const OPS: &[OpDef] = &[
         kernel: linear_attention,
     },
 ];
-
-fn is_float(kind: Kind) -> bool {
-    matches!(
-        kind,
-        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
-    )
-}
 
 /// A floating-point type named by an ONNX TensorProto type number (the
 /// `stash_type` and `softmax_precision` attributes).

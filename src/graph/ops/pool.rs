@@ -399,10 +399,7 @@ fn global_max_pool(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 /// counting as zeros.
 fn lp_pool(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
-    if !matches!(
-        x.kind(),
-        Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
-    ) {
+    if !crate::graph::is_float(x.kind()) {
         return fail(format!(
             "LpPool takes floating-point input, got {:?}",
             x.kind()
