@@ -13,6 +13,8 @@ Groups:
          <arch>_dyn18 / <arch>_dyn20 (dynamo exporter, opset 18 / 20)
   light  the light_*.onnx models shipped in the onnx wheel (placeholder weights)
   op     hand-made single-op / tiny graphs (onnx.helper) pinning attribute semantics
+  transformer  a tiny transformer block exported by the dynamo exporter at
+         opsets 23 and 24 (transformer_block_dyn23/24: one ONNX Attention node)
 
 Run from the repository root (takes a few minutes on 2 cores):
   python3 scripts/make_fixtures.py                 # everything
@@ -39,6 +41,7 @@ import onnx
 import onnxruntime as ort
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchvision
 from onnx import TensorProto, helper, numpy_helper
 
@@ -449,6 +452,50 @@ def export_arch(arch, builder, idx, variants):
             for p in glob.glob(os.path.join(OUT, name + ".*")):
                 os.remove(p)
             MANIFEST.pop(name, None)
+
+
+# --------------------------------------------------------------------------- transformer block (Attention)
+
+class TinyTransformerBlock(nn.Module):
+    """A pre-norm transformer block: LayerNorm, causal multi-head
+    F.scaled_dot_product_attention (which the dynamo exporter writes as one
+    ONNX Attention node from opset 23), a GELU MLP, residuals."""
+
+    def __init__(self, d=16, heads=4, hidden=32):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+        self.norm2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d))
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).chunk(3, -1)
+        heads = lambda z: z.reshape(b, t, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
+        a = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), is_causal=True)
+        x = x + self.out(a.transpose(1, 2).reshape(b, t, d))
+        return x + self.mlp(self.norm2(x))
+
+
+def make_transformer():
+    torch.manual_seed(SEED)
+    model = TinyTransformerBlock().eval()
+    x = np.random.RandomState(SEED).standard_normal((2, 5, 16)).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    source = "pre-norm transformer block, causal scaled_dot_product_attention, 4 heads of 4, GELU MLP"
+    for opset in (23, 24):
+        name = f"transformer_block_dyn{opset}"
+        path = os.path.join(OUT, name + ".onnx")
+        prog = torch.onnx.export(model, (torch.from_numpy(x),), dynamo=True, opset_version=opset,
+                                 input_names=["input"], output_names=["output"], external_data=False)
+        prog.save(path, external_data=False)
+        strip_stack_traces(path)
+        assert "Attention" in op_types(onnx.load(path)), f"{name}: no Attention node"
+        y = record(name, source, "dynamo", True, x, "transformer", {"dynamic_batch": False})
+        MANIFEST[name]["max_abs_diff_vs_torch"] = float(np.abs(y - ref).max())
 
 
 # --------------------------------------------------------------------------- light models from the onnx wheel
@@ -999,8 +1046,9 @@ def write_manifest_and_readme():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--groups", default="arch,light,op,dyn",
-                    help="comma-separated subset of arch (TorchScript variants), light, op, dyn (dynamo variants)")
+    ap.add_argument("--groups", default="arch,light,op,transformer,dyn",
+                    help="comma-separated subset of arch (TorchScript variants), light, op, "
+                         "transformer (a transformer block with Attention), dyn (dynamo variants)")
     ap.add_argument("--archs", default="", help="comma-separated subset of architectures")
     args = ap.parse_args()
     groups = set(args.groups.split(","))
@@ -1026,6 +1074,9 @@ def main():
             for k in [k for k in MANIFEST if k.startswith("op_")]:
                 del MANIFEST[k]
             make_ops()
+            write_manifest_and_readme()
+        if "transformer" in groups:
+            make_transformer()
             write_manifest_and_readme()
         if "dyn" in groups:
             for i, (a, b) in enumerate(ARCHS):

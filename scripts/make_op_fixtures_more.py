@@ -360,11 +360,121 @@ def resize_onnxruntime_fixtures():
     # cut tests compare values, and NaN never equals itself.
 
 
+def attention_fixtures():
+    """Attention (23, 24, 25), RMSNormalization, RotaryEmbedding, and the
+    small ops added with them: Swish, ThresholdedRelu, Round, CumProd,
+    BitShift, LpPool, Compress, CenterCropPad. Added after the others, so
+    their inputs stay as they were. Q (or the op's first input) is x; the
+    other inputs are initializers."""
+    def rnd(*shape):
+        return RNG.standard_normal(shape).astype(np.float32)
+
+    def attn(name, opset, shape, inits, attrs, ins=("x", "k", "v"), outputs=("y",)):
+        fixture(name, opset, shape, [node("Attention", ins, outputs, **attrs)], inits)
+
+    kv = [("k", rnd(2, 2, 5, 4)), ("v", rnd(2, 2, 5, 3))]
+    attn("attention_4d", 23, [2, 2, 3, 4], kv, {})
+    attn("attention_4d_scale_softcap", 23, [2, 2, 3, 4], kv, {"scale": 0.3, "softcap": 1.5})
+    bool_mask = RNG.random((3, 5)) > 0.3
+    bool_mask[:, 0] = True
+    attn("attention_4d_bool_mask_causal", 23, [2, 2, 3, 4], kv + [("m", bool_mask)],
+         {"is_causal": 1}, ins=("x", "k", "v", "m"))
+    attn("attention_4d_float_mask", 23, [2, 2, 3, 4], kv + [("m", rnd(2, 1, 3, 5))], {},
+         ins=("x", "k", "v", "m"))
+    gqa = [("k", rnd(2, 3, 8)), ("v", rnd(2, 3, 6))]
+    attn("attention_3d_gqa_causal", 23, [2, 3, 16], gqa,
+         {"q_num_heads": 4, "kv_num_heads": 2, "is_causal": 1})
+    attn("attention_3d_mqa", 23, [2, 3, 16], [("k", rnd(2, 4, 4)), ("v", rnd(2, 4, 5))],
+         {"q_num_heads": 4, "kv_num_heads": 1})
+    past = kv + [("m", rnd(3, 7)), ("pk", rnd(2, 2, 2, 4)), ("pv", rnd(2, 2, 2, 3))]
+    # onnxruntime computes no past without the present outputs.
+    attn("attention_past_causal", 23, [2, 2, 3, 4], past, {"is_causal": 1},
+         ins=("x", "k", "v", "m", "pk", "pv"), outputs=("y", "pk_out", "pv_out"))
+    attn("attention_present_key", 23, [2, 2, 3, 4], past, {},
+         ins=("x", "k", "v", "m", "pk", "pv"), outputs=("o", "y", "pv_out"))
+    for mode in [0, 1, 2, 3]:
+        attn(f"attention_qk_output_mode{mode}", 23, [2, 2, 3, 4], kv + [("m", rnd(3, 5))],
+             {"qk_matmul_output_mode": mode, "softcap": 2.0}, ins=("x", "k", "v", "m"),
+             outputs=("o", "", "", "y"))
+    attn("attention_softmax_precision", 23, [2, 2, 3, 4], kv, {"softmax_precision": 11})
+    attn("attention_24_nonpad_causal", 24, [2, 2, 3, 4], kv + [("n", i64(4, 5))],
+         {"is_causal": 1}, ins=("x", "k", "v", "", "", "", "n"))
+    # onnxruntime does not know Attention 25's window attributes: the
+    # conformance cases test them.
+
+    # RMSNormalization.
+    fixture("rmsnorm_last", 23, [2, 3, 4], [node("RMSNormalization", ["x", "s"])], [("s", rnd(4))])
+    fixture("rmsnorm_axis1_eps", 23, [2, 3, 4], [node("RMSNormalization", ["x", "s"], axis=1, epsilon=0.5)],
+            [("s", rnd(3, 4))])
+    fixture("rmsnorm_axis0_broadcast_scale", 23, [2, 3, 4],
+            [node("RMSNormalization", ["x", "s"], axis=-3)], [("s", rnd(1, 4))])
+
+    # RotaryEmbedding.
+    angles = RNG.uniform(0, 6.28, (6, 4)).astype(np.float32)
+    caches = [("c", np.cos(angles)), ("s", np.sin(angles)), ("p", i64(0, 2, 5, 1, 1, 3).reshape(2, 3))]
+    fixture("rotary_4d", 23, [2, 2, 3, 8], [node("RotaryEmbedding", ["x", "c", "s", "p"])], caches)
+    fixture("rotary_4d_interleaved", 23, [2, 2, 3, 8],
+            [node("RotaryEmbedding", ["x", "c", "s", "p"], interleaved=1)], caches)
+    half = [("c", np.cos(angles[:, :2])), ("s", np.sin(angles[:, :2])), caches[2]]
+    fixture("rotary_3d_partial", 23, [2, 3, 16],
+            [node("RotaryEmbedding", ["x", "c", "s", "p"], num_heads=2, rotary_embedding_dim=4)], half)
+    direct = [("c", np.cos(angles[:6].reshape(2, 3, 4))), ("s", np.sin(angles[:6].reshape(2, 3, 4)))]
+    fixture("rotary_no_positions_interleaved", 23, [2, 2, 3, 8],
+            [node("RotaryEmbedding", ["x", "c", "s"], interleaved=1)], direct)
+
+    # Swish, ThresholdedRelu, Round.
+    fixture("swish", 24, [3, 4], [node("Swish", ["x"])])
+    fixture("swish_alpha", 24, [3, 4], [node("Swish", ["x"], alpha=0.4)])
+    fixture("thresholdedrelu", 10, [3, 4], [node("ThresholdedRelu", ["x"])], x=rnd(3, 4) * 2)
+    fixture("thresholdedrelu_alpha_opset22", 22, [3, 4], [node("ThresholdedRelu", ["x"], alpha=0.3)])
+    halves = np.array([[-2.5, -1.5, -0.5, 0.5], [1.5, 2.5, 3.5, -0.49], [0.51, 7.2, -7.7, 0]], np.float32)
+    fixture("round_half_even", 11, [3, 4], [node("Round", ["x"])], x=halves)
+    fixture("round_opset22", 22, [3, 4], [node("Round", ["x"])], x=rnd(3, 4) * 5)
+
+    # CumProd.
+    a1 = ("a", i64(1)[0])
+    fixture("cumprod", 26, [3, 4], [node("CumProd", ["x", "a"])], [a1])
+    fixture("cumprod_exclusive_reverse", 26, [3, 4],
+            [node("CumProd", ["x", "a"], exclusive=1, reverse=1)], [("a", i64(-2)[0])])
+
+    # BitShift on uint8 (onnxruntime runs version 11's unsigned types).
+    small = np.array([[1, 2, 3, 200], [7, 16, 255, 0]], np.float32)
+    for d in ["LEFT", "RIGHT"]:
+        fixture(f"bitshift_{d.lower()}", 11, [2, 4], [
+            node("Cast", ["x"], ["u"], to=TensorProto.UINT8),
+            node("BitShift", ["u", "b"], ["r"], direction=d), to_float()],
+            [("b", np.array([0, 1, 2, 3], np.uint8))], x=small)
+
+    # LpPool.
+    fixture("lppool_p2", 11, [1, 2, 5, 5], [node("LpPool", ["x"], kernel_shape=[2, 2])])
+    fixture("lppool_p1_strides_pads", 11, [1, 2, 6, 5],
+            [node("LpPool", ["x"], kernel_shape=[3, 2], p=1, strides=[2, 2], pads=[1, 0, 1, 1])])
+    fixture("lppool_p3_1d_same_upper", 11, [2, 3, 7],
+            [node("LpPool", ["x"], kernel_shape=[3], p=3, auto_pad="SAME_UPPER", strides=[2])])
+    fixture("lppool_opset18_dilations_ceil", 18, [1, 2, 7, 7],
+            [node("LpPool", ["x"], kernel_shape=[2, 2], dilations=[2, 2], strides=[2, 2], ceil_mode=1)])
+
+    # Compress.
+    fixture("compress_axis0", 11, [4, 3], [node("Compress", ["x", "c"], axis=0)],
+            [("c", np.array([True, False, True, True]))])
+    fixture("compress_flat_short", 11, [2, 3], [node("Compress", ["x", "c"])],
+            [("c", np.array([False, True, True, False, True]))])
+    fixture("compress_axis_neg", 9, [2, 4], [node("Compress", ["x", "c"], axis=-1)],
+            [("c", np.array([True, False, False, True]))])
+
+    # CenterCropPad.
+    fixture("centercroppad_crop_pad", 18, [5, 4, 3], [node("CenterCropPad", ["x", "s"])],
+            [("s", i64(3, 7, 3))])
+    fixture("centercroppad_axes", 18, [2, 7, 4], [node("CenterCropPad", ["x", "s"], axes=[-2, 2])],
+            [("s", i64(4, 5))])
+
+
 def build():
     resize_fixtures()
     index_fixtures()
     more_fixtures()
     resize_onnxruntime_fixtures()
+    attention_fixtures()
 
 
 def main():

@@ -57,8 +57,31 @@ macro_rules! model_fixtures {
             m_atan_opset7
             m_atanh_opset22
             m_atanh_opset9
+            m_attention_24_nonpad_causal
+            m_attention_3d_gqa_causal
+            m_attention_3d_mqa
+            m_attention_4d
+            m_attention_4d_bool_mask_causal
+            m_attention_4d_float_mask
+            m_attention_4d_scale_softcap
+            m_attention_past_causal
+            m_attention_present_key
+            m_attention_qk_output_mode0
+            m_attention_qk_output_mode1
+            m_attention_qk_output_mode2
+            m_attention_qk_output_mode3
+            m_attention_softmax_precision
+            m_bitshift_left
+            m_bitshift_right
+            m_centercroppad_axes
+            m_centercroppad_crop_pad
+            m_compress_axis0
+            m_compress_axis_neg
+            m_compress_flat_short
             m_cosh_opset22
             m_cosh_opset9
+            m_cumprod
+            m_cumprod_exclusive_reverse
             m_cumsum_int
             m_cumsum_opset11_e0_r0
             m_cumsum_opset11_e0_r1
@@ -89,6 +112,10 @@ macro_rules! model_fixtures {
             m_lpnorm_opset22_axis1
             m_lpnorm_p1_axis0
             m_lpnorm_p2
+            m_lppool_opset18_dilations_ceil
+            m_lppool_p1_strides_pads
+            m_lppool_p2
+            m_lppool_p3_1d_same_upper
             m_nonzero_opset13_float
             m_nonzero_opset9
             m_onehot_int_values_axis1
@@ -159,6 +186,15 @@ macro_rules! model_fixtures {
             m_resize_scale_floor_float32
             m_resize_tf_nearest_floor
             m_resize_torchvision_bilinear
+            m_rmsnorm_axis0_broadcast_scale
+            m_rmsnorm_axis1_eps
+            m_rmsnorm_last
+            m_rotary_3d_partial
+            m_rotary_4d
+            m_rotary_4d_interleaved
+            m_rotary_no_positions_interleaved
+            m_round_half_even
+            m_round_opset22
             m_scatterelements_3d_int32
             m_scatterelements_add
             m_scatterelements_max
@@ -177,8 +213,12 @@ macro_rules! model_fixtures {
             m_sinh_opset9
             m_spacetodepth_opset13
             m_spacetodepth_opset7
+            m_swish
+            m_swish_alpha
             m_tan_opset22
             m_tan_opset7
+            m_thresholdedrelu
+            m_thresholdedrelu_alpha_opset22
             m_topk_k_all
             m_topk_k_zero
             m_topk_largest_ties
@@ -527,6 +567,8 @@ macro_rules! model_fixtures {
             t_unsqueeze_opset11_attr
             t_unsqueeze_opset13_neg
             t_where_broadcast
+            transformer_block_dyn23
+            transformer_block_dyn24
             vgg11_bn_dyn18
             vgg11_bn_dyn20
             vgg11_bn_ts17

@@ -528,3 +528,250 @@ fn other_new_ops_reject_bad_arguments() {
     let trilu = one_node("Trilu", 14, vec![], vec![], 1);
     assert_fails(trilu, x(&[3]), "needs rank at least 2");
 }
+
+fn heads(q: i64, kv: i64) -> Vec<(&'static str, Attr)> {
+    vec![
+        ("q_num_heads", Attr::Int(q)),
+        ("kv_num_heads", Attr::Int(kv)),
+    ]
+}
+
+#[test]
+fn attention_misuse_is_reported() {
+    // 3-D inputs need the head counts.
+    let no_heads = one_node(
+        "Attention",
+        23,
+        vec![],
+        vec![x(&[1, 2, 8]), x(&[1, 2, 8])],
+        1,
+    );
+    assert_fails(no_heads, x(&[1, 2, 8]), "attribute q_num_heads is required");
+
+    let gqa = one_node(
+        "Attention",
+        23,
+        heads(3, 2),
+        vec![x(&[1, 2, 8]), x(&[1, 2, 8])],
+        1,
+    );
+    assert_fails(
+        gqa,
+        x(&[1, 2, 12]),
+        "3 query heads are not a multiple of the 2",
+    );
+
+    let ranks = one_node(
+        "Attention",
+        23,
+        vec![],
+        vec![x(&[1, 2, 8]), x(&[1, 2, 8])],
+        1,
+    );
+    assert_fails(ranks, x(&[1, 1, 2, 8]), "all be 3-D or all 4-D");
+
+    let head_size = one_node(
+        "Attention",
+        23,
+        vec![],
+        vec![x(&[1, 1, 2, 4]), x(&[1, 1, 2, 4])],
+        1,
+    );
+    assert_fails(
+        head_size,
+        x(&[1, 1, 2, 8]),
+        "K's head size 4 differs from Q's 8",
+    );
+
+    // past_key without past_value (inputs K, V, attn_mask, past_key).
+    let kv = || vec![x(&[1, 1, 2, 4]), x(&[1, 1, 2, 4])];
+    let mut half_cache = kv();
+    half_cache.extend([x(&[2, 4]), x(&[1, 1, 2, 4])]);
+    let cache = one_node("Attention", 23, vec![], half_cache, 1);
+    assert_fails(cache, x(&[1, 1, 2, 4]), "must be given together");
+
+    let mut long = kv();
+    long.push(x(&[2, 3]));
+    let mask = one_node("Attention", 23, vec![], long, 1);
+    assert_fails(mask, x(&[1, 1, 2, 4]), "more than the 2 keys");
+
+    let mode = one_node(
+        "Attention",
+        23,
+        vec![("qk_matmul_output_mode", Attr::Int(4))],
+        kv(),
+        1,
+    );
+    assert_fails(mode, x(&[1, 1, 2, 4]), "qk_matmul_output_mode 4");
+
+    let window = one_node(
+        "Attention",
+        24,
+        vec![("left_window_size", Attr::Int(1))],
+        kv(),
+        1,
+    );
+    assert_fails(window, x(&[1, 1, 2, 4]), "exists from Attention 25");
+
+    let heads_4d = one_node("Attention", 25, heads(1, 1), kv(), 1);
+    assert_fails(
+        heads_4d,
+        x(&[1, 1, 2, 4]),
+        "must not be given with 4-D inputs",
+    );
+
+    let precision = one_node(
+        "Attention",
+        23,
+        vec![("softmax_precision", Attr::Int(7))],
+        kv(),
+        1,
+    );
+    assert_fails(precision, x(&[1, 1, 2, 4]), "softmax_precision 7");
+}
+
+#[test]
+fn rms_norm_rotary_and_linear_attention_misuse_is_reported() {
+    let scale = one_node("RMSNormalization", 23, vec![], vec![x(&[3])], 1);
+    assert_fails(
+        scale,
+        x(&[2, 4]),
+        "does not broadcast to the normalised shape",
+    );
+
+    let stash = one_node(
+        "RMSNormalization",
+        23,
+        vec![("stash_type", Attr::Int(7))],
+        vec![x(&[4])],
+        1,
+    );
+    assert_fails(
+        stash,
+        x(&[2, 4]),
+        "stash_type 7 is not a floating-point type",
+    );
+
+    let rows = |n: i64| vec![x(&[n, 2]), x(&[n, 2])];
+    let mut far = rows(3);
+    far.push(ints(&[0, 3]).reshape([1, 2]));
+    let position = one_node("RotaryEmbedding", 23, vec![], far, 1);
+    assert_fails(
+        position,
+        x(&[1, 1, 2, 4]),
+        "position id 3 is outside the 3 rows",
+    );
+
+    let mut odd = rows(3);
+    odd.push(ints(&[0, 1]).reshape([1, 2]));
+    let dim = one_node(
+        "RotaryEmbedding",
+        23,
+        vec![("rotary_embedding_dim", Attr::Int(3))],
+        odd,
+        1,
+    );
+    assert_fails(
+        dim,
+        x(&[1, 1, 2, 4]),
+        "rotary_embedding_dim 3 should be even",
+    );
+
+    let flat = one_node("RotaryEmbedding", 23, vec![], rows(3), 1);
+    assert_fails(flat, x(&[1, 2, 8]), "attribute num_heads is required");
+
+    let qkv = || vec![x(&[1, 2, 4]), x(&[1, 2, 4])];
+    let gated = one_node(
+        "LinearAttention",
+        27,
+        [
+            heads(1, 1),
+            vec![("update_rule", Attr::Str("gated".into()))],
+        ]
+        .concat(),
+        qkv(),
+        2,
+    );
+    assert_fails(
+        gated,
+        x(&[1, 2, 4]),
+        "update_rule 'gated' requires the decay input",
+    );
+
+    let rule = one_node(
+        "LinearAttention",
+        27,
+        [
+            heads(1, 1),
+            vec![("update_rule", Attr::Str("softmax".into()))],
+        ]
+        .concat(),
+        qkv(),
+        2,
+    );
+    assert_fails(rule, x(&[1, 2, 4]), "update_rule 'softmax' is not");
+
+    let group = one_node("LinearAttention", 27, heads(3, 2), qkv(), 2);
+    assert_fails(
+        group,
+        x(&[1, 2, 6]),
+        "q_num_heads 3 is not a multiple of kv_num_heads 2",
+    );
+}
+
+#[test]
+fn small_op_misuse_is_reported() {
+    let float_shift = one_node(
+        "BitShift",
+        11,
+        vec![("direction", Attr::Str("LEFT".into()))],
+        vec![x(&[2])],
+        1,
+    );
+    assert_fails(float_shift, x(&[2]), "BitShift takes integer input");
+
+    let cond = Tensor::from_slice(&[false, false, true]);
+    let past = one_node("Compress", 11, vec![("axis", Attr::Int(1))], vec![cond], 1);
+    assert_fails(
+        past,
+        x(&[3, 2]),
+        "condition is true at 2, past the 2 slices",
+    );
+
+    let crop = one_node(
+        "CenterCropPad",
+        18,
+        vec![("axes", Attr::Ints(vec![0]))],
+        vec![ints(&[2, 2])],
+        1,
+    );
+    assert_fails(crop, x(&[3, 3]), "should give one length per axis");
+
+    let cumprod = one_node("CumProd", 26, vec![], vec![ints(&[2])], 1);
+    assert_fails(cumprod, x(&[2, 3]), "axis 2 out of range");
+
+    let lp = one_node(
+        "LpPool",
+        22,
+        vec![("kernel_shape", Attr::Ints(vec![2])), ("p", Attr::Int(0))],
+        vec![],
+        1,
+    );
+    assert_fails(lp, x(&[1, 1, 4]), "p 0 should be a positive integer");
+}
+
+#[test]
+fn mod_28_takes_floats_with_floor_division_and_the_divisor_sign() {
+    let a = Tensor::from_slice(&[-3f32, 3.0, 0.0, -0.0, 5.0, 1.0]);
+    let b = Tensor::from_slice(&[2f32, -2.0, -1.0, 1.0, f32::INFINITY, f32::NEG_INFINITY]);
+    let g = one_node("Mod", 28, vec![], vec![b], 1);
+    let y = g.forward(&[a]).unwrap().remove(0);
+    let got = Vec::<f32>::try_from(&y).unwrap();
+    let want = [1f32, -1.0, -0.0, 0.0, 5.0, f32::NEG_INFINITY];
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g.to_bits(), w.to_bits(), "got {got:?}, want {want:?}");
+    }
+    // Before opset 28, fmod 0 takes integers only.
+    let old = one_node("Mod", 27, vec![], vec![x(&[2])], 1);
+    assert_fails(old, x(&[2]), "before opset 28");
+}

@@ -144,7 +144,9 @@ fn kind_of(op: Op, name: &str) -> Kind {
         | "coordinate_transformation_mode"
         | "nearest_mode"
         | "keep_aspect_ratio_policy"
-        | "reduction" => Kind::Str,
+        | "reduction"
+        | "direction"
+        | "update_rule" => Kind::Str,
         "alpha"
         | "beta"
         | "gamma"
@@ -155,7 +157,9 @@ fn kind_of(op: Op, name: &str) -> Kind {
         | "bias"
         | "ratio"
         | "cubic_coeff_a"
-        | "extrapolation_value" => Kind::Float,
+        | "extrapolation_value"
+        | "scale"
+        | "softcap" => Kind::Float,
         "scales" => Kind::Floats,
         _ => Kind::Int,
     }

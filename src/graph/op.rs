@@ -66,6 +66,20 @@ ops! {
     // shape.rs
     Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Concat, Split, Shape, Size,
     ConstantOfShape, Expand, Tile, Range, Pad, Identity, Dropout, DepthToSpace, SpaceToDepth,
+    // attention.rs
+    Attention, RMSNormalization, RotaryEmbedding, LinearAttention,
+    // activation.rs
+    Swish, ThresholdedRelu,
+    // elementwise.rs
+    Round, BitShift,
+    // reduce.rs
+    CumProd,
+    // pool.rs
+    LpPool,
+    // index.rs
+    Compress,
+    // shape.rs
+    CenterCropPad,
 }
 
 /// What the program may assume of an op. The default (an op of no row in
@@ -214,7 +228,8 @@ impl Op {
         use Op::*;
         const NONE: Traits = Traits::NONE;
         match self {
-            Relu => NONE.finite().elementwise().bound(Input),
+            Relu | ThresholdedRelu => NONE.finite().elementwise().bound(Input),
+            Round => NONE.finite().elementwise(),
             Clip => NONE.finite().elementwise().bound(Limits),
             LeakyRelu | Neg | Abs | Sqrt | Reciprocal | Mul | Div | Max | Min => NONE.elementwise(),
             Add | Sub => NONE.elementwise().bound(SumOfInputs),
@@ -222,11 +237,14 @@ impl Op {
             Sigmoid | Tanh => NONE.finite().bound(Fixed(1.0)),
             MaxPool => NONE.finite().bound(Input).window(Window::Pool),
             AveragePool => NONE.bound(Input).window(Window::Pool),
+            LpPool => NONE.window(Window::Pool),
             GlobalAveragePool | GlobalMaxPool | ReduceMean | ReduceMax | ReduceMin => {
                 NONE.bound(Input)
             }
             Flatten | Reshape | Squeeze | Unsqueeze | Transpose | Slice | Split | Gather
-            | GatherND | DepthToSpace | SpaceToDepth | Trilu => NONE.finite().bound(Input),
+            | GatherND | DepthToSpace | SpaceToDepth | Trilu | Compress | CenterCropPad => {
+                NONE.finite().bound(Input)
+            }
             Hardmax => NONE.finite().bound(Fixed(1.0)),
             Concat => NONE.finite().bound(LargestInput),
             Conv => NONE

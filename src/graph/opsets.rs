@@ -18,7 +18,24 @@ pub const IMPLEMENTED: i64 = 22;
 /// Ops whose kernel implements a newer version than [`IMPLEMENTED`]: the
 /// attribute Cast and CastLike gained in opset 24 (`round_mode`) only
 /// concerns float8e8m0, which faultsweep does not hold.
-const NEWER: &[(Op, i64)] = &[(Op::Cast, 24), (Op::CastLike, 24)];
+const NEWER: &[(Op, i64)] = &[
+    (Op::Cast, 24),
+    (Op::CastLike, 24),
+    // Ops introduced after opset 22, at the newest version their kernel runs
+    // (Attention: 23, 24 with nonpad_kv_seqlen, 25 with sliding windows).
+    (Op::Attention, 25),
+    (Op::RMSNormalization, 23),
+    (Op::RotaryEmbedding, 23),
+    (Op::LinearAttention, 27),
+    (Op::Swish, 24),
+    (Op::CumProd, 26),
+    // Mod 28 defines fmod 0 for floating-point inputs (floor division, the
+    // sign of B), which the kernel implements; the rest is version 13's.
+    (Op::Mod, 28),
+    // DepthToSpace 28 only gained a function body: its text, attributes
+    // and types are version 13's, which the kernel implements.
+    (Op::DepthToSpace, 28),
+];
 
 /// The default-domain opsets a model may declare.
 pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=NEWEST;
@@ -92,13 +109,21 @@ mod tests {
         assert_eq!(version_at(Op::Reshape, 25), Some(25));
         // Conv has not changed since 22.
         assert_eq!(check(Op::Conv, NEWEST), Ok(()));
-        // Mod 28 changed its text, not its signature or types.
-        let err = check(Op::Mod, 28).unwrap_err();
+        // SpaceToDepth 28 changed its definition, not only its types.
+        let err = check(Op::SpaceToDepth, 28).unwrap_err();
         assert!(
-            err.contains("op Mod is version 28") && err.contains("opset 27"),
+            err.contains("op SpaceToDepth is version 28") && err.contains("opset 27"),
             "{err}"
         );
-        assert_eq!(check(Op::Mod, 27), Ok(()));
+        assert_eq!(check(Op::SpaceToDepth, 27), Ok(()));
+        // Mod and DepthToSpace run at version 28 (NEWER).
+        assert_eq!(check(Op::Mod, 28), Ok(()));
+        assert_eq!(check(Op::DepthToSpace, 28), Ok(()));
+        // Ops younger than opset 22 run from the opset that introduced them.
+        assert_eq!(check(Op::Attention, 25), Ok(()));
+        assert!(check(Op::Attention, 22)
+            .unwrap_err()
+            .contains("introduced it in opset 23"));
         // Range 27 added the stash_type attribute.
         assert!(check(Op::Range, 27).unwrap_err().contains("version 11"));
         // An op younger than the model's opset.

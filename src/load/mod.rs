@@ -626,13 +626,13 @@ mod tests {
             from_bytes(&one_op("Relu", 1, opset), path).unwrap();
         }
         from_bytes(&one_op("Reshape", 2, 25), path).unwrap();
-        from_bytes(&one_op("Mod", 2, 27), path).unwrap();
-        let e = from_bytes(&one_op("Mod", 2, 28), path).unwrap_err();
+        from_bytes(&one_op("SpaceToDepth", 1, 27), path).unwrap();
+        let e = from_bytes(&one_op("SpaceToDepth", 1, 28), path).unwrap_err();
         let msg = e.to_string();
         for part in [
             "m.onnx",
             "'n'",
-            "op Mod is version 28",
+            "op SpaceToDepth is version 28",
             "version 13",
             "opset 27",
         ] {

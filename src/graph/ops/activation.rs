@@ -80,6 +80,16 @@ pub const OPS: &[OpDef] = &[
         attrs: &["min", "max"],
         kernel: clip,
     },
+    OpDef {
+        op: Op::Swish,
+        attrs: &["alpha"],
+        kernel: swish,
+    },
+    OpDef {
+        op: Op::ThresholdedRelu,
+        attrs: &["alpha"],
+        kernel: thresholded_relu,
+    },
 ];
 
 fn relu(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
@@ -274,4 +284,19 @@ pub fn clip_limits(node: &Node, inputs: &Inputs) -> KResult<(Option<f64>, Option
         let hi = opt_input(inputs, 2).map(to_f64).transpose()?;
         Ok((lo, hi))
     }
+}
+
+/// Swish (opset 24): x * sigmoid(alpha * x).
+fn swish(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let alpha = f64::from(node.attrs.float("alpha", 1.0)?);
+    one(x.f_mul(&x.f_mul_scalar(alpha)?.f_sigmoid()?)?)
+}
+
+/// ThresholdedRelu: x where x > alpha, 0 elsewhere (NaN too, as the spec
+/// and onnxruntime have it).
+fn thresholded_relu(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let alpha = f64::from(node.attrs.float("alpha", 1.0)?);
+    one(x.f_where_self(&x.f_gt(alpha)?, &x.f_zeros_like()?)?)
 }

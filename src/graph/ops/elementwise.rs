@@ -61,6 +61,12 @@ pub const OPS: &[OpDef] = &[
     plain(Op::Acosh, acosh),
     plain(Op::Atanh, atanh),
     plain(Op::IsNaN, is_nan),
+    plain(Op::Round, round),
+    OpDef {
+        op: Op::BitShift,
+        attrs: &["direction"],
+        kernel: bit_shift,
+    },
     OpDef {
         op: Op::IsInf,
         attrs: &["detect_positive", "detect_negative"],
@@ -182,10 +188,22 @@ fn div(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 
 /// Mod: `fmod` 0 takes the divisor's sign (torch `remainder`, integers only),
 /// `fmod` 1 the dividend's (C `fmod`).
+/// Mod: fmod 0 is `A - floor(A / B) * B`, with the sign of B, a zero
+/// result included (for floating-point inputs from opset 28; versions 10
+/// and 13 constrain fmod 0 to integers); fmod 1 is C's fmod, with the sign
+/// of A.
 fn modulo(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
     match node.attrs.int("fmod", 0)? {
-        0 if is_float(a.kind()) => fail("fmod 0 is invalid for floating-point inputs"),
+        0 if is_float(a.kind()) && node.opset < 28 => {
+            fail("fmod 0 is invalid for floating-point inputs before opset 28")
+        }
+        0 if is_float(a.kind()) => {
+            // libtorch's remainder leaves a zero result with A's sign.
+            let r = a.f_remainder_tensor(b)?;
+            let signed_zero = r.f_zeros_like()?.f_copysign(b)?;
+            one(signed_zero.f_where_self(&r.f_eq(0.0)?, &r)?)
+        }
         0 => one(a.f_remainder_tensor(b)?),
         1 => one(a.f_fmod_tensor(b)?),
         other => fail(format!("fmod {other} is not 0 or 1")),
@@ -251,4 +269,54 @@ fn is_inf(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         (false, false) => x.f_isinf()?.f_zeros_like()?,
     };
     one(y)
+}
+
+/// Round: to the nearest integer, halves to even.
+fn round(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    if !is_float(x.kind()) {
+        return fail(format!(
+            "Round takes floating-point input, got {:?}",
+            x.kind()
+        ));
+    }
+    one(x.f_round()?)
+}
+
+/// BitShift: shifts X by Y bits; right shifts of signed types extend the
+/// sign, left shifts wrap; a shift below 0 or of the type's width or more
+/// gives the sign fill alone (-1 for a right shift of a negative X, else 0),
+/// as opset 28 defines it.
+fn bit_shift(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, y) = (input(inputs, 0)?, input(inputs, 1)?);
+    let (bits, signed) = match x.kind() {
+        Kind::Uint8 => (8, false),
+        Kind::Int8 => (8, true),
+        Kind::Int16 => (16, true),
+        Kind::Int => (32, true),
+        Kind::Int64 => (64, true),
+        k => return fail(format!("BitShift takes integer input, got {k:?}")),
+    };
+    if y.kind() != x.kind() {
+        return fail(format!(
+            "X is {:?} and Y {:?}: they should be of one type",
+            x.kind(),
+            y.kind()
+        ));
+    }
+    let y64 = y.f_to_kind(Kind::Int64)?;
+    let outside = y64.f_lt(0)?.f_logical_or(&y64.f_ge(bits)?)?;
+    let amount = y64.f_clamp(0, bits - 1)?.f_to_kind(x.kind())?;
+    let (shifted, fill) = match node.attrs.string("direction", "")?.as_str() {
+        "LEFT" => (x.f_bitwise_left_shift(&amount)?, x.f_zeros_like()?),
+        "RIGHT" => {
+            let fill = match signed {
+                true => x.f_lt(0)?.f_to_kind(x.kind())?.f_neg()?,
+                false => x.f_zeros_like()?,
+            };
+            (x.f_bitwise_right_shift(&amount)?, fill)
+        }
+        other => return fail(format!("direction '{other}' is not LEFT or RIGHT")),
+    };
+    one(fill.f_where_self(&outside, &shifted)?)
 }

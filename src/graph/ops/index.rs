@@ -71,6 +71,11 @@ pub const OPS: &[OpDef] = &[
         attrs: &["upper"],
         kernel: trilu,
     },
+    OpDef {
+        op: Op::Compress,
+        attrs: &["axis"],
+        kernel: compress,
+    },
 ];
 
 /// `indices` as int64 with negative entries counted from the end of an axis
@@ -479,4 +484,33 @@ fn trilu(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     } else {
         one(x.f_tril(k)?)
     }
+}
+
+/// Compress: the slices along `axis` (of the flattened input without one)
+/// where the condition is true; a shorter condition leaves out the rest.
+fn compress(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let cond = input(inputs, 1)?;
+    if cond.dim() != 1 {
+        return fail(format!(
+            "condition of shape {:?} should be 1-D",
+            cond.size()
+        ));
+    }
+    let (x, a) = match node.attrs.has("axis") {
+        true => (
+            x.shallow_clone(),
+            data_axis(node.attrs.int("axis", 0)?, x.dim())?,
+        ),
+        false => (x.f_flatten(0, -1)?, 0),
+    };
+    let len = x.size()[a as usize];
+    let keep = cond.f_to_kind(Kind::Bool)?.f_nonzero()?.f_flatten(0, -1)?;
+    let past = to_i64s(&keep)?.into_iter().find(|&i| i >= len);
+    if let Some(i) = past {
+        return fail(format!(
+            "condition is true at {i}, past the {len} slices of axis {a}"
+        ));
+    }
+    one(x.f_index_select(a, &keep)?)
 }

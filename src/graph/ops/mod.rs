@@ -11,6 +11,7 @@ use tch::Tensor;
 use super::{Node, Op};
 
 mod activation;
+mod attention;
 mod chain;
 mod conv;
 pub use activation::clip_limits;
@@ -66,6 +67,7 @@ const FAMILIES: &[&[OpDef]] = &[
     reduce::OPS,
     resize::OPS,
     shape::OPS,
+    attention::OPS,
 ];
 
 /// Every kernel.

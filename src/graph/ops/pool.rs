@@ -56,6 +56,19 @@ pub const OPS: &[OpDef] = &[
         attrs: &[],
         kernel: global_max_pool,
     },
+    OpDef {
+        op: Op::LpPool,
+        attrs: &[
+            "auto_pad",
+            "ceil_mode",
+            "dilations",
+            "kernel_shape",
+            "p",
+            "pads",
+            "strides",
+        ],
+        kernel: lp_pool,
+    },
 ];
 
 /// The pooling window of a node applied to one input shape.
@@ -380,4 +393,45 @@ fn global_avg_pool(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 fn global_max_pool(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
     one(x.f_amax(spatial_dims(x)?.as_slice(), true)?)
+}
+
+/// LpPool: the p-norm of each window, (sum of |x|^p)^(1/p), the pads
+/// counting as zeros.
+fn lp_pool(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    if !crate::graph::is_float(x.kind()) {
+        return fail(format!(
+            "LpPool takes floating-point input, got {:?}",
+            x.kind()
+        ));
+    }
+    let p = node.attrs.int("p", 2)?;
+    if p < 1 {
+        return fail(format!("p {p} should be a positive integer"));
+    }
+    let w = window(node, x)?;
+    let powered = x.f_abs()?.f_pow_tensor_scalar(p)?;
+    let padded = pad(&powered, &w.explicit_pads(), 0.0)?;
+    // Window sums: each channel convolved with a (dilated) kernel of ones.
+    let size = padded.size();
+    let d = w.kernel.len();
+    let mut flat = vec![size[0] * size[1], 1];
+    flat.extend(&size[2..]);
+    let mut wshape = vec![1, 1];
+    wshape.extend(&w.kernel);
+    let ones = Tensor::f_ones(wshape.as_slice(), (x.kind(), x.device()))?;
+    let sums = padded.f_reshape(flat.as_slice())?.f_convolution(
+        &ones,
+        None::<Tensor>,
+        w.strides.as_slice(),
+        vec![0; d].as_slice(),
+        w.dilations.as_slice(),
+        false,
+        vec![0; d].as_slice(),
+        1,
+    )?;
+    let mut out = vec![size[0], size[1]];
+    out.extend(&sums.size()[2..]);
+    let sums = fit(sums.f_reshape(out.as_slice())?, &w.out)?;
+    one(sums.f_pow_tensor_scalar(1.0 / p as f64)?)
 }

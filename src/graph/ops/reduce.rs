@@ -52,6 +52,11 @@ pub const OPS: &[OpDef] = &[
         attrs: &["exclusive", "reverse"],
         kernel: cum_sum,
     },
+    OpDef {
+        op: Op::CumProd,
+        attrs: &["exclusive", "reverse"],
+        kernel: cum_prod,
+    },
 ];
 
 /// A reducer gets the input, the normalised axes (never empty unless the
@@ -168,6 +173,15 @@ fn arg_min(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 /// `exclusive` leaves each element out of its own sum, `reverse` sums from
 /// the end.
 fn cum_sum(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    cumulative(node, inputs, false)
+}
+
+/// CumProd (opset 26): as CumSum with products; `exclusive` starts at 1.
+fn cum_prod(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    cumulative(node, inputs, true)
+}
+
+fn cumulative(node: &Node, inputs: &Inputs, product: bool) -> KResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
     let a = to_i64s(input(inputs, 1)?)?;
     if a.len() != 1 {
@@ -182,10 +196,17 @@ fn cum_sum(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         x.shallow_clone()
     };
     let n = x.size()[a as usize];
-    let mut y = x.f_cumsum(a, x.kind())?;
+    let mut y = match product {
+        true => x.f_cumprod(a, x.kind())?,
+        false => x.f_cumsum(a, x.kind())?,
+    };
     if exclusive && n > 0 {
-        let zero = x.f_narrow(a, 0, 1)?.f_zeros_like()?;
-        y = Tensor::f_cat(&[zero, y.f_narrow(a, 0, n - 1)?], a)?;
+        let first = x.f_narrow(a, 0, 1)?;
+        let start = match product {
+            true => first.f_ones_like()?,
+            false => first.f_zeros_like()?,
+        };
+        y = Tensor::f_cat(&[start, y.f_narrow(a, 0, n - 1)?], a)?;
     }
     if reverse {
         y = y.f_flip([a])?;

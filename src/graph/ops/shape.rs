@@ -106,6 +106,11 @@ pub const OPS: &[OpDef] = &[
         attrs: &["blocksize"],
         kernel: space_to_depth,
     },
+    OpDef {
+        op: Op::CenterCropPad,
+        attrs: &["axes"],
+        kernel: center_crop_pad,
+    },
 ];
 
 /// An int list argument that is the attribute `name` before opset `since`
@@ -660,4 +665,41 @@ fn space_to_depth(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         .f_reshape([n, c, h / b, b, w / b, b])?
         .f_permute([0, 3, 5, 1, 2, 4])?
         .f_reshape([n, c * b * b, h / b, w / b])?)
+}
+
+/// CenterCropPad: each of `axes` (all by default) cropped or zero-padded to
+/// its length in `shape`, centred; an odd difference leaves the extra
+/// element at the end.
+fn center_crop_pad(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let shape = to_i64s(input(inputs, 1)?)?;
+    let rank = x.dim();
+    let axes = match node.attrs.ints("axes")? {
+        Some(a) => norm_axes(&a, rank)?,
+        None => (0..rank as i64).collect(),
+    };
+    if shape.len() != axes.len() {
+        return fail(format!(
+            "shape {shape:?} should give one length per axis of {axes:?}"
+        ));
+    }
+    let mut y = x.shallow_clone();
+    for (&a, &want) in axes.iter().zip(&shape) {
+        if want < 0 {
+            return fail(format!("shape {shape:?} has a negative length"));
+        }
+        let have = y.size()[a as usize];
+        if want < have {
+            y = y.f_narrow(a, (have - want) / 2, want)?;
+        } else if want > have {
+            let before = (want - have) / 2;
+            let mut size = y.size();
+            size[a as usize] = before;
+            let head = Tensor::f_zeros(size.as_slice(), (y.kind(), y.device()))?;
+            size[a as usize] = want - have - before;
+            let tail = Tensor::f_zeros(size.as_slice(), (y.kind(), y.device()))?;
+            y = Tensor::f_cat(&[head, y, tail], a)?;
+        }
+    }
+    one(y)
 }
