@@ -1,12 +1,12 @@
 //! Which opsets an op runs at. Every kernel implements its op as the spec
 //! defines it at opset [`IMPLEMENTED`] (and each earlier version the loader
-//! meets), a few at a newer version ([`NEWER`]). A model of a later opset
+//! meets), a few at a newer version (`NEWER`). A model of a later opset
 //! runs an op when every change to its definition since that version only
 //! touched tensor types (ONNX added float8, float4 and int2 types to many
 //! ops in opsets 23 to 28: faultsweep runs the types libtorch holds and
 //! refuses others by name); otherwise the node is refused, naming the op
 //! and the versions. The history comes from the pinned `onnx` package
-//! ([`opset_history`](super::opset_history)).
+//! (`opset_history.rs`, written by `scripts/make_opset_table.py`).
 
 pub use super::opset_history::ONNX;
 use super::opset_history::{HISTORY, NEWEST};
