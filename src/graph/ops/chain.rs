@@ -59,11 +59,12 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> KResult<Option<Tensor>> {
         Tensor::f_stack(&each, 0)?
     };
     y = y.f_reshape([batch.as_slice(), &[m, n]].concat().as_slice())?;
-    if b.dim() == 1 {
-        y = y.f_squeeze_dim(-1)?;
-    }
+    // The row axis first: with two vectors, the column axis is then last.
     if a.dim() == 1 {
         y = y.f_squeeze_dim(-2)?;
+    }
+    if b.dim() == 1 {
+        y = y.f_squeeze_dim(-1)?;
     }
     Ok(Some(y))
 }
