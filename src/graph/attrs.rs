@@ -108,6 +108,15 @@ impl Attrs {
         }
     }
 
+    /// Strings attribute `name`, or `None` when absent.
+    pub fn strings(&self, name: &str) -> KResult<Option<Vec<String>>> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Attr::Strings(v)) => Ok(Some(v.clone())),
+            Some(a) => Err(wrong(name, "a list of strings", a)),
+        }
+    }
+
     /// Tensor attribute `name`, or `None` when absent.
     pub fn tensor(&self, name: &str) -> KResult<Option<&Tensor>> {
         match self.0.get(name) {
@@ -126,6 +135,7 @@ enum Kind {
     Str,
     Ints,
     Floats,
+    Strings,
     Tensor,
 }
 
@@ -144,7 +154,9 @@ fn kind_of(op: Op, name: &str) -> Kind {
         | "coordinate_transformation_mode"
         | "nearest_mode"
         | "keep_aspect_ratio_policy"
-        | "reduction" => Kind::Str,
+        | "reduction"
+        | "padding_mode"
+        | "direction" => Kind::Str,
         "alpha"
         | "beta"
         | "gamma"
@@ -155,8 +167,11 @@ fn kind_of(op: Op, name: &str) -> Kind {
         | "bias"
         | "ratio"
         | "cubic_coeff_a"
-        | "extrapolation_value" => Kind::Float,
-        "scales" => Kind::Floats,
+        | "extrapolation_value"
+        | "spatial_scale"
+        | "clip" => Kind::Float,
+        "scales" | "activation_alpha" | "activation_beta" => Kind::Floats,
+        "activations" => Kind::Strings,
         _ => Kind::Int,
     }
 }
@@ -169,6 +184,7 @@ fn has_kind(a: &Attr, kind: Kind) -> bool {
             | (Attr::Str(_), Kind::Str)
             | (Attr::Ints(_), Kind::Ints)
             | (Attr::Floats(_), Kind::Floats)
+            | (Attr::Strings(_), Kind::Strings)
             | (Attr::Tensor(_), Kind::Tensor)
     )
 }
@@ -180,6 +196,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Str => "a string",
         Kind::Ints => "a list of ints",
         Kind::Floats => "a list of floats",
+        Kind::Strings => "a list of strings",
         Kind::Tensor => "a tensor",
     }
 }
