@@ -8,10 +8,11 @@
 //! (itself onnxruntime's CPU kernel) step by step, in float32 for the box
 //! arithmetic of NonMaxSuppression and float64 for RoiAlign's sampling.
 //! GridSample and AffineGrid run libtorch's `grid_sampler` and
-//! `affine_grid_generator`, which the ONNX definitions were written after;
-//! where they differ (cubic sampling at a coordinate outside the image under
-//! the border and reflection paddings: ONNX first moves the coordinate
-//! inside, libtorch only its taps), the grid is moved first.
+//! `affine_grid_generator`, which the ONNX definitions were written after.
+//! Where the ONNX reference implementation and onnxruntime differ (cubic
+//! sampling beyond the image under `border` padding: the reference clamps
+//! the coordinate before it picks the 4 x 4 taps, onnxruntime and libtorch
+//! clamp each tap), this follows onnxruntime.
 
 use tch::{Kind, Tensor};
 
@@ -463,62 +464,7 @@ fn grid_sample(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         return one(Tensor::zeros(shape.as_slice(), (x.kind(), x.device())));
     }
     let grid = grid.f_to_kind(x.kind())?;
-    let grid = if mode == 2 && padding != 0 {
-        inside(&grid, &xs[2..], corners, padding == 2)?
-    } else {
-        grid
-    };
     one(x.f_grid_sampler(&grid, mode, padding, corners)?)
-}
-
-/// The grid with each coordinate outside the image moved in (clamped to the
-/// border, or reflected), as ONNX does before cubic sampling.
-fn inside(grid: &Tensor, dims: &[i64], corners: bool, reflect: bool) -> KResult<Tensor> {
-    let g = grid.f_to_kind(Kind::Double)?;
-    let mut axes = Vec::new();
-    // grid's last axis: x (the last spatial axis) first.
-    for (i, &d) in dims.iter().rev().enumerate() {
-        let n = g.f_select(-1, i as i64)?;
-        let d = d as f64;
-        let (lo, hi) = if corners {
-            (0.0, d - 1.0)
-        } else {
-            (-0.5, d - 0.5)
-        };
-        let v = if corners {
-            (n + 1.0) / 2.0 * (d - 1.0)
-        } else {
-            ((n + 1.0) * d - 1.0) / 2.0
-        };
-        let out = v.f_lt(lo)?.f_logical_or(&v.f_gt(hi)?)?;
-        let moved = if !reflect {
-            v.f_clamp(0.0, d - 1.0)?
-        } else if hi - lo <= 0.0 {
-            v.f_zeros_like()?
-        } else {
-            let range = hi - lo;
-            let below = v.f_lt(lo)?;
-            let dx = (-&v + lo).f_where_self(&below, &(&v - hi))?;
-            let k = (&dx / range).f_trunc()?;
-            let r = &dx - &k * range;
-            let even = k.f_remainder(2.0)?.f_eq(0.0)?;
-            // Below: even k from lo up, odd from hi down; above the reverse.
-            let from_lo = even.f_logical_xor(&below.f_logical_not()?)?;
-            (&r + lo).f_where_self(&from_lo, &(-&r + hi))?
-        };
-        let v = moved.f_where_self(&out, &v)?;
-        let n = if corners {
-            if d > 1.0 {
-                v * 2.0 / (d - 1.0) - 1.0
-            } else {
-                v.f_zeros_like()?
-            }
-        } else {
-            (v * 2.0 + 1.0) / d - 1.0
-        };
-        axes.push(n);
-    }
-    Ok(Tensor::f_stack(&axes, -1)?.f_to_kind(grid.kind())?)
 }
 
 /// AffineGrid: the sampling grid `[N, H, W, 2]` (or `[N, D, H, W, 3]`) of
