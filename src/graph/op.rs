@@ -43,6 +43,10 @@ ops! {
     LSTM, GRU, RNN,
     // loss.rs
     NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss,
+    // index.rs
+    Unique,
+    // conv.rs
+    Col2Im,
     // activation.rs
     Relu, LeakyRelu, PRelu, Elu, Selu, Celu, Sigmoid, HardSigmoid, HardSwish, Tanh, Softplus,
     Softsign, Mish, Gelu, Softmax, LogSoftmax, Hardmax, Clip,
