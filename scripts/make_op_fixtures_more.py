@@ -5,8 +5,10 @@ nearest rounding, scales or sizes, axes, aspect-ratio policy, antialias,
 crop and extrapolation), TopK, ScatterElements and ScatterND (every
 reduction), GatherND (batch_dims), CumSum, DepthToSpace, SpaceToDepth,
 Hardmax, LpNormalization, IsNaN, IsInf, the trigonometric and hyperbolic
-functions, OneHot, NonZero and Trilu, over the opset versions that change
-them.
+functions, OneHot, NonZero and Trilu, NonMaxSuppression, RoiAlign,
+GridSample, AffineGrid, LSTM, GRU, RNN, NegativeLogLikelihoodLoss,
+SoftmaxCrossEntropyLoss, Unique and Col2Im, over the opset versions that
+change them; and torch-exported LSTM, GRU, roi_align and nms modules.
 
 Writes tests/fixtures/ops/m_NAME.{onnx,input.npy,expected.npy} and their
 entries in manifest.json (the other entries are kept). Same conventions as
@@ -574,7 +576,43 @@ def torch_fixtures():
                                     output_names=["y"], opset_version=18, dynamo=True,
                                     verbose=False)
         model = program.model_proto
+        # The exporter records source paths and lines: not part of the model.
+        for n in model.graph.node:
+            del n.metadata_props[:]
+        for v in list(model.graph.value_info) + list(model.graph.initializer):
+            del v.metadata_props[:]
+        del model.metadata_props[:]
         FIXTURES.append((f"{PREFIX}{name}", 18, model, x, "exported by torch.onnx (dynamo)"))
+
+
+def unique_col2im_fixtures():
+    """Unique (flattened or along an axis, sorted or in order of first
+    occurrence; every output) and Col2Im (2-D and 3-D, strides, pads,
+    dilations)."""
+    dup = np.round(RNG.standard_normal((4, 5)) * 1.2).astype(np.float32)
+    dup[2] = dup[0]
+    dup[:, 3] = dup[:, 1]
+    for sorted_ in [0, 1]:
+        for axis in [None, 0, -1]:
+            attrs = {"sorted": sorted_} | ({} if axis is None else {"axis": axis})
+            tag = "flat" if axis is None else f"axis{axis}".replace("-", "m")
+            for k, out in enumerate(["y", "first", "inverse", "counts"]):
+                outs = ["u0", "u1", "u2", "u3"]
+                outs[k] = "r"
+                last = [node("Identity", ["r"], ["y"])] if k == 0 else [to_float()]
+                fixture(f"unique_{tag}_sorted{sorted_}_{out}", 11, [4, 5],
+                        [node("Unique", ["x"], outs, **attrs)] + last, x=dup)
+    col2im_cases = [
+        ("col2im_2d", [1, 12, 4], (3, 4), (2, 3), {}),
+        ("col2im_2d_strides_pads", [2, 4, 9], (5, 6), (2, 2),
+         {"strides": [2, 2], "pads": [1, 0, 0, 1]}),
+        ("col2im_2d_dilations", [1, 8, 3], (5, 5), (2, 2),
+         {"dilations": [2, 3], "strides": [1, 2]}),
+        ("col2im_3d", [1, 8, 24], (3, 4, 3), (2, 2, 2), {"pads": [0, 1, 0, 0, 0, 1]}),
+    ]
+    for name, shape, image, block, attrs in col2im_cases:
+        fixture(name, 18, shape, [node("Col2Im", ["x", "im", "bl"], **attrs)],
+                [("im", i64(*image)), ("bl", i64(*block))])
 
 
 def build():
@@ -586,6 +624,7 @@ def build():
     recurrent_fixtures()
     loss_fixtures()
     torch_fixtures()
+    unique_col2im_fixtures()
 
 
 def main():

@@ -61,6 +61,10 @@ macro_rules! model_fixtures {
             m_atan_opset7
             m_atanh_opset22
             m_atanh_opset9
+            m_col2im_2d
+            m_col2im_2d_dilations
+            m_col2im_2d_strides_pads
+            m_col2im_3d
             m_cosh_opset22
             m_cosh_opset9
             m_cumsum_int
@@ -280,6 +284,30 @@ macro_rules! model_fixtures {
             m_trilu_upper_k2
             m_trilu_upper_km1
             m_trilu_upper_none
+            m_unique_axis0_sorted0_counts
+            m_unique_axis0_sorted0_first
+            m_unique_axis0_sorted0_inverse
+            m_unique_axis0_sorted0_y
+            m_unique_axis0_sorted1_counts
+            m_unique_axis0_sorted1_first
+            m_unique_axis0_sorted1_inverse
+            m_unique_axis0_sorted1_y
+            m_unique_axism1_sorted0_counts
+            m_unique_axism1_sorted0_first
+            m_unique_axism1_sorted0_inverse
+            m_unique_axism1_sorted0_y
+            m_unique_axism1_sorted1_counts
+            m_unique_axism1_sorted1_first
+            m_unique_axism1_sorted1_inverse
+            m_unique_axism1_sorted1_y
+            m_unique_flat_sorted0_counts
+            m_unique_flat_sorted0_first
+            m_unique_flat_sorted0_inverse
+            m_unique_flat_sorted0_y
+            m_unique_flat_sorted1_counts
+            m_unique_flat_sorted1_first
+            m_unique_flat_sorted1_inverse
+            m_unique_flat_sorted1_y
             m_upsample_opset7_linear
             m_upsample_opset7_nearest
             m_upsample_opset9_linear
