@@ -288,3 +288,54 @@ fn losses_check_targets_weights_and_reductions() {
     );
     assert_fails(sce, x(&[2, 3]), "target must be int32 or int64");
 }
+
+#[test]
+fn unique_and_col2im_check_their_arguments() {
+    let unique = one_node("Unique", 11, vec![("axis", Attr::Int(2))], vec![], 4);
+    assert_fails(unique, x(&[2, 3]), "axis 2 out of range for rank 2");
+    let col2im = |constants, attrs| one_node("Col2Im", 18, attrs, constants, 1);
+    assert_fails(
+        col2im(vec![ints(&[3, 4]), ints(&[2, 3])], vec![]),
+        x(&[1, 6, 5]),
+        "input has 5 blocks, the image [3, 4] with block_shape [2, 3] holds 4",
+    );
+    assert_fails(
+        col2im(vec![ints(&[3, 4]), ints(&[2, 3])], vec![]),
+        x(&[1, 7, 4]),
+        "input must be [N, C * 6, L]",
+    );
+    assert_fails(
+        col2im(vec![ints(&[3, 4]), ints(&[2])], vec![]),
+        x(&[1, 6, 4]),
+        "need the same non-zero length",
+    );
+    assert_fails(
+        col2im(
+            vec![ints(&[3, 4]), ints(&[2, 3])],
+            vec![("strides", Attr::Ints(vec![0, 1]))],
+        ),
+        x(&[1, 6, 4]),
+        "must be at least 1",
+    );
+    assert_fails(
+        col2im(vec![ints(&[3, 4]), ints(&[4, 3])], vec![]),
+        x(&[1, 12, 4]),
+        "is larger than the padded image",
+    );
+}
+
+#[test]
+fn unique_in_order_of_first_occurrence_keeps_int64_outputs() {
+    let g = one_node("Unique", 11, vec![("sorted", Attr::Int(0))], vec![], 4);
+    let out = g.forward(&[floats(&[2., 1., 2., 3., 1.])]).unwrap();
+    let v = |t: &Tensor| Vec::<f64>::try_from(&t.to_kind(Kind::Double)).unwrap();
+    assert_eq!(v(&out[0]), [2., 1., 3.]);
+    for (t, want) in
+        out[1..]
+            .iter()
+            .zip([vec![0., 1., 3.], vec![0., 1., 0., 2., 1.], vec![2., 2., 1.]])
+    {
+        assert_eq!(t.kind(), Kind::Int64);
+        assert_eq!(v(t), want);
+    }
+}
