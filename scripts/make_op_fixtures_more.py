@@ -450,7 +450,7 @@ def recurrent_fixtures():
 
     lens = np.array([5, 2, 4], np.int32)
 
-    def rnn_case(op, name, opset, gates, attrs, extras=(), out=0, layout=0, **kw):
+    def rnn_case(op, name, opset, gates, attrs, extras=(), out=0, layout=0, scale=None):
         dirs = 2 if attrs.get("direction") == "bidirectional" else 1
         inits = [("W", w(dirs, gates * hid, inp)), ("R", w(dirs, gates * hid, hid))]
         ins = ["x", "W", "R"]
@@ -460,6 +460,8 @@ def recurrent_fixtures():
                 v = {"B": lambda: w(dirs, 2 * gates * hid), "sl": lambda: lens,
                      "h0": lambda: w(*state), "c0": lambda: w(*state),
                      "P": lambda: w(dirs, 3 * hid)}[e]()
+                if scale and e in scale:
+                    v = (v * scale[e]).astype(np.float32)
                 inits.append((e, v))
                 ins.append(e)
             else:
@@ -488,6 +490,10 @@ def recurrent_fixtures():
     rnn_case("LSTM", "lstm_activations", 14, 4,
              {"activations": ["HardSigmoid", "LeakyRelu", "Softsign"],
               "activation_alpha": [0.3, 0.05], "activation_beta": [0.4]}, ["B"])
+    # clip bounds the gates' inputs, not the cell: a large initial cell
+    # shows which.
+    rnn_case("LSTM", "lstm_clip_large_cell", 14, 4, {"clip": 0.3}, ["B", "h0", "c0"], out=2,
+             scale={"c0": 8.0})
     rnn_case("GRU", "gru_opset7_forward", 7, 3, {})
     rnn_case("GRU", "gru_linear_before_reset_bidirectional", 14, 3,
              {"direction": "bidirectional", "linear_before_reset": 1}, ["B", "sl", "h0"])

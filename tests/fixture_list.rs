@@ -142,6 +142,7 @@ macro_rules! model_fixtures {
             m_lstm_bidirectional_all_inputs
             m_lstm_bidirectional_y_c
             m_lstm_clip_input_forget
+            m_lstm_clip_large_cell
             m_lstm_opset7_forward
             m_lstm_reverse_seq_lens_y_h
             m_nll_2d_ii_mean
