@@ -339,3 +339,47 @@ fn unique_in_order_of_first_occurrence_keeps_int64_outputs() {
         assert_eq!(v(t), want);
     }
 }
+
+#[test]
+fn roi_align_refuses_outputs_too_large_to_hold() {
+    let rois = floats(&[0., 0., 2., 2.]).view([1, 4]);
+    let huge = one_node(
+        "RoiAlign",
+        16,
+        vec![
+            ("output_height", Attr::Int(1 << 20)),
+            ("output_width", Attr::Int(1 << 20)),
+        ],
+        vec![rois.copy(), ints(&[0])],
+        1,
+    );
+    assert_fails(huge, x(&[1, 1, 4, 4]), "too large an output");
+    let samples = one_node(
+        "RoiAlign",
+        16,
+        vec![("sampling_ratio", Attr::Int(1 << 20))],
+        vec![rois, ints(&[0])],
+        1,
+    );
+    assert_fails(samples, x(&[1, 1, 4, 4]), "too many");
+}
+
+#[test]
+fn grids_and_images_too_large_to_hold_are_refused() {
+    let ag = one_node(
+        "AffineGrid",
+        20,
+        vec![],
+        vec![ints(&[1, 1, 1 << 20, 1 << 20])],
+        1,
+    );
+    assert_fails(ag, x(&[1, 2, 3]), "too large");
+    let col2im = one_node(
+        "Col2Im",
+        18,
+        vec![("pads", Attr::Ints(vec![0, 0, 1 << 40, 0]))],
+        vec![ints(&[1, 1]), ints(&[1, 1])],
+        1,
+    );
+    assert_fails(col2im, x(&[1, 1, 1]), "too large");
+}

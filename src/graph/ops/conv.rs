@@ -85,16 +85,26 @@ fn col2im(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         ));
     }
     let xs = x.size();
-    let kernel: i64 = block.iter().product();
+    let kernel = (block.iter()).try_fold(1i64, |a, &b| a.checked_mul(b));
+    let kernel = kernel.unwrap_or(i64::MAX);
     if xs.len() != 3 || xs[1] % kernel != 0 {
         return fail(format!(
             "input must be [N, C * {kernel}, L] for block_shape {block:?}, got shape {xs:?}"
         ));
     }
-    let padded: Vec<i64> = (0..n).map(|i| image[i] + pads[i] + pads[n + i]).collect();
+    let padded: Option<Vec<i64>> = (0..n)
+        .map(|i| image[i].checked_add(pads[i])?.checked_add(pads[n + i]))
+        .collect();
+    let total = (padded.iter().flatten()).try_fold(1i64, |a, &b| a.checked_mul(b));
+    let elems = total.and_then(|t| t.checked_mul(xs[0].max(1) * (xs[1] / kernel).max(1)));
+    let (Some(padded), Some(total), Some(1..=0x8000_0000)) = (padded, total, elems) else {
+        return fail(format!(
+            "an image of shape {image:?} padded by {pads:?} is too large"
+        ));
+    };
     let mut blocks = Vec::with_capacity(n);
     for i in 0..n {
-        let extent = dil[i] * (block[i] - 1) + 1;
+        let extent = dil[i].saturating_mul(block[i] - 1).saturating_add(1);
         if padded[i] < extent {
             return fail(format!(
                 "block {block:?} with dilations {dil:?} is larger than the padded image {padded:?}"
@@ -131,7 +141,6 @@ fn col2im(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         }
     }
     let c = xs[1] / kernel;
-    let total: i64 = padded.iter().product();
     let index = Tensor::from_slice(&index).f_to(x.device())?;
     let src = x.f_reshape([xs[0], c, kernel * l])?;
     let y =

@@ -315,6 +315,12 @@ fn roi_align(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     }
     let r = rs[0] as usize;
     let (ohu, owu) = (oh as usize, ow as usize);
+    let total = [c, ohu, owu].iter().try_fold(r, |a, &b| a.checked_mul(b));
+    if total.is_none_or(|t| t > 1 << 28) {
+        return fail(format!(
+            "{r} regions x {c} channels x {oh} x {ow} bins is too large an output"
+        ));
+    }
     let mut out = vec![0f64; r * c * ohu * owu];
     if h > 0 && w > 0 {
         let data = f64s(x)?;
@@ -344,6 +350,12 @@ fn roi_align(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
                 }
             };
             let (gh, gw) = (grid(bin_h), grid(bin_w));
+            let samples = (ohu * owu).checked_mul(gh).and_then(|v| v.checked_mul(gw));
+            if samples.is_none_or(|v| v > 1 << 26) {
+                return fail(format!(
+                    "region {k} needs {gh} x {gw} samples in each of {oh} x {ow} bins: too many"
+                ));
+            }
             let count = (gh * gw).max(1) as f64;
             let mut taps = Vec::with_capacity(ohu * owu * gh * gw);
             for ph in 0..ohu {
@@ -497,6 +509,11 @@ fn affine_grid(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
             "theta must be a float tensor, got {:?}",
             theta.kind()
         ));
+    }
+    let elems = (size.iter().skip(2).chain([&size[0], &(spatial as i64)]))
+        .try_fold(1i64, |a, &b| a.checked_mul(b));
+    if elems.is_none_or(|e| e > 1 << 31) {
+        return fail(format!("a grid for size {size:?} is too large"));
     }
     let corners = align_corners(node)?;
     one(Tensor::f_affine_grid_generator(
