@@ -17,16 +17,6 @@ use super::{fail, input, opt_input, to_i64s, Inputs, KResult, OpDef};
 use crate::graph::Node;
 use crate::graph::Op;
 
-const ATTRS: &[&str] = &[
-    "activation_alpha",
-    "activation_beta",
-    "activations",
-    "clip",
-    "direction",
-    "hidden_size",
-    "layout",
-];
-
 pub const OPS: &[OpDef] = &[
     OpDef {
         op: Op::LSTM,
@@ -58,7 +48,15 @@ pub const OPS: &[OpDef] = &[
     },
     OpDef {
         op: Op::RNN,
-        attrs: ATTRS,
+        attrs: &[
+            "activation_alpha",
+            "activation_beta",
+            "activations",
+            "clip",
+            "direction",
+            "hidden_size",
+            "layout",
+        ],
         kernel: rnn,
     },
 ];
@@ -316,9 +314,9 @@ fn common(node: &Node, inputs: &Inputs, gates: i64) -> KResult<Common> {
 }
 
 impl Common {
-    /// Per direction `d`: the input projections of every step, in the order
-    /// the direction reads them, `[seq, batch, gates * hidden]`, with both
-    /// biases of the gates that `both_biases` covers.
+    /// Per direction `d`: the input projections `X_t W^T` of every step, in
+    /// the order the direction reads them, `[seq, batch, gates * hidden]`
+    /// (no bias).
     fn projected(&self, d: i64) -> KResult<Tensor> {
         let x = self.x.f_gather(
             0,
@@ -376,8 +374,8 @@ impl Common {
     }
 }
 
-/// The bias of gate `g` of direction `d`: input bias plus recurrence bias
-/// (`both`) or one of them.
+/// The bias of gate `g` of direction `d`: its input bias `Wb`, or its
+/// recurrence bias `Rb` when `recurrence`.
 fn bias(c: &Common, d: i64, gates: i64, g: i64, recurrence: bool) -> KResult<Tensor> {
     let h = c.hidden;
     let off = if recurrence { gates * h } else { 0 };
