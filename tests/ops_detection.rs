@@ -383,3 +383,15 @@ fn grids_and_images_too_large_to_hold_are_refused() {
     );
     assert_fails(col2im, x(&[1, 1, 1]), "too large");
 }
+
+#[test]
+fn a_recurrent_op_over_no_time_steps_gives_an_empty_y() {
+    let h0 = Tensor::full([1, 2, 5], 0.5, (Kind::Float, tch::Device::Cpu));
+    let g = lstm(
+        vec![],
+        20,
+        vec![x(&[1, 40]), Tensor::from_slice(&[0i32, 0]), h0],
+    );
+    let out = g.forward(&[x(&[0, 2, 4])]).unwrap();
+    assert_eq!(out[0].size(), [0, 1, 2, 5]);
+}

@@ -339,6 +339,10 @@ impl Common {
     /// The steps' outputs `[seq, batch, hidden]` back in time order, zeros
     /// where a sequence has ended.
     fn in_time_order(&self, d: i64, steps: &[Tensor]) -> KResult<Tensor> {
+        if steps.is_empty() {
+            let size = [0, self.batch, self.hidden];
+            return Ok(Tensor::zeros(size, (self.x.kind(), self.x.device())));
+        }
         let y = Tensor::f_stack(steps, 0)?;
         let y = y.f_mul(&self.active.f_to_kind(y.kind())?)?;
         let idx = self.perms[d as usize]
