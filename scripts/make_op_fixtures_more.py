@@ -5,8 +5,10 @@ nearest rounding, scales or sizes, axes, aspect-ratio policy, antialias,
 crop and extrapolation), TopK, ScatterElements and ScatterND (every
 reduction), GatherND (batch_dims), CumSum, DepthToSpace, SpaceToDepth,
 Hardmax, LpNormalization, IsNaN, IsInf, the trigonometric and hyperbolic
-functions, OneHot, NonZero and Trilu, over the opset versions that change
-them.
+functions, OneHot, NonZero and Trilu, NonMaxSuppression, RoiAlign,
+GridSample, AffineGrid, LSTM, GRU, RNN, NegativeLogLikelihoodLoss,
+SoftmaxCrossEntropyLoss, Unique and Col2Im, over the opset versions that
+change them; and torch-exported LSTM, GRU, roi_align and nms modules.
 
 Writes tests/fixtures/ops/m_NAME.{onnx,input.npy,expected.npy} and their
 entries in manifest.json (the other entries are kept). Same conventions as
@@ -467,6 +469,263 @@ def attention_fixtures():
             [("s", i64(3, 7, 3))])
     fixture("centercroppad_axes", 18, [2, 7, 4], [node("CenterCropPad", ["x", "s"], axes=[-2, 2])],
             [("s", i64(4, 5))])
+def detection_fixtures():
+    """NonMaxSuppression, RoiAlign, GridSample and AffineGrid over their
+    attributes and opset versions."""
+    # NonMaxSuppression: x holds the boxes; the selected (batch, class,
+    # box) rows as float.
+    corners = RNG.uniform(0, 10, (2, 8, 2)).astype(np.float32)
+    boxes = np.concatenate([corners, corners + RNG.uniform(1, 6, (2, 8, 2))], -1)
+    boxes[:, ::3] = boxes[:, ::3][..., [2, 3, 0, 1]]  # some flipped diagonals
+    scores = RNG.uniform(0, 1, (2, 3, 8)).astype(np.float32)
+    scores[0, 1, 2:4] = scores[0, 1, 5]  # ties: lower index first
+    nms_cases = [
+        ("nonmaxsuppression_opset10_all", 10, {}, ["m"], [("m", i64(8))]),
+        ("nonmaxsuppression_iou_score", 11, {}, ["m", "iou", "sc"],
+         [("m", i64(3)), ("iou", f32(0.3)), ("sc", f32(0.25))]),
+        ("nonmaxsuppression_iou_only", 22, {}, ["m", "iou"], [("m", i64(5)), ("iou", f32(0.1))]),
+        ("nonmaxsuppression_center", 11, {"center_point_box": 1}, ["m", "iou", "sc"],
+         [("m", i64(4)), ("iou", f32(0.2)), ("sc", f32(0.1))]),
+    ]
+    for name, opset, attrs, ins, inits in nms_cases:
+        fixture(name, opset, [2, 8, 4], [
+            node("NonMaxSuppression", ["x", "s"] + ins, ["r"], **attrs), to_float()],
+            [("s", scores)] + inits, x=boxes)
+    # Without max_output_boxes_per_class nothing is selected: a [0, 3] shape.
+    fixture("nonmaxsuppression_no_max", 11, [2, 8, 4], [
+        node("NonMaxSuppression", ["x", "s"], ["i"]), node("Shape", ["i"], ["r"]), to_float()],
+        [("s", scores)], x=boxes)
+
+    # RoiAlign: rois partly outside the image, bins of fractional sizes.
+    rois = f32(0.5, 1.0, 6.2, 5.3, 2.0, 0.0, 3.1, 7.9, -2.0, 3.0, 9.5, 12.0,
+               4.0, 4.0, 4.2, 4.1).reshape(4, 4)
+    bidx = i64(0, 1, 1, 0)
+    roi_cases = [
+        ("roialign_opset10_avg", 10, {"output_height": 3, "output_width": 2,
+                                       "sampling_ratio": 2, "spatial_scale": 0.5}),
+        ("roialign_opset10_max", 10, {"mode": "max", "output_height": 2, "output_width": 3}),
+        ("roialign_half_pixel_avg", 16, {"output_height": 3, "output_width": 3}),
+        ("roialign_output_half_pixel_max", 16,
+         {"coordinate_transformation_mode": "output_half_pixel", "mode": "max",
+          "output_height": 2, "output_width": 2, "sampling_ratio": 3}),
+        ("roialign_half_pixel_max_scaled", 21,
+         {"mode": "max", "output_height": 4, "output_width": 3, "spatial_scale": 0.75}),
+    ]
+    for name, opset, attrs in roi_cases:
+        fixture(name, opset, [2, 3, 8, 9],
+                [node("RoiAlign", ["x", "rois", "b"], **attrs)],
+                [("rois", rois), ("b", bidx)])
+
+    # GridSample: every mode, padding and align_corners, with grid points
+    # beyond the image.
+    grid = RNG.uniform(-1.4, 1.4, (2, 3, 4, 2)).astype(np.float32)
+    grid[0, 0, :2] = [[-1, -1], [1, 1]]
+    for opset, modes in [(16, ["bilinear", "nearest", "bicubic"]), (20, ["linear", "nearest", "cubic"])]:
+        for mode in modes:
+            for pad in ["zeros", "border", "reflection"]:
+                for ac in [0, 1]:
+                    if opset == 20 and ac == 1 and mode != "cubic":
+                        continue
+                    fixture(f"gridsample_opset{opset}_{mode}_{pad}_ac{ac}", opset, [2, 2, 4, 5],
+                            [node("GridSample", ["x", "g"], mode=mode, padding_mode=pad,
+                                  align_corners=ac)], [("g", grid)])
+    grid5 = RNG.uniform(-1.3, 1.3, (1, 2, 3, 2, 3)).astype(np.float32)
+    for mode in ["linear", "nearest"]:
+        for pad, ac in [("zeros", 0), ("border", 1), ("reflection", 0)]:
+            fixture(f"gridsample_opset22_5d_{mode}_{pad}_ac{ac}", 22, [1, 2, 3, 4, 5],
+                    [node("GridSample", ["x", "g"], mode=mode, padding_mode=pad,
+                          align_corners=ac)], [("g", grid5)])
+
+    # AffineGrid: 2-D and 3-D, both align_corners.
+    for ac in [0, 1]:
+        fixture(f"affinegrid_2d_ac{ac}", 20, [2, 2, 3],
+                [node("AffineGrid", ["x", "size"], align_corners=ac)],
+                [("size", i64(2, 3, 4, 5))])
+        fixture(f"affinegrid_3d_ac{ac}", 20, [1, 3, 4],
+                [node("AffineGrid", ["x", "size"], align_corners=ac)],
+                [("size", i64(1, 1, 2, 3, 4))])
+
+
+def recurrent_fixtures():
+    """LSTM, GRU and RNN: directions, biases, initial states, sequence
+    lengths, peepholes, clip, activations; Y, Y_h or Y_c. onnxruntime
+    refuses layout 1 (batch first): the conformance cases check it."""
+    seq, batch, inp, hid = 5, 3, 4, 6
+
+    def w(*shape):
+        return (RNG.standard_normal(shape) * 0.5).astype(np.float32)
+
+    lens = np.array([5, 2, 4], np.int32)
+
+    def rnn_case(op, name, opset, gates, attrs, extras=(), out=0, layout=0, scale=None):
+        dirs = 2 if attrs.get("direction") == "bidirectional" else 1
+        inits = [("W", w(dirs, gates * hid, inp)), ("R", w(dirs, gates * hid, hid))]
+        ins = ["x", "W", "R"]
+        state = [batch, dirs, hid] if layout else [dirs, batch, hid]
+        for e in ["B", "sl", "h0", "c0", "P"]:
+            if e in extras:
+                v = {"B": lambda: w(dirs, 2 * gates * hid), "sl": lambda: lens,
+                     "h0": lambda: w(*state), "c0": lambda: w(*state),
+                     "P": lambda: w(dirs, 3 * hid)}[e]()
+                if scale and e in scale:
+                    v = (v * scale[e]).astype(np.float32)
+                inits.append((e, v))
+                ins.append(e)
+            else:
+                ins.append("")
+        order = {"LSTM": ["B", "sl", "h0", "c0", "P"], "GRU": ["B", "sl", "h0"],
+                 "RNN": ["B", "sl", "h0"]}[op]
+        ins = ins[:3 + len(order)]
+        while ins[-1] == "":
+            ins.pop()
+        outs = ["r0", "r1", "r2"][:3 if op == "LSTM" else 2]
+        outs[out] = "y"
+        shape = [batch, seq, inp] if layout else [seq, batch, inp]
+        fixture(name, opset, shape,
+                [node(op, ins, outs, hidden_size=hid, **({"layout": layout} if layout else {}),
+                      **attrs)], inits)
+
+    rnn_case("LSTM", "lstm_opset7_forward", 7, 4, {})
+    rnn_case("LSTM", "lstm_bidirectional_all_inputs", 14, 4, {"direction": "bidirectional"},
+             ["B", "sl", "h0", "c0", "P"])
+    rnn_case("LSTM", "lstm_reverse_seq_lens_y_h", 14, 4, {"direction": "reverse"},
+             ["B", "sl", "h0"], out=1)
+    rnn_case("LSTM", "lstm_bidirectional_y_c", 14, 4, {"direction": "bidirectional"},
+             ["B", "sl", "h0", "c0"], out=2)
+    rnn_case("LSTM", "lstm_clip_input_forget", 22, 4, {"clip": 0.7, "input_forget": 1},
+             ["B", "P"])
+    rnn_case("LSTM", "lstm_activations", 14, 4,
+             {"activations": ["HardSigmoid", "LeakyRelu", "Softsign"],
+              "activation_alpha": [0.3, 0.05], "activation_beta": [0.4]}, ["B"])
+    # clip bounds the gates' inputs, not the cell: a large initial cell
+    # shows which.
+    rnn_case("LSTM", "lstm_clip_large_cell", 14, 4, {"clip": 0.3}, ["B", "h0", "c0"], out=2,
+             scale={"c0": 8.0})
+    rnn_case("GRU", "gru_opset7_forward", 7, 3, {})
+    rnn_case("GRU", "gru_linear_before_reset_bidirectional", 14, 3,
+             {"direction": "bidirectional", "linear_before_reset": 1}, ["B", "sl", "h0"])
+    rnn_case("GRU", "gru_reverse_seq_lens_y_h", 14, 3, {"direction": "reverse"},
+             ["B", "sl"], out=1)
+    rnn_case("GRU", "gru_clip", 22, 3, {"clip": 0.5}, ["B", "h0"])
+    rnn_case("GRU", "gru_activations", 14, 3,
+             {"activations": ["HardSigmoid", "ScaledTanh"],
+              "activation_alpha": [0.25, 1.5], "activation_beta": [0.45, 0.8]}, ["B"])
+    rnn_case("RNN", "rnn_opset7_forward", 7, 1, {})
+    rnn_case("RNN", "rnn_bidirectional_relu_seq_lens", 14, 1,
+             {"direction": "bidirectional", "activations": ["Relu", "Tanh"]}, ["B", "sl", "h0"])
+    rnn_case("RNN", "rnn_reverse_y_h", 22, 1, {"direction": "reverse"},
+             ["B", "sl", "h0"], out=1)
+    rnn_case("RNN", "rnn_clip_affine", 14, 1,
+             {"clip": 0.8, "activations": ["Affine"], "activation_alpha": [0.7],
+              "activation_beta": [0.1]}, ["B"])
+    rnn_case("RNN", "rnn_elu_softplus_bidirectional", 14, 1,
+             {"direction": "bidirectional", "activations": ["Elu", "Softplus"],
+              "activation_alpha": [0.6]}, ["B"])
+
+
+def loss_fixtures():
+    """NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss: reductions,
+    weights, ignore_index, extra dimensions, the log_prob output."""
+    target = np.array([[1, 3], [0, 2], [3, 3]], np.int64)
+    target_ii = np.array([[1, -1], [0, 2], [-1, 3]], np.int64)
+    weight = f32(0.5, 1.5, 2.0, 0.25)
+    for op, short, first in [("NegativeLogLikelihoodLoss", "nll", 13),
+                             ("SoftmaxCrossEntropyLoss", "sce", 13)]:
+        for red in ["none", "sum", "mean"]:
+            fixture(f"{short}_{red}", first, [3, 4, 2],
+                    [node(op, ["x", "t"], reduction=red)], [("t", target)])
+            fixture(f"{short}_{red}_weight_ii", 22 if op[0] == "N" else first, [3, 4, 2],
+                    [node(op, ["x", "t", "w"], reduction=red, ignore_index=-1)],
+                    [("t", target_ii), ("w", weight)])
+        fixture(f"{short}_2d_ii_mean", 12, [5, 3],
+                [node(op, ["x", "t"], ignore_index=1)], [("t", i64(0, 1, 2, 1, 2))])
+    fixture("sce_log_prob_output", 13, [3, 4, 2],
+            [node("SoftmaxCrossEntropyLoss", ["x", "t", "w"], ["l", "y"], reduction="sum")],
+            [("t", target), ("w", weight)])
+
+
+def torch_fixtures():
+    """torch.nn.LSTM and GRU (hidden 8), torchvision's roi_align and nms,
+    each in a tiny module exported by torch.onnx (dynamo, opset 18), which
+    emits the ONNX LSTM, GRU, RoiAlign and NonMaxSuppression ops."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(20261207)
+
+    class Recurrent(torch.nn.Module):
+        def __init__(self, cell, **kw):
+            super().__init__()
+            self.cell = cell(4, 8, **kw)
+
+        def forward(self, x):
+            return self.cell(x)[0]
+
+    class Roi(torch.nn.Module):
+        def forward(self, x):
+            boxes = torch.tensor([[0, 0.5, 1.0, 4.0, 5.0], [1, 2.0, 1.0, 7.0, 6.5],
+                                  [0, -1.0, 3.0, 9.0, 8.5]])
+            return torchvision.ops.roi_align(x, boxes, (3, 3), spatial_scale=0.5,
+                                             sampling_ratio=2, aligned=True)
+
+    class Nms(torch.nn.Module):
+        def forward(self, x):
+            boxes = torch.cat([x[:, :2], x[:, :2] + x[:, 2:4] + 0.1], 1)
+            return torchvision.ops.nms(boxes, x[:, 4], 0.4).float()
+
+    cases = [
+        ("torch_lstm_bidirectional", Recurrent(torch.nn.LSTM, batch_first=True, bidirectional=True),
+         RNG.standard_normal((2, 5, 4))),
+        ("torch_lstm", Recurrent(torch.nn.LSTM), RNG.standard_normal((5, 2, 4))),
+        ("torch_gru_bidirectional", Recurrent(torch.nn.GRU, batch_first=True, bidirectional=True),
+         RNG.standard_normal((2, 5, 4))),
+        ("torch_gru", Recurrent(torch.nn.GRU), RNG.standard_normal((5, 2, 4))),
+        ("torch_roi_align", Roi(), RNG.standard_normal((2, 3, 8, 8))),
+        ("torch_nms", Nms(), RNG.uniform(0, 1, (10, 5))),
+    ]
+    for name, module, x in cases:
+        x = np.asarray(x, np.float32)
+        program = torch.onnx.export(module.eval(), (torch.from_numpy(x),), input_names=["x"],
+                                    output_names=["y"], opset_version=18, dynamo=True,
+                                    verbose=False)
+        model = program.model_proto
+        # The exporter records source paths and lines: not part of the model.
+        for n in model.graph.node:
+            del n.metadata_props[:]
+        for v in list(model.graph.value_info) + list(model.graph.initializer):
+            del v.metadata_props[:]
+        del model.metadata_props[:]
+        FIXTURES.append((f"{PREFIX}{name}", 18, model, x, "exported by torch.onnx (dynamo)"))
+
+
+def unique_col2im_fixtures():
+    """Unique (flattened or along an axis, sorted or in order of first
+    occurrence; every output) and Col2Im (2-D and 3-D, strides, pads,
+    dilations)."""
+    dup = np.round(RNG.standard_normal((4, 5)) * 1.2).astype(np.float32)
+    dup[2] = dup[0]
+    dup[:, 3] = dup[:, 1]
+    for sorted_ in [0, 1]:
+        for axis in [None, 0, -1]:
+            attrs = {"sorted": sorted_} | ({} if axis is None else {"axis": axis})
+            tag = "flat" if axis is None else f"axis{axis}".replace("-", "m")
+            for k, out in enumerate(["y", "first", "inverse", "counts"]):
+                outs = ["u0", "u1", "u2", "u3"]
+                outs[k] = "r"
+                last = [node("Identity", ["r"], ["y"])] if k == 0 else [to_float()]
+                fixture(f"unique_{tag}_sorted{sorted_}_{out}", 11, [4, 5],
+                        [node("Unique", ["x"], outs, **attrs)] + last, x=dup)
+    col2im_cases = [
+        ("col2im_2d", [1, 12, 4], (3, 4), (2, 3), {}),
+        ("col2im_2d_strides_pads", [2, 4, 9], (5, 6), (2, 2),
+         {"strides": [2, 2], "pads": [1, 0, 0, 1]}),
+        ("col2im_2d_dilations", [1, 8, 3], (5, 5), (2, 2),
+         {"dilations": [2, 3], "strides": [1, 2]}),
+        ("col2im_3d", [1, 8, 24], (3, 4, 3), (2, 2, 2), {"pads": [0, 1, 0, 0, 0, 1]}),
+    ]
+    for name, shape, image, block, attrs in col2im_cases:
+        fixture(name, 18, shape, [node("Col2Im", ["x", "im", "bl"], **attrs)],
+                [("im", i64(*image)), ("bl", i64(*block))])
 
 
 def build():
@@ -475,6 +734,11 @@ def build():
     more_fixtures()
     resize_onnxruntime_fixtures()
     attention_fixtures()
+    detection_fixtures()
+    recurrent_fixtures()
+    loss_fixtures()
+    torch_fixtures()
+    unique_col2im_fixtures()
 
 
 def main():
@@ -488,10 +752,13 @@ def main():
         if path.exists() else []
     build()
     for name, opset, model, x, desc in FIXTURES:
-        sess = ort.InferenceSession(
-            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
-        )
-        (y,) = sess.run(["y"], {"x": x})
+        try:
+            sess = ort.InferenceSession(
+                model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+            )
+            (y,) = sess.run(["y"], {"x": x})
+        except Exception as e:
+            raise SystemExit(f"{name}: {e}")
         declared = list(np.shape(y))
         if desc == FLOAT32_SIZES:
             declared = [f"d{i}" for i in range(len(declared))]

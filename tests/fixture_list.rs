@@ -49,6 +49,10 @@ macro_rules! model_fixtures {
             m_acos_opset7
             m_acosh_opset22
             m_acosh_opset9
+            m_affinegrid_2d_ac0
+            m_affinegrid_2d_ac1
+            m_affinegrid_3d_ac0
+            m_affinegrid_3d_ac1
             m_asin_opset22
             m_asin_opset7
             m_asinh_opset22
@@ -75,6 +79,10 @@ macro_rules! model_fixtures {
             m_bitshift_right
             m_centercroppad_axes
             m_centercroppad_crop_pad
+            m_col2im_2d
+            m_col2im_2d_dilations
+            m_col2im_2d_strides_pads
+            m_col2im_3d
             m_compress_axis0
             m_compress_axis_neg
             m_compress_flat_short
@@ -98,6 +106,47 @@ macro_rules! model_fixtures {
             m_gathernd_batch2
             m_gathernd_elements
             m_gathernd_slices
+            m_gridsample_opset16_bicubic_border_ac0
+            m_gridsample_opset16_bicubic_border_ac1
+            m_gridsample_opset16_bicubic_reflection_ac0
+            m_gridsample_opset16_bicubic_reflection_ac1
+            m_gridsample_opset16_bicubic_zeros_ac0
+            m_gridsample_opset16_bicubic_zeros_ac1
+            m_gridsample_opset16_bilinear_border_ac0
+            m_gridsample_opset16_bilinear_border_ac1
+            m_gridsample_opset16_bilinear_reflection_ac0
+            m_gridsample_opset16_bilinear_reflection_ac1
+            m_gridsample_opset16_bilinear_zeros_ac0
+            m_gridsample_opset16_bilinear_zeros_ac1
+            m_gridsample_opset16_nearest_border_ac0
+            m_gridsample_opset16_nearest_border_ac1
+            m_gridsample_opset16_nearest_reflection_ac0
+            m_gridsample_opset16_nearest_reflection_ac1
+            m_gridsample_opset16_nearest_zeros_ac0
+            m_gridsample_opset16_nearest_zeros_ac1
+            m_gridsample_opset20_cubic_border_ac0
+            m_gridsample_opset20_cubic_border_ac1
+            m_gridsample_opset20_cubic_reflection_ac0
+            m_gridsample_opset20_cubic_reflection_ac1
+            m_gridsample_opset20_cubic_zeros_ac0
+            m_gridsample_opset20_cubic_zeros_ac1
+            m_gridsample_opset20_linear_border_ac0
+            m_gridsample_opset20_linear_reflection_ac0
+            m_gridsample_opset20_linear_zeros_ac0
+            m_gridsample_opset20_nearest_border_ac0
+            m_gridsample_opset20_nearest_reflection_ac0
+            m_gridsample_opset20_nearest_zeros_ac0
+            m_gridsample_opset22_5d_linear_border_ac1
+            m_gridsample_opset22_5d_linear_reflection_ac0
+            m_gridsample_opset22_5d_linear_zeros_ac0
+            m_gridsample_opset22_5d_nearest_border_ac1
+            m_gridsample_opset22_5d_nearest_reflection_ac0
+            m_gridsample_opset22_5d_nearest_zeros_ac0
+            m_gru_activations
+            m_gru_clip
+            m_gru_linear_before_reset_bidirectional
+            m_gru_opset7_forward
+            m_gru_reverse_seq_lens_y_h
             m_hardmax_opset11_axis2
             m_hardmax_opset13
             m_hardmax_opset13_axis1
@@ -116,6 +165,25 @@ macro_rules! model_fixtures {
             m_lppool_p1_strides_pads
             m_lppool_p2
             m_lppool_p3_1d_same_upper
+            m_lstm_activations
+            m_lstm_bidirectional_all_inputs
+            m_lstm_bidirectional_y_c
+            m_lstm_clip_input_forget
+            m_lstm_clip_large_cell
+            m_lstm_opset7_forward
+            m_lstm_reverse_seq_lens_y_h
+            m_nll_2d_ii_mean
+            m_nll_mean
+            m_nll_mean_weight_ii
+            m_nll_none
+            m_nll_none_weight_ii
+            m_nll_sum
+            m_nll_sum_weight_ii
+            m_nonmaxsuppression_center
+            m_nonmaxsuppression_iou_only
+            m_nonmaxsuppression_iou_score
+            m_nonmaxsuppression_no_max
+            m_nonmaxsuppression_opset10_all
             m_nonzero_opset13_float
             m_nonzero_opset9
             m_onehot_int_values_axis1
@@ -189,6 +257,16 @@ macro_rules! model_fixtures {
             m_rmsnorm_axis0_broadcast_scale
             m_rmsnorm_axis1_eps
             m_rmsnorm_last
+            m_rnn_bidirectional_relu_seq_lens
+            m_rnn_clip_affine
+            m_rnn_elu_softplus_bidirectional
+            m_rnn_opset7_forward
+            m_rnn_reverse_y_h
+            m_roialign_half_pixel_avg
+            m_roialign_half_pixel_max_scaled
+            m_roialign_opset10_avg
+            m_roialign_opset10_max
+            m_roialign_output_half_pixel_max
             m_rotary_3d_partial
             m_rotary_4d
             m_rotary_4d_interleaved
@@ -209,6 +287,14 @@ macro_rules! model_fixtures {
             m_scatternd_min
             m_scatternd_mul
             m_scatternd_slices
+            m_sce_2d_ii_mean
+            m_sce_log_prob_output
+            m_sce_mean
+            m_sce_mean_weight_ii
+            m_sce_none
+            m_sce_none_weight_ii
+            m_sce_sum
+            m_sce_sum_weight_ii
             m_sinh_opset22
             m_sinh_opset9
             m_spacetodepth_opset13
@@ -226,6 +312,12 @@ macro_rules! model_fixtures {
             m_topk_opset7_attr
             m_topk_smallest_axis_neg
             m_topk_smallest_ties
+            m_torch_gru
+            m_torch_gru_bidirectional
+            m_torch_lstm
+            m_torch_lstm_bidirectional
+            m_torch_nms
+            m_torch_roi_align
             m_trilu_k_beyond
             m_trilu_lower_k2
             m_trilu_lower_km1
@@ -233,6 +325,30 @@ macro_rules! model_fixtures {
             m_trilu_upper_k2
             m_trilu_upper_km1
             m_trilu_upper_none
+            m_unique_axis0_sorted0_counts
+            m_unique_axis0_sorted0_first
+            m_unique_axis0_sorted0_inverse
+            m_unique_axis0_sorted0_y
+            m_unique_axis0_sorted1_counts
+            m_unique_axis0_sorted1_first
+            m_unique_axis0_sorted1_inverse
+            m_unique_axis0_sorted1_y
+            m_unique_axism1_sorted0_counts
+            m_unique_axism1_sorted0_first
+            m_unique_axism1_sorted0_inverse
+            m_unique_axism1_sorted0_y
+            m_unique_axism1_sorted1_counts
+            m_unique_axism1_sorted1_first
+            m_unique_axism1_sorted1_inverse
+            m_unique_axism1_sorted1_y
+            m_unique_flat_sorted0_counts
+            m_unique_flat_sorted0_first
+            m_unique_flat_sorted0_inverse
+            m_unique_flat_sorted0_y
+            m_unique_flat_sorted1_counts
+            m_unique_flat_sorted1_first
+            m_unique_flat_sorted1_inverse
+            m_unique_flat_sorted1_y
             m_upsample_opset7_linear
             m_upsample_opset7_nearest
             m_upsample_opset9_linear

@@ -108,6 +108,15 @@ impl Attrs {
         }
     }
 
+    /// Strings attribute `name`, or `None` when absent.
+    pub fn strings(&self, name: &str) -> KResult<Option<Vec<String>>> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Attr::Strings(v)) => Ok(Some(v.clone())),
+            Some(a) => Err(wrong(name, "a list of strings", a)),
+        }
+    }
+
     /// Tensor attribute `name`, or `None` when absent.
     pub fn tensor(&self, name: &str) -> KResult<Option<&Tensor>> {
         match self.0.get(name) {
@@ -126,6 +135,7 @@ enum Kind {
     Str,
     Ints,
     Floats,
+    Strings,
     Tensor,
 }
 
@@ -146,7 +156,8 @@ fn kind_of(op: Op, name: &str) -> Kind {
         | "keep_aspect_ratio_policy"
         | "reduction"
         | "direction"
-        | "update_rule" => Kind::Str,
+        | "update_rule"
+        | "padding_mode" => Kind::Str,
         "alpha"
         | "beta"
         | "gamma"
@@ -159,8 +170,11 @@ fn kind_of(op: Op, name: &str) -> Kind {
         | "cubic_coeff_a"
         | "extrapolation_value"
         | "scale"
-        | "softcap" => Kind::Float,
-        "scales" => Kind::Floats,
+        | "softcap"
+        | "spatial_scale"
+        | "clip" => Kind::Float,
+        "scales" | "activation_alpha" | "activation_beta" => Kind::Floats,
+        "activations" => Kind::Strings,
         _ => Kind::Int,
     }
 }
@@ -173,6 +187,7 @@ fn has_kind(a: &Attr, kind: Kind) -> bool {
             | (Attr::Str(_), Kind::Str)
             | (Attr::Ints(_), Kind::Ints)
             | (Attr::Floats(_), Kind::Floats)
+            | (Attr::Strings(_), Kind::Strings)
             | (Attr::Tensor(_), Kind::Tensor)
     )
 }
@@ -184,6 +199,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Str => "a string",
         Kind::Ints => "a list of ints",
         Kind::Floats => "a list of floats",
+        Kind::Strings => "a list of strings",
         Kind::Tensor => "a tensor",
     }
 }

@@ -37,6 +37,16 @@ macro_rules! ops {
 }
 
 ops! {
+    // detection.rs
+    NonMaxSuppression, RoiAlign, GridSample, AffineGrid,
+    // recurrent.rs
+    LSTM, GRU, RNN,
+    // loss.rs
+    NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss,
+    // index.rs
+    Unique,
+    // conv.rs
+    Col2Im,
     // activation.rs
     Relu, LeakyRelu, PRelu, Elu, Selu, Celu, Sigmoid, HardSigmoid, HardSwish, Tanh, Softplus,
     Softsign, Mish, Gelu, Softmax, LogSoftmax, Hardmax, Clip,

@@ -1,6 +1,8 @@
-//! Convolution and transposed convolution in 1, 2 and 3 spatial dimensions.
+//! Convolution and transposed convolution in 1, 2 and 3 spatial dimensions,
+//! and Col2Im (the blocks of an unfolded image summed back into it).
 //! Specs: <https://onnx.ai/onnx/operators/onnx__Conv.html>,
-//! <https://onnx.ai/onnx/operators/onnx__ConvTranspose.html>.
+//! <https://onnx.ai/onnx/operators/onnx__ConvTranspose.html>,
+//! <https://onnx.ai/onnx/operators/onnx__Col2Im.html>.
 
 use tch::{Device, Kind, Tensor};
 
@@ -11,6 +13,11 @@ use crate::kernels::views::{float_cpu, floats, floats_mut};
 use crate::kernels::{depthwise, pointwise};
 
 pub const OPS: &[OpDef] = &[
+    OpDef {
+        op: Op::Col2Im,
+        attrs: &["dilations", "pads", "strides"],
+        kernel: col2im,
+    },
     OpDef {
         op: Op::Conv,
         attrs: &[
@@ -38,6 +45,114 @@ pub const OPS: &[OpDef] = &[
         kernel: conv_transpose,
     },
 ];
+
+/// Col2Im: sums the blocks of `input` `[N, C * prod(block_shape), L]` back
+/// into an image `[N, C, image_shape...]`, block `l` (in row-major order
+/// over the sliding positions) at `l * strides`, its elements `dilations`
+/// apart, on the image padded by `pads` (begins, then ends), which are
+/// then cut off. Any number of spatial axes.
+fn col2im(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, image, block) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
+    let (image, block) = (super::to_i64s(image)?, super::to_i64s(block)?);
+    let n = image.len();
+    if n == 0 || block.len() != n {
+        return fail(format!(
+            "image_shape {image:?} and block_shape {block:?} need the same non-zero length"
+        ));
+    }
+    let per = |name: &str, default: i64, len: usize| -> KResult<Vec<i64>> {
+        let v = node.attrs.ints(name)?.unwrap_or_else(|| vec![default; len]);
+        if v.len() != len {
+            return fail(format!(
+                "attribute '{name}' {v:?} needs {len} values for {n} spatial axes"
+            ));
+        }
+        Ok(v)
+    };
+    let (dil, pads, strides) = (
+        per("dilations", 1, n)?,
+        per("pads", 0, 2 * n)?,
+        per("strides", 1, n)?,
+    );
+    if dil.iter().chain(&strides).any(|&v| v < 1) || pads.iter().any(|&p| p < 0) {
+        return fail(format!(
+            "dilations {dil:?} and strides {strides:?} must be at least 1, pads {pads:?} at least 0"
+        ));
+    }
+    if image.iter().any(|&d| d < 1) || block.iter().any(|&d| d < 1) {
+        return fail(format!(
+            "image_shape {image:?} and block_shape {block:?} must be positive"
+        ));
+    }
+    let xs = x.size();
+    let kernel = (block.iter()).try_fold(1i64, |a, &b| a.checked_mul(b));
+    let kernel = kernel.unwrap_or(i64::MAX);
+    if xs.len() != 3 || xs[1] % kernel != 0 {
+        return fail(format!(
+            "input must be [N, C * {kernel}, L] for block_shape {block:?}, got shape {xs:?}"
+        ));
+    }
+    let padded: Option<Vec<i64>> = (0..n)
+        .map(|i| image[i].checked_add(pads[i])?.checked_add(pads[n + i]))
+        .collect();
+    let total = (padded.iter().flatten()).try_fold(1i64, |a, &b| a.checked_mul(b));
+    let elems = total.and_then(|t| t.checked_mul(xs[0].max(1) * (xs[1] / kernel).max(1)));
+    let (Some(padded), Some(total), Some(1..=0x8000_0000)) = (padded, total, elems) else {
+        return fail(format!(
+            "an image of shape {image:?} padded by {pads:?} is too large"
+        ));
+    };
+    let mut blocks = Vec::with_capacity(n);
+    for i in 0..n {
+        let extent = dil[i].saturating_mul(block[i] - 1).saturating_add(1);
+        if padded[i] < extent {
+            return fail(format!(
+                "block {block:?} with dilations {dil:?} is larger than the padded image {padded:?}"
+            ));
+        }
+        blocks.push((padded[i] - extent) / strides[i] + 1);
+    }
+    let l: i64 = blocks.iter().product();
+    if xs[2] != l {
+        return fail(format!(
+            "input has {} blocks, the image {image:?} with block_shape {block:?} holds {l}",
+            xs[2]
+        ));
+    }
+    // The padded image position of element k of block j, row-major.
+    let row_major = |mut flat: i64, dims: &[i64]| -> Vec<i64> {
+        let mut out = vec![0; dims.len()];
+        for i in (0..dims.len()).rev() {
+            out[i] = flat % dims[i];
+            flat /= dims[i];
+        }
+        out
+    };
+    let mut index = Vec::with_capacity((kernel * l) as usize);
+    for k in 0..kernel {
+        let kk = row_major(k, &block);
+        for j in 0..l {
+            let jj = row_major(j, &blocks);
+            let mut flat = 0;
+            for i in 0..n {
+                flat = flat * padded[i] + jj[i] * strides[i] + kk[i] * dil[i];
+            }
+            index.push(flat);
+        }
+    }
+    let c = xs[1] / kernel;
+    let index = Tensor::from_slice(&index).f_to(x.device())?;
+    let src = x.f_reshape([xs[0], c, kernel * l])?;
+    let y =
+        Tensor::zeros([xs[0], c, total], (x.kind(), x.device())).f_index_add(2, &index, &src)?;
+    let mut shape = vec![xs[0], c];
+    shape.extend(&padded);
+    let mut y = y.f_reshape(shape.as_slice())?;
+    for i in 0..n {
+        y = y.f_narrow(2 + i as i64, pads[i], image[i])?;
+    }
+    one(y)
+}
 
 /// The `pads` attribute as (begin, end) per spatial axis (zeros if absent).
 fn explicit_pads(node: &Node, d: usize) -> KResult<Vec<(i64, i64)>> {

@@ -8,7 +8,8 @@
 //! <https://onnx.ai/onnx/operators/onnx__TopK.html>,
 //! <https://onnx.ai/onnx/operators/onnx__NonZero.html>,
 //! <https://onnx.ai/onnx/operators/onnx__OneHot.html>,
-//! <https://onnx.ai/onnx/operators/onnx__Trilu.html>.
+//! <https://onnx.ai/onnx/operators/onnx__Trilu.html>,
+//! <https://onnx.ai/onnx/operators/onnx__Unique.html>.
 //!
 //! Indices are checked here, before torch sees them: an index out of range
 //! is a reported error naming the node, never a libtorch abort.
@@ -21,6 +22,11 @@ use crate::graph::Node;
 use crate::graph::Op;
 
 pub const OPS: &[OpDef] = &[
+    OpDef {
+        op: Op::Unique,
+        attrs: &["axis", "sorted"],
+        kernel: unique,
+    },
     OpDef {
         op: Op::Gather,
         attrs: &["axis"],
@@ -77,6 +83,53 @@ pub const OPS: &[OpDef] = &[
         kernel: compress,
     },
 ];
+
+/// Unique: the distinct elements (or slices along `axis`) of X, sorted
+/// ascending (lexicographically for slices) or, with `sorted` 0, in the
+/// order they first occur; with the index of each one's first occurrence,
+/// each input element's (slice's) position in Y, and the counts, all int64.
+fn unique(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let sorted = node.attrs.int("sorted", 1)? != 0;
+    let (y, inverse, counts, n) = match node.attrs.has("axis") {
+        true => {
+            let a = data_axis(node.attrs.int("axis", 0)?, x.dim())?;
+            let (y, inverse, counts) = x.f_unique_dim(a, true, true, true)?;
+            (y, inverse, counts, x.size()[a as usize])
+        }
+        false => {
+            let flat = x.f_flatten(0, -1)?;
+            let (y, inverse, counts) = flat.f_internal_unique2(true, true, true)?;
+            (y, inverse.f_flatten(0, -1)?, counts, flat.numel() as i64)
+        }
+    };
+    let k = counts.size()[0];
+    let dev = x.device();
+    let positions = Tensor::arange(n, (Kind::Int64, dev));
+    let first = Tensor::full([k], n, (Kind::Int64, dev))
+        .f_index_reduce(0, &inverse, &positions, "amin", true)?;
+    if sorted {
+        return Ok(vec![y, first, inverse, counts]);
+    }
+    // In order of first occurrence: Y's entries permuted, and each input's
+    // position renumbered.
+    let order = first.f_argsort(0, false)?;
+    let renumber = Tensor::zeros([k], (Kind::Int64, dev)).f_scatter(
+        0,
+        &order,
+        &Tensor::arange(k, (Kind::Int64, dev)),
+    )?;
+    let axis = match node.attrs.has("axis") {
+        true => data_axis(node.attrs.int("axis", 0)?, x.dim())?,
+        false => 0,
+    };
+    Ok(vec![
+        y.f_index_select(axis, &order)?,
+        first.f_index_select(0, &order)?,
+        renumber.f_index_select(0, &inverse)?,
+        counts.f_index_select(0, &order)?,
+    ])
+}
 
 /// `indices` as int64 with negative entries counted from the end of an axis
 /// of size `n`; fails if any lies outside [-n, n).

@@ -14,13 +14,16 @@ mod activation;
 mod attention;
 mod chain;
 mod conv;
+mod detection;
 pub use activation::clip_limits;
 pub use conv::{conv_filters, convolve_as, ConvShape};
 mod elementwise;
 mod index;
 mod linear;
+mod loss;
 mod norm;
 mod pool;
+mod recurrent;
 mod reduce;
 mod resize;
 mod shape;
@@ -57,6 +60,9 @@ pub struct OpDef {
 }
 
 const FAMILIES: &[&[OpDef]] = &[
+    detection::OPS,
+    recurrent::OPS,
+    loss::OPS,
     activation::OPS,
     conv::OPS,
     elementwise::OPS,
