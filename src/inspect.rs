@@ -195,7 +195,10 @@ fn value_shape(
         (None, Some(t)) => (t.size(), t.kind()),
         (None, None) => (vec![], Kind::Float),
     };
-    let per_sample = graph.is_computed(id) && is_float(kind) && size.first() == Some(&batch);
+    let per_sample = graph.is_computed(id)
+        && !graph.layout.is_derived(id)
+        && is_float(kind)
+        && size.first() == Some(&batch);
     let shape = if per_sample { size[1..].to_vec() } else { size };
     ValueShape {
         name,

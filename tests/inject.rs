@@ -139,7 +139,7 @@ fn fill_cache(
     dir: &std::path::Path,
 ) -> Vec<(usize, PathBuf)> {
     let store = store_at(dir, 1, None);
-    let cuts: Vec<usize> = injections.iter().flat_map(|i| i.cuts()).collect();
+    let cuts: Vec<usize> = injections.iter().flat_map(|i| i.cuts(graph)).collect();
     GoldenRun {
         graph,
         data,
@@ -644,21 +644,22 @@ fn first_nonfinite_nodes_equal_the_plain_pass() {
 
 #[test]
 fn a_weight_fault_is_read_from_its_node_input_a_neuron_fault_after_its_node() {
+    let graph = &load::load(repo("models/fashion_cnn.onnx")).unwrap();
     let inj = |faults| Injection {
         id: 0,
         sample: 0,
         faults,
     };
     let weight = inj(vec![NodeFault::weight(4, 1, 0, flip(3))]);
-    assert_eq!((weight.start_cut(), weight.read_cut()), (5, 4));
+    assert_eq!((weight.start_cut(graph), weight.read_cut(graph)), (5, 4));
     let neuron = inj(vec![NodeFault::neuron(4, 0, flip(3))]);
-    assert_eq!((neuron.start_cut(), neuron.read_cut()), (5, 5));
+    assert_eq!((neuron.start_cut(graph), neuron.read_cut(graph)), (5, 5));
     // A weight fault after the first faulted node is patched in flight.
     let both = inj(vec![
         NodeFault::neuron(2, 0, flip(3)),
         NodeFault::weight(6, 1, 0, flip(3)),
     ]);
-    assert_eq!((both.start_cut(), both.read_cut()), (3, 3));
+    assert_eq!((both.start_cut(graph), both.read_cut(graph)), (3, 3));
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod inject;
 mod inputs;
 mod interrupt;
 mod kernels;
+mod layout;
 mod ops_detection;
 mod ops_nn;
 mod ops_tensor;

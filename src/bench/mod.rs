@@ -552,7 +552,7 @@ fn suffix_bound(
 ) -> Result<()> {
     let mut groups: BTreeMap<usize, Vec<&Injection>> = BTreeMap::new();
     for inj in injections {
-        groups.entry(inj.read_cut()).or_default().push(inj);
+        groups.entry(inj.read_cut(graph)).or_default().push(inj);
     }
     let mut batches: Vec<(usize, &[&Injection])> = Vec::new();
     for (cut, group) in &mut groups {
@@ -682,7 +682,10 @@ pub fn run(scenario: &Path, args: &BenchArgs) -> Result<Report> {
             }
         })
         .collect();
-    let mut cuts: Vec<usize> = setup.injections.iter().map(Injection::start_cut).collect();
+    let graph = &setup.plan.graph;
+    let mut cuts: Vec<usize> = (setup.injections.iter())
+        .map(|i| i.start_cut(graph))
+        .collect();
     cuts.sort_unstable();
     cuts.dedup();
     let spec = &setup.plan.campaign.spec;

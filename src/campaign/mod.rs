@@ -225,6 +225,10 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     absolute_paths(&mut sc.spec)?;
     let mut graph = crate::load::load(&sc.spec.model.path)?;
     let mut data = Dataset::open_with(&sc.spec.data, |m| sc.error("data.subset", m))?;
+    // Before cuts are chosen: where the rows align decides where runs resume.
+    if !data.is_empty() {
+        graph.learn_layout(&[data.batch(0..1)?.input])?;
+    }
     let len = Some(data.total_len() as u64);
     let correct = match sc.spec.data.correct_only {
         true => Some(keep_correct(&sc, &mut graph, &mut data, args)?),

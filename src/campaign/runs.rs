@@ -278,14 +278,14 @@ impl<'a> Resolver<'a> {
                 sample: 0,
                 faults,
             };
-            let cuts = injection.cuts();
+            let cuts = injection.cuts(self.graph);
             for &cut in &cuts {
                 reads.entry(cut).or_insert(0);
             }
             match rows.first().map(|f| f.sample) {
                 Some(Samples::One(s)) => {
                     let first = per_sample.entry(s).or_default();
-                    *first.entry(injection.read_cut()).or_insert(0) += 1;
+                    *first.entry(injection.read_cut(self.graph)).or_insert(0) += 1;
                 }
                 _ => cuts.iter().for_each(|c| *reads.entry(*c).or_insert(0) += 1),
             }

@@ -3,6 +3,7 @@
 //! graph size. Running `0..k` and then `k..n` on the same environment is the
 //! same computation as running `0..n`: that is what cuts rely on.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -14,6 +15,10 @@ use crate::error::{Error, Result};
 /// The live non-constant values of one run, indexed by [`ValueId`].
 pub struct Env {
     slots: Vec<Option<Tensor>>,
+    /// The batch's row count, which shape values are computed for.
+    rows: Option<i64>,
+    /// Shape values computed for `rows` (see [`super::Layout`]).
+    shapes: HashMap<ValueId, Tensor>,
 }
 
 impl Env {
@@ -21,6 +26,17 @@ impl Env {
     pub fn new(graph: &Graph) -> Self {
         Env {
             slots: (0..graph.values.len()).map(|_| None).collect(),
+            rows: None,
+            shapes: HashMap::new(),
+        }
+    }
+
+    /// Sets the batch's row count (after rows joined or left): shape values
+    /// computed for another count are recomputed when next read.
+    pub fn set_rows(&mut self, rows: i64) {
+        if self.rows != Some(rows) {
+            self.rows = Some(rows);
+            self.shapes.clear();
         }
     }
 
@@ -32,7 +48,9 @@ impl Env {
     /// The tensor of `id`: a live value of this run or a graph constant (a
     /// constant set in the env, such as a faulty weight, overrides the graph's).
     pub fn get<'a>(&'a self, graph: &'a Graph, id: ValueId) -> Option<&'a Tensor> {
-        self.slots[id].as_ref().or(graph.constant(id))
+        (self.slots[id].as_ref())
+            .or_else(|| self.shapes.get(&id))
+            .or(graph.constant(id))
     }
 
     /// A live value of this run, to change in place (constants are not).
@@ -42,7 +60,7 @@ impl Env {
 
     /// Takes the value of `id` out of the run, freeing its slot.
     pub fn take(&mut self, id: ValueId) -> Option<Tensor> {
-        self.slots[id].take()
+        self.slots[id].take().or_else(|| self.shapes.remove(&id))
     }
 
     /// Bytes held by the live values of the run.
@@ -87,6 +105,9 @@ impl Graph {
         let mut env = Env::new(self);
         for (&id, t) in self.input_values.iter().zip(inputs) {
             env.set(id, t.shallow_clone());
+        }
+        if let Some(rows) = inputs.first().and_then(|t| t.size().first().copied()) {
+            env.set_rows(rows);
         }
         Ok(env)
     }
@@ -148,7 +169,9 @@ impl Graph {
     /// last time.
     fn store(&self, node: &Node, outputs: Vec<Tensor>, env: &mut Env) {
         for (&id, t) in node.outputs.iter().zip(outputs) {
-            if self.values[id].last_use != node.index {
+            if self.layout.is_derived(id) {
+                env.shapes.insert(id, t);
+            } else if self.values[id].last_use != node.index {
                 env.set(id, t);
             }
         }
@@ -157,6 +180,79 @@ impl Graph {
                 env.take(*id);
             }
         }
+    }
+
+    /// Computes the shape value `id` for the env's rows into the env, with
+    /// the shape values it derives from. A Shape or Size node whose
+    /// per-sample input is gone reads a stand-in of the shape it saw.
+    fn shape_value(&self, id: ValueId, env: &mut Env) -> Result<()> {
+        if env.get(self, id).is_some() {
+            return Ok(());
+        }
+        let Source::Node { node, .. } = self.values[id].source else {
+            return Ok(());
+        };
+        let node = &self.nodes[node];
+        let fail = |msg: String| self.op_error(node, msg);
+        let outputs = if self.layout.reads_a_sample(node) {
+            let x = self.layout.stand_in(node, env.rows).ok_or_else(|| {
+                fail("the shape of its input is not known yet (Graph::learn_layout runs the model on a sample)".into())
+            })?;
+            self.apply(node, &[Some(&x)])?
+        } else {
+            for &input in node.inputs.iter().flatten() {
+                if self.layout.is_derived(input) {
+                    self.shape_value(input, env)?;
+                }
+            }
+            let ins: Vec<Option<&Tensor>> = node
+                .inputs
+                .iter()
+                .map(|i| i.and_then(|i| env.get(self, i)))
+                .collect();
+            self.apply(node, &ins)?
+        };
+        for (&out, t) in node.outputs.iter().zip(outputs) {
+            env.shapes.insert(out, t);
+        }
+        Ok(())
+    }
+
+    /// Runs the model on `sample` (a few rows per input) alone and twice over,
+    /// unless done, to learn how its values follow the row count (see
+    /// [`super::Layout`]): shape values must be computed for any row count,
+    /// and a run resumed from a cut never ran the Shape nodes before it. A
+    /// model whose batch is fixed learns nothing: its rows never change.
+    pub fn learn_layout(&self, sample: &[Tensor]) -> Result<()> {
+        if self.layout.is_learned() || self.check_inputs(sample).is_err() {
+            return Ok(());
+        }
+        let rows = sample.first().and_then(|t| t.size().first().copied());
+        let twice: Vec<Tensor> = sample.iter().map(|t| Tensor::cat(&[t, t], 0)).collect();
+        let mut runs = vec![(rows.unwrap_or(1), self.value_shapes(sample)?)];
+        if let Some(rows) = rows.filter(|_| self.check_inputs(&twice).is_ok()) {
+            runs.push((2 * rows, self.value_shapes(&twice)?));
+        }
+        let frontiers = (0..=self.nodes.len())
+            .map(|cut| crate::split::frontier(self, cut))
+            .collect::<Result<Vec<_>>>()?;
+        self.layout.learn(runs, &self.values, &frontiers);
+        Ok(())
+    }
+
+    /// Every value's shape in a run on `inputs`.
+    fn value_shapes(&self, inputs: &[Tensor]) -> Result<Vec<Option<Vec<i64>>>> {
+        let mut shapes = vec![None; self.values.len()];
+        for (&id, t) in self.input_values.iter().zip(inputs) {
+            shapes[id] = Some(t.size());
+        }
+        let mut env = self.start(inputs)?;
+        self.run_observed(0..self.nodes.len(), &mut env, |node, outputs| {
+            for (&id, t) in node.outputs.iter().zip(outputs) {
+                shapes[id] = Some(t.size());
+            }
+        })?;
+        Ok(shapes)
     }
 
     /// The error of `node` failing with `msg`.
@@ -170,8 +266,13 @@ impl Graph {
         }
     }
 
-    fn run_node(&self, node: &Node, env: &Env) -> Result<Vec<Tensor>> {
+    fn run_node(&self, node: &Node, env: &mut Env) -> Result<Vec<Tensor>> {
         let fail = |msg: String| self.op_error(node, msg);
+        for &id in node.inputs.iter().flatten() {
+            if self.layout.is_derived(id) {
+                self.shape_value(id, env)?;
+            }
+        }
         let mut ins = Vec::with_capacity(node.inputs.len());
         for id in &node.inputs {
             match id {

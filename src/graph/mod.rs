@@ -6,6 +6,7 @@
 
 mod attrs;
 mod exec;
+mod layout;
 mod op;
 pub mod ops;
 mod opset_history;
@@ -13,6 +14,7 @@ pub mod opsets;
 
 pub use attrs::{Attr, Attrs};
 pub use exec::{catch_kernel, Env};
+pub use layout::Layout;
 pub use op::{BoundRule, OnABox, Op, Traits, Weights, Window};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -167,6 +169,9 @@ pub struct Graph {
     pub monitors: BTreeSet<usize>,
     /// The output (index into `outputs`) that tells `benign` from `sde`.
     pub judged: usize,
+    /// How values relate to the batch's rows (shape values, misaligned
+    /// values).
+    pub layout: Layout,
 }
 
 /// Range supervision on a node's output (Ranger and Clipper, Chen et al.

@@ -38,7 +38,7 @@ impl Context<'_> {
             }
             Err(e @ Error::Op { .. }) => {
                 let inj = batch[0];
-                let cut = self.options.mode.join_cut(inj);
+                let cut = self.options.mode.join_cut(inj, self.graph);
                 let front = self.frontiers.rows(self.graph, cut, &[inj.sample])?;
                 let golden = crate::split::resume(self.graph, cut, &front)?
                     .remove(0)
@@ -67,8 +67,10 @@ impl Context<'_> {
         let mut first_read: BTreeMap<usize, usize> = BTreeMap::new();
         for (job, inj) in batch.iter().enumerate() {
             let read = first_read.entry(inj.sample).or_insert(usize::MAX);
-            *read = (*read).min(self.options.mode.read_cut(inj));
-            let join = joins.entry(self.options.mode.join_cut(inj)).or_default();
+            *read = (*read).min(self.options.mode.read_cut(inj, self.graph));
+            let join = joins
+                .entry(self.options.mode.join_cut(inj, self.graph))
+                .or_default();
             join.jobs.push((job, inj.sample));
         }
         for (sample, cut) in first_read {
@@ -190,8 +192,9 @@ impl BatchRun<'_, '_> {
             return Ok(());
         };
         let (mode, batch, regional) = (self.ctx.options.mode, self.batch, &mut self.regional);
+        let graph = self.ctx.graph;
         join.jobs.retain(|&(job, sample)| {
-            let boxed = mode.runs_regionally(batch[job]);
+            let boxed = mode.runs_regionally(batch[job], graph);
             if boxed {
                 regional.push(RegionalRow::new(job, sample));
             }
@@ -435,6 +438,14 @@ impl BatchRun<'_, '_> {
         let n = self.rows.len();
         let mut bad = BTreeSet::new();
         for &id in &node.outputs {
+            if graph.layout.is_misaligned(id) {
+                // No row of it can be compared: every faulty row may differ
+                // until it is gone (see `Layout`).
+                for &(_, job, _) in &faulty {
+                    self.state[job].differs.insert(id);
+                }
+                continue;
+            }
             let Some(t) = env.get_mut(id) else { continue };
             if t.dim() == 0 || t.size()[0] != n {
                 continue; // not per-sample (a shape computation)

@@ -62,7 +62,7 @@ impl<'a> Engine<'a> {
             .iter()
             .map(|list| {
                 let mut order: Vec<&Injection> = list.iter().collect();
-                order.sort_by_key(|i| (i.sample, self.options.mode.join_cut(i), i.id));
+                order.sort_by_key(|i| (i.sample, self.options.mode.join_cut(i, self.graph), i.id));
                 order
             })
             .collect();
@@ -113,9 +113,9 @@ impl<'a> Engine<'a> {
     /// it fails in its batches too, which record the error per injection.
     fn row_bytes(&self, orders: &[Vec<&Injection>]) -> Option<Arc<Vec<u64>>> {
         let mode = self.options.mode;
-        let first = orders.iter().flatten().min_by_key(|i| mode.read_cut(i));
+        let first = (orders.iter().flatten()).min_by_key(|i| mode.read_cut(i, self.graph));
         let inj = first.filter(|_| !mode.from_input())?;
-        let cut = mode.read_cut(inj);
+        let cut = mode.read_cut(inj, self.graph);
         let mut known = self
             .row_bytes
             .lock()
@@ -143,8 +143,9 @@ impl<'a> Engine<'a> {
         };
         let mode = self.options.mode;
         sizing::split(order, size, row_bytes, |inj, new_sample| {
-            let golden = new_sample.then(|| mode.read_cut(inj));
-            let own = (!mode.runs_regionally(inj)).then(|| mode.join_cut(inj));
+            let golden = new_sample.then(|| mode.read_cut(inj, self.graph));
+            let own =
+                (!mode.runs_regionally(inj, self.graph)).then(|| mode.join_cut(inj, self.graph));
             golden.into_iter().chain(own).collect()
         })
     }

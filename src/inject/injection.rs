@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tch::Tensor;
 
 use crate::classify::{Outcome, OutputDiff};
+use crate::graph::Graph;
 
 /// Maps an original value to its faulty one.
 pub type Corrupt = Arc<dyn Fn(f32) -> f32 + Send + Sync>;
@@ -75,15 +76,22 @@ pub struct Injection {
 }
 
 impl Injection {
-    /// The cut the injection resumes from: right after its first faulted node.
-    pub fn start_cut(&self) -> usize {
+    /// The cut the injection resumes from: right after its first faulted
+    /// node, or the last cut before it where every value is aligned with
+    /// the batch's rows (see [`crate::graph::Layout`]).
+    pub fn start_cut(&self, graph: &Graph) -> usize {
+        graph.layout.resume_cut(self.fault_cut())
+    }
+
+    /// Right after the first faulted node.
+    fn fault_cut(&self) -> usize {
         self.faults.iter().map(|f| f.node + 1).min().unwrap_or(0)
     }
 
     /// The cuts whose cached frontiers the injection reads: its start cut,
     /// and the cut before a weight-faulted first node (that node's input).
-    pub fn cuts(&self) -> Vec<usize> {
-        let start = self.start_cut();
+    pub fn cuts(&self, graph: &Graph) -> Vec<usize> {
+        let start = self.fault_cut();
         let mut cuts = vec![start];
         if self
             .faults
@@ -92,13 +100,15 @@ impl Injection {
         {
             cuts.push(start - 1);
         }
+        let mut cuts: Vec<usize> = cuts.iter().map(|&c| graph.layout.resume_cut(c)).collect();
+        cuts.dedup();
         cuts
     }
 
     /// The first cut whose frontier the injection reads: its start cut, or
     /// the input of a weight-faulted first node.
-    pub fn read_cut(&self) -> usize {
-        self.cuts().into_iter().min().unwrap_or(0)
+    pub fn read_cut(&self, graph: &Graph) -> usize {
+        self.cuts(graph).into_iter().min().unwrap_or(0)
     }
 }
 

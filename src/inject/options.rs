@@ -4,6 +4,7 @@
 //! from the model input).
 
 use super::Injection;
+use crate::graph::Graph;
 
 /// How the engine runs.
 #[derive(Debug, Clone, Copy)]
@@ -86,24 +87,25 @@ impl Mode {
 
     /// Whether the injection's row runs as a box beside its golden row
     /// (see `region`) rather than as a whole batch row, at first.
-    pub(super) fn runs_regionally(self, inj: &Injection) -> bool {
-        self == Mode::Regional && super::region::eligible(inj)
+    pub(super) fn runs_regionally(self, inj: &Injection, graph: &Graph) -> bool {
+        // A box joins its batch at any node, which needs aligned values.
+        self == Mode::Regional && super::region::eligible(inj) && !graph.layout.any_misaligned()
     }
 
     /// The cut where the injection's faulty row joins its batch.
-    pub(super) fn join_cut(self, inj: &Injection) -> usize {
+    pub(super) fn join_cut(self, inj: &Injection, graph: &Graph) -> usize {
         match self {
             Mode::FromInput => 0,
-            _ => inj.start_cut(),
+            _ => inj.start_cut(graph),
         }
     }
 
     /// The first cut whose values the injection needs: its join cut, or the
     /// cut before a weight-faulted first node (that node's input).
-    pub(super) fn read_cut(self, inj: &Injection) -> usize {
+    pub(super) fn read_cut(self, inj: &Injection, graph: &Graph) -> usize {
         match self {
             Mode::FromInput => 0,
-            _ => inj.read_cut(),
+            _ => inj.read_cut(graph),
         }
     }
 }

@@ -104,6 +104,7 @@ impl Rows {
             self.rows
                 .extend(jobs.iter().map(|&(job, _)| Row::Faulty { job }));
         }
+        env.set_rows(self.len());
         Ok(())
     }
 
@@ -124,6 +125,7 @@ impl Rows {
             }
         }
         self.rows.retain(stays);
+        env.set_rows(self.len());
         Ok(())
     }
 }

@@ -144,7 +144,7 @@ mod tests {
     ) -> Vec<usize> {
         let order: Vec<&Injection> = injections.iter().collect();
         let whole = |inj: &Injection, new_sample: bool| {
-            let cut = inj.start_cut();
+            let cut = inj.faults[0].node + 1;
             let golden = new_sample.then_some(cut);
             golden
                 .into_iter()

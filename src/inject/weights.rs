@@ -305,6 +305,15 @@ fn row_inputs(
                     format!("input '{}' is not available", graph.values[id].name),
                 )
             })?;
+            if graph.layout.is_misaligned(id) {
+                return Err(graph.op_error(
+                    node,
+                    format!(
+                        "a weight fault needs the rows of input '{}', whose first axis is not the batch",
+                        graph.values[id].name
+                    ),
+                ));
+            }
             let per_sample = graph.is_computed(id) && t.dim() > 0 && t.size()[0] == n;
             let t = if per_sample {
                 t.f_index_select(0, &index.to_device(t.device()))

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 use crate::error::{Error, Result};
-use crate::graph::{ops, opsets, Attr, Attrs, Graph, InputSpec, Node, Op, Source, Value, ValueId};
+use crate::graph::{
+    ops, opsets, Attr, Attrs, Graph, InputSpec, Layout, Node, Op, Source, Value, ValueId,
+};
 use proto::{attribute_type as at, AttributeProto, ModelProto, NodeProto};
 
 pub use crate::graph::opsets::OPSETS;
@@ -165,8 +167,10 @@ impl Builder {
             guards: Default::default(),
             monitors: Default::default(),
             judged: 0,
+            layout: Layout::default(),
         };
         set_last_uses(&mut g);
+        g.layout = Layout::of(&g.nodes, &g.values, &g.outputs);
         Ok(g)
     }
 

@@ -5,7 +5,9 @@
 //! every non-constant value produced before the cut, or a graph input, that is
 //! read at or after the cut (graph outputs count as read at the end). Running
 //! the prefix to cut `k` and resuming from its frontier is, by construction,
-//! the same computation as the full forward pass.
+//! the same computation as the full forward pass. Shape values (computed
+//! from shapes alone, see [`crate::graph::Layout`]) never cross a cut:
+//! the resumed run computes them for its own rows.
 
 use tch::Tensor;
 
@@ -27,6 +29,7 @@ pub fn frontier(graph: &Graph, cut: usize) -> Result<Vec<ValueId>> {
             };
             before && v.last_use >= cut
         })
+        .filter(|(id, _)| !graph.layout.is_derived(*id))
         .map(|(id, _)| id)
         .collect())
 }
@@ -98,6 +101,9 @@ pub(crate) fn seed(graph: &Graph, cut: usize, values: &[Tensor]) -> Result<Env> 
     let mut env = Env::new(graph);
     for (&id, t) in ids.iter().zip(values) {
         env.set(id, t.shallow_clone());
+    }
+    if let Some(rows) = values.iter().find_map(|t| t.size().first().copied()) {
+        env.set_rows(rows);
     }
     Ok(env)
 }

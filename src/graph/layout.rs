@@ -1,0 +1,178 @@
+//! How each value relates to the batch's rows, which cuts, caches and the
+//! engine's row bookkeeping rely on.
+//!
+//! - **Shape values** are computed from tensor shapes alone: the outputs of
+//!   Shape and Size and what derives from them and constants only. A
+//!   dynamic-batch export builds its reshape targets this way (`Shape` ->
+//!   `Gather` -> `Concat` -> `Reshape`), so they hold the batch's row count:
+//!   no cache can store them per sample, and they go stale when the engine
+//!   drops or joins rows. They never cross a cut: the executor computes them
+//!   for the env's row count when a node reads them.
+//! - **Misaligned values** are computed values whose first axis is not the
+//!   rows: a batch merged with attention heads (`[N*H, S, D]`) or moved
+//!   behind the sequence (`[S, N, E]`). A row cannot join, leave or be
+//!   compared there, so the engine resumes injections at the last cut
+//!   before them where every value is aligned, and finishes rows only once
+//!   they are gone.
+//!
+//! Both are learned by running the model on one sample alone and twice over
+//! ([`crate::graph::Graph::learn_layout`]): a dimension that follows the row
+//! count between the two runs is a batch dimension. Until then every value
+//! counts as aligned.
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use tch::{Kind, Tensor};
+
+use super::{Node, Op, Source, Value, ValueId};
+
+/// Shape values (from the graph) and what two runs taught of the others.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// Per value: computed from shapes alone.
+    derived: Vec<bool>,
+    learned: Arc<RwLock<Option<Learned>>>,
+}
+
+/// What runs of one or two row counts showed.
+#[derive(Debug)]
+struct Learned {
+    /// Each run's row count and every value's shape in it.
+    runs: Vec<(i64, Vec<Option<Vec<i64>>>)>,
+    /// Per value: computed, and its first axis is not the rows.
+    misaligned: Vec<bool>,
+    /// Per cut: the last cut at or before it whose frontier is aligned.
+    resume: Vec<usize>,
+}
+
+impl Layout {
+    /// The shape values of a graph's `nodes` (in topological order). A
+    /// graph output is never one: it is the model's result, kept as is.
+    pub fn of(nodes: &[Node], values: &[Value], outputs: &[ValueId]) -> Layout {
+        let mut derived = vec![false; values.len()];
+        for node in nodes {
+            let inputs: Vec<ValueId> = node.inputs.iter().flatten().copied().collect();
+            let constant = |id: &ValueId| matches!(values[*id].source, Source::Constant(_));
+            let from_shapes = matches!(node.op, Op::Shape | Op::Size)
+                || (inputs.iter().any(|id| derived[*id])
+                    && inputs.iter().all(|id| derived[*id] || constant(id)));
+            if from_shapes {
+                for &id in node.outputs.iter().filter(|id| !outputs.contains(id)) {
+                    derived[id] = true;
+                }
+            }
+        }
+        Layout {
+            derived,
+            learned: Arc::default(),
+        }
+    }
+
+    /// Whether `id` is computed from shapes alone.
+    pub fn is_derived(&self, id: ValueId) -> bool {
+        self.derived.get(id).copied().unwrap_or(false)
+    }
+
+    /// Whether `node` is a Shape or Size node whose input is per-sample.
+    pub fn reads_a_sample(&self, node: &Node) -> bool {
+        matches!(node.op, Op::Shape | Op::Size)
+            && node
+                .inputs
+                .first()
+                .copied()
+                .flatten()
+                .is_some_and(|x| !self.is_derived(x))
+    }
+
+    /// Whether runs have been learned from.
+    pub fn is_learned(&self) -> bool {
+        self.read(|l| l.is_some())
+    }
+
+    /// Learns from `runs` (row count, every value's shape), one or two of
+    /// them; `frontiers` lists each cut's frontier.
+    pub(super) fn learn(
+        &self,
+        runs: Vec<(i64, Vec<Option<Vec<i64>>>)>,
+        values: &[Value],
+        frontiers: &[Vec<ValueId>],
+    ) {
+        let misaligned: Vec<bool> = (0..values.len())
+            .map(|id| {
+                let computed = matches!(values[id].source, Source::Node { .. });
+                computed && !self.is_derived(id) && !aligned(&runs, id)
+            })
+            .collect();
+        let mut resume: Vec<usize> = Vec::with_capacity(frontiers.len());
+        for (cut, ids) in frontiers.iter().enumerate() {
+            let ok = cut == 0 || ids.iter().all(|&id| !misaligned[id]);
+            resume.push(if ok { cut } else { resume[cut - 1] });
+        }
+        let mut learned = self.learned.write().unwrap_or_else(PoisonError::into_inner);
+        *learned = Some(Learned {
+            runs,
+            misaligned,
+            resume,
+        });
+    }
+
+    /// Whether `id` is a computed value whose first axis is not the rows.
+    pub fn is_misaligned(&self, id: ValueId) -> bool {
+        self.read(|l| l.is_some_and(|l| l.misaligned[id]))
+    }
+
+    /// The cut where a run that would resume at `cut` resumes: the last cut
+    /// at or before it where every frontier value is aligned.
+    pub fn resume_cut(&self, cut: usize) -> usize {
+        self.read(|l| l.and_then(|l| l.resume.get(cut).copied()).unwrap_or(cut))
+    }
+
+    /// Whether any value is misaligned.
+    pub fn any_misaligned(&self) -> bool {
+        self.read(|l| l.is_some_and(|l| l.misaligned.contains(&true)))
+    }
+
+    /// A stand-in for the input of `node` (a Shape or Size node) in a run of
+    /// `rows` rows, holding no memory: each dimension follows the row count
+    /// as it did between the runs learned from (`N`, `4N` and `S` alike),
+    /// or is the first run's where the rows are unknown (nothing that holds
+    /// them crosses the cut). `None` before any run.
+    pub fn stand_in(&self, node: &Node, rows: Option<i64>) -> Option<Tensor> {
+        let x = node.inputs.first().copied().flatten()?;
+        let shape = self.read(|l| {
+            let l = l?;
+            match (l.runs.as_slice(), rows) {
+                ([(_, first), ..], None) | ([(_, first)], _) => first[x].clone(),
+                ([(ra, a), (rb, b), ..], Some(rows)) => {
+                    let (a, b) = (a[x].as_ref()?, b[x].as_ref()?);
+                    let follow =
+                        |(&da, &db): (&i64, &i64)| da + (db - da) * (rows - ra) / (rb - ra);
+                    Some(a.iter().zip(b).map(follow).collect())
+                }
+                ([], _) => None,
+            }
+        })?;
+        let scalar: [i64; 0] = [];
+        Some(Tensor::zeros(scalar, (Kind::Float, tch::Device::Cpu)).expand(&shape, false))
+    }
+
+    fn read<T>(&self, f: impl FnOnce(Option<&Learned>) -> T) -> T {
+        f(self
+            .learned
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref())
+    }
+}
+
+/// Whether value `id` has the rows as its first axis in every run, its
+/// other dimensions unchanged between them.
+fn aligned(runs: &[(i64, Vec<Option<Vec<i64>>>)], id: ValueId) -> bool {
+    let Some(first) = runs.first().and_then(|(_, s)| s[id].as_ref()) else {
+        return true; // not computed in the runs: nothing learned
+    };
+    runs.iter().all(|(rows, shapes)| match &shapes[id] {
+        Some(s) => s.first() == Some(rows) && s[1..] == first[1..],
+        None => true,
+    })
+}
