@@ -140,6 +140,8 @@ pub fn inspect(graph: &Graph) -> Result<ModelInfo> {
     for (&id, t) in graph.input_values.iter().zip(&inputs) {
         shapes[id] = Some((t.size(), t.kind()));
     }
+    // Where each value holds its rows (a no-op once a campaign learned it).
+    graph.learn_layout(&inputs)?;
     let mut env = graph.start(&inputs)?;
     graph.run_observed(0..graph.nodes.len(), &mut env, |node, outs| {
         for (&id, t) in node.outputs.iter().zip(outs) {
@@ -195,11 +197,11 @@ fn value_shape(
         (None, Some(t)) => (t.size(), t.kind()),
         (None, None) => (vec![], Kind::Float),
     };
-    let per_sample = graph.is_computed(id)
-        && !graph.layout.is_derived(id)
-        && is_float(kind)
-        && size.first() == Some(&batch);
-    let shape = if per_sample { size[1..].to_vec() } else { size };
+    let sample = (graph.is_computed(id) && is_float(kind))
+        .then(|| graph.layout.sample_shape(id, &size, batch))
+        .flatten();
+    let per_sample = sample.is_some();
+    let shape = sample.unwrap_or(size);
     ValueShape {
         name,
         shape,

@@ -13,7 +13,8 @@
 //!   behind the sequence (`[S, N, E]`). A row cannot join, leave or be
 //!   compared there, so the engine resumes injections at the last cut
 //!   before them where every value is aligned, and finishes rows only once
-//!   they are gone.
+//!   they are gone. A moved batch axis still tells where a row's elements
+//!   are, so such values take neuron faults.
 //!
 //! Both are learned by running the model on one sample alone and twice over
 //! ([`crate::graph::Graph::learn_layout`]): a dimension that follows the row
@@ -41,6 +42,9 @@ struct Learned {
     runs: Vec<(i64, Vec<Option<Vec<i64>>>)>,
     /// Per value: computed, and its first axis is not the rows.
     misaligned: Vec<bool>,
+    /// Per misaligned value: the axis holding one position per row, if one
+    /// does (the batch moved behind the sequence).
+    batch_axes: Vec<Option<usize>>,
     /// Per cut: the last cut at or before it whose frontier is aligned.
     resume: Vec<usize>,
 }
@@ -103,6 +107,9 @@ impl Layout {
                 computed && !self.is_derived(id) && !aligned(&runs, id)
             })
             .collect();
+        let batch_axes = (0..values.len())
+            .map(|id| misaligned[id].then(|| batch_axis(&runs, id)).flatten())
+            .collect();
         let mut resume: Vec<usize> = Vec::with_capacity(frontiers.len());
         for (cut, ids) in frontiers.iter().enumerate() {
             let ok = cut == 0 || ids.iter().all(|&id| !misaligned[id]);
@@ -112,6 +119,7 @@ impl Layout {
         *learned = Some(Learned {
             runs,
             misaligned,
+            batch_axes,
             resume,
         });
     }
@@ -119,6 +127,37 @@ impl Layout {
     /// Whether `id` is a computed value whose first axis is not the rows.
     pub fn is_misaligned(&self, id: ValueId) -> bool {
         self.read(|l| l.is_some_and(|l| l.misaligned[id]))
+    }
+
+    /// The axis of misaligned value `id` that holds one position per row,
+    /// if one does.
+    pub fn batch_axis(&self, id: ValueId) -> Option<usize> {
+        self.read(|l| l.and_then(|l| l.batch_axes[id]))
+    }
+
+    /// The elements of row `row` of value `id` in `t`, a view.
+    pub fn row(&self, id: ValueId, t: &Tensor, row: i64) -> Result<Tensor, tch::TchError> {
+        t.f_select(self.batch_axis(id).unwrap_or(0) as i64, row)
+    }
+
+    /// The shape of one row of value `id`, from its shape `size` in a run
+    /// of `rows` rows; `None` if the value holds no rows of its own: a
+    /// shape value, or a misaligned value without a batch axis (the batch
+    /// merged with another axis, where shapes do not tell which of the two
+    /// is the major one).
+    pub fn sample_shape(&self, id: ValueId, size: &[i64], rows: i64) -> Option<Vec<i64>> {
+        if self.is_derived(id) {
+            return None;
+        }
+        let axis = match self.is_misaligned(id) {
+            false => 0,
+            true => self.batch_axis(id)?,
+        };
+        let mut shape = size.to_vec();
+        (shape.get(axis) == Some(&rows)).then(|| {
+            shape.remove(axis);
+            shape
+        })
     }
 
     /// The cut where a run that would resume at `cut` resumes: the last cut
@@ -175,4 +214,20 @@ fn aligned(runs: &[(i64, Vec<Option<Vec<i64>>>)], id: ValueId) -> bool {
         Some(s) => s.first() == Some(rows) && s[1..] == first[1..],
         None => true,
     })
+}
+
+/// The one axis of value `id` whose length is the row count in both of
+/// `runs`, every other axis the same in both.
+fn batch_axis(runs: &[(i64, Vec<Option<Vec<i64>>>)], id: ValueId) -> Option<usize> {
+    let [(ra, a), (rb, b)] = runs else {
+        return None;
+    };
+    let (a, b) = (a[id].as_ref()?, b[id].as_ref()?);
+    if a.len() != b.len() {
+        return None;
+    }
+    let mut changed = (0..a.len()).filter(|&i| a[i] != b[i]);
+    let axis = changed.next()?;
+    let moved = changed.next().is_none() && a[axis] == *ra && b[axis] == *rb;
+    moved.then_some(axis)
 }

@@ -401,8 +401,8 @@ impl BatchRun<'_, '_> {
                     // A view of the row must alias the tensor for the write to land.
                     *t = t.contiguous();
                 }
-                let site = t
-                    .f_get(row as i64)
+                let site = (graph.layout)
+                    .row(node.outputs[0], t, row as i64)
                     .map_err(|e| e.to_string())
                     .and_then(|row| corrupt_flat(&row, index, &f.corrupt))
                     .map_err(|m| graph.op_error(node, m))?;

@@ -67,10 +67,14 @@ fn corrupt_flat(
     {
         return Ok(SiteValues { original, faulty });
     }
-    let mut cell = t
-        .f_view([-1])
-        .and_then(|r| r.f_get(index))
-        .map_err(|e| e.to_string())?;
+    // The element as a view, through each axis in turn: `t` may be a
+    // strided row of a value whose batch axis is not the first.
+    let (mut cell, mut rest, size) = (t.shallow_clone(), index, t.size());
+    for axis in 0..size.len() {
+        let stride: i64 = size[axis + 1..].iter().product();
+        cell = cell.f_select(0, rest / stride).map_err(|e| e.to_string())?;
+        rest %= stride;
+    }
     let original = cell.f_double_value(&[]).map_err(|e| e.to_string())? as f32;
     let _ = cell
         .f_fill_(f64::from(corrupt(original)))
