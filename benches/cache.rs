@@ -86,7 +86,7 @@ fn bench(case: &Case, runs: usize, level: i32) {
         case.cuts.len(),
         filling / plain
     );
-    let x = data.batch(0..n).expect("batch").input;
+    let x = data.batch(0..n).expect("batch").inputs.remove(0);
     println!(
         "{:>4} {:>10} {:>10} {:>6} {:>10} {:>8} {:>11} {:>9}",
         "cut", "raw MB", "disk MB", "ratio", "read ms", "GB/s", "prefix ms", "read/pre"

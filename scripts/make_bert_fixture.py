@@ -5,9 +5,12 @@ exported twice with a dynamic batch: by the TorchScript exporter (opset 17,
 `bert_tiny_ts17.onnx`) and by the dynamo exporter (opset 18,
 `bert_tiny_dyn18.onnx`, one file). Both compute their reshape targets from
 the input's shape, and the dynamo export merges the batch with the heads
-(`[N*4, 12, 8]`) inside attention. Writes them to tests/fixtures/models,
-and to tests/fixtures/data 32 sequences of 12 token ids (int64), labels,
-and onnxruntime's logits of each export.
+(`[N*4, 12, 8]`) inside attention. A third export takes all three of
+BERT's inputs (`bert_tiny_masked_ts17.onnx`: input_ids, attention_mask,
+token_type_ids, int64). Writes them to tests/fixtures/models, and to
+tests/fixtures/data 32 sequences of 12 token ids (int64), labels, the
+three inputs with padded sequences (`bert_inputs.npz`, labels in its
+array `labels`) and onnxruntime's logits of each export.
 
     python3 scripts/make_bert_fixture.py
 """
@@ -52,6 +55,21 @@ program = torch.onnx.export(
 program.save(str(path), external_data=False)
 exports.append(path)
 
+# All three inputs: sequences of 4 to 12 tokens, padded with id 0.
+lengths = rng.integers(4, 13, 32)
+mask = (np.arange(12)[None, :] < lengths[:, None]).astype(np.int64)
+feeds = {
+    "input_ids": tokens * mask,
+    "attention_mask": mask,
+    "token_type_ids": (np.arange(12)[None, :] >= lengths[:, None] // 2).astype(np.int64) * mask,
+}
+masked_path = ROOT / "models" / "bert_tiny_masked_ts17.onnx"
+torch.onnx.export(
+    model, tuple(torch.from_numpy(feeds[k][:2]) for k in feeds), masked_path, dynamo=False,
+    opset_version=17, input_names=list(feeds), output_names=["logits"],
+    dynamic_axes={**{k: {0: "batch"} for k in feeds}, "logits": {0: "batch"}},
+)
+
 so = ort.SessionOptions()
 so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
 with torch.no_grad():
@@ -62,6 +80,14 @@ for path in exports:
     (logits,) = session.run(None, {"input_ids": tokens})
     print(path.name, "max |onnxruntime - torch|", np.abs(logits - reference).max())
     np.save(ROOT / "data" / f"{path.stem}_logits.npy", logits)
+session = ort.InferenceSession(str(masked_path), so, providers=["CPUExecutionProvider"])
+(masked,) = session.run(None, feeds)
+with torch.no_grad():
+    want = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.numpy()
+print(masked_path.name, "max |onnxruntime - torch|", np.abs(masked - want).max())
+np.save(ROOT / "data" / f"{masked_path.stem}_logits.npy", masked)
+np.savez(ROOT / "data" / "bert_inputs.npz", **feeds, labels=masked.argmax(1).astype(np.int64))
+
 labels = reference.argmax(1).astype(np.int64)
 labels[::4] = (labels[::4] + 1) % 3  # some wrong, so accuracy is not trivial
 np.save(ROOT / "data" / "bert_tokens.npy", tokens)

@@ -33,8 +33,8 @@ fn idx_and_npy_give_the_same_inputs() {
     };
     let npy = Dataset::open(&npy_spec).unwrap();
     let (a, b) = (idx.batch(0..100).unwrap(), npy.batch(0..100).unwrap());
-    assert_eq!(a.input.size(), vec![100, 1, 28, 28]);
-    let diff = (&a.input - &b.input).abs().max().double_value(&[]);
+    assert_eq!(a.inputs[0].size(), vec![100, 1, 28, 28]);
+    let diff = (&a.inputs[0] - &b.inputs[0]).abs().max().double_value(&[]);
     assert!(diff < 1e-6, "IDX and npy differ by {diff}");
     assert_eq!(
         a.samples.iter().map(|s| s.label).collect::<Vec<_>>(),
@@ -42,7 +42,7 @@ fn idx_and_npy_give_the_same_inputs() {
     );
     let whole = tch::Tensor::read_npy(repo("data/fashion-mnist/t10k-1000-images.npy")).unwrap();
     assert!(
-        b.input.equal(&whole.narrow(0, 0, 100)),
+        b.inputs[0].equal(&whole.narrow(0, 0, 100)),
         "the row reader differs from a whole-file read"
     );
 }
@@ -66,7 +66,7 @@ fn golden_top1_is_the_forward_argmax() {
     let data = Dataset::open(&demo_data(200, 64)).unwrap();
     let g = uncached(&graph, &data);
     let batch = data.batch(0..200).unwrap();
-    let logits = graph.forward(&[batch.input]).unwrap().remove(0);
+    let logits = graph.forward(&batch.inputs).unwrap().remove(0);
     let argmax = Vec::<i64>::try_from(logits.argmax(1, false)).unwrap();
     let top1: Vec<i64> = g.rows.iter().map(|r| r.top[0].0).collect();
     assert_eq!(top1, argmax);
@@ -102,7 +102,7 @@ fn cached_frontiers_are_bitwise_the_prefix_and_resume_to_the_full_pass() {
     let g = golden(&store, 130, cuts.clone());
     assert_eq!(g.entries.len(), cuts.len());
     let data = Dataset::open(&demo_data(130, 48)).unwrap();
-    let x = data.batch(0..130).unwrap().input;
+    let x = data.batch(0..130).unwrap().inputs.remove(0);
     let full = graph.forward(&[x.shallow_clone()]).unwrap();
     for (cut, path) in &g.entries {
         let entry = Reader::open(path).unwrap();
@@ -369,7 +369,7 @@ fn imagenet_preprocessing_of_the_photos() {
             "rocket.jpg"
         ]
     );
-    let x = data.batch(0..5).unwrap().input;
+    let x = data.batch(0..5).unwrap().inputs.remove(0);
     let reference =
         crate::common::read_npy(&crate::common::fixtures().join("mobilenet_photos.input.npy"));
     let mean_diff = (&x - &reference)
@@ -445,7 +445,10 @@ fn npz_archives_stored_and_compressed_match_idx() {
             ..demo_data(20, 20)
         };
         let b = Dataset::open(&spec).unwrap().batch(0..20).unwrap();
-        assert!(b.input.equal(&idx.input), "{file}: inputs differ from IDX");
+        assert!(
+            b.inputs[0].equal(&idx.inputs[0]),
+            "{file}: inputs differ from IDX"
+        );
         assert_eq!(
             b.samples.iter().map(|s| s.label).collect::<Vec<_>>(),
             idx.samples.iter().map(|s| s.label).collect::<Vec<_>>(),
@@ -598,7 +601,7 @@ fn check_cache_at(graph: &faultsweep::graph::Graph, input: PathBuf, cuts: Vec<us
         }
         for start in (0..data.len()).step_by(batch) {
             let end = data.len().min(start + batch);
-            let x = data.batch(start..end).unwrap().input;
+            let x = data.batch(start..end).unwrap().inputs.remove(0);
             let full = graph.forward(&[x]).unwrap();
             let cached = reader.read(start, end).unwrap();
             let out = split::resume(graph, *cut, &cached).unwrap();

@@ -165,8 +165,8 @@ fn reference(graph: &Graph, data: &Dataset, injections: &[Injection]) -> Vec<Inj
     injections
         .iter()
         .map(|inj| {
-            let input = data.batch(inj.sample..inj.sample + 1).unwrap().input;
-            plain_run(graph, &input, inj).unwrap()
+            let inputs = data.batch(inj.sample..inj.sample + 1).unwrap().inputs;
+            plain_run(graph, &inputs, inj).unwrap()
         })
         .collect()
 }
@@ -708,12 +708,12 @@ fn gemm_weight_faults_recompute_their_columns_in_every_layout() {
                     )],
                 })
                 .collect();
-            let frontiers = InputFrontiers::new(a.shallow_clone());
+            let frontiers = InputFrontiers::new(vec![a.shallow_clone()]);
             let engine = Engine::new(&graph, &frontiers, Options::default());
             let fast = engine.run(&inj).unwrap();
             let plain: Vec<InjectionResult> = inj
                 .iter()
-                .map(|i| plain_run(&graph, &a.narrow(0, i.sample as i64, 1), i).unwrap())
+                .map(|i| plain_run(&graph, &[a.narrow(0, i.sample as i64, 1)], i).unwrap())
                 .collect();
             let name = format!("Gemm transB {trans_b}, C {c_shape:?}");
             let bits = |r: &InjectionResult| -> Vec<(u32, u32)> {
@@ -827,7 +827,7 @@ fn a_box_that_reaches_the_output_joins_for_it() {
         vec![Tensor::randn([4, 3, 3, 3], options)],
         1,
     );
-    let frontiers = InputFrontiers::new(x.shallow_clone());
+    let frontiers = InputFrontiers::new(vec![x.shallow_clone()]);
     let inj: Vec<Injection> = (0..24)
         .map(|id| Injection {
             id,
@@ -845,7 +845,7 @@ fn a_box_that_reaches_the_output_joins_for_it() {
         .unwrap();
     let plain: Vec<InjectionResult> = inj
         .iter()
-        .map(|i| plain_run(&graph, &x.narrow(0, i.sample as i64, 1), i).unwrap())
+        .map(|i| plain_run(&graph, &[x.narrow(0, i.sample as i64, 1)], i).unwrap())
         .collect();
     let counts = assert_same("Conv output", &fast, &plain);
     assert!(!counts.contains_key(&Outcome::Due), "{counts:?}");

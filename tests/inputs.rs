@@ -148,7 +148,7 @@ fn idx_headers_are_checked_against_the_bytes_the_file_holds() {
     // An honest file still reads (trailing bytes are allowed, as before).
     let ok = Dataset::open(&spec(&dir.path().join("ok-idx3-ubyte"))).unwrap();
     assert_eq!(ok.len(), 3);
-    assert_eq!(ok.batch(0..3).unwrap().input.size(), [3, 1, 28, 28]);
+    assert_eq!(ok.batch(0..3).unwrap().inputs[0].size(), [3, 1, 28, 28]);
 }
 
 // ---- .npy ----
@@ -667,4 +667,60 @@ fn a_campaign_runs_on_int64_token_ids() {
     std::fs::write(&sc, yaml("neuron", scaled)).unwrap();
     let o = crate::common::run_campaign(&sc, &dir.path().join("scaled"), &[], &cache);
     assert_clean_failure(&o, 4, &["tokens.npy", "int64 indices", "preprocess.scale"]);
+}
+
+/// A model of three inputs (BERT's input_ids, attention_mask and
+/// token_type_ids, padded sequences) runs neuron campaigns from the cache
+/// and from the input and a weight campaign on a .npz holding one array per
+/// input name (labels: an array of it), every injection equal to the full
+/// forward pass and the golden top-1 onnxruntime's; a data set without an
+/// array per input is refused, named.
+#[test]
+fn a_campaign_feeds_a_model_of_several_inputs_from_a_npz() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, cache) = (fixtures(), dir.path().join("cache"));
+    let yaml = |target: &str, ops: &str, cached: bool, data: &Path| {
+        format!(
+            "name: masked\nseed: 5\nmodel:\n  path: {}\ndata:\n  path: {}\n  labels: labels\n  batch_size: 8\ntargets:\n  target: {target}\n  layers:\n    ops: {ops}\nfault:\n  model: bit_flip\n  dtype: fp32\n  bits: all\ncounts:\n  injections: 300\ncache:\n  enabled: {cached}\n",
+            f.join("models/bert_tiny_masked_ts17.onnx").display(),
+            data.display(),
+        )
+    };
+    let data = f.join("data/bert_inputs.npz");
+    let runs = [
+        ("neuron", "[MatMul, Add, Softmax, Gemm]", true),
+        ("neuron", "[MatMul, Add, Softmax, Gemm]", false),
+        ("weight", "[MatMul, Gemm]", true),
+    ];
+    for (target, ops, cached) in runs {
+        let name = format!("{target}_{cached}");
+        let sc = dir.path().join(format!("{name}.yml"));
+        std::fs::write(&sc, yaml(target, ops, cached, &data)).unwrap();
+        let rows = crate::common::run_verified(&sc, &dir.path().join(&name), &cache, 300);
+        assert_eq!(rows.len(), 301, "{name}");
+    }
+    let logits = crate::common::read_npy(&f.join("data/bert_tiny_masked_ts17_logits.npy"));
+    let golden = crate::common::csv_rows(&dir.path().join("neuron_true/golden.csv"));
+    let col = golden[0].iter().position(|c| c == "top1_class").unwrap();
+    let got: Vec<i64> = (golden[1..].iter())
+        .map(|r| r[col].parse().unwrap())
+        .collect();
+    assert_eq!(Tensor::from_slice(&got), logits.argmax(1, false));
+    // A .npy holds one input only; a .npz must hold every input's array.
+    let tokens = f.join("data/bert_tokens.npy");
+    let partial = dir.path().join("partial.npz");
+    let ids = crate::common::read_npy(&tokens);
+    faultsweep::output::write_npz(&partial, &[("input_ids".to_string(), ids)]).unwrap();
+    for (data, words) in [
+        (
+            &tokens,
+            "give a .npz data set with one array per input name",
+        ),
+        (&partial, "no array 'attention_mask'"),
+    ] {
+        let sc = dir.path().join("bad.yml");
+        std::fs::write(&sc, yaml("neuron", "[Gemm]", true, data)).unwrap();
+        let o = crate::common::run_campaign(&sc, &dir.path().join("bad"), &[], &cache);
+        assert_clean_failure(&o, 4, &[words]);
+    }
 }

@@ -224,10 +224,11 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     }
     absolute_paths(&mut sc.spec)?;
     let mut graph = crate::load::load(&sc.spec.model.path)?;
-    let mut data = Dataset::open_with(&sc.spec.data, |m| sc.error("data.subset", m))?;
+    let names: Vec<String> = graph.inputs.iter().map(|i| i.name.clone()).collect();
+    let mut data = Dataset::open_for(&sc.spec.data, &names, |m| sc.error("data.subset", m))?;
     // Before cuts are chosen: where the rows align decides where runs resume.
     if !data.is_empty() {
-        graph.learn_layout(&[data.batch(0..1)?.input])?;
+        graph.learn_layout(&data.batch(0..1)?.inputs)?;
     }
     let len = Some(data.total_len() as u64);
     let correct = match sc.spec.data.correct_only {
@@ -332,8 +333,11 @@ fn absolute_paths(spec: &mut scenario::ScenarioSpec) -> Result<()> {
     };
     abs(&mut spec.model.path)?;
     abs(&mut spec.data.path)?;
+    // The labels of a .npz data set may name an array in it, not a file.
+    let npz = spec.data.path.extension().is_some_and(|e| e == "npz");
+    let labels = (spec.data.labels.as_mut()).filter(|l| !npz || l.exists());
     let optional = [
-        spec.data.labels.as_mut(),
+        labels,
         spec.mitigations.hardened_model.as_mut(),
         spec.outputs.dir.as_mut(),
         spec.cache.dir.as_mut(),

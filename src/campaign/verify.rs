@@ -35,8 +35,8 @@ pub fn verify(plan: &Plan, graph: &Graph, kept: &Kept, workers: usize) -> Result
     let injections: Vec<&Injection> = kept.values().map(|(inj, _)| inj).collect();
     let data = &plan.data;
     let reference = on_workers(graph, workers, &injections, |graph, inj| {
-        let input = data.batch(inj.sample..inj.sample + 1)?.input;
-        plain_run(graph, &input, inj)
+        let inputs = data.batch(inj.sample..inj.sample + 1)?.inputs;
+        plain_run(graph, &inputs, inj)
     })?;
     let mut report = VerifyReport {
         checked: kept.len(),

@@ -187,13 +187,15 @@ pub struct Sample {
 pub struct Batch {
     /// The batch's samples, in order.
     pub samples: Vec<Sample>,
-    /// N x ... float32.
-    pub input: Tensor,
+    /// One tensor per model input, N rows each.
+    pub inputs: Vec<Tensor>,
 }
 
 enum Source {
     Idx(idx::IdxImages),
     Npy(npy::Npy),
+    /// A .npz archive's arrays, one per model input, in the model's order.
+    Arrays(Vec<npy::Npy>),
     Images(images::ImageFolder),
 }
 
@@ -236,9 +238,33 @@ impl Dataset {
     /// subset does not fit the data set into the error of whoever chose it
     /// (a scenario key, a command-line flag).
     pub fn open_with(spec: &DataSpec, subset_error: impl FnOnce(String) -> Error) -> Result<Self> {
+        Dataset::open_for(spec, &[], subset_error)
+    }
+
+    /// As [`Dataset::open_with`], for a model whose inputs are named
+    /// `inputs`: with several, the data set is a .npz archive holding one
+    /// array per input name.
+    pub fn open_for(
+        spec: &DataSpec,
+        inputs: &[String],
+        subset_error: impl FnOnce(String) -> Error,
+    ) -> Result<Self> {
         let path = &spec.path;
         let name = path.to_string_lossy().to_ascii_lowercase();
-        let source = if path.is_dir() {
+        let source = if inputs.len() > 1 {
+            if !name.ends_with(".npz") {
+                let names = inputs.join(", ");
+                return Err(bad(path, format!("the model takes {} inputs ({names}): give a .npz data set with one array per input name", inputs.len())));
+            }
+            let arrays: Vec<npy::Npy> = (inputs.iter())
+                .map(|input| npy::Npy::open_npz(path, Some(input)))
+                .collect::<Result<_>>()?;
+            if let Some(other) = arrays.iter().find(|a| a.len() != arrays[0].len()) {
+                let (a, b) = (arrays[0].len(), other.len());
+                return Err(bad(path, format!("its input arrays hold {a} and {b} samples: every input needs one row per sample")));
+            }
+            Source::Arrays(arrays)
+        } else if path.is_dir() {
             Source::Images(images::ImageFolder::open(path)?)
         } else if name.ends_with(".npy") {
             Source::Npy(npy::Npy::open(path)?)
@@ -257,6 +283,7 @@ impl Dataset {
         let len = match &source {
             Source::Idx(s) => s.len(),
             Source::Npy(s) => s.len(),
+            Source::Arrays(s) => s[0].len(),
             Source::Images(s) => s.files.len(),
         };
         let npz = name.ends_with(".npz");
@@ -342,20 +369,25 @@ impl Dataset {
     pub fn batch(&self, range: std::ops::Range<usize>) -> Result<Batch> {
         let ids = &self.ids[range.clone()];
         let pre = &self.spec.preprocess;
-        let (raw, bytes) = match &*self.source {
-            Source::Idx(s) => (s.read(ids)?, true),
-            Source::Npy(s) if is_index(s.kind) => (s.read(ids)?, false),
-            Source::Npy(s) => (s.read(ids)?, s.kind == Kind::Uint8),
-            Source::Images(s) => (s.read(ids, pre)?, true),
+        let raw = match &*self.source {
+            Source::Idx(s) => vec![(s.read(ids)?, true)],
+            Source::Npy(s) => vec![(s.read(ids)?, s.kind == Kind::Uint8)],
+            Source::Arrays(arrays) => (arrays.iter())
+                .map(|s| Ok((s.read(ids)?, s.kind == Kind::Uint8)))
+                .collect::<Result<_>>()?,
+            Source::Images(s) => vec![(s.read(ids, pre)?, true)],
         };
-        let input = match is_index(raw.kind()) {
-            true => as_stored(raw, pre),
-            false => normalize(&raw, pre, bytes),
-        };
-        let input = input.map_err(|m| bad(&self.spec.path, m))?;
+        let inputs = raw
+            .into_iter()
+            .map(|(raw, bytes)| match is_index(raw.kind()) {
+                true => as_stored(raw, pre),
+                false => normalize(&raw, pre, bytes),
+            })
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|m| bad(&self.spec.path, m))?;
         Ok(Batch {
             samples: range.map(|p| self.sample(p)).collect(),
-            input,
+            inputs,
         })
     }
 

@@ -52,7 +52,7 @@ fn measure_on_one_thread(
     let new: Vec<usize> = (cuts.iter().copied())
         .filter(|c| !known.cuts.contains_key(c))
         .collect();
-    let (input_secs, one) = fastest(2, || Ok(data.batch(0..1)?.input))?;
+    let (input_secs, one) = fastest(2, || Ok(data.batch(0..1)?.inputs))?;
     if known.node_secs.len() != graph.nodes.len() {
         known.input_secs = input_secs;
         // A model that cannot run one sample alone (a fixed batch) has
@@ -70,17 +70,15 @@ fn measure_on_one_thread(
         return Ok(known);
     }
     let rows = batch.clamp(1, data.len()).min(TIMED_ROWS);
-    let input = data.batch(0..rows)?.input;
+    let inputs = data.batch(0..rows)?.inputs;
     // Batched node times: the fastest of two passes, the walk over the cuts
     // below being the second.
     let mut secs = vec![f64::INFINITY; graph.nodes.len()];
     let last = new.last().copied().unwrap_or(0);
-    let batched_env = graph
-        .start(&[input.shallow_clone()])
-        .map_err(|e| data.explain(e));
+    let batched_env = graph.start(&inputs).map_err(|e| data.explain(e));
     let timed = run_timed(graph, 0..last, &mut batched_env?, rows, &mut secs).is_ok();
-    let mut alone = graph.start(&[one]).map_err(|e| data.explain(e))?;
-    let mut batched = graph.start(&[input])?;
+    let mut alone = graph.start(&one).map_err(|e| data.explain(e))?;
+    let mut batched = graph.start(&inputs)?;
     let mut at = 0;
     for cut in new {
         graph.run(at..cut, &mut alone)?;
@@ -142,11 +140,11 @@ fn run_timed(
     })
 }
 
-/// Each node's seconds on `input` (one sample): the faster of two passes.
-fn node_secs(graph: &Graph, input: &Tensor) -> Result<Vec<f64>> {
+/// Each node's seconds on `inputs` (one sample): the faster of two passes.
+fn node_secs(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<f64>> {
     let mut best = vec![f64::INFINITY; graph.nodes.len()];
     for _ in 0..2 {
-        let mut env = graph.start(&[input.shallow_clone()])?;
+        let mut env = graph.start(inputs)?;
         let mut last = Instant::now();
         graph.run_then(0..graph.nodes.len(), &mut env, |node, _| {
             let now = Instant::now();

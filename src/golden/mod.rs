@@ -195,8 +195,7 @@ impl GoldenRun<'_> {
         let mut rows = Vec::with_capacity(data.len());
         for batch in data.batches(data.spec.batch_size) {
             let batch = batch?;
-            let mut env =
-                (graph.start(&[batch.input.shallow_clone()])).map_err(|e| data.explain(e))?;
+            let mut env = (graph.start(&batch.inputs)).map_err(|e| data.explain(e))?;
             let mut at = 0;
             for fill in &mut fills {
                 self.run_profiled(&mut env, at..fill.cut, &mut ranges)?;

@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn batches_close_where_whole_rows_fill_the_budget() {
         let (graph, input) = fixture("mobilenet_v2_ts17");
-        let frontiers = InputFrontiers::new(input.narrow(0, 0, 1));
+        let frontiers = InputFrontiers::new(vec![input.narrow(0, 0, 1)]);
         let conv = graph.nodes.iter().position(|n| n.op == Op::Conv).unwrap();
         let identity: Corrupt = Arc::new(|x| x);
         let injections: Vec<Injection> = (0..20)

@@ -218,17 +218,25 @@ fn same_bits(a: &[Tensor], b: &[Tensor]) -> bool {
 /// The frontier of cut 0 (the model inputs) for `samples`.
 fn input_rows(graph: &Graph, data: &Dataset, samples: &[usize]) -> Result<Vec<Tensor>> {
     timed(Phase::Recomputing, || {
-        split::prefix(graph, &[inputs(data, samples)?], 0)
+        split::prefix(graph, &inputs(data, samples)?, 0)
     })
 }
 
 /// The preprocessed inputs of `samples`, one row each.
-fn inputs(data: &Dataset, samples: &[usize]) -> Result<Tensor> {
-    let rows: Vec<Tensor> = samples
+fn inputs(data: &Dataset, samples: &[usize]) -> Result<Vec<Tensor>> {
+    let rows: Vec<Vec<Tensor>> = samples
         .iter()
-        .map(|&s| data.batch(s..s + 1).map(|b| b.input))
+        .map(|&s| data.batch(s..s + 1).map(|b| b.inputs))
         .collect::<Result<_>>()?;
-    Ok(Tensor::cat(&rows, 0))
+    Ok(stack(&rows))
+}
+
+/// Per input, the rows of `batches` (each one tensor per input) in order.
+fn stack(batches: &[Vec<Tensor>]) -> Vec<Tensor> {
+    let inputs = batches.first().map_or(0, Vec::len);
+    (0..inputs)
+        .map(|i| Tensor::cat(&batches.iter().map(|b| &b[i]).collect::<Vec<_>>(), 0))
+        .collect()
 }
 
 /// Frontiers computed from the data set by running the prefix.
@@ -240,7 +248,7 @@ pub struct ComputedFrontiers<'a> {
 impl Frontiers for ComputedFrontiers<'_> {
     fn rows(&self, graph: &Graph, cut: usize, samples: &[usize]) -> Result<Vec<Tensor>> {
         timed(Phase::Recomputing, || {
-            split::prefix(graph, &[inputs(self.data, samples)?], cut)
+            split::prefix(graph, &inputs(self.data, samples)?, cut)
         })
     }
 }
@@ -280,13 +288,15 @@ impl Frontiers for PartFrontiers<'_> {
 /// Model inputs held in memory (a data set's preprocessed once, or any
 /// tensor of samples): the frontier of a cut is the prefix run on them.
 pub struct InputFrontiers {
-    /// Locked while rows are picked: a tensor may not be shared by threads.
-    inputs: Mutex<Tensor>,
+    /// One tensor per model input. Locked while rows are picked: a tensor
+    /// may not be shared by threads.
+    inputs: Mutex<Vec<Tensor>>,
 }
 
 impl InputFrontiers {
-    /// Frontiers of the model inputs `inputs`, one row per sample.
-    pub fn new(inputs: Tensor) -> Self {
+    /// Frontiers of the model inputs `inputs` (one tensor per input), one
+    /// row per sample.
+    pub fn new(inputs: Vec<Tensor>) -> Self {
         InputFrontiers {
             inputs: Mutex::new(inputs),
         }
@@ -294,11 +304,11 @@ impl InputFrontiers {
 
     /// Loads and preprocesses every sample of `data` into memory.
     pub fn load(data: &Dataset) -> Result<Self> {
-        let parts: Vec<Tensor> = data
+        let parts: Vec<Vec<Tensor>> = data
             .batches(data.spec.batch_size)
-            .map(|b| b.map(|b| b.input))
+            .map(|b| b.map(|b| b.inputs))
             .collect::<Result<_>>()?;
-        Ok(InputFrontiers::new(Tensor::cat(&parts, 0)))
+        Ok(InputFrontiers::new(stack(&parts)))
     }
 }
 
@@ -306,11 +316,10 @@ impl Frontiers for InputFrontiers {
     fn rows(&self, graph: &Graph, cut: usize, samples: &[usize]) -> Result<Vec<Tensor>> {
         let idx: Vec<i64> = samples.iter().map(|&s| s as i64).collect();
         let idx = Tensor::from_slice(&idx);
-        let x = self
-            .inputs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .index_select(0, &idx);
-        split::prefix(graph, &[x], cut)
+        let x: Vec<Tensor> = (self.inputs.lock().unwrap_or_else(PoisonError::into_inner))
+            .iter()
+            .map(|t| t.index_select(0, &idx))
+            .collect();
+        split::prefix(graph, &x, cut)
     }
 }

@@ -96,7 +96,7 @@ fn sample_row(t: &Tensor, batch: Option<i64>) -> Tensor {
     }
 }
 
-/// The oracle: `inj` run the plain way, on its sample alone (`input`, one
+/// The oracle: `inj` run the plain way, on its sample alone (`inputs`, one
 /// row) through the whole model with the faulty weights in place of the
 /// graph's and the neuron faults applied as their nodes run, against the
 /// fault-free forward pass of the same row. No cache, batching, dropping,
@@ -104,19 +104,23 @@ fn sample_row(t: &Tensor, batch: Option<i64>) -> Tensor {
 /// A model whose input fixes a batch of N > 1 gets the sample N times; its
 /// first row carries the neuron faults (their indices lie in one sample)
 /// and is the one read and scanned for NaN/Inf.
-pub fn plain_run(graph: &Graph, input: &Tensor, inj: &Injection) -> Result<InjectionResult> {
-    let batch = fixed_batch(graph).filter(|_| input.size().first() == Some(&1));
-    let input = match batch {
-        Some(n) => {
-            let mut size = input.size();
-            size[0] = n;
-            input.expand(size.as_slice(), false).contiguous()
-        }
-        None => input.shallow_clone(),
-    };
-    let golden = graph.forward(&[input.shallow_clone()])?;
+pub fn plain_run(graph: &Graph, inputs: &[Tensor], inj: &Injection) -> Result<InjectionResult> {
+    let rows = inputs.first().and_then(|t| t.size().first().copied());
+    let batch = fixed_batch(graph).filter(|_| rows == Some(1));
+    let inputs: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| match batch {
+            Some(n) => {
+                let mut size = t.size();
+                size[0] = n;
+                t.expand(size.as_slice(), false).contiguous()
+            }
+            None => t.shallow_clone(),
+        })
+        .collect();
+    let golden = graph.forward(&inputs)?;
     let judged = |outputs: &[Tensor]| outputs[graph.judged].flatten(1, -1).get(0);
-    let mut env = graph.start(&[input.shallow_clone()])?;
+    let mut env = graph.start(&inputs)?;
     let mut sites = vec![None; inj.faults.len()];
     for (k, f) in inj.faults.iter().enumerate() {
         if let FaultSite::Weight { input, index } = f.site {
