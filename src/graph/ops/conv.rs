@@ -515,28 +515,26 @@ fn transpose_pads(
             )),
         };
     };
-    if let Some(i) = (0..d).find(|&i| target[i] > full[i]) {
-        // onnxruntime and onnx.reference reject a longer output_shape; for
-        // SAME, onnxruntime outputs the full length where the spec asks for
-        // input * stride.
+    let same = !node.attrs.has("output_shape");
+    if let Some(i) = (0..d).find(|&i| same && target[i] > full[i]) {
+        // For SAME, onnxruntime outputs the full length where the spec asks
+        // for input * stride.
         return fail(format!(
-            "output length {} on spatial axis {i} exceeds the {} the input produces{}",
-            target[i],
-            full[i],
-            if node.attrs.has("output_shape") {
-                ""
-            } else {
-                " (SAME auto_pad with a kernel shorter than the stride is not supported)"
-            }
+            "output length {} on spatial axis {i} exceeds the {} the input produces (SAME auto_pad with a kernel shorter than the stride is not supported)",
+            target[i], full[i]
         ));
     }
+    // A longer output_shape makes the total negative: the spec's equations
+    // (floor halves, as the reference computes them) then extend the
+    // output with positions no input reaches.
     Ok((0..d)
         .map(|i| {
             let total = full[i] - target[i];
+            let half = total.div_euclid(2);
             if auto_pad == "SAME_UPPER" {
-                (total / 2, total - total / 2)
+                (half, total - half)
             } else {
-                (total - total / 2, total / 2)
+                (total - half, half)
             }
         })
         .collect())
@@ -589,7 +587,7 @@ fn conv_transpose(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
                 full[i]
             ));
         }
-        y = y.f_narrow((i + 2) as i64, begin, len)?;
+        y = crop_or_extend(&y, i + 2, begin, end)?;
     }
     if let Some(b) = b {
         let mut shape = vec![1, -1];
@@ -597,6 +595,23 @@ fn conv_transpose(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         y = y.f_add(&b.f_reshape(shape.as_slice())?)?;
     }
     one(y)
+}
+
+/// `y` cropped by `begin` and `end` on `axis`, or extended by zeros
+/// where they are negative (a longer `output_shape`).
+fn crop_or_extend(y: &Tensor, axis: usize, begin: i64, end: i64) -> KResult<Tensor> {
+    let rank = y.dim();
+    let mut y = y.shallow_clone();
+    if begin < 0 || end < 0 {
+        // constant_pad_nd lists (begin, end) from the last axis back.
+        let mut flat = vec![0; 2 * (rank - axis)];
+        let at = 2 * (rank - 1 - axis);
+        flat[at] = (-begin).max(0);
+        flat[at + 1] = (-end).max(0);
+        y = y.f_constant_pad_nd(flat.as_slice())?;
+    }
+    let len = y.size()[axis] - begin.max(0) - end.max(0);
+    Ok(y.f_narrow(axis as i64, begin.max(0), len)?)
 }
 
 /// The uncropped transposed convolution of float32 `x` by `w` (`[c_in,
