@@ -172,7 +172,8 @@ fn kind_of(op: Op, name: &str) -> Kind {
         | "scale"
         | "softcap"
         | "spatial_scale"
-        | "clip" => Kind::Float,
+        | "clip"
+        | "lambd" => Kind::Float,
         "scales" | "activation_alpha" | "activation_beta" => Kind::Floats,
         "activations" => Kind::Strings,
         _ => Kind::Int,

@@ -90,6 +90,20 @@ ops! {
     Compress,
     // shape.rs
     CenterCropPad,
+    // elementwise.rs
+    BitwiseAnd, BitwiseOr, BitwiseXor, BitwiseNot, Shrink,
+    // generate.rs
+    EyeLike, HannWindow, HammingWindow, BlackmanWindow,
+    // index.rs
+    Scatter, ReverseSequence, TensorScatter,
+    // pool.rs
+    MaxUnpool,
+    // linear.rs
+    Det,
+    // norm.rs
+    MeanVarianceNormalization,
+    // activation.rs
+    SwiGLU,
 }
 
 /// What the program may assume of an op. The default (an op of no row in

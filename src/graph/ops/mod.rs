@@ -18,6 +18,7 @@ mod detection;
 pub use activation::clip_limits;
 pub use conv::{conv_filters, convolve_as, ConvShape};
 mod elementwise;
+mod generate;
 mod index;
 mod linear;
 mod loss;
@@ -66,6 +67,7 @@ const FAMILIES: &[&[OpDef]] = &[
     activation::OPS,
     conv::OPS,
     elementwise::OPS,
+    generate::OPS,
     index::OPS,
     linear::OPS,
     norm::OPS,

@@ -2,7 +2,8 @@
 //! Specs: <https://onnx.ai/onnx/operators/onnx__MaxPool.html>,
 //! <https://onnx.ai/onnx/operators/onnx__AveragePool.html>,
 //! <https://onnx.ai/onnx/operators/onnx__GlobalAveragePool.html>,
-//! <https://onnx.ai/onnx/operators/onnx__GlobalMaxPool.html>.
+//! <https://onnx.ai/onnx/operators/onnx__GlobalMaxPool.html>,
+//! <https://onnx.ai/onnx/operators/onnx__MaxUnpool.html>.
 //!
 //! The output length per axis follows onnxruntime: `floor` (or `ceil` with
 //! `ceil_mode`) of `(in + pads - extent) / stride + 1`, where in ceil mode a
@@ -45,6 +46,11 @@ pub const OPS: &[OpDef] = &[
             "strides",
         ],
         kernel: avg_pool,
+    },
+    OpDef {
+        op: Op::MaxUnpool,
+        attrs: &["kernel_shape", "pads", "strides"],
+        kernel: max_unpool,
     },
     OpDef {
         op: Op::GlobalAveragePool,
@@ -434,4 +440,60 @@ fn lp_pool(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     out.extend(&sums.size()[2..]);
     let sums = fit(sums.f_reshape(out.as_slice())?, &w.out)?;
     one(sums.f_pow_tensor_scalar(1.0 / p as f64)?)
+}
+
+/// MaxUnpool: the values X put back at their MaxPool `indices` (flat over
+/// the whole output, batch and channels included) in a tensor of zeros of
+/// the shape MaxPool's input had, `(in - 1) * stride - pads + kernel` per
+/// spatial axis. An `output_shape` (input 2) larger than that pads it with
+/// zeros at the end of each axis, as the spec's reference implementation
+/// and its test cases do: the indices keep addressing the inferred shape.
+fn max_unpool(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, indices) = (input(inputs, 0)?, input(inputs, 1)?);
+    let size = x.size();
+    let d = size.len().saturating_sub(2);
+    let kernel = node.attrs.ints("kernel_shape")?.unwrap_or_default();
+    if !(1..=3).contains(&d) || kernel.len() != d || indices.size() != size {
+        return fail(format!(
+            "X {size:?} should have rank 3 to 5, kernel_shape {kernel:?} one value per spatial axis and indices {:?} X's shape",
+            indices.size()
+        ));
+    }
+    let strides = per_axis(node, "strides", d, 1)?;
+    let pads = node.attrs.ints("pads")?.unwrap_or(vec![0; 2 * d]);
+    if pads.len() != 2 * d {
+        return fail(format!("pads {pads:?} should have {} values", 2 * d));
+    }
+    let mut inferred = size[..2].to_vec();
+    inferred
+        .extend((0..d).map(|i| (size[i + 2] - 1) * strides[i] - pads[i] - pads[i + d] + kernel[i]));
+    let total: i64 = inferred.iter().product();
+    let idx = indices.f_to_kind(Kind::Int64)?.f_flatten(0, -1)?;
+    if idx.numel() > 0 {
+        let (lo, hi) = (idx.f_min()?.int64_value(&[]), idx.f_max()?.int64_value(&[]));
+        if lo < 0 || hi >= total {
+            return fail(format!(
+                "indices from {lo} to {hi} fall outside the {total} elements of the output {inferred:?}"
+            ));
+        }
+    }
+    let y = Tensor::f_zeros([total], (x.kind(), x.device()))?
+        .f_scatter(0, &idx, &x.f_flatten(0, -1)?)?
+        .f_reshape(inferred.as_slice())?;
+    let Some(shape) = super::opt_input(inputs, 2) else {
+        return one(y);
+    };
+    let shape = super::to_i64s(shape)?;
+    let larger = shape.len() == inferred.len()
+        && shape[..2] == inferred[..2]
+        && shape.iter().zip(&inferred).all(|(s, i)| s >= i);
+    if !larger {
+        return fail(format!(
+            "output_shape {shape:?} should keep batch and channels and be at least the inferred {inferred:?}"
+        ));
+    }
+    let flat: Vec<i64> = (shape.iter().zip(&inferred).skip(2).rev())
+        .flat_map(|(s, i)| [0, s - i])
+        .collect();
+    one(y.f_constant_pad_nd(flat.as_slice())?)
 }
