@@ -238,3 +238,30 @@ fn cumulative(node: &Node, inputs: &Inputs, product: bool) -> KResult<Vec<Tensor
     }
     one(y)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty reduction gives each type's identity; an empty axis that
+    /// is kept makes an empty output.
+    #[test]
+    fn empty_sets_reduce_to_the_identity() {
+        let cpu = tch::Device::Cpu;
+        for (kind, max, min) in [
+            (Kind::Int8, -128, 127),
+            (Kind::Uint8, 0, 255),
+            (Kind::Int, i64::from(i32::MIN), i64::from(i32::MAX)),
+            (Kind::Int64, i64::MIN, i64::MAX),
+        ] {
+            let x = Tensor::zeros([2, 0], (kind, cpu));
+            let hi = empty_extreme(&x, &[1], false, false).unwrap();
+            let lo = empty_extreme(&x, &[1], false, true).unwrap();
+            assert_eq!((hi.size(), hi.kind()), (vec![2], kind));
+            assert_eq!(hi.int64_value(&[0]), max, "{kind:?}");
+            assert_eq!(lo.int64_value(&[1]), min, "{kind:?}");
+        }
+        let x = Tensor::zeros([2, 0], (Kind::Float, cpu));
+        assert_eq!(empty_extreme(&x, &[0], true, true).unwrap().size(), [1, 0]);
+    }
+}
