@@ -1,5 +1,6 @@
-//! Step 1, load: an ONNX file becomes a [`Graph`]. Initializers and `Constant`
-//! nodes become constant tensors, the remaining nodes are sorted topologically
+//! Step 1, load: an ONNX file becomes a [`Graph`]. An If whose condition is
+//! a constant is replaced by the branch it takes (`inline`). Initializers
+//! and `Constant` nodes become constant tensors, the remaining nodes are sorted topologically
 //! (stable: file order where the file is already sorted), every op and
 //! attribute is checked against the kernels, nodes that read only constants
 //! are evaluated once here and become constants too (so, but in a model of
@@ -7,6 +8,7 @@
 //! their sample rows), and each value gets its last reader for the
 //! executor's liveness.
 
+mod inline;
 mod proto;
 mod tensor;
 
@@ -84,10 +86,11 @@ impl Builder {
     }
 
     fn build(mut self, model: ModelProto) -> Result<Graph> {
-        let Some(graph) = model.graph else {
+        let Some(mut graph) = model.graph else {
             return Err(self.invalid("the file holds no graph (is it an ONNX model?)"));
         };
         self.opset = self.default_opset(&model.opset_import)?;
+        inline::constant_ifs(&mut graph, &self.path)?;
         for init in &graph.initializer {
             let t = tensor::from_proto(init, &self.path)?;
             self.define(&init.name, Source::Constant(t))?;
@@ -371,6 +374,13 @@ impl Builder {
                 "domain '{}' is not supported",
                 np.domain
             )));
+        }
+        if np.op_type == "If" {
+            return Err(unsupported(
+                "an If whose condition is computed at run time is not supported (an If \
+                 whose condition is an initializer or a Constant is replaced by its branch)"
+                    .into(),
+            ));
         }
         let op = Op::parse(&np.op_type)
             .ok_or_else(|| unsupported(format!("op {} has no kernel in faultsweep", np.op_type)))?;
