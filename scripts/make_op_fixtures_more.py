@@ -8,7 +8,8 @@ Hardmax, LpNormalization, IsNaN, IsInf, the trigonometric and hyperbolic
 functions, OneHot, NonZero and Trilu, NonMaxSuppression, RoiAlign,
 GridSample, AffineGrid, LSTM, GRU, RNN, NegativeLogLikelihoodLoss,
 SoftmaxCrossEntropyLoss, Unique and Col2Im, over the opset versions that
-change them; and torch-exported LSTM, GRU, roi_align and nms modules.
+change them; torch-exported LSTM, GRU, roi_align and nms modules; and If
+nodes whose condition is a constant (faultsweep inlines the branch).
 
 Writes tests/fixtures/ops/m_NAME.{onnx,input.npy,expected.npy} and their
 entries in manifest.json (the other entries are kept). Same conventions as
@@ -18,9 +19,11 @@ at the end, reference outputs from onnxruntime on CPU with graph
 optimizations disabled.
 
     python3 scripts/make_op_fixtures_more.py
+    python3 scripts/make_op_fixtures_more.py if   # one group only
 """
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -728,6 +731,47 @@ def unique_col2im_fixtures():
                 [("im", i64(*image)), ("bl", i64(*block))])
 
 
+def graph(name, nodes, outputs, inits=()):
+    """A subgraph (an If branch) of `nodes` with float32 `outputs`."""
+    inits = [numpy_helper.from_array(np.asarray(v), k) for k, v in inits]
+    outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs]
+    return helper.make_graph(nodes, name, [], outs, initializer=inits)
+
+
+def if_fixtures():
+    """If with a constant condition, an initializer or a Constant node:
+    branches that read the enclosing graph's values, hold initializers of
+    their own, nest another constant If (reading the outer branch's
+    values), and make two outputs; the branch not taken would give other
+    values."""
+    w = RNG.standard_normal((3,)).astype(np.float32)
+    then_ = graph("then", [node("Mul", ["x", "w"], ["t"]), node("Add", ["t", "b"], ["o"])],
+                  ["o"], [("b", f32(0.5))])
+    else_ = graph("else", [node("Relu", ["x"], ["o2"])], ["o2"])
+    fixture("if_const_init_then", 17, [2, 3],
+            [node("If", ["c"], ["y"], then_branch=then_, else_branch=else_)],
+            [("c", np.array(True)), ("w", w)])
+    cond = helper.make_tensor("cv", TensorProto.BOOL, [], [False])
+    inner_then = graph("inner_then", [node("Mul", ["s", "k"], ["p"])], ["p"], [("k", f32(3.0))])
+    inner_else = graph("inner_else", [node("Neg", ["s"], ["q"])], ["q"])
+    inner_cond = helper.make_tensor("iv", TensorProto.BOOL, [1], [True])
+    else_nested = graph("else_nested", [
+        node("Sigmoid", ["x"], ["s"]),
+        node("Constant", [], ["ic"], value=inner_cond),
+        node("If", ["ic"], ["r"], then_branch=inner_then, else_branch=inner_else),
+    ], ["r"])
+    fixture("if_const_node_else_nested", 17, [2, 3], [
+        node("Constant", [], ["c"], value=cond),
+        node("If", ["c"], ["y"], then_branch=else_, else_branch=else_nested),
+    ])
+    two = graph("two", [node("Abs", ["x"], ["a"]), node("Exp", ["x"], ["e"])], ["a", "e"])
+    other = graph("other", [node("Neg", ["x"], ["n"]), node("Sin", ["x"], ["m"])], ["n", "m"])
+    fixture("if_const_two_outputs", 22, [4], [
+        node("If", ["c"], ["u", "v"], then_branch=two, else_branch=other),
+        node("Add", ["u", "v"], ["y"]),
+    ], [("c", np.array(True))])
+
+
 def build():
     resize_fixtures()
     index_fixtures()
@@ -739,18 +783,30 @@ def build():
     loss_fixtures()
     torch_fixtures()
     unique_col2im_fixtures()
+    if_fixtures()
+
+
+# Groups that may be written alone (`make_op_fixtures_more.py NAME`),
+# leaving the other fixtures as they are.
+GROUPS = {"if": if_fixtures}
 
 
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
-    for old in OUT.glob(f"{PREFIX}*"):
-        old.unlink()
+    only = GROUPS[sys.argv[1]] if len(sys.argv) > 1 else None
+    if only is None:
+        for old in OUT.glob(f"{PREFIX}*"):
+            old.unlink()
+        build()
+    else:
+        only()
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     path = OUT / "manifest.json"
-    manifest = [e for e in json.loads(path.read_text()) if not e["name"].startswith(PREFIX)] \
+    written = {f[0] for f in FIXTURES}
+    stale = (lambda n: n in written) if only else (lambda n: n.startswith(PREFIX))
+    manifest = [e for e in json.loads(path.read_text()) if not stale(e["name"])] \
         if path.exists() else []
-    build()
     for name, opset, model, x, desc in FIXTURES:
         try:
             sess = ort.InferenceSession(

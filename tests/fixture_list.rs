@@ -151,6 +151,9 @@ macro_rules! model_fixtures {
             m_hardmax_opset13
             m_hardmax_opset13_axis1
             m_hardmax_opset7
+            m_if_const_init_then
+            m_if_const_node_else_nested
+            m_if_const_two_outputs
             m_isinf_p0_n0_opset20
             m_isinf_p0_n1_opset20
             m_isinf_p1_n0_opset10

@@ -627,6 +627,30 @@ mod tests {
         .encode_to_vec()
     }
 
+    /// An If whose condition is a graph input is refused naming the node;
+    /// a constant condition of more than one value is a model error.
+    #[test]
+    fn if_runs_only_with_a_constant_condition() {
+        let path = Path::new("m.onnx");
+        let e = from_bytes(&one_op("If", 1, 17), path).unwrap_err();
+        let msg = e.to_string();
+        for part in ["'n'", "op If", "computed at run time"] {
+            assert!(msg.contains(part), "lacks {part}: {msg}");
+        }
+        let mut model = ModelProto::decode(one_op("If", 1, 17).as_slice()).unwrap();
+        let graph = model.graph.as_mut().unwrap();
+        graph.initializer.push(TensorProto {
+            dims: vec![2],
+            data_type: 9,
+            int32_data: vec![1, 0],
+            name: "c".into(),
+            ..Default::default()
+        });
+        graph.node[0].input = vec!["c".into()];
+        let e = from_bytes(&model.encode_to_vec(), path).unwrap_err();
+        assert!(e.to_string().contains("holds 2 values, not one"), "{e}");
+    }
+
     /// Every opset up to the newest of the pinned onnx loads; an op whose
     /// definition changed beyond its types after the implemented version is
     /// refused, named with its versions; a newer opset is refused.
