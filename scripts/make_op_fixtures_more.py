@@ -772,6 +772,21 @@ def if_fixtures():
     ], [("c", np.array(True))])
 
 
+def maxunpool_fixtures():
+    """MaxPool then MaxUnpool: back to the inferred shape (4 x 4 input) and
+    to the pooled input's own shape (5 x 5, output_shape from Shape), where
+    the indices address the output_shape as onnxruntime reads them."""
+    window = dict(kernel_shape=[2, 2], strides=[2, 2])
+    for name, shape, with_shape in [("maxunpool_inferred", [2, 2, 4, 4], False),
+                                    ("maxunpool_output_shape", [2, 2, 5, 5], True)]:
+        unpool_in = ["p", "i", "s"] if with_shape else ["p", "i"]
+        fixture(name, 22, shape, [
+            node("MaxPool", ["x"], ["p", "i"], **window),
+            node("Shape", ["x"], ["s"]),
+            node("MaxUnpool", unpool_in, **window),
+        ])
+
+
 def build():
     resize_fixtures()
     index_fixtures()
@@ -784,11 +799,12 @@ def build():
     torch_fixtures()
     unique_col2im_fixtures()
     if_fixtures()
+    maxunpool_fixtures()
 
 
 # Groups that may be written alone (`make_op_fixtures_more.py NAME`),
 # leaving the other fixtures as they are.
-GROUPS = {"if": if_fixtures}
+GROUPS = {"if": if_fixtures, "maxunpool": maxunpool_fixtures}
 
 
 def main():

@@ -168,6 +168,8 @@ macro_rules! model_fixtures {
             m_lppool_p1_strides_pads
             m_lppool_p2
             m_lppool_p3_1d_same_upper
+            m_maxunpool_inferred
+            m_maxunpool_output_shape
             m_lstm_activations
             m_lstm_bidirectional_all_inputs
             m_lstm_bidirectional_y_c

@@ -442,12 +442,14 @@ fn lp_pool(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     one(sums.f_pow_tensor_scalar(1.0 / p as f64)?)
 }
 
-/// MaxUnpool: the values X put back at their MaxPool `indices` (flat over
-/// the whole output, batch and channels included) in a tensor of zeros of
-/// the shape MaxPool's input had, `(in - 1) * stride - pads + kernel` per
-/// spatial axis. An `output_shape` (input 2) larger than that pads it with
-/// zeros at the end of each axis, as the spec's reference implementation
-/// and its test cases do: the indices keep addressing the inferred shape.
+/// MaxUnpool: the values X put back at their MaxPool `indices` in zeros,
+/// the indices flat over the whole output, batch and channels included.
+/// The output has the shape MaxPool's input had, `(in - 1) * stride -
+/// pads + kernel` per spatial axis, or `output_shape` (input 2). With an
+/// `output_shape` the indices address that shape, as onnxruntime and
+/// PyTorch have it (MaxPool then MaxUnpool to the pooled input's shape
+/// puts each maximum back where it was); ONNX's reference implementation
+/// scatters into the inferred shape and pads it (see tests/conformance.rs).
 fn max_unpool(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let (x, indices) = (input(inputs, 0)?, input(inputs, 1)?);
     let size = x.size();
@@ -459,41 +461,51 @@ fn max_unpool(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
             indices.size()
         ));
     }
-    let strides = per_axis(node, "strides", d, 1)?;
-    let pads = node.attrs.ints("pads")?.unwrap_or(vec![0; 2 * d]);
-    if pads.len() != 2 * d {
-        return fail(format!("pads {pads:?} should have {} values", 2 * d));
-    }
-    let mut inferred = size[..2].to_vec();
-    inferred
-        .extend((0..d).map(|i| (size[i + 2] - 1) * strides[i] - pads[i] - pads[i + d] + kernel[i]));
-    let total: i64 = inferred.iter().product();
+    let shape = match super::opt_input(inputs, 2) {
+        Some(t) => {
+            let shape = super::to_i64s(t)?;
+            if shape.len() != size.len() || shape[..2] != size[..2] || shape.iter().any(|&s| s < 0)
+            {
+                return fail(format!(
+                    "output_shape {shape:?} should keep the rank, batch and channels of X {size:?}"
+                ));
+            }
+            shape
+        }
+        None => unpooled_shape(node, &size, &kernel)?,
+    };
+    let total: i64 = shape.iter().product();
     let idx = indices.f_to_kind(Kind::Int64)?.f_flatten(0, -1)?;
     if idx.numel() > 0 {
         let (lo, hi) = (idx.f_min()?.int64_value(&[]), idx.f_max()?.int64_value(&[]));
         if lo < 0 || hi >= total {
             return fail(format!(
-                "indices from {lo} to {hi} fall outside the {total} elements of the output {inferred:?}"
+                "indices from {lo} to {hi} fall outside the {total} elements of the output {shape:?}"
             ));
         }
     }
-    let y = Tensor::f_zeros([total], (x.kind(), x.device()))?
-        .f_scatter(0, &idx, &x.f_flatten(0, -1)?)?
-        .f_reshape(inferred.as_slice())?;
-    let Some(shape) = super::opt_input(inputs, 2) else {
-        return one(y);
-    };
-    let shape = super::to_i64s(shape)?;
-    let larger = shape.len() == inferred.len()
-        && shape[..2] == inferred[..2]
-        && shape.iter().zip(&inferred).all(|(s, i)| s >= i);
-    if !larger {
-        return fail(format!(
-            "output_shape {shape:?} should keep batch and channels and be at least the inferred {inferred:?}"
-        ));
+    let y = Tensor::f_zeros([total], (x.kind(), x.device()))?.f_scatter(
+        0,
+        &idx,
+        &x.f_flatten(0, -1)?,
+    )?;
+    one(y.f_reshape(shape.as_slice())?)
+}
+
+/// The shape MaxPool's input had: `(in - 1) * stride - pads + kernel` per
+/// spatial axis of X (`size`).
+fn unpooled_shape(node: &Node, size: &[i64], kernel: &[i64]) -> KResult<Vec<i64>> {
+    let d = kernel.len();
+    let strides = per_axis(node, "strides", d, 1)?;
+    let pads = node.attrs.ints("pads")?.unwrap_or(vec![0; 2 * d]);
+    if pads.len() != 2 * d {
+        return fail(format!("pads {pads:?} should have {} values", 2 * d));
     }
-    let flat: Vec<i64> = (shape.iter().zip(&inferred).skip(2).rev())
-        .flat_map(|(s, i)| [0, s - i])
-        .collect();
-    one(y.f_constant_pad_nd(flat.as_slice())?)
+    let mut shape = size[..2].to_vec();
+    shape
+        .extend((0..d).map(|i| (size[i + 2] - 1) * strides[i] - pads[i] - pads[i + d] + kernel[i]));
+    if shape.iter().any(|&s| s < 0) {
+        return fail(format!("pads {pads:?} leave the output no room: {shape:?}"));
+    }
+    Ok(shape)
 }
