@@ -156,6 +156,7 @@ fn kind_of(op: Op, name: &str) -> Kind {
         | "keep_aspect_ratio_policy"
         | "reduction"
         | "direction"
+        | "activation"
         | "update_rule"
         | "padding_mode" => Kind::Str,
         "alpha"

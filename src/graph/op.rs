@@ -104,6 +104,11 @@ ops! {
     MeanVarianceNormalization,
     // activation.rs
     SwiGLU,
+    // quant.rs
+    QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, MatMulInteger, ConvInteger,
+    QLinearMatMul, QLinearConv, BitCast,
+    // conv.rs
+    CausalConvWithState,
 }
 
 /// What the program may assume of an op. The default (an op of no row in
@@ -276,7 +281,7 @@ impl Op {
                 .bound(Weighted)
                 .weights(Weights::Filters)
                 .window(Window::Filters),
-            ConvTranspose => NONE.window(Window::Filters),
+            ConvTranspose | ConvInteger | QLinearConv => NONE.window(Window::Filters),
             Gemm => NONE.bound(Weighted).weights(Weights::Columns),
             MatMul => NONE.weights(Weights::Matrix),
             _ => NONE,

@@ -31,6 +31,12 @@ const NEWER: &[(Op, i64)] = &[
     (Op::CumProd, 26),
     (Op::TensorScatter, 24),
     (Op::SwiGLU, 28),
+    (Op::BitCast, 26),
+    (Op::CausalConvWithState, 27),
+    // QuantizeLinear 23 added `precision`, DequantizeLinear 23
+    // `output_dtype`; later versions only added types.
+    (Op::QuantizeLinear, 23),
+    (Op::DequantizeLinear, 23),
     // Mod 28 defines fmod 0 for floating-point inputs (floor division, the
     // sign of B), which the kernel implements; the rest is version 13's.
     (Op::Mod, 28),

@@ -24,6 +24,7 @@ mod linear;
 mod loss;
 mod norm;
 mod pool;
+mod quant;
 mod recurrent;
 mod reduce;
 mod resize;
@@ -72,6 +73,7 @@ const FAMILIES: &[&[OpDef]] = &[
     linear::OPS,
     norm::OPS,
     pool::OPS,
+    quant::OPS,
     reduce::OPS,
     resize::OPS,
     shape::OPS,
