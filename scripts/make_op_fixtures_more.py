@@ -19,7 +19,7 @@ at the end, reference outputs from onnxruntime on CPU with graph
 optimizations disabled.
 
     python3 scripts/make_op_fixtures_more.py
-    python3 scripts/make_op_fixtures_more.py if   # one group only
+    python3 scripts/make_op_fixtures_more.py if   # one group only (GROUPS)
 """
 
 import json
@@ -787,6 +787,59 @@ def maxunpool_fixtures():
         ])
 
 
+def quant_fixtures():
+    """Quantized chains over a float input: QuantizeLinear and back per
+    tensor, per axis and in blocks (uint8, int8, int16); DynamicQuantizeLinear;
+    QLinearMatMul and QLinearConv between a quantized input and int8
+    weights (per channel); MatMulInteger and ConvInteger cast to float."""
+    def q(src, dst, scale, zero):
+        return node("QuantizeLinear", [src, scale, zero], [dst])
+
+    per_axis = f32(0.02, 0.05, 0.1)
+    fixture("quant_per_tensor_uint8", 21, [2, 3, 4], [
+        q("x", "q", "s", "z"), node("DequantizeLinear", ["q", "s", "z"]),
+    ], [("s", f32(0.03)), ("z", np.array(128, np.uint8))])
+    fixture("quant_per_axis_int8", 21, [2, 3, 4], [
+        node("QuantizeLinear", ["x", "s", "z"], ["q"], axis=1),
+        node("DequantizeLinear", ["q", "s", "z"], axis=1),
+    ], [("s", per_axis), ("z", np.array([0, -3, 5], np.int8))])
+    blocks = (RNG.random((2, 2, 4)) * 0.05 + 0.01).astype(np.float32)
+    fixture("quant_blocked_int16", 21, [2, 3, 4], [
+        node("QuantizeLinear", ["x", "s", "z"], ["q"], axis=1, block_size=2),
+        node("DequantizeLinear", ["q", "s", "z"], axis=1, block_size=2),
+    ], [("s", blocks * 1e-3), ("z", np.zeros((2, 2, 4), np.int16))])
+    fixture("quant_dynamic", 11, [3, 5], [
+        node("DynamicQuantizeLinear", ["x"], ["q", "qs", "qz"]),
+        node("DequantizeLinear", ["q", "qs", "qz"]),
+    ])
+    wq = RNG.integers(-100, 100, (4, 6)).astype(np.int8)
+    fixture("qlinear_matmul_int8", 21, [3, 4], [
+        q("x", "q", "s", "z"),
+        node("QLinearMatMul", ["q", "s", "z", "w", "ws", "wz", "ys", "yz"], ["r"]),
+        node("DequantizeLinear", ["r", "ys", "yz"]),
+    ], [("s", f32(0.02)), ("z", np.array(3, np.int8)), ("w", wq), ("ws", f32(0.01)),
+        ("wz", np.array(0, np.int8)), ("ys", f32(0.05)), ("yz", np.array(-2, np.int8))])
+    wc = RNG.integers(0, 255, (3, 2, 3, 3)).astype(np.uint8)
+    fixture("qlinear_conv_per_channel", 10, [1, 2, 5, 5], [
+        q("x", "q", "s", "z"),
+        node("QLinearConv", ["q", "s", "z", "w", "ws", "wz", "ys", "yz", "b"], ["r"],
+             pads=[1, 1, 1, 1], strides=[2, 1]),
+        node("DequantizeLinear", ["r", "ys", "yz"]),
+    ], [("s", f32(0.02)), ("z", np.array(120, np.uint8)), ("w", wc),
+        ("ws", f32(0.003, 0.004, 0.002)), ("wz", np.array(127, np.uint8)),
+        ("ys", f32(0.05)), ("yz", np.array(100, np.uint8)), ("b", np.array([5, -7, 30], np.int32))])
+    fixture("matmul_integer", 10, [2, 4], [
+        q("x", "q", "s", "z"),
+        node("MatMulInteger", ["q", "w", "z", "wz"], ["r"]), to_float(),
+    ], [("s", f32(0.02)), ("z", np.array(128, np.uint8)),
+        ("w", RNG.integers(0, 255, (4, 3)).astype(np.uint8)), ("wz", np.array(7, np.uint8))])
+    fixture("conv_integer", 10, [1, 2, 4, 4], [
+        q("x", "q", "s", "z"),
+        node("ConvInteger", ["q", "w", "z"], ["r"], pads=[1, 0, 1, 0]), to_float(),
+    ], [("s", f32(0.02)), ("z", np.array(128, np.uint8)),
+        ("w", RNG.integers(0, 255, (2, 2, 2, 2)).astype(np.uint8))])
+
+
 def build():
     resize_fixtures()
     index_fixtures()
@@ -800,11 +853,12 @@ def build():
     unique_col2im_fixtures()
     if_fixtures()
     maxunpool_fixtures()
+    quant_fixtures()
 
 
 # Groups that may be written alone (`make_op_fixtures_more.py NAME`),
 # leaving the other fixtures as they are.
-GROUPS = {"if": if_fixtures, "maxunpool": maxunpool_fixtures}
+GROUPS = {"if": if_fixtures, "maxunpool": maxunpool_fixtures, "quant": quant_fixtures}
 
 
 def main():

@@ -86,6 +86,7 @@ macro_rules! model_fixtures {
             m_compress_axis0
             m_compress_axis_neg
             m_compress_flat_short
+            m_conv_integer
             m_cosh_opset22
             m_cosh_opset9
             m_cumprod
@@ -168,8 +169,6 @@ macro_rules! model_fixtures {
             m_lppool_p1_strides_pads
             m_lppool_p2
             m_lppool_p3_1d_same_upper
-            m_maxunpool_inferred
-            m_maxunpool_output_shape
             m_lstm_activations
             m_lstm_bidirectional_all_inputs
             m_lstm_bidirectional_y_c
@@ -177,6 +176,9 @@ macro_rules! model_fixtures {
             m_lstm_clip_large_cell
             m_lstm_opset7_forward
             m_lstm_reverse_seq_lens_y_h
+            m_matmul_integer
+            m_maxunpool_inferred
+            m_maxunpool_output_shape
             m_nll_2d_ii_mean
             m_nll_mean
             m_nll_mean_weight_ii
@@ -194,6 +196,12 @@ macro_rules! model_fixtures {
             m_onehot_int_values_axis1
             m_onehot_opset11_negative_axis0
             m_onehot_opset9
+            m_qlinear_conv_per_channel
+            m_qlinear_matmul_int8
+            m_quant_blocked_int16
+            m_quant_dynamic
+            m_quant_per_axis_int8
+            m_quant_per_tensor_uint8
             m_resize_align_corners_to_one
             m_resize_antialias_cubic_down
             m_resize_antialias_cubic_sizes

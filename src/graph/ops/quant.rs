@@ -32,7 +32,13 @@ const CONV_ATTRS: &[&str] = &[
 pub const OPS: &[OpDef] = &[
     OpDef {
         op: Op::QuantizeLinear,
-        attrs: &["axis", "block_size", "output_dtype", "saturate", "precision"],
+        attrs: &[
+            "axis",
+            "block_size",
+            "output_dtype",
+            "saturate",
+            "precision",
+        ],
         kernel: quantize_linear,
     },
     OpDef {
@@ -155,7 +161,11 @@ fn quantize_linear(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     };
     let s = per_element(scale, &size, node)?.f_to_kind(precision)?;
     let z = zero.map(|z| per_element(z, &size, node)).transpose()?;
-    one(saturate(&x.f_to_kind(precision)?.f_div(&s)?, z.as_ref(), kind)?)
+    one(saturate(
+        &x.f_to_kind(precision)?.f_div(&s)?,
+        z.as_ref(),
+        kind,
+    )?)
 }
 
 /// DequantizeLinear: (x - x_zero_point) * x_scale, in float32 (float64
@@ -292,8 +302,11 @@ fn qlinear_matmul(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let (a, b) = (input(inputs, 0)?, input(inputs, 3)?);
     let (a_scale, b_scale, y_scale) = (input(inputs, 1)?, input(inputs, 4)?, input(inputs, 6)?);
     let y_zero = opt_input(inputs, 7);
-    let product = shifted(a, opt_input(inputs, 2), true)?
-        .f_matmul(&shifted(b, opt_input(inputs, 5), false)?)?;
+    let product = shifted(a, opt_input(inputs, 2), true)?.f_matmul(&shifted(
+        b,
+        opt_input(inputs, 5),
+        false,
+    )?)?;
     let a_scale = match a_scale.dim() == 1 && a_scale.numel() > 1 {
         true => a_scale.f_unsqueeze(-1)?,
         false => a_scale.shallow_clone(),
@@ -344,4 +357,78 @@ fn bit_cast(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         }
     }
     one(x.f_contiguous()?.f_view_dtype(kind)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{Attr, Attrs};
+
+    fn node(op: Op, attrs: Vec<(&str, Attr)>) -> Node {
+        Node {
+            index: 0,
+            name: "n".into(),
+            op,
+            inputs: vec![],
+            outputs: vec![],
+            attrs: Attrs(attrs.into_iter().map(|(k, v)| (k.into(), v)).collect()),
+            opset: 23,
+        }
+    }
+
+    fn run(n: &Node, inputs: &[&Tensor]) -> KResult<Tensor> {
+        let inputs: Vec<Option<&Tensor>> = inputs.iter().map(|&t| Some(t)).collect();
+        Ok((super::super::def(n.op).kernel)(n, &inputs)?.remove(0))
+    }
+
+    /// Rounding is half to even, saturation clamps, and the zero point's
+    /// type is the result's.
+    #[test]
+    fn quantize_rounds_to_even_and_saturates() {
+        let x = Tensor::from_slice(&[0.5f32, 1.5, 2.5, -300.0, 300.0, f32::NAN]);
+        let q = node(Op::QuantizeLinear, vec![]);
+        let y = run(&q, &[&x, &Tensor::from(1f32), &Tensor::from(0i8)]).unwrap();
+        assert_eq!(y.kind(), Kind::Int8);
+        assert_eq!(Vec::<i8>::try_from(y).unwrap(), [0, 2, 2, -128, 127, -128]);
+        let y = run(&q, &[&x, &Tensor::from(1f32)]).unwrap();
+        assert_eq!(Vec::<u8>::try_from(y).unwrap(), [0, 2, 2, 0, 255, 0]);
+    }
+
+    #[test]
+    fn misuse_is_reported() {
+        let x = Tensor::ones([2, 3], (Kind::Float, tch::Device::Cpu));
+        let q = node(Op::QuantizeLinear, vec![("output_dtype", Attr::Int(4))]);
+        // uint16 (4): libtorch has no such type.
+        let e = run(&q, &[&x, &Tensor::from(1f32)]).unwrap_err();
+        assert!(e.0.contains("output_dtype 4"), "{}", e.0);
+        let scales = Tensor::from_slice(&[1f32, 2.0]);
+        let e = run(&node(Op::QuantizeLinear, vec![]), &[&x, &scales]).unwrap_err();
+        assert!(e.0.contains("neither per tensor, per axis 1"), "{}", e.0);
+        let cast = node(Op::BitCast, vec![("to", Attr::Int(7))]);
+        let e = run(&cast, &[&x]).unwrap_err();
+        assert!(e.0.contains("differ in width"), "{}", e.0);
+        let to_bool = node(Op::BitCast, vec![("to", Attr::Int(9))]);
+        let e = run(&to_bool, &[&Tensor::from_slice(&[0u8, 2])]).unwrap_err();
+        assert!(e.0.contains("not a bool"), "{}", e.0);
+        let floats = node(Op::DequantizeLinear, vec![]);
+        let e = run(&floats, &[&x, &Tensor::from(1f32)]).unwrap_err();
+        assert!(e.0.contains("not a quantized integer type"), "{}", e.0);
+        let e = run(&node(Op::MatMulInteger, vec![]), &[&x, &x]).unwrap_err();
+        assert!(e.0.contains("not uint8 or int8"), "{}", e.0);
+    }
+
+    /// Blocks of two along axis 1: each scale covers two elements, the
+    /// last block the one left over.
+    #[test]
+    fn blocked_scales_repeat_along_the_axis() {
+        let x = Tensor::from_slice(&[1i8, 1, 1, 1, 1]).reshape([1, 5]);
+        let s = Tensor::from_slice(&[1f32, 2.0, 4.0]).reshape([1, 3]);
+        let d = node(
+            Op::DequantizeLinear,
+            vec![("axis", Attr::Int(1)), ("block_size", Attr::Int(2))],
+        );
+        let y = run(&d, &[&x, &s]).unwrap();
+        let want = [1f32, 1.0, 2.0, 2.0, 4.0];
+        assert_eq!(Vec::<f32>::try_from(y.flatten(0, -1)).unwrap(), want);
+    }
 }
