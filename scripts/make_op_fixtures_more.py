@@ -840,6 +840,24 @@ def quant_fixtures():
         ("w", RNG.integers(0, 255, (2, 2, 2, 2)).astype(np.uint8))])
 
 
+def signal_fixtures():
+    """DFT (forward, one-sided, inverse, a dft_length that pads or cuts,
+    opsets 17 and 20) and STFT (with a Hann window, complex frames)."""
+    fixture("dft_forward_axis1_opset17", 17, [2, 12, 3, 1], [node("DFT", ["x"], axis=1)])
+    fixture("dft_onesided_length16", 20, [2, 12, 1],
+            [node("DFT", ["x", "n", "a"], onesided=1)], [("n", np.array(16)), ("a", np.array(-2))])
+    fixture("dft_inverse_complex_cut", 20, [3, 10, 2],
+            [node("DFT", ["x", "n", "a"], inverse=1)], [("n", np.array(8)), ("a", np.array(1))])
+    hann = (np.sin(np.pi * np.arange(16) / 16) ** 2).astype(np.float32)
+    # onesided set: ONNX shape inference reads a missing one as 0 (its
+    # default is 1, which onnxruntime and faultsweep use).
+    fixture("stft_hann", 17, [2, 64, 1], [node("STFT", ["x", "st", "w", "len"], onesided=1)],
+            [("st", np.array(8)), ("w", hann), ("len", np.array(16))])
+    fixture("stft_complex_twosided", 17, [1, 40, 2],
+            [node("STFT", ["x", "st", "", "len"], onesided=0)],
+            [("st", np.array(5)), ("len", np.array(10))])
+
+
 def build():
     resize_fixtures()
     index_fixtures()
@@ -854,11 +872,13 @@ def build():
     if_fixtures()
     maxunpool_fixtures()
     quant_fixtures()
+    signal_fixtures()
 
 
 # Groups that may be written alone (`make_op_fixtures_more.py NAME`),
 # leaving the other fixtures as they are.
-GROUPS = {"if": if_fixtures, "maxunpool": maxunpool_fixtures, "quant": quant_fixtures}
+GROUPS = {"if": if_fixtures, "maxunpool": maxunpool_fixtures, "quant": quant_fixtures,
+          "signal": signal_fixtures}
 
 
 def main():

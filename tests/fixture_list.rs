@@ -103,6 +103,9 @@ macro_rules! model_fixtures {
             m_depthtospace_crd
             m_depthtospace_dcr
             m_depthtospace_opset7
+            m_dft_forward_axis1_opset17
+            m_dft_inverse_complex_cut
+            m_dft_onesided_length16
             m_gathernd_batch1
             m_gathernd_batch2
             m_gathernd_elements
@@ -312,6 +315,8 @@ macro_rules! model_fixtures {
             m_sinh_opset9
             m_spacetodepth_opset13
             m_spacetodepth_opset7
+            m_stft_complex_twosided
+            m_stft_hann
             m_swish
             m_swish_alpha
             m_tan_opset22

@@ -298,6 +298,12 @@ fn conformance_round_ops_reject_bad_arguments() {
     ];
     let old = one_node("SpaceToDepth", 13, crd, vec![], 1);
     assert_fails(old, x(&[1, 1, 2, 2]), "CRD from opset 28");
+    let last = one_node("DFT", 17, vec![("axis", Attr::Int(2))], vec![], 1);
+    assert_fails(last, x(&[1, 4, 2]), "axis 2 is not a signal axis");
+    let dft = one_node("DFT", 17, vec![], vec![], 1);
+    assert_fails(dft, x(&[2, 3, 3]), "last axis of 1 (real) or 2 (complex)");
+    let stft = one_node("STFT", 17, vec![], vec![ints(&[0])], 1);
+    assert_fails(stft, x(&[1, 8, 1]), "frame_step 0 positive");
     let window = one_node("HannWindow", 17, vec![], vec![], 1);
     assert_fails(window, x(&[2]), "should be one non-negative integer");
 }

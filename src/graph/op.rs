@@ -109,6 +109,8 @@ ops! {
     QLinearMatMul, QLinearConv, BitCast,
     // conv.rs
     CausalConvWithState,
+    // signal.rs
+    DFT, STFT,
 }
 
 /// What the program may assume of an op. The default (an op of no row in

@@ -29,6 +29,7 @@ mod recurrent;
 mod reduce;
 mod resize;
 mod shape;
+mod signal;
 
 /// A kernel's failure, without location; the executor adds file, node and op.
 #[derive(Debug)]
@@ -77,6 +78,7 @@ const FAMILIES: &[&[OpDef]] = &[
     reduce::OPS,
     resize::OPS,
     shape::OPS,
+    signal::OPS,
     attention::OPS,
 ];
 
