@@ -858,6 +858,22 @@ def signal_fixtures():
             [("st", np.array(5)), ("len", np.array(10))])
 
 
+def deform_fixtures():
+    """DeformConv with groups, offset groups, strides, dilations, pads,
+    a mask and a bias; offsets up to 2.5 pixels reach outside the image."""
+    fixture("deformconv_groups_mask", 22, [2, 4, 7, 6], [
+        node("DeformConv", ["x", "w", "off", "b", "m"], kernel_shape=[3, 2], group=2,
+             offset_group=2, strides=[2, 1], dilations=[1, 2], pads=[1, 0, 1, 1]),
+    ], [("w", RNG.standard_normal((6, 2, 3, 2)).astype(np.float32)),
+        ("off", (RNG.random((2, 2 * 6 * 2, 4, 5)) * 5 - 2.5).astype(np.float32)),
+        ("b", RNG.standard_normal(6).astype(np.float32)),
+        ("m", RNG.random((2, 2 * 6, 4, 5)).astype(np.float32))])
+    fixture("deformconv_plain", 19, [1, 3, 5, 5], [
+        node("DeformConv", ["x", "w", "off"], kernel_shape=[2, 2]),
+    ], [("w", RNG.standard_normal((2, 3, 2, 2)).astype(np.float32)),
+        ("off", (RNG.random((1, 8, 4, 4)) - 0.5).astype(np.float32))])
+
+
 def build():
     resize_fixtures()
     index_fixtures()
@@ -873,12 +889,13 @@ def build():
     maxunpool_fixtures()
     quant_fixtures()
     signal_fixtures()
+    deform_fixtures()
 
 
 # Groups that may be written alone (`make_op_fixtures_more.py NAME`),
 # leaving the other fixtures as they are.
 GROUPS = {"if": if_fixtures, "maxunpool": maxunpool_fixtures, "quant": quant_fixtures,
-          "signal": signal_fixtures}
+          "signal": signal_fixtures, "deform": deform_fixtures}
 
 
 def main():

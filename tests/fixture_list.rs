@@ -100,6 +100,8 @@ macro_rules! model_fixtures {
             m_cumsum_opset14_e0_r1
             m_cumsum_opset14_e1_r0
             m_cumsum_opset14_e1_r1
+            m_deformconv_groups_mask
+            m_deformconv_plain
             m_depthtospace_crd
             m_depthtospace_dcr
             m_depthtospace_opset7

@@ -304,6 +304,18 @@ fn conformance_round_ops_reject_bad_arguments() {
     assert_fails(dft, x(&[2, 3, 3]), "last axis of 1 (real) or 2 (complex)");
     let stft = one_node("STFT", 17, vec![], vec![ints(&[0])], 1);
     assert_fails(stft, x(&[1, 8, 1]), "frame_step 0 positive");
+    let deform = one_node(
+        "DeformConv",
+        22,
+        vec![],
+        vec![x(&[2, 3, 2, 2]), x(&[1, 6, 3, 3])],
+        1,
+    );
+    assert_fails(
+        deform,
+        x(&[1, 3, 4, 4]),
+        "offset [1, 6, 3, 3] should be [1, 8, 3, 3]",
+    );
     let window = one_node("HannWindow", 17, vec![], vec![], 1);
     assert_fails(window, x(&[2]), "should be one non-negative integer");
 }

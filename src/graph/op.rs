@@ -111,6 +111,8 @@ ops! {
     CausalConvWithState,
     // signal.rs
     DFT, STFT,
+    // deform.rs
+    DeformConv,
 }
 
 /// What the program may assume of an op. The default (an op of no row in
@@ -283,7 +285,7 @@ impl Op {
                 .bound(Weighted)
                 .weights(Weights::Filters)
                 .window(Window::Filters),
-            ConvTranspose | ConvInteger | QLinearConv => NONE.window(Window::Filters),
+            ConvTranspose | ConvInteger | QLinearConv | DeformConv => NONE.window(Window::Filters),
             Gemm => NONE.bound(Weighted).weights(Weights::Columns),
             MatMul => NONE.weights(Weights::Matrix),
             _ => NONE,

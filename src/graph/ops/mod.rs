@@ -14,6 +14,7 @@ mod activation;
 mod attention;
 mod chain;
 mod conv;
+mod deform;
 mod detection;
 pub use activation::clip_limits;
 pub use conv::{conv_filters, convolve_as, ConvShape};
@@ -68,6 +69,7 @@ const FAMILIES: &[&[OpDef]] = &[
     loss::OPS,
     activation::OPS,
     conv::OPS,
+    deform::OPS,
     elementwise::OPS,
     generate::OPS,
     index::OPS,
