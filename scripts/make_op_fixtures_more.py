@@ -858,6 +858,17 @@ def signal_fixtures():
             [("st", np.array(5)), ("len", np.array(10))])
 
 
+def mel_fixtures():
+    """MelWeightMatrix (folded at load time: its inputs are constants),
+    added to the input so that the fixture has one."""
+    fixture("melweightmatrix", 17, [33, 10], [
+        node("MelWeightMatrix", ["nb", "dl", "sr", "lo", "hi"], ["m"]),
+        node("Add", ["m", "x"]),
+    ], [("nb", np.array(10, np.int32)), ("dl", np.array(64, np.int32)),
+        ("sr", np.array(16000, np.int32)), ("lo", np.array(20.0, np.float32)),
+        ("hi", np.array(7000.0, np.float32))])
+
+
 def deform_fixtures():
     """DeformConv with groups, offset groups, strides, dilations, pads,
     a mask and a bias; offsets up to 2.5 pixels reach outside the image."""
@@ -890,12 +901,14 @@ def build():
     quant_fixtures()
     signal_fixtures()
     deform_fixtures()
+    mel_fixtures()
 
 
 # Groups that may be written alone (`make_op_fixtures_more.py NAME`),
 # leaving the other fixtures as they are.
 GROUPS = {"if": if_fixtures, "maxunpool": maxunpool_fixtures, "quant": quant_fixtures,
-          "signal": signal_fixtures, "deform": deform_fixtures}
+          "signal": signal_fixtures, "deform": deform_fixtures,
+          "mel": mel_fixtures}
 
 
 def main():

@@ -184,6 +184,7 @@ macro_rules! model_fixtures {
             m_matmul_integer
             m_maxunpool_inferred
             m_maxunpool_output_shape
+            m_melweightmatrix
             m_nll_2d_ii_mean
             m_nll_mean
             m_nll_mean_weight_ii

@@ -93,7 +93,7 @@ ops! {
     // elementwise.rs
     BitwiseAnd, BitwiseOr, BitwiseXor, BitwiseNot, Shrink,
     // generate.rs
-    EyeLike, HannWindow, HammingWindow, BlackmanWindow,
+    EyeLike, HannWindow, HammingWindow, BlackmanWindow, MelWeightMatrix,
     // index.rs
     Scatter, ReverseSequence, TensorScatter,
     // pool.rs

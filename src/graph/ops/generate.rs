@@ -1,9 +1,10 @@
 //! Ops whose output is made from a shape or a size, not from values:
-//! EyeLike and the window functions of signal processing.
+//! EyeLike, the window functions of signal processing and MelWeightMatrix.
 //! Specs: <https://onnx.ai/onnx/operators/onnx__EyeLike.html>,
 //! <https://onnx.ai/onnx/operators/onnx__HannWindow.html>,
 //! <https://onnx.ai/onnx/operators/onnx__HammingWindow.html>,
-//! <https://onnx.ai/onnx/operators/onnx__BlackmanWindow.html>.
+//! <https://onnx.ai/onnx/operators/onnx__BlackmanWindow.html>,
+//! <https://onnx.ai/onnx/operators/onnx__MelWeightMatrix.html>.
 
 use std::f64::consts::PI;
 
@@ -36,6 +37,11 @@ pub const OPS: &[OpDef] = &[
         op: Op::BlackmanWindow,
         attrs: WINDOW_ATTRS,
         kernel: blackman_window,
+    },
+    OpDef {
+        op: Op::MelWeightMatrix,
+        attrs: &["output_datatype"],
+        kernel: mel_weight_matrix,
     },
 ];
 
@@ -117,6 +123,65 @@ fn blackman_window(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     })
 }
 
+/// One number of a scalar input, as f64.
+fn number(inputs: &Inputs, i: usize, what: &str) -> KResult<f64> {
+    let t = input(inputs, i)?;
+    if t.numel() != 1 {
+        return fail(format!("{what} of shape {:?} should be a scalar", t.size()));
+    }
+    Ok(t.f_to_kind(Kind::Double)?.f_double_value(&[])?)
+}
+
+/// MelWeightMatrix: `[dft_length / 2 + 1, num_mel_bins]` triangular
+/// filters, rising from 0 to 1 and falling back, between points spaced
+/// evenly on the mel scale from `lower_edge_hertz` to `upper_edge_hertz`
+/// and mapped to spectrogram bins. The mel step divides the range by
+/// `num_mel_bins + 2`, as the spec's reference implementation does (and
+/// its test case expects).
+fn mel_weight_matrix(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let kind = kind_attr(node, "output_datatype", Kind::Float)?;
+    let [bins, dft, rate] = [0, 1, 2].map(|i| number(inputs, i, "an integer input"));
+    let (bins, dft, rate) = (bins? as i64, dft? as i64, rate?);
+    let (low, high) = (
+        number(inputs, 3, "lower_edge_hertz")?,
+        number(inputs, 4, "upper_edge_hertz")?,
+    );
+    let rows = dft / 2 + 1;
+    if bins < 1 || dft < 1 || rate <= 0.0 || !(0.0..high).contains(&low) {
+        return fail(format!(
+            "num_mel_bins {bins}, dft_length {dft}, sample_rate {rate} and edges {low}..{high} Hz should be positive and increasing"
+        ));
+    }
+    let mel = |hz: f64| 2595.0 * (hz / 700.0).ln_1p() / 10f64.ln();
+    let step = (mel(high) - mel(low)) / (bins + 2) as f64;
+    let points: Vec<i64> = (0..bins + 2)
+        .map(|i| {
+            let hz = 700.0 * ((i as f64 * step + mel(low)) / 2595.0 * 10f64.ln()).exp_m1();
+            (((dft + 1) as f64 * hz) / rate).floor() as i64
+        })
+        .collect();
+    if points.iter().any(|&p| !(0..rows).contains(&p)) {
+        return fail(format!(
+            "the filters' bins {points:?} fall outside the {rows} spectrogram bins"
+        ));
+    }
+    let mut w = vec![0f64; (rows * bins) as usize];
+    for i in 0..bins as usize {
+        let (lo, mid, hi) = (points[i], points[i + 1], points[i + 2]);
+        let mut set = |j: i64, v: f64| w[j as usize * bins as usize + i] = v;
+        match mid - lo {
+            0 => set(mid, 1.0),
+            up => (lo..=mid).for_each(|j| set(j, (j - lo) as f64 / up as f64)),
+        }
+        if hi > mid {
+            (mid..hi).for_each(|j| set(j, (hi - j) as f64 / (hi - mid) as f64));
+        }
+    }
+    one(Tensor::from_slice(&w)
+        .f_reshape([rows, bins])?
+        .f_to_kind(kind)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +258,21 @@ mod tests {
             .unwrap_err()
             .0
             .contains("dtype 8"));
+    }
+
+    /// Filters whose edges map past the spectrogram are an error, not an
+    /// index out of bounds.
+    #[test]
+    fn mel_filters_beyond_the_spectrogram_are_refused() {
+        let n = node(Op::MelWeightMatrix, vec![]);
+        let ints = [4i32, 8, 100].map(Tensor::from);
+        let (lo, hi) = (Tensor::from(0f32), Tensor::from(100f32));
+        let ins = [&ints[0], &ints[1], &ints[2], &lo, &hi].map(Some);
+        let e = mel_weight_matrix(&n, &ins).unwrap_err();
+        assert!(
+            e.0.contains("fall outside the 5 spectrogram bins"),
+            "{}",
+            e.0
+        );
     }
 }
