@@ -869,6 +869,21 @@ def mel_fixtures():
         ("hi", np.array(7000.0, np.float32))])
 
 
+def tfidf_fixtures():
+    """TfIdfVectorizer over tokens cast from the float input: unigrams to
+    trigrams with skips, each mode, with and without weights."""
+    tokens = RNG.integers(0, 6, (2, 14)).astype(np.float32)
+    pool = dict(pool_int64s=[1, 2, 4, 1, 2, 2, 5, 3, 0, 1, 2, 4], ngram_counts=[0, 3, 9],
+                ngram_indexes=[0, 1, 2, 3, 4, 5, 6, 7])
+    for mode, extra in [("TF", {}), ("IDF", {"weights": [0.5, 1, 2, 1, 3, 1, 0.25, 4]}),
+                        ("TFIDF", {"weights": [0.5, 1, 2, 1, 3, 1, 0.25, 4]})]:
+        fixture(f"tfidf_{mode.lower()}", 9, [2, 14], [
+            node("Cast", ["x"], ["t"], to=TensorProto.INT64),
+            node("TfIdfVectorizer", ["t"], ["y"], mode=mode, min_gram_length=1,
+                 max_gram_length=3, max_skip_count=2, **pool, **extra),
+        ], x=tokens)
+
+
 def deform_fixtures():
     """DeformConv with groups, offset groups, strides, dilations, pads,
     a mask and a bias; offsets up to 2.5 pixels reach outside the image."""
@@ -902,13 +917,14 @@ def build():
     signal_fixtures()
     deform_fixtures()
     mel_fixtures()
+    tfidf_fixtures()
 
 
 # Groups that may be written alone (`make_op_fixtures_more.py NAME`),
 # leaving the other fixtures as they are.
 GROUPS = {"if": if_fixtures, "maxunpool": maxunpool_fixtures, "quant": quant_fixtures,
           "signal": signal_fixtures, "deform": deform_fixtures,
-          "mel": mel_fixtures}
+          "mel": mel_fixtures, "tfidf": tfidf_fixtures}
 
 
 def main():

@@ -324,6 +324,9 @@ macro_rules! model_fixtures {
             m_swish_alpha
             m_tan_opset22
             m_tan_opset7
+            m_tfidf_idf
+            m_tfidf_tf
+            m_tfidf_tfidf
             m_thresholdedrelu
             m_thresholdedrelu_alpha_opset22
             m_topk_k_all

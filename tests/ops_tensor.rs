@@ -316,6 +316,19 @@ fn conformance_round_ops_reject_bad_arguments() {
         x(&[1, 3, 4, 4]),
         "offset [1, 6, 3, 3] should be [1, 8, 3, 3]",
     );
+    let strings = one_node(
+        "TfIdfVectorizer",
+        9,
+        vec![
+            ("mode", Attr::Str("TF".into())),
+            ("min_gram_length", Attr::Int(1)),
+            ("max_gram_length", Attr::Int(1)),
+            ("pool_strings", Attr::Strings(vec!["a".into()])),
+        ],
+        vec![],
+        1,
+    );
+    assert_fails(strings, x(&[3]), "of int32 or int64");
     let window = one_node("HannWindow", 17, vec![], vec![], 1);
     assert_fails(window, x(&[2]), "should be one non-negative integer");
 }

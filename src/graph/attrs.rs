@@ -146,7 +146,8 @@ fn kind_of(op: Op, name: &str) -> Kind {
         "value" if op == Op::Pad => Kind::Float,
         "value" => Kind::Tensor,
         "dilations" | "kernel_shape" | "pads" | "strides" | "output_padding" | "output_shape"
-        | "starts" | "ends" | "axes" | "perm" | "split" => Kind::Ints,
+        | "starts" | "ends" | "axes" | "perm" | "split" | "ngram_counts" | "ngram_indexes"
+        | "pool_int64s" => Kind::Ints,
         "auto_pad"
         | "approximate"
         | "equation"
@@ -175,8 +176,8 @@ fn kind_of(op: Op, name: &str) -> Kind {
         | "spatial_scale"
         | "clip"
         | "lambd" => Kind::Float,
-        "scales" | "activation_alpha" | "activation_beta" => Kind::Floats,
-        "activations" => Kind::Strings,
+        "scales" | "activation_alpha" | "activation_beta" | "weights" => Kind::Floats,
+        "activations" | "pool_strings" => Kind::Strings,
         _ => Kind::Int,
     }
 }

@@ -113,6 +113,8 @@ ops! {
     DFT, STFT,
     // deform.rs
     DeformConv,
+    // text.rs
+    TfIdfVectorizer,
 }
 
 /// What the program may assume of an op. The default (an op of no row in

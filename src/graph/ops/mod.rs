@@ -31,6 +31,7 @@ mod reduce;
 mod resize;
 mod shape;
 mod signal;
+mod text;
 
 /// A kernel's failure, without location; the executor adds file, node and op.
 #[derive(Debug)]
@@ -81,6 +82,7 @@ const FAMILIES: &[&[OpDef]] = &[
     resize::OPS,
     shape::OPS,
     signal::OPS,
+    text::OPS,
     attention::OPS,
 ];
 
