@@ -88,17 +88,10 @@ fn tfidf_vectorizer(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let columns = node.attrs.ints("ngram_indexes")?.unwrap_or_default();
     let width = columns.iter().copied().max().unwrap_or(-1) + 1;
     let values = to_i64s(x)?;
-    let row_len = if x.dim() == 2 {
-        x.size()[1]
-    } else {
-        values.len() as i64
-    } as usize;
-    let rows = if row_len == 0 {
-        1
-    } else {
-        values.len() / row_len
-    }
-    .max(1);
+    let (rows, row_len) = match x.size()[..] {
+        [b, c] => (b as usize, c as usize),
+        _ => (1, values.len()),
+    };
     let mut counts = vec![0f32; rows * width.max(0) as usize];
     for (r, row) in values.chunks(row_len.max(1)).enumerate().take(rows) {
         let out = &mut counts[r * width as usize..][..width as usize];
