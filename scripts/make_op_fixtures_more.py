@@ -8,7 +8,8 @@ Hardmax, LpNormalization, IsNaN, IsInf, the trigonometric and hyperbolic
 functions, OneHot, NonZero and Trilu, NonMaxSuppression, RoiAlign,
 GridSample, AffineGrid, LSTM, GRU, RNN, NegativeLogLikelihoodLoss,
 SoftmaxCrossEntropyLoss, Unique and Col2Im, over the opset versions that
-change them; and torch-exported LSTM, GRU, roi_align and nms modules.
+change them; torch-exported LSTM, GRU, roi_align and nms modules; and If
+nodes whose condition is a constant (faultsweep inlines the branch).
 
 Writes tests/fixtures/ops/m_NAME.{onnx,input.npy,expected.npy} and their
 entries in manifest.json (the other entries are kept). Same conventions as
@@ -18,9 +19,11 @@ at the end, reference outputs from onnxruntime on CPU with graph
 optimizations disabled.
 
     python3 scripts/make_op_fixtures_more.py
+    python3 scripts/make_op_fixtures_more.py if   # one group only (GROUPS)
 """
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -728,6 +731,175 @@ def unique_col2im_fixtures():
                 [("im", i64(*image)), ("bl", i64(*block))])
 
 
+def graph(name, nodes, outputs, inits=()):
+    """A subgraph (an If branch) of `nodes` with float32 `outputs`."""
+    inits = [numpy_helper.from_array(np.asarray(v), k) for k, v in inits]
+    outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs]
+    return helper.make_graph(nodes, name, [], outs, initializer=inits)
+
+
+def if_fixtures():
+    """If with a constant condition, an initializer or a Constant node:
+    branches that read the enclosing graph's values, hold initializers of
+    their own, nest another constant If (reading the outer branch's
+    values), and make two outputs; the branch not taken would give other
+    values."""
+    w = RNG.standard_normal((3,)).astype(np.float32)
+    then_ = graph("then", [node("Mul", ["x", "w"], ["t"]), node("Add", ["t", "b"], ["o"])],
+                  ["o"], [("b", f32(0.5))])
+    else_ = graph("else", [node("Relu", ["x"], ["o2"])], ["o2"])
+    fixture("if_const_init_then", 17, [2, 3],
+            [node("If", ["c"], ["y"], then_branch=then_, else_branch=else_)],
+            [("c", np.array(True)), ("w", w)])
+    cond = helper.make_tensor("cv", TensorProto.BOOL, [], [False])
+    inner_then = graph("inner_then", [node("Mul", ["s", "k"], ["p"])], ["p"], [("k", f32(3.0))])
+    inner_else = graph("inner_else", [node("Neg", ["s"], ["q"])], ["q"])
+    inner_cond = helper.make_tensor("iv", TensorProto.BOOL, [1], [True])
+    else_nested = graph("else_nested", [
+        node("Sigmoid", ["x"], ["s"]),
+        node("Constant", [], ["ic"], value=inner_cond),
+        node("If", ["ic"], ["r"], then_branch=inner_then, else_branch=inner_else),
+    ], ["r"])
+    fixture("if_const_node_else_nested", 17, [2, 3], [
+        node("Constant", [], ["c"], value=cond),
+        node("If", ["c"], ["y"], then_branch=else_, else_branch=else_nested),
+    ])
+    two = graph("two", [node("Abs", ["x"], ["a"]), node("Exp", ["x"], ["e"])], ["a", "e"])
+    other = graph("other", [node("Neg", ["x"], ["n"]), node("Sin", ["x"], ["m"])], ["n", "m"])
+    fixture("if_const_two_outputs", 22, [4], [
+        node("If", ["c"], ["u", "v"], then_branch=two, else_branch=other),
+        node("Add", ["u", "v"], ["y"]),
+    ], [("c", np.array(True))])
+
+
+def maxunpool_fixtures():
+    """MaxPool then MaxUnpool: back to the inferred shape (4 x 4 input) and
+    to the pooled input's own shape (5 x 5, output_shape from Shape), where
+    the indices address the output_shape as onnxruntime reads them."""
+    window = dict(kernel_shape=[2, 2], strides=[2, 2])
+    for name, shape, with_shape in [("maxunpool_inferred", [2, 2, 4, 4], False),
+                                    ("maxunpool_output_shape", [2, 2, 5, 5], True)]:
+        unpool_in = ["p", "i", "s"] if with_shape else ["p", "i"]
+        fixture(name, 22, shape, [
+            node("MaxPool", ["x"], ["p", "i"], **window),
+            node("Shape", ["x"], ["s"]),
+            node("MaxUnpool", unpool_in, **window),
+        ])
+
+
+def quant_fixtures():
+    """Quantized chains over a float input: QuantizeLinear and back per
+    tensor, per axis and in blocks (uint8, int8, int16); DynamicQuantizeLinear;
+    QLinearMatMul and QLinearConv between a quantized input and int8
+    weights (per channel); MatMulInteger and ConvInteger cast to float."""
+    def q(src, dst, scale, zero):
+        return node("QuantizeLinear", [src, scale, zero], [dst])
+
+    per_axis = f32(0.02, 0.05, 0.1)
+    fixture("quant_per_tensor_uint8", 21, [2, 3, 4], [
+        q("x", "q", "s", "z"), node("DequantizeLinear", ["q", "s", "z"]),
+    ], [("s", f32(0.03)), ("z", np.array(128, np.uint8))])
+    fixture("quant_per_axis_int8", 21, [2, 3, 4], [
+        node("QuantizeLinear", ["x", "s", "z"], ["q"], axis=1),
+        node("DequantizeLinear", ["q", "s", "z"], axis=1),
+    ], [("s", per_axis), ("z", np.array([0, -3, 5], np.int8))])
+    blocks = (RNG.random((2, 2, 4)) * 0.05 + 0.01).astype(np.float32)
+    fixture("quant_blocked_int16", 21, [2, 3, 4], [
+        node("QuantizeLinear", ["x", "s", "z"], ["q"], axis=1, block_size=2),
+        node("DequantizeLinear", ["q", "s", "z"], axis=1, block_size=2),
+    ], [("s", blocks * 1e-3), ("z", np.zeros((2, 2, 4), np.int16))])
+    fixture("quant_dynamic", 11, [3, 5], [
+        node("DynamicQuantizeLinear", ["x"], ["q", "qs", "qz"]),
+        node("DequantizeLinear", ["q", "qs", "qz"]),
+    ])
+    wq = RNG.integers(-100, 100, (4, 6)).astype(np.int8)
+    fixture("qlinear_matmul_int8", 21, [3, 4], [
+        q("x", "q", "s", "z"),
+        node("QLinearMatMul", ["q", "s", "z", "w", "ws", "wz", "ys", "yz"], ["r"]),
+        node("DequantizeLinear", ["r", "ys", "yz"]),
+    ], [("s", f32(0.02)), ("z", np.array(3, np.int8)), ("w", wq), ("ws", f32(0.01)),
+        ("wz", np.array(0, np.int8)), ("ys", f32(0.05)), ("yz", np.array(-2, np.int8))])
+    wc = RNG.integers(0, 255, (3, 2, 3, 3)).astype(np.uint8)
+    fixture("qlinear_conv_per_channel", 10, [1, 2, 5, 5], [
+        q("x", "q", "s", "z"),
+        node("QLinearConv", ["q", "s", "z", "w", "ws", "wz", "ys", "yz", "b"], ["r"],
+             pads=[1, 1, 1, 1], strides=[2, 1]),
+        node("DequantizeLinear", ["r", "ys", "yz"]),
+    ], [("s", f32(0.02)), ("z", np.array(120, np.uint8)), ("w", wc),
+        ("ws", f32(0.003, 0.004, 0.002)), ("wz", np.array(127, np.uint8)),
+        ("ys", f32(0.05)), ("yz", np.array(100, np.uint8)), ("b", np.array([5, -7, 30], np.int32))])
+    fixture("matmul_integer", 10, [2, 4], [
+        q("x", "q", "s", "z"),
+        node("MatMulInteger", ["q", "w", "z", "wz"], ["r"]), to_float(),
+    ], [("s", f32(0.02)), ("z", np.array(128, np.uint8)),
+        ("w", RNG.integers(0, 255, (4, 3)).astype(np.uint8)), ("wz", np.array(7, np.uint8))])
+    fixture("conv_integer", 10, [1, 2, 4, 4], [
+        q("x", "q", "s", "z"),
+        node("ConvInteger", ["q", "w", "z"], ["r"], pads=[1, 0, 1, 0]), to_float(),
+    ], [("s", f32(0.02)), ("z", np.array(128, np.uint8)),
+        ("w", RNG.integers(0, 255, (2, 2, 2, 2)).astype(np.uint8))])
+
+
+def signal_fixtures():
+    """DFT (forward, one-sided, inverse, a dft_length that pads or cuts,
+    opsets 17 and 20) and STFT (with a Hann window, complex frames)."""
+    fixture("dft_forward_axis1_opset17", 17, [2, 12, 3, 1], [node("DFT", ["x"], axis=1)])
+    fixture("dft_onesided_length16", 20, [2, 12, 1],
+            [node("DFT", ["x", "n", "a"], onesided=1)], [("n", np.array(16)), ("a", np.array(-2))])
+    fixture("dft_inverse_complex_cut", 20, [3, 10, 2],
+            [node("DFT", ["x", "n", "a"], inverse=1)], [("n", np.array(8)), ("a", np.array(1))])
+    hann = (np.sin(np.pi * np.arange(16) / 16) ** 2).astype(np.float32)
+    # onesided set: ONNX shape inference reads a missing one as 0 (its
+    # default is 1, which onnxruntime and faultsweep use).
+    fixture("stft_hann", 17, [2, 64, 1], [node("STFT", ["x", "st", "w", "len"], onesided=1)],
+            [("st", np.array(8)), ("w", hann), ("len", np.array(16))])
+    fixture("stft_complex_twosided", 17, [1, 40, 2],
+            [node("STFT", ["x", "st", "", "len"], onesided=0)],
+            [("st", np.array(5)), ("len", np.array(10))])
+
+
+def mel_fixtures():
+    """MelWeightMatrix (folded at load time: its inputs are constants),
+    added to the input so that the fixture has one."""
+    fixture("melweightmatrix", 17, [33, 10], [
+        node("MelWeightMatrix", ["nb", "dl", "sr", "lo", "hi"], ["m"]),
+        node("Add", ["m", "x"]),
+    ], [("nb", np.array(10, np.int32)), ("dl", np.array(64, np.int32)),
+        ("sr", np.array(16000, np.int32)), ("lo", np.array(20.0, np.float32)),
+        ("hi", np.array(7000.0, np.float32))])
+
+
+def tfidf_fixtures():
+    """TfIdfVectorizer over tokens cast from the float input: unigrams to
+    trigrams with skips, each mode, with and without weights."""
+    tokens = RNG.integers(0, 6, (2, 14)).astype(np.float32)
+    pool = dict(pool_int64s=[1, 2, 4, 1, 2, 2, 5, 3, 0, 1, 2, 4], ngram_counts=[0, 3, 9],
+                ngram_indexes=[0, 1, 2, 3, 4, 5, 6, 7])
+    for mode, extra in [("TF", {}), ("IDF", {"weights": [0.5, 1, 2, 1, 3, 1, 0.25, 4]}),
+                        ("TFIDF", {"weights": [0.5, 1, 2, 1, 3, 1, 0.25, 4]})]:
+        fixture(f"tfidf_{mode.lower()}", 9, [2, 14], [
+            node("Cast", ["x"], ["t"], to=TensorProto.INT64),
+            node("TfIdfVectorizer", ["t"], ["y"], mode=mode, min_gram_length=1,
+                 max_gram_length=3, max_skip_count=2, **pool, **extra),
+        ], x=tokens)
+
+
+def deform_fixtures():
+    """DeformConv with groups, offset groups, strides, dilations, pads,
+    a mask and a bias; offsets up to 2.5 pixels reach outside the image."""
+    fixture("deformconv_groups_mask", 22, [2, 4, 7, 6], [
+        node("DeformConv", ["x", "w", "off", "b", "m"], kernel_shape=[3, 2], group=2,
+             offset_group=2, strides=[2, 1], dilations=[1, 2], pads=[1, 0, 1, 1]),
+    ], [("w", RNG.standard_normal((6, 2, 3, 2)).astype(np.float32)),
+        ("off", (RNG.random((2, 2 * 6 * 2, 4, 5)) * 5 - 2.5).astype(np.float32)),
+        ("b", RNG.standard_normal(6).astype(np.float32)),
+        ("m", RNG.random((2, 2 * 6, 4, 5)).astype(np.float32))])
+    fixture("deformconv_plain", 19, [1, 3, 5, 5], [
+        node("DeformConv", ["x", "w", "off"], kernel_shape=[2, 2]),
+    ], [("w", RNG.standard_normal((2, 3, 2, 2)).astype(np.float32)),
+        ("off", (RNG.random((1, 8, 4, 4)) - 0.5).astype(np.float32))])
+
+
 def build():
     resize_fixtures()
     index_fixtures()
@@ -739,18 +911,38 @@ def build():
     loss_fixtures()
     torch_fixtures()
     unique_col2im_fixtures()
+    if_fixtures()
+    maxunpool_fixtures()
+    quant_fixtures()
+    signal_fixtures()
+    deform_fixtures()
+    mel_fixtures()
+    tfidf_fixtures()
+
+
+# Groups that may be written alone (`make_op_fixtures_more.py NAME`),
+# leaving the other fixtures as they are.
+GROUPS = {"if": if_fixtures, "maxunpool": maxunpool_fixtures, "quant": quant_fixtures,
+          "signal": signal_fixtures, "deform": deform_fixtures,
+          "mel": mel_fixtures, "tfidf": tfidf_fixtures}
 
 
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
-    for old in OUT.glob(f"{PREFIX}*"):
-        old.unlink()
+    only = GROUPS[sys.argv[1]] if len(sys.argv) > 1 else None
+    if only is None:
+        for old in OUT.glob(f"{PREFIX}*"):
+            old.unlink()
+        build()
+    else:
+        only()
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     path = OUT / "manifest.json"
-    manifest = [e for e in json.loads(path.read_text()) if not e["name"].startswith(PREFIX)] \
+    written = {f[0] for f in FIXTURES}
+    stale = (lambda n: n in written) if only else (lambda n: n.startswith(PREFIX))
+    manifest = [e for e in json.loads(path.read_text()) if not stale(e["name"])] \
         if path.exists() else []
-    build()
     for name, opset, model, x, desc in FIXTURES:
         try:
             sess = ort.InferenceSession(

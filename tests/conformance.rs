@@ -32,10 +32,30 @@ const AS_ONNXRUNTIME: &[(&str, &str)] = &[
         "test_resize_downsample_scales_linear_align_corners",
         "align_corners divides by the floored output length (2), the reference by 4 x 0.6",
     ),
+    (
+        "test_maxunpool_export_with_output_shape",
+        "the indices address output_shape (5 x 5), as MaxPool's of a 5 x 5 input do; the \
+         reference scatters them into the inferred 4 x 4 and pads that",
+    ),
+];
+
+/// Cases whose expected values are off the exact result by more than their
+/// tolerance (float32 rounding noise of numpy's FFT, 1.9e-7 where the
+/// exact value is 0 and atol is 1e-7; onnxruntime is further off): counted
+/// apart, as [`AS_ONNXRUNTIME`].
+const INEXACT_EXPECTED: &[(&str, &str)] = &[
+    (
+        "test_dft_inverse",
+        "the expected imaginary part at n/2 is numpy's float32 noise, 1.9e-7; exactly 0",
+    ),
+    (
+        "test_dft_inverse_opset19",
+        "the expected imaginary part at n/2 is numpy's float32 noise, 1.9e-7; exactly 0",
+    ),
 ];
 
 /// Passing cases when the last op was added: the test fails below it.
-const PASSING: usize = 1400;
+const PASSING: usize = 1524;
 
 /// Serialized TensorProtos.
 type Protos = Vec<Vec<u8>>;
@@ -235,13 +255,20 @@ fn onnx_conformance_cases_give_no_wrong_value() {
             continue;
         }
         let verdict = catch_unwind(AssertUnwindSafe(|| run(case))).unwrap_or(Verdict::Panicked);
-        if let Some((_, why)) = AS_ONNXRUNTIME.iter().find(|(n, _)| *n == case.name) {
+        let apart = (AS_ONNXRUNTIME.iter().map(|c| ("as onnxruntime", c)))
+            .chain(
+                INEXACT_EXPECTED
+                    .iter()
+                    .map(|c| ("inexact expected values", c)),
+            )
+            .find(|(_, (n, _))| *n == case.name);
+        if let Some((list, (_, why))) = apart {
             assert!(
                 matches!(verdict, Verdict::Wrong(_)),
-                "{} now agrees with the reference: take it off AS_ONNXRUNTIME",
+                "{} now agrees with the expected values: take it off its list",
                 case.name
             );
-            println!("as onnxruntime: {}: {why}", case.name);
+            println!("{list}: {}: {why}", case.name);
             continue;
         }
         let column = match &verdict {

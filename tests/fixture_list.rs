@@ -86,6 +86,7 @@ macro_rules! model_fixtures {
             m_compress_axis0
             m_compress_axis_neg
             m_compress_flat_short
+            m_conv_integer
             m_cosh_opset22
             m_cosh_opset9
             m_cumprod
@@ -99,9 +100,14 @@ macro_rules! model_fixtures {
             m_cumsum_opset14_e0_r1
             m_cumsum_opset14_e1_r0
             m_cumsum_opset14_e1_r1
+            m_deformconv_groups_mask
+            m_deformconv_plain
             m_depthtospace_crd
             m_depthtospace_dcr
             m_depthtospace_opset7
+            m_dft_forward_axis1_opset17
+            m_dft_inverse_complex_cut
+            m_dft_onesided_length16
             m_gathernd_batch1
             m_gathernd_batch2
             m_gathernd_elements
@@ -151,6 +157,9 @@ macro_rules! model_fixtures {
             m_hardmax_opset13
             m_hardmax_opset13_axis1
             m_hardmax_opset7
+            m_if_const_init_then
+            m_if_const_node_else_nested
+            m_if_const_two_outputs
             m_isinf_p0_n0_opset20
             m_isinf_p0_n1_opset20
             m_isinf_p1_n0_opset10
@@ -172,6 +181,10 @@ macro_rules! model_fixtures {
             m_lstm_clip_large_cell
             m_lstm_opset7_forward
             m_lstm_reverse_seq_lens_y_h
+            m_matmul_integer
+            m_maxunpool_inferred
+            m_maxunpool_output_shape
+            m_melweightmatrix
             m_nll_2d_ii_mean
             m_nll_mean
             m_nll_mean_weight_ii
@@ -189,6 +202,12 @@ macro_rules! model_fixtures {
             m_onehot_int_values_axis1
             m_onehot_opset11_negative_axis0
             m_onehot_opset9
+            m_qlinear_conv_per_channel
+            m_qlinear_matmul_int8
+            m_quant_blocked_int16
+            m_quant_dynamic
+            m_quant_per_axis_int8
+            m_quant_per_tensor_uint8
             m_resize_align_corners_to_one
             m_resize_antialias_cubic_down
             m_resize_antialias_cubic_sizes
@@ -299,10 +318,15 @@ macro_rules! model_fixtures {
             m_sinh_opset9
             m_spacetodepth_opset13
             m_spacetodepth_opset7
+            m_stft_complex_twosided
+            m_stft_hann
             m_swish
             m_swish_alpha
             m_tan_opset22
             m_tan_opset7
+            m_tfidf_idf
+            m_tfidf_tf
+            m_tfidf_tfidf
             m_thresholdedrelu
             m_thresholdedrelu_alpha_opset22
             m_topk_k_all

@@ -219,7 +219,175 @@ fn dropout_in_training_mode_is_rejected() {
         vec![Tensor::from(0.5f32), Tensor::from(true)],
         1,
     );
-    assert_fails(g, x(&[2, 3]), "training_mode true is not supported");
+    assert_fails(
+        g,
+        x(&[2, 3]),
+        "training_mode true with ratio 0.5 is not supported",
+    );
+    // Training with ratio 0 drops nothing: the input itself.
+    let g = one_node(
+        "Dropout",
+        22,
+        vec![],
+        vec![Tensor::from(0f32), Tensor::from(true)],
+        2,
+    );
+    let input = Tensor::randn([2, 3], (tch::Kind::Float, tch::Device::Cpu));
+    assert!(g.forward(&[input.copy()]).unwrap()[0].equal(&input));
+}
+
+/// The ops of the conformance round reject what they cannot compute,
+/// naming the node.
+#[test]
+fn conformance_round_ops_reject_bad_arguments() {
+    let and = one_node("BitwiseAnd", 18, vec![], vec![x(&[2])], 1);
+    assert_fails(and, x(&[2]), "bitwise ops take integer input, got Float");
+    assert_fails(
+        one_node("Det", 22, vec![], vec![], 1),
+        x(&[2, 3]),
+        "should be floating-point square matrices",
+    );
+    assert_fails(
+        one_node("EyeLike", 22, vec![], vec![], 1),
+        x(&[2, 2, 2]),
+        "should have rank 2",
+    );
+    let axes = vec![("batch_axis", Attr::Int(0)), ("time_axis", Attr::Int(1))];
+    let reverse = one_node("ReverseSequence", 10, axes, vec![ints(&[5, 1])], 1);
+    assert_fails(
+        reverse,
+        x(&[2, 3]),
+        "sequence_lens [5, 1] should hold 2 lengths from 0 to 3",
+    );
+    let cache = one_node(
+        "TensorScatter",
+        24,
+        vec![],
+        vec![x(&[2, 2, 5]), ints(&[3, 0])],
+        1,
+    );
+    assert_fails(
+        cache,
+        x(&[2, 4, 5]),
+        "write index 3 of batch entry 0 leaves no room",
+    );
+    let wide = one_node("TensorScatter", 24, vec![], vec![x(&[2, 5, 5])], 1);
+    assert_fails(wide, x(&[2, 4, 5]), "where it may be shorter");
+    let index = Tensor::from_slice(&[0i64]).reshape([1, 1]);
+    let scatter = one_node("Scatter", 11, vec![], vec![index, x(&[1, 1])], 1);
+    assert_fails(scatter, x(&[2, 2]), "deprecated from opset 11");
+    let window = vec![
+        ("kernel_shape", Attr::Ints(vec![2, 2])),
+        ("strides", Attr::Ints(vec![2, 2])),
+    ];
+    let far = Tensor::from_slice(&[4i64]).reshape([1, 1, 1, 1]);
+    let unpool = one_node("MaxUnpool", 22, window.clone(), vec![far], 1);
+    assert_fails(
+        unpool,
+        x(&[1, 1, 1, 1]),
+        "indices from 4 to 4 fall outside the 4",
+    );
+    let near = Tensor::from_slice(&[3i64]).reshape([1, 1, 1, 1]);
+    let other = one_node("MaxUnpool", 22, window, vec![near, ints(&[2, 1, 2, 2])], 1);
+    assert_fails(other, x(&[1, 1, 1, 1]), "keep the rank, batch and channels");
+    let glu = one_node("SwiGLU", 28, vec![], vec![x(&[3, 2])], 1);
+    assert_fails(glu, x(&[2, 3]), "should have one shape and type");
+    let crd = vec![
+        ("blocksize", Attr::Int(2)),
+        ("mode", Attr::Str("CRD".into())),
+    ];
+    let old = one_node("SpaceToDepth", 13, crd, vec![], 1);
+    assert_fails(old, x(&[1, 1, 2, 2]), "CRD from opset 28");
+    let last = one_node("DFT", 17, vec![("axis", Attr::Int(2))], vec![], 1);
+    assert_fails(last, x(&[1, 4, 2]), "axis 2 is not a signal axis");
+    let dft = one_node("DFT", 17, vec![], vec![], 1);
+    assert_fails(dft, x(&[2, 3, 3]), "last axis of 1 (real) or 2 (complex)");
+    let stft = one_node("STFT", 17, vec![], vec![ints(&[0])], 1);
+    assert_fails(stft, x(&[1, 8, 1]), "frame_step 0 positive");
+    let deform = one_node(
+        "DeformConv",
+        22,
+        vec![],
+        vec![x(&[2, 3, 2, 2]), x(&[1, 6, 3, 3])],
+        1,
+    );
+    assert_fails(
+        deform,
+        x(&[1, 3, 4, 4]),
+        "offset [1, 6, 3, 3] should be [1, 8, 3, 3]",
+    );
+    let strings = one_node(
+        "TfIdfVectorizer",
+        9,
+        vec![
+            ("mode", Attr::Str("TF".into())),
+            ("min_gram_length", Attr::Int(1)),
+            ("max_gram_length", Attr::Int(1)),
+            ("pool_strings", Attr::Strings(vec!["a".into()])),
+        ],
+        vec![],
+        1,
+    );
+    assert_fails(strings, x(&[3]), "of int32 or int64");
+    let window = one_node("HannWindow", 17, vec![], vec![], 1);
+    assert_fails(window, x(&[2]), "should be one non-negative integer");
+}
+
+/// Values the conformance cases check only on one example each.
+#[test]
+fn conformance_round_ops_compute_the_spec() {
+    // MaxUnpool: each value at its index, zeros elsewhere; the indices
+    // address output_shape's 3 x 3 (as onnxruntime), not the inferred 2 x 2.
+    let window = vec![
+        ("kernel_shape", Attr::Ints(vec![2, 2])),
+        ("strides", Attr::Ints(vec![2, 2])),
+    ];
+    let at = Tensor::from_slice(&[3i64]).reshape([1, 1, 1, 1]);
+    let unpool = one_node("MaxUnpool", 22, window, vec![at, ints(&[1, 1, 3, 3])], 1);
+    let y = unpool.forward(&[x(&[1, 1, 1, 1]) * 7.0]).unwrap().remove(0);
+    let want = [0f32, 0.0, 0.0, 7.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+    assert_eq!(Vec::<f32>::try_from(y.flatten(0, -1)).unwrap(), want);
+    // TensorScatter circular: steps past the end wrap to the start.
+    let update = Tensor::from_slice(&[1f32, 2.0, 3.0]).reshape([1, 3, 1]);
+    let cache = one_node(
+        "TensorScatter",
+        24,
+        vec![("mode", Attr::Str("circular".into()))],
+        vec![update, ints(&[3])],
+        1,
+    );
+    let y = cache.forward(&[x(&[1, 4, 1]) * 0.0]).unwrap().remove(0);
+    assert_eq!(
+        Vec::<f32>::try_from(y.flatten(0, -1)).unwrap(),
+        [2.0, 3.0, 0.0, 1.0]
+    );
+    // Shrink: lambd bounds the zero band, bias shifts the rest.
+    let shrink = one_node(
+        "Shrink",
+        9,
+        vec![("lambd", Attr::Float(1.0)), ("bias", Attr::Float(0.5))],
+        vec![],
+        1,
+    );
+    let v = Tensor::from_slice(&[-2f32, -1.0, 0.5, 1.0, 3.0]);
+    let y = shrink.forward(&[v]).unwrap().remove(0);
+    assert_eq!(Vec::<f32>::try_from(y).unwrap(), [-1.5, 0.0, 0.0, 0.0, 2.5]);
+    // MeanVarianceNormalization over the last axis.
+    let mvn = one_node(
+        "MeanVarianceNormalization",
+        13,
+        vec![("axes", Attr::Ints(vec![-1]))],
+        vec![],
+        1,
+    );
+    let v = Tensor::from_slice(&[1f32, 3.0, 10.0, 10.0]).reshape([2, 2]);
+    let y = mvn.forward(&[v]).unwrap().remove(0);
+    let want = [-1f32, 1.0, 0.0, 0.0];
+    let got = Vec::<f32>::try_from(y.flatten(0, -1)).unwrap();
+    assert!(
+        got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-6),
+        "{got:?}"
+    );
 }
 
 fn floats(v: &[f32]) -> Tensor {

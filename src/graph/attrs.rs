@@ -146,7 +146,8 @@ fn kind_of(op: Op, name: &str) -> Kind {
         "value" if op == Op::Pad => Kind::Float,
         "value" => Kind::Tensor,
         "dilations" | "kernel_shape" | "pads" | "strides" | "output_padding" | "output_shape"
-        | "starts" | "ends" | "axes" | "perm" | "split" => Kind::Ints,
+        | "starts" | "ends" | "axes" | "perm" | "split" | "ngram_counts" | "ngram_indexes"
+        | "pool_int64s" => Kind::Ints,
         "auto_pad"
         | "approximate"
         | "equation"
@@ -156,6 +157,7 @@ fn kind_of(op: Op, name: &str) -> Kind {
         | "keep_aspect_ratio_policy"
         | "reduction"
         | "direction"
+        | "activation"
         | "update_rule"
         | "padding_mode" => Kind::Str,
         "alpha"
@@ -172,9 +174,10 @@ fn kind_of(op: Op, name: &str) -> Kind {
         | "scale"
         | "softcap"
         | "spatial_scale"
-        | "clip" => Kind::Float,
-        "scales" | "activation_alpha" | "activation_beta" => Kind::Floats,
-        "activations" => Kind::Strings,
+        | "clip"
+        | "lambd" => Kind::Float,
+        "scales" | "activation_alpha" | "activation_beta" | "weights" => Kind::Floats,
+        "activations" | "pool_strings" => Kind::Strings,
         _ => Kind::Int,
     }
 }

@@ -90,6 +90,31 @@ ops! {
     Compress,
     // shape.rs
     CenterCropPad,
+    // elementwise.rs
+    BitwiseAnd, BitwiseOr, BitwiseXor, BitwiseNot, Shrink,
+    // generate.rs
+    EyeLike, HannWindow, HammingWindow, BlackmanWindow, MelWeightMatrix,
+    // index.rs
+    Scatter, ReverseSequence, TensorScatter,
+    // pool.rs
+    MaxUnpool,
+    // linear.rs
+    Det,
+    // norm.rs
+    MeanVarianceNormalization,
+    // activation.rs
+    SwiGLU,
+    // quant.rs
+    QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, MatMulInteger, ConvInteger,
+    QLinearMatMul, QLinearConv, BitCast,
+    // conv.rs
+    CausalConvWithState,
+    // signal.rs
+    DFT, STFT,
+    // deform.rs
+    DeformConv,
+    // text.rs
+    TfIdfVectorizer,
 }
 
 /// What the program may assume of an op. The default (an op of no row in
@@ -262,7 +287,7 @@ impl Op {
                 .bound(Weighted)
                 .weights(Weights::Filters)
                 .window(Window::Filters),
-            ConvTranspose => NONE.window(Window::Filters),
+            ConvTranspose | ConvInteger | QLinearConv | DeformConv => NONE.window(Window::Filters),
             Gemm => NONE.bound(Weighted).weights(Weights::Columns),
             MatMul => NONE.weights(Weights::Matrix),
             _ => NONE,

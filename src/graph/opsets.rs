@@ -29,16 +29,35 @@ const NEWER: &[(Op, i64)] = &[
     (Op::LinearAttention, 27),
     (Op::Swish, 24),
     (Op::CumProd, 26),
+    (Op::TensorScatter, 24),
+    (Op::SwiGLU, 28),
+    (Op::BitCast, 26),
+    (Op::CausalConvWithState, 27),
+    // QuantizeLinear 23 added `precision`, DequantizeLinear 23
+    // `output_dtype`; later versions only added types.
+    (Op::QuantizeLinear, 23),
+    (Op::DequantizeLinear, 23),
     // Mod 28 defines fmod 0 for floating-point inputs (floor division, the
     // sign of B), which the kernel implements; the rest is version 13's.
     (Op::Mod, 28),
     // DepthToSpace 28 only gained a function body: its text, attributes
     // and types are version 13's, which the kernel implements.
     (Op::DepthToSpace, 28),
+    // SpaceToDepth 28 gained `mode` (CRD beside the DCR layout of 13).
+    (Op::SpaceToDepth, 28),
+    // Range 27 added float16 and bfloat16 with `stash_type`, the type
+    // they are computed in.
+    (Op::Range, 27),
 ];
 
-/// The default-domain opsets a model may declare.
+/// The default-domain opsets whose every op version the kernels implement.
 pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=NEWEST;
+
+/// The oldest opset a model may declare. Below [`OPSETS`] a model runs
+/// when each of its ops has, at its opset, the definition it has at opset
+/// 7 (many ops, Not or MatMul, never changed); ops that did change (Add's
+/// broadcasting, the `consumed_inputs` of opset 1) are refused by name.
+pub const OLDEST: i64 = 1;
 
 /// The versions of the op named `name` (empty for a name ONNX does not
 /// define).
@@ -64,14 +83,14 @@ pub fn check(op: Op, opset: i64) -> Result<(), String> {
             "op {op} does not exist in opset {opset} (ONNX introduced it in opset {first})"
         ));
     };
+    if opset < *OPSETS.start() {
+        return check_old(op, opset, version);
+    }
     let implemented = NEWER
         .iter()
         .find(|(o, _)| *o == op)
         .map_or(IMPLEMENTED, |&(_, v)| v);
-    let changed: Vec<String> = (versions(op.name()).iter())
-        .filter(|&&(v, types_only)| v > implemented && v <= opset && !types_only)
-        .map(|(v, _)| v.to_string())
-        .collect();
+    let changed = changes(op, implemented, opset);
     if changed.is_empty() {
         return Ok(());
     }
@@ -80,6 +99,30 @@ pub fn check(op: Op, opset: i64) -> Result<(), String> {
         "op {op} is version {version} at opset {opset}; faultsweep implements version {runs}, and the definition changed in version {} (beyond its types): export the model at opset {} or lower",
         changed.join(", "),
         changed[0].parse::<i64>().unwrap_or(implemented + 1) - 1
+    ))
+}
+
+/// The versions of `op` after opset `after` up to opset `upto` that
+/// changed more than its types.
+fn changes(op: Op, after: i64, upto: i64) -> Vec<String> {
+    (versions(op.name()).iter())
+        .filter(|&&(v, types_only)| v > after && v <= upto && !types_only)
+        .map(|(v, _)| v.to_string())
+        .collect()
+}
+
+/// Below [`OPSETS`]: `op` (at `version` in `opset`) runs when no change
+/// beyond its types separates its definition from the one at the oldest
+/// opset the kernels implement.
+fn check_old(op: Op, opset: i64, version: i64) -> Result<(), String> {
+    let oldest = *OPSETS.start();
+    let changed = changes(op, opset, oldest);
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "op {op} is version {version} at opset {opset}, older than faultsweep implements (opset {oldest} on): its definition changed in version {}: export the model at opset {oldest} or later",
+        changed.join(", ")
     ))
 }
 
@@ -109,13 +152,17 @@ mod tests {
         assert_eq!(version_at(Op::Reshape, 25), Some(25));
         // Conv has not changed since 22.
         assert_eq!(check(Op::Conv, NEWEST), Ok(()));
-        // SpaceToDepth 28 changed its definition, not only its types.
-        let err = check(Op::SpaceToDepth, 28).unwrap_err();
-        assert!(
-            err.contains("op SpaceToDepth is version 28") && err.contains("opset 27"),
-            "{err}"
-        );
+        // SpaceToDepth 28 and Range 27 run (NEWER).
+        assert_eq!(check(Op::SpaceToDepth, 28), Ok(()));
         assert_eq!(check(Op::SpaceToDepth, 27), Ok(()));
+        assert_eq!(check(Op::Range, 27), Ok(()));
+        // No op with a kernel changed beyond its types after the version
+        // it implements; SpaceToDepth's 28 is the kind of change refused.
+        for &op in Op::ALL {
+            assert_eq!(check(op, NEWEST), Ok(()), "{op}");
+        }
+        assert_eq!(changes(Op::SpaceToDepth, 22, 28), ["28"]);
+        assert!(changes(Op::SpaceToDepth, 13, 27).is_empty());
         // Mod and DepthToSpace run at version 28 (NEWER).
         assert_eq!(check(Op::Mod, 28), Ok(()));
         assert_eq!(check(Op::DepthToSpace, 28), Ok(()));
@@ -124,8 +171,14 @@ mod tests {
         assert!(check(Op::Attention, 22)
             .unwrap_err()
             .contains("introduced it in opset 23"));
-        // Range 27 added the stash_type attribute.
-        assert!(check(Op::Range, 27).unwrap_err().contains("version 11"));
+        // Below opset 7: ops unchanged since their first version run.
+        assert_eq!(check(Op::Not, 1), Ok(()));
+        assert_eq!(check(Op::MatMul, 1), Ok(()));
+        let err = check(Op::Add, 1).unwrap_err();
+        assert!(
+            err.contains("version 1 at opset 1") && err.contains("version 6, 7"),
+            "{err}"
+        );
         // An op younger than the model's opset.
         assert!(check(Op::Gelu, 19)
             .unwrap_err()

@@ -1,5 +1,6 @@
-//! Step 1, load: an ONNX file becomes a [`Graph`]. Initializers and `Constant`
-//! nodes become constant tensors, the remaining nodes are sorted topologically
+//! Step 1, load: an ONNX file becomes a [`Graph`]. An If whose condition is
+//! a constant is replaced by the branch it takes (`inline`). Initializers
+//! and `Constant` nodes become constant tensors, the remaining nodes are sorted topologically
 //! (stable: file order where the file is already sorted), every op and
 //! attribute is checked against the kernels, nodes that read only constants
 //! are evaluated once here and become constants too (so, but in a model of
@@ -7,6 +8,7 @@
 //! their sample rows), and each value gets its last reader for the
 //! executor's liveness.
 
+mod inline;
 mod proto;
 mod tensor;
 
@@ -86,10 +88,11 @@ impl Builder {
     }
 
     fn build(mut self, model: ModelProto) -> Result<Graph> {
-        let Some(graph) = model.graph else {
+        let Some(mut graph) = model.graph else {
             return Err(self.invalid("the file holds no graph (is it an ONNX model?)"));
         };
         self.opset = self.default_opset(&model.opset_import)?;
+        inline::constant_ifs(&mut graph, &self.path)?;
         for init in &graph.initializer {
             let t = tensor::from_proto(init, &self.path)?;
             self.define(&init.name, Source::Constant(t))?;
@@ -180,12 +183,13 @@ impl Builder {
             .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
             .map(|o| o.version)
             .ok_or_else(|| self.invalid("no opset_import for the default ONNX domain"))?;
-        if !OPSETS.contains(&opset) {
+        if !(opsets::OLDEST..=*OPSETS.end()).contains(&opset) {
             return Err(self.invalid(format!(
-                "opset {opset} is not supported (supported: {} to {}, the newest of ONNX {})",
-                OPSETS.start(),
+                "opset {opset} is not supported (supported: {} to {}, the newest of ONNX {}; below {} only ops unchanged since)",
+                opsets::OLDEST,
                 OPSETS.end(),
-                crate::graph::opsets::ONNX
+                crate::graph::opsets::ONNX,
+                OPSETS.start()
             )));
         }
         Ok(opset)
@@ -374,6 +378,13 @@ impl Builder {
                 "domain '{}' is not supported",
                 np.domain
             )));
+        }
+        if np.op_type == "If" {
+            return Err(unsupported(
+                "an If whose condition is computed at run time is not supported (an If \
+                 whose condition is an initializer or a Constant is replaced by its branch)"
+                    .into(),
+            ));
         }
         let op = Op::parse(&np.op_type)
             .ok_or_else(|| unsupported(format!("op {} has no kernel in faultsweep", np.op_type)))?;
@@ -620,6 +631,30 @@ mod tests {
         .encode_to_vec()
     }
 
+    /// An If whose condition is a graph input is refused naming the node;
+    /// a constant condition of more than one value is a model error.
+    #[test]
+    fn if_runs_only_with_a_constant_condition() {
+        let path = Path::new("m.onnx");
+        let e = from_bytes(&one_op("If", 1, 17), path).unwrap_err();
+        let msg = e.to_string();
+        for part in ["'n'", "op If", "computed at run time"] {
+            assert!(msg.contains(part), "lacks {part}: {msg}");
+        }
+        let mut model = ModelProto::decode(one_op("If", 1, 17).as_slice()).unwrap();
+        let graph = model.graph.as_mut().unwrap();
+        graph.initializer.push(TensorProto {
+            dims: vec![2],
+            data_type: 9,
+            int32_data: vec![1, 0],
+            name: "c".into(),
+            ..Default::default()
+        });
+        graph.node[0].input = vec!["c".into()];
+        let e = from_bytes(&model.encode_to_vec(), path).unwrap_err();
+        assert!(e.to_string().contains("holds 2 values, not one"), "{e}");
+    }
+
     /// Every opset up to the newest of the pinned onnx loads; an op whose
     /// definition changed beyond its types after the implemented version is
     /// refused, named with its versions; a newer opset is refused.
@@ -630,18 +665,17 @@ mod tests {
             from_bytes(&one_op("Relu", 1, opset), path).unwrap();
         }
         from_bytes(&one_op("Reshape", 2, 25), path).unwrap();
-        from_bytes(&one_op("SpaceToDepth", 1, 27), path).unwrap();
-        let e = from_bytes(&one_op("SpaceToDepth", 1, 28), path).unwrap_err();
-        let msg = e.to_string();
-        for part in [
-            "m.onnx",
-            "'n'",
-            "op SpaceToDepth is version 28",
-            "version 13",
-            "opset 27",
-        ] {
-            assert!(msg.contains(part), "lacks {part}: {msg}");
-        }
+        from_bytes(&one_op("SpaceToDepth", 1, 28), path).unwrap();
+        // Below opset 7, ops whose definition has not changed since load;
+        // others are refused naming the op.
+        from_bytes(&one_op("Not", 1, 1), path).unwrap();
+        let e = from_bytes(&one_op("Relu", 1, 1), path).unwrap_err();
+        assert!(
+            e.to_string().contains("op Relu is version 1 at opset 1"),
+            "{e}"
+        );
+        let e = from_bytes(&one_op("Not", 1, 0), path).unwrap_err();
+        assert!(e.to_string().contains("opset 0 is not supported"), "{e}");
         let newest = *crate::graph::opsets::OPSETS.end();
         let e = from_bytes(&one_op("Relu", 1, newest + 1), path).unwrap_err();
         assert!(e

@@ -86,6 +86,11 @@ pub const OPS: &[OpDef] = &[
         kernel: swish,
     },
     OpDef {
+        op: Op::SwiGLU,
+        attrs: &["alpha"],
+        kernel: swiglu,
+    },
+    OpDef {
         op: Op::ThresholdedRelu,
         attrs: &["alpha"],
         kernel: thresholded_relu,
@@ -291,6 +296,23 @@ fn swish(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
     let alpha = f64::from(node.attrs.float("alpha", 1.0)?);
     one(x.f_mul(&x.f_mul_scalar(alpha)?.f_sigmoid()?)?)
+}
+
+/// SwiGLU: Swish_alpha(A) * B, of A and B of one shape and type (the
+/// spec applies no broadcasting).
+fn swiglu(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
+    if a.size() != b.size() || a.kind() != b.kind() {
+        return fail(format!(
+            "A ({:?}, {:?}) and B ({:?}, {:?}) should have one shape and type",
+            a.size(),
+            a.kind(),
+            b.size(),
+            b.kind()
+        ));
+    }
+    let alpha = f64::from(node.attrs.float("alpha", 1.0)?);
+    one(a.f_mul(&a.f_mul_scalar(alpha)?.f_sigmoid()?)?.f_mul(b)?)
 }
 
 /// ThresholdedRelu: x where x > alpha, 0 elsewhere (NaN too, as the spec

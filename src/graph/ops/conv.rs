@@ -1,8 +1,10 @@
 //! Convolution and transposed convolution in 1, 2 and 3 spatial dimensions,
-//! and Col2Im (the blocks of an unfolded image summed back into it).
+//! Col2Im (the blocks of an unfolded image summed back into it) and the
+//! stateful causal convolution of sequence models.
 //! Specs: <https://onnx.ai/onnx/operators/onnx__Conv.html>,
 //! <https://onnx.ai/onnx/operators/onnx__ConvTranspose.html>,
-//! <https://onnx.ai/onnx/operators/onnx__Col2Im.html>.
+//! <https://onnx.ai/onnx/operators/onnx__Col2Im.html>,
+//! <https://onnx.ai/onnx/operators/onnx__CausalConvWithState.html>.
 
 use tch::{Device, Kind, Tensor};
 
@@ -43,6 +45,11 @@ pub const OPS: &[OpDef] = &[
             "strides",
         ],
         kernel: conv_transpose,
+    },
+    OpDef {
+        op: Op::CausalConvWithState,
+        attrs: &["activation"],
+        kernel: causal_conv_with_state,
     },
 ];
 
@@ -326,7 +333,7 @@ impl ConvShape {
 }
 
 /// The node's convolution of `x` in `group` groups.
-fn convolve(
+pub(super) fn convolve(
     node: &Node,
     x: &Tensor,
     w: &Tensor,
@@ -515,28 +522,26 @@ fn transpose_pads(
             )),
         };
     };
-    if let Some(i) = (0..d).find(|&i| target[i] > full[i]) {
-        // onnxruntime and onnx.reference reject a longer output_shape; for
-        // SAME, onnxruntime outputs the full length where the spec asks for
-        // input * stride.
+    let same = !node.attrs.has("output_shape");
+    if let Some(i) = (0..d).find(|&i| same && target[i] > full[i]) {
+        // For SAME, onnxruntime outputs the full length where the spec asks
+        // for input * stride.
         return fail(format!(
-            "output length {} on spatial axis {i} exceeds the {} the input produces{}",
-            target[i],
-            full[i],
-            if node.attrs.has("output_shape") {
-                ""
-            } else {
-                " (SAME auto_pad with a kernel shorter than the stride is not supported)"
-            }
+            "output length {} on spatial axis {i} exceeds the {} the input produces (SAME auto_pad with a kernel shorter than the stride is not supported)",
+            target[i], full[i]
         ));
     }
+    // A longer output_shape makes the total negative: the spec's equations
+    // (floor halves, as the reference computes them) then extend the
+    // output with positions no input reaches.
     Ok((0..d)
         .map(|i| {
             let total = full[i] - target[i];
+            let half = total.div_euclid(2);
             if auto_pad == "SAME_UPPER" {
-                (total / 2, total - total / 2)
+                (half, total - half)
             } else {
-                (total - total / 2, total / 2)
+                (total - half, half)
             }
         })
         .collect())
@@ -589,7 +594,7 @@ fn conv_transpose(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
                 full[i]
             ));
         }
-        y = y.f_narrow((i + 2) as i64, begin, len)?;
+        y = crop_or_extend(&y, i + 2, begin, end)?;
     }
     if let Some(b) = b {
         let mut shape = vec![1, -1];
@@ -597,6 +602,23 @@ fn conv_transpose(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         y = y.f_add(&b.f_reshape(shape.as_slice())?)?;
     }
     one(y)
+}
+
+/// `y` cropped by `begin` and `end` on `axis`, or extended by zeros
+/// where they are negative (a longer `output_shape`).
+fn crop_or_extend(y: &Tensor, axis: usize, begin: i64, end: i64) -> KResult<Tensor> {
+    let rank = y.dim();
+    let mut y = y.shallow_clone();
+    if begin < 0 || end < 0 {
+        // constant_pad_nd lists (begin, end) from the last axis back.
+        let mut flat = vec![0; 2 * (rank - axis)];
+        let at = 2 * (rank - 1 - axis);
+        flat[at] = (-begin).max(0);
+        flat[at + 1] = (-end).max(0);
+        y = y.f_constant_pad_nd(flat.as_slice())?;
+    }
+    let len = y.size()[axis] - begin.max(0) - end.max(0);
+    Ok(y.f_narrow(axis as i64, begin.max(0), len)?)
 }
 
 /// The uncropped transposed convolution of float32 `x` by `w` (`[c_in,
@@ -646,4 +668,66 @@ fn transposed_in_chains(
         group,
     };
     convolve_as(&shape, &stuffed, &w.f_contiguous()?, None)
+}
+
+/// CausalConvWithState: a depthwise 1-D convolution over `past_state`
+/// (zeros without it; `k - 1` steps) followed by the input, so output step
+/// `t` reads input steps `t - k + 1` to `t`; plus the bias, then SiLU with
+/// `activation` silu or swish. The second output is the last `k - 1` steps
+/// of that sequence, the state of the next call. Half-precision inputs
+/// are computed in float32 and rounded back.
+fn causal_conv_with_state(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, w, b, past) = (
+        input(inputs, 0)?,
+        input(inputs, 1)?,
+        opt_input(inputs, 2),
+        opt_input(inputs, 3),
+    );
+    let ([n, c, len], [wc, one_, k]) = (
+        <[i64; 3]>::try_from(x.size()).unwrap_or([-1; 3]),
+        <[i64; 3]>::try_from(w.size()).unwrap_or([-1; 3]),
+    );
+    if n < 0 || wc != c || one_ != 1 || k < 1 {
+        return fail(format!(
+            "input {:?} should be (batch, channels, length) and weight {:?} (channels, 1, k)",
+            x.size(),
+            w.size()
+        ));
+    }
+    let silu = match node.attrs.string("activation", "none")?.as_str() {
+        "none" => false,
+        "silu" | "swish" => true,
+        other => return fail(format!("activation '{other}' is not none, silu or swish")),
+    };
+    let work = match x.kind() {
+        Kind::Half | Kind::BFloat16 => Kind::Float,
+        kind => kind,
+    };
+    let state = match past {
+        Some(p) if p.size() == [n, c, k - 1] => p.f_to_kind(work)?,
+        Some(p) => {
+            return fail(format!(
+                "past_state {:?} should be {:?}",
+                p.size(),
+                [n, c, k - 1]
+            ))
+        }
+        None => Tensor::f_zeros([n, c, k - 1], (work, x.device()))?,
+    };
+    let seq = Tensor::f_cat(&[state, x.f_to_kind(work)?], 2)?;
+    let taps = w.f_to_kind(work)?.f_reshape([1, c, k])?;
+    let mut y = match b {
+        Some(b) if b.size() == [c] => b.f_to_kind(work)?.f_reshape([1, c, 1])?,
+        Some(b) => return fail(format!("bias {:?} should be [{c}]", b.size())),
+        None => Tensor::f_zeros([1, c, 1], (work, x.device()))?,
+    };
+    for j in 0..k {
+        let tap = taps.f_narrow(2, j, 1)?;
+        y = y.f_add(&seq.f_narrow(2, j, len)?.f_mul(&tap)?)?;
+    }
+    if silu {
+        y = y.f_mul(&y.f_sigmoid()?)?;
+    }
+    let present = seq.f_narrow(2, len, k - 1)?;
+    Ok(vec![y.f_to_kind(x.kind())?, present.f_to_kind(x.kind())?])
 }

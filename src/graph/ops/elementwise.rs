@@ -2,7 +2,8 @@
 //! broadcasting (ONNX and torch share the rules).
 //! Specs: <https://onnx.ai/onnx/operators/onnx__Add.html> and siblings
 //! (Sub, Mul, Div, Mod, Pow, Sqrt, ..., Equal, Where, Cast, CastLike; the
-//! trigonometric and hyperbolic functions Tan, Asin, ..., Atanh; IsNaN, IsInf).
+//! trigonometric and hyperbolic functions Tan, Asin, ..., Atanh; IsNaN, IsInf;
+//! BitwiseAnd, BitwiseOr, BitwiseXor, BitwiseNot; Shrink).
 //!
 //! ONNX requires both operands of a binary op to have the same type, so
 //! torch's type promotion never kicks in for valid models; where torch would
@@ -66,6 +67,15 @@ pub const OPS: &[OpDef] = &[
         op: Op::BitShift,
         attrs: &["direction"],
         kernel: bit_shift,
+    },
+    plain(Op::BitwiseAnd, bitwise_and),
+    plain(Op::BitwiseOr, bitwise_or),
+    plain(Op::BitwiseXor, bitwise_xor),
+    plain(Op::BitwiseNot, bitwise_not),
+    OpDef {
+        op: Op::Shrink,
+        attrs: &["bias", "lambd"],
+        kernel: shrink,
     },
     OpDef {
         op: Op::IsInf,
@@ -319,4 +329,63 @@ fn bit_shift(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         other => return fail(format!("direction '{other}' is not LEFT or RIGHT")),
     };
     one(fill.f_where_self(&outside, &shifted)?)
+}
+
+/// The integer types the bitwise ops take; libtorch would also take bool,
+/// which ONNX does not, and fail on floats with its own message.
+fn bitwise_operand(t: &Tensor) -> KResult<&Tensor> {
+    match t.kind() {
+        Kind::Uint8 | Kind::Int8 | Kind::Int16 | Kind::Int | Kind::Int64 => Ok(t),
+        k => fail(format!("bitwise ops take integer input, got {k:?}")),
+    }
+}
+
+/// A bitwise binary op: both operands integers of one type, broadcast.
+fn bitwise(inputs: &Inputs, f: Binary) -> KResult<Vec<Tensor>> {
+    let (a, b) = (bitwise_operand(input(inputs, 0)?)?, input(inputs, 1)?);
+    if a.kind() != b.kind() {
+        return fail(format!(
+            "A is {:?} and B {:?}: they should be of one type",
+            a.kind(),
+            b.kind()
+        ));
+    }
+    one(f(a, b)?)
+}
+
+fn bitwise_and(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    bitwise(inputs, Tensor::f_bitwise_and_tensor)
+}
+
+fn bitwise_or(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    bitwise(inputs, Tensor::f_bitwise_or_tensor)
+}
+
+fn bitwise_xor(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    bitwise(inputs, Tensor::f_bitwise_xor_tensor)
+}
+
+/// BitwiseNot: every bit flipped (two's complement for signed types).
+fn bitwise_not(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    one(bitwise_operand(input(inputs, 0)?)?.f_bitwise_not()?)
+}
+
+/// Shrink: x + bias below -lambd, x - bias above lambd, 0 between; the
+/// result keeps X's type (integers are computed in double and cast back,
+/// as the spec's reference does; floats in their own type).
+fn shrink(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let bias = f64::from(node.attrs.float("bias", 0.0)?);
+    let lambd = f64::from(node.attrs.float("lambd", 0.5)?);
+    if x.kind() == Kind::Bool {
+        return fail("Shrink takes numeric input, got Bool");
+    }
+    let xd = match is_float(x.kind()) {
+        true => x.shallow_clone(),
+        false => x.f_to_kind(Kind::Double)?,
+    };
+    let zero = xd.f_zeros_like()?;
+    let above = (xd.f_sub_scalar(bias)?).f_where_self(&xd.f_gt(lambd)?, &zero)?;
+    let y = (xd.f_add_scalar(bias)?).f_where_self(&xd.f_lt(-lambd)?, &above)?;
+    one(y.f_to_kind(x.kind())?)
 }

@@ -9,7 +9,10 @@
 //! <https://onnx.ai/onnx/operators/onnx__NonZero.html>,
 //! <https://onnx.ai/onnx/operators/onnx__OneHot.html>,
 //! <https://onnx.ai/onnx/operators/onnx__Trilu.html>,
-//! <https://onnx.ai/onnx/operators/onnx__Unique.html>.
+//! <https://onnx.ai/onnx/operators/onnx__Unique.html>,
+//! <https://onnx.ai/onnx/operators/onnx__Scatter.html>,
+//! <https://onnx.ai/onnx/operators/onnx__ReverseSequence.html>,
+//! <https://onnx.ai/onnx/operators/onnx__TensorScatter.html>.
 //!
 //! Indices are checked here, before torch sees them: an index out of range
 //! is a reported error naming the node, never a libtorch abort.
@@ -81,6 +84,21 @@ pub const OPS: &[OpDef] = &[
         op: Op::Compress,
         attrs: &["axis"],
         kernel: compress,
+    },
+    OpDef {
+        op: Op::Scatter,
+        attrs: &["axis"],
+        kernel: scatter,
+    },
+    OpDef {
+        op: Op::ReverseSequence,
+        attrs: &["batch_axis", "time_axis"],
+        kernel: reverse_sequence,
+    },
+    OpDef {
+        op: Op::TensorScatter,
+        attrs: &["mode", "axis"],
+        kernel: tensor_scatter,
     },
 ];
 
@@ -388,6 +406,15 @@ fn scatter_elements(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     one(flat.f_reshape(ds.as_slice())?)
 }
 
+/// Scatter (opsets 9 and 10): ScatterElements under its first name, which
+/// opset 11 deprecated.
+fn scatter(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    if node.opset >= 11 {
+        return fail("Scatter is deprecated from opset 11: use ScatterElements");
+    }
+    scatter_elements(node, inputs)
+}
+
 /// ScatterND: each index tuple of the last axis of `indices` names a slice
 /// of `data` that the matching slice of `updates` replaces (or combines with).
 fn scatter_nd(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
@@ -566,4 +593,101 @@ fn compress(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         ));
     }
     one(x.f_index_select(a, &keep)?)
+}
+
+/// ReverseSequence: for each batch entry `b` (along `batch_axis`), its first
+/// `sequence_lens[b]` steps along `time_axis` reversed, the rest kept.
+fn reverse_sequence(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, lens) = (input(inputs, 0)?, input(inputs, 1)?);
+    let size = x.size();
+    let (b_axis, t_axis) = (
+        node.attrs.int("batch_axis", 1)?,
+        node.attrs.int("time_axis", 0)?,
+    );
+    if size.len() < 2 || ![(0, 1), (1, 0)].contains(&(b_axis, t_axis)) {
+        return fail(format!(
+            "batch_axis {b_axis} and time_axis {t_axis} should be 0 and 1 in either order, over data of rank 2 or more (shape {size:?})"
+        ));
+    }
+    let (batch, time) = (size[b_axis as usize], size[t_axis as usize]);
+    let lens = to_i64s(lens)?;
+    if lens.len() as i64 != batch || lens.iter().any(|&l| l < 0 || l > time) {
+        return fail(format!(
+            "sequence_lens {lens:?} should hold {batch} lengths from 0 to {time}"
+        ));
+    }
+    // The source time step of every (batch, time) position.
+    let source: Vec<i64> = (lens.iter())
+        .flat_map(|&l| (0..time).map(move |t| if t < l { l - 1 - t } else { t }))
+        .collect();
+    let mut shape = vec![1; size.len()];
+    let (bt, tt) = (b_axis as usize, t_axis as usize);
+    shape[bt] = batch;
+    shape[tt] = time;
+    let mut index = Tensor::from_slice(&source)
+        .f_to(x.device())?
+        .f_reshape([batch, time])?;
+    if bt > tt {
+        index = index.f_transpose(0, 1)?;
+    }
+    let index = index
+        .f_reshape(shape.as_slice())?
+        .f_expand(size.as_slice(), false)?;
+    one(x.f_gather(t_axis, &index, false)?)
+}
+
+/// TensorScatter: the cache `past_cache` with, for each batch entry `b`,
+/// the `update` steps written along `axis` from `write_indices[b]` (0
+/// without the input); in `circular` mode the positions wrap around the
+/// cache length, in `linear` mode they must fit in it.
+fn tensor_scatter(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (past, update) = (input(inputs, 0)?, input(inputs, 1)?);
+    let (ps, us) = (past.size(), update.size());
+    let a = data_axis(node.attrs.int("axis", -2)?, ps.len())? as usize;
+    let fits = ps.len() == us.len()
+        && (0..ps.len()).all(|d| {
+            if d == a {
+                us[d] <= ps[d]
+            } else {
+                us[d] == ps[d]
+            }
+        });
+    if a == 0 || !fits {
+        return fail(format!(
+            "update {us:?} should match past_cache {ps:?} but along axis {a} (not 0, the batch), where it may be shorter"
+        ));
+    }
+    let circular = match node.attrs.string("mode", "linear")?.as_str() {
+        "linear" => false,
+        "circular" => true,
+        other => return fail(format!("mode '{other}' is not linear or circular")),
+    };
+    let (batch, max, len) = (ps[0], ps[a], us[a]);
+    let starts = match opt_input(inputs, 2) {
+        Some(t) => to_i64s(t)?,
+        None => vec![0; batch as usize],
+    };
+    if starts.len() as i64 != batch {
+        return fail(format!(
+            "write_indices {starts:?} should hold {batch} values"
+        ));
+    }
+    let mut rows = Vec::with_capacity(batch as usize);
+    for (b, &start) in starts.iter().enumerate() {
+        if start < 0 || (!circular && start + len > max) {
+            return fail(format!(
+                "write index {start} of batch entry {b} leaves no room for {len} steps in a cache of {max}"
+            ));
+        }
+        let positions: Vec<i64> = (start..start + len)
+            .map(|p| if circular { p % max } else { p })
+            .collect();
+        let positions = Tensor::from_slice(&positions).f_to(past.device())?;
+        let (p, u) = (past.f_select(0, b as i64)?, update.f_select(0, b as i64)?);
+        rows.push(p.f_index_copy(a as i64 - 1, &positions, &u)?);
+    }
+    match rows.is_empty() {
+        true => one(past.shallow_clone()),
+        false => one(Tensor::f_stack(&rows, 0)?),
+    }
 }

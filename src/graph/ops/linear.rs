@@ -1,7 +1,8 @@
 //! Matrix products.
 //! Specs: <https://onnx.ai/onnx/operators/onnx__Gemm.html>,
 //! <https://onnx.ai/onnx/operators/onnx__MatMul.html>,
-//! <https://onnx.ai/onnx/operators/onnx__Einsum.html>.
+//! <https://onnx.ai/onnx/operators/onnx__Einsum.html>,
+//! <https://onnx.ai/onnx/operators/onnx__Det.html>.
 
 use tch::Tensor;
 
@@ -24,6 +25,11 @@ pub const OPS: &[OpDef] = &[
         op: Op::Einsum,
         attrs: &["equation"],
         kernel: einsum,
+    },
+    OpDef {
+        op: Op::Det,
+        attrs: &[],
+        kernel: det,
     },
 ];
 
@@ -96,4 +102,24 @@ fn einsum(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         .map(|i| input(inputs, i))
         .collect::<KResult<Vec<_>>>()?;
     one(Tensor::f_einsum(&equation, &operands, None::<&[i64]>)?)
+}
+
+/// Det: the determinant of each square matrix of the last two axes.
+/// float16 and bfloat16 are computed in float (libtorch's LU has no
+/// half-precision CPU kernel) and rounded back.
+fn det(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let size = x.size();
+    let square = size.len() >= 2 && size[size.len() - 1] == size[size.len() - 2];
+    if !square || !crate::graph::is_float(x.kind()) {
+        return fail(format!(
+            "input {size:?} of {:?} should be floating-point square matrices (rank 2 or more)",
+            x.kind()
+        ));
+    }
+    let work = match x.kind() {
+        tch::Kind::Half | tch::Kind::BFloat16 => tch::Kind::Float,
+        k => k,
+    };
+    one(Tensor::f_linalg_det(&x.f_to_kind(work)?)?.f_to_kind(x.kind())?)
 }

@@ -14,19 +14,24 @@ mod activation;
 mod attention;
 mod chain;
 mod conv;
+mod deform;
 mod detection;
 pub use activation::clip_limits;
 pub use conv::{conv_filters, convolve_as, ConvShape};
 mod elementwise;
+mod generate;
 mod index;
 mod linear;
 mod loss;
 mod norm;
 mod pool;
+mod quant;
 mod recurrent;
 mod reduce;
 mod resize;
 mod shape;
+mod signal;
+mod text;
 
 /// A kernel's failure, without location; the executor adds file, node and op.
 #[derive(Debug)]
@@ -65,14 +70,19 @@ const FAMILIES: &[&[OpDef]] = &[
     loss::OPS,
     activation::OPS,
     conv::OPS,
+    deform::OPS,
     elementwise::OPS,
+    generate::OPS,
     index::OPS,
     linear::OPS,
     norm::OPS,
     pool::OPS,
+    quant::OPS,
     reduce::OPS,
     resize::OPS,
     shape::OPS,
+    signal::OPS,
+    text::OPS,
     attention::OPS,
 ];
 

@@ -4,7 +4,8 @@
 //! <https://onnx.ai/onnx/operators/onnx__LayerNormalization.html>,
 //! <https://onnx.ai/onnx/operators/onnx__GroupNormalization.html>,
 //! <https://onnx.ai/onnx/operators/onnx__LRN.html>,
-//! <https://onnx.ai/onnx/operators/onnx__LpNormalization.html>.
+//! <https://onnx.ai/onnx/operators/onnx__LpNormalization.html>,
+//! <https://onnx.ai/onnx/operators/onnx__MeanVarianceNormalization.html>.
 
 use tch::{Kind, Tensor};
 
@@ -37,6 +38,11 @@ pub const OPS: &[OpDef] = &[
         op: Op::LRN,
         attrs: &["alpha", "beta", "bias", "size"],
         kernel: lrn,
+    },
+    OpDef {
+        op: Op::MeanVarianceNormalization,
+        attrs: &["axes"],
+        kernel: mean_variance_norm,
     },
     OpDef {
         op: Op::LpNormalization,
@@ -256,4 +262,17 @@ fn lp_norm(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     };
     let y = x.f_div(&norm)?;
     one(y.f_where_self(&norm.f_ne(0)?, &y.f_zeros_like()?)?)
+}
+
+/// MeanVarianceNormalization: (X - E[X]) / (sqrt(E[(X - E[X])^2]) + 1e-9)
+/// over `axes` (default 0, 2, 3), the epsilon the spec's function adds.
+fn mean_variance_norm(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let x = input(inputs, 0)?;
+    let axes = node.attrs.ints("axes")?.unwrap_or(vec![0, 2, 3]);
+    let axes = super::shape::norm_axes(&axes, x.dim())?;
+    let centred = x.f_sub(&x.f_mean_dim(axes.as_slice(), true, None::<Kind>)?)?;
+    let var = centred
+        .f_square()?
+        .f_mean_dim(axes.as_slice(), true, None::<Kind>)?;
+    one(centred.f_div(&var.f_sqrt()?.f_add_scalar(1e-9)?)?)
 }

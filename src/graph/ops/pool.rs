@@ -2,7 +2,8 @@
 //! Specs: <https://onnx.ai/onnx/operators/onnx__MaxPool.html>,
 //! <https://onnx.ai/onnx/operators/onnx__AveragePool.html>,
 //! <https://onnx.ai/onnx/operators/onnx__GlobalAveragePool.html>,
-//! <https://onnx.ai/onnx/operators/onnx__GlobalMaxPool.html>.
+//! <https://onnx.ai/onnx/operators/onnx__GlobalMaxPool.html>,
+//! <https://onnx.ai/onnx/operators/onnx__MaxUnpool.html>.
 //!
 //! The output length per axis follows onnxruntime: `floor` (or `ceil` with
 //! `ceil_mode`) of `(in + pads - extent) / stride + 1`, where in ceil mode a
@@ -45,6 +46,11 @@ pub const OPS: &[OpDef] = &[
             "strides",
         ],
         kernel: avg_pool,
+    },
+    OpDef {
+        op: Op::MaxUnpool,
+        attrs: &["kernel_shape", "pads", "strides"],
+        kernel: max_unpool,
     },
     OpDef {
         op: Op::GlobalAveragePool,
@@ -434,4 +440,72 @@ fn lp_pool(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     out.extend(&sums.size()[2..]);
     let sums = fit(sums.f_reshape(out.as_slice())?, &w.out)?;
     one(sums.f_pow_tensor_scalar(1.0 / p as f64)?)
+}
+
+/// MaxUnpool: the values X put back at their MaxPool `indices` in zeros,
+/// the indices flat over the whole output, batch and channels included.
+/// The output has the shape MaxPool's input had, `(in - 1) * stride -
+/// pads + kernel` per spatial axis, or `output_shape` (input 2). With an
+/// `output_shape` the indices address that shape, as onnxruntime and
+/// PyTorch have it (MaxPool then MaxUnpool to the pooled input's shape
+/// puts each maximum back where it was); ONNX's reference implementation
+/// scatters into the inferred shape and pads it (see tests/conformance.rs).
+fn max_unpool(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+    let (x, indices) = (input(inputs, 0)?, input(inputs, 1)?);
+    let size = x.size();
+    let d = size.len().saturating_sub(2);
+    let kernel = node.attrs.ints("kernel_shape")?.unwrap_or_default();
+    if !(1..=3).contains(&d) || kernel.len() != d || indices.size() != size {
+        return fail(format!(
+            "X {size:?} should have rank 3 to 5, kernel_shape {kernel:?} one value per spatial axis and indices {:?} X's shape",
+            indices.size()
+        ));
+    }
+    let shape = match super::opt_input(inputs, 2) {
+        Some(t) => {
+            let shape = super::to_i64s(t)?;
+            if shape.len() != size.len() || shape[..2] != size[..2] || shape.iter().any(|&s| s < 0)
+            {
+                return fail(format!(
+                    "output_shape {shape:?} should keep the rank, batch and channels of X {size:?}"
+                ));
+            }
+            shape
+        }
+        None => unpooled_shape(node, &size, &kernel)?,
+    };
+    let total: i64 = shape.iter().product();
+    let idx = indices.f_to_kind(Kind::Int64)?.f_flatten(0, -1)?;
+    if idx.numel() > 0 {
+        let (lo, hi) = (idx.f_min()?.int64_value(&[]), idx.f_max()?.int64_value(&[]));
+        if lo < 0 || hi >= total {
+            return fail(format!(
+                "indices from {lo} to {hi} fall outside the {total} elements of the output {shape:?}"
+            ));
+        }
+    }
+    let y = Tensor::f_zeros([total], (x.kind(), x.device()))?.f_scatter(
+        0,
+        &idx,
+        &x.f_flatten(0, -1)?,
+    )?;
+    one(y.f_reshape(shape.as_slice())?)
+}
+
+/// The shape MaxPool's input had: `(in - 1) * stride - pads + kernel` per
+/// spatial axis of X (`size`).
+fn unpooled_shape(node: &Node, size: &[i64], kernel: &[i64]) -> KResult<Vec<i64>> {
+    let d = kernel.len();
+    let strides = per_axis(node, "strides", d, 1)?;
+    let pads = node.attrs.ints("pads")?.unwrap_or(vec![0; 2 * d]);
+    if pads.len() != 2 * d {
+        return fail(format!("pads {pads:?} should have {} values", 2 * d));
+    }
+    let mut shape = size[..2].to_vec();
+    shape
+        .extend((0..d).map(|i| (size[i + 2] - 1) * strides[i] - pads[i] - pads[i + d] + kernel[i]));
+    if shape.iter().any(|&s| s < 0) {
+        return fail(format!("pads {pads:?} leave the output no room: {shape:?}"));
+    }
+    Ok(shape)
 }

@@ -95,11 +95,36 @@ fn reduce_mean(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 }
 
 fn reduce_max(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
-    reduce(node, inputs, |x, axes, keep| Ok(x.f_amax(axes, keep)?))
+    reduce(node, inputs, |x, axes, keep| match x.numel() {
+        0 => empty_extreme(x, axes, keep, false),
+        _ => Ok(x.f_amax(axes, keep)?),
+    })
 }
 
 fn reduce_min(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
-    reduce(node, inputs, |x, axes, keep| Ok(x.f_amin(axes, keep)?))
+    reduce(node, inputs, |x, axes, keep| match x.numel() {
+        0 => empty_extreme(x, axes, keep, true),
+        _ => Ok(x.f_amin(axes, keep)?),
+    })
+}
+
+/// ReduceMax (ReduceMin with `min`) of an empty input, which torch refuses:
+/// every output element reduces an empty set (or the output is empty), and
+/// the spec gives the identity, -inf (+inf for the minimum), the type's
+/// lowest (highest) value for integers, false (true) for bool.
+fn empty_extreme(x: &Tensor, axes: &[i64], keep: bool, min: bool) -> KResult<Tensor> {
+    use tch::Scalar;
+    let shape = x.f_sum_dim_intlist(axes, keep, Kind::Float)?.size();
+    let value = match (x.kind(), min) {
+        (Kind::Bool, m) => Scalar::int(i64::from(m)),
+        (Kind::Uint8, m) => Scalar::int(if m { 255 } else { 0 }),
+        (Kind::Int8, m) => Scalar::int(if m { 127 } else { -128 }),
+        (Kind::Int16, m) => Scalar::int(i64::from(if m { i16::MAX } else { i16::MIN })),
+        (Kind::Int, m) => Scalar::int(i64::from(if m { i32::MAX } else { i32::MIN })),
+        (Kind::Int64, m) => Scalar::int(if m { i64::MAX } else { i64::MIN }),
+        (_, m) => Scalar::float(if m { f64::INFINITY } else { f64::NEG_INFINITY }),
+    };
+    Ok(Tensor::f_full(&shape, value, (x.kind(), x.device()))?)
 }
 
 /// torch's prod takes one axis at a time: go from the last axis down so the
@@ -212,4 +237,31 @@ fn cumulative(node: &Node, inputs: &Inputs, product: bool) -> KResult<Vec<Tensor
         y = y.f_flip([a])?;
     }
     one(y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty reduction gives each type's identity; an empty axis that
+    /// is kept makes an empty output.
+    #[test]
+    fn empty_sets_reduce_to_the_identity() {
+        let cpu = tch::Device::Cpu;
+        for (kind, max, min) in [
+            (Kind::Int8, -128, 127),
+            (Kind::Uint8, 0, 255),
+            (Kind::Int, i64::from(i32::MIN), i64::from(i32::MAX)),
+            (Kind::Int64, i64::MIN, i64::MAX),
+        ] {
+            let x = Tensor::zeros([2, 0], (kind, cpu));
+            let hi = empty_extreme(&x, &[1], false, false).unwrap();
+            let lo = empty_extreme(&x, &[1], false, true).unwrap();
+            assert_eq!((hi.size(), hi.kind()), (vec![2], kind));
+            assert_eq!(hi.int64_value(&[0]), max, "{kind:?}");
+            assert_eq!(lo.int64_value(&[1]), min, "{kind:?}");
+        }
+        let x = Tensor::zeros([2, 0], (Kind::Float, cpu));
+        assert_eq!(empty_extreme(&x, &[0], true, true).unwrap().size(), [1, 0]);
+    }
 }

@@ -78,7 +78,7 @@ pub const OPS: &[OpDef] = &[
     },
     OpDef {
         op: Op::Range,
-        attrs: &[],
+        attrs: &["stash_type"],
         kernel: range,
     },
     OpDef {
@@ -103,7 +103,7 @@ pub const OPS: &[OpDef] = &[
     },
     OpDef {
         op: Op::SpaceToDepth,
-        attrs: &["blocksize"],
+        attrs: &["blocksize", "mode"],
         kernel: space_to_depth,
     },
     OpDef {
@@ -172,8 +172,9 @@ fn identity(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     one(input(inputs, 0)?.shallow_clone())
 }
 
-/// Dropout is the identity in inference; a training run is rejected, not
-/// silently turned into inference. The optional mask output keeps every
+/// Dropout is the identity in inference, and in training with ratio 0 (it
+/// drops nothing); any other training run is rejected, not silently turned
+/// into inference. The optional mask output keeps every
 /// element: all true, of the input's type before opset 10 (as the ONNX
 /// reference implementation; onnxruntime fills that old mask with zeros).
 fn dropout(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
@@ -182,8 +183,12 @@ fn dropout(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         return fail("is_test 0 (training) is not supported");
     }
     if let Some(t) = opt_input(inputs, 2) {
-        if to_f64(t)? != 0.0 {
-            return fail("training_mode true is not supported (inference only)");
+        // Training with ratio 0 drops nothing: it is the identity too.
+        let ratio = opt_input(inputs, 1).map(to_f64).transpose()?.unwrap_or(0.5);
+        if to_f64(t)? != 0.0 && ratio != 0.0 {
+            return fail(format!(
+                "training_mode true with ratio {ratio} is not supported (inference, or ratio 0, only)"
+            ));
         }
     }
     let mut out = vec![x.shallow_clone()];
@@ -459,14 +464,30 @@ fn tile(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 
 /// Range: max(ceil((limit - start) / delta), 0) values start + i * delta,
 /// of the type of `start`. Integer ranges are computed exactly in integers.
-fn range(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
+/// Range: `start + i * delta` for i below ceil((limit - start) / delta).
+/// Floats are computed in double, but float16 and bfloat16 in the type
+/// `stash_type` names (opset 27: float, the default, or double), then
+/// cast to the inputs' type.
+fn range(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let (start, limit, delta) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
     let y = if start.is_floating_point() {
+        let stash = match start.kind() {
+            Kind::Half | Kind::BFloat16 => match node.attrs.int("stash_type", 1)? {
+                1 => Kind::Float,
+                11 => Kind::Double,
+                other => {
+                    return fail(format!(
+                        "stash_type {other} is not 1 (float) or 11 (double)"
+                    ))
+                }
+            },
+            _ => Kind::Double,
+        };
         range_float(
             to_f64(start)?,
             to_f64(limit)?,
             to_f64(delta)?,
-            start.device(),
+            (stash, start.device()),
         )?
     } else {
         range_int(
@@ -479,7 +500,7 @@ fn range(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     one(y.f_to_kind(start.kind())?)
 }
 
-fn range_float(start: f64, limit: f64, delta: f64, device: Device) -> KResult<Tensor> {
+fn range_float(start: f64, limit: f64, delta: f64, options: (Kind, Device)) -> KResult<Tensor> {
     if delta == 0.0 {
         return fail("delta is 0");
     }
@@ -487,7 +508,7 @@ fn range_float(start: f64, limit: f64, delta: f64, device: Device) -> KResult<Te
     if !n.is_finite() || n > i64::MAX as f64 {
         return fail(format!("range {start}..{limit} step {delta} is unbounded"));
     }
-    let steps = Tensor::f_arange(n as i64, (Kind::Double, device))?;
+    let steps = Tensor::f_arange(n as i64, options)?;
     Ok(steps.f_mul_scalar(delta)?.f_add_scalar(start)?)
 }
 
@@ -652,7 +673,9 @@ fn depth_to_space(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     one(y.f_reshape([n, c2, h * b, w * b])?)
 }
 
-/// SpaceToDepth: the inverse of DepthToSpace in DCR mode.
+/// SpaceToDepth: the inverse of DepthToSpace. DCR (the default) puts the
+/// block position in the outer channel index, CRD (opset 28) in the inner;
+/// before opset 28 there is no `mode` and the layout is DCR's.
 fn space_to_depth(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let x = input(inputs, 0)?;
     let ([n, c, h, w], b) = blocks(node, x)?;
@@ -661,10 +684,17 @@ fn space_to_depth(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
             "spatial size {h} x {w} is not a multiple of blocksize {b}"
         ));
     }
-    one(x
-        .f_reshape([n, c, h / b, b, w / b, b])?
-        .f_permute([0, 3, 5, 1, 2, 4])?
-        .f_reshape([n, c * b * b, h / b, w / b])?)
+    let blocks = x.f_reshape([n, c, h / b, b, w / b, b])?;
+    let y = match node.attrs.string("mode", "DCR")?.as_str() {
+        "DCR" => blocks.f_permute([0, 3, 5, 1, 2, 4])?,
+        "CRD" if node.opset >= 28 => blocks.f_permute([0, 1, 3, 5, 2, 4])?,
+        other => {
+            return fail(format!(
+                "mode '{other}' is not DCR or CRD (CRD from opset 28)"
+            ))
+        }
+    };
+    one(y.f_reshape([n, c * b * b, h / b, w / b])?)
 }
 
 /// CenterCropPad: each of `axes` (all by default) cropped or zero-padded to
