@@ -4,7 +4,8 @@ with .npz inputs and outputs: `tokens` (int64 token ids, [N, 4]) look up an
 embedding, are summed over the positions and scaled by `scale` (float32,
 [N, 1]) into `y` (float32, [N, 3]); `best` (int64, [N]) is its argmax.
 Writes tests/fixtures/models/two_inputs.onnx, its inputs
-(two_inputs.input.npz) and onnxruntime's outputs (two_inputs.expected.npz).
+(two_inputs.input.npz) and onnxruntime's outputs (two_inputs.expected.npz);
+then a classifier of token ids and a float16 CNN, each with a data set.
 
     python3 scripts/make_input_fixtures.py
 """
@@ -96,4 +97,35 @@ labels[::5] = (labels[::5] + 1) % 3  # some wrong, so accuracy is not trivial
 np.save(DATA / "tokens.npy", tokens)
 np.save(DATA / "tokens_labels.npy", labels)
 np.save(DATA / "tokens_logits.npy", logits)
+print("wrote", path)
+
+# A float16 model (float16 input, weights and output): Conv, Relu, global
+# average pool, Gemm. Its data set is float32 (converted to the model's
+# float16 as read) with onnxruntime's logits of the float16 inputs.
+w = (rng.standard_normal((4, 1, 3, 3)) * 0.5).astype(np.float16)
+g = rng.standard_normal((3, 4)).astype(np.float16)
+nodes = [
+    helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+    helper.make_node("Relu", ["c"], ["r"], name="relu"),
+    helper.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+    helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+    helper.make_node("Gemm", ["f", "g"], ["logits"], transB=1, name="fc"),
+]
+graph = helper.make_graph(
+    nodes,
+    "half_cnn",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT16, ["N", 1, 8, 8])],
+    [helper.make_tensor_value_info("logits", TensorProto.FLOAT16, ["N", 3])],
+    initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(g, "g")],
+)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+onnx.checker.check_model(model)
+path = OUT / "half_cnn.onnx"
+onnx.save(model, path)
+x = rng.standard_normal((24, 1, 8, 8)).astype(np.float32)
+(logits,) = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]).run(
+    None, {"x": x.astype(np.float16)}
+)
+np.save(DATA / "half.npy", x)
+np.save(DATA / "half_logits.npy", logits.astype(np.float32))
 print("wrote", path)

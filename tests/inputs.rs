@@ -724,3 +724,40 @@ fn a_campaign_feeds_a_model_of_several_inputs_from_a_npz() {
         assert_clean_failure(&o, 4, &[words]);
     }
 }
+
+/// A float16 model (float16 input, weights and output) takes float32 data
+/// converted to float16 as read: its golden top-1 and scores are
+/// onnxruntime's (to float16 rounding), and a campaign of fp16 neuron and
+/// weight faults equals the full forward pass.
+#[test]
+fn a_float16_model_runs_a_campaign_on_float32_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures();
+    let sc = dir.path().join("half.yml");
+    let yaml = format!(
+        "name: half\nseed: 5\nmodel:\n  path: {}\ndata:\n  path: {}\ntargets:\n  target: both\nfault:\n  model: bit_flip\n  dtype: fp16\n  bits: all\ncounts:\n  injections: 300\n",
+        f.join("models/half_cnn.onnx").display(),
+        f.join("data/half.npy").display(),
+    );
+    std::fs::write(&sc, yaml).unwrap();
+    let out = dir.path().join("out");
+    let rows = crate::common::run_verified(&sc, &out, &dir.path().join("cache"), 300);
+    assert_eq!(rows.len(), 301);
+    let logits = crate::common::read_npy(&f.join("data/half_logits.npy"));
+    let golden = crate::common::csv_rows(&out.join("golden.csv"));
+    let col = |name: &str| golden[0].iter().position(|c| c == name).unwrap();
+    let (class, score) = (col("top1_class"), col("top1_score"));
+    for (i, r) in golden[1..].iter().enumerate() {
+        let want = logits.get(i as i64);
+        assert_eq!(
+            r[class].parse::<i64>().unwrap(),
+            want.argmax(0, false).int64_value(&[])
+        );
+        let got: f64 = r[score].parse().unwrap();
+        let max = want.max().double_value(&[]);
+        assert!(
+            (got - max).abs() <= 2e-3 * max.abs().max(1.0),
+            "sample {i}: {got} vs {max}"
+        );
+    }
+}

@@ -224,8 +224,7 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     }
     absolute_paths(&mut sc.spec)?;
     let mut graph = crate::load::load(&sc.spec.model.path)?;
-    let names: Vec<String> = graph.inputs.iter().map(|i| i.name.clone()).collect();
-    let mut data = Dataset::open_for(&sc.spec.data, &names, |m| sc.error("data.subset", m))?;
+    let mut data = Dataset::open_for(&sc.spec.data, &graph.inputs, |m| sc.error("data.subset", m))?;
     // Before cuts are chosen: where the rows align decides where runs resume.
     if !data.is_empty() {
         graph.learn_layout(&data.batch(0..1)?.inputs)?;

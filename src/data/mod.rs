@@ -210,6 +210,9 @@ pub struct Dataset {
     /// Samples in the whole data set, before the subset.
     total: usize,
     labels: Option<Vec<i64>>,
+    /// The model's input types, where known: float data is converted to
+    /// them.
+    kinds: Vec<Kind>,
 }
 
 /// A data file opened for reading: regular files only (a FIFO or device
@@ -241,14 +244,17 @@ impl Dataset {
         Dataset::open_for(spec, &[], subset_error)
     }
 
-    /// As [`Dataset::open_with`], for a model whose inputs are named
-    /// `inputs`: with several, the data set is a .npz archive holding one
-    /// array per input name.
+    /// As [`Dataset::open_with`], for a model whose inputs are `inputs`:
+    /// with several, the data set is a .npz archive holding one array per
+    /// input name; float data reaches an input of another float type
+    /// (float16, bfloat16, float64) in that type.
     pub fn open_for(
         spec: &DataSpec,
-        inputs: &[String],
+        inputs: &[crate::graph::InputSpec],
         subset_error: impl FnOnce(String) -> Error,
     ) -> Result<Self> {
+        let kinds = inputs.iter().map(|i| i.kind).collect();
+        let inputs: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
         let path = &spec.path;
         let name = path.to_string_lossy().to_ascii_lowercase();
         let source = if inputs.len() > 1 {
@@ -308,6 +314,7 @@ impl Dataset {
             ids,
             labels,
             total: len,
+            kinds,
         })
     }
 
@@ -333,6 +340,7 @@ impl Dataset {
             ids: self.ids[positions].to_vec(),
             total: self.total,
             labels: self.labels.clone(),
+            kinds: self.kinds.clone(),
         }
     }
 
@@ -377,11 +385,13 @@ impl Dataset {
                 .collect::<Result<_>>()?,
             Source::Images(s) => vec![(s.read(ids, pre)?, true)],
         };
-        let inputs = raw
-            .into_iter()
-            .map(|(raw, bytes)| match is_index(raw.kind()) {
+        let inputs = (raw.into_iter().enumerate())
+            .map(|(i, (raw, bytes))| match is_index(raw.kind()) {
                 true => as_stored(raw, pre),
-                false => normalize(&raw, pre, bytes),
+                false => normalize(&raw, pre, bytes).map(|x| match self.kinds.get(i) {
+                    Some(&k) if crate::graph::is_float(k) => x.to_kind(k),
+                    _ => x,
+                }),
             })
             .collect::<std::result::Result<_, _>>()
             .map_err(|m| bad(&self.spec.path, m))?;
