@@ -14,6 +14,16 @@ use crate::graph::Op;
 use crate::kernels::views::{float_cpu, floats, floats_mut};
 use crate::kernels::{depthwise, pointwise};
 
+/// The attributes of the convolutions (Conv, ConvInteger, QLinearConv).
+pub(super) const CONV_ATTRS: &[&str] = &[
+    "auto_pad",
+    "dilations",
+    "group",
+    "kernel_shape",
+    "pads",
+    "strides",
+];
+
 pub const OPS: &[OpDef] = &[
     OpDef {
         op: Op::Col2Im,
@@ -22,14 +32,7 @@ pub const OPS: &[OpDef] = &[
     },
     OpDef {
         op: Op::Conv,
-        attrs: &[
-            "auto_pad",
-            "dilations",
-            "group",
-            "kernel_shape",
-            "pads",
-            "strides",
-        ],
+        attrs: CONV_ATTRS,
         kernel: conv,
     },
     OpDef {

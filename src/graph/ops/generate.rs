@@ -185,18 +185,10 @@ fn mel_weight_matrix(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{Attr, Attrs};
+    use crate::graph::Attr;
 
     fn node(op: Op, attrs: Vec<(&str, Attr)>) -> Node {
-        Node {
-            index: 0,
-            name: "n".into(),
-            op,
-            inputs: vec![],
-            outputs: vec![],
-            attrs: Attrs(attrs.into_iter().map(|(k, v)| (k.into(), v)).collect()),
-            opset: 17,
-        }
+        crate::graph::ops::test_node(op, attrs, 17)
     }
 
     fn run(op: Op, attrs: Vec<(&str, Attr)>, size: i64) -> KResult<Vec<f64>> {

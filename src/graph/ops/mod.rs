@@ -148,6 +148,21 @@ pub fn one(t: Tensor) -> KResult<Vec<Tensor>> {
     Ok(vec![t])
 }
 
+/// A node of `op` with `attrs` at `opset` and no inputs or outputs, for
+/// kernel tests that call a kernel directly.
+#[cfg(test)]
+pub(crate) fn test_node(op: Op, attrs: Vec<(&str, super::Attr)>, opset: i64) -> Node {
+    Node {
+        index: 0,
+        name: "n".into(),
+        op,
+        inputs: vec![],
+        outputs: vec![],
+        attrs: super::Attrs(attrs.into_iter().map(|(k, v)| (k.into(), v)).collect()),
+        opset,
+    }
+}
+
 /// Random float32 values of `size` with the special values bit flips make
 /// (subnormals, signed zeros, huge values, NaN, Inf) at scattered places,
 /// for kernel tests.

@@ -16,18 +16,9 @@
 
 use tch::{Kind, Tensor};
 
+use super::conv::CONV_ATTRS;
 use super::{axis, fail, input, one, opt_input, Inputs, KResult, KernelError, OpDef};
 use crate::graph::{is_float, Node, Op};
-
-/// The attributes of the convolutions.
-const CONV_ATTRS: &[&str] = &[
-    "auto_pad",
-    "dilations",
-    "group",
-    "kernel_shape",
-    "pads",
-    "strides",
-];
 
 pub const OPS: &[OpDef] = &[
     OpDef {
@@ -362,18 +353,10 @@ fn bit_cast(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{Attr, Attrs};
+    use crate::graph::Attr;
 
     fn node(op: Op, attrs: Vec<(&str, Attr)>) -> Node {
-        Node {
-            index: 0,
-            name: "n".into(),
-            op,
-            inputs: vec![],
-            outputs: vec![],
-            attrs: Attrs(attrs.into_iter().map(|(k, v)| (k.into(), v)).collect()),
-            opset: 23,
-        }
+        crate::graph::ops::test_node(op, attrs, 23)
     }
 
     fn run(n: &Node, inputs: &[&Tensor]) -> KResult<Tensor> {
