@@ -88,23 +88,31 @@ fn bert_campaigns_equal_the_full_forward_pass() {
 }
 
 /// ViT's attention, as torch's MultiheadAttention writes it, puts the
-/// batch behind the sequence (`[S, N, E]`): such values are neuron targets
-/// of one row's shape, and neuron campaigns over every target of two
-/// exports equal the full forward pass, every injection checked.
+/// batch behind the sequence (`[S, N, E]`) and merges it with the heads
+/// (`[N*H, S, S]`) and the sequence (`[S*N, E]`): such values are neuron
+/// targets of one row's shape, nodes reading them take weight faults, and
+/// campaigns over every target of two exports equal the full forward
+/// pass, every injection checked and none failing.
 #[test]
-fn vit_sequence_first_values_are_targets_equal_to_the_full_forward_pass() {
+fn vit_attention_values_are_targets_equal_to_the_full_forward_pass() {
     let dir = tempfile::tempdir().unwrap();
     let (f, cache) = (fixtures(), dir.path().join("cache"));
     let graph = load::load(f.join("models/vit_b_16_ts17.onnx")).unwrap();
     let info = faultsweep::inspect::inspect(&graph).unwrap();
-    let name = "/encoder/layers/encoder_layer_0/self_attention/Transpose";
-    let node = info.nodes.iter().find(|n| n.name == name).unwrap();
-    assert!(node.injectable, "{name}");
-    assert_eq!(node.outputs[0].shape, [17, 32], "{name}");
+    let attention = "/encoder/layers/encoder_layer_0/self_attention/";
+    for (node, shape) in [("Transpose", [17, 32]), ("Gemm", [17, 32])] {
+        let name = format!("{attention}{node}");
+        let node = info.nodes.iter().find(|n| n.name == name).unwrap();
+        assert!(node.injectable, "{name}");
+        assert_eq!(node.outputs[0].shape, shape, "{name}");
+    }
+    let scores = format!("{attention}MatMul_1");
+    let scores = info.nodes.iter().find(|n| n.name == scores).unwrap();
+    assert_eq!(scores.outputs[0].shape, [2, 17, 17], "{}", scores.name);
     for name in ["vit_b_16_ts17", "vit_b_16_dyn18"] {
         let model = f.join(format!("models/{name}.onnx"));
         let yaml = format!(
-            "name: {name}\nseed: 4\nmodel:\n  path: {}\ndata:\n  path: {}\ntargets:\n  target: neuron\nfault:\n  model: bit_flip\n  dtype: fp32\n  bits: all\ncounts:\n  injections: 600\n",
+            "name: {name}\nseed: 4\nmodel:\n  path: {}\ndata:\n  path: {}\ntargets:\n  target: both\nfault:\n  model: bit_flip\n  dtype: fp32\n  bits: all\ncounts:\n  injections: 600\n",
             model.display(),
             f.join(format!("models/{name}.input.npy")).display(),
         );
@@ -116,7 +124,7 @@ fn vit_sequence_first_values_are_targets_equal_to_the_full_forward_pass() {
         let input = read_npy(&f.join(format!("models/{name}.input.npy")));
         graph.learn_layout(&[input.narrow(0, 0, 1)]).unwrap();
         let moved: Vec<&str> = (graph.nodes.iter())
-            .filter(|n| graph.layout.batch_axis(n.outputs[0]).is_some_and(|a| a > 0))
+            .filter(|n| graph.layout.row_axis(n.outputs[0]).is_some())
             .map(|n| n.name.as_str())
             .collect();
         let layer = rows[0].iter().position(|c| c == "layer").unwrap();

@@ -3,7 +3,7 @@
 //! graph size. Running `0..k` and then `k..n` on the same environment is the
 //! same computation as running `0..n`: that is what cuts rely on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -237,6 +237,19 @@ impl Graph {
             .map(|cut| crate::split::frontier(self, cut))
             .collect::<Result<Vec<_>>>()?;
         self.layout.learn(runs, &self.values, &frontiers);
+        // Where the batch merged with another axis, the two copies' values
+        // tell which of the two is the major one.
+        let merged: HashSet<ValueId> = self.layout.merged().into_iter().collect();
+        if !merged.is_empty() {
+            let mut env = self.start(&twice)?;
+            self.run_observed(0..self.nodes.len(), &mut env, |node, outputs| {
+                for (&id, t) in node.outputs.iter().zip(outputs) {
+                    if merged.contains(&id) {
+                        self.layout.tell_order(id, t);
+                    }
+                }
+            })?;
+        }
         Ok(())
     }
 

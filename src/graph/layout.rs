@@ -35,6 +35,22 @@ pub struct Layout {
     learned: Arc<RwLock<Option<Learned>>>,
 }
 
+/// Where a misaligned value holds its rows: `group` positions of `axis`
+/// per row. With one (the batch moved behind the sequence) they are the
+/// row's index; with more (the batch merged with the heads, `[N*H, ...]`,
+/// or with the sequence, `[S*N, ...]`) they lie together when the batch
+/// is the major part of the axis and `rows` apart when it is the minor
+/// one: `batch_major`, `None` where the runs could not tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowAxis {
+    /// The axis holding the rows.
+    pub axis: usize,
+    /// Its positions per row.
+    pub group: i64,
+    /// Whether a row's positions lie together.
+    pub batch_major: Option<bool>,
+}
+
 /// What runs of one or two row counts showed.
 #[derive(Debug)]
 struct Learned {
@@ -42,9 +58,8 @@ struct Learned {
     runs: Vec<(i64, Vec<Option<Vec<i64>>>)>,
     /// Per value: computed, and its first axis is not the rows.
     misaligned: Vec<bool>,
-    /// Per misaligned value: the axis holding one position per row, if one
-    /// does (the batch moved behind the sequence).
-    batch_axes: Vec<Option<usize>>,
+    /// Per misaligned value: where its rows lie, if one axis holds them.
+    row_axes: Vec<Option<RowAxis>>,
     /// Per cut: the last cut at or before it whose frontier is aligned.
     resume: Vec<usize>,
 }
@@ -107,8 +122,8 @@ impl Layout {
                 computed && !self.is_derived(id) && !aligned(&runs, id)
             })
             .collect();
-        let batch_axes = (0..values.len())
-            .map(|id| misaligned[id].then(|| batch_axis(&runs, id)).flatten())
+        let row_axes = (0..values.len())
+            .map(|id| misaligned[id].then(|| row_axis(&runs, id)).flatten())
             .collect();
         let mut resume: Vec<usize> = Vec::with_capacity(frontiers.len());
         for (cut, ids) in frontiers.iter().enumerate() {
@@ -119,9 +134,41 @@ impl Layout {
         *learned = Some(Learned {
             runs,
             misaligned,
-            batch_axes,
+            row_axes,
             resume,
         });
+    }
+
+    /// The misaligned values whose batch merged with another axis:
+    /// [`Layout::tell_order`] needs their values in a run of two copies of
+    /// one sample.
+    pub fn merged(&self) -> Vec<ValueId> {
+        self.read(|l| {
+            let Some(l) = l else { return Vec::new() };
+            (l.row_axes.iter().enumerate())
+                .filter(|(_, r)| r.is_some_and(|r| r.group > 1))
+                .map(|(id, _)| id)
+                .collect()
+        })
+    }
+
+    /// Sets whether merged value `id` holds its rows batch-major, from its
+    /// value `t` in a run of two copies of one sample: the copy whose
+    /// positions equal the other's tells; both or neither leave it unknown.
+    pub fn tell_order(&self, id: ValueId, t: &Tensor) {
+        let Some(r) = self.row_axis(id) else { return };
+        let (axis, g) = (r.axis as i64, r.group);
+        let major = t.narrow(axis, 0, g).equal(&t.narrow(axis, g, g));
+        let mut split = t.size();
+        split.splice(r.axis..=r.axis, [g, 2]);
+        let halves = t.reshape(&split);
+        let minor = halves
+            .select(axis + 1, 0)
+            .equal(&halves.select(axis + 1, 1));
+        let mut learned = self.learned.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(Some(r)) = learned.as_mut().map(|l| &mut l.row_axes[id]) {
+            r.batch_major = (major != minor).then_some(major);
+        }
     }
 
     /// Whether `id` is a computed value whose first axis is not the rows.
@@ -129,15 +176,41 @@ impl Layout {
         self.read(|l| l.is_some_and(|l| l.misaligned[id]))
     }
 
-    /// The axis of misaligned value `id` that holds one position per row,
-    /// if one does.
-    pub fn batch_axis(&self, id: ValueId) -> Option<usize> {
-        self.read(|l| l.and_then(|l| l.batch_axes[id]))
+    /// Where misaligned value `id` holds its rows, if one axis does.
+    pub fn row_axis(&self, id: ValueId) -> Option<RowAxis> {
+        self.read(|l| l.and_then(|l| l.row_axes[id]))
     }
 
-    /// The elements of row `row` of value `id` in `t`, a view.
+    /// Whether the elements of one row of `id` can be told apart
+    /// ([`Layout::row`]).
+    pub fn has_rows(&self, id: ValueId) -> bool {
+        !self.is_misaligned(id)
+            || self
+                .row_axis(id)
+                .is_some_and(|r| r.group == 1 || r.batch_major.is_some())
+    }
+
+    /// The elements of row `row` of value `id` in `t` (contiguous), a view.
     pub fn row(&self, id: ValueId, t: &Tensor, row: i64) -> Result<Tensor, tch::TchError> {
-        t.f_select(self.batch_axis(id).unwrap_or(0) as i64, row)
+        let Some(RowAxis {
+            axis,
+            group,
+            batch_major,
+        }) = self.row_axis(id)
+        else {
+            return t.f_select(0, row);
+        };
+        let a = axis as i64;
+        match (group, batch_major) {
+            (1, _) | (_, None) => t.f_select(a, row),
+            (_, Some(true)) => t.f_narrow(a, row * group, group),
+            (_, Some(false)) => {
+                let mut split = t.size();
+                let rows = split[axis] / group;
+                split.splice(axis..=axis, [group, rows]);
+                t.f_view(split.as_slice())?.f_select(a + 1, row)
+            }
+        }
     }
 
     /// The shape of one row of value `id`, from its shape `size` in a run
@@ -149,11 +222,14 @@ impl Layout {
         if self.is_derived(id) {
             return None;
         }
-        let axis = match self.is_misaligned(id) {
-            false => 0,
-            true => self.batch_axis(id)?,
-        };
         let mut shape = size.to_vec();
+        let axis = match (self.is_misaligned(id), self.row_axis(id)) {
+            (false, _) => 0,
+            (true, Some(r)) if r.group == 1 => r.axis,
+            // A merged axis keeps its length per row (`H` of `N*H`).
+            (true, Some(r)) => return (rows == 1 && r.batch_major.is_some()).then_some(shape),
+            (true, None) => return None,
+        };
         (shape.get(axis) == Some(&rows)).then(|| {
             shape.remove(axis);
             shape
@@ -216,9 +292,9 @@ fn aligned(runs: &[(i64, Vec<Option<Vec<i64>>>)], id: ValueId) -> bool {
     })
 }
 
-/// The one axis of value `id` whose length is the row count in both of
-/// `runs`, every other axis the same in both.
-fn batch_axis(runs: &[(i64, Vec<Option<Vec<i64>>>)], id: ValueId) -> Option<usize> {
+/// The one axis of value `id` whose length follows the row count between
+/// the two `runs`, every other axis the same in both.
+fn row_axis(runs: &[(i64, Vec<Option<Vec<i64>>>)], id: ValueId) -> Option<RowAxis> {
     let [(ra, a), (rb, b)] = runs else {
         return None;
     };
@@ -228,6 +304,11 @@ fn batch_axis(runs: &[(i64, Vec<Option<Vec<i64>>>)], id: ValueId) -> Option<usiz
     }
     let mut changed = (0..a.len()).filter(|&i| a[i] != b[i]);
     let axis = changed.next()?;
-    let moved = changed.next().is_none() && a[axis] == *ra && b[axis] == *rb;
-    moved.then_some(axis)
+    let group = a[axis] / ra;
+    let follows = changed.next().is_none() && a[axis] == group * ra && b[axis] == group * rb;
+    follows.then_some(RowAxis {
+        axis,
+        group,
+        batch_major: (group == 1).then_some(true),
+    })
 }

@@ -41,6 +41,12 @@ pub(super) fn patches(
         let row = rows.source_row(job, batch[job].sample);
         row.expect("a row with a fault to come is running or about to join") as i64
     };
+    // An input whose first axis is not the rows has none to pick: the node
+    // reruns on the whole batch and each row's difference is read out.
+    let whole = (node.inputs.iter().flatten()).any(|&id| graph.layout.is_misaligned(id));
+    if whole {
+        return whole_patches(graph, node, env, batch, &groups, state, source);
+    }
     if per_channel && node.op.weights().is_some_and(Weights::per_channel) {
         // The distinct rows the faulty rows read (mostly one golden row),
         // and where each group's rows lie among them.
@@ -68,6 +74,45 @@ pub(super) fn patches(
         let delta = difference(graph, node, run(&faulty)?, run(&golden)?)?;
         for (i, &job) in jobs.iter().enumerate() {
             patches.extend(patch(job, node, None, delta.get(i as i64)));
+        }
+    }
+    Ok(patches)
+}
+
+/// The patches of `groups` from reruns of `node` on the whole batch, with
+/// the faulty weights and without: each job's part of the difference, at
+/// the row it reads (`source`).
+fn whole_patches(
+    graph: &Graph,
+    node: &Node,
+    env: &Env,
+    batch: &[&Injection],
+    groups: &[(Vec<WeightFault>, Vec<usize>)],
+    state: &mut [RowState],
+    source: impl Fn(usize) -> i64,
+) -> Result<Vec<Patch>> {
+    let out = node.outputs[0];
+    if !graph.layout.has_rows(out) {
+        let msg = "a weight fault here changes an output whose rows lie on no one axis";
+        return Err(graph.op_error(node, msg));
+    }
+    let golden: Vec<Option<Tensor>> = (node.inputs.iter())
+        .map(|id| {
+            id.and_then(|id| env.get(graph, id))
+                .map(Tensor::shallow_clone)
+        })
+        .collect();
+    let run = |ins: &[Option<Tensor>]| Ok(graph.apply(node, &as_refs(ins))?.swap_remove(0));
+    let fault_free = run(&golden)?;
+    let mut patches = Vec::new();
+    for (faults, jobs) in groups {
+        let mut faulty: Vec<Option<Tensor>> = golden.iter().map(shallow).collect();
+        record(&mut faulty, faults, batch, jobs, state).map_err(|m| graph.op_error(node, m))?;
+        let delta = difference(graph, node, run(&faulty)?, fault_free.shallow_clone())?;
+        for &job in jobs {
+            let row = (graph.layout.row(out, &delta.contiguous(), source(job)))
+                .map_err(|e| graph.op_error(node, e.to_string()))?;
+            patches.extend(patch(job, node, None, row));
         }
     }
     Ok(patches)
@@ -305,15 +350,6 @@ fn row_inputs(
                     format!("input '{}' is not available", graph.values[id].name),
                 )
             })?;
-            if graph.layout.is_misaligned(id) {
-                return Err(graph.op_error(
-                    node,
-                    format!(
-                        "a weight fault needs the rows of input '{}', whose first axis is not the batch",
-                        graph.values[id].name
-                    ),
-                ));
-            }
             let per_sample = graph.is_computed(id) && t.dim() > 0 && t.size()[0] == n;
             let t = if per_sample {
                 t.f_index_select(0, &index.to_device(t.device()))
@@ -442,7 +478,7 @@ pub(super) fn apply(
         if !out.is_contiguous() {
             *out = out.contiguous();
         }
-        let mut dst = out.f_get(row).map_err(err)?;
+        let mut dst = graph.layout.row(node.outputs[0], out, row).map_err(err)?;
         if let Some(c) = p.channel {
             dst = dst.f_get(c).map_err(err)?;
         }
