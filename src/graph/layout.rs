@@ -13,8 +13,9 @@
 //!   behind the sequence (`[S, N, E]`). A row cannot join, leave or be
 //!   compared there, so the engine resumes injections at the last cut
 //!   before them where every value is aligned, and finishes rows only once
-//!   they are gone. A moved batch axis still tells where a row's elements
-//!   are, so such values take neuron faults.
+//!   they are gone. A moved batch axis, or a merged one whose major part
+//!   two copies of a sample tell, still says where a row's elements are,
+//!   so such values take neuron faults.
 //!
 //! Both are learned by running the model on one sample alone and twice over
 //! ([`crate::graph::Graph::learn_layout`]): a dimension that follows the row
