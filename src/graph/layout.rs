@@ -157,18 +157,31 @@ impl Layout {
     /// value `t` in a run of two copies of one sample: the copy whose
     /// positions equal the other's tells; both or neither leave it unknown.
     pub fn tell_order(&self, id: ValueId, t: &Tensor) {
-        let Some(r) = self.row_axis(id) else { return };
-        let (axis, g) = (r.axis as i64, r.group);
-        let major = t.narrow(axis, 0, g).equal(&t.narrow(axis, g, g));
+        let (Some(r), Some(rows)) = (self.row_axis(id), self.read(|l| Some(l?.runs[0].0))) else {
+            return;
+        };
+        // The sample's `rows` rows, then their copy: `rows * group` positions each.
+        let (axis, g, n) = (r.axis as i64, r.group, rows * r.group);
+        let same = |t: &Tensor, axis: i64, n: i64| -> Option<bool> {
+            Some(
+                t.f_narrow(axis, 0, n)
+                    .ok()?
+                    .equal(&t.f_narrow(axis, n, n).ok()?),
+            )
+        };
         let mut split = t.size();
-        split.splice(r.axis..=r.axis, [g, 2]);
-        let halves = t.reshape(&split);
-        let minor = halves
-            .select(axis + 1, 0)
-            .equal(&halves.select(axis + 1, 1));
+        split.splice(r.axis..=r.axis, [g, 2 * rows]);
+        let major = same(t, axis, n);
+        let minor = t
+            .f_reshape(&split)
+            .ok()
+            .and_then(|h| same(&h, axis + 1, rows));
         let mut learned = self.learned.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(Some(r)) = learned.as_mut().map(|l| &mut l.row_axes[id]) {
-            r.batch_major = (major != minor).then_some(major);
+            r.batch_major = match (major, minor) {
+                (Some(major), Some(minor)) => (major != minor).then_some(major),
+                _ => None,
+            };
         }
     }
 
