@@ -59,6 +59,8 @@ struct Learned {
     runs: Vec<(i64, Vec<Option<Vec<i64>>>)>,
     /// Per value: computed, and its first axis is not the rows.
     misaligned: Vec<bool>,
+    /// Whether any value is.
+    any_misaligned: bool,
     /// Per misaligned value: where its rows lie, if one axis holds them.
     row_axes: Vec<Option<RowAxis>>,
     /// Per cut: the last cut at or before it whose frontier is aligned.
@@ -134,6 +136,7 @@ impl Layout {
         let mut learned = self.learned.write().unwrap_or_else(PoisonError::into_inner);
         *learned = Some(Learned {
             runs,
+            any_misaligned: misaligned.contains(&true),
             misaligned,
             row_axes,
             resume,
@@ -258,7 +261,7 @@ impl Layout {
 
     /// Whether any value is misaligned.
     pub fn any_misaligned(&self) -> bool {
-        self.read(|l| l.is_some_and(|l| l.misaligned.contains(&true)))
+        self.read(|l| l.is_some_and(|l| l.any_misaligned))
     }
 
     /// A stand-in for the input of `node` (a Shape or Size node) in a run of

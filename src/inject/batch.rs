@@ -87,6 +87,7 @@ impl Context<'_> {
             ctx: self,
             batch,
             weighted: weights::weighted_nodes(batch),
+            misaligned: graph.layout.any_misaligned(),
             rows: Rows::default(),
             regional: Vec::new(),
             checks: Vec::new(),
@@ -170,6 +171,9 @@ struct BatchRun<'e, 'b> {
     batch: &'b [&'b Injection],
     /// Nodes with a weight fault in some row.
     weighted: BTreeSet<usize>,
+    /// Whether the model has values whose first axis is not the rows (read
+    /// once: most models have none).
+    misaligned: bool,
     rows: Rows,
     /// Faulty rows running as boxes beside their golden rows, not yet in
     /// `rows`.
@@ -438,7 +442,7 @@ impl BatchRun<'_, '_> {
         let n = self.rows.len();
         let mut bad = BTreeSet::new();
         for &id in &node.outputs {
-            if graph.layout.is_misaligned(id) {
+            if self.misaligned && graph.layout.is_misaligned(id) {
                 // No row of it can be compared: every faulty row may differ
                 // until it is gone (see `Layout`).
                 for &(_, job, _) in &faulty {
