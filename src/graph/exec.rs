@@ -3,7 +3,7 @@
 //! graph size. Running `0..k` and then `k..n` on the same environment is the
 //! same computation as running `0..n`: that is what cuts rely on.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -229,32 +229,36 @@ impl Graph {
         }
         let rows = sample.first().and_then(|t| t.size().first().copied());
         let twice: Vec<Tensor> = sample.iter().map(|t| Tensor::cat(&[t, t], 0)).collect();
-        let mut runs = vec![(rows.unwrap_or(1), self.value_shapes(sample)?)];
+        let first = self.value_shapes(sample, |_, _| {})?;
+        // Where the batch merged with another axis, the two copies' values
+        // tell which of the two is the major one.
+        let mut orders = vec![None; self.values.len()];
+        let mut second = None;
         if let Some(rows) = rows.filter(|_| self.check_inputs(&twice).is_ok()) {
-            runs.push((2 * rows, self.value_shapes(&twice)?));
+            let shapes = self.value_shapes(&twice, |id, t| {
+                if let Some(before) = &first[id] {
+                    orders[id] = super::layout::merged_order(before, rows, t);
+                }
+            })?;
+            second = Some((2 * rows, shapes));
         }
+        let runs = std::iter::once((rows.unwrap_or(1), first))
+            .chain(second)
+            .collect();
         let frontiers = (0..=self.nodes.len())
             .map(|cut| crate::split::frontier(self, cut))
             .collect::<Result<Vec<_>>>()?;
-        self.layout.learn(runs, &self.values, &frontiers);
-        // Where the batch merged with another axis, the two copies' values
-        // tell which of the two is the major one.
-        let merged: HashSet<ValueId> = self.layout.merged().into_iter().collect();
-        if !merged.is_empty() {
-            let mut env = self.start(&twice)?;
-            self.run_observed(0..self.nodes.len(), &mut env, |node, outputs| {
-                for (&id, t) in node.outputs.iter().zip(outputs) {
-                    if merged.contains(&id) {
-                        self.layout.tell_order(id, t);
-                    }
-                }
-            })?;
-        }
+        self.layout.learn(runs, orders, &self.values, &frontiers);
         Ok(())
     }
 
-    /// Every value's shape in a run on `inputs`.
-    fn value_shapes(&self, inputs: &[Tensor]) -> Result<Vec<Option<Vec<i64>>>> {
+    /// Every value's shape in a run on `inputs`, each node output also
+    /// given to `observe`.
+    fn value_shapes(
+        &self,
+        inputs: &[Tensor],
+        mut observe: impl FnMut(ValueId, &Tensor),
+    ) -> Result<Vec<Option<Vec<i64>>>> {
         let mut shapes = vec![None; self.values.len()];
         for (&id, t) in self.input_values.iter().zip(inputs) {
             shapes[id] = Some(t.size());
@@ -263,6 +267,7 @@ impl Graph {
         self.run_observed(0..self.nodes.len(), &mut env, |node, outputs| {
             for (&id, t) in node.outputs.iter().zip(outputs) {
                 shapes[id] = Some(t.size());
+                observe(id, t);
             }
         })?;
         Ok(shapes)

@@ -22,7 +22,7 @@
 //! count between the two runs is a batch dimension. Until then every value
 //! counts as aligned.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock};
 
 use tch::{Kind, Tensor};
 
@@ -33,7 +33,7 @@ use super::{Node, Op, Source, Value, ValueId};
 pub struct Layout {
     /// Per value: computed from shapes alone.
     derived: Vec<bool>,
-    learned: Arc<RwLock<Option<Learned>>>,
+    learned: Arc<OnceLock<Learned>>,
 }
 
 /// Where a misaligned value holds its rows: `group` positions of `axis`
@@ -112,10 +112,12 @@ impl Layout {
     }
 
     /// Learns from `runs` (row count, every value's shape), one or two of
-    /// them; `frontiers` lists each cut's frontier.
+    /// them, and the `orders` of merged batch axes ([`merged_order`]);
+    /// `frontiers` lists each cut's frontier. Only the first call counts.
     pub(super) fn learn(
         &self,
         runs: Vec<(i64, Vec<Option<Vec<i64>>>)>,
+        orders: Vec<Option<bool>>,
         values: &[Value],
         frontiers: &[Vec<ValueId>],
     ) {
@@ -126,66 +128,24 @@ impl Layout {
             })
             .collect();
         let row_axes = (0..values.len())
-            .map(|id| misaligned[id].then(|| row_axis(&runs, id)).flatten())
+            .map(|id| {
+                let r = misaligned[id].then(|| row_axis(&runs, id)).flatten()?;
+                let batch_major = if r.group == 1 { Some(true) } else { orders[id] };
+                Some(RowAxis { batch_major, ..r })
+            })
             .collect();
         let mut resume: Vec<usize> = Vec::with_capacity(frontiers.len());
         for (cut, ids) in frontiers.iter().enumerate() {
             let ok = cut == 0 || ids.iter().all(|&id| !misaligned[id]);
             resume.push(if ok { cut } else { resume[cut - 1] });
         }
-        let mut learned = self.learned.write().unwrap_or_else(PoisonError::into_inner);
-        *learned = Some(Learned {
+        let _ = self.learned.set(Learned {
             runs,
             any_misaligned: misaligned.contains(&true),
             misaligned,
             row_axes,
             resume,
         });
-    }
-
-    /// The misaligned values whose batch merged with another axis:
-    /// [`Layout::tell_order`] needs their values in a run of two copies of
-    /// one sample.
-    pub fn merged(&self) -> Vec<ValueId> {
-        self.read(|l| {
-            let Some(l) = l else { return Vec::new() };
-            (l.row_axes.iter().enumerate())
-                .filter(|(_, r)| r.is_some_and(|r| r.group > 1))
-                .map(|(id, _)| id)
-                .collect()
-        })
-    }
-
-    /// Sets whether merged value `id` holds its rows batch-major, from its
-    /// value `t` in a run of two copies of one sample: the copy whose
-    /// positions equal the other's tells; both or neither leave it unknown.
-    pub fn tell_order(&self, id: ValueId, t: &Tensor) {
-        let (Some(r), Some(rows)) = (self.row_axis(id), self.read(|l| Some(l?.runs[0].0))) else {
-            return;
-        };
-        // The sample's `rows` rows, then their copy: `rows * group` positions each.
-        let (axis, g, n) = (r.axis as i64, r.group, rows * r.group);
-        let same = |t: &Tensor, axis: i64, n: i64| -> Option<bool> {
-            Some(
-                t.f_narrow(axis, 0, n)
-                    .ok()?
-                    .equal(&t.f_narrow(axis, n, n).ok()?),
-            )
-        };
-        let mut split = t.size();
-        split.splice(r.axis..=r.axis, [g, 2 * rows]);
-        let major = same(t, axis, n);
-        let minor = t
-            .f_reshape(&split)
-            .ok()
-            .and_then(|h| same(&h, axis + 1, rows));
-        let mut learned = self.learned.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(Some(r)) = learned.as_mut().map(|l| &mut l.row_axes[id]) {
-            r.batch_major = match (major, minor) {
-                (Some(major), Some(minor)) => (major != minor).then_some(major),
-                _ => None,
-            };
-        }
     }
 
     /// Whether `id` is a computed value whose first axis is not the rows.
@@ -221,12 +181,9 @@ impl Layout {
         match (group, batch_major) {
             (1, _) | (_, None) => t.f_select(a, row),
             (_, Some(true)) => t.f_narrow(a, row * group, group),
-            (_, Some(false)) => {
-                let mut split = t.size();
-                let rows = split[axis] / group;
-                split.splice(axis..=axis, [group, rows]);
-                t.f_view(split.as_slice())?.f_select(a + 1, row)
-            }
+            (_, Some(false)) => t
+                .f_view(split(&t.size(), axis, group).as_slice())?
+                .f_select(a + 1, row),
         }
     }
 
@@ -289,11 +246,7 @@ impl Layout {
     }
 
     fn read<T>(&self, f: impl FnOnce(Option<&Learned>) -> T) -> T {
-        f(self
-            .learned
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref())
+        f(self.learned.get())
     }
 }
 
@@ -315,7 +268,13 @@ fn row_axis(runs: &[(i64, Vec<Option<Vec<i64>>>)], id: ValueId) -> Option<RowAxi
     let [(ra, a), (rb, b)] = runs else {
         return None;
     };
-    let (a, b) = (a[id].as_ref()?, b[id].as_ref()?);
+    follows(a[id].as_ref()?, *ra, b[id].as_ref()?, *rb)
+}
+
+/// The one axis along which shape `a` (of a run of `ra` rows) becomes `b`
+/// (of `rb` rows), by as many positions per row, every other axis the
+/// same; its order is left unknown.
+fn follows(a: &[i64], ra: i64, b: &[i64], rb: i64) -> Option<RowAxis> {
     if a.len() != b.len() {
         return None;
     }
@@ -326,6 +285,36 @@ fn row_axis(runs: &[(i64, Vec<Option<Vec<i64>>>)], id: ValueId) -> Option<RowAxi
     follows.then_some(RowAxis {
         axis,
         group,
-        batch_major: (group == 1).then_some(true),
+        batch_major: None,
     })
+}
+
+/// Whether value `t`, in a run on two copies of a sample of `rows` rows
+/// where its shape was `before`, holds its rows batch-major along an axis
+/// that merged the batch with another: the copy's positions equal the
+/// sample's together (major) or interleaved (minor). `None` for a value
+/// whose batch did not merge, or where both or neither hold.
+pub(super) fn merged_order(before: &[i64], rows: i64, t: &Tensor) -> Option<bool> {
+    let r = follows(before, rows, &t.size(), 2 * rows).filter(|r| r.group > 1)?;
+    let (axis, n) = (r.axis as i64, rows * r.group);
+    let same = |t: &Tensor, axis: i64, n: i64| -> Option<bool> {
+        Some(
+            t.f_narrow(axis, 0, n)
+                .ok()?
+                .equal(&t.f_narrow(axis, n, n).ok()?),
+        )
+    };
+    let major = same(t, axis, n)?;
+    let halves = t
+        .f_reshape(split(&t.size(), r.axis, r.group).as_slice())
+        .ok()?;
+    let minor = same(&halves, axis + 1, rows)?;
+    (major != minor).then_some(major)
+}
+
+/// `size` with its `axis` split in two: `group` positions of the rows.
+fn split(size: &[i64], axis: usize, group: i64) -> Vec<i64> {
+    let mut split = size.to_vec();
+    split.splice(axis..=axis, [group, size[axis] / group]);
+    split
 }

@@ -109,8 +109,9 @@ fn whole_patches(
         let mut faulty: Vec<Option<Tensor>> = golden.iter().map(shallow).collect();
         record(&mut faulty, faults, batch, jobs, state).map_err(|m| graph.op_error(node, m))?;
         let delta = difference(graph, node, run(&faulty)?, fault_free.shallow_clone())?;
+        let delta = delta.contiguous();
         for &job in jobs {
-            let row = (graph.layout.row(out, &delta.contiguous(), source(job)))
+            let row = (graph.layout.row(out, &delta, source(job)))
                 .map_err(|e| graph.op_error(node, e.to_string()))?;
             patches.extend(patch(job, node, None, row));
         }
