@@ -378,7 +378,8 @@ fn peak_memory_mb(scenario: &Path, out: &Path, cache: &Path) -> u64 {
 /// Peak memory does not grow with the number of injections: the fault list
 /// streams through windows and the results stream to disk (before the
 /// windows, a campaign took about 850 more bytes per injection: 68 MB more
-/// here).
+/// here). The allowance is 24 MB: the allocator's fragmentation alone moves
+/// the peak of the same run by up to 11 MB between runs (143 to 154 MB seen).
 #[test]
 fn peak_memory_is_flat_in_the_number_of_injections() {
     let dir = tempfile::tempdir().unwrap();
@@ -394,7 +395,7 @@ fn peak_memory_is_flat_in_the_number_of_injections() {
     let (few, many) = (peak(20_000), peak(100_000));
     eprintln!("peak memory: {few} MB for 20,000 injections, {many} MB for 100,000");
     assert!(
-        many <= few + 8,
+        many <= few + 24,
         "{few} MB for 20,000 injections, {many} MB for 100,000"
     );
 }
