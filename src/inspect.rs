@@ -6,7 +6,7 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::graph::{is_float, Graph, Node, ValueId};
+use crate::graph::{is_float, is_word, Graph, Node, ValueId};
 use crate::split;
 
 /// A model's summary: its inputs, outputs, nodes and cuts.
@@ -42,6 +42,9 @@ pub struct ValueShape {
     pub shape: Vec<i64>,
     /// Whether the leading dimension is the batch.
     pub per_sample: bool,
+    /// The element type.
+    #[serde(skip)]
+    pub kind: Kind,
 }
 
 /// One node's summary.
@@ -197,7 +200,12 @@ fn value_shape(
         (None, Some(t)) => (t.size(), t.kind()),
         (None, None) => (vec![], Kind::Float),
     };
-    let sample = (graph.is_computed(id) && is_float(kind))
+    // Integer values are indices and shapes, but for the words quantized
+    // ops write.
+    let words = graph
+        .producer(id)
+        .is_some_and(|n| graph.nodes[n].op.is_quantized() && graph.nodes[n].outputs[0] == id);
+    let sample = (graph.is_computed(id) && (is_float(kind) || words && is_word(kind)))
         .then(|| graph.layout.sample_shape(id, &size, batch))
         .flatten();
     let per_sample = sample.is_some();
@@ -206,6 +214,7 @@ fn value_shape(
         name,
         shape,
         per_sample,
+        kind,
     }
 }
 
@@ -218,15 +227,16 @@ fn node_info(graph: &Graph, node: &Node, shape_of: &dyn Fn(ValueId) -> ValueShap
         .filter_map(|&id| graph.constant(id).map(|t| (id, t)))
         .collect();
     let params = constants.iter().map(|(_, t)| t.numel() as i64).sum();
-    let weights = if node.op.weights().is_some() {
-        constants
-            .iter()
-            .filter(|(_, t)| is_float(t.kind()))
-            .map(|(id, _)| graph.values[*id].name.clone())
-            .collect()
-    } else {
-        vec![]
+    // Float weights of Conv, Gemm and MatMul; integer words of quantized ops.
+    let weight = |pos: usize, t: &Tensor| match node.op.weights() {
+        Some(_) => is_float(t.kind()),
+        None => node.op.word_inputs().contains(&pos) && is_word(t.kind()),
     };
+    let weights = (node.inputs.iter().enumerate())
+        .filter_map(|(pos, id)| Some((pos, (*id)?)))
+        .filter(|&(pos, id)| graph.constant(id).is_some_and(|t| weight(pos, t)))
+        .map(|(_, id)| graph.values[id].name.clone())
+        .collect();
     let out_elems: i64 = outputs.first().map_or(0, |o| o.shape.iter().product());
     let macs = match (node.op.weights(), node.inputs.get(1).copied().flatten()) {
         (Some(kind), Some(w)) => kind.macs(node, &shape_of(w).shape, out_elems),

@@ -278,6 +278,7 @@ pub fn one_node(
     let attrs = Attrs(attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
     Graph {
         path: "in-memory.onnx".into(),
+        words: Default::default(),
         opset,
         nodes: vec![Node {
             index: 0,

@@ -11,7 +11,7 @@ use faultsweep::faults::{
 };
 
 fn flip(v: f32, fmt: NumFormat, bits: &[u8], scale: f32) -> f32 {
-    corrupt(v, &FaultModel::BitFlip, fmt, bits, 0, scale).unwrap()
+    corrupt(f64::from(v), &FaultModel::BitFlip, fmt, bits, 0, scale).unwrap() as f32
 }
 
 #[test]
@@ -39,7 +39,7 @@ fn fp16_converts_flips_and_widens() {
     assert_eq!(f(1.0, &[0]), 1.0 + 1.0 / 1024.0);
     // 0.1 rounds to 0x2e66 = 0.0999755859375 before the flip.
     assert_eq!(f(0.1, &[15]), -0.099_975_586);
-    assert_eq!(NumFormat::Fp16.round(0.1, 1.0), 0.099_975_586);
+    assert_eq!(NumFormat::Fp16.round(0.1, 1.0), 0.099_975_585_937_5);
 }
 
 #[test]
@@ -73,8 +73,8 @@ fn int8_quantizes_symmetrically_flips_the_byte_and_dequantizes() {
     // -0.02 -> q = -1 = 0xff; clearing the sign bit gives 127.
     assert_eq!(f(-0.02, &[7]), 127.0 * s);
     // Values beyond the range saturate at -128 / 127.
-    assert_eq!(NumFormat::Int8.round(100.0, s), 127.0 * s);
-    assert_eq!(NumFormat::Int8.round(-100.0, s), -128.0 * s);
+    assert_eq!(NumFormat::Int8.round(100.0, s), f64::from(127.0 * s));
+    assert_eq!(NumFormat::Int8.round(-100.0, s), f64::from(-128.0 * s));
     // Round half to even, as torch.quantize_per_tensor.
     assert_eq!(NumFormat::Int8.round(2.5, 1.0), 2.0);
     assert_eq!(int8_scale(0.0, 0.0), 1.0 / 127.0, "an all-zero range");
@@ -83,7 +83,7 @@ fn int8_quantizes_symmetrically_flips_the_byte_and_dequantizes() {
 #[test]
 fn stuck_at_and_value_models() {
     let m = |model: FaultModel, v: f32, bits: &[u8]| {
-        corrupt(v, &model, NumFormat::Fp32, bits, 0, 1.0).unwrap()
+        corrupt(f64::from(v), &model, NumFormat::Fp32, bits, 0, 1.0).unwrap() as f32
     };
     assert_eq!(
         m(FaultModel::StuckAt0, 1.0, &[30]),
@@ -108,7 +108,11 @@ fn stuck_at_and_value_models() {
         0,
         1.0,
     );
-    assert_eq!(fp16, Some(0.099_975_586), "the constant as stored in fp16");
+    assert_eq!(
+        fp16,
+        Some(f64::from(0.099_975_586f32)),
+        "the constant as stored in fp16"
+    );
     let int8 = corrupt(
         3.5,
         &FaultModel::Constant(0.1),
@@ -117,7 +121,7 @@ fn stuck_at_and_value_models() {
         0,
         0.02,
     );
-    assert_eq!(int8, Some(5.0 * 0.02));
+    assert_eq!(int8, Some(f64::from(5.0f32 * 0.02)));
     let random = |draw: u64| {
         corrupt(
             0.0,

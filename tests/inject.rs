@@ -33,7 +33,7 @@ impl Lcg {
 }
 
 fn flip(bit: u32) -> faultsweep::inject::Corrupt {
-    Arc::new(move |v: f32| f32::from_bits(v.to_bits() ^ (1 << bit)))
+    Arc::new(move |v: f64| f64::from(f32::from_bits((v as f32).to_bits() ^ (1 << bit))))
 }
 
 /// Random single- or multi-fault neuron injections over the injectable nodes.
@@ -340,7 +340,7 @@ fn nan_faults_run_to_the_output_and_are_due_there() {
         .find(|n| n.op.name() == "Conv")
         .unwrap()
         .index;
-    let nan: faultsweep::inject::Corrupt = Arc::new(|_| f32::NAN);
+    let nan: faultsweep::inject::Corrupt = Arc::new(|_| f64::NAN);
     let inj = vec![Injection {
         id: 0,
         sample: 3,
@@ -618,7 +618,11 @@ fn first_nonfinite_nodes_equal_the_plain_pass() {
             .map(|(id, (node, index, v))| Injection {
                 id,
                 sample: id % data.len(),
-                faults: vec![NodeFault::neuron(node, index, Arc::new(move |_| v))],
+                faults: vec![NodeFault::neuron(
+                    node,
+                    index,
+                    Arc::new(move |_| f64::from(v)),
+                )],
             })
             .collect();
         let dir = tempfile::tempdir().unwrap();
@@ -716,7 +720,7 @@ fn gemm_weight_faults_recompute_their_columns_in_every_layout() {
                 .map(|i| plain_run(&graph, &[a.narrow(0, i.sample as i64, 1)], i).unwrap())
                 .collect();
             let name = format!("Gemm transB {trans_b}, C {c_shape:?}");
-            let bits = |r: &InjectionResult| -> Vec<(u32, u32)> {
+            let bits = |r: &InjectionResult| -> Vec<(u64, u64)> {
                 r.sites
                     .iter()
                     .map(|s| (s.original.to_bits(), s.faulty.to_bits()))
@@ -799,7 +803,7 @@ fn batches_on_two_threads_give_the_results_of_one() {
             assert_eq!(a.first_nonfinite, b.first_nonfinite, "{at}");
             assert_eq!(bits(&a.golden), bits(&b.golden), "{at}: golden");
             assert_eq!(some_bits(&a.output), some_bits(&b.output), "{at}: output");
-            let sites = |r: &InjectionResult| -> Vec<(u32, u32)> {
+            let sites = |r: &InjectionResult| -> Vec<(u64, u64)> {
                 let s = r.sites.iter();
                 s.map(|v| (v.original.to_bits(), v.faulty.to_bits()))
                     .collect()

@@ -26,6 +26,7 @@ mod ops_tensor;
 mod outcomes;
 mod parity;
 mod pytorchfi;
+mod quantized;
 mod resume;
 mod scenario;
 mod shards;

@@ -765,7 +765,7 @@ pub struct ChildMeasure {
 struct SavedResult {
     id: usize,
     sample: usize,
-    sites: Vec<(f32, f32)>,
+    sites: Vec<(f64, f64)>,
     golden: Vec<f32>,
     output: Option<Vec<f32>>,
     diff: crate::classify::OutputDiff,

@@ -14,7 +14,7 @@ use super::Plan;
 use crate::classify::{in_top, top1, Outcome};
 use crate::error::{Error, Result};
 use crate::faults::{self, Fault, FaultModel, NumFormat, Target};
-use crate::inject::InjectionResult;
+use crate::inject::{InjectionResult, SiteValues};
 use crate::report::accuracy::RunsOf;
 use crate::report::compare::PairCounts;
 use crate::report::fit::FitInputs;
@@ -126,8 +126,8 @@ impl Layout<'_> {
                 top1,
                 outcome,
                 hit,
-                site.map_or(String::new(), |s| format!("{:e}", s.original)),
-                site.map_or(String::new(), |s| format!("{:e}", s.faulty)),
+                site.map_or(String::new(), |s| SiteValues::text(s.original)),
+                site.map_or(String::new(), |s| SiteValues::text(s.faulty)),
                 r.masked_after
                     .map_or(String::new(), |n| plan.graph.nodes[n].name.clone()),
                 r.first_nonfinite

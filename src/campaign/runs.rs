@@ -233,11 +233,12 @@ impl<'a> Resolver<'a> {
         Ok(Injection {
             id,
             sample: window.run(id).sample,
-            faults: self.faults(window.faults(id))?,
+            faults: self.node_faults(window.faults(id))?,
         })
     }
 
-    fn faults(&self, rows: &[Fault]) -> Result<Vec<NodeFault>> {
+    /// The engine's form of fault list rows (one injection's).
+    pub fn node_faults(&self, rows: &[Fault]) -> Result<Vec<NodeFault>> {
         rows.iter()
             .map(|f| {
                 let scale = self.scales.get(&f.layer).copied().unwrap_or(1.0 / 127.0);
@@ -261,7 +262,7 @@ impl<'a> Resolver<'a> {
         for rows in injections(plan)? {
             let rows = rows?;
             // A fault the model cannot take is the list's error (exit 9).
-            let faults = self.faults(&rows).map_err(|e| match e {
+            let faults = self.node_faults(&rows).map_err(|e| match e {
                 Error::Usage(msg) => Error::FaultList {
                     path: plan
                         .faults
@@ -356,8 +357,9 @@ fn engine_fault(
             f.coord, site.shape
         ))
     })?;
+    faults::check_format(f.dtype, site).map_err(|e| bad(format!("layer '{}': {e}", f.layer)))?;
     let (fault, models) = (f.clone(), models.clone());
-    let corrupt: crate::inject::Corrupt = Arc::new(move |v| {
+    let corrupt = move |v: f64| {
         let site = faults::Site {
             fault: &fault,
             int8_scale,
@@ -365,15 +367,32 @@ fn engine_fault(
         models
             .apply(v, &site)
             .expect("custom models were checked above")
-    });
+    };
     Ok(match f.target {
-        Target::Neuron => NodeFault::neuron(layer.node, index, corrupt),
+        Target::Neuron => NodeFault::neuron(layer.node, index, Arc::new(corrupt)),
         Target::Weight => {
-            let input = graph.nodes[layer.node]
+            let node = &graph.nodes[layer.node];
+            let id = node
                 .inputs
                 .iter()
-                .position(|id| id.is_some_and(|id| graph.values[id].name == f.tensor))
-                .ok_or_else(|| bad(format!("'{}' is not an input of '{}'", f.tensor, f.layer)))?;
+                .flatten()
+                .copied()
+                .find(|&id| graph.values[id].name == f.tensor);
+            let input = node.inputs.iter().position(|&i| i.is_some() && i == id);
+            let (Some(id), Some(input)) = (id, input) else {
+                return Err(bad(format!(
+                    "'{}' is not an input of '{}'",
+                    f.tensor, f.layer
+                )));
+            };
+            // A native fault in a dequantized weight changes its word.
+            let corrupt: crate::inject::Corrupt = match graph.words.get(&id) {
+                Some(words) if f.dtype.is_native() => {
+                    let (word, dequantize) = words.at(index);
+                    Arc::new(move |_| f64::from(dequantize(corrupt(word))))
+                }
+                _ => Arc::new(corrupt),
+            };
             NodeFault::weight(layer.node, input, index, corrupt)
         }
     })

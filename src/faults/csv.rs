@@ -200,8 +200,10 @@ fn parse_row<'a>(get: &dyn Fn(&str) -> Option<&'a str>) -> Result<Fault, String>
     let target = Target::parse(target)
         .ok_or_else(|| format!("target: '{target}' is not neuron or weight"))?;
     let dtype = field("dtype")?;
-    let dtype = NumFormat::parse(dtype)
-        .ok_or_else(|| format!("dtype: '{dtype}' is not fp32, fp16, bf16 or int8"))?;
+    let dtype = NumFormat::parse(dtype).ok_or_else(|| {
+        let names: Vec<&str> = NumFormat::ALL.iter().map(|f| f.name()).collect();
+        format!("dtype: '{dtype}' is not one of {}", names.join(", "))
+    })?;
     let model = parse_model(field("fault_model")?, field("value")?)?;
     let bits = parse_list::<u8>(field("bit")?).map_err(|e| format!("bit: {e}"))?;
     let coord = parse_list::<u32>(field("coord")?).map_err(|e| format!("coord: {e}"))?;

@@ -162,7 +162,7 @@ pub struct Fault {
 impl Fault {
     /// The faulty value of `original` under a built-in model (`None` for a
     /// custom one: use [`Models::apply`]).
-    pub fn corrupt(&self, original: f32, int8_scale: f32) -> Option<f32> {
+    pub fn corrupt(&self, original: f64, int8_scale: f32) -> Option<f64> {
         corrupt(
             original,
             &self.model,
@@ -259,10 +259,14 @@ impl Models {
     }
 
     /// The faulty value of `original` at `site`; `None` for an unregistered
-    /// custom model.
-    pub fn apply(&self, original: f32, site: &Site<'_>) -> Option<f32> {
+    /// custom model (which sees the value as f32: exact for every format
+    /// but an int32 word beyond 2^24).
+    pub fn apply(&self, original: f64, site: &Site<'_>) -> Option<f64> {
         match &site.fault.model {
-            FaultModel::Custom(name) => Some(self.custom.get(name)?.apply(original, site)),
+            FaultModel::Custom(name) => {
+                let f = self.custom.get(name)?;
+                Some(f64::from(f.apply(original as f32, site)))
+            }
             _ => site.fault.corrupt(original, site.int8_scale),
         }
     }
@@ -295,6 +299,7 @@ pub fn check(fault: &Fault, sites: &Sites, samples: Option<u64>) -> Result<u32, 
         )
     })?;
     check_coord(&fault.coord, &tensor.shape)?;
+    check_format(fault.dtype, tensor)?;
     check_bits(&fault.model, fault.dtype, &fault.bits)?;
     if let (Some(n), Some(end)) = (samples, fault.sample.end()) {
         if end > n {
@@ -336,6 +341,29 @@ fn check_coord(coord: &[u32], shape: &[u64]) -> Result<(), String> {
             join(shape)
         ))
     }
+}
+
+/// A native format strikes only a tensor whose words are its type; an
+/// emulation only a float tensor.
+pub fn check_format(dtype: NumFormat, site: &TensorSite) -> Result<(), String> {
+    let kind = if dtype.is_native() {
+        site.word
+    } else {
+        site.kind
+    };
+    if dtype.fits(kind) {
+        return Ok(());
+    }
+    let native = NumFormat::of_kind(site.word).map_or("none".into(), |f| f.to_string());
+    Err(format!(
+        "{dtype} does not fit tensor '{}', which holds {}: {}",
+        site.name,
+        crate::graph::kind_name(kind),
+        match crate::graph::is_float(site.kind) {
+            true => format!("its formats are {native} and the emulations fp32, fp16, bf16, int8"),
+            false => format!("its format is {native} (`dtype: native` picks it)"),
+        }
+    ))
 }
 
 /// Bits must fit the format, be distinct, and be given exactly when the

@@ -1,13 +1,16 @@
 //! Fault sites (pipeline step 4): where a fault can strike in a loaded model.
 //! In: a [`Graph`]. Out: [`Sites`], per node its neuron tensor (the first
-//! output, per sample, when it is a float tensor with a batch dimension) and
-//! its weight tensors (float initializers read by Conv, Gemm and MatMul;
-//! input 2 of Conv and Gemm is the bias), with shapes; and [`Candidate`]s,
-//! the eligible element boxes of one layer for one target.
+//! output, per sample, when it is a float tensor with a batch dimension, or
+//! the integer output of a quantized op) and its weight tensors (float
+//! initializers read by Conv, Gemm and MatMul, input 2 of Conv and Gemm the
+//! bias; integer initializers read by the quantized ops), with shapes and
+//! types; and [`Candidate`]s, the eligible element boxes of one layer for
+//! one target.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use tch::Kind;
 
 use crate::error::Result;
 use crate::graph::Graph;
@@ -58,8 +61,13 @@ pub struct TensorSite {
     pub name: String,
     /// Its shape (per sample for neurons).
     pub shape: Vec<u64>,
-    /// Input 2 of a Conv or Gemm.
+    /// Input 2 of a Conv or Gemm, or the int32 bias of a quantized op.
     pub bias: bool,
+    /// The element type of the tensor the node reads or writes.
+    pub kind: Kind,
+    /// The type of the words a native fault changes: `kind`, or the integer
+    /// type of the initializer a DequantizeLinear made the weight from.
+    pub word: Kind,
 }
 
 impl TensorSite {
@@ -127,6 +135,8 @@ impl Sites {
                         name: o.name.clone(),
                         shape: o.shape.iter().map(|&d| d.max(0) as u64).collect(),
                         bias: false,
+                        kind: o.kind,
+                        word: o.kind,
                     });
                 Layer {
                     node: node.index,
@@ -149,9 +159,13 @@ impl Sites {
     }
 }
 
+/// The float initializers of Conv, Gemm and MatMul, and the integer ones
+/// of the quantized ops (their int32 inputs are biases).
 fn weight_sites(graph: &Graph, node: &crate::graph::Node) -> Vec<TensorSite> {
-    let Some(weights) = node.op.weights() else {
-        return vec![];
+    let bias_input = match node.op.weights() {
+        Some(weights) => weights.bias_input(),
+        None if !node.op.word_inputs().is_empty() => None,
+        None => return vec![],
     };
     node.inputs
         .iter()
@@ -159,10 +173,17 @@ fn weight_sites(graph: &Graph, node: &crate::graph::Node) -> Vec<TensorSite> {
         .filter_map(|(pos, id)| {
             let id = (*id)?;
             let t = graph.constant(id)?;
-            t.is_floating_point().then(|| TensorSite {
+            let kind = t.kind();
+            let weight = match node.op.weights() {
+                Some(_) => t.is_floating_point(),
+                None => node.op.word_inputs().contains(&pos) && crate::graph::is_word(kind),
+            };
+            weight.then(|| TensorSite {
                 name: graph.values[id].name.clone(),
                 shape: t.size().iter().map(|&d| d.max(0) as u64).collect(),
-                bias: weights.bias_input() == Some(pos),
+                bias: bias_input == Some(pos) || (node.op.weights().is_none() && kind == Kind::Int),
+                kind,
+                word: graph.words.get(&id).map_or(kind, |w| w.words.kind()),
             })
         })
         .collect()

@@ -193,7 +193,12 @@ impl GoldenRun<'_> {
         }
         let mut ranges: Vec<Option<(f64, f64)>> = vec![None; graph.nodes.len()];
         let mut rows = Vec::with_capacity(data.len());
-        for batch in data.batches(data.spec.batch_size) {
+        // A model that computes its rows together sees each sample alone.
+        let size = match graph.layout.couples_rows() {
+            true => 1,
+            false => data.spec.batch_size,
+        };
+        for batch in data.batches(size) {
             let batch = batch?;
             let mut env = (graph.start(&batch.inputs)).map_err(|e| data.explain(e))?;
             let mut at = 0;

@@ -33,6 +33,8 @@ use super::{Node, Op, Source, Value, ValueId};
 pub struct Layout {
     /// Per value: computed from shapes alone.
     derived: Vec<bool>,
+    /// A node's rows depend on each other ([`Op::couples_rows`]).
+    coupled: bool,
     learned: Arc<OnceLock<Learned>>,
 }
 
@@ -86,8 +88,15 @@ impl Layout {
         }
         Layout {
             derived,
+            coupled: nodes.iter().any(|n| n.op.couples_rows()),
             learned: Arc::default(),
         }
+    }
+
+    /// Whether some node computes its rows together: each sample then runs
+    /// alone, from the model input (a batch would change its results).
+    pub fn couples_rows(&self) -> bool {
+        self.coupled
     }
 
     /// Whether `id` is computed from shapes alone.
@@ -213,6 +222,9 @@ impl Layout {
     /// The cut where a run that would resume at `cut` resumes: the last cut
     /// at or before it where every frontier value is aligned.
     pub fn resume_cut(&self, cut: usize) -> usize {
+        if self.coupled {
+            return 0;
+        }
         self.read(|l| l.and_then(|l| l.resume.get(cut).copied()).unwrap_or(cut))
     }
 

@@ -29,6 +29,12 @@ pub fn is_float(kind: tch::Kind) -> bool {
     )
 }
 
+/// Whether `kind` is an integer type of quantized models' words (int8,
+/// uint8, int32), which native faults strike.
+pub fn is_word(kind: tch::Kind) -> bool {
+    matches!(kind, tch::Kind::Int8 | tch::Kind::Uint8 | tch::Kind::Int)
+}
+
 /// tch kind and element size of an ONNX `TensorProto.DataType` (the
 /// loader's tensors and Cast's `to`).
 pub fn onnx_kind(data_type: i32) -> Option<(tch::Kind, usize)> {
@@ -172,6 +178,45 @@ pub struct Graph {
     /// How values relate to the batch's rows (shape values, misaligned
     /// values).
     pub layout: Layout,
+    /// The integer words behind constants folded from DequantizeLinear (a
+    /// QDQ model's weights), by the constant's value id.
+    pub words: BTreeMap<ValueId, Words>,
+}
+
+/// The integer initializer a dequantized constant was made of: a QDQ
+/// model's weight is `DequantizeLinear(words, scale, zero point)`, folded
+/// at load into the float32 constant its Conv reads. A fault in a word is
+/// that word changed and dequantized again, as the node would.
+#[derive(Debug)]
+pub struct Words {
+    /// The integer initializer (int8, uint8 or int32).
+    pub words: Tensor,
+    /// The scale of each word, float32, of the words' shape.
+    pub scale: Tensor,
+    /// The zero point of each word, float32, of the words' shape.
+    pub zero: Tensor,
+}
+
+/// A clone shares the tensors' storage (see [`Graph`]).
+impl Clone for Words {
+    fn clone(&self) -> Self {
+        Words {
+            words: self.words.shallow_clone(),
+            scale: self.scale.shallow_clone(),
+            zero: self.zero.shallow_clone(),
+        }
+    }
+}
+
+impl Words {
+    /// Word `index` (flat), and the float32 value a word `w` dequantizes
+    /// to there: `(w - zero) * scale` in float32, as DequantizeLinear
+    /// computes it.
+    pub fn at(&self, index: i64) -> (f64, impl Fn(f64) -> f32 + Send + Sync + 'static) {
+        let value = |t: &Tensor| t.reshape([-1]).double_value(&[index]);
+        let (scale, zero) = (value(&self.scale) as f32, value(&self.zero) as f32);
+        (value(&self.words), move |w: f64| (w as f32 - zero) * scale)
+    }
 }
 
 /// Range supervision on a node's output (Ranger and Clipper, Chen et al.

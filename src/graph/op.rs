@@ -299,6 +299,38 @@ impl Op {
         self.traits().keeps_finite
     }
 
+    /// Whether one row's result depends on the other rows of its batch:
+    /// DynamicQuantizeLinear takes one scale over the whole tensor.
+    pub const fn couples_rows(self) -> bool {
+        matches!(self, Op::DynamicQuantizeLinear)
+    }
+
+    /// Whether the op writes the integer words of a quantized model (its
+    /// first output is a neuron site).
+    pub const fn is_quantized(self) -> bool {
+        matches!(
+            self,
+            Op::QuantizeLinear
+                | Op::DynamicQuantizeLinear
+                | Op::QLinearConv
+                | Op::QLinearMatMul
+                | Op::ConvInteger
+                | Op::MatMulInteger
+        )
+    }
+
+    /// The inputs of a quantized op that hold its integer weights (and an
+    /// int32 bias) when they are initializers.
+    pub const fn word_inputs(self) -> &'static [usize] {
+        match self {
+            Op::QLinearConv => &[3, 8],
+            Op::QLinearMatMul => &[0, 3],
+            Op::ConvInteger => &[1],
+            Op::MatMulInteger => &[0, 1],
+            _ => &[],
+        }
+    }
+
     /// Its weights, if it has any.
     pub const fn weights(self) -> Option<Weights> {
         self.traits().weights

@@ -13,6 +13,7 @@ use super::{corrupt_flat, FaultSite, Frontiers, Injection, InjectionResult, Node
 use crate::classify::OutputDiff;
 use crate::error::{Error, Result};
 use crate::graph::{Env, Graph, Node};
+use tch::Tensor;
 
 /// What a batch runs with, on whichever thread runs it: that thread's
 /// handle to the model, and the engine's frontiers, options and bounds.
@@ -26,7 +27,28 @@ pub(super) struct Context<'a> {
 impl Context<'_> {
     /// A batch; on a libtorch error, each injection alone so the error is
     /// recorded against the one that caused it.
+    /// An injection on a model that computes its rows together: its sample
+    /// alone, the plain way, from the model input.
+    fn alone(&self, inj: &Injection) -> Result<InjectionResult> {
+        let graph = self.graph;
+        let ids = crate::split::frontier(graph, 0)?;
+        let rows = self.frontiers.rows(graph, 0, &[inj.sample])?;
+        let inputs = (graph.input_values.iter())
+            .map(|id| match ids.iter().position(|i| i == id) {
+                Some(k) => Ok(rows[k].shallow_clone()),
+                None => Err(Error::Usage(format!(
+                    "model input '{}' is never read",
+                    graph.values[*id].name
+                ))),
+            })
+            .collect::<Result<Vec<Tensor>>>()?;
+        super::plain_run(graph, &inputs, inj)
+    }
+
     pub(super) fn run_batch_or_each(&self, batch: &[&Injection]) -> Result<Vec<InjectionResult>> {
+        if self.graph.layout.couples_rows() {
+            return batch.iter().map(|inj| self.alone(inj)).collect();
+        }
         match self.run_batch(batch) {
             Ok(r) => Ok(r),
             Err(Error::Op { .. }) if batch.len() > 1 => {

@@ -11,7 +11,9 @@ use crate::classify::{Outcome, OutputDiff};
 use crate::graph::Graph;
 
 /// Maps an original value to its faulty one.
-pub type Corrupt = Arc<dyn Fn(f32) -> f32 + Send + Sync>;
+/// Values are f64 so that an int32 word is exact; a float's is its f32
+/// value widened.
+pub type Corrupt = Arc<dyn Fn(f64) -> f64 + Send + Sync>;
 
 /// Where in a node a fault strikes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,10 +117,22 @@ impl Injection {
 /// The value at a fault site before and after the fault.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SiteValues {
-    /// The value before the fault.
-    pub original: f32,
-    /// The value after the fault.
-    pub faulty: f32,
+    /// The value before the fault (exact in f64 for every element type
+    /// faults strike).
+    pub original: f64,
+    /// The value after the fault, as the tensor holds it.
+    pub faulty: f64,
+}
+
+impl SiteValues {
+    /// A value as CSV writes it: the shortest exponent form of its f32 when
+    /// that is exact (every float, small integers), else of the f64.
+    pub fn text(v: f64) -> String {
+        match f64::from(v as f32) == v {
+            true => format!("{:e}", v as f32),
+            false => format!("{v:e}"),
+        }
+    }
 }
 
 /// How one injection ended: its fault sites' values, its outputs, any error.

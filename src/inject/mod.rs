@@ -63,8 +63,9 @@ fn corrupt_flat(
     // A contiguous float32 CPU value is corrupted in place without tensor
     // calls, which cost more than the write on small models.
     if let Some((original, faulty)) =
-        crate::kernels::views::replace_float(t, index as usize, |v| corrupt(v))
+        crate::kernels::views::replace_float(t, index as usize, |v| corrupt(f64::from(v)) as f32)
     {
+        let (original, faulty) = (f64::from(original), f64::from(faulty));
         return Ok(SiteValues { original, faulty });
     }
     // The element as a view, through each axis in turn: `t` may be a
@@ -75,12 +76,10 @@ fn corrupt_flat(
         cell = cell.f_select(0, rest / stride).map_err(|e| e.to_string())?;
         rest %= stride;
     }
-    let original = cell.f_double_value(&[]).map_err(|e| e.to_string())? as f32;
-    let _ = cell
-        .f_fill_(f64::from(corrupt(original)))
-        .map_err(|e| e.to_string())?;
+    let original = cell.f_double_value(&[]).map_err(|e| e.to_string())?;
+    let _ = cell.f_fill_(corrupt(original)).map_err(|e| e.to_string())?;
     // Read back in the tensor's own kind: the value the model really sees.
-    let faulty = cell.f_double_value(&[]).map_err(|e| e.to_string())? as f32;
+    let faulty = cell.f_double_value(&[]).map_err(|e| e.to_string())?;
     Ok(SiteValues { original, faulty })
 }
 

@@ -68,6 +68,7 @@ struct Builder {
     opset: i64,
     values: Vec<Value>,
     by_name: HashMap<String, ValueId>,
+    words: BTreeMap<ValueId, crate::graph::Words>,
 }
 
 impl Builder {
@@ -77,6 +78,7 @@ impl Builder {
             opset: 0,
             values: Vec::new(),
             by_name: HashMap::new(),
+            words: BTreeMap::new(),
         }
     }
 
@@ -171,6 +173,7 @@ impl Builder {
             monitors: Default::default(),
             judged: 0,
             layout: Layout::default(),
+            words: self.words,
         };
         set_last_uses(&mut g);
         g.layout = Layout::of(&g.nodes, &g.values, &g.outputs);
@@ -353,6 +356,11 @@ impl Builder {
                 outputs.len(),
                 node.outputs.len()
             )));
+        }
+        if node.op == Op::DequantizeLinear && outputs[0].kind() == tch::Kind::Float {
+            if let Some(words) = ops::words_of(node, &ins) {
+                self.words.insert(node.outputs[0], words);
+            }
         }
         for (&id, t) in node.outputs.iter().zip(outputs) {
             self.values[id].source = Source::Constant(t);

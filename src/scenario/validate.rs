@@ -5,7 +5,7 @@
 //! [`Point`] per sweep combination with its candidate layers, fault model,
 //! bits and injection budget. Every error names the scenario key.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use super::spec::*;
@@ -402,6 +402,10 @@ impl Scenario {
     ) -> Result<Point> {
         let s = &self.spec;
         let candidates = self.candidates(&c, sites)?;
+        let c = Combo {
+            dtype: self.native_format(c.dtype, &candidates, sites)?,
+            ..c
+        };
         let model = self.fault_model(&c.model.0, &c.model.1, models)?;
         let bits = match model.uses_bits() {
             true => self.bits(&c.bits.0, &c.bits.1, c.dtype)?,
@@ -441,6 +445,48 @@ impl Scenario {
         };
         point.budget = self.budget(&point, samples)?;
         Ok(point)
+    }
+
+    /// `dtype`, or for `native` the one native format of every candidate
+    /// tensor (a campaign strikes words of one type).
+    fn native_format(
+        &self,
+        dtype: NumFormat,
+        cands: &[Candidate],
+        sites: &Sites,
+    ) -> Result<NumFormat> {
+        if dtype != NumFormat::Native {
+            return Ok(dtype);
+        }
+        let mut found: BTreeMap<NumFormat, String> = BTreeMap::new();
+        for c in cands {
+            let layer = &sites.layers[c.node];
+            for r in &c.regions {
+                let word = layer.tensor(c.target, &r.tensor).map(|t| t.word);
+                let format = word.and_then(NumFormat::of_kind).ok_or_else(|| {
+                    self.error(
+                        "fault.dtype",
+                        format!(
+                            "tensor '{}' of layer '{}' has no native format",
+                            r.tensor, c.layer
+                        ),
+                    )
+                })?;
+                found
+                    .entry(format)
+                    .or_insert_with(|| format!("'{}' {format}", c.layer));
+            }
+        }
+        match found.len() {
+            0 | 1 => Ok(found.into_keys().next().unwrap_or(NumFormat::Fp32)),
+            _ => Err(self.error(
+                "fault.dtype",
+                format!(
+                    "native formats differ among the selected tensors ({}): select layers of one type (targets.layers.ops) or sweep them",
+                    found.into_values().collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
     }
 
     /// The fault model `name` (given at `key`); a custom one must be among
@@ -639,7 +685,12 @@ impl Scenario {
             let layer = &sites.layers[n];
             let mut any = false;
             for &t in targets {
-                let tensors = layer.tensors(t, bias);
+                // An emulated format strikes float tensors only.
+                let fits = |s: &&TensorSite| {
+                    c.dtype == NumFormat::Native || crate::faults::check_format(c.dtype, s).is_ok()
+                };
+                let tensors: Vec<&TensorSite> =
+                    layer.tensors(t, bias).into_iter().filter(fits).collect();
                 if tensors.is_empty() {
                     continue;
                 }
@@ -651,10 +702,11 @@ impl Scenario {
                 return Err(self.error(
                     key,
                     format!(
-                        "layer '{}' ({}) has no {} sites",
+                        "layer '{}' ({}) has no {} sites in {}",
                         layer.name,
                         layer.op,
-                        target_name(c.target)
+                        target_name(c.target),
+                        c.dtype
                     ),
                 ));
             }
@@ -662,7 +714,11 @@ impl Scenario {
         if out.is_empty() {
             return Err(self.error(
                 key,
-                format!("selects no layer with {} sites", target_name(c.target)),
+                format!(
+                    "selects no layer with {} sites in {}",
+                    target_name(c.target),
+                    c.dtype
+                ),
             ));
         }
         Ok(out)

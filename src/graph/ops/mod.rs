@@ -18,6 +18,7 @@ mod deform;
 mod detection;
 pub use activation::clip_limits;
 pub use conv::{conv_filters, convolve_as, ConvShape};
+pub use quant::words_of;
 mod elementwise;
 mod generate;
 mod index;

@@ -10,8 +10,10 @@
 //! <https://onnx.ai/onnx/operators/onnx__QLinearConv.html>,
 //! <https://onnx.ai/onnx/operators/onnx__BitCast.html>.
 //!
-//! Integer products are computed in float64, exact for every sum of
-//! products these types make below 2^53; rounding is to the nearest even,
+//! Integer products are summed in float32 when no partial sum can reach
+//! 2^24 (the inner dimension times the largest operands' magnitudes), else
+//! in float64 (exact below 2^53): either way exact, so the result is the
+//! integer one in any order of summation; rounding is to the nearest even,
 //! as the spec's `rint`.
 
 use tch::{Kind, Tensor};
@@ -187,6 +189,35 @@ fn dequantize_linear(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     one(v.f_mul(&s)?.f_to_kind(kind)?)
 }
 
+/// The words, scales and zero points behind a DequantizeLinear of integer
+/// constants to float32 (a QDQ model's weight), each scale and zero point
+/// spread to the words' shape; `None` when its inputs do not fit.
+pub fn words_of(node: &Node, inputs: &Inputs) -> Option<crate::graph::Words> {
+    let (x, scale) = (input(inputs, 0).ok()?, input(inputs, 1).ok()?);
+    if !matches!(x.kind(), Kind::Int8 | Kind::Uint8 | Kind::Int) || scale.kind() != Kind::Float {
+        return None;
+    }
+    let size = x.size();
+    let spread = |p: &Tensor| -> Option<Tensor> {
+        let p = per_element(p, &size, node).ok()?;
+        p.f_to_kind(Kind::Float)
+            .ok()?
+            .f_expand(size.as_slice(), false)
+            .ok()?
+            .f_contiguous()
+            .ok()
+    };
+    let zero = match opt_input(inputs, 2) {
+        Some(z) => spread(z)?,
+        None => Tensor::f_zeros(size.as_slice(), (Kind::Float, x.device())).ok()?,
+    };
+    Some(crate::graph::Words {
+        words: x.shallow_clone(),
+        scale: spread(scale)?,
+        zero,
+    })
+}
+
 /// DynamicQuantizeLinear: x (float32) to uint8 over the range [min(0,
 /// min x), max(0, max x)], with that scale and zero point, computed in
 /// float32 as the spec's function.
@@ -217,18 +248,18 @@ fn dynamic_quantize_linear(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     ])
 }
 
-/// An 8-bit integer operand minus its zero point, in float64. A vector
-/// zero point of a matrix operand applies per row (`rows`: A of MatMul)
-/// or per column; any other shape broadcasts as it is.
+/// An 8-bit integer operand minus its zero point, in float32 (exact). A
+/// vector zero point of a matrix operand applies per row (`rows`: A of
+/// MatMul) or per column; any other shape broadcasts as it is.
 fn shifted(t: &Tensor, zero: Option<&Tensor>, rows: bool) -> KResult<Tensor> {
     if !matches!(t.kind(), Kind::Uint8 | Kind::Int8) {
         return fail(format!("operand of {:?} is not uint8 or int8", t.kind()));
     }
-    let v = t.f_to_kind(Kind::Double)?;
+    let v = t.f_to_kind(Kind::Float)?;
     let Some(z) = zero else {
         return Ok(v);
     };
-    let z = z.f_to_kind(Kind::Double)?;
+    let z = z.f_to_kind(Kind::Float)?;
     let z = if rows && z.dim() == 1 && z.numel() > 1 {
         z.f_unsqueeze(-1)?
     } else {
@@ -237,11 +268,37 @@ fn shifted(t: &Tensor, zero: Option<&Tensor>, rows: bool) -> KResult<Tensor> {
     Ok(v.f_sub(&z)?)
 }
 
+/// The largest magnitude in `t` (0 when empty).
+fn largest(t: &Tensor) -> KResult<f64> {
+    Ok(match t.numel() {
+        0 => 0.0,
+        _ => t.f_abs()?.f_max()?.f_double_value(&[])?,
+    })
+}
+
+/// The kind that sums `terms` products of elements of `a` and `b` (shifted
+/// operands), and a bias of magnitude up to `bias`, exactly: float32 when
+/// no partial sum can reach 2^24.
+fn exact_kind(a: &Tensor, b: &Tensor, terms: i64, bias: f64) -> KResult<Kind> {
+    let bound = largest(a)? * largest(b)? * terms as f64 + bias;
+    Ok(if bound < f64::from(1 << 24) {
+        Kind::Float
+    } else {
+        Kind::Double
+    })
+}
+
+/// The exact integer product of shifted matrices (or batches of them).
+fn integer_matmul(a: &Tensor, b: &Tensor) -> KResult<Tensor> {
+    let kind = exact_kind(a, b, a.size().last().copied().unwrap_or(0), 0.0)?;
+    Ok(a.f_to_kind(kind)?.f_matmul(&b.f_to_kind(kind)?)?)
+}
+
 /// MatMulInteger: (A - a_zero_point) (B - b_zero_point), int32.
 fn matmul_integer(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let a = shifted(input(inputs, 0)?, opt_input(inputs, 2), true)?;
     let b = shifted(input(inputs, 1)?, opt_input(inputs, 3), false)?;
-    one(a.f_matmul(&b)?.f_to_kind(Kind::Int)?)
+    one(integer_matmul(&a, &b)?.f_to_kind(Kind::Int)?)
 }
 
 /// A Conv filter operand minus its zero point: a scalar, or one per
@@ -258,7 +315,8 @@ fn shifted_filters(w: &Tensor, zero: Option<&Tensor>) -> KResult<Tensor> {
 }
 
 /// The integer convolution of `x` and `w` minus their zero points, with an
-/// integer bias, in float64; padding adds zeros after the shift.
+/// integer bias, exact in float32 or float64; padding adds zeros after the
+/// shift.
 fn integer_conv(
     node: &Node,
     x: (&Tensor, Option<&Tensor>),
@@ -267,9 +325,19 @@ fn integer_conv(
 ) -> KResult<Tensor> {
     let xs = shifted(x.0, x.1, false)?;
     let ws = shifted_filters(w.0, w.1)?;
-    let b = bias.map(|b| b.f_to_kind(Kind::Double)).transpose()?;
+    // Each output sums C/group x taps products, and the bias.
+    let terms = ws.size().iter().skip(1).product::<i64>();
+    let b_max = bias.map(largest).transpose()?.unwrap_or(0.0);
+    let kind = exact_kind(&xs, &ws, terms, b_max)?;
+    let b = bias.map(|b| b.f_to_kind(kind)).transpose()?;
     let group = node.attrs.int("group", 1)?;
-    super::conv::convolve(node, &xs, &ws, b.as_ref(), group)
+    super::conv::convolve(
+        node,
+        &xs.f_to_kind(kind)?,
+        &ws.f_to_kind(kind)?,
+        b.as_ref(),
+        group,
+    )
 }
 
 /// ConvInteger: Conv of (x - x_zero_point) and (w - w_zero_point), int32.
@@ -279,11 +347,19 @@ fn conv_integer(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     one(integer_conv(node, x, w, None)?.f_to_kind(Kind::Int)?)
 }
 
-/// The factor a QLinear op's integer result is scaled by: a_scale *
-/// b_scale / y_scale in the scales' type (as the reference computes it),
-/// then float64.
-fn requant_factor(a: &Tensor, b: &Tensor, y: &Tensor) -> KResult<Tensor> {
-    Ok(a.f_mul(b)?.f_div(y)?.f_to_kind(Kind::Double)?)
+/// A QLinear op's integer result `acc` requantized: times the factor
+/// a_scale * b_scale / y_scale, both in float32 as onnxruntime computes
+/// them (the spec leaves this arithmetic open), then rounded and shifted
+/// by `zero` into `kind`.
+fn requantize(
+    acc: &Tensor,
+    factors: (&Tensor, &Tensor, &Tensor),
+    zero: Option<&Tensor>,
+    kind: Kind,
+) -> KResult<Tensor> {
+    let (a, b, y) = factors;
+    let factor = a.f_mul(b)?.f_div(y)?.f_to_kind(Kind::Float)?;
+    saturate(&acc.f_to_kind(Kind::Float)?.f_mul(&factor)?, zero, kind)
 }
 
 /// QLinearMatMul: the integer product of (a - a_zero_point) and (b -
@@ -293,18 +369,21 @@ fn qlinear_matmul(_: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
     let (a, b) = (input(inputs, 0)?, input(inputs, 3)?);
     let (a_scale, b_scale, y_scale) = (input(inputs, 1)?, input(inputs, 4)?, input(inputs, 6)?);
     let y_zero = opt_input(inputs, 7);
-    let product = shifted(a, opt_input(inputs, 2), true)?.f_matmul(&shifted(
-        b,
-        opt_input(inputs, 5),
-        false,
-    )?)?;
+    let product = integer_matmul(
+        &shifted(a, opt_input(inputs, 2), true)?,
+        &shifted(b, opt_input(inputs, 5), false)?,
+    )?;
     let a_scale = match a_scale.dim() == 1 && a_scale.numel() > 1 {
         true => a_scale.f_unsqueeze(-1)?,
         false => a_scale.shallow_clone(),
     };
-    let factor = requant_factor(&a_scale, b_scale, y_scale)?;
     let kind = y_zero.map_or(a.kind(), Tensor::kind);
-    one(saturate(&product.f_mul(&factor)?, y_zero, kind)?)
+    one(requantize(
+        &product,
+        (&a_scale, b_scale, y_scale),
+        y_zero,
+        kind,
+    )?)
 }
 
 /// QLinearConv: the integer convolution of (x - x_zero_point) and (w -
@@ -325,9 +404,13 @@ fn qlinear_conv(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
         }
         false => w_scale.shallow_clone(),
     };
-    let factor = requant_factor(x_scale, &w_scale, y_scale)?;
     let kind = y_zero.map_or(x.0.kind(), Tensor::kind);
-    one(saturate(&acc.f_mul(&factor)?, y_zero, kind)?)
+    one(requantize(
+        &acc,
+        (x_scale, &w_scale, y_scale),
+        y_zero,
+        kind,
+    )?)
 }
 
 /// BitCast: the input's bits read as type `to`, of the same width. A bool
