@@ -378,6 +378,11 @@ class Result:
 
         table = pd.read_csv(self.dir / "summary.csv", keep_default_na=False, na_values=[""])
         rows = table[table["grouping"] == by]
+        if rows.empty and by == "bit":
+            # One table per number format: `bit:fp32`, `bit:int8`, ...
+            rows = table[table["grouping"].str.startswith("bit:")].copy()
+            if rows["grouping"].nunique() > 1:
+                rows.insert(1, "dtype", rows["grouping"].str.removeprefix("bit:"))
         if rows.empty and by in self.injections.columns:
             return self._summary_from_rows(by)
         if rows.empty:
@@ -388,7 +393,7 @@ class Result:
         if by == "layer" and self.modules:
             rows.insert(1, "module", rows["layer"].map(self.modules).fillna(""))
         if by == "bit":
-            rows["bit"] = pd.to_numeric(rows["bit"], errors="ignore")
+            rows["bit"] = rows["bit"].astype(int)
         return rows
 
     def _summary_from_rows(self, by: str):
