@@ -30,6 +30,8 @@ use faultsweep::inject::Options;
 
 // The command line of the `faultsweep` binary, compiled here too: the
 // console script of the wheel runs it in the process that loaded torch.
+// Items only the binary's main reaches are not dead code there.
+#[allow(dead_code)]
 #[path = "../../src/cli/mod.rs"]
 mod cli;
 
@@ -83,7 +85,10 @@ fn json_to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
         },
         Value::String(s) => s.into_pyobject(py)?.into_any().unbind(),
         Value::Array(a) => {
-            let items: Vec<Py<PyAny>> = a.iter().map(|x| json_to_py(py, x)).collect::<PyResult<_>>()?;
+            let items: Vec<Py<PyAny>> = a
+                .iter()
+                .map(|x| json_to_py(py, x))
+                .collect::<PyResult<_>>()?;
             PyList::new(py, items)?.into_any().unbind()
         }
         Value::Object(o) => {
@@ -278,7 +283,10 @@ struct RunItem {
 }
 
 fn floats(t: &tch::Tensor) -> Vec<f32> {
-    let t = t.to_kind(tch::Kind::Float).to_device(tch::Device::Cpu).flatten(0, -1);
+    let t = t
+        .to_kind(tch::Kind::Float)
+        .to_device(tch::Device::Cpu)
+        .flatten(0, -1);
     Vec::<f32>::try_from(&t).unwrap_or_default()
 }
 
