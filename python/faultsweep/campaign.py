@@ -34,6 +34,10 @@ SCENARIO_KEYS = (
     "mitigations",
 )
 
+#: The columns of summary.csv that count (integers where a table has them).
+COUNT_COLUMNS = ("n", "injections", "masked", "benign", "sde", "due", "sde_top5",
+                 "plain_only", "hardened_only", "bits_held")
+
 #: Summaries written when a scenario names none.
 DEFAULT_SUMMARIES = ["layer", "bit", "op", "dtype"]
 
@@ -390,6 +394,9 @@ class Result:
             raise KeyError(f"summary {by!r}: the campaign has {', '.join(groupings)}")
         rows = rows.drop(columns=["grouping"]).rename(columns={"group": by})
         rows = rows.dropna(axis=1, how="all").reset_index(drop=True)
+        for col in COUNT_COLUMNS:
+            if col in rows.columns and rows[col].notna().all():
+                rows[col] = rows[col].astype("int64")
         if by == "layer" and self.modules:
             rows.insert(1, "module", rows["layer"].map(self.modules).fillna(""))
         if by == "bit":

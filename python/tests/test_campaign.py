@@ -171,10 +171,15 @@ def test_python_fault_models(demo_data, tmp_path):
     orig = inj["original_value"].astype(float)
     faulty = inj["faulty_value"].astype(float)
     assert np.allclose(faulty, -orig)
-    # The command cannot run it again: it has no Python.
-    cli = subprocess.run([*command(), "run", "--resume", str(r.dir)], capture_output=True,
+    # The command cannot run it again, and says where it can run.
+    installed = Path(sys.executable).parent / "faultsweep"
+    cli = subprocess.run([str(installed), "run", "--resume", str(r.dir)], capture_output=True,
                          text=True)
     assert cli.returncode == 8 and "custom fault model 'negate' is not registered" in cli.stderr
+    assert "resumes from Python (faultsweep.resume(DIR" in cli.stderr
+    # `report` reads it.
+    report = subprocess.run([str(installed), "report", str(r.dir)], capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
     # Python resumes it (finished: nothing left to run) with the model registered.
     again = fs.resume(r.dir, fault_models={"negate": negate})
     assert again.injections.equals(r.injections)
