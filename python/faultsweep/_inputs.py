@@ -107,7 +107,14 @@ def data_keys(data: Any, labels: Any = None) -> tuple[dict, np.ndarray | None]:
             keys["labels"] = os.path.abspath(labels) if _is_path(labels) else str(
                 _save_array(_to_numpy(labels).astype(np.int64).reshape(-1), "labels")
             )
-        return keys, None
+        # A float .npy reaches the model as it is: its first samples can be
+        # the export's example input.
+        example = None
+        if str(data).endswith(".npy"):
+            a = np.load(data, mmap_mode="r")
+            if np.issubdtype(a.dtype, np.floating) and a.ndim >= 2:
+                example = np.array(a[:2], dtype=np.float32)
+        return keys, example
     if isinstance(data, (tuple, list)) and len(data) == 2 and labels is None:
         data, labels = data
     if isinstance(data, (torch.utils.data.Dataset, torch.utils.data.DataLoader)):

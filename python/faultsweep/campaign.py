@@ -113,10 +113,12 @@ def _absolute(spec: dict) -> None:
     fix("cache", "dir")
 
 
-def _progress(total_hint: int | None, enabled: bool | None):
+def _progress(total_hint: int | None, enabled: Any):
     """A progress callback `(done, total)`: tqdm's bar in terminals and
     notebooks (tqdm.auto), none when `enabled` is False or stderr is not
-    interactive and not a notebook."""
+    interactive and not a notebook; `enabled` may be a callable of its own."""
+    if callable(enabled):
+        return enabled, lambda: None
     if enabled is False:
         return None, lambda: None
     try:
@@ -247,12 +249,14 @@ class Campaign:
             out = base.with_name(f"{base.name}-{i}")
         return out
 
-    def run(self, out: str | os.PathLike | None = None, *, progress: bool | None = None,
+    def run(self, out: str | os.PathLike | None = None, *, progress: Any = None,
             verify: int = 0) -> "Result":
         """Runs the campaign into a results folder (`out`, else the one given
         to the campaign, else the scenario's `outputs.dir`, else a fresh
         `results/NAME[-N]`), as `faultsweep run` does; shows a progress bar
-        in terminals and notebooks. Returns the `Result`."""
+        in terminals and notebooks (`progress=True` always, `False` never,
+        or a callable `(done, total)` of your own: an exception it raises
+        stops the run, and the folder resumes). Returns the `Result`."""
         out = Path(out).absolute() if out is not None else (self.out or self._default_out())
         update, close = _progress(self.runs_total, progress)
         try:
@@ -458,7 +462,7 @@ def pd_numeric(s):
 
 
 def resume(dir: str | os.PathLike, *, fault_models: dict[str, FaultModel] | None = None,
-           progress: bool | None = None, workers: int | None = None,
+           progress: Any = None, workers: int | None = None,
            modules: dict | None = None) -> Result:
     """Finishes the interrupted campaign in `dir` (`faultsweep run --resume
     DIR`), with the Python fault models it names registered again."""

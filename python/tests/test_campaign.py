@@ -223,3 +223,24 @@ def test_parquet_injections(demo_data, tmp_path):
     r = c.run(tmp_path / "out")
     assert len(r.injections) == 50
     assert not (r.dir / "injections.csv").exists()
+
+
+def test_an_interrupted_run_resumes_from_python_to_the_same_bytes(tmp_path, monkeypatch):
+    """A run stopped by an exception in its progress callback (as Ctrl-C
+    stops it) resumes with fs.resume to the uninterrupted run's rows."""
+    monkeypatch.chdir(ROOT)
+    c = fs.Campaign(scenario=DEMO_SCENARIO, counts={"injections": 2000})
+    whole = c.run(tmp_path / "whole", progress=False)
+
+    def stop(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        c.run(tmp_path / "cut", progress=stop)
+    cut = tmp_path / "cut"
+    assert not (cut / "summary.csv").exists()
+    rows = (cut / "injections.csv").read_text().count("\n") - 1
+    assert 0 < rows < 2000
+    resumed = fs.resume(cut, progress=False)
+    for name in ("injections.csv", "summary.csv"):
+        assert (resumed.dir / name).read_bytes() == (whole.dir / name).read_bytes(), name
