@@ -100,10 +100,20 @@ def data_keys(data: Any, labels: Any = None) -> tuple[dict, np.ndarray | None]:
     if data is None:
         return {}, None
     if isinstance(data, dict):
-        return dict(data), None
+        # The scenario's data keys; `path` (and `labels`) may be Python
+        # objects, converted as when given alone.
+        keys = dict(data)
+        if keys.get("path") is None:
+            return keys, None
+        converted, example = data_keys(keys.pop("path"), keys.pop("labels", labels))
+        keys.update(converted)
+        return keys, example
     if _is_path(data):
         keys: dict = {"path": os.path.abspath(data)}
-        if labels is not None:
+        npz_array = str(data).endswith(".npz") and isinstance(labels, str) and not os.path.exists(labels)
+        if npz_array:
+            keys["labels"] = labels  # an array of the .npz, by name
+        elif labels is not None:
             keys["labels"] = os.path.abspath(labels) if _is_path(labels) else str(
                 _save_array(_to_numpy(labels).astype(np.int64).reshape(-1), "labels")
             )

@@ -145,7 +145,9 @@ class Campaign:
     the path of an ONNX file. `data`: a numpy array or torch tensor of
     inputs (with `labels`, or a pair `(inputs, labels)`), a torch `Dataset`
     or `DataLoader`, or a path as in scenarios (IDX, `.npy`/`.npz`, an image
-    folder). `scenario`: a scenario dict or YAML file to start from; every
+    folder), or a dict of the scenario's `data` keys whose `path` (and
+    `labels`) may be any of these (`{"path": x, "labels": y, "batch_size":
+    128}`). `scenario`: a scenario dict or YAML file to start from; every
     scenario key (`targets`, `fault`, `counts`, `outputs`, ...) may also be
     given as a keyword, merged into it map by map. A fault model may be a
     Python callable `(value, site) -> value`: as `fault={"model": f}`, or

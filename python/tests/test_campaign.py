@@ -116,9 +116,10 @@ def test_datasets_and_loaders_give_the_same_data():
     ds = torch.utils.data.TensorDataset(x, y)
     keys = [
         fs.Campaign(str(DEMO_MODEL), data, counts={"injections": 5}).spec["data"]
-        for data in ((x, y), ds, torch.utils.data.DataLoader(ds, batch_size=5))
+        for data in ((x, y), ds, torch.utils.data.DataLoader(ds, batch_size=5),
+                     {"path": x, "labels": y})
     ]
-    assert keys[0] == keys[1] == keys[2]
+    assert keys[0] == keys[1] == keys[2] == keys[3]
     assert keys[0]["path"].endswith(".npy") and keys[0]["labels"].endswith(".npy")
 
 
