@@ -101,9 +101,20 @@ fn json_to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
     })
 }
 
-/// A fault row as a dict (the fault list's fields).
+/// A fault row as a dict (the fault list's fields), `sample` and
+/// `fault_model` written as in the CSV rows (`12` or `0..32` or `*`;
+/// `bit_flip`, `custom:NAME`), `model` as in the scenario.
 fn fault_dict(py: Python<'_>, fault: &faultsweep::faults::Fault) -> PyResult<Py<PyAny>> {
-    let v = serde_json::to_value(fault).map_err(|e| PyException::new_err(e.to_string()))?;
+    use faultsweep::faults::Samples;
+    let mut v = serde_json::to_value(fault).map_err(|e| PyException::new_err(e.to_string()))?;
+    if let Some(map) = v.as_object_mut() {
+        let sample = match fault.sample {
+            Samples::One(n) => serde_json::Value::from(n),
+            other => serde_json::Value::from(other.to_string()),
+        };
+        map.insert("sample".into(), sample);
+        map.insert("fault_model".into(), fault.model.name().into());
+    }
     json_to_py(py, &v)
 }
 

@@ -161,6 +161,8 @@ def test_python_fault_models(demo_data, tmp_path):
 
     def negate(value, site):
         seen.append(site["layer"])
+        assert site["fault_model"] == "custom:negate" and isinstance(site["sample"], int)
+        assert isinstance(site["coord"], list) and site["int8_scale"] > 0
         return -value
 
     c = fs.Campaign(str(DEMO_MODEL), (x, y), fault={"model": negate},
@@ -207,6 +209,7 @@ def test_runs_iterates_injections_with_faulty_outputs(demo_data, tmp_path):
     for run in runs:
         assert isinstance(run.output, torch.Tensor) and run.output.shape == (10,)
         assert by_id[run.faults[0]["fault_id"]] == run.outcome
+        assert run.faults[0]["sample"] == run.sample
         if run.outcome == "masked":
             assert torch.equal(run.output, run.golden)
         if run.outcome == "sde":
