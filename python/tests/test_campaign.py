@@ -248,3 +248,25 @@ def test_an_interrupted_run_resumes_from_python_to_the_same_bytes(tmp_path, monk
     resumed = fs.resume(cut, progress=False)
     for name in ("injections.csv", "summary.csv"):
         assert (resumed.dir / name).read_bytes() == (whole.dir / name).read_bytes(), name
+
+
+def test_runs_with_a_python_fault_model(demo_data):
+    x, y = demo_data
+
+    def zero(value, site):
+        return 0.0
+
+    c = fs.Campaign(str(DEMO_MODEL), (x, y), fault={"model": zero}, counts={"injections": 40},
+                    seed=4)
+    runs = list(c.runs())
+    assert len(runs) == 40
+    assert {r.faults[0]["fault_model"] for r in runs} == {"custom:zero"}
+
+
+def test_the_progress_bar_reports_to_stderr(demo_data, tmp_path, capsys):
+    pytest.importorskip("tqdm")
+    x, y = demo_data
+    fs.Campaign(str(DEMO_MODEL), (x, y), counts={"injections": 600}).run(tmp_path / "o",
+                                                                          progress=True)
+    err = capsys.readouterr().err
+    assert "faultsweep" in err and "600" in err
