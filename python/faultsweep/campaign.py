@@ -348,6 +348,16 @@ class Result:
         head = self.info.get("headline") or ""
         return f"<faultsweep.Result {self.dir} {head}>"
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the headline and the table by layer."""
+        import html
+
+        text = f"<p><code>{html.escape(str(self.dir))}</code>: {html.escape(self.headline)}</p>"
+        try:
+            return text + self.summary("layer").to_html(index=False)
+        except (KeyError, OSError):
+            return text
+
     @property
     def headline(self) -> str:
         """The command's one-line summary (overall rates with intervals)."""

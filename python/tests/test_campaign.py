@@ -45,6 +45,7 @@ def test_three_lines_on_the_demo_model(demo_data, tmp_path):
     fig = r.heatmap()
     assert fig.axes and fig.axes[0].get_title().startswith("SDE")
     assert "injections" in r.headline
+    assert "/features/features.4/Conv" in r._repr_html_()
 
 
 def test_same_campaign_from_python_and_the_command_is_byte_identical(tmp_path, monkeypatch):
