@@ -9,13 +9,13 @@
 # Where the Python that runs this script already has torch 2.13 (about
 # 5 GB with its CUDA libraries from PyPI), the environment sees its
 # packages (--system-site-packages) instead of downloading them again;
-# FAULTSWEEP_FRESH_VENV=1 makes a self-contained one. PYTHON chooses the
-# interpreter (default python3).
+# FAULTSWEEP_FRESH_VENV=1 makes a self-contained one (in a folder of its own:
+# FAULTSWEEP_VENV=DIR). PYTHON chooses the interpreter (default python3).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 work=$root/target/python
-venv=$work/venv
+venv=${FAULTSWEEP_VENV:-$work/venv}
 python=${PYTHON:-python3}
 started=$SECONDS
 
