@@ -13,7 +13,12 @@ if ! cargo deny --version >/dev/null 2>&1; then
     cargo install cargo-deny --locked
 fi
 
-cargo deny check licenses bans sources
+# The root's tree has no target-lexicon: its exception (for python/) is
+# not a warning here.
+cargo deny check -A license-exception-not-encountered licenses bans sources
+# The Python extension (python/, a workspace of its own: PyO3 and its
+# dependencies) against the same policy (deny.toml, found in the parent folder).
+cargo deny --manifest-path python/Cargo.toml check licenses bans sources
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

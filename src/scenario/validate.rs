@@ -509,7 +509,7 @@ impl Scenario {
             ModelName::Custom(n) if models.is_some_and(|m| !m.has(n)) => {
                 return Err(self.error(
                     key,
-                    format!("custom fault model '{n}' is not registered: the command line has none; a library user registers it in faults::Models (campaign::run_with_models)"),
+                    format!("custom fault model '{n}' is not registered: the command line has none; a campaign with a Python fault model runs and resumes from Python (faultsweep.resume(DIR, fault_models={{...}})), a library user registers it in faults::Models (campaign::run_with_models)"),
                 ))
             }
             ModelName::Custom(n) => FaultModel::Custom(n.clone()),
