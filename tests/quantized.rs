@@ -425,3 +425,51 @@ fn formats_that_do_not_fit_the_tensor_are_refused() {
         "{stderr}"
     );
 }
+
+/// Adjacent multi-bit upsets in the int8 word: `simultaneous: 2` with
+/// `adjacent: true` flips two neighbouring bits, every neighbouring pair
+/// drawn; bits with no such pair are refused.
+#[test]
+fn adjacent_multi_bit_upsets_flip_neighbouring_bits_of_the_word() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let q = "targets:\n  layers:\n    ops: [QLinearConv]";
+    let path = scenario(tmp.path(), "cnn_qop", q, "native", "all");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let adjacent = text.replace(
+        "  bits: all\n",
+        "  bits: all\n  simultaneous: 2\n  adjacent: true\n",
+    );
+    std::fs::write(&path, adjacent).unwrap();
+    let rows = run_verified(&path, &tmp.path().join("out"), &cache, 50);
+    let (col, value) = (
+        rows[0].iter().position(|c| c == "bit").unwrap(),
+        rows[0].iter().position(|c| c == "original_value").unwrap(),
+    );
+    let faulty = rows[0].iter().position(|c| c == "faulty_value").unwrap();
+    let mut lows = std::collections::BTreeSet::new();
+    for r in &rows[1..] {
+        let bits: Vec<u8> = r[col].split(',').map(|b| b.parse().unwrap()).collect();
+        assert_eq!(bits.len(), 2, "{r:?}");
+        assert_eq!(bits[0], bits[1] + 1, "descending neighbours: {r:?}");
+        lows.insert(bits[1]);
+        let (o, f): (f64, f64) = (r[value].parse().unwrap(), r[faulty].parse().unwrap());
+        let mask = (3i16 << bits[1]) as u8;
+        assert_eq!((o as i8 as u8) ^ mask, f as i8 as u8, "{r:?}");
+    }
+    assert_eq!(
+        lows.into_iter().collect::<Vec<_>>(),
+        (0..7).collect::<Vec<u8>>()
+    );
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("bits: all", "bits: {list: [1, 3, 5]}");
+    std::fs::write(&path, text).unwrap();
+    let out = run_campaign(&path, &tmp.path().join("out2"), &[], &cache);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(
+        stderr.contains("`fault.adjacent`: no 2 adjacent bits among [1, 3, 5]"),
+        "{stderr}"
+    );
+}

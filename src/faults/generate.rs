@@ -220,7 +220,13 @@ impl Generator<'_> {
         if let Some(b) = fixed.bit {
             return vec![b];
         }
-        let mut bits = rng.choose(&p.bits, usize::from(p.simultaneous));
+        let mut bits = match p.adjacent {
+            true => {
+                let start = rng.choose(&super::adjacent_starts(&p.bits, p.simultaneous), 1)[0];
+                (start..start + p.simultaneous).collect()
+            }
+            false => rng.choose(&p.bits, usize::from(p.simultaneous)),
+        };
         bits.sort_unstable_by(|a, b| b.cmp(a));
         bits
     }

@@ -390,6 +390,13 @@ pub fn check_bits(model: &FaultModel, dtype: NumFormat, bits: &[u8]) -> Result<(
     }
 }
 
+/// The lowest bits of the runs of `k` adjacent bits within `bits`.
+pub fn adjacent_starts(bits: &[u8], k: u8) -> Vec<u8> {
+    (bits.iter().copied())
+        .filter(|&b| (b..b.saturating_add(k)).all(|x| bits.contains(&x)) && k > 0)
+        .collect()
+}
+
 /// Items joined with commas (coordinates and shapes in messages and CSV).
 pub fn join<T: fmt::Display>(items: &[T]) -> String {
     items.iter().map(T::to_string).collect::<Vec<_>>().join(",")

@@ -46,6 +46,8 @@ pub struct Point {
     pub bits: Vec<u8>,
     /// Distinct bits per fault.
     pub simultaneous: u8,
+    /// The simultaneous bits are adjacent ones.
+    pub adjacent: bool,
     /// Faults per injection.
     pub per_injection: PerInjection,
     /// Probability per candidate ([`PerInjection::Probability`] and

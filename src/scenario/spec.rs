@@ -200,6 +200,10 @@ pub struct FaultSpec {
     /// Distinct bits changed together in one value (multi-bit upset).
     #[serde(default = "one_u8")]
     pub simultaneous: u8,
+    /// The simultaneous bits lie next to each other in the word (an
+    /// adjacent multi-bit upset), not anywhere in it.
+    #[serde(default)]
+    pub adjacent: bool,
     /// The constant of `constant`.
     #[serde(default)]
     pub value: Option<f32>,
@@ -225,6 +229,7 @@ impl Default for FaultSpec {
             dtype: NumFormat::default(),
             bits: BitsSpec::default(),
             simultaneous: 1,
+            adjacent: false,
             value: None,
             range: None,
             per_inference: PerInference::default(),

@@ -13,8 +13,8 @@ use super::Scenario;
 use crate::data::Subset;
 use crate::error::Result;
 use crate::faults::{
-    count, Budget, Candidate, FaultModel, Models, NumFormat, PerInjection, Point, Recipe, Region,
-    Scope, Sites, Stratum, Target, TensorSite,
+    adjacent_starts, count, Budget, Candidate, FaultModel, Models, NumFormat, PerInjection, Point,
+    Recipe, Region, Scope, Sites, Stratum, Target, TensorSite,
 };
 use crate::graph::Graph;
 
@@ -412,6 +412,13 @@ impl Scenario {
             false => vec![],
         };
         let simultaneous = s.fault.simultaneous;
+        let adjacent = s.fault.adjacent;
+        if model.uses_bits() && adjacent && adjacent_starts(&bits, simultaneous).is_empty() {
+            return Err(self.error(
+                "fault.adjacent",
+                format!("no {simultaneous} adjacent bits among {bits:?}"),
+            ));
+        }
         if model.uses_bits() && (simultaneous == 0 || usize::from(simultaneous) > bits.len()) {
             return Err(self.error(
                 "fault.simultaneous",
@@ -437,6 +444,7 @@ impl Scenario {
             dtype: c.dtype,
             bits,
             simultaneous,
+            adjacent,
             per_injection: per_injection(&c.per_inference.1),
             probabilities,
             scope,
@@ -876,9 +884,10 @@ impl Scenario {
             Scope::Batch => samples.div_ceil(p.scope_batch),
             Scope::Epoch | Scope::Campaign => 1,
         };
-        let bit_sets = match p.model.uses_bits() {
-            true => binomial(p.bits.len() as u64, u64::from(p.simultaneous)),
-            false => 1,
+        let bit_sets = match (p.model.uses_bits(), p.adjacent) {
+            (true, true) => adjacent_starts(&p.bits, p.simultaneous).len() as u128,
+            (true, false) => binomial(p.bits.len() as u64, u64::from(p.simultaneous)),
+            (false, _) => 1,
         };
         let overflow = || self.error(key, "the fault population overflows");
         let mut out = Vec::new();
