@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The exactness tests (kernels, cuts, engine against the full forward pass,
 # windows, threads, resume, quantized models against onnxruntime) as a CPU
-# without AVX-512 runs them, whatever CPU
-# this is: faultsweep's AVX-512 kernels off, and libtorch, MKL and oneDNN
+# without AVX-512 runs them, whatever CPU this is: faultsweep's AVX-512
+# kernels off, and libtorch, MKL and oneDNN
 # limited to AVX2. About 3 minutes on 2 cores once built (scripts/test.sh,
 # which runs them here and lists what they skipped, builds the same
 # binaries).
