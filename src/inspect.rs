@@ -227,14 +227,13 @@ fn node_info(graph: &Graph, node: &Node, shape_of: &dyn Fn(ValueId) -> ValueShap
         .filter_map(|&id| graph.constant(id).map(|t| (id, t)))
         .collect();
     let params = constants.iter().map(|(_, t)| t.numel() as i64).sum();
-    // Float weights of Conv, Gemm and MatMul; integer words of quantized ops.
-    let weight = |pos: usize, t: &Tensor| match node.op.weights() {
-        Some(_) => is_float(t.kind()),
-        None => node.op.word_inputs().contains(&pos) && is_word(t.kind()),
-    };
     let weights = (node.inputs.iter().enumerate())
         .filter_map(|(pos, id)| Some((pos, (*id)?)))
-        .filter(|&(pos, id)| graph.constant(id).is_some_and(|t| weight(pos, t)))
+        .filter(|&(pos, id)| {
+            graph
+                .constant(id)
+                .is_some_and(|t| node.is_weight(pos, t.kind()))
+        })
         .map(|(_, id)| graph.values[id].name.clone())
         .collect();
     let out_elems: i64 = outputs.first().map_or(0, |o| o.shape.iter().product());

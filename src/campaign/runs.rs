@@ -371,15 +371,11 @@ fn engine_fault(
     Ok(match f.target {
         Target::Neuron => NodeFault::neuron(layer.node, index, Arc::new(corrupt)),
         Target::Weight => {
-            let node = &graph.nodes[layer.node];
-            let id = node
-                .inputs
-                .iter()
-                .flatten()
-                .copied()
-                .find(|&id| graph.values[id].name == f.tensor);
-            let input = node.inputs.iter().position(|&i| i.is_some() && i == id);
-            let (Some(id), Some(input)) = (id, input) else {
+            let inputs = graph.nodes[layer.node].inputs.iter().enumerate();
+            let found = inputs
+                .filter_map(|(k, id)| Some((k, (*id)?)))
+                .find(|&(_, id)| graph.values[id].name == f.tensor);
+            let Some((input, id)) = found else {
                 return Err(bad(format!(
                     "'{}' is not an input of '{}'",
                     f.tensor, f.layer

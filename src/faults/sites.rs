@@ -159,14 +159,10 @@ impl Sites {
     }
 }
 
-/// The float initializers of Conv, Gemm and MatMul, and the integer ones
-/// of the quantized ops (their int32 inputs are biases).
+/// The weights of `node` ([`crate::graph::Node::is_weight`]); an int32
+/// word of a quantized op is its bias.
 fn weight_sites(graph: &Graph, node: &crate::graph::Node) -> Vec<TensorSite> {
-    let bias_input = match node.op.weights() {
-        Some(weights) => weights.bias_input(),
-        None if !node.op.word_inputs().is_empty() => None,
-        None => return vec![],
-    };
+    let bias_input = node.op.weights().and_then(|w| w.bias_input());
     node.inputs
         .iter()
         .enumerate()
@@ -174,11 +170,7 @@ fn weight_sites(graph: &Graph, node: &crate::graph::Node) -> Vec<TensorSite> {
             let id = (*id)?;
             let t = graph.constant(id)?;
             let kind = t.kind();
-            let weight = match node.op.weights() {
-                Some(_) => t.is_floating_point(),
-                None => node.op.word_inputs().contains(&pos) && crate::graph::is_word(kind),
-            };
-            weight.then(|| TensorSite {
+            node.is_weight(pos, kind).then(|| TensorSite {
                 name: graph.values[id].name.clone(),
                 shape: t.size().iter().map(|&d| d.max(0) as u64).collect(),
                 bias: bias_input == Some(pos) || (node.op.weights().is_none() && kind == Kind::Int),

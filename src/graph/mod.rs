@@ -257,6 +257,18 @@ impl Guard {
     }
 }
 
+impl Node {
+    /// Whether input `pos`, a constant of element type `kind`, is a weight
+    /// faults may strike: a float input of Conv, Gemm or MatMul, or an
+    /// integer word input of a quantized op ([`Op::word_inputs`]).
+    pub fn is_weight(&self, pos: usize, kind: tch::Kind) -> bool {
+        match self.op.weights() {
+            Some(_) => is_float(kind),
+            None => self.op.word_inputs().contains(&pos) && is_word(kind),
+        }
+    }
+}
+
 impl Graph {
     /// The constant tensor behind `id`, if it is one.
     pub fn constant(&self, id: ValueId) -> Option<&Tensor> {
