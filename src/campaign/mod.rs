@@ -238,6 +238,8 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     let campaign = sc.validate_kept(&graph, len, kept, models)?;
     graph.monitors = campaign.monitor.iter().copied().collect();
     graph.judged = campaign.judged;
+    graph.task = std::sync::Arc::new(campaign.task.clone());
+    check_task(&sc, &graph, &data)?;
     let faults = match &args.faults {
         // With the scenario's model, so a CSV list from another tool (no
         // `node` column) opens: its rows are resolved when read.
@@ -264,6 +266,23 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     Ok(plan)
 }
 
+/// The task reads the outputs of the first sample (so a decoder given the
+/// wrong output, or an output of the wrong shape, fails here, naming the
+/// scenario key, not in every injection).
+fn check_task(sc: &Scenario, graph: &Graph, data: &Dataset) -> Result<()> {
+    if *graph.task == crate::classify::Task::Classification || data.is_empty() {
+        return Ok(());
+    }
+    let outputs = graph.forward(&data.batch(0..1)?.inputs)?;
+    match graph.task.judge(&outputs, 0, 0) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(sc.error(
+            "task",
+            format!("the model's outputs on the first sample: {e}"),
+        )),
+    }
+}
+
 /// `data.correct_only` (PyTorchFI's practice): narrows `data` to the
 /// samples of its subset that the fault-free model classifies correctly
 /// (top-1 of the judged output equals the label), renumbered in order; the
@@ -277,6 +296,8 @@ fn keep_correct(
     args: &RunArgs,
 ) -> Result<(usize, usize)> {
     let key = "data.correct_only";
+    // The task's own check says why.
+    sc.task(graph, 0)?;
     if !data.has_labels() {
         return Err(sc.error(
             key,
@@ -411,6 +432,7 @@ pub fn run_with_models(
         hardened: &names,
         top_k: i64::from(spec.outputs.top_k),
         save_outputs: spec.outputs.save_outputs,
+        task: &plan.graph.task,
     };
 
     let options = Options {
@@ -713,6 +735,7 @@ fn hardened_models(plan: &Plan, ranges: &[NodeRange]) -> Result<Vec<(String, Gra
             .map(|n| n.index)
             .collect();
         graph.judged = plan.graph.judged;
+        graph.task = plan.graph.task.clone();
         Ok(graph)
     };
     for (name, guard, kind) in [

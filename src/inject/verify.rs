@@ -171,7 +171,7 @@ pub fn plain_run(graph: &Graph, inputs: &[Tensor], inj: &Injection) -> Result<In
                 .zip(&golden)
                 .map(|(o, g)| Tensor::cat(&[o.narrow(0, 0, 1), g.narrow(0, 0, 1)], 0))
                 .collect::<Vec<_>>();
-            let diff = OutputDiff::of(&pairs, 0, 1, graph.judged);
+            let diff = OutputDiff::of(&pairs, 0, 1, graph.judged, &graph.task);
             (Some(judged(&outputs)), diff, None)
         }
         Err(e @ crate::Error::Op { .. }) => (None, OutputDiff::default(), Some(e.to_string())),

@@ -170,6 +170,7 @@ impl Builder {
             guards: Default::default(),
             monitors: Default::default(),
             judged: 0,
+            task: Default::default(),
             layout: Layout::default(),
         };
         set_last_uses(&mut g);
