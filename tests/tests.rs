@@ -31,3 +31,4 @@ mod scenario;
 mod shards;
 mod statistics;
 mod summaries;
+mod tasks;

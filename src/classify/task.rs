@@ -121,8 +121,8 @@ impl Task {
             Task::Values { abs, rel } => {
                 let mut m = ValueMeasures::default();
                 let mut sde = false;
-                for i in 0..outputs.len() {
-                    if !crate::graph::is_float(outputs[i].kind()) {
+                for (i, t) in outputs.iter().enumerate() {
+                    if !crate::graph::is_float(t.kind()) {
                         continue;
                     }
                     let (f, g) = pair(i)?;
@@ -187,6 +187,20 @@ pub enum Measures {
 }
 
 impl Measures {
+    /// The counts among the measures (boxes, positions): what two runs of
+    /// one injection must agree on even where rounding moves the fractions.
+    pub fn counts(&self) -> Vec<u64> {
+        match self {
+            Measures::Segmentation(_) | Measures::Values(_) => vec![],
+            Measures::Tokens(m) => vec![m.changed],
+            Measures::Detection(m) => vec![
+                u64::from(m.false_positives),
+                u64::from(m.false_negatives),
+                u64::from(m.matched),
+            ],
+        }
+    }
+
     /// The row's cells, in the order of [`Task::columns`] (fractions and
     /// moves as float32, as the Parquet rows hold them).
     pub fn cells(&self) -> Vec<String> {
@@ -312,4 +326,31 @@ pub fn values(
     let limit = ga.f_mul_scalar(rel)?.f_add_scalar(abs)?;
     let beyond = d.f_gt_tensor(&limit)?.f_any()?.int64_value(&[]) != 0;
     Ok((max_abs, max_rel, beyond))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segmentation_counts_changed_pixels_and_the_mean_iou_of_the_classes() {
+        // Two classes over four pixels: golden 0 0 1 1, faulty 0 1 1 1.
+        let g = Tensor::from_slice(&[1.0f32, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]).view([2, 1, 4]);
+        let f = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0]).view([2, 1, 4]);
+        let m = segmentation(&f, &g, 0).unwrap();
+        assert_eq!(m.changed, 0.25);
+        // Class 0: 1 / 2; class 1: 2 / 3.
+        assert!((m.miou - (0.5 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
+        assert_eq!(segmentation(&g, &g, 0).unwrap().miou, 1.0);
+    }
+
+    #[test]
+    fn values_are_beyond_the_tolerance_when_abs_plus_rel_of_golden_is_exceeded() {
+        let g = Tensor::from_slice(&[1.0f32, 100.0]);
+        let f = Tensor::from_slice(&[1.05f32, 104.0]);
+        let (a, r, beyond) = values(&f, &g, 0.1, 0.05).unwrap();
+        assert!((a - 4.0).abs() < 1e-4 && (r - 0.05).abs() < 1e-6);
+        assert!(!beyond);
+        assert!(values(&f, &g, 0.01, 0.01).unwrap().2);
+    }
 }

@@ -53,9 +53,23 @@ fn distances(r: &InjectionResult) -> Option<(f64, f64)> {
 pub fn agreement(a: &InjectionResult, b: &InjectionResult) -> Agreement {
     use Outcome::*;
     let (oa, ob) = (a.outcome(), b.outcome());
+    let (ta, tb) = (&a.diff.task, &b.diff.task);
     if oa == ob {
-        return Agreement::Exact;
+        // A task's measures agree too: exactly, or in their counts (boxes,
+        // positions) with fractions and shifts within rounding.
+        return match (ta, tb) {
+            (Some(x), Some(y)) if x.measures != y.measures => {
+                match x.measures.counts() == y.measures.counts() {
+                    true => Agreement::WithinRounding,
+                    false => Agreement::Differs,
+                }
+            }
+            _ => Agreement::Exact,
+        };
     }
+    // A task's benign and sde are its own measures': never a rounding of
+    // the top-1.
+    let task = ta.is_some() || tb.is_some();
     let tol = noise(a, b);
     // The run that is not masked (dropped rows have no output) must have
     // moved its output by no more than the noise, or its new top-1 must beat
@@ -68,8 +82,8 @@ pub fn agreement(a: &InjectionResult, b: &InjectionResult) -> Agreement {
     let ok = match (oa, ob) {
         (Masked, Benign) => near(b, Masked),
         (Benign, Masked) => near(a, Masked),
-        (Benign, Sde) => near(b, Benign),
-        (Sde, Benign) => near(a, Benign),
+        (Benign, Sde) => !task && near(b, Benign),
+        (Sde, Benign) => !task && near(a, Benign),
         _ => false,
     };
     if ok {
