@@ -347,3 +347,97 @@ fn a_decoder_reading_an_output_of_the_wrong_shape_fails_before_the_campaign() {
     );
     assert!(!dir.path().join("out/injections.csv").exists());
 }
+
+/// A folder of two 40x30 RGB images with distinct pixels.
+fn photo_folder(dir: &Path) -> PathBuf {
+    let folder = dir.join("photos");
+    std::fs::create_dir_all(&folder).unwrap();
+    for k in 0..2u8 {
+        let img = image::RgbImage::from_fn(40, 30, |x, y| {
+            image::Rgb([x as u8 * 6, y as u8 * 8, 100 + k * 50])
+        });
+        img.save(folder.join(format!("p{k}.png"))).unwrap();
+    }
+    folder
+}
+
+fn photo_data(folder: &Path, pre: faultsweep::data::Preprocess) -> faultsweep::data::Dataset {
+    let spec = faultsweep::data::DataSpec {
+        path: folder.to_path_buf(),
+        labels: None,
+        array: None,
+        subset: faultsweep::data::Subset::All,
+        correct_only: false,
+        batch_size: 2,
+        window: faultsweep::data::default_window(),
+        preprocess: pre,
+    };
+    faultsweep::data::Dataset::open(&spec).unwrap()
+}
+
+#[test]
+fn images_resize_to_an_exact_size_and_go_channels_last_for_nhwc_models() {
+    use faultsweep::data::{AxisOrder, Preprocess};
+    let dir = tempfile::tempdir().unwrap();
+    let folder = photo_folder(dir.path());
+    let squash = Preprocess {
+        resize_to: Some([16, 24]),
+        scale: Some(1.0),
+        ..Default::default()
+    };
+    let nchw = photo_data(&folder, squash.clone()).batch(0..2).unwrap();
+    assert_eq!(nchw.inputs[0].size(), vec![2, 3, 16, 24]);
+    // 0..255 kept with scale 1.
+    assert!(nchw.inputs[0].max().double_value(&[]) > 200.0);
+    let nhwc = Preprocess {
+        layout: AxisOrder::Nhwc,
+        ..squash
+    };
+    let nhwc = photo_data(&folder, nhwc).batch(0..2).unwrap();
+    assert_eq!(nhwc.inputs[0].size(), vec![2, 16, 24, 3]);
+    assert!(nhwc.inputs[0].equal(&nchw.inputs[0].permute([0, 2, 3, 1])));
+    // Not both resizes.
+    let both = Preprocess {
+        resize: Some(20),
+        resize_to: Some([16, 24]),
+        ..Default::default()
+    };
+    let err = photo_data(&folder, both)
+        .batch(0..2)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("not both"), "{err}");
+}
+
+#[test]
+fn a_declared_input_shape_the_model_is_not_used_at_is_replaced_by_the_scenarios() {
+    // The fixture declares [N, 3, 32, 32]; the data is 48x64: refused as
+    // declared, run with `model.input_shape`.
+    let dir = tempfile::tempdir().unwrap();
+    let x = Tensor::rand([2, 3, 48, 64], (tch::Kind::Float, tch::Device::Cpu)) * 255.0;
+    let data = dir.path().join("big.npy");
+    x.write_npy(&data).unwrap();
+    let model = tasks().join("centerface.onnx");
+    let body = |shape: &str| {
+        format!(
+            "name: big\nseed: 1\nmodel:\n  path: {}\n{shape}data:\n  path: {}\ntask: detection\ndetection:\n  decoder: centerface\n  heatmap: heatmap\n  scale: scale\n  offset: offset\ncounts:\n  injections: 20\n",
+            model.display(),
+            data.display()
+        )
+    };
+    let plain = dir.path().join("plain.yml");
+    std::fs::write(&plain, body("")).unwrap();
+    let run = run_campaign(
+        &plain,
+        &dir.path().join("a"),
+        &[],
+        &dir.path().join("cache"),
+    );
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("expected shape [?, 3, 32, 32]"));
+    let given = dir.path().join("given.yml");
+    std::fs::write(&given, body("  input_shape: [~, 3, 48, 64]\n")).unwrap();
+    let rows = run_verified(&given, &dir.path().join("b"), &dir.path().join("cache"), 20);
+    assert_eq!(rows.len(), 21);
+}

@@ -224,6 +224,7 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     }
     absolute_paths(&mut sc.spec)?;
     let mut graph = crate::load::load(&sc.spec.model.path)?;
+    reshape_input(&sc, &mut graph)?;
     let mut data = Dataset::open_for(&sc.spec.data, &graph.inputs, |m| sc.error("data.subset", m))?;
     // Before cuts are chosen: where the rows align decides where runs resume.
     if !data.is_empty() {
@@ -264,6 +265,24 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
         plan.shard = Some(shard::part(&plan, shard)?);
     }
     Ok(plan)
+}
+
+/// `model.input_shape`: the first input's declared shape replaced.
+fn reshape_input(sc: &Scenario, graph: &mut Graph) -> Result<()> {
+    let Some(shape) = &sc.spec.model.input_shape else {
+        return Ok(());
+    };
+    if let Some(d) = shape.iter().flatten().find(|&&d| d < 1) {
+        return Err(sc.error(
+            "model.input_shape",
+            format!("{d} is not a dimension (at least 1, or ~ for any)"),
+        ));
+    }
+    let Some(input) = graph.inputs.first_mut() else {
+        return Err(sc.error("model.input_shape", "the model has no input"));
+    };
+    input.dims = Some(shape.clone());
+    Ok(())
 }
 
 /// The task reads the outputs of the first sample (so a decoder given the
@@ -722,6 +741,11 @@ fn hardened_models(plan: &Plan, ranges: &[NodeRange]) -> Result<Vec<(String, Gra
     let load = |path: &Path| -> Result<Graph> {
         // The same detectors, found by node name.
         let mut graph = crate::load::load(path)?;
+        if campaign.spec.model.input_shape.is_some() {
+            if let (Some(a), Some(b)) = (graph.inputs.first_mut(), plan.graph.inputs.first()) {
+                a.dims = b.dims.clone();
+            }
+        }
         let names: Vec<&str> = plan
             .graph
             .monitors

@@ -76,6 +76,11 @@ fn one_u32() -> u32 {
 pub struct ModelSpec {
     /// The ONNX model (relative paths are relative to the working directory).
     pub path: PathBuf,
+    /// The first input's shape, replacing the one the file declares (`~`
+    /// for a free dimension): for exports that declare a shape they are
+    /// not used at, such as CenterFace's `[10, 3, 32, 32]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_shape: Option<Vec<Option<i64>>>,
 }
 
 /// Where faults strike.
