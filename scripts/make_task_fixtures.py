@@ -11,6 +11,10 @@ Writes tests/fixtures/tasks/:
 - centerface.onnx: x [N, 3, 32, 32] -> two stride-2 convolutions ->
   heatmap = Sigmoid(Conv) [N, 1, 8, 8], scale [N, 2, 8, 8],
   offset [N, 2, 8, 8].
+- fixed.onnx: x [1, 3, 8, 8] (batch fixed at 1) -> Conv 3->4 -> Reshape
+  [1, 4, 64] -> Softmax -> Reshape [1, 4, 8, 8] = y, and a second output
+  tail = Reshape(conv, [4, 64]) that merges the batch (a decoding tail):
+  for `model.outputs` and `model.free_batch`.
 - NAME.input.npy (their inputs), NAME.OUTPUT.expected.npy (onnxruntime's
   outputs), and NAME.boxes.json for the detectors: per sample, the boxes
   decoded from onnxruntime's outputs by the numpy decoders below (score
@@ -228,6 +232,25 @@ def main():
             threshold_nms(centerface_decode(h, s, o, 4.0, 0.5), 0.5, 0.3)
             for h, s, o in zip(got[0], got[1], got[2])
         ],
+    )
+    # Batch fixed at 1 in Reshape targets, and a tail that merges it.
+    i64 = lambda a, n: numpy_helper.from_array(np.asarray(a, dtype=np.int64), n)
+    save(
+        "fixed",
+        [
+            conv("conv", "x", "w", "b", "c", pads=[1, 1, 1, 1]),
+            helper.make_node("Reshape", ["c", "flat"], ["f"], name="flatten"),
+            helper.make_node("Softmax", ["f"], ["p"], name="softmax", axis=2),
+            helper.make_node("Reshape", ["p", "square"], ["y"], name="unflatten"),
+            helper.make_node("Reshape", ["c", "merged"], ["tail"], name="merge"),
+        ],
+        [t(f32(4, 3, 3, 3), "w"), t(f32(4) * 0.1, "b"), i64([1, 4, 64], "flat"), i64([1, 4, 8, 8], "square"), i64([4, 64], "merged")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8]),
+            helper.make_tensor_value_info("tail", TensorProto.FLOAT, [4, 64]),
+        ],
+        f32(5, 3, 8, 8),
     )
     for name in ["decoded", "centernet", "centerface"]:
         with open(os.path.join(OUT, name + ".boxes.json")) as f:

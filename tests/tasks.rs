@@ -441,3 +441,53 @@ fn a_declared_input_shape_the_model_is_not_used_at_is_replaced_by_the_scenarios(
     let rows = run_verified(&given, &dir.path().join("b"), &dir.path().join("cache"), 20);
     assert_eq!(rows.len(), 21);
 }
+
+#[test]
+fn a_model_with_its_batch_fixed_runs_batched_once_its_tail_is_dropped_and_its_batch_freed() {
+    // fixed.onnx fixes the batch at 1 in its input and Reshape targets, and
+    // its second output merges the batch into another axis.
+    let dir = tempfile::tempdir().unwrap();
+    let text = |edits: &str| {
+        format!(
+            "name: fixed\nseed: 5\nmodel:\n  path: {}\n{edits}data:\n  path: {}\n  batch_size: 4\ntask: segmentation\ncounts:\n  injections: 120\n",
+            tasks().join("fixed.onnx").display(),
+            tasks().join("fixed.input.npy").display(),
+        )
+    };
+    let (filed, freed) = (dir.path().join("filed.yml"), dir.path().join("freed.yml"));
+    std::fs::write(&filed, text("")).unwrap();
+    std::fs::write(&freed, text("  outputs: [y]\n  free_batch: true\n")).unwrap();
+    let run = run_campaign(
+        &filed,
+        &dir.path().join("a"),
+        &[],
+        &dir.path().join("cache"),
+    );
+    assert!(!run.status.success());
+    let rows = run_verified(&freed, &dir.path().join("b"), &dir.path().join("cache"), 60);
+    let outcome = column(&rows, "outcome");
+    assert!(outcome.iter().any(|o| o == "sde"), "{outcome:?}");
+    assert!(!rows[0].contains(&"tail".to_string()));
+    // The edited model on a batch of 5 equals onnxruntime's outputs one
+    // sample at a time.
+    let edits = faultsweep::load::Edits {
+        outputs: Some(vec!["y".into()]),
+        free_batch: true,
+    };
+    let graph = faultsweep::load::load_with(tasks().join("fixed.onnx"), &edits).unwrap();
+    assert_eq!(graph.outputs.len(), 1);
+    let x = read_npy(&tasks().join("fixed.input.npy"));
+    let y = graph.forward(&[x]).unwrap().remove(0);
+    let want = read_npy(&tasks().join("fixed.y.expected.npy"));
+    assert_eq!(y.size(), vec![5, 4, 8, 8]);
+    check_parity(&y, &want).unwrap();
+    // An output that does not exist is named.
+    let bad = faultsweep::load::Edits {
+        outputs: Some(vec!["nope".into()]),
+        free_batch: false,
+    };
+    let err = faultsweep::load::load_with(tasks().join("fixed.onnx"), &bad)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("'nope' is not an output"), "{err}");
+}

@@ -223,7 +223,7 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
         sc.spec.outputs.dir = Some(out.clone());
     }
     absolute_paths(&mut sc.spec)?;
-    let mut graph = crate::load::load(&sc.spec.model.path)?;
+    let mut graph = crate::load::load_with(&sc.spec.model.path, &sc.spec.model.edits())?;
     reshape_input(&sc, &mut graph)?;
     let mut data = Dataset::open_for(&sc.spec.data, &graph.inputs, |m| sc.error("data.subset", m))?;
     // Before cuts are chosen: where the rows align decides where runs resume.
@@ -740,7 +740,7 @@ fn hardened_models(plan: &Plan, ranges: &[NodeRange]) -> Result<Vec<(String, Gra
     let mut models = Vec::new();
     let load = |path: &Path| -> Result<Graph> {
         // The same detectors, found by node name.
-        let mut graph = crate::load::load(path)?;
+        let mut graph = crate::load::load_with(path, &campaign.spec.model.edits())?;
         if campaign.spec.model.input_shape.is_some() {
             if let (Some(a), Some(b)) = (graph.inputs.first_mut(), plan.graph.inputs.first()) {
                 a.dims = b.dims.clone();

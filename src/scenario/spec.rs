@@ -81,6 +81,24 @@ pub struct ModelSpec {
     /// not used at, such as CenterFace's `[10, 3, 32, 32]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_shape: Option<Vec<Option<i64>>>,
+    /// Keep only these outputs and the nodes they need (drops a decoding
+    /// tail the task decodes itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Vec<String>>,
+    /// Reshape targets that fix the batch the file declares follow the
+    /// batch instead (see `load::Edits`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub free_batch: bool,
+}
+
+impl ModelSpec {
+    /// The edits the scenario asks of the model file.
+    pub fn edits(&self) -> crate::load::Edits {
+        crate::load::Edits {
+            outputs: self.outputs.clone(),
+            free_batch: self.free_batch,
+        }
+    }
 }
 
 /// Where faults strike.
