@@ -491,3 +491,40 @@ fn a_model_with_its_batch_fixed_runs_batched_once_its_tail_is_dropped_and_its_ba
         .unwrap();
     assert!(err.to_string().contains("'nope' is not an output"), "{err}");
 }
+
+#[test]
+fn a_detection_campaign_writes_coco_results_and_pictures_of_its_worst_sde_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "task: detection\ndetection:\n  decoder: centerface\n  heatmap: heatmap\n  scale: scale\n  offset: offset\n  nms: 0.3\n  pictures: 3\ntargets:\n  layers:\n    ops: [Conv]\nfault:\n  bits: {range: [27, 30]}\ncounts:\n  injections: 200\n";
+    let rows = verified(dir.path(), "centerface", body, &tasks());
+    let out = dir.path().join("out_centerface/detections");
+    // The golden boxes are the oracle's, sample by sample.
+    let golden: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("golden.json")).unwrap()).unwrap();
+    let want = oracle("centerface");
+    assert_eq!(golden.len(), want.iter().map(Vec::len).sum::<usize>());
+    for g in &golden {
+        let image = g["image_id"].as_u64().unwrap() as usize;
+        let bbox: Vec<f64> = serde_json::from_value(g["bbox"].clone()).unwrap();
+        let found = want[image].iter().any(|w| {
+            (f64::from(w.x1) - bbox[0]).abs() < 1e-3
+                && (f64::from(w.x2 - w.x1) - bbox[2]).abs() < 1e-3
+                && (f64::from(w.score) - g["score"].as_f64().unwrap()).abs() < 1e-5
+        });
+        assert!(found, "{g}");
+    }
+    // Every SDE run has its boxes in sde.json (or none, when it lost all).
+    let sde: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sde.json")).unwrap()).unwrap();
+    let outcome = column(&rows, "outcome");
+    let runs: std::collections::BTreeSet<u64> =
+        sde.iter().map(|e| e["run"].as_u64().unwrap()).collect();
+    let sde_rows = outcome.iter().filter(|o| *o == "sde").count();
+    assert!(sde_rows >= 3, "{sde_rows}");
+    assert!(!runs.is_empty() && runs.len() <= sde_rows);
+    for k in 1..=3 {
+        let png = image::open(out.join(format!("worst-{k}.png"))).unwrap();
+        assert_eq!((png.width(), png.height()), (32, 32));
+    }
+    assert!(!out.join("worst-4.png").exists());
+}

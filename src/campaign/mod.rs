@@ -14,6 +14,7 @@
 //! counts as finished only when its chunk's line in `injections.sums`
 //! matches it.
 
+mod detections;
 mod merge;
 mod parquet;
 mod provenance;
@@ -515,6 +516,12 @@ pub fn run_with_models(
         crate::output::write_atomic(&out.join(name), text.as_bytes())?;
     }
     write_provenance(&out, &provenance)?;
+    // A shard's SDE runs are its own: a merge does not combine pictures.
+    if plan.shard.is_none() {
+        timed(Phase::Writing, || {
+            detections::write(&plan, plain.graph, &plain.injections, &out, args.workers)
+        })?;
+    }
     let verified = (args.verify > 0)
         .then(|| {
             let models = std::iter::once(&plain).chain(&hardened);

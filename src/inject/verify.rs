@@ -119,6 +119,16 @@ fn sample_row(t: &Tensor, batch: Option<i64>) -> Tensor {
 /// first row carries the neuron faults (their indices lie in one sample)
 /// and is the one read and scanned for NaN/Inf.
 pub fn plain_run(graph: &Graph, inputs: &[Tensor], inj: &Injection) -> Result<InjectionResult> {
+    plain_run_outputs(graph, inputs, inj).map(|(r, _)| r)
+}
+
+/// As [`plain_run`], with the faulty outputs' first rows (`[1, ...]`
+/// each; none when the run failed).
+pub fn plain_run_outputs(
+    graph: &Graph,
+    inputs: &[Tensor],
+    inj: &Injection,
+) -> Result<(InjectionResult, Option<Vec<Tensor>>)> {
     let rows = inputs.first().and_then(|t| t.size().first().copied());
     let batch = fixed_batch(graph).filter(|_| rows == Some(1));
     let inputs: Vec<Tensor> = inputs
@@ -177,8 +187,10 @@ pub fn plain_run(graph: &Graph, inputs: &[Tensor], inj: &Injection) -> Result<In
         }
         Ok(())
     });
+    let mut rows = None;
     let (output, diff, error) = match run.and_then(|()| graph.outputs_of(&env)) {
         Ok(outputs) => {
+            rows = Some(outputs.iter().map(|o| o.narrow(0, 0, 1)).collect());
             // The faulty and the golden first row side by side, as one batch.
             let pairs = outputs
                 .iter()
@@ -191,7 +203,7 @@ pub fn plain_run(graph: &Graph, inputs: &[Tensor], inj: &Injection) -> Result<In
         Err(e @ crate::Error::Op { .. }) => (None, OutputDiff::default(), Some(e.to_string())),
         Err(e) => return Err(e),
     };
-    Ok(InjectionResult {
+    let result = InjectionResult {
         id: inj.id,
         sample: inj.sample,
         sites: sites.into_iter().flatten().collect(),
@@ -202,5 +214,6 @@ pub fn plain_run(graph: &Graph, inputs: &[Tensor], inj: &Injection) -> Result<In
         first_nonfinite,
         detected,
         error,
-    })
+    };
+    Ok((result, rows))
 }

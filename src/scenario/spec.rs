@@ -770,6 +770,13 @@ pub struct DetectionSpec {
     /// (default 0.5).
     #[serde(default = "default_match_iou")]
     pub match_iou: f32,
+    /// Pictures of the worst SDE runs drawn into `detections/` (default 5).
+    #[serde(default = "default_pictures")]
+    pub pictures: usize,
+}
+
+fn default_pictures() -> usize {
+    5
 }
 
 fn default_stride() -> f32 {
