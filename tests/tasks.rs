@@ -527,4 +527,17 @@ fn a_detection_campaign_writes_coco_results_and_pictures_of_its_worst_sde_runs()
         assert_eq!((png.width(), png.height()), (32, 32));
     }
     assert!(!out.join("worst-4.png").exists());
+    // AP50 against golden: below 1 for the SDE runs, higher over all runs.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let (sde_ap, all_ap) = (
+        summary["ap50_sde_mean"].as_f64().unwrap(),
+        summary["ap50_all_runs"].as_f64().unwrap(),
+    );
+    assert!(
+        (0.0..1.0).contains(&sde_ap) && sde_ap < all_ap && all_ap <= 1.0,
+        "{summary}"
+    );
+    assert_eq!(summary["sde_runs"].as_u64().unwrap() as usize, sde_rows);
+    assert_eq!(summary["sde_runs_not_sde_when_rerun"].as_u64(), Some(0));
 }

@@ -6,9 +6,12 @@
 //! `[x, y, width, height]` in input pixels), and `detections/worst-K.png`:
 //! the model input of the worst SDE runs (most boxes added plus lost, then
 //! the largest IoU shift) with the golden boxes in green and the faulty
-//! ones in red. The SDE runs are rerun the plain way (the whole model from
+//! ones in red (when the input is an image). The SDE runs are rerun the plain way (the whole model from
 //! the input, [`plain_run_outputs`]), whose outcome `--verify` holds equal
 //! to the engine's; a run whose rerun is not an SDE is left out and counted.
+//! `detections/summary.json` gives the AP50 (COCO-style, the golden boxes
+//! as ground truth, [`crate::classify::detect::ap50`]) of the SDE runs and
+//! over every run that is not a DUE.
 
 use std::path::Path;
 
@@ -36,6 +39,13 @@ pub struct Written {
     pub not_sde_again: usize,
     /// Pictures drawn.
     pub pictures: usize,
+    /// Mean AP50 of the SDE runs' boxes against their golden boxes (runs
+    /// on samples with golden boxes).
+    pub ap50_sde: Option<f64>,
+    /// Mean AP50 over the runs that are not DUEs, on samples with golden
+    /// boxes: an SDE's own, 1 for the others (their boxes are the golden
+    /// ones, matched one to one).
+    pub ap50_all: Option<f64>,
 }
 
 /// An SDE run as its row tells it: the injection, the boxes added plus
@@ -64,7 +74,7 @@ pub fn write(
         .detection
         .as_ref()
         .map_or(5, |d| d.pictures);
-    let mut runs = sde_runs(plan, resolver, out)?;
+    let (mut runs, agreeing) = sde_runs(plan, resolver, out)?;
     runs.sort_by(|a, b| {
         (b.boxes.cmp(&a.boxes))
             .then(b.iou_shift.total_cmp(&a.iou_shift))
@@ -101,11 +111,13 @@ pub fn write(
         ..Default::default()
     };
     let mut sde_json = Vec::new();
+    let mut aps = Vec::new();
     for (id, sample, boxes) in &reruns {
         let Some(boxes) = boxes else {
             written.not_sde_again += 1;
             continue;
         };
+        aps.extend(crate::classify::detect::ap50(&golden[*sample], boxes));
         let image = data.sample(*sample).id;
         for b in boxes {
             let mut entry = coco(b, image);
@@ -113,13 +125,33 @@ pub fn write(
             sde_json.push(entry);
         }
         if written.pictures < pictures {
-            written.pictures += 1;
             let inputs = data.batch(*sample..*sample + 1)?.inputs;
-            let path = dir.join(format!("worst-{}.png", written.pictures));
-            draw(&inputs[0], &golden[*sample], boxes, &path)?;
+            let path = dir.join(format!("worst-{}.png", written.pictures + 1));
+            if draw(&inputs[0], &golden[*sample], boxes, &path)? {
+                written.pictures += 1;
+            }
         }
     }
     write_json(&dir.join("sde.json"), &sde_json)?;
+    written.ap50_sde = (!aps.is_empty()).then(|| aps.iter().sum::<f64>() / aps.len() as f64);
+    // Masked and benign runs (and reruns that agreed with golden) keep
+    // the golden boxes: AP 1, on samples with golden boxes.
+    let ones: u64 = (agreeing.iter().enumerate())
+        .filter(|(s, _)| !golden[*s].is_empty())
+        .map(|(_, n)| n)
+        .sum::<u64>()
+        + written.not_sde_again as u64;
+    let all_runs = ones as f64 + aps.len() as f64;
+    written.ap50_all = (all_runs > 0.0).then(|| (aps.iter().sum::<f64>() + ones as f64) / all_runs);
+    let summary = json!({
+        "sde_runs": written.sde_runs,
+        "sde_runs_not_sde_when_rerun": written.not_sde_again,
+        "ap50_sde_mean": written.ap50_sde,
+        "ap50_all_runs": written.ap50_all,
+        "pictures": written.pictures,
+    });
+    let text = serde_json::to_string_pretty(&summary).expect("JSON values serialize");
+    crate::output::write_atomic(&dir.join("summary.json"), text.as_bytes())?;
     Ok(Some(written))
 }
 
@@ -146,8 +178,9 @@ fn write_json(path: &Path, entries: &[serde_json::Value]) -> Result<()> {
     crate::output::write_atomic(path, text.as_bytes())
 }
 
-/// The SDE runs of the rows, in run order.
-fn sde_runs(plan: &Plan, resolver: &Resolver, out: &Path) -> Result<Vec<SdeRun>> {
+/// The SDE runs of the rows, in run order, and per sample the masked and
+/// benign runs.
+fn sde_runs(plan: &Plan, resolver: &Resolver, out: &Path) -> Result<(Vec<SdeRun>, Vec<u64>)> {
     let path = existing_rows(out);
     let mut lines = Lines::open(&path)?;
     let bad = |msg: String| Error::Data {
@@ -168,6 +201,7 @@ fn sde_runs(plan: &Plan, resolver: &Resolver, out: &Path) -> Result<Vec<SdeRun>>
         col("max_iou_shift")?,
     );
     let mut runs = Vec::new();
+    let mut agreeing = vec![0u64; plan.data.len()];
     for window in windows(plan)? {
         let window = window?;
         for id in window.ids() {
@@ -182,6 +216,11 @@ fn sde_runs(plan: &Plan, resolver: &Resolver, out: &Path) -> Result<Vec<SdeRun>>
                 continue;
             };
             let field = |i: usize| record.get(i).map_or("", String::as_str);
+            if matches!(field(outcome), "masked" | "benign") {
+                if let Some(n) = agreeing.get_mut(window.run(id).sample) {
+                    *n += 1;
+                }
+            }
             if field(outcome) != "sde" {
                 continue;
             }
@@ -193,25 +232,21 @@ fn sde_runs(plan: &Plan, resolver: &Resolver, out: &Path) -> Result<Vec<SdeRun>>
             });
         }
     }
-    Ok(runs)
+    Ok((runs, agreeing))
 }
 
 /// Draws `golden` (green) and `faulty` (red) boxes over the model input
 /// `input` (`[1, C, H, W]` or `[1, H, W, C]`, its values stretched to
-/// 0..255) and writes a PNG.
-fn draw(input: &Tensor, golden: &[Detection], faulty: &[Detection], path: &Path) -> Result<()> {
+/// 0..255) and writes a PNG; `false` (nothing written) when the input is
+/// not an image.
+fn draw(input: &Tensor, golden: &[Detection], faulty: &[Detection], path: &Path) -> Result<bool> {
     let x = input.get(0).to_kind(Kind::Float);
     let size = x.size();
-    // Channels last when the last axis is the smallest of three.
+    // Channels first when the first of three axes holds at most 4.
     let hwc = match size[..] {
         [c, _, _] if c <= 4 => x.permute([1, 2, 0]),
-        [_, _, _] => x,
-        _ => {
-            return Err(Error::Data {
-                path: path.to_path_buf(),
-                msg: format!("the model input {size:?} is not an image to draw on"),
-            })
-        }
+        [_, _, c] if c <= 4 => x,
+        _ => return Ok(false),
     };
     let (lo, hi) = (hwc.min().double_value(&[]), hwc.max().double_value(&[]));
     let scaled = (hwc - lo) * (255.0 / (hi - lo).max(1e-12));
@@ -243,7 +278,8 @@ fn draw(input: &Tensor, golden: &[Detection], faulty: &[Detection], path: &Path)
             path: path.to_path_buf(),
             msg: e.to_string(),
         })?;
-    crate::output::write_atomic(path, &png)
+    crate::output::write_atomic(path, &png)?;
+    Ok(true)
 }
 
 /// The outline of `b`, `width` pixels thick, clipped to the image.

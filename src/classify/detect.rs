@@ -394,3 +394,93 @@ mod tests {
         assert!((m.max_score_shift - 0.05).abs() < 1e-6);
     }
 }
+
+/// COCO-style AP at IoU 0.5 of `faulty` against `golden` taken as the
+/// ground truth, on one image: per class with golden boxes, the faulty
+/// boxes by score (best first) each match the unmatched golden box of
+/// their class they overlap most, if by IoU 0.5 or more (a true positive,
+/// else a false positive); precision made monotone and read at the 101
+/// recall points 0, 0.01, .., 1; the mean over those classes. `None`
+/// without golden boxes (COCO leaves such an image's classes out).
+pub fn ap50(golden: &[Detection], faulty: &[Detection]) -> Option<f64> {
+    let mut classes: Vec<i64> = golden.iter().map(|g| g.class).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    if classes.is_empty() {
+        return None;
+    }
+    let mut sum = 0.0;
+    for &c in &classes {
+        let truth: Vec<&Detection> = golden.iter().filter(|g| g.class == c).collect();
+        let mut found: Vec<&Detection> = faulty.iter().filter(|f| f.class == c).collect();
+        found.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let mut used = vec![false; truth.len()];
+        let (mut tp, mut fp) = (0usize, 0usize);
+        let mut curve: Vec<(f64, f64)> = Vec::new();
+        for f in found {
+            let best = (0..truth.len())
+                .filter(|&i| !used[i])
+                .map(|i| (i, truth[i].iou(f)))
+                .filter(|&(_, iou)| iou >= 0.5)
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            match best {
+                Some((i, _)) => {
+                    used[i] = true;
+                    tp += 1;
+                }
+                None => fp += 1,
+            }
+            curve.push((tp as f64 / truth.len() as f64, tp as f64 / (tp + fp) as f64));
+        }
+        // Monotone precision from the right.
+        for i in (0..curve.len().saturating_sub(1)).rev() {
+            curve[i].1 = curve[i].1.max(curve[i + 1].1);
+        }
+        let mut ap = 0.0;
+        for k in 0..=100 {
+            let r = f64::from(k) / 100.0;
+            ap += curve
+                .iter()
+                .find(|(recall, _)| *recall >= r - 1e-12)
+                .map_or(0.0, |(_, p)| *p);
+        }
+        sum += ap / 101.0;
+    }
+    Some(sum / classes.len() as f64)
+}
+
+#[cfg(test)]
+mod ap_tests {
+    use super::*;
+
+    fn b(x1: f32, score: f32, class: i64) -> Detection {
+        Detection {
+            x1,
+            y1: 0.0,
+            x2: x1 + 10.0,
+            y2: 10.0,
+            score,
+            class,
+        }
+    }
+
+    #[test]
+    fn ap50_is_one_for_the_golden_boxes_and_drops_with_lost_and_added_ones() {
+        let golden = vec![b(0.0, 0.9, 1), b(20.0, 0.8, 1), b(40.0, 0.7, 2)];
+        assert_eq!(ap50(&golden, &golden), Some(1.0));
+        assert_eq!(ap50(&[], &golden), None);
+        // Class 1 loses a box (recall 0.5: 51 of 101 points), class 2 keeps its own.
+        let lost = vec![b(0.0, 0.9, 1), b(40.0, 0.7, 2)];
+        let ap = ap50(&golden, &lost).unwrap();
+        assert!((ap - (51.0 / 101.0 + 1.0) / 2.0).abs() < 1e-12, "{ap}");
+        // A better-scored false positive halves class 2's precision.
+        let added = vec![
+            b(0.0, 0.9, 1),
+            b(20.0, 0.8, 1),
+            b(70.0, 0.95, 2),
+            b(40.0, 0.7, 2),
+        ];
+        let ap = ap50(&golden, &added).unwrap();
+        assert!((ap - (1.0 + 0.5) / 2.0).abs() < 1e-12, "{ap}");
+    }
+}
