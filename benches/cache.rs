@@ -203,6 +203,7 @@ fn main() {
                     mean: vec![0.485, 0.456, 0.406],
                     std: vec![0.229, 0.224, 0.225],
                     channels: Channels::Rgb,
+                    ..Default::default()
                 },
             },
         };

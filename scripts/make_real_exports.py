@@ -5,8 +5,10 @@ checking campaigns on models too large to commit: `lraspp` and `deeplab`
 (segmentation, 21 classes, output `out` [N, 21, H, W]) and `swin_t`
 (ImageNet classifier, 28M parameters). Writes NAME.onnx, NAME_data.npy
 (6 samples) and NAME.yml (200 single-bit neuron faults, every target)
-to the folder given.
+to the folder given (the segmentation models' with `task: segmentation`;
+scenarios/lraspp_segmentation.yml reads `target/real`).
 
+    python3 scripts/make_real_exports.py lraspp 96 target/real
     python3 scripts/make_real_exports.py lraspp 96 /tmp/real
     target/release/faultsweep run /tmp/real/lraspp.yml --verify 200
 """
@@ -49,8 +51,9 @@ torch.onnx.export(
 )
 data = np.random.default_rng(0).standard_normal((6, 3, size, size)).astype(np.float32)
 np.save(out / f"{name}_data.npy", data)
+task = "task: segmentation\n" if name in ("lraspp", "deeplab") else ""
 (out / f"{name}.yml").write_text(
-    f"name: {name}\nseed: 2\nmodel:\n  path: {out / name}.onnx\ndata:\n  path: {out / name}_data.npy\n"
+    f"name: {name}\nseed: 2\nmodel:\n  path: {out / name}.onnx\n{task}data:\n  path: {out / name}_data.npy\n"
     "  batch_size: 2\ntargets:\n  target: neuron\nfault:\n  model: bit_flip\n  dtype: fp32\n"
     "  bits: all\ncounts:\n  injections: 200\n"
 )

@@ -299,6 +299,7 @@ pub fn one_node(
         outputs: vec![first_out],
         guards: Default::default(),
         monitors: Default::default(),
+        task: Default::default(),
         layout: Default::default(),
         judged: 0,
     }

@@ -346,6 +346,7 @@ fn imagenet_preprocessing_of_the_photos() {
             mean: vec![0.485, 0.456, 0.406],
             std: vec![0.229, 0.224, 0.225],
             channels: faultsweep::data::Channels::Rgb,
+            ..Default::default()
         },
     };
     let data = Dataset::open(&spec).unwrap();

@@ -32,3 +32,4 @@ mod scenario;
 mod shards;
 mod statistics;
 mod summaries;
+mod tasks;

@@ -14,6 +14,7 @@
 //! counts as finished only when its chunk's line in `injections.sums`
 //! matches it.
 
+mod detections;
 mod merge;
 mod parquet;
 mod provenance;
@@ -223,7 +224,8 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
         sc.spec.outputs.dir = Some(out.clone());
     }
     absolute_paths(&mut sc.spec)?;
-    let mut graph = crate::load::load(&sc.spec.model.path)?;
+    let mut graph = crate::load::load_with(&sc.spec.model.path, &sc.spec.model.edits())?;
+    reshape_input(&sc, &mut graph)?;
     let mut data = Dataset::open_for(&sc.spec.data, &graph.inputs, |m| sc.error("data.subset", m))?;
     // Before cuts are chosen: where the rows align decides where runs resume.
     if !data.is_empty() {
@@ -238,6 +240,8 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     let campaign = sc.validate_kept(&graph, len, kept, models)?;
     graph.monitors = campaign.monitor.iter().copied().collect();
     graph.judged = campaign.judged;
+    graph.task = std::sync::Arc::new(campaign.task.clone());
+    check_task(&sc, &graph, &data)?;
     let faults = match &args.faults {
         // With the scenario's model, so a CSV list from another tool (no
         // `node` column) opens: its rows are resolved when read.
@@ -264,6 +268,41 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     Ok(plan)
 }
 
+/// `model.input_shape`: the first input's declared shape replaced.
+fn reshape_input(sc: &Scenario, graph: &mut Graph) -> Result<()> {
+    let Some(shape) = &sc.spec.model.input_shape else {
+        return Ok(());
+    };
+    if let Some(d) = shape.iter().flatten().find(|&&d| d < 1) {
+        return Err(sc.error(
+            "model.input_shape",
+            format!("{d} is not a dimension (at least 1, or ~ for any)"),
+        ));
+    }
+    let Some(input) = graph.inputs.first_mut() else {
+        return Err(sc.error("model.input_shape", "the model has no input"));
+    };
+    input.dims = Some(shape.clone());
+    Ok(())
+}
+
+/// The task reads the outputs of the first sample (so a decoder given the
+/// wrong output, or an output of the wrong shape, fails here, naming the
+/// scenario key, not in every injection).
+fn check_task(sc: &Scenario, graph: &Graph, data: &Dataset) -> Result<()> {
+    if *graph.task == crate::classify::Task::Classification || data.is_empty() {
+        return Ok(());
+    }
+    let outputs = graph.forward(&data.batch(0..1)?.inputs)?;
+    match graph.task.judge(&outputs, 0, 0) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(sc.error(
+            "task",
+            format!("the model's outputs on the first sample: {e}"),
+        )),
+    }
+}
+
 /// `data.correct_only` (PyTorchFI's practice): narrows `data` to the
 /// samples of its subset that the fault-free model classifies correctly
 /// (top-1 of the judged output equals the label), renumbered in order; the
@@ -277,6 +316,8 @@ fn keep_correct(
     args: &RunArgs,
 ) -> Result<(usize, usize)> {
     let key = "data.correct_only";
+    // The task's own check says why.
+    sc.task(graph, 0)?;
     if !data.has_labels() {
         return Err(sc.error(
             key,
@@ -411,6 +452,7 @@ pub fn run_with_models(
         hardened: &names,
         top_k: i64::from(spec.outputs.top_k),
         save_outputs: spec.outputs.save_outputs,
+        task: &plan.graph.task,
     };
 
     let options = Options {
@@ -474,6 +516,12 @@ pub fn run_with_models(
         crate::output::write_atomic(&out.join(name), text.as_bytes())?;
     }
     write_provenance(&out, &provenance)?;
+    // A shard's SDE runs are its own: a merge does not combine pictures.
+    if plan.shard.is_none() {
+        timed(Phase::Writing, || {
+            detections::write(&plan, plain.graph, &plain.injections, &out, args.workers)
+        })?;
+    }
     let verified = (args.verify > 0)
         .then(|| {
             let models = std::iter::once(&plain).chain(&hardened);
@@ -699,7 +747,12 @@ fn hardened_models(plan: &Plan, ranges: &[NodeRange]) -> Result<Vec<(String, Gra
     let mut models = Vec::new();
     let load = |path: &Path| -> Result<Graph> {
         // The same detectors, found by node name.
-        let mut graph = crate::load::load(path)?;
+        let mut graph = crate::load::load_with(path, &campaign.spec.model.edits())?;
+        if campaign.spec.model.input_shape.is_some() {
+            if let (Some(a), Some(b)) = (graph.inputs.first_mut(), plan.graph.inputs.first()) {
+                a.dims = b.dims.clone();
+            }
+        }
         let names: Vec<&str> = plan
             .graph
             .monitors
@@ -713,6 +766,7 @@ fn hardened_models(plan: &Plan, ranges: &[NodeRange]) -> Result<Vec<(String, Gra
             .map(|n| n.index)
             .collect();
         graph.judged = plan.graph.judged;
+        graph.task = plan.graph.task.clone();
         Ok(graph)
     };
     for (name, guard, kind) in [

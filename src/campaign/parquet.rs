@@ -61,7 +61,12 @@ fn kinds(header: &[String]) -> Vec<Kind> {
             i if outcome(i + 1) => Int,
             i if outcome(i) => Text,
             i if outcome(i - 1) => Bool,
-            _ => Text,
+            i => match header[i].as_str() {
+                "false_positives" | "false_negatives" | "matched" | "positions_changed" => Int,
+                "pixels_changed" | "miou" | "max_abs_change" | "max_rel_change"
+                | "max_iou_shift" | "max_score_shift" => Float,
+                _ => Text,
+            },
         })
         .collect()
 }
@@ -404,6 +409,7 @@ mod tests {
             hardened: &hardened,
             top_k: 5,
             save_outputs: saved,
+            task: &crate::classify::Task::Classification,
         };
         layout.header()
     }

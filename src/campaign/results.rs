@@ -27,7 +27,8 @@ use crate::scenario::SummaryKey;
 /// monitored node saw NaN or Inf; `outputs_changed`: the model outputs that
 /// differ from golden, by name); hardened models add
 /// `NAME_top1`, `NAME_outcome` and `NAME_topk_hit` each, and `save_outputs`
-/// adds the top-k classes and scores of every output.
+/// adds the top-k classes and scores of every output. A task other than
+/// classification adds its measures last ([`crate::classify::Task::columns`]).
 pub const RESULT_COLUMNS: [&str; 14] = [
     "sample_id",
     "label",
@@ -51,6 +52,8 @@ pub struct Layout<'a> {
     pub hardened: &'a [String],
     pub top_k: i64,
     pub save_outputs: bool,
+    /// The task's measure columns.
+    pub task: &'a crate::classify::Task,
 }
 
 impl Layout<'_> {
@@ -73,6 +76,7 @@ impl Layout<'_> {
             h.extend([format!("golden_top{k}"), format!("faulty_top{k}")]);
             h.extend(self.hardened.iter().map(|n| format!("{n}_top{k}")));
         }
+        h.extend(self.task.columns().iter().map(|c| c.to_string()));
         h
     }
 
@@ -150,6 +154,7 @@ impl Layout<'_> {
                     row.push(out.map_or(String::new(), |o| self.top_list(o)));
                 }
             }
+            row.extend(task_cells(self.task, r));
             rows.row(row)?;
         }
         Ok(())
@@ -245,6 +250,27 @@ pub struct RunFacts<'a> {
     pub nonfinite: bool,
     /// A monitored node caught NaN or Inf.
     pub detected: bool,
+}
+
+/// The task's measures of a run: as measured; a masked run's are those of
+/// golden against itself (no box counted); a DUE's are empty.
+fn task_cells(task: &crate::classify::Task, r: &InjectionResult) -> Vec<String> {
+    use crate::classify::Task;
+    if let Some(v) = &r.diff.task {
+        return v.measures.cells();
+    }
+    let masked = r.outcome() == Outcome::Masked;
+    let cells: &[&str] = match (task, masked) {
+        (_, false) => &[],
+        (Task::Segmentation { .. }, true) => &["0e0", "1e0"],
+        (Task::Tokens { .. }, true) => &["0"],
+        (Task::Values { .. }, true) => &["0e0", "0e0"],
+        (Task::Detection(_), true) => &["0", "0", "", "0e0", "0e0"],
+        (Task::Classification, true) => &[],
+    };
+    let mut out: Vec<String> = cells.iter().map(|c| c.to_string()).collect();
+    out.resize(task.columns().len(), String::new());
+    out
 }
 
 /// The names of the model outputs that `r` changed, space-separated.

@@ -90,6 +90,7 @@ impl DataArgs {
                 mean: self.mean.clone(),
                 std: self.std.clone(),
                 channels: self.channels,
+                ..Default::default()
             },
         }
     }

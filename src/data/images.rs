@@ -210,6 +210,17 @@ const MAX_PIXELS: u64 = 1 << 28;
 /// then center-crop (torchvision's rounding).
 fn geometry(img: DynamicImage, pre: &Preprocess) -> std::result::Result<DynamicImage, String> {
     let mut img = img;
+    if let Some([h, w]) = pre.resize_to {
+        if pre.resize.is_some() {
+            return Err("give preprocess.resize (short side, keeping the aspect ratio) or resize_to ([height, width]), not both".into());
+        }
+        if h == 0 || w == 0 || u64::from(h) * u64::from(w) > MAX_PIXELS {
+            return Err(format!(
+                "preprocess.resize_to [{h}, {w}]: each side at least 1, at most {MAX_PIXELS} pixels"
+            ));
+        }
+        img = img.resize_exact(w, h, FilterType::Triangle);
+    }
     if let Some(short) = pre.resize {
         let (w, h) = (u64::from(img.width()), u64::from(img.height()));
         let short64 = u64::from(short);

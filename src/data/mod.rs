@@ -120,8 +120,9 @@ pub enum Subset {
 }
 
 /// Turning a decoded image (or array) into a model input, in this order:
-/// resize the short side, center-crop, divide by `scale`, subtract `mean`
-/// and divide by `std` per channel.
+/// resize the short side (or to an exact size), center-crop, divide by
+/// `scale`, subtract `mean` and divide by `std` per channel, then move the
+/// channels last for an NHWC model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Preprocess {
@@ -144,6 +145,31 @@ pub struct Preprocess {
     /// Channel layout of the model input.
     #[serde(default)]
     pub channels: Channels,
+    /// Resize images to exactly `[height, width]` (bilinear), not keeping
+    /// the aspect ratio (a detector's squashed input); instead of `resize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize_to: Option<[u32; 2]>,
+    /// Axis order of the model input: `nchw` (default) or `nhwc`
+    /// (channels last, as TensorFlow exports take).
+    #[serde(default, skip_serializing_if = "AxisOrder::is_nchw")]
+    pub layout: AxisOrder,
+}
+
+/// The axis order of an image model's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AxisOrder {
+    /// Batch, channels, height, width.
+    #[default]
+    Nchw,
+    /// Batch, height, width, channels.
+    Nhwc,
+}
+
+impl AxisOrder {
+    fn is_nchw(&self) -> bool {
+        *self == AxisOrder::Nchw
+    }
 }
 
 /// The channels a decoded image is converted to.
@@ -393,8 +419,20 @@ impl Dataset {
                     _ => x,
                 }),
             })
-            .collect::<std::result::Result<_, _>>()
+            .collect::<std::result::Result<Vec<Tensor>, _>>()
             .map_err(|m| bad(&self.spec.path, m))?;
+        let inputs = match pre.layout {
+            AxisOrder::Nchw => inputs,
+            AxisOrder::Nhwc => (inputs.into_iter())
+                .map(|x| match x.dim() {
+                    4 => Ok(x.permute([0, 2, 3, 1]).contiguous()),
+                    d => Err(bad(
+                        &self.spec.path,
+                        format!("preprocess.layout nhwc needs samples of 3 axes (channels, height, width), these have {}", d.max(1) - 1),
+                    )),
+                })
+                .collect::<Result<Vec<Tensor>>>()?,
+        };
         Ok(Batch {
             samples: range.map(|p| self.sample(p)).collect(),
             inputs,

@@ -175,6 +175,9 @@ pub struct Graph {
     pub monitors: BTreeSet<usize>,
     /// The output (index into `outputs`) that tells `benign` from `sde`.
     pub judged: usize,
+    /// What the outputs mean and how a faulty row is judged (the scenario's
+    /// `task:`; classification as loaded).
+    pub task: std::sync::Arc<crate::classify::Task>,
     /// How values relate to the batch's rows (shape values, misaligned
     /// values).
     pub layout: Layout,

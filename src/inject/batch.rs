@@ -151,7 +151,7 @@ impl Context<'_> {
             let golden = rows
                 .golden_row(batch[job].sample)
                 .expect("golden rows stay");
-            let diff = OutputDiff::of(&outputs, r as i64, golden as i64, graph.judged);
+            let diff = OutputDiff::of(&outputs, r as i64, golden as i64, graph.judged, &graph.task);
             state[job].output = Some(output.get(r as i64));
             state[job].diff = diff;
         }

@@ -43,7 +43,7 @@ pub use engine::Engine;
 pub use frontiers::{CachedFrontiers, ComputedFrontiers, Frontiers, InputFrontiers, PartFrontiers};
 pub use injection::{Corrupt, FaultSite, Injection, InjectionResult, NodeFault, SiteValues};
 pub use options::{BoxKernels, Mode, Options};
-pub use verify::{agreement, plain_run, Agreement};
+pub use verify::{agreement, plain_run, plain_run_outputs, Agreement};
 pub use workers::on_workers;
 
 use tch::Tensor;

@@ -53,9 +53,23 @@ fn distances(r: &InjectionResult) -> Option<(f64, f64)> {
 pub fn agreement(a: &InjectionResult, b: &InjectionResult) -> Agreement {
     use Outcome::*;
     let (oa, ob) = (a.outcome(), b.outcome());
+    let (ta, tb) = (&a.diff.task, &b.diff.task);
     if oa == ob {
-        return Agreement::Exact;
+        // A task's measures agree too: exactly, or in their counts (boxes,
+        // positions) with fractions and shifts within rounding.
+        return match (ta, tb) {
+            (Some(x), Some(y)) if x.measures != y.measures => {
+                match x.measures.counts() == y.measures.counts() {
+                    true => Agreement::WithinRounding,
+                    false => Agreement::Differs,
+                }
+            }
+            _ => Agreement::Exact,
+        };
     }
+    // A task's benign and sde are its own measures': never a rounding of
+    // the top-1.
+    let task = ta.is_some() || tb.is_some();
     let tol = noise(a, b);
     // The run that is not masked (dropped rows have no output) must have
     // moved its output by no more than the noise, or its new top-1 must beat
@@ -68,8 +82,8 @@ pub fn agreement(a: &InjectionResult, b: &InjectionResult) -> Agreement {
     let ok = match (oa, ob) {
         (Masked, Benign) => near(b, Masked),
         (Benign, Masked) => near(a, Masked),
-        (Benign, Sde) => near(b, Benign),
-        (Sde, Benign) => near(a, Benign),
+        (Benign, Sde) => !task && near(b, Benign),
+        (Sde, Benign) => !task && near(a, Benign),
         _ => false,
     };
     if ok {
@@ -105,6 +119,16 @@ fn sample_row(t: &Tensor, batch: Option<i64>) -> Tensor {
 /// first row carries the neuron faults (their indices lie in one sample)
 /// and is the one read and scanned for NaN/Inf.
 pub fn plain_run(graph: &Graph, inputs: &[Tensor], inj: &Injection) -> Result<InjectionResult> {
+    plain_run_outputs(graph, inputs, inj).map(|(r, _)| r)
+}
+
+/// As [`plain_run`], with the faulty outputs' first rows (`[1, ...]`
+/// each; none when the run failed).
+pub fn plain_run_outputs(
+    graph: &Graph,
+    inputs: &[Tensor],
+    inj: &Injection,
+) -> Result<(InjectionResult, Option<Vec<Tensor>>)> {
     let rows = inputs.first().and_then(|t| t.size().first().copied());
     let batch = fixed_batch(graph).filter(|_| rows == Some(1));
     let inputs: Vec<Tensor> = inputs
@@ -163,21 +187,23 @@ pub fn plain_run(graph: &Graph, inputs: &[Tensor], inj: &Injection) -> Result<In
         }
         Ok(())
     });
+    let mut rows = None;
     let (output, diff, error) = match run.and_then(|()| graph.outputs_of(&env)) {
         Ok(outputs) => {
+            rows = Some(outputs.iter().map(|o| o.narrow(0, 0, 1)).collect());
             // The faulty and the golden first row side by side, as one batch.
             let pairs = outputs
                 .iter()
                 .zip(&golden)
                 .map(|(o, g)| Tensor::cat(&[o.narrow(0, 0, 1), g.narrow(0, 0, 1)], 0))
                 .collect::<Vec<_>>();
-            let diff = OutputDiff::of(&pairs, 0, 1, graph.judged);
+            let diff = OutputDiff::of(&pairs, 0, 1, graph.judged, &graph.task);
             (Some(judged(&outputs)), diff, None)
         }
         Err(e @ crate::Error::Op { .. }) => (None, OutputDiff::default(), Some(e.to_string())),
         Err(e) => return Err(e),
     };
-    Ok(InjectionResult {
+    let result = InjectionResult {
         id: inj.id,
         sample: inj.sample,
         sites: sites.into_iter().flatten().collect(),
@@ -188,5 +214,6 @@ pub fn plain_run(graph: &Graph, inputs: &[Tensor], inj: &Injection) -> Result<In
         first_nonfinite,
         detected,
         error,
-    })
+    };
+    Ok((result, rows))
 }

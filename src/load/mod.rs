@@ -8,6 +8,7 @@
 //! their sample rows), and each value gets its last reader for the
 //! executor's liveness.
 
+mod edits;
 mod inline;
 mod proto;
 mod tensor;
@@ -35,8 +36,15 @@ pub fn tensor_from_bytes(bytes: &[u8], origin: &Path) -> Result<tch::Tensor> {
     tensor::from_proto(&proto, origin)
 }
 
+pub use edits::Edits;
+
 /// Loads and validates the ONNX model at `path`.
 pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
+    load_with(path, &Edits::default())
+}
+
+/// As [`load`], with `edits` applied to the model before it is built.
+pub fn load_with(path: impl AsRef<Path>, edits: &Edits) -> Result<Graph> {
     let path = path.as_ref();
     // A FIFO or device would block or never end: not a model (exit 3).
     let bytes = crate::files::open(path)
@@ -51,16 +59,32 @@ pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
             },
             _ => Error::io(path, e),
         })?;
-    from_bytes(&bytes, path)
+    from_bytes_with(&bytes, path, edits)
 }
 
 /// As [`load`], from bytes; `path` is used in messages and for external data.
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Graph> {
-    let model = ModelProto::decode(bytes).map_err(|e| Error::Decode {
+    from_bytes_with(bytes, path, &Edits::default())
+}
+
+fn from_bytes_with(bytes: &[u8], path: &Path, edits: &Edits) -> Result<Graph> {
+    let mut model = ModelProto::decode(bytes).map_err(|e| Error::Decode {
         path: path.to_path_buf(),
         msg: e.to_string(),
     })?;
-    Builder::new(path).build(model)
+    if let (Some(graph), false) = (model.graph.as_mut(), edits.is_empty()) {
+        edits::apply(graph, edits, path)?;
+    }
+    let mut graph = Builder::new(path).build(model)?;
+    if edits.free_batch {
+        // The first input takes any batch.
+        if let Some(d) = graph.inputs.first_mut().and_then(|i| i.dims.as_mut()) {
+            if let Some(b) = d.first_mut() {
+                *b = None;
+            }
+        }
+    }
+    Ok(graph)
 }
 
 struct Builder {
@@ -172,6 +196,7 @@ impl Builder {
             guards: Default::default(),
             monitors: Default::default(),
             judged: 0,
+            task: Default::default(),
             layout: Layout::default(),
             words: self.words,
         };

@@ -30,6 +30,18 @@ pub struct ScenarioSpec {
     pub seed: Option<u64>,
     /// The model (`model:`).
     pub model: ModelSpec,
+    /// What the model's outputs mean (`task:`, default `classification`).
+    #[serde(default, skip_serializing_if = "TaskKind::is_classification")]
+    pub task: TaskKind,
+    /// Settings of `task: segmentation` (`segmentation:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segmentation: Option<SegmentationSpec>,
+    /// Settings of `task: values` (`values:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<ValuesSpec>,
+    /// Settings of `task: detection` (`detection:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<DetectionSpec>,
     /// The data set and its preprocessing (`data:`).
     pub data: DataSpec,
     /// The layer-split cache (`cache:`).
@@ -64,6 +76,29 @@ fn one_u32() -> u32 {
 pub struct ModelSpec {
     /// The ONNX model (relative paths are relative to the working directory).
     pub path: PathBuf,
+    /// The first input's shape, replacing the one the file declares (`~`
+    /// for a free dimension): for exports that declare a shape they are
+    /// not used at, such as CenterFace's `[10, 3, 32, 32]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_shape: Option<Vec<Option<i64>>>,
+    /// Keep only these outputs and the nodes they need (drops a decoding
+    /// tail the task decodes itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Vec<String>>,
+    /// Reshape targets that fix the batch the file declares follow the
+    /// batch instead (see `load::Edits`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub free_batch: bool,
+}
+
+impl ModelSpec {
+    /// The edits the scenario asks of the model file.
+    pub fn edits(&self) -> crate::load::Edits {
+        crate::load::Edits {
+            outputs: self.outputs.clone(),
+            free_batch: self.free_batch,
+        }
+    }
 }
 
 /// Where faults strike.
@@ -618,4 +653,146 @@ pub struct GuardSpec {
     /// The golden range is widened by `margin` times its width.
     #[serde(default)]
     pub margin: f64,
+}
+
+/// What the model's outputs mean (`task:`); see scenarios/README.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// `[N, classes]` by top-1; other outputs element-wise.
+    #[default]
+    Classification,
+    /// Boxes (`detection:` says how to read them).
+    Detection,
+    /// A class per pixel (`segmentation:`).
+    Segmentation,
+    /// `[N, positions, vocabulary]` logits: the top-1 token per position.
+    Tokens,
+    /// Any values, against a tolerance (`values:`).
+    Values,
+}
+
+impl TaskKind {
+    fn is_classification(&self) -> bool {
+        *self == TaskKind::Classification
+    }
+
+    /// The name as written.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::Classification => "classification",
+            TaskKind::Detection => "detection",
+            TaskKind::Segmentation => "segmentation",
+            TaskKind::Tokens => "tokens",
+            TaskKind::Values => "values",
+        }
+    }
+}
+
+/// `segmentation:` settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentationSpec {
+    /// `sde` when the fraction of pixels whose class changed exceeds this
+    /// (default 0: any pixel).
+    #[serde(default)]
+    pub threshold: f64,
+    /// The class axis of the output (default 1, `[N, C, H, W]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_axis: Option<i64>,
+}
+
+/// `values:` settings: `sde` when `|faulty - golden| > abs + rel * |golden|`
+/// for some element.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValuesSpec {
+    /// Absolute tolerance (default 0).
+    #[serde(default)]
+    pub abs: f64,
+    /// Relative tolerance (default 0).
+    #[serde(default)]
+    pub rel: f64,
+}
+
+/// How a detector's boxes are read (`detection.decoder`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecoderKind {
+    /// The graph's own boxes, one row of `columns` per box.
+    #[default]
+    Decoded,
+    /// CenterNet heads: `heatmap` and `wh`.
+    Centernet,
+    /// CenterFace heads: `heatmap`, `scale` and `offset`.
+    Centerface,
+}
+
+/// `detection:` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionSpec {
+    /// How boxes are read (default `decoded`).
+    #[serde(default)]
+    pub decoder: DecoderKind,
+    /// `decoded`: the output holding the boxes (default: `outputs.judge`,
+    /// else the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// `decoded`: the columns of a box, in order (default
+    /// `[x1, y1, x2, y2, score, class]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+    /// `centernet`, `centerface`: the heatmap output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heatmap: Option<String>,
+    /// `centernet`: the box size output (left, top, right, bottom).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wh: Option<String>,
+    /// `centerface`: the log size output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<String>,
+    /// `centerface`: the centre offset output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<String>,
+    /// `centernet`: the heads are channels last, `[N, H, W, C]` (default
+    /// false).
+    #[serde(default)]
+    pub channels_last: bool,
+    /// Input pixels per heatmap cell (default 4).
+    #[serde(default = "default_stride")]
+    pub stride: f32,
+    /// `centernet`: peaks kept (default 100).
+    #[serde(default = "default_top_k_boxes")]
+    pub top_k: i64,
+    /// Boxes with a score at or below this are dropped (default 0.5).
+    #[serde(default = "default_score")]
+    pub score: f32,
+    /// Greedy NMS IoU per class (default: no NMS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nms: Option<f32>,
+    /// A faulty box matches a golden box of its class at this IoU or more
+    /// (default 0.5).
+    #[serde(default = "default_match_iou")]
+    pub match_iou: f32,
+    /// Pictures of the worst SDE runs drawn into `detections/` (default 5).
+    #[serde(default = "default_pictures")]
+    pub pictures: usize,
+}
+
+fn default_pictures() -> usize {
+    5
+}
+
+fn default_stride() -> f32 {
+    4.0
+}
+fn default_top_k_boxes() -> i64 {
+    100
+}
+fn default_score() -> f32 {
+    0.5
+}
+fn default_match_iou() -> f32 {
+    0.5
 }

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use super::spec::*;
 use super::Scenario;
+use crate::classify::detect::{Decoder, Detector};
+use crate::classify::Task;
 use crate::data::Subset;
 use crate::error::Result;
 use crate::faults::{
@@ -49,6 +51,8 @@ pub struct Campaign {
     /// The output that tells `benign` from `sde` (index into the graph's;
     /// set by [`Scenario::validate`], which has the graph).
     pub judged: usize,
+    /// What the outputs mean (the scenario's `task:`; set with `judged`).
+    pub task: Task,
     /// The hardened model to run the same faults on.
     pub hardened_model: Option<PathBuf>,
 }
@@ -122,6 +126,7 @@ impl Scenario {
         self.check_version()?;
         let mut campaign = self.validate_sites(Sites::from_graph(graph)?, data_len, models)?;
         campaign.judged = self.judged(graph)?;
+        campaign.task = self.task(graph, campaign.judged)?;
         Ok(campaign)
     }
 
@@ -151,6 +156,7 @@ impl Scenario {
         self.check_version()?;
         let mut campaign = self.resolve(Sites::from_graph(graph)?, data_len, kept, models)?;
         campaign.judged = self.judged(graph)?;
+        campaign.task = self.task(graph, campaign.judged)?;
         Ok(campaign)
     }
 
@@ -228,6 +234,7 @@ impl Scenario {
             clipper,
             monitor,
             judged: 0,
+            task: Task::Classification,
             hardened_model: spec.mitigations.hardened_model.clone(),
         })
     }
@@ -249,6 +256,236 @@ impl Scenario {
             );
             self.error("outputs.judge", msg)
         })
+    }
+
+    /// The scenario's `task:` with its settings, outputs resolved by name.
+    pub(crate) fn task(&self, graph: &Graph, judged: usize) -> Result<Task> {
+        let spec = &self.spec;
+        let kind = spec.task;
+        for (key, given, wanted) in [
+            (
+                "segmentation",
+                spec.segmentation.is_some(),
+                TaskKind::Segmentation,
+            ),
+            ("values", spec.values.is_some(), TaskKind::Values),
+            ("detection", spec.detection.is_some(), TaskKind::Detection),
+        ] {
+            if given && kind != wanted {
+                return Err(self.error(
+                    key,
+                    format!(
+                        "settings of task {key}, but the scenario's task is {} (set `task: {key}`)",
+                        kind.name()
+                    ),
+                ));
+            }
+        }
+        if kind != TaskKind::Classification && spec.data.correct_only {
+            return Err(self.error(
+                "data.correct_only",
+                format!(
+                    "needs task classification (it keeps the samples whose top-1 class is their label); the task is {}",
+                    kind.name()
+                ),
+            ));
+        }
+        let finite = |key: &str, v: f64| -> Result<()> {
+            match v.is_finite() && v >= 0.0 {
+                true => Ok(()),
+                false => Err(self.error(key, format!("{v} is not a number at least 0"))),
+            }
+        };
+        Ok(match kind {
+            TaskKind::Classification => Task::Classification,
+            TaskKind::Tokens => Task::Tokens { output: judged },
+            TaskKind::Segmentation => {
+                let s = spec.segmentation.clone().unwrap_or_default();
+                finite("segmentation.threshold", s.threshold)?;
+                if s.threshold >= 1.0 {
+                    return Err(self.error(
+                        "segmentation.threshold",
+                        format!(
+                            "{} is a fraction of the pixels below 1 (0: any pixel)",
+                            s.threshold
+                        ),
+                    ));
+                }
+                let axis = s.class_axis.unwrap_or(1);
+                if axis < 1 {
+                    return Err(self.error(
+                        "segmentation.class_axis",
+                        format!("{axis}: the class axis is an axis after the batch axis 0"),
+                    ));
+                }
+                Task::Segmentation {
+                    output: judged,
+                    axis: axis - 1,
+                    threshold: s.threshold,
+                }
+            }
+            TaskKind::Values => {
+                let v = spec.values.clone().unwrap_or_default();
+                finite("values.abs", v.abs)?;
+                finite("values.rel", v.rel)?;
+                Task::Values {
+                    abs: v.abs,
+                    rel: v.rel,
+                }
+            }
+            TaskKind::Detection => {
+                let Some(d) = &spec.detection else {
+                    return Err(self.error(
+                        "task",
+                        "task detection needs a `detection:` block saying how boxes are read (see scenarios/README.md)",
+                    ));
+                };
+                Task::Detection(self.detector(graph, d, judged)?)
+            }
+        })
+    }
+
+    fn detector(&self, graph: &Graph, d: &DetectionSpec, judged: usize) -> Result<Detector> {
+        let output = |key: &str, name: &Option<String>| -> Result<usize> {
+            let key = format!("detection.{key}");
+            let Some(name) = name else {
+                return Err(self.error(
+                    &key,
+                    format!(
+                        "decoder {} needs `{key}`, an output's name",
+                        decoder_name(d.decoder)
+                    ),
+                ));
+            };
+            output_index(graph, name).ok_or_else(|| {
+                self.error(
+                    &key,
+                    format!(
+                        "'{name}' is not an output of the model ({})",
+                        output_names(graph)
+                    ),
+                )
+            })
+        };
+        let unused = |key: &str, given: bool| -> Result<()> {
+            match given {
+                true => Err(self.error(
+                    &format!("detection.{key}"),
+                    format!("not read by decoder {}", decoder_name(d.decoder)),
+                )),
+                false => Ok(()),
+            }
+        };
+        let decoder = match d.decoder {
+            DecoderKind::Decoded => {
+                unused("heatmap", d.heatmap.is_some())?;
+                unused("wh", d.wh.is_some())?;
+                unused("scale", d.scale.is_some())?;
+                unused("offset", d.offset.is_some())?;
+                let output = match &d.output {
+                    Some(_) => output("output", &d.output)?,
+                    None => judged,
+                };
+                Decoder::Decoded {
+                    output,
+                    columns: self.columns(d.columns.as_deref())?,
+                }
+            }
+            DecoderKind::Centernet => {
+                unused("output", d.output.is_some())?;
+                unused("columns", d.columns.is_some())?;
+                unused("scale", d.scale.is_some())?;
+                unused("offset", d.offset.is_some())?;
+                if d.top_k < 1 {
+                    return Err(self.error("detection.top_k", "must be at least 1"));
+                }
+                Decoder::CenterNet {
+                    heatmap: output("heatmap", &d.heatmap)?,
+                    wh: output("wh", &d.wh)?,
+                    channels_last: d.channels_last,
+                    stride: d.stride,
+                    top_k: d.top_k,
+                }
+            }
+            DecoderKind::Centerface => {
+                unused("output", d.output.is_some())?;
+                unused("columns", d.columns.is_some())?;
+                unused("wh", d.wh.is_some())?;
+                unused("channels_last", d.channels_last)?;
+                Decoder::CenterFace {
+                    heatmap: output("heatmap", &d.heatmap)?,
+                    scale: output("scale", &d.scale)?,
+                    offset: output("offset", &d.offset)?,
+                    stride: d.stride,
+                }
+            }
+        };
+        if !(d.stride.is_finite() && d.stride > 0.0) {
+            return Err(self.error(
+                "detection.stride",
+                format!("{} is not a positive number", d.stride),
+            ));
+        }
+        for (key, v) in [
+            ("score", Some(d.score)),
+            ("nms", d.nms),
+            ("match_iou", Some(d.match_iou)),
+        ] {
+            if let Some(v) = v.filter(|v| !(v.is_finite() && (0.0..=1.0).contains(v))) {
+                return Err(self.error(
+                    &format!("detection.{key}"),
+                    format!("{v} is outside [0, 1]"),
+                ));
+            }
+        }
+        if d.match_iou == 0.0 {
+            return Err(self.error("detection.match_iou", "must be above 0 (0.5 is IVMOD's)"));
+        }
+        Ok(Detector {
+            decoder,
+            score: d.score,
+            nms: d.nms,
+            match_iou: d.match_iou,
+        })
+    }
+
+    /// The positions of x1, y1, x2, y2, score and class among `columns`.
+    fn columns(&self, columns: Option<&[String]>) -> Result<[usize; 6]> {
+        const NAMES: [&str; 6] = ["x1", "y1", "x2", "y2", "score", "class"];
+        let Some(columns) = columns else {
+            return Ok([0, 1, 2, 3, 4, 5]);
+        };
+        if let Some((i, c)) = columns
+            .iter()
+            .enumerate()
+            .find(|(_, c)| !NAMES.contains(&c.as_str()) && c.as_str() != "_")
+        {
+            return Err(self.error(
+                &format!("detection.columns[{i}]"),
+                format!(
+                    "'{c}' is not one of x1, y1, x2, y2, score, class (or _ for a column not read)"
+                ),
+            ));
+        }
+        let mut at = [0; 6];
+        for (k, name) in NAMES.iter().enumerate() {
+            let found: Vec<usize> = (columns.iter().enumerate())
+                .filter(|(_, c)| c == name)
+                .map(|(i, _)| i)
+                .collect();
+            match found[..] {
+                [i] => at[k] = i,
+                [] => {
+                    return Err(self.error("detection.columns", format!("names no column {name}")))
+                }
+                _ => {
+                    return Err(
+                        self.error("detection.columns", format!("names column {name} twice"))
+                    )
+                }
+            }
+        }
+        Ok(at)
     }
 
     fn check_version(&self) -> Result<()> {
@@ -1016,4 +1253,23 @@ fn fresh_seed() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64);
     let mut state = nanos ^ u64::from(std::process::id()).rotate_left(32);
     crate::faults::rng::splitmix64(&mut state)
+}
+
+fn decoder_name(d: DecoderKind) -> &'static str {
+    match d {
+        DecoderKind::Decoded => "decoded",
+        DecoderKind::Centernet => "centernet",
+        DecoderKind::Centerface => "centerface",
+    }
+}
+
+fn output_index(graph: &Graph, name: &str) -> Option<usize> {
+    (graph.outputs.iter()).position(|&id| graph.values[id].name == name)
+}
+
+fn output_names(graph: &Graph) -> String {
+    let names: Vec<&str> = (graph.outputs.iter())
+        .map(|&id| graph.values[id].name.as_str())
+        .collect();
+    names.join(", ")
 }

@@ -1,0 +1,486 @@
+//! Detection: boxes from a model's outputs, greedy NMS, and matching of a
+//! faulty row's boxes against its golden row's (IVMOD, PyTorchALFI's
+//! image-wise vulnerability: an image is an SDE when any box is added or
+//! lost). In: the outputs of a batch and a row. Out: [`Detection`]s and the
+//! [`DetectionMeasures`] of one row against golden.
+//!
+//! Decoders:
+//! - [`Decoder::Decoded`]: the graph decodes its boxes itself (`[N, K, 6]`
+//!   or any `[N, K, F]` whose columns the scenario names);
+//! - [`Decoder::CenterNet`]: a class heatmap and left/top/right/bottom
+//!   distances; a peak is a cell equal to the largest of its 3x3
+//!   neighbourhood; the `top_k` best peaks; box = (s x - l, s y - t,
+//!   s x + r, s y + b) with s the stride;
+//! - [`Decoder::CenterFace`]: a one-class heatmap, log sizes and offsets;
+//!   every cell above the score threshold; size = exp(scale) s, centre =
+//!   (cell + offset + 0.5) s, clipped to the input.
+//!
+//! Then boxes at or below the score threshold are dropped and greedy NMS
+//! runs per class (highest score first; a box whose IoU with a kept box of
+//! its class is above the NMS IoU is dropped).
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+/// One box: corners in input pixels, score, class.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    /// Left.
+    pub x1: f32,
+    /// Top.
+    pub y1: f32,
+    /// Right.
+    pub x2: f32,
+    /// Bottom.
+    pub y2: f32,
+    /// Confidence.
+    pub score: f32,
+    /// Class index.
+    pub class: i64,
+}
+
+impl Detection {
+    fn area(&self) -> f32 {
+        (self.x2 - self.x1).max(0.0) * (self.y2 - self.y1).max(0.0)
+    }
+
+    /// Intersection over union of two boxes (0 when both are empty).
+    pub fn iou(&self, other: &Detection) -> f32 {
+        let w = (self.x2.min(other.x2) - self.x1.max(other.x1)).max(0.0);
+        let h = (self.y2.min(other.y2) - self.y1.max(other.y1)).max(0.0);
+        let inter = w * h;
+        let union = self.area() + other.area() - inter;
+        match union > 0.0 {
+            true => inter / union,
+            false => 0.0,
+        }
+    }
+}
+
+/// How boxes are read from the outputs (indices into the graph's outputs).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoder {
+    /// The graph's own boxes: a `[N, K, F]` output whose columns hold x1,
+    /// y1, x2, y2, score and class at the given positions.
+    Decoded {
+        /// The output.
+        output: usize,
+        /// Column of x1, y1, x2, y2, score, class.
+        columns: [usize; 6],
+    },
+    /// CenterNet heads.
+    CenterNet {
+        /// Class heatmap (sigmoid scores), `[N, C, H, W]` or `[N, H, W, C]`.
+        heatmap: usize,
+        /// Left, top, right, bottom distances in input pixels.
+        wh: usize,
+        /// Channels last (`[N, H, W, C]`).
+        channels_last: bool,
+        /// Input pixels per heatmap cell.
+        stride: f32,
+        /// Peaks kept.
+        top_k: i64,
+    },
+    /// CenterFace heads (`[N, C, H, W]`).
+    CenterFace {
+        /// One-class heatmap.
+        heatmap: usize,
+        /// Log height and width (in strides).
+        scale: usize,
+        /// Offsets of the centre in y and x (in cells).
+        offset: usize,
+        /// Input pixels per heatmap cell.
+        stride: f32,
+    },
+}
+
+/// A resolved detection task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detector {
+    /// How boxes are read.
+    pub decoder: Decoder,
+    /// Boxes with a score at or below this are dropped.
+    pub score: f32,
+    /// Greedy NMS IoU (per class); `None`: no NMS.
+    pub nms: Option<f32>,
+    /// A faulty box matches a golden one of its class at this IoU or more.
+    pub match_iou: f32,
+}
+
+impl Detector {
+    /// The boxes of row `row` of `outputs`, thresholded and after NMS,
+    /// best score first.
+    pub fn decode(&self, outputs: &[Tensor], row: i64) -> Result<Vec<Detection>, String> {
+        let get = |i: usize| -> Result<Tensor, String> {
+            let t = outputs
+                .get(i)
+                .ok_or_else(|| format!("the model has no output {i}"))?;
+            t.f_get(row)
+                .and_then(|t| t.f_to_kind(Kind::Float))
+                .map_err(|e| e.to_string())
+        };
+        let raw = match &self.decoder {
+            Decoder::Decoded { output, columns } => decoded(&get(*output)?, columns)?,
+            Decoder::CenterNet {
+                heatmap,
+                wh,
+                channels_last,
+                stride,
+                top_k,
+            } => centernet(&get(*heatmap)?, &get(*wh)?, *channels_last, *stride, *top_k)
+                .map_err(|e| e.to_string())?,
+            Decoder::CenterFace {
+                heatmap,
+                scale,
+                offset,
+                stride,
+            } => centerface(
+                &get(*heatmap)?,
+                &get(*scale)?,
+                &get(*offset)?,
+                *stride,
+                self.score,
+            )
+            .map_err(|e| e.to_string())?,
+        };
+        let kept: Vec<Detection> = raw.into_iter().filter(|d| d.score > self.score).collect();
+        Ok(match self.nms {
+            Some(iou) => nms(kept, iou),
+            None => sorted(kept),
+        })
+    }
+}
+
+/// Best score first (ties: the earlier box first).
+fn sorted(mut boxes: Vec<Detection>) -> Vec<Detection> {
+    boxes.sort_by(|a, b| b.score.total_cmp(&a.score));
+    boxes
+}
+
+/// Greedy non-maximum suppression per class: highest score first, a box
+/// overlapping a kept box of its class by more than `iou` is dropped.
+pub fn nms(boxes: Vec<Detection>, iou: f32) -> Vec<Detection> {
+    let mut kept: Vec<Detection> = Vec::new();
+    for b in sorted(boxes) {
+        if !kept.iter().any(|k| k.class == b.class && k.iou(&b) > iou) {
+            kept.push(b);
+        }
+    }
+    kept
+}
+
+/// Rows of a `[K, F]` tensor as boxes.
+fn decoded(t: &Tensor, columns: &[usize; 6]) -> Result<Vec<Detection>, String> {
+    let size = t.size();
+    let f = *size.last().unwrap_or(&0) as usize;
+    if let Some(c) = columns.iter().find(|&&c| c >= f) {
+        return Err(format!(
+            "the detections output has {f} values per box (shape {size:?} per sample), column {c} does not exist"
+        ));
+    }
+    let v = Vec::<f32>::try_from(t.reshape([-1])).map_err(|e| e.to_string())?;
+    Ok(v.chunks_exact(f.max(1))
+        .map(|r| Detection {
+            x1: r[columns[0]],
+            y1: r[columns[1]],
+            x2: r[columns[2]],
+            y2: r[columns[3]],
+            score: r[columns[4]],
+            class: r[columns[5]] as i64,
+        })
+        .collect())
+}
+
+/// CenterNet peaks and boxes of one row.
+///
+/// # Shapes
+/// `heat`: `[C, H, W]` (`[H, W, C]` with `channels_last`); `wh`: `[4, H, W]`
+/// (`[H, W, 4]`).
+fn centernet(
+    heat: &Tensor,
+    wh: &Tensor,
+    channels_last: bool,
+    stride: f32,
+    top_k: i64,
+) -> Result<Vec<Detection>, tch::TchError> {
+    let (heat, wh) = match channels_last {
+        true => (heat.f_permute([2, 0, 1])?, wh.f_permute([2, 0, 1])?),
+        false => (heat.shallow_clone(), wh.shallow_clone()),
+    };
+    let size = heat.size();
+    let [_, h, w] = size[..] else {
+        return Err(tch::TchError::Shape(format!(
+            "a CenterNet heatmap row is [C, H, W] or [H, W, C], not {size:?}"
+        )));
+    };
+    let heat = heat.f_contiguous()?;
+    let peak = heat
+        .f_unsqueeze(0)?
+        .f_max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false)?
+        .f_squeeze_dim(0)?;
+    let keep = heat.f_eq_tensor(&peak)?.f_to_kind(Kind::Float)?;
+    let scores = heat.f_mul(&keep)?.f_reshape([-1])?;
+    let k = top_k.min(scores.numel() as i64);
+    let (top, idx) = scores.f_topk(k, 0, true, true)?;
+    let top = Vec::<f32>::try_from(top)?;
+    let idx = Vec::<i64>::try_from(idx)?;
+    let wh = Vec::<f32>::try_from(wh.f_contiguous()?.f_reshape([-1])?)?;
+    let plane = (h * w) as usize;
+    Ok(top
+        .iter()
+        .zip(&idx)
+        .map(|(&score, &i)| {
+            let (c, cell) = (i / (h * w), (i % (h * w)) as usize);
+            let (y, x) = ((cell / w as usize) as f32, (cell % w as usize) as f32);
+            let d = |k: usize| wh.get(k * plane + cell).copied().unwrap_or(0.0);
+            Detection {
+                x1: stride * x - d(0),
+                y1: stride * y - d(1),
+                x2: stride * x + d(2),
+                y2: stride * y + d(3),
+                score,
+                class: c,
+            }
+        })
+        .collect())
+}
+
+/// CenterFace boxes of one row (cells above `threshold`).
+///
+/// # Shapes
+/// `heat`: `[1, H, W]`; `scale`, `offset`: `[2, H, W]`.
+fn centerface(
+    heat: &Tensor,
+    scale: &Tensor,
+    offset: &Tensor,
+    stride: f32,
+    threshold: f32,
+) -> Result<Vec<Detection>, tch::TchError> {
+    let size = heat.size();
+    let (h, w) = match size[..] {
+        [_, h, w] => (h, w),
+        _ => {
+            return Err(tch::TchError::Shape(format!(
+                "a CenterFace heatmap row is [1, H, W], not {size:?}"
+            )))
+        }
+    };
+    let heat = Vec::<f32>::try_from(heat.f_contiguous()?.f_reshape([-1])?)?;
+    let scale = Vec::<f32>::try_from(scale.f_contiguous()?.f_reshape([-1])?)?;
+    let offset = Vec::<f32>::try_from(offset.f_contiguous()?.f_reshape([-1])?)?;
+    let plane = (h * w) as usize;
+    let (max_x, max_y) = (w as f32 * stride, h as f32 * stride);
+    let at = |v: &[f32], k: usize, cell: usize| v.get(k * plane + cell).copied().unwrap_or(0.0);
+    Ok((0..plane)
+        .filter(|&cell| heat[cell] > threshold)
+        .map(|cell| {
+            let (y, x) = ((cell / w as usize) as f32, (cell % w as usize) as f32);
+            let (sh, sw) = (
+                at(&scale, 0, cell).exp() * stride,
+                at(&scale, 1, cell).exp() * stride,
+            );
+            let (oy, ox) = (at(&offset, 0, cell), at(&offset, 1, cell));
+            let x1 = ((x + ox + 0.5) * stride - sw / 2.0).clamp(0.0, max_x);
+            let y1 = ((y + oy + 0.5) * stride - sh / 2.0).clamp(0.0, max_y);
+            Detection {
+                x1,
+                y1,
+                x2: (x1 + sw).min(max_x),
+                y2: (y1 + sh).min(max_y),
+                score: heat[cell],
+                class: 0,
+            }
+        })
+        .collect())
+}
+
+/// A faulty row's boxes against its golden row's.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct DetectionMeasures {
+    /// Faulty boxes that match no golden box.
+    pub false_positives: u32,
+    /// Golden boxes that no faulty box matches.
+    pub false_negatives: u32,
+    /// Matched pairs.
+    pub matched: u32,
+    /// Largest `1 - IoU` of a matched pair.
+    pub max_iou_shift: f32,
+    /// Largest score change of a matched pair.
+    pub max_score_shift: f32,
+}
+
+/// Greedy matching: pairs of the same class with IoU at least `min_iou`,
+/// highest IoU first, each box in one pair at most.
+pub fn matches(golden: &[Detection], faulty: &[Detection], min_iou: f32) -> Vec<(usize, usize)> {
+    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+    for (i, g) in golden.iter().enumerate() {
+        for (j, f) in faulty.iter().enumerate() {
+            let iou = g.iou(f);
+            if g.class == f.class && iou >= min_iou {
+                pairs.push((iou, i, j));
+            }
+        }
+    }
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+    let (mut g_used, mut f_used) = (vec![false; golden.len()], vec![false; faulty.len()]);
+    let mut out = Vec::new();
+    for (_, i, j) in pairs {
+        if !g_used[i] && !f_used[j] {
+            (g_used[i], f_used[j]) = (true, true);
+            out.push((i, j));
+        }
+    }
+    out
+}
+
+/// The measures of `faulty` against `golden`.
+pub fn compare(golden: &[Detection], faulty: &[Detection], min_iou: f32) -> DetectionMeasures {
+    let pairs = matches(golden, faulty, min_iou);
+    let mut m = DetectionMeasures {
+        matched: pairs.len() as u32,
+        false_positives: (faulty.len() - pairs.len()) as u32,
+        false_negatives: (golden.len() - pairs.len()) as u32,
+        ..Default::default()
+    };
+    for (i, j) in pairs {
+        let (g, f) = (&golden[i], &faulty[j]);
+        m.max_iou_shift = m.max_iou_shift.max(1.0 - g.iou(f));
+        m.max_score_shift = m.max_score_shift.max((g.score - f.score).abs());
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(x1: f32, y1: f32, x2: f32, y2: f32, score: f32, class: i64) -> Detection {
+        Detection {
+            x1,
+            y1,
+            x2,
+            y2,
+            score,
+            class,
+        }
+    }
+
+    #[test]
+    fn nms_keeps_the_best_of_overlapping_boxes_of_a_class_only() {
+        let boxes = vec![
+            b(0.0, 0.0, 10.0, 10.0, 0.8, 1),
+            b(1.0, 1.0, 11.0, 11.0, 0.9, 1),
+            b(1.0, 1.0, 11.0, 11.0, 0.7, 2),
+            b(50.0, 50.0, 60.0, 60.0, 0.5, 1),
+        ];
+        let kept = nms(boxes, 0.5);
+        let scores: Vec<f32> = kept.iter().map(|d| d.score).collect();
+        assert_eq!(scores, vec![0.9, 0.7, 0.5]);
+    }
+
+    #[test]
+    fn matching_counts_lost_and_added_boxes() {
+        let golden = vec![
+            b(0.0, 0.0, 10.0, 10.0, 0.9, 1),
+            b(20.0, 20.0, 30.0, 30.0, 0.8, 2),
+        ];
+        let faulty = vec![
+            b(0.0, 0.0, 10.0, 9.0, 0.85, 1),
+            b(20.0, 20.0, 30.0, 30.0, 0.8, 3),
+        ];
+        let m = compare(&golden, &faulty, 0.5);
+        assert_eq!((m.matched, m.false_positives, m.false_negatives), (1, 1, 1));
+        assert!((m.max_iou_shift - 0.1).abs() < 1e-6);
+        assert!((m.max_score_shift - 0.05).abs() < 1e-6);
+    }
+}
+
+/// COCO-style AP at IoU 0.5 of `faulty` against `golden` taken as the
+/// ground truth, on one image: per class with golden boxes, the faulty
+/// boxes by score (best first) each match the unmatched golden box of
+/// their class they overlap most, if by IoU 0.5 or more (a true positive,
+/// else a false positive); precision made monotone and read at the 101
+/// recall points 0, 0.01, .., 1; the mean over those classes. `None`
+/// without golden boxes (COCO leaves such an image's classes out).
+pub fn ap50(golden: &[Detection], faulty: &[Detection]) -> Option<f64> {
+    let mut classes: Vec<i64> = golden.iter().map(|g| g.class).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    if classes.is_empty() {
+        return None;
+    }
+    let mut sum = 0.0;
+    for &c in &classes {
+        let truth: Vec<&Detection> = golden.iter().filter(|g| g.class == c).collect();
+        let mut found: Vec<&Detection> = faulty.iter().filter(|f| f.class == c).collect();
+        found.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let mut used = vec![false; truth.len()];
+        let (mut tp, mut fp) = (0usize, 0usize);
+        let mut curve: Vec<(f64, f64)> = Vec::new();
+        for f in found {
+            let best = (0..truth.len())
+                .filter(|&i| !used[i])
+                .map(|i| (i, truth[i].iou(f)))
+                .filter(|&(_, iou)| iou >= 0.5)
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            match best {
+                Some((i, _)) => {
+                    used[i] = true;
+                    tp += 1;
+                }
+                None => fp += 1,
+            }
+            curve.push((tp as f64 / truth.len() as f64, tp as f64 / (tp + fp) as f64));
+        }
+        // Monotone precision from the right.
+        for i in (0..curve.len().saturating_sub(1)).rev() {
+            curve[i].1 = curve[i].1.max(curve[i + 1].1);
+        }
+        let mut ap = 0.0;
+        for k in 0..=100 {
+            let r = f64::from(k) / 100.0;
+            ap += curve
+                .iter()
+                .find(|(recall, _)| *recall >= r - 1e-12)
+                .map_or(0.0, |(_, p)| *p);
+        }
+        sum += ap / 101.0;
+    }
+    Some(sum / classes.len() as f64)
+}
+
+#[cfg(test)]
+mod ap_tests {
+    use super::*;
+
+    fn b(x1: f32, score: f32, class: i64) -> Detection {
+        Detection {
+            x1,
+            y1: 0.0,
+            x2: x1 + 10.0,
+            y2: 10.0,
+            score,
+            class,
+        }
+    }
+
+    #[test]
+    fn ap50_is_one_for_the_golden_boxes_and_drops_with_lost_and_added_ones() {
+        let golden = vec![b(0.0, 0.9, 1), b(20.0, 0.8, 1), b(40.0, 0.7, 2)];
+        assert_eq!(ap50(&golden, &golden), Some(1.0));
+        assert_eq!(ap50(&[], &golden), None);
+        // Class 1 loses a box (recall 0.5: 51 of 101 points), class 2 keeps its own.
+        let lost = vec![b(0.0, 0.9, 1), b(40.0, 0.7, 2)];
+        let ap = ap50(&golden, &lost).unwrap();
+        assert!((ap - (51.0 / 101.0 + 1.0) / 2.0).abs() < 1e-12, "{ap}");
+        // A better-scored false positive halves class 2's precision.
+        let added = vec![
+            b(0.0, 0.9, 1),
+            b(20.0, 0.8, 1),
+            b(70.0, 0.95, 2),
+            b(40.0, 0.7, 2),
+        ];
+        let ap = ap50(&golden, &added).unwrap();
+        assert!((ap - (1.0 + 0.5) / 2.0).abs() < 1e-12, "{ap}");
+    }
+}
