@@ -25,8 +25,6 @@ pub(super) struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// A batch; on a libtorch error, each injection alone so the error is
-    /// recorded against the one that caused it.
     /// An injection on a model that computes its rows together: its sample
     /// alone, the plain way, from the model input.
     fn alone(&self, inj: &Injection) -> Result<InjectionResult> {
@@ -45,6 +43,9 @@ impl Context<'_> {
         super::plain_run(graph, &inputs, inj)
     }
 
+    /// A batch; on a libtorch error, each injection alone so the error is
+    /// recorded against the one that caused it. A model that computes its
+    /// rows together runs each injection alone.
     pub(super) fn run_batch_or_each(&self, batch: &[&Injection]) -> Result<Vec<InjectionResult>> {
         if self.graph.layout.couples_rows() {
             return batch.iter().map(|inj| self.alone(inj)).collect();
