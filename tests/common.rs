@@ -100,6 +100,26 @@ pub fn run_verified(scenario: &Path, out: &Path, cache: &Path, verify: usize) ->
     csv_rows(&out.join("injections.csv"))
 }
 
+/// A scenario over the fixture `folder/MODEL.onnx` and its input
+/// `MODEL.input.npy`, with `body` after the data path, written to
+/// `dir/MODEL.yml`.
+pub fn fixture_scenario(dir: &Path, folder: &Path, model: &str, seed: u64, body: &str) -> PathBuf {
+    let text = format!(
+        "name: {model}\nseed: {seed}\nmodel:\n  path: {}\ndata:\n  path: {}\n{body}",
+        folder.join(format!("{model}.onnx")).display(),
+        folder.join(format!("{model}.input.npy")).display(),
+    );
+    let path = dir.join(format!("{model}.yml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The values of column `name` over CSV rows (header first).
+pub fn column(rows: &[Vec<String>], name: &str) -> Vec<String> {
+    let col = rows[0].iter().position(|h| h == name).expect(name);
+    rows[1..].iter().map(|r| r[col].clone()).collect()
+}
+
 pub fn csv_rows(path: &Path) -> Vec<Vec<String>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)

@@ -5,25 +5,11 @@
 
 use std::path::Path;
 
-use crate::common::{root, run_campaign, run_verified};
+use crate::common::{column, fixture_scenario, root, run_campaign, run_verified};
 
 /// A scenario over a fixture of `tests/fixtures/outputs`.
 fn scenario(dir: &Path, model: &str, body: &str) -> std::path::PathBuf {
-    let fixture = root().join("tests/fixtures/outputs");
-    let text = format!(
-        "name: {model}\nseed: 11\nmodel:\n  path: {}\ndata:\n  path: {}\n{body}",
-        fixture.join(format!("{model}.onnx")).display(),
-        fixture.join(format!("{model}.input.npy")).display(),
-    );
-    let path = dir.join(format!("{model}.yml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// The values of column `name` over the rows.
-fn column(rows: &[Vec<String>], name: &str) -> Vec<String> {
-    let col = rows[0].iter().position(|h| h == name).expect(name);
-    rows[1..].iter().map(|r| r[col].clone()).collect()
+    fixture_scenario(dir, &root().join("tests/fixtures/outputs"), model, 11, body)
 }
 
 #[test]

@@ -13,7 +13,7 @@ use faultsweep::graph::{Graph, Op};
 use faultsweep::inject::{plain_run, Injection};
 use tch::{Kind, Tensor};
 
-use crate::common::{run_campaign, run_verified};
+use crate::common::{column, run_campaign, run_verified};
 
 fn dir() -> PathBuf {
     crate::common::fixtures().join("quantized")
@@ -250,8 +250,7 @@ fn scenario(dir: &Path, model: &str, yaml_targets: &str, dtype: &str, bits: &str
 
 /// The dtype column of a campaign's injections.
 fn dtypes(rows: &[Vec<String>]) -> Vec<String> {
-    let col = rows[0].iter().position(|c| c == "dtype").unwrap();
-    let mut d: Vec<String> = rows[1..].iter().map(|r| r[col].clone()).collect();
+    let mut d = column(rows, "dtype");
     d.sort();
     d.dedup();
     d
@@ -307,8 +306,10 @@ fn native_format_campaigns_equal_the_full_forward_pass() {
         let path = scenario(&sub, model, targets, "native", "all");
         let rows = run_verified(&path, &sub.join("out"), &cache, 300);
         assert_eq!(dtypes(&rows), [format.to_string()], "{model} {targets}");
-        let outcome = rows[0].iter().position(|c| c == "outcome").unwrap();
-        let masked = rows[1..].iter().filter(|r| r[outcome] == "masked").count();
+        let masked = column(&rows, "outcome")
+            .iter()
+            .filter(|o| *o == "masked")
+            .count();
         let seen = rows.len() - 1 - masked;
         eprintln!(
             "{model} {format}: {masked} masked, {seen} not, of {}",
@@ -442,18 +443,18 @@ fn adjacent_multi_bit_upsets_flip_neighbouring_bits_of_the_word() {
     );
     std::fs::write(&path, adjacent).unwrap();
     let rows = run_verified(&path, &tmp.path().join("out"), &cache, 50);
-    let (col, value) = (
-        rows[0].iter().position(|c| c == "bit").unwrap(),
-        rows[0].iter().position(|c| c == "original_value").unwrap(),
+    let (original, faulty) = (
+        column(&rows, "original_value"),
+        column(&rows, "faulty_value"),
     );
-    let faulty = rows[0].iter().position(|c| c == "faulty_value").unwrap();
     let mut lows = std::collections::BTreeSet::new();
-    for r in &rows[1..] {
-        let bits: Vec<u8> = r[col].split(',').map(|b| b.parse().unwrap()).collect();
+    for (i, bits) in column(&rows, "bit").iter().enumerate() {
+        let bits: Vec<u8> = bits.split(',').map(|b| b.parse().unwrap()).collect();
+        let r = &rows[i + 1];
         assert_eq!(bits.len(), 2, "{r:?}");
         assert_eq!(bits[0], bits[1] + 1, "descending neighbours: {r:?}");
         lows.insert(bits[1]);
-        let (o, f): (f64, f64) = (r[value].parse().unwrap(), r[faulty].parse().unwrap());
+        let (o, f): (f64, f64) = (original[i].parse().unwrap(), faulty[i].parse().unwrap());
         let mask = (3i16 << bits[1]) as u8;
         assert_eq!((o as i8 as u8) ^ mask, f as i8 as u8, "{r:?}");
     }

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use faultsweep::classify::detect::{Decoder, Detection, Detector};
 use tch::Tensor;
 
-use crate::common::{check_parity, read_npy, root, run_campaign, run_verified};
+use crate::common::{
+    check_parity, column, fixture_scenario, read_npy, root, run_campaign, run_verified,
+};
 
 fn tasks() -> PathBuf {
     root().join("tests/fixtures/tasks")
@@ -17,20 +19,7 @@ fn tasks() -> PathBuf {
 
 /// A scenario over fixture `model` of `folder` with `body` after its data.
 fn scenario(dir: &Path, folder: &Path, model: &str, body: &str) -> PathBuf {
-    let text = format!(
-        "name: {model}\nseed: 5\nmodel:\n  path: {}\ndata:\n  path: {}\n{body}",
-        folder.join(format!("{model}.onnx")).display(),
-        folder.join(format!("{model}.input.npy")).display(),
-    );
-    let path = dir.join(format!("{model}.yml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// The values of column `name` over the rows (header first).
-fn column(rows: &[Vec<String>], name: &str) -> Vec<String> {
-    let col = rows[0].iter().position(|h| h == name).expect(name);
-    rows[1..].iter().map(|r| r[col].clone()).collect()
+    fixture_scenario(dir, folder, model, 5, body)
 }
 
 /// The model's outputs on each sample alone, after checking them against
