@@ -22,6 +22,8 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use crate::kernels::views::floats;
+
 /// One box: corners in input pixels, score, class.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
@@ -127,8 +129,14 @@ impl Detector {
                 channels_last,
                 stride,
                 top_k,
-            } => centernet(&get(*heatmap)?, &get(*wh)?, *channels_last, *stride, *top_k)
-                .map_err(|e| e.to_string())?,
+            } => centernet(
+                &get(*heatmap)?,
+                &get(*wh)?,
+                *channels_last,
+                *stride,
+                *top_k,
+                self.score,
+            )?,
             Decoder::CenterFace {
                 heatmap,
                 scale,
@@ -191,7 +199,11 @@ fn decoded(t: &Tensor, columns: &[usize; 6]) -> Result<Vec<Detection>, String> {
         .collect())
 }
 
-/// CenterNet peaks and boxes of one row.
+/// CenterNet peaks and boxes of one row: the cells above `score` that are
+/// the largest of their 3x3 neighbourhood (a NaN neighbour is larger), best
+/// first (ties: the earlier cell in `[C, H, W]` order), at most `top_k`.
+/// A scan over the heatmap rather than a max-pool and a top-k over every
+/// cell: this runs twice per faulty row.
 ///
 /// # Shapes
 /// `heat`: `[C, H, W]` (`[H, W, C]` with `channels_last`); `wh`: `[4, H, W]`
@@ -202,47 +214,81 @@ fn centernet(
     channels_last: bool,
     stride: f32,
     top_k: i64,
-) -> Result<Vec<Detection>, tch::TchError> {
-    let (heat, wh) = match channels_last {
-        true => (heat.f_permute([2, 0, 1])?, wh.f_permute([2, 0, 1])?),
-        false => (heat.shallow_clone(), wh.shallow_clone()),
+    score: f32,
+) -> Result<Vec<Detection>, String> {
+    let shape = |t: &Tensor, what: &str, c: Option<i64>| -> Result<[usize; 3], String> {
+        let size = t.size();
+        let [a, b, d] = size[..] else {
+            return Err(format!(
+                "a CenterNet {what} row is [C, H, W] or [H, W, C], not {size:?}"
+            ));
+        };
+        let (ch, h, w) = if channels_last { (d, a, b) } else { (a, b, d) };
+        if c.is_some_and(|c| c != ch) {
+            return Err(format!(
+                "a CenterNet {what} row has 4 channels, not {size:?}"
+            ));
+        }
+        Ok([ch as usize, h as usize, w as usize])
     };
-    let size = heat.size();
-    let [_, h, w] = size[..] else {
-        return Err(tch::TchError::Shape(format!(
-            "a CenterNet heatmap row is [C, H, W] or [H, W, C], not {size:?}"
-        )));
+    let [classes, h, w] = shape(heat, "heatmap", None)?;
+    if shape(wh, "wh", Some(4))?[1..] != [h, w] {
+        return Err(format!(
+            "the CenterNet wh row {:?} does not match the heatmap row {:?}",
+            wh.size(),
+            heat.size()
+        ));
+    }
+    let (heat, wh) = (contiguous_floats(heat)?, contiguous_floats(wh)?);
+    let (heat_v, wh_v) = (floats(&heat).unwrap_or(&[]), floats(&wh).unwrap_or(&[]));
+    // Element index of (channel, y, x) in a tensor of `c` channels.
+    let at = |c: usize, ch: usize, y: usize, x: usize| match channels_last {
+        true => (y * w + x) * c + ch,
+        false => (ch * h + y) * w + x,
     };
-    let heat = heat.f_contiguous()?;
-    let peak = heat
-        .f_unsqueeze(0)?
-        .f_max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false)?
-        .f_squeeze_dim(0)?;
-    let keep = heat.f_eq_tensor(&peak)?.f_to_kind(Kind::Float)?;
-    let scores = heat.f_mul(&keep)?.f_reshape([-1])?;
-    let k = top_k.min(scores.numel() as i64);
-    let (top, idx) = scores.f_topk(k, 0, true, true)?;
-    let top = Vec::<f32>::try_from(top)?;
-    let idx = Vec::<i64>::try_from(idx)?;
-    let wh = Vec::<f32>::try_from(wh.f_contiguous()?.f_reshape([-1])?)?;
-    let plane = (h * w) as usize;
-    Ok(top
-        .iter()
-        .zip(&idx)
-        .map(|(&score, &i)| {
-            let (c, cell) = (i / (h * w), (i % (h * w)) as usize);
-            let (y, x) = ((cell / w as usize) as f32, (cell % w as usize) as f32);
-            let d = |k: usize| wh.get(k * plane + cell).copied().unwrap_or(0.0);
+    let mut peaks = Vec::new();
+    for ch in 0..classes {
+        for y in 0..h {
+            for x in 0..w {
+                let v = heat_v[at(classes, ch, y, x)];
+                if !(v > score) {
+                    continue;
+                }
+                let peak = (y.saturating_sub(1)..(y + 2).min(h)).all(|ny| {
+                    (x.saturating_sub(1)..(x + 2).min(w))
+                        .all(|nx| heat_v[at(classes, ch, ny, nx)] <= v)
+                });
+                if peak {
+                    peaks.push((v, ch, y, x));
+                }
+            }
+        }
+    }
+    // Stable: cells of equal score stay in [C, H, W] order.
+    peaks.sort_by(|a, b| b.0.total_cmp(&a.0));
+    peaks.truncate(top_k.max(0) as usize);
+    Ok(peaks
+        .into_iter()
+        .map(|(score, ch, y, x)| {
+            let d = |k: usize| wh_v[at(4, k, y, x)];
+            let (fx, fy) = (x as f32, y as f32);
             Detection {
-                x1: stride * x - d(0),
-                y1: stride * y - d(1),
-                x2: stride * x + d(2),
-                y2: stride * y + d(3),
+                x1: stride * fx - d(0),
+                y1: stride * fy - d(1),
+                x2: stride * fx + d(2),
+                y2: stride * fy + d(3),
                 score,
-                class: c,
+                class: ch as i64,
             }
         })
         .collect())
+}
+
+/// A float32 contiguous copy (or the tensor itself) to read as a slice.
+fn contiguous_floats(t: &Tensor) -> Result<Tensor, String> {
+    t.f_to_kind(Kind::Float)
+        .and_then(|t| t.f_contiguous())
+        .map_err(|e| e.to_string())
 }
 
 /// CenterFace boxes of one row (cells above `threshold`).

@@ -19,12 +19,13 @@
 //! (onnxruntime's 2-D kernels still weigh it, so an Inf there can turn NaN
 //! beside it).
 
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use super::shape::norm_axes;
 use super::{fail, input, one, opt_input, to_i64s, Inputs, KResult, OpDef};
 use crate::graph::Node;
 use crate::graph::Op;
+use crate::kernels::views::{floats, floats_mut};
 
 pub const OPS: &[OpDef] = &[
     OpDef {
@@ -332,12 +333,6 @@ fn resize(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 
 /// Resizes `x` along each planned axis in turn.
 fn run(x: &Tensor, plans: &[AxisPlan], interp: &Interp) -> KResult<Tensor> {
-    let weighted = interp.mode != Mode::Nearest;
-    let mut y = if weighted {
-        x.f_to_kind(Kind::Double)?
-    } else {
-        x.shallow_clone()
-    };
     let size = x.size();
     let identity = |plan: &AxisPlan| {
         (plan.scale - 1.0).abs() < 1e-9
@@ -352,23 +347,36 @@ fn run(x: &Tensor, plans: &[AxisPlan], interp: &Interp) -> KResult<Tensor> {
     // one of them keeps its size, so a NaN or Inf there spreads through the
     // zero weights of its neighbours; the other axes are left alone.
     let rank = size.len() as i64;
-    let weighed = if weighted && rank == 5 && interp.mode == Mode::Linear {
-        3
-    } else if weighted {
-        2
-    } else {
-        0
+    let weighed = match interp.mode {
+        Mode::Nearest => 0,
+        Mode::Linear if rank == 5 => 3,
+        _ => 2,
     };
-    for plan in plans {
-        if !identity(plan) || plan.axis >= rank - weighed {
+    let planned = plans
+        .iter()
+        .filter(|plan| !identity(plan) || plan.axis >= rank - weighed);
+    if interp.mode == Mode::Nearest {
+        let mut y = x.shallow_clone();
+        for plan in planned {
             let len = y.size()[plan.axis as usize];
-            y = resize_axis(&y, plan, len, interp)?;
+            y = Taps::of(plan, len, interp)?.select(&y, plan.axis, interp)?;
         }
+        return Ok(y);
     }
-    if weighted {
-        y = y.f_to_kind(x.kind())?;
+    let planned: Vec<&AxisPlan> = planned.collect();
+    let x = x.f_contiguous()?;
+    let mut grid = match floats(&x) {
+        Some(v) => Grid::of(v, size.clone()),
+        None => Grid {
+            values: Vec::<f64>::try_from(x.f_to_kind(Kind::Double)?.f_flatten(0, -1)?)?,
+            shape: size.clone(),
+        },
+    };
+    for plan in planned {
+        let len = grid.shape[plan.axis as usize];
+        grid = Taps::of(plan, len, interp)?.weigh(&grid, plan.axis as usize, interp);
     }
-    Ok(y)
+    grid.into_tensor(x.kind())
 }
 
 /// The input coordinate of output position `o` along an axis of `len`
@@ -495,79 +503,130 @@ fn left_of(x: f64) -> (i64, f64) {
     (left as i64, x - left)
 }
 
-fn resize_axis(y: &Tensor, plan: &AxisPlan, len: i64, interp: &Interp) -> KResult<Tensor> {
-    let a = plan.axis;
-    let out = plan.out;
-    if len == 0 && out > 0 {
-        return fail(format!("cannot resize axis {a} of size 0 to {out}"));
+/// A weighted resize's values in float64 between its axes, row-major.
+struct Grid {
+    values: Vec<f64>,
+    shape: Vec<i64>,
+}
+
+impl Grid {
+    fn of(values: &[f32], shape: Vec<i64>) -> Grid {
+        let values = values.iter().map(|&v| f64::from(v)).collect();
+        Grid { values, shape }
     }
-    let mut outside = vec![false; out as usize];
-    let mut index = Vec::new();
-    let mut weights = Vec::new();
-    let mut n = 1;
-    for o in 0..out {
-        let x = original(interp.coord, o, len, plan);
-        if interp.coord == Coord::TfCropAndResize && !(0.0..=(len - 1) as f64).contains(&x) {
-            outside[o as usize] = true;
+
+    /// The values rounded once to `kind`.
+    fn into_tensor(self, kind: Kind) -> KResult<Tensor> {
+        if kind != Kind::Float {
+            let t = Tensor::f_from_slice(&self.values)?.f_reshape(self.shape.as_slice())?;
+            return Ok(t.f_to_kind(kind)?);
         }
-        if interp.mode == Mode::Nearest {
-            let i = nearest_index(interp.nearest, x, plan.scale);
-            index.push((i.max(0.0) as i64).min(len - 1));
-            continue;
+        let mut t = Tensor::f_empty(self.shape.as_slice(), (Kind::Float, Device::Cpu))?;
+        if let Some(out) = floats_mut(&mut t) {
+            out.iter_mut()
+                .zip(&self.values)
+                .for_each(|(o, &v)| *o = v as f32);
         }
-        let (first, mut w) = taps(interp, x, plan.scale, len);
-        n = w.len();
-        if interp.exclude_outside {
-            for (j, v) in w.iter_mut().enumerate() {
-                let i = first + j as i64;
-                if i < 0 || i >= len {
-                    *v = 0.0;
+        Ok(t)
+    }
+}
+
+/// Where each output position of one axis reads: `n` input indices and
+/// their weights per position (weighted modes), or one index (nearest).
+struct Taps {
+    n: usize,
+    index: Vec<i64>,
+    weights: Vec<f64>,
+    /// Positions outside the crop (`tf_crop_and_resize`), which take the
+    /// extrapolation value.
+    outside: Vec<bool>,
+}
+
+impl Taps {
+    fn of(plan: &AxisPlan, len: i64, interp: &Interp) -> KResult<Taps> {
+        let out = plan.out;
+        if len == 0 && out > 0 {
+            return fail(format!(
+                "cannot resize axis {} of size 0 to {out}",
+                plan.axis
+            ));
+        }
+        let mut all = Taps {
+            n: 1,
+            index: Vec::new(),
+            weights: Vec::new(),
+            outside: vec![false; out as usize],
+        };
+        for o in 0..out {
+            let x = original(interp.coord, o, len, plan);
+            if interp.coord == Coord::TfCropAndResize && !(0.0..=(len - 1) as f64).contains(&x) {
+                all.outside[o as usize] = true;
+            }
+            if interp.mode == Mode::Nearest {
+                let i = nearest_index(interp.nearest, x, plan.scale);
+                all.index.push((i.max(0.0) as i64).min(len - 1));
+                continue;
+            }
+            let (first, mut w) = taps(interp, x, plan.scale, len);
+            all.n = w.len();
+            if interp.exclude_outside {
+                for (j, v) in w.iter_mut().enumerate() {
+                    let i = first + j as i64;
+                    if i < 0 || i >= len {
+                        *v = 0.0;
+                    }
+                }
+                let sum: f64 = w.iter().sum();
+                let sum = if sum == 0.0 { 1.0 } else { sum };
+                w.iter_mut().for_each(|v| *v /= sum);
+            }
+            for j in 0..all.n as i64 {
+                all.index.push((first + j).clamp(0, len - 1));
+            }
+            all.weights.extend(w);
+        }
+        Ok(all)
+    }
+
+    /// Nearest: the picked elements along `axis`, any dtype.
+    fn select(&self, y: &Tensor, axis: i64, interp: &Interp) -> KResult<Tensor> {
+        let picked = y.f_index_select(axis, &Tensor::from_slice(&self.index))?;
+        if !self.outside.iter().any(|&o| o) {
+            return Ok(picked);
+        }
+        let mut m_shape = vec![1; picked.dim()];
+        m_shape[axis as usize] = self.outside.len() as i64;
+        let mask = Tensor::from_slice(&self.outside).f_reshape(m_shape.as_slice())?;
+        let fill = Tensor::from(interp.extrapolation).f_to_kind(picked.kind())?;
+        Ok(fill.f_where_self(&mask, &picked)?)
+    }
+
+    /// Linear and cubic: each output position the sum, in float64 and in
+    /// tap order, of its taps times their weights.
+    fn weigh(&self, grid: &Grid, axis: usize, interp: &Interp) -> Grid {
+        let dims = |r: &[i64]| r.iter().product::<i64>() as usize;
+        let (outer, inner) = (dims(&grid.shape[..axis]), dims(&grid.shape[axis + 1..]));
+        let (len, out, n) = (grid.shape[axis] as usize, self.outside.len(), self.n);
+        let mut values = vec![0.0; outer * out * inner];
+        for o in 0..outer {
+            let src = &grid.values[o * len * inner..(o + 1) * len * inner];
+            for p in 0..out {
+                let dst = &mut values[(o * out + p) * inner..(o * out + p + 1) * inner];
+                if self.outside[p] {
+                    dst.fill(interp.extrapolation);
+                    continue;
+                }
+                for j in 0..n {
+                    let (i, w) = (self.index[p * n + j] as usize, self.weights[p * n + j]);
+                    let tap = &src[i * inner..(i + 1) * inner];
+                    dst.iter_mut().zip(tap).for_each(|(d, &v)| *d += v * w);
                 }
             }
-            let sum: f64 = w.iter().sum();
-            let sum = if sum == 0.0 { 1.0 } else { sum };
-            w.iter_mut().for_each(|v| *v /= sum);
         }
-        for j in 0..n as i64 {
-            index.push((first + j).clamp(0, len - 1));
-        }
-        weights.extend(w);
+        let mut shape = grid.shape.clone();
+        shape[axis] = out as i64;
+        Grid { values, shape }
     }
-    let device = y.device();
-    let index = Tensor::from_slice(&index).f_to(device)?;
-    let picked = y.f_index_select(a, &index)?;
-    let mut shape = y.size();
-    let mut result = if interp.mode == Mode::Nearest {
-        picked
-    } else {
-        let rest = &shape[a as usize + 1..];
-        let mut taps_shape = shape[..a as usize].to_vec();
-        taps_shape.extend([out, n as i64]);
-        taps_shape.extend(rest);
-        let mut w_shape = vec![1; a as usize];
-        w_shape.extend([out, n as i64]);
-        w_shape.extend(vec![1; rest.len()]);
-        let w = Tensor::from_slice(&weights)
-            .f_to(device)?
-            .f_reshape(w_shape.as_slice())?;
-        picked
-            .f_reshape(taps_shape.as_slice())?
-            .f_mul(&w)?
-            .f_sum_dim_intlist(a + 1, false, Kind::Double)?
-    };
-    if outside.iter().any(|&o| o) {
-        shape[a as usize] = out;
-        let mut m_shape = vec![1; shape.len()];
-        m_shape[a as usize] = out;
-        let mask = Tensor::from_slice(&outside)
-            .f_to(device)?
-            .f_reshape(m_shape.as_slice())?;
-        let fill = Tensor::from(interp.extrapolation)
-            .f_to_kind(result.kind())?
-            .f_to(device)?;
-        result = fill.f_where_self(&mask, &result)?;
-    }
-    Ok(result)
 }
 
 #[cfg(test)]
