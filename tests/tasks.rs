@@ -196,6 +196,33 @@ fn a_centernet_campaign_on_channels_last_heads_agrees_with_full_forward() {
     let body = "task: detection\ndetection:\n  decoder: centernet\n  heatmap: keypoints\n  wh: wh\n  channels_last: true\n  top_k: 20\n  score: 0.3\n  nms: 0.4\ntargets:\n  layers:\n    ops: [Conv]\ncounts:\n  injections: 300\n";
     let rows = verified(dir.path(), "centernet", body, &tasks());
     detection_rows_are_ivmod(&rows, true);
+    summary_gives_the_task_measures(&dir.path().join("out_centernet"), &rows);
+}
+
+/// summary.json's task measures are the rows' own, counted by hand, and
+/// summary.md gives them instead of a top-k rate, which a detector has not.
+fn summary_gives_the_task_measures(out: &Path, rows: &[Vec<String>]) {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    for name in ["false_positives", "false_negatives", "max_iou_shift"] {
+        let values: Vec<f64> = (column(rows, name).iter())
+            .filter_map(|c| c.parse().ok())
+            .collect();
+        let m = &json["measures"][name];
+        assert_eq!(m["runs"], values.len(), "{name}");
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        assert!(
+            (m["mean"].as_f64().unwrap() - mean).abs() < 1e-8,
+            "{name}: {m} {mean}"
+        );
+        let max = values.iter().copied().fold(f64::MIN, f64::max);
+        assert_eq!(m["max"].as_f64().unwrap(), max, "{name}");
+    }
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        md.contains("## task measures") && !md.contains("top5"),
+        "{md}"
+    );
 }
 
 #[test]

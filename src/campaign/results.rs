@@ -18,6 +18,7 @@ use crate::inject::{InjectionResult, SiteValues};
 use crate::report::accuracy::RunsOf;
 use crate::report::compare::PairCounts;
 use crate::report::fit::FitInputs;
+use crate::report::measures::Measures;
 use crate::report::{heatmap, Confidence, Counts, Grouping, Key, Settings, Summary};
 use crate::scenario::SummaryKey;
 
@@ -100,6 +101,7 @@ impl Layout<'_> {
             golden_top1: top1(&r.golden),
             nonfinite: r.first_nonfinite.is_some(),
             detected: r.detected,
+            measures: task_cells(self.task, r),
         }
     }
 
@@ -250,6 +252,8 @@ pub struct RunFacts<'a> {
     pub nonfinite: bool,
     /// A monitored node caught NaN or Inf.
     pub detected: bool,
+    /// The task's cells of the row (`injections.csv`'s last columns).
+    pub measures: Vec<String>,
 }
 
 /// The task's measures of a run: as measured; a masked run's are those of
@@ -321,6 +325,7 @@ impl Tally {
         let settings = Settings {
             confidence: Confidence::new(outputs.confidence),
             top_k: outputs.top_k,
+            classification: plan.campaign.spec.task.is_classification(),
             fit: outputs.fit.as_ref().map(|f| FitInputs {
                 raw_per_bit: f.raw_per_bit,
                 elements: [Target::Neuron, Target::Weight]
@@ -335,6 +340,7 @@ impl Tally {
         Tally {
             summary: Summary {
                 settings,
+                measures: Measures::new(plan.graph.task.columns()),
                 ..Summary::default()
             },
             cells: heatmap::Cells::default(),
@@ -346,6 +352,7 @@ impl Tally {
     pub fn add(&mut self, plan: &Plan, faults: &[Fault], run: &RunFacts) {
         let summary = &mut self.summary;
         summary.inside.add(run.nonfinite, run.detected);
+        summary.measures.add(&run.measures);
         if let Some(label) = run.label {
             summary.golden_correct.0 += u64::from(run.golden_top1 == label);
             summary.golden_correct.1 += 1;
@@ -704,6 +711,12 @@ pub fn finished(
             "the header is not that of injections.csv; start the campaign afresh".into(),
         ));
     };
+    let measure_cols = (plan.graph.task.columns().iter())
+        .map(|c| col(c))
+        .collect::<Option<Vec<usize>>>()
+        .ok_or_else(|| {
+            bad("the header lacks the task's columns; start the campaign afresh".into())
+        })?;
     // Each hardened model's top-1, outcome and top-k hit columns.
     let hardened: Vec<(String, [usize; 3])> = columns
         .iter()
@@ -783,6 +796,7 @@ pub fn finished(
                     golden_top1: field(golden_col).parse().map_err(|_| mismatch())?,
                     nonfinite: !field(nonfinite_col).is_empty(),
                     detected: field(detected_col) == "true",
+                    measures: measure_cols.iter().map(|&c| field(c).to_string()).collect(),
                 };
                 done.tally.add(plan, faults, &facts);
                 at += faults.len();

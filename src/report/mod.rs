@@ -4,14 +4,15 @@
 //! format), op type, number format and overall, each with a Wilson interval
 //! clustered by injection ([`stats`], `summary`); accuracy under faults
 //! ([`accuracy`]), paired comparisons of hardened models ([`compare`]), the
-//! convergence curve ([`cma`]) and FIT derating ([`fit`]); the heatmaps
-//! ([`heatmap`]).
+//! convergence curve ([`cma`]), FIT derating ([`fit`]) and the task's
+//! measures ([`measures`]); the heatmaps ([`heatmap`]).
 
 pub mod accuracy;
 pub mod cma;
 pub mod compare;
 pub mod fit;
 pub mod heatmap;
+pub mod measures;
 pub mod stats;
 mod summary;
 mod table;

@@ -18,6 +18,7 @@ use super::accuracy::{ModelAccuracy, SpreadStats};
 use super::cma::Cma;
 use super::compare::{Paired, COMPARED};
 use super::fit::{self, BitRates, FitInputs};
+use super::measures::Measures;
 use super::stats::{wilson, Confidence, Event, Group, Rate};
 use super::CsvTable;
 use crate::classify::Outcome;
@@ -154,6 +155,8 @@ pub struct Summary {
     pub cma: Cma,
     /// Single-bit flip rates per target, format and bit (with `fit`).
     pub bit_rates: BitRates,
+    /// The task's measures over the runs (none for classification).
+    pub measures: Measures,
 }
 
 /// What the summaries need from the scenario.
@@ -163,6 +166,9 @@ pub struct Settings {
     pub confidence: Confidence,
     /// The k of the top-k rate (`outputs.top_k`).
     pub top_k: u32,
+    /// The task classifies (top-k and accuracy mean something); other
+    /// tasks' tables leave the top-k rate out.
+    pub classification: bool,
     /// The FIT inputs (`outputs.fit`), if any.
     pub fit: Option<FitInputs>,
 }
@@ -172,6 +178,7 @@ impl Default for Settings {
         Settings {
             confidence: Confidence::default(),
             top_k: 5,
+            classification: true,
             fit: None,
         }
     }
@@ -278,6 +285,14 @@ impl Summary {
     }
 
     /// An event's column name: `sde`, `due`, `masked`, `sde_top5`.
+    /// The events the rate tables give, in column order.
+    fn rated(&self) -> &'static [Event] {
+        match self.settings.classification {
+            true => &RATED,
+            false => &RATED[..3],
+        }
+    }
+
     fn event_name(&self, e: Event) -> String {
         match e {
             Event::SdeTopK => format!("sde_top{}", self.settings.top_k),
@@ -301,8 +316,9 @@ impl Summary {
             ("due".to_string(), c.due),
             (self.event_name(Event::SdeTopK), c.sde_top_k),
         ];
+        let counts = &counts[..counts.len() - usize::from(!self.settings.classification)];
         let mut rates = Vec::new();
-        for e in RATED {
+        for &e in self.rated() {
             let r = group.rate(e, self.z());
             let o = self.event_name(e);
             rates.push((format!("{o}_rate"), r.rate));
@@ -310,7 +326,7 @@ impl Summary {
             rates.push((format!("{o}_high"), r.high));
             rates.push((format!("{o}_n_eff"), r.n_eff));
         }
-        (counts.into(), rates)
+        (counts.to_vec(), rates)
     }
 
     /// The cells of a rate table's row, by column name.
@@ -355,6 +371,9 @@ impl Summary {
             let unit = if key.label == "all" { &runs } else { "faults" };
             rows.push((grouping, unit.into(), row));
         }
+        for cells in self.measures.csv_rows() {
+            rows.push(("measure".into(), runs.clone(), cells.into_iter().collect()));
+        }
         for g in self.cma.points() {
             let key = Key::label(g.injections.to_string());
             rows.push(("cma".into(), runs.clone(), self.rate_cells(&key, &g)));
@@ -389,13 +408,18 @@ impl Summary {
             .chain(["masked", "benign", "sde", "due"])
             .map(String::from)
             .collect();
-        header.push(self.event_name(Event::SdeTopK));
-        for e in RATED {
+        if self.settings.classification {
+            header.push(self.event_name(Event::SdeTopK));
+        }
+        for &e in self.rated() {
             let o = self.event_name(e);
             header.extend(["rate", "low", "high", "n_eff"].map(|c| format!("{o}_{c}")));
         }
         for kind in ["accuracy", "agreement"] {
             header.extend(["mean", "std", "min", "max"].map(|c| format!("{kind}_{c}")));
+        }
+        if !self.measures.is_empty() {
+            header.extend(Measures::CSV_COLUMNS.map(String::from));
         }
         header.extend(
             [
@@ -505,6 +529,9 @@ impl Summary {
             "comparisons": comparisons,
             "cma": cma,
         });
+        if !self.measures.is_empty() {
+            out["measures"] = self.measures.json();
+        }
         if let Some(inputs) = &self.settings.fit {
             let rows: Vec<Value> = fit::table(&self.bit_rates, inputs, self.z())
                 .iter()
@@ -592,25 +619,33 @@ impl Summary {
         s += &intervals(&self.settings.confidence);
         let runs = self.unit(Grouping::Overall);
         let top = self.event_name(Event::SdeTopK).replace("sde_", "SDE ");
+        let columns = match self.settings.classification {
+            true => format!(" {top} |"),
+            false => String::new(),
+        };
+        let rules = " --- |".repeat(self.rated().len());
         for (g, rows) in &self.tables {
             let name = g.name();
             s += &format!(
-                "\n## {name}\n\n{}\n\n| {name} | n | injections | SDE | DUE | masked | {top} |\n| --- | ---: | ---: | --- | --- | --- | --- |\n",
+                "\n## {name}\n\n{}\n\n| {name} | n | injections | SDE | DUE | masked |{columns}\n| --- | ---: | ---: |{rules}\n",
                 unit_meaning(self.unit(*g))
             );
             for (key, group) in rows {
                 let c = &group.counts;
                 s += &format!("| {} | {} | {} |", key.label, c.n, group.injections);
-                for e in RATED {
+                for &e in self.rated() {
                     s += &format!(" {} |", percent(&group.rate(e, self.z())));
                 }
                 s.push('\n');
             }
         }
-        s += &format!(
-            "\n{top}: SDE runs whose golden class is not among the faulty top {} either (PyTorchFI's \"top-1 not in top-{}\").\n",
-            self.settings.top_k, self.settings.top_k
-        );
+        if self.settings.classification {
+            s += &format!(
+                "\n{top}: SDE runs whose golden class is not among the faulty top {} either (PyTorchFI's \"top-1 not in top-{}\").\n",
+                self.settings.top_k, self.settings.top_k
+            );
+        }
+        s += &self.measures.markdown(runs);
         s += &self.inside.markdown(runs, self.z());
         s += &self.accuracy_markdown(runs);
         s += &self.comparisons_markdown();

@@ -673,7 +673,8 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
-    fn is_classification(&self) -> bool {
+    /// The task is the default, top-1 classification.
+    pub fn is_classification(&self) -> bool {
         *self == TaskKind::Classification
     }
 
