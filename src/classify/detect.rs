@@ -251,7 +251,7 @@ fn centernet(
         for y in 0..h {
             for x in 0..w {
                 let v = heat_v[at(classes, ch, y, x)];
-                if !(v > score) {
+                if v.is_nan() || v <= score {
                     continue;
                 }
                 let peak = (y.saturating_sub(1)..(y + 2).min(h)).all(|ny| {
