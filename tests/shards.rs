@@ -122,6 +122,25 @@ fn shards_of_a_plain_campaign_merge_into_the_single_run() {
 }
 
 #[test]
+fn shards_of_a_detection_campaign_merge_with_its_detections() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "task: detection\ndetection:\n  score: 0.3\n  nms: 0.5\nfault:\n  bits: {range: [23, 30]}\ncounts:\n  injections: 200\n";
+    let tasks = root().join("tests/fixtures/tasks");
+    let sc = crate::common::fixture_scenario(dir.path(), &tasks, "decoded", 5, body);
+    merged_equals_single(dir.path(), &sc, 2, &[]);
+    let (single, merged) = (dir.path().join("single"), dir.path().join("merged"));
+    let sde = std::fs::read_to_string(single.join("detections/sde.json")).unwrap();
+    assert!(sde.contains("\"run\""), "no SDE run to merge: {sde}");
+    for f in ["golden.json", "sde.json", "summary.json"] {
+        let f = format!("detections/{f}");
+        assert!(
+            std::fs::read(single.join(&f)).unwrap() == std::fs::read(merged.join(&f)).unwrap(),
+            "{f} differs from the single run's"
+        );
+    }
+}
+
+#[test]
 fn shards_of_a_parquet_campaign_merge_into_the_single_run_part_for_part() {
     let dir = tempfile::tempdir().unwrap();
     let sc = edit_scenario(

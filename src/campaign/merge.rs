@@ -3,7 +3,8 @@
 //! shard folders of one campaign. Out: OUT with the single run's
 //! `injections.csv` (the shards' rows in the single run's order: per window,
 //! shard 1's rows, then shard 2's, ...), `injections.sums`, `golden.csv`,
-//! summaries, heatmap and provenance, byte for byte.
+//! summaries, heatmap and provenance (and a detection campaign's
+//! `detections/`), byte for byte.
 //!
 //! Checked first, each failure naming the folder (exit 11): every folder is
 //! a finished shard whose files match the hashes its provenance records,
@@ -74,11 +75,26 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<Merged> {
         crate::output::write_atomic(&out.join(name), text.as_bytes())?;
     }
     write_provenance(&out, &provenance)?;
+    merged_detections(&plan, &out)?;
     Ok(Merged {
         out,
         runs: total,
         summary,
     })
+}
+
+/// A detection campaign's `detections/` as the single run writes it: its
+/// SDE runs are spread over the shards (which write none), so they are
+/// rerun from the merged rows.
+fn merged_detections(plan: &super::Plan, out: &Path) -> Result<()> {
+    if !matches!(*plan.graph.task, crate::classify::Task::Detection(_)) {
+        return Ok(());
+    }
+    let scales = super::runs::int8_scales(&read_ranges(&out.join("ranges.csv"))?);
+    let resolver = super::runs::Resolver::new(&plan.graph, &scales, &Default::default())?;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    super::detections::write(plan, &plan.graph, &resolver, out, workers)?;
+    Ok(())
 }
 
 /// The shards, checked, in index order: (shard, folder).
