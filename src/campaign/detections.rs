@@ -12,8 +12,8 @@
 //! `detections/summary.json` gives the AP50 (COCO-style, the golden boxes
 //! as ground truth, [`crate::classify::detect::ap50`]) of the SDE runs and
 //! over every run that is not a DUE; with `detection.annotations`, also the
-//! AP50 over the data set against the ground truth of the golden boxes, of
-//! the SDE runs and of every run that is not a DUE.
+//! AP50 against that ground truth, pooled over the data set, of the golden
+//! boxes, of the SDE runs and over every run that is not a DUE.
 
 use std::path::Path;
 

@@ -244,7 +244,12 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     graph.judged = campaign.judged;
     graph.task = std::sync::Arc::new(campaign.task.clone());
     check_task(&sc, &graph, &data)?;
-    let truth = detections::ground_truth(&sc, &graph, &data)?;
+    // Only a whole campaign writes `detections/`: a shard, `report` and
+    // `merge` leave the annotations unread.
+    let truth = match models.is_some() && args.shard.is_none() {
+        true => detections::ground_truth(&sc, &graph, &data)?,
+        false => None,
+    };
     let faults = match &args.faults {
         // With the scenario's model, so a CSV list from another tool (no
         // `node` column) opens: its rows are resolved when read.

@@ -49,23 +49,39 @@ pub fn read(path: &Path, data: &Dataset, classes: Option<usize>) -> Result<Truth
                 (yolo(&txt, size)?, txt)
             }
         };
+        known_classes(&labelled, classes, photo, &source)?;
         let place = placement(&data.spec.preprocess, size.0, size.1).map_err(|m| bad(photo, m))?;
-        let mut boxes = Vec::new();
-        for b in labelled {
-            if let Some(n) = classes.filter(|&n| b.class >= n as i64) {
-                let msg = format!(
-                    "an annotation of {} has class {}; the model's classes are 0 to {}",
-                    photo.display(),
-                    b.class,
-                    n.saturating_sub(1)
-                );
-                return Err(bad(&source, msg));
-            }
-            boxes.extend(place.place(size, b.corners).map(|c| truth_box(c, b.class)));
-        }
+        let boxes = (labelled.iter())
+            .filter_map(|b| place.place(size, b.corners).map(|c| truth_box(c, b.class)))
+            .collect();
         truth.insert(data.sample(pos).id, boxes);
     }
     Ok(truth)
+}
+
+/// An error naming `source` when a box of `photo` has a class beyond the
+/// model's `classes`.
+fn known_classes(
+    boxes: &[Labelled],
+    classes: Option<usize>,
+    photo: &Path,
+    source: &Path,
+) -> Result<()> {
+    let Some(n) = classes else {
+        return Ok(());
+    };
+    match boxes.iter().find(|b| b.class >= n as i64) {
+        Some(b) => Err(bad(
+            source,
+            format!(
+                "an annotation of {} has class {}; the model's classes are 0 to {}",
+                photo.display(),
+                b.class,
+                n.saturating_sub(1)
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn truth_box([x1, y1, x2, y2]: [f32; 4], class: i64) -> Detection {
