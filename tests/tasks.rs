@@ -557,3 +557,219 @@ fn a_detection_campaign_writes_coco_results_and_pictures_of_its_worst_sde_runs()
     assert_eq!(summary["sde_runs"].as_u64().unwrap() as usize, sde_rows);
     assert_eq!(summary["sde_runs_not_sde_when_rerun"].as_u64(), Some(0));
 }
+
+fn close(a: [f64; 4], b: [f64; 4]) -> bool {
+    a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9)
+}
+
+#[test]
+fn coco_and_yolo_annotations_read_as_boxes_in_the_original_pixels() {
+    use faultsweep::data::annotations::{yolo, Coco};
+    let dir = tasks().join("annotations");
+    let coco = Coco::open(&dir.join("coco.json")).unwrap();
+    // Classes are the categories' ranks by id (1, 3, 90: 0, 1, 2); the
+    // crowd box is left out; images meet by file name.
+    let a = coco.boxes(Path::new("/data/a.jpg"), (40, 20)).unwrap();
+    assert_eq!(a.len(), 1);
+    assert!(close(a[0].corners, [4.0, 2.0, 14.0, 8.0]) && a[0].class == 1);
+    assert_eq!(
+        coco.boxes(Path::new("b.jpg"), (10, 10)).unwrap()[0].class,
+        2
+    );
+    // An image the file does not list, or lists at another size.
+    let err = coco.boxes(Path::new("c.jpg"), (10, 10)).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("coco.json") && msg.contains("c.jpg") && err.exit_code() == 4,
+        "{msg}"
+    );
+    let msg = coco
+        .boxes(Path::new("b.jpg"), (20, 10))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("10x10") && msg.contains("20x10"), "{msg}");
+    // Malformed JSON names the file (exit 4); a missing file is exit 6.
+    let tmp = tempfile::tempdir().unwrap();
+    let broken = tmp.path().join("broken.json");
+    std::fs::write(&broken, "{\"images\": [").unwrap();
+    let err = Coco::open(&broken).err().unwrap();
+    assert!(
+        err.to_string().contains("broken.json") && err.exit_code() == 4,
+        "{err}"
+    );
+    assert_eq!(
+        Coco::open(&tmp.path().join("none.json"))
+            .err()
+            .unwrap()
+            .exit_code(),
+        6
+    );
+    // YOLO: centre and size times the image's; blank lines skipped; an
+    // image without a file has no object.
+    let a = yolo(&dir.join("yolo/a.txt"), (40, 20)).unwrap();
+    assert_eq!(a.len(), 2);
+    assert!(close(a[0].corners, [5.0, 2.0, 15.0, 8.0]) && a[0].class == 1);
+    assert!(close(a[1].corners, [0.0, 0.0, 40.0, 20.0]) && a[1].class == 0);
+    assert!(yolo(&dir.join("yolo/none.txt"), (40, 20))
+        .unwrap()
+        .is_empty());
+    let err = yolo(&dir.join("yolo-bad/a.txt"), (40, 20)).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("yolo-bad/a.txt") && msg.contains("line 2:") && err.exit_code() == 4,
+        "{msg}"
+    );
+}
+
+/// The CenterFace fixture's samples as 64x64 PNGs (each pixel doubled),
+/// `img0.png`, ...
+fn centerface_pngs(folder: &Path) {
+    std::fs::create_dir_all(folder).unwrap();
+    let x = read_npy(&tasks().join("centerface.input.npy"));
+    for i in 0..x.size()[0] {
+        let hwc = x.get(i).round().clamp(0.0, 255.0).to_kind(tch::Kind::Uint8);
+        let bytes =
+            Vec::<u8>::try_from(hwc.permute([1, 2, 0]).contiguous().flatten(0, -1)).unwrap();
+        let small = image::RgbImage::from_raw(32, 32, bytes).unwrap();
+        let big = image::imageops::resize(&small, 64, 64, image::imageops::FilterType::Nearest);
+        big.save(folder.join(format!("img{i}.png"))).unwrap();
+    }
+}
+
+/// A CenterFace campaign over the PNGs of `data`, squashed back to 32x32,
+/// with `annotations` (a YAML line under `detection:`, or empty).
+fn truth_scenario(dir: &Path, data: &Path, annotations: &str, injections: u32) -> PathBuf {
+    let text = format!(
+        "name: truth\nseed: 5\nmodel:\n  path: {}\ndata:\n  path: {}\n  preprocess:\n    scale: 1\n    resize_to: [32, 32]\ntask: detection\ndetection:\n  decoder: centerface\n  heatmap: heatmap\n  scale: scale\n  offset: offset\n  nms: 0.3\n  pictures: 0\n{annotations}targets:\n  layers:\n    ops: [Conv]\nfault:\n  bits: {{range: [27, 30]}}\ncounts:\n  injections: {injections}\n",
+        tasks().join("centerface.onnx").display(),
+        data.display()
+    );
+    let path = dir.join(format!("truth{injections}.yml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn summary_of(out: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(out.join("detections/summary.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn ap50_against_ground_truth_that_is_the_golden_boxes_is_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, cache) = (dir.path(), dir.path().join("cache"));
+    let data = root.join("images");
+    centerface_pngs(&data);
+    let first = truth_scenario(root, &data, "", 20);
+    run_verified(&first, &root.join("golden"), &cache, 5);
+    let golden: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(root.join("golden/detections/golden.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(!golden.is_empty());
+    assert!(summary_of(&root.join("golden"))
+        .get("ap50_golden_vs_truth")
+        .unwrap()
+        .is_null());
+    // The golden boxes in the photos' pixels (twice the input's), and a
+    // crowd box over a whole image that must not count.
+    let images: Vec<serde_json::Value> = (0..4)
+        .map(|i| serde_json::json!({"id": i, "file_name": format!("img{i}.png"), "width": 64, "height": 64}))
+        .collect();
+    let mut annotations: Vec<serde_json::Value> = golden
+        .iter()
+        .map(|g| {
+            let bbox: Vec<f64> = serde_json::from_value(g["bbox"].clone()).unwrap();
+            let bbox: Vec<f64> = bbox.iter().map(|v| v * 2.0).collect();
+            serde_json::json!({"image_id": g["image_id"], "bbox": bbox, "category_id": 1})
+        })
+        .collect();
+    annotations.push(
+        serde_json::json!({"image_id": 0, "bbox": [0, 0, 64, 64], "category_id": 1, "iscrowd": 1}),
+    );
+    let coco = serde_json::json!({"images": images, "annotations": annotations, "categories": [{"id": 1}]});
+    let coco_path = root.join("truth.json");
+    std::fs::write(&coco_path, coco.to_string()).unwrap();
+    let key = format!("  annotations: {}\n", coco_path.display());
+    let rows = run_verified(
+        &truth_scenario(root, &data, &key, 200),
+        &root.join("coco"),
+        &cache,
+        20,
+    );
+    let summary = summary_of(&root.join("coco"));
+    let ap = |k: &str| {
+        summary[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k}: {summary}"))
+    };
+    assert_eq!(ap("ap50_golden_vs_truth"), 1.0, "{summary}");
+    let (sde, all) = (ap("ap50_sde_vs_truth"), ap("ap50_all_vs_truth"));
+    assert!(column(&rows, "outcome").iter().any(|o| o == "sde"));
+    assert!(
+        (0.0..1.0).contains(&sde) && sde < all && all <= 1.0,
+        "{summary}"
+    );
+    // The same boxes as YOLO files (normalized centre and size).
+    let yolo = root.join("yolo");
+    std::fs::create_dir_all(&yolo).unwrap();
+    for i in 0..4 {
+        let lines: String = (golden.iter())
+            .filter(|g| g["image_id"] == i)
+            .map(|g| {
+                let b: Vec<f64> = serde_json::from_value(g["bbox"].clone()).unwrap();
+                let (cx, cy) = ((b[0] + b[2] / 2.0) / 32.0, (b[1] + b[3] / 2.0) / 32.0);
+                format!("0 {cx} {cy} {} {}\n", b[2] / 32.0, b[3] / 32.0)
+            })
+            .collect();
+        std::fs::write(yolo.join(format!("img{i}.txt")), lines).unwrap();
+    }
+    let key = format!("  annotations: {}\n", yolo.display());
+    run_verified(
+        &truth_scenario(root, &data, &key, 20),
+        &root.join("yolo-run"),
+        &cache,
+        5,
+    );
+    assert_eq!(
+        summary_of(&root.join("yolo-run"))["ap50_golden_vs_truth"],
+        1.0
+    );
+}
+
+#[test]
+fn annotations_need_an_image_folder_and_the_models_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, cache) = (dir.path(), dir.path().join("cache"));
+    let coco = tasks().join("annotations/coco.json");
+    // .npy data has no file names to meet the annotations by.
+    let body = format!("task: detection\ndetection:\n  decoder: centerface\n  heatmap: heatmap\n  scale: scale\n  offset: offset\n  annotations: {}\ncounts:\n  injections: 10\n", coco.display());
+    let path = scenario(root, &tasks(), "centerface", &body);
+    let run = run_campaign(&path, &root.join("npy"), &[], &cache);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(8), "{stderr}");
+    assert!(
+        stderr.contains("detection.annotations") && stderr.contains("image folder"),
+        "{stderr}"
+    );
+    // CenterFace has one class; a YOLO box of class 1 is not one of it.
+    let data = root.join("images");
+    centerface_pngs(&data);
+    let yolo = root.join("yolo");
+    std::fs::create_dir_all(&yolo).unwrap();
+    std::fs::write(yolo.join("img2.txt"), "1 0.5 0.5 0.2 0.2\n").unwrap();
+    let key = format!("  annotations: {}\n", yolo.display());
+    let run = run_campaign(
+        &truth_scenario(root, &data, &key, 10),
+        &root.join("classes"),
+        &[],
+        &cache,
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("img2.txt")
+            && stderr.contains("has class 1; the model's classes are 0 to 0"),
+        "{stderr}"
+    );
+}

@@ -11,7 +11,9 @@
 //! to the engine's; a run whose rerun is not an SDE is left out and counted.
 //! `detections/summary.json` gives the AP50 (COCO-style, the golden boxes
 //! as ground truth, [`crate::classify::detect::ap50`]) of the SDE runs and
-//! over every run that is not a DUE.
+//! over every run that is not a DUE; with `detection.annotations`, also the
+//! AP50 against that ground truth, pooled over the data set, of the golden
+//! boxes, of the SDE runs and over every run that is not a DUE.
 
 use std::path::Path;
 
@@ -21,11 +23,14 @@ use tch::{Kind, Tensor};
 use super::rows::{existing_rows, Lines};
 use super::runs::{windows, Resolver};
 use super::Plan;
-use crate::classify::detect::{Detection, Detector};
+use crate::classify::detect::{ap50, Detection, Detector};
 use crate::classify::{Outcome, Task};
+use crate::data::annotations::{self, Truth};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::inject::{on_workers, plain_run_outputs, Injection};
+use crate::scenario::Scenario;
 
 /// The folder the files go to, in the results folder.
 pub const FOLDER: &str = "detections";
@@ -46,6 +51,15 @@ pub struct Written {
     /// boxes: an SDE's own, 1 for the others (their boxes are the golden
     /// ones, matched one to one).
     pub ap50_all: Option<f64>,
+    /// With annotations: AP50 of the golden boxes of every sample against
+    /// the ground truth.
+    pub ap50_golden_vs_truth: Option<f64>,
+    /// Mean over the SDE runs of that AP with the run's image's boxes the
+    /// faulty ones.
+    pub ap50_sde_vs_truth: Option<f64>,
+    /// Mean over the runs that are not DUEs: an SDE run's own, the golden
+    /// boxes' for the others.
+    pub ap50_all_vs_truth: Option<f64>,
 }
 
 /// An SDE run as its row tells it: the injection, the boxes added plus
@@ -112,12 +126,14 @@ pub fn write(
     };
     let mut sde_json = Vec::new();
     let mut aps = Vec::new();
+    let mut faulty: Vec<(usize, &[Detection])> = Vec::new();
     for (id, sample, boxes) in &reruns {
         let Some(boxes) = boxes else {
             written.not_sde_again += 1;
             continue;
         };
-        aps.extend(crate::classify::detect::ap50(&golden[*sample], boxes));
+        aps.extend(ap50(&[&golden[*sample]], &[boxes]));
+        faulty.push((*sample, boxes.as_slice()));
         let image = data.sample(*sample).id;
         for b in boxes {
             let mut entry = coco(b, image);
@@ -143,16 +159,81 @@ pub fn write(
         + written.not_sde_again as u64;
     let all_runs = ones as f64 + aps.len() as f64;
     written.ap50_all = (all_runs > 0.0).then(|| (aps.iter().sum::<f64>() + ones as f64) / all_runs);
+    if let Some(truth) = &plan.truth {
+        let truth: Vec<&[Detection]> = (0..data.len())
+            .map(|s| truth.get(&data.sample(s).id).map_or(&[][..], Vec::as_slice))
+            .collect();
+        let others = agreeing.iter().sum::<u64>() + written.not_sde_again as u64;
+        against_truth(&mut written, &truth, &golden, &faulty, others);
+    }
     let summary = json!({
         "sde_runs": written.sde_runs,
         "sde_runs_not_sde_when_rerun": written.not_sde_again,
         "ap50_sde_mean": written.ap50_sde,
         "ap50_all_runs": written.ap50_all,
+        "ap50_golden_vs_truth": written.ap50_golden_vs_truth,
+        "ap50_sde_vs_truth": written.ap50_sde_vs_truth,
+        "ap50_all_vs_truth": written.ap50_all_vs_truth,
         "pictures": written.pictures,
     });
     let text = serde_json::to_string_pretty(&summary).expect("JSON values serialize");
     crate::output::write_atomic(&dir.join("summary.json"), text.as_bytes())?;
     Ok(Some(written))
+}
+
+/// The AP50s against the ground truth `truth` (per sample) of the golden
+/// boxes, of each `faulty` run (its sample's boxes replaced by its own),
+/// and over those runs and `others` runs that kept the golden boxes.
+fn against_truth(
+    written: &mut Written,
+    truth: &[&[Detection]],
+    golden: &[Vec<Detection>],
+    faulty: &[(usize, &[Detection])],
+    others: u64,
+) {
+    let Some(golden_ap) = ap50(truth, golden) else {
+        return;
+    };
+    let mut boxes: Vec<&[Detection]> = golden.iter().map(Vec::as_slice).collect();
+    let mut sum = 0.0;
+    for &(sample, run) in faulty {
+        boxes[sample] = run;
+        sum += ap50(truth, &boxes).unwrap_or(golden_ap);
+        boxes[sample] = &golden[sample];
+    }
+    let runs = faulty.len() as f64;
+    written.ap50_golden_vs_truth = Some(golden_ap);
+    written.ap50_sde_vs_truth = (!faulty.is_empty()).then(|| sum / runs);
+    let all = runs + others as f64;
+    written.ap50_all_vs_truth = (all > 0.0).then(|| (sum + golden_ap * others as f64) / all);
+}
+
+/// The ground truth of `detection.annotations`, when given: the data set
+/// must be an image folder, whose file names the annotations name.
+pub fn ground_truth(sc: &Scenario, graph: &Graph, data: &Dataset) -> Result<Option<Truth>> {
+    let Task::Detection(detector) = &*graph.task else {
+        return Ok(None);
+    };
+    let given = sc
+        .spec
+        .detection
+        .as_ref()
+        .and_then(|d| d.annotations.as_ref());
+    let Some(path) = given else {
+        return Ok(None);
+    };
+    if data.is_empty() {
+        return Ok(Some(Truth::new()));
+    }
+    if data.image_path(0).is_none() {
+        let msg = format!(
+            "needs an image folder data set (annotations meet images by file name); {} is not one",
+            data.spec.path.display()
+        );
+        return Err(sc.error("detection.annotations", msg));
+    }
+    let outputs = graph.forward(&data.batch(0..1)?.inputs)?;
+    annotations::read(path, data, detector.classes(&outputs)).map(Some)
 }
 
 /// The boxes of the first row of `outputs`.

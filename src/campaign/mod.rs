@@ -140,6 +140,8 @@ pub struct Plan {
     /// The shard this plan runs (`run --shard I/N`), if any: only its
     /// samples' runs.
     pub shard: Option<Part>,
+    /// The boxes of `detection.annotations`, in input pixels, per sample id.
+    pub truth: Option<crate::data::annotations::Truth>,
 }
 
 /// Where the plan's fault list comes from. It is read a row at a time on
@@ -242,6 +244,12 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     graph.judged = campaign.judged;
     graph.task = std::sync::Arc::new(campaign.task.clone());
     check_task(&sc, &graph, &data)?;
+    // Only a whole campaign writes `detections/`: a shard, `report` and
+    // `merge` leave the annotations unread.
+    let truth = match models.is_some() && args.shard.is_none() {
+        true => detections::ground_truth(&sc, &graph, &data)?,
+        false => None,
+    };
     let faults = match &args.faults {
         // With the scenario's model, so a CSV list from another tool (no
         // `node` column) opens: its rows are resolved when read.
@@ -261,6 +269,7 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
         faults,
         correct,
         shard: None,
+        truth,
     };
     if let Some(shard) = args.shard {
         plan.shard = Some(shard::part(&plan, shard)?);
@@ -381,6 +390,7 @@ fn absolute_paths(spec: &mut scenario::ScenarioSpec) -> Result<()> {
         spec.mitigations.hardened_model.as_mut(),
         spec.outputs.dir.as_mut(),
         spec.cache.dir.as_mut(),
+        (spec.detection.as_mut()).and_then(|d| d.annotations.as_mut()),
     ];
     for p in optional.into_iter().flatten() {
         abs(p)?;

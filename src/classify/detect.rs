@@ -159,6 +159,31 @@ impl Detector {
     }
 }
 
+impl Detector {
+    /// The classes the model tells boxes apart by, when its outputs say:
+    /// a CenterNet heatmap's channels, CenterFace's one; `None` for boxes
+    /// the graph decodes.
+    pub fn classes(&self, outputs: &[Tensor]) -> Option<usize> {
+        match &self.decoder {
+            Decoder::Decoded { .. } => None,
+            Decoder::CenterFace { .. } => Some(1),
+            Decoder::CenterNet {
+                heatmap,
+                channels_last,
+                ..
+            } => {
+                let size = outputs.get(*heatmap)?.size();
+                let axis = if *channels_last {
+                    size.len().checked_sub(1)?
+                } else {
+                    1
+                };
+                size.get(axis).map(|&c| c as usize)
+            }
+        }
+    }
+}
+
 /// Best score first (ties: the earlier box first).
 fn sorted(mut boxes: Vec<Detection>) -> Vec<Detection> {
     boxes.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -441,58 +466,74 @@ mod tests {
     }
 }
 
-/// COCO-style AP at IoU 0.5 of `faulty` against `golden` taken as the
-/// ground truth, on one image: per class with golden boxes, the faulty
-/// boxes by score (best first) each match the unmatched golden box of
-/// their class they overlap most, if by IoU 0.5 or more (a true positive,
+/// COCO-style AP at IoU 0.5 of the boxes `found` against the ground truth
+/// `truth`, both per image (`found[i]` are image `i`'s predictions), pooled
+/// over the images per class: a class's predictions by score (best first;
+/// ties in image order) each match the unmatched truth box of their image
+/// and class they overlap most, if by IoU 0.5 or more (a true positive,
 /// else a false positive); precision made monotone and read at the 101
-/// recall points 0, 0.01, .., 1; the mean over those classes. `None`
-/// without golden boxes (COCO leaves such an image's classes out).
-pub fn ap50(golden: &[Detection], faulty: &[Detection]) -> Option<f64> {
-    let mut classes: Vec<i64> = golden.iter().map(|g| g.class).collect();
+/// recall points 0, 0.01, .., 1; the mean over the classes with truth
+/// boxes. `None` without truth boxes (COCO leaves such classes out).
+pub fn ap50<T: AsRef<[Detection]>, F: AsRef<[Detection]>>(truth: &[T], found: &[F]) -> Option<f64> {
+    let mut classes: Vec<i64> = (truth.iter())
+        .flat_map(|t| t.as_ref().iter().map(|g| g.class))
+        .collect();
     classes.sort_unstable();
     classes.dedup();
     if classes.is_empty() {
         return None;
     }
-    let mut sum = 0.0;
-    for &c in &classes {
-        let truth: Vec<&Detection> = golden.iter().filter(|g| g.class == c).collect();
-        let mut found: Vec<&Detection> = faulty.iter().filter(|f| f.class == c).collect();
-        found.sort_by(|a, b| b.score.total_cmp(&a.score));
-        let mut used = vec![false; truth.len()];
-        let (mut tp, mut fp) = (0usize, 0usize);
-        let mut curve: Vec<(f64, f64)> = Vec::new();
-        for f in found {
-            let best = (0..truth.len())
-                .filter(|&i| !used[i])
-                .map(|i| (i, truth[i].iou(f)))
-                .filter(|&(_, iou)| iou >= 0.5)
-                .max_by(|a, b| a.1.total_cmp(&b.1));
-            match best {
-                Some((i, _)) => {
-                    used[i] = true;
-                    tp += 1;
-                }
-                None => fp += 1,
-            }
-            curve.push((tp as f64 / truth.len() as f64, tp as f64 / (tp + fp) as f64));
-        }
-        // Monotone precision from the right.
-        for i in (0..curve.len().saturating_sub(1)).rev() {
-            curve[i].1 = curve[i].1.max(curve[i + 1].1);
-        }
-        let mut ap = 0.0;
-        for k in 0..=100 {
-            let r = f64::from(k) / 100.0;
-            ap += curve
-                .iter()
-                .find(|(recall, _)| *recall >= r - 1e-12)
-                .map_or(0.0, |(_, p)| *p);
-        }
-        sum += ap / 101.0;
-    }
+    let sum: f64 = classes.iter().map(|&c| class_ap50(truth, found, c)).sum();
     Some(sum / classes.len() as f64)
+}
+
+/// [`ap50`] of class `c` (which has truth boxes).
+fn class_ap50<T: AsRef<[Detection]>, F: AsRef<[Detection]>>(
+    truth: &[T],
+    found: &[F],
+    c: i64,
+) -> f64 {
+    let of_class = |boxes: &[Detection]| -> Vec<Detection> {
+        boxes.iter().filter(|b| b.class == c).copied().collect()
+    };
+    let truth: Vec<Vec<Detection>> = truth.iter().map(|t| of_class(t.as_ref())).collect();
+    let total: usize = truth.iter().map(Vec::len).sum();
+    let mut ranked: Vec<(usize, Detection)> = (found.iter().enumerate())
+        .flat_map(|(i, f)| of_class(f.as_ref()).into_iter().map(move |b| (i, b)))
+        .collect();
+    ranked.sort_by(|a, b| b.1.score.total_cmp(&a.1.score));
+    let mut used: Vec<Vec<bool>> = truth.iter().map(|t| vec![false; t.len()]).collect();
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let mut curve: Vec<(f64, f64)> = Vec::new();
+    for (image, f) in ranked {
+        let boxes = truth.get(image).map_or(&[][..], Vec::as_slice);
+        let best = (0..boxes.len())
+            .filter(|&i| !used[image][i])
+            .map(|i| (i, boxes[i].iou(&f)))
+            .filter(|&(_, iou)| iou >= 0.5)
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        match best {
+            Some((i, _)) => {
+                used[image][i] = true;
+                tp += 1;
+            }
+            None => fp += 1,
+        }
+        curve.push((tp as f64 / total as f64, tp as f64 / (tp + fp) as f64));
+    }
+    // Monotone precision from the right.
+    for i in (0..curve.len().saturating_sub(1)).rev() {
+        curve[i].1 = curve[i].1.max(curve[i + 1].1);
+    }
+    let points: f64 = (0..=100)
+        .map(|k| {
+            let r = f64::from(k) / 100.0;
+            (curve.iter())
+                .find(|(recall, _)| *recall >= r - 1e-12)
+                .map_or(0.0, |(_, p)| *p)
+        })
+        .sum();
+    points / 101.0
 }
 
 #[cfg(test)]
@@ -513,6 +554,7 @@ mod ap_tests {
     #[test]
     fn ap50_is_one_for_the_golden_boxes_and_drops_with_lost_and_added_ones() {
         let golden = vec![b(0.0, 0.9, 1), b(20.0, 0.8, 1), b(40.0, 0.7, 2)];
+        let ap50 = |truth: &[Detection], found: &[Detection]| ap50(&[truth], &[found]);
         assert_eq!(ap50(&golden, &golden), Some(1.0));
         assert_eq!(ap50(&[], &golden), None);
         // Class 1 loses a box (recall 0.5: 51 of 101 points), class 2 keeps its own.
@@ -528,5 +570,30 @@ mod ap_tests {
         ];
         let ap = ap50(&golden, &added).unwrap();
         assert!((ap - (1.0 + 0.5) / 2.0).abs() < 1e-12, "{ap}");
+    }
+
+    /// Two images of one class, a box each: pooled, a false positive on one
+    /// image costs the other's true positive its precision.
+    #[test]
+    fn ap50_pools_the_images_per_class() {
+        let truth = vec![vec![b(0.0, 1.0, 0)], vec![b(0.0, 1.0, 0)]];
+        assert_eq!(ap50(&truth, &truth), Some(1.0));
+        // Image 1's box missed, a stray box there instead: recall 0.5 at
+        // precision 1, then precision 0.5.
+        let missed = vec![vec![b(0.0, 0.9, 0)], vec![b(50.0, 0.8, 0)]];
+        let ap = ap50(&truth, &missed).unwrap();
+        assert!((ap - 51.0 / 101.0).abs() < 1e-12, "{ap}");
+        // A better-scored false positive on image 0: precision 2/3 at
+        // recall 1, monotone back to recall 0.
+        let stray = vec![vec![b(50.0, 0.95, 0), b(0.0, 0.9, 0)], vec![b(0.0, 0.8, 0)]];
+        let ap = ap50(&truth, &stray).unwrap();
+        assert!((ap - 2.0 / 3.0).abs() < 1e-12, "{ap}");
+        // A box matches the truth of its own image only.
+        let swapped = vec![vec![], vec![b(0.0, 0.9, 0), b(0.0, 0.8, 0)]];
+        let ap = ap50(&truth, &swapped).unwrap();
+        assert!((ap - 51.0 / 101.0).abs() < 1e-12, "{ap}");
+        // A class without truth is left out of the mean.
+        let other = vec![vec![b(0.0, 0.9, 0), b(80.0, 0.9, 5)], vec![b(0.0, 0.8, 0)]];
+        assert_eq!(ap50(&truth, &other), Some(1.0));
     }
 }

@@ -206,10 +206,39 @@ fn describe(chw: &[i64]) -> String {
 /// otherwise allocate without bound.
 const MAX_PIXELS: u64 = 1 << 28;
 
-/// Resize the short side (bilinear, antialiased when shrinking as PIL does),
-/// then center-crop (torchvision's rounding).
-fn geometry(img: DynamicImage, pre: &Preprocess) -> std::result::Result<DynamicImage, String> {
-    let mut img = img;
+/// Where an image lands in the model input: resized to `resized` (width,
+/// height), then the `crop` (left, top, width, height) of that kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Placement {
+    pub resized: Option<(u32, u32)>,
+    pub crop: Option<(u32, u32, u32, u32)>,
+}
+
+impl Placement {
+    /// The box `[x1, y1, x2, y2]` in the pixels of a `w` x `h` original in
+    /// input pixels: the pixel edges scale with the resize (what
+    /// `resize_exact` maps), the crop shifts them, and the box is clipped
+    /// to the input; `None` when nothing of it is left.
+    pub fn place(&self, (w, h): (u32, u32), b: [f64; 4]) -> Option<[f32; 4]> {
+        let (rw, rh) = self.resized.unwrap_or((w, h));
+        let (sx, sy) = (f64::from(rw) / f64::from(w), f64::from(rh) / f64::from(h));
+        let (left, top, cw, ch) = self.crop.unwrap_or((0, 0, rw, rh));
+        let x = |v: f64| (v * sx - f64::from(left)).clamp(0.0, f64::from(cw)) as f32;
+        let y = |v: f64| (v * sy - f64::from(top)).clamp(0.0, f64::from(ch)) as f32;
+        let placed = [x(b[0]), y(b[1]), x(b[2]), y(b[3])];
+        (placed[2] > placed[0] && placed[3] > placed[1]).then_some(placed)
+    }
+}
+
+/// The placement of a `w` x `h` image: `resize_to` squashes it, `resize`
+/// scales its short side (keeping the aspect ratio), then `center_crop`
+/// (torchvision's rounding).
+pub(crate) fn placement(
+    pre: &Preprocess,
+    w: u32,
+    h: u32,
+) -> std::result::Result<Placement, String> {
+    let mut resized = None;
     if let Some([h, w]) = pre.resize_to {
         if pre.resize.is_some() {
             return Err("give preprocess.resize (short side, keeping the aspect ratio) or resize_to ([height, width]), not both".into());
@@ -219,10 +248,10 @@ fn geometry(img: DynamicImage, pre: &Preprocess) -> std::result::Result<DynamicI
                 "preprocess.resize_to [{h}, {w}]: each side at least 1, at most {MAX_PIXELS} pixels"
             ));
         }
-        img = img.resize_exact(w, h, FilterType::Triangle);
+        resized = Some((w, h));
     }
     if let Some(short) = pre.resize {
-        let (w, h) = (u64::from(img.width()), u64::from(img.height()));
+        let (w, h) = (u64::from(w), u64::from(h));
         let short64 = u64::from(short);
         let (nw, nh) = if w <= h {
             (short64, short64 * h / w.max(1))
@@ -237,15 +266,28 @@ fn geometry(img: DynamicImage, pre: &Preprocess) -> std::result::Result<DynamicI
                 "resizing this {w}x{h} image to a short side of {short} makes it {nw}x{nh} pixels, more than {MAX_PIXELS}"
             ));
         }
-        img = img.resize_exact(nw as u32, nh as u32, FilterType::Triangle);
+        resized = Some((nw as u32, nh as u32));
     }
-    if let Some(c) = pre.center_crop {
-        let (w, h) = (img.width(), img.height());
+    let size = resized.unwrap_or((w, h));
+    let crop = pre.center_crop.map(|c| {
+        let (w, h) = size;
         let left = ((f64::from(w) - f64::from(c)) / 2.0).round().max(0.0) as u32;
         let top = ((f64::from(h) - f64::from(c)) / 2.0).round().max(0.0) as u32;
-        img = DynamicImage::from(
-            imageops::crop_imm(&img.to_rgb8(), left, top, c.min(w), c.min(h)).to_image(),
-        );
+        (left, top, c.min(w), c.min(h))
+    });
+    Ok(Placement { resized, crop })
+}
+
+/// Resize (bilinear, antialiased when shrinking as PIL does), then
+/// center-crop, as [`placement`] says.
+fn geometry(img: DynamicImage, pre: &Preprocess) -> std::result::Result<DynamicImage, String> {
+    let mut img = img;
+    let place = placement(pre, img.width(), img.height())?;
+    if let Some((w, h)) = place.resized {
+        img = img.resize_exact(w, h, FilterType::Triangle);
+    }
+    if let Some((left, top, w, h)) = place.crop {
+        img = DynamicImage::from(imageops::crop_imm(&img.to_rgb8(), left, top, w, h).to_image());
     }
     Ok(img)
 }
@@ -271,6 +313,31 @@ fn to_tensor(img: DynamicImage, channels: Channels) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boxes_follow_the_squash_the_short_side_resize_and_the_crop() {
+        let pre = |resize_to, resize, center_crop| Preprocess {
+            resize_to,
+            resize,
+            center_crop,
+            ..Default::default()
+        };
+        let squash = placement(&pre(Some([50, 100]), None, None), 200, 100).unwrap();
+        assert_eq!(
+            squash.place((200, 100), [20.0, 10.0, 60.0, 30.0]),
+            Some([10.0, 5.0, 30.0, 15.0])
+        );
+        // 200x100 -> 100x50, then the centre 40x40 from (30, 5).
+        let cropped = placement(&pre(None, Some(50), Some(40)), 200, 100).unwrap();
+        assert_eq!(cropped.crop, Some((30, 5, 40, 40)));
+        assert_eq!(
+            cropped.place((200, 100), [40.0, 0.0, 100.0, 40.0]),
+            Some([0.0, 0.0, 20.0, 15.0])
+        );
+        // Wholly outside the crop.
+        assert_eq!(cropped.place((200, 100), [0.0, 0.0, 50.0, 50.0]), None);
+        assert!(placement(&pre(Some([5, 5]), Some(5), None), 10, 10).is_err());
+    }
 
     /// A folder with one 2x2 PNG in each of the class folders `names`.
     fn folder(names: &[&str]) -> tempfile::TempDir {

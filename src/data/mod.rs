@@ -187,6 +187,7 @@ pub enum Channels {
     Gray,
 }
 
+pub mod annotations;
 mod idx;
 mod images;
 mod npy;
@@ -396,6 +397,15 @@ impl Dataset {
             id,
             source,
             label: self.labels.as_ref().map(|l| l[id]),
+        }
+    }
+
+    /// The image file of the `pos`-th selected sample, when the data set
+    /// is an image folder.
+    pub fn image_path(&self, pos: usize) -> Option<&std::path::Path> {
+        match &*self.source {
+            Source::Images(f) => Some(&f.files[self.ids[pos]]),
+            _ => None,
         }
     }
 

@@ -779,6 +779,11 @@ pub struct DetectionSpec {
     /// Pictures of the worst SDE runs drawn into `detections/` (default 5).
     #[serde(default = "default_pictures")]
     pub pictures: usize,
+    /// Ground truth of an image folder: a COCO instances JSON file or a
+    /// folder of YOLO text files; `detections/summary.json` then gives AP50
+    /// against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<PathBuf>,
 }
 
 fn default_pictures() -> usize {
