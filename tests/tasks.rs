@@ -710,6 +710,42 @@ fn ap50_against_ground_truth_that_is_the_golden_boxes_is_one() {
         (0.0..1.0).contains(&sde) && sde < all && all <= 1.0,
         "{summary}"
     );
+    // Shards leave the annotations to the merge, which gives the single
+    // run's detections and APs.
+    let sc = truth_scenario(root, &data, &key, 200);
+    let shards: Vec<PathBuf> = (1..=2).map(|i| root.join(format!("shard{i}"))).collect();
+    for (i, out) in shards.iter().enumerate() {
+        let (sc, out, shard) = (
+            sc.to_str().unwrap(),
+            out.to_str().unwrap(),
+            format!("{}/2", i + 1),
+        );
+        let run = crate::common::faultsweep(
+            &["run", sc, "--shard", &shard, "--out", out, "--quiet"],
+            &cache,
+        );
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    let merged = root.join("merged");
+    let mut args = vec!["merge", merged.to_str().unwrap()];
+    args.extend(shards.iter().map(|p| p.to_str().unwrap()));
+    let run = crate::common::faultsweep(&args, &cache);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for f in ["summary.json", "sde.json", "golden.json"] {
+        let read = |dir: &str| std::fs::read(root.join(dir).join("detections").join(f)).unwrap();
+        assert!(
+            read("coco") == read("merged"),
+            "detections/{f} of the merge differs"
+        );
+    }
     // The same boxes as YOLO files (normalized centre and size).
     let yolo = root.join("yolo");
     std::fs::create_dir_all(&yolo).unwrap();

@@ -47,7 +47,7 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<Merged> {
         out: Some(out.clone()),
         ..RunArgs::default()
     };
-    let plan = plan_recorded(&first.join("scenario.yml"), &args)?;
+    let mut plan = plan_recorded(&first.join("scenario.yml"), &args)?;
     let copy = |name: &str| {
         let to = out.join(name);
         std::fs::copy(first.join(name), &to).map_err(|e| Error::io(&to, e))
@@ -75,7 +75,7 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<Merged> {
         crate::output::write_atomic(&out.join(name), text.as_bytes())?;
     }
     write_provenance(&out, &provenance)?;
-    merged_detections(&plan, &out)?;
+    merged_detections(&mut plan, &out)?;
     Ok(Merged {
         out,
         runs: total,
@@ -85,11 +85,13 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<Merged> {
 
 /// A detection campaign's `detections/` as the single run writes it: its
 /// SDE runs are spread over the shards (which write none), so they are
-/// rerun from the merged rows.
-fn merged_detections(plan: &super::Plan, out: &Path) -> Result<()> {
+/// rerun from the merged rows, against the annotations if any.
+fn merged_detections(plan: &mut super::Plan, out: &Path) -> Result<()> {
     if !matches!(*plan.graph.task, crate::classify::Task::Detection(_)) {
         return Ok(());
     }
+    let sc = scenario::Scenario::load(&out.join("scenario.yml"))?;
+    plan.truth = super::detections::ground_truth(&sc, &plan.graph, &plan.data)?;
     let scales = super::runs::int8_scales(&read_ranges(&out.join("ranges.csv"))?);
     let resolver = super::runs::Resolver::new(&plan.graph, &scales, &Default::default())?;
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -244,8 +244,8 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     graph.judged = campaign.judged;
     graph.task = std::sync::Arc::new(campaign.task.clone());
     check_task(&sc, &graph, &data)?;
-    // Only a whole campaign writes `detections/`: a shard, `report` and
-    // `merge` leave the annotations unread.
+    // Only a whole campaign (or a merge, which reads them itself) writes
+    // `detections/`: a shard and `report` leave the annotations unread.
     let truth = match models.is_some() && args.shard.is_none() {
         true => detections::ground_truth(&sc, &graph, &data)?,
         false => None,
