@@ -119,7 +119,16 @@ fn the_command_runs_each_way_in_its_own_process_and_writes_json() {
         .current_dir(root())
         .args(["--threads", "1", "bench"])
         .arg(&scenario)
-        .args(["--repeat", "1", "--ways", "engine,full-forward", "--out"])
+        // The children run the parent's overrides: 40 of the 60.
+        .args([
+            "--injections",
+            "40",
+            "--repeat",
+            "1",
+            "--ways",
+            "engine,full-forward",
+            "--out",
+        ])
         .arg(&json)
         .output()
         .unwrap();
@@ -133,7 +142,7 @@ fn the_command_runs_each_way_in_its_own_process_and_writes_json() {
         stdout.contains("one process per way and repeat"),
         "{stdout}"
     );
-    assert!(stdout.contains("60 injections: "), "{stdout}");
+    assert!(stdout.contains("40 injections: "), "{stdout}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["isolated"], true);
@@ -141,7 +150,7 @@ fn the_command_runs_each_way_in_its_own_process_and_writes_json() {
     assert_eq!(report["ways"].as_array().unwrap().len(), 2);
     assert_eq!(report["ways"][0]["way"], "engine");
     assert_eq!(report["ways"][1]["way"], "full-forward");
-    assert_eq!(report["agreement"]["checked"], 60);
+    assert_eq!(report["agreement"]["checked"], 40);
     assert_eq!(
         report["agreement"]["differing"].as_array().unwrap().len(),
         0

@@ -865,6 +865,12 @@ fn run_child(
     if let Some(s) = run.seed {
         cmd.arg("--seed").arg(s.to_string());
     }
+    if let Some(n) = run.injections {
+        cmd.arg("--injections").arg(n.to_string());
+    }
+    if run.no_cache {
+        cmd.arg("--no-cache");
+    }
     if let Some(c) = args.chunk {
         cmd.arg("--chunk").arg(c.to_string());
     }
