@@ -104,6 +104,7 @@ fn boxes_decoded_by_the_graph_are_read_thresholded_and_suppressed_as_the_oracle_
         },
         score: 0.3,
         nms: Some(0.5),
+        class_agnostic: false,
         match_iou: 0.5,
     };
     decoder_agrees_with_the_oracle("decoded", &["detections"], detector);
@@ -121,6 +122,7 @@ fn centernet_heads_decode_to_the_oracles_boxes() {
         },
         score: 0.3,
         nms: Some(0.4),
+        class_agnostic: false,
         match_iou: 0.5,
     };
     decoder_agrees_with_the_oracle("centernet", &["keypoints", "wh"], detector);
@@ -137,6 +139,7 @@ fn centerface_heads_decode_to_the_oracles_boxes() {
         },
         score: 0.5,
         nms: Some(0.3),
+        class_agnostic: false,
         match_iou: 0.5,
     };
     decoder_agrees_with_the_oracle("centerface", &["heatmap", "scale", "offset"], detector);
@@ -231,6 +234,23 @@ fn a_campaign_on_boxes_the_graph_decodes_flags_moved_boxes() {
     let body = "task: detection\ndetection:\n  columns: [x1, y1, x2, y2, score, class]\n  score: 0.3\n  nms: 0.5\nfault:\n  bits: {range: [23, 30]}\ncounts:\n  injections: 200\n";
     let rows = verified(dir.path(), "decoded", body, &tasks());
     detection_rows_are_ivmod(&rows, false);
+}
+
+#[test]
+fn class_agnostic_nms_keeps_fewer_golden_boxes_and_agrees_with_full_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut golden_boxes = vec![];
+    for agnostic in [false, true] {
+        let sub = dir.path().join(agnostic.to_string());
+        std::fs::create_dir_all(&sub).unwrap();
+        let body = format!("task: detection\ndetection:\n  score: 0.05\n  nms: 0.1\n  class_agnostic: {agnostic}\ncounts:\n  injections: 100\n");
+        let rows = verified(&sub, "decoded", &body, &tasks());
+        detection_rows_are_ivmod(&rows, true);
+        let golden =
+            std::fs::read_to_string(sub.join("out_decoded/detections/golden.json")).unwrap();
+        golden_boxes.push(golden.matches("\"bbox\"").count());
+    }
+    assert!(golden_boxes[1] < golden_boxes[0], "{golden_boxes:?}");
 }
 
 #[test]

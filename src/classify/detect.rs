@@ -105,6 +105,9 @@ pub struct Detector {
     pub score: f32,
     /// Greedy NMS IoU (per class); `None`: no NMS.
     pub nms: Option<f32>,
+    /// NMS suppresses overlapping boxes of any class, not only of the
+    /// kept box's own.
+    pub class_agnostic: bool,
     /// A faulty box matches a golden one of its class at this IoU or more.
     pub match_iou: f32,
 }
@@ -153,7 +156,7 @@ impl Detector {
         };
         let kept: Vec<Detection> = raw.into_iter().filter(|d| d.score > self.score).collect();
         Ok(match self.nms {
-            Some(iou) => nms(kept, iou),
+            Some(iou) => nms(kept, iou, self.class_agnostic),
             None => sorted(kept),
         })
     }
@@ -190,12 +193,14 @@ fn sorted(mut boxes: Vec<Detection>) -> Vec<Detection> {
     boxes
 }
 
-/// Greedy non-maximum suppression per class: highest score first, a box
-/// overlapping a kept box of its class by more than `iou` is dropped.
-pub fn nms(boxes: Vec<Detection>, iou: f32) -> Vec<Detection> {
+/// Greedy non-maximum suppression: highest score first, a box overlapping
+/// a kept box of its class (of any class when `class_agnostic`) by more
+/// than `iou` is dropped.
+pub fn nms(boxes: Vec<Detection>, iou: f32, class_agnostic: bool) -> Vec<Detection> {
     let mut kept: Vec<Detection> = Vec::new();
     for b in sorted(boxes) {
-        if !kept.iter().any(|k| k.class == b.class && k.iou(&b) > iou) {
+        let suppresses = |k: &Detection| (class_agnostic || k.class == b.class) && k.iou(&b) > iou;
+        if !kept.iter().any(suppresses) {
             kept.push(b);
         }
     }
@@ -437,16 +442,17 @@ mod tests {
     }
 
     #[test]
-    fn nms_keeps_the_best_of_overlapping_boxes_of_a_class_only() {
+    fn nms_keeps_the_best_of_overlapping_boxes_of_a_class_or_of_any_class() {
         let boxes = vec![
             b(0.0, 0.0, 10.0, 10.0, 0.8, 1),
             b(1.0, 1.0, 11.0, 11.0, 0.9, 1),
             b(1.0, 1.0, 11.0, 11.0, 0.7, 2),
             b(50.0, 50.0, 60.0, 60.0, 0.5, 1),
         ];
-        let kept = nms(boxes, 0.5);
-        let scores: Vec<f32> = kept.iter().map(|d| d.score).collect();
-        assert_eq!(scores, vec![0.9, 0.7, 0.5]);
+        let scores = |kept: Vec<Detection>| kept.iter().map(|d| d.score).collect::<Vec<f32>>();
+        assert_eq!(scores(nms(boxes.clone(), 0.5, false)), vec![0.9, 0.7, 0.5]);
+        // Across classes, the class-2 box under the best one goes too.
+        assert_eq!(scores(nms(boxes, 0.5, true)), vec![0.9, 0.5]);
     }
 
     #[test]

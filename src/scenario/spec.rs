@@ -772,6 +772,10 @@ pub struct DetectionSpec {
     /// Greedy NMS IoU per class (default: no NMS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nms: Option<f32>,
+    /// NMS across classes: a box suppresses overlapping boxes of any class
+    /// (default false: of its own class only).
+    #[serde(default)]
+    pub class_agnostic: bool,
     /// A faulty box matches a golden box of its class at this IoU or more
     /// (default 0.5).
     #[serde(default = "default_match_iou")]

@@ -445,6 +445,7 @@ impl Scenario {
             decoder,
             score: d.score,
             nms: d.nms,
+            class_agnostic: d.class_agnostic,
             match_iou: d.match_iou,
         })
     }
