@@ -2,7 +2,7 @@
 //! instances JSON file, or a folder of YOLO text files (`name.txt` for the
 //! image `name.jpg`). Annotations meet samples by the image's file name and
 //! land in input pixels as the data pipeline resized and cropped the image
-//! ([`super::images::placement`]). COCO's crowd boxes are left out; a box
+//! (`images::placement`). COCO's crowd boxes are left out; a box
 //! the crop removes wholly is left out, one it cuts is clipped.
 
 use std::collections::HashMap;
