@@ -156,7 +156,7 @@ impl Layout<'_> {
                     row.push(out.map_or(String::new(), |o| self.top_list(o)));
                 }
             }
-            row.extend(task_cells(self.task, r));
+            row.extend(facts.measures.iter().cloned());
             rows.row(row)?;
         }
         Ok(())

@@ -270,7 +270,8 @@ fn centernet(
         ));
     }
     let (heat, wh) = (contiguous_floats(heat)?, contiguous_floats(wh)?);
-    let (heat_v, wh_v) = (floats(&heat).unwrap_or(&[]), floats(&wh).unwrap_or(&[]));
+    let values = |t| floats(t).ok_or("a CenterNet head is not float32 on the CPU");
+    let (heat_v, wh_v) = (values(&heat)?, values(&wh)?);
     // Element index of (channel, y, x) in a tensor of `c` channels.
     let at = |c: usize, ch: usize, y: usize, x: usize| match channels_last {
         true => (y * w + x) * c + ch,
@@ -426,52 +427,6 @@ pub fn compare(golden: &[Detection], faulty: &[Detection], min_iou: f32) -> Dete
     m
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn b(x1: f32, y1: f32, x2: f32, y2: f32, score: f32, class: i64) -> Detection {
-        Detection {
-            x1,
-            y1,
-            x2,
-            y2,
-            score,
-            class,
-        }
-    }
-
-    #[test]
-    fn nms_keeps_the_best_of_overlapping_boxes_of_a_class_or_of_any_class() {
-        let boxes = vec![
-            b(0.0, 0.0, 10.0, 10.0, 0.8, 1),
-            b(1.0, 1.0, 11.0, 11.0, 0.9, 1),
-            b(1.0, 1.0, 11.0, 11.0, 0.7, 2),
-            b(50.0, 50.0, 60.0, 60.0, 0.5, 1),
-        ];
-        let scores = |kept: Vec<Detection>| kept.iter().map(|d| d.score).collect::<Vec<f32>>();
-        assert_eq!(scores(nms(boxes.clone(), 0.5, false)), vec![0.9, 0.7, 0.5]);
-        // Across classes, the class-2 box under the best one goes too.
-        assert_eq!(scores(nms(boxes, 0.5, true)), vec![0.9, 0.5]);
-    }
-
-    #[test]
-    fn matching_counts_lost_and_added_boxes() {
-        let golden = vec![
-            b(0.0, 0.0, 10.0, 10.0, 0.9, 1),
-            b(20.0, 20.0, 30.0, 30.0, 0.8, 2),
-        ];
-        let faulty = vec![
-            b(0.0, 0.0, 10.0, 9.0, 0.85, 1),
-            b(20.0, 20.0, 30.0, 30.0, 0.8, 3),
-        ];
-        let m = compare(&golden, &faulty, 0.5);
-        assert_eq!((m.matched, m.false_positives, m.false_negatives), (1, 1, 1));
-        assert!((m.max_iou_shift - 0.1).abs() < 1e-6);
-        assert!((m.max_score_shift - 0.05).abs() < 1e-6);
-    }
-}
-
 /// COCO-style AP at IoU 0.5 of the boxes `found` against the ground truth
 /// `truth`, both per image (`found[i]` are image `i`'s predictions), pooled
 /// over the images per class: a class's predictions by score (best first;
@@ -543,10 +498,52 @@ fn class_ap50<T: AsRef<[Detection]>, F: AsRef<[Detection]>>(
 }
 
 #[cfg(test)]
-mod ap_tests {
+mod tests {
     use super::*;
 
-    fn b(x1: f32, score: f32, class: i64) -> Detection {
+    fn b(x1: f32, y1: f32, x2: f32, y2: f32, score: f32, class: i64) -> Detection {
+        Detection {
+            x1,
+            y1,
+            x2,
+            y2,
+            score,
+            class,
+        }
+    }
+
+    #[test]
+    fn nms_keeps_the_best_of_overlapping_boxes_of_a_class_or_of_any_class() {
+        let boxes = vec![
+            b(0.0, 0.0, 10.0, 10.0, 0.8, 1),
+            b(1.0, 1.0, 11.0, 11.0, 0.9, 1),
+            b(1.0, 1.0, 11.0, 11.0, 0.7, 2),
+            b(50.0, 50.0, 60.0, 60.0, 0.5, 1),
+        ];
+        let scores = |kept: Vec<Detection>| kept.iter().map(|d| d.score).collect::<Vec<f32>>();
+        assert_eq!(scores(nms(boxes.clone(), 0.5, false)), vec![0.9, 0.7, 0.5]);
+        // Across classes, the class-2 box under the best one goes too.
+        assert_eq!(scores(nms(boxes, 0.5, true)), vec![0.9, 0.5]);
+    }
+
+    #[test]
+    fn matching_counts_lost_and_added_boxes() {
+        let golden = vec![
+            b(0.0, 0.0, 10.0, 10.0, 0.9, 1),
+            b(20.0, 20.0, 30.0, 30.0, 0.8, 2),
+        ];
+        let faulty = vec![
+            b(0.0, 0.0, 10.0, 9.0, 0.85, 1),
+            b(20.0, 20.0, 30.0, 30.0, 0.8, 3),
+        ];
+        let m = compare(&golden, &faulty, 0.5);
+        assert_eq!((m.matched, m.false_positives, m.false_negatives), (1, 1, 1));
+        assert!((m.max_iou_shift - 0.1).abs() < 1e-6);
+        assert!((m.max_score_shift - 0.05).abs() < 1e-6);
+    }
+
+    /// A 10 x 10 box at `x1`.
+    fn square(x1: f32, score: f32, class: i64) -> Detection {
         Detection {
             x1,
             y1: 0.0,
@@ -559,20 +556,24 @@ mod ap_tests {
 
     #[test]
     fn ap50_is_one_for_the_golden_boxes_and_drops_with_lost_and_added_ones() {
-        let golden = vec![b(0.0, 0.9, 1), b(20.0, 0.8, 1), b(40.0, 0.7, 2)];
+        let golden = vec![
+            square(0.0, 0.9, 1),
+            square(20.0, 0.8, 1),
+            square(40.0, 0.7, 2),
+        ];
         let ap50 = |truth: &[Detection], found: &[Detection]| ap50(&[truth], &[found]);
         assert_eq!(ap50(&golden, &golden), Some(1.0));
         assert_eq!(ap50(&[], &golden), None);
         // Class 1 loses a box (recall 0.5: 51 of 101 points), class 2 keeps its own.
-        let lost = vec![b(0.0, 0.9, 1), b(40.0, 0.7, 2)];
+        let lost = vec![square(0.0, 0.9, 1), square(40.0, 0.7, 2)];
         let ap = ap50(&golden, &lost).unwrap();
         assert!((ap - (51.0 / 101.0 + 1.0) / 2.0).abs() < 1e-12, "{ap}");
         // A better-scored false positive halves class 2's precision.
         let added = vec![
-            b(0.0, 0.9, 1),
-            b(20.0, 0.8, 1),
-            b(70.0, 0.95, 2),
-            b(40.0, 0.7, 2),
+            square(0.0, 0.9, 1),
+            square(20.0, 0.8, 1),
+            square(70.0, 0.95, 2),
+            square(40.0, 0.7, 2),
         ];
         let ap = ap50(&golden, &added).unwrap();
         assert!((ap - (1.0 + 0.5) / 2.0).abs() < 1e-12, "{ap}");
@@ -582,24 +583,30 @@ mod ap_tests {
     /// image costs the other's true positive its precision.
     #[test]
     fn ap50_pools_the_images_per_class() {
-        let truth = vec![vec![b(0.0, 1.0, 0)], vec![b(0.0, 1.0, 0)]];
+        let truth = vec![vec![square(0.0, 1.0, 0)], vec![square(0.0, 1.0, 0)]];
         assert_eq!(ap50(&truth, &truth), Some(1.0));
         // Image 1's box missed, a stray box there instead: recall 0.5 at
         // precision 1, then precision 0.5.
-        let missed = vec![vec![b(0.0, 0.9, 0)], vec![b(50.0, 0.8, 0)]];
+        let missed = vec![vec![square(0.0, 0.9, 0)], vec![square(50.0, 0.8, 0)]];
         let ap = ap50(&truth, &missed).unwrap();
         assert!((ap - 51.0 / 101.0).abs() < 1e-12, "{ap}");
         // A better-scored false positive on image 0: precision 2/3 at
         // recall 1, monotone back to recall 0.
-        let stray = vec![vec![b(50.0, 0.95, 0), b(0.0, 0.9, 0)], vec![b(0.0, 0.8, 0)]];
+        let stray = vec![
+            vec![square(50.0, 0.95, 0), square(0.0, 0.9, 0)],
+            vec![square(0.0, 0.8, 0)],
+        ];
         let ap = ap50(&truth, &stray).unwrap();
         assert!((ap - 2.0 / 3.0).abs() < 1e-12, "{ap}");
         // A box matches the truth of its own image only.
-        let swapped = vec![vec![], vec![b(0.0, 0.9, 0), b(0.0, 0.8, 0)]];
+        let swapped = vec![vec![], vec![square(0.0, 0.9, 0), square(0.0, 0.8, 0)]];
         let ap = ap50(&truth, &swapped).unwrap();
         assert!((ap - 51.0 / 101.0).abs() < 1e-12, "{ap}");
         // A class without truth is left out of the mean.
-        let other = vec![vec![b(0.0, 0.9, 0), b(80.0, 0.9, 5)], vec![b(0.0, 0.8, 0)]];
+        let other = vec![
+            vec![square(0.0, 0.9, 0), square(80.0, 0.9, 5)],
+            vec![square(0.0, 0.8, 0)],
+        ];
         assert_eq!(ap50(&truth, &other), Some(1.0));
     }
 }

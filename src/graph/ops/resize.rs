@@ -363,7 +363,6 @@ fn run(x: &Tensor, plans: &[AxisPlan], interp: &Interp) -> KResult<Tensor> {
         }
         return Ok(y);
     }
-    let planned: Vec<&AxisPlan> = planned.collect();
     let x = x.f_contiguous()?;
     let mut grid = match floats(&x) {
         Some(v) => Grid::of(v, size.clone()),
