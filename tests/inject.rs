@@ -461,7 +461,16 @@ fn regional_rows_equal_the_batch_rows_bit_for_bit() {
     // runs alone while the faulty one is regional): the runs would differ
     // by that, as `--verify` allows, not by the regional rows.
     let _one_thread = Threads::set(1);
-    let mut models = vec![("mobilenet_v2_ts17", fixture("mobilenet_v2_ts17"))];
+    // Squeeze-and-excitation blocks (global pools, per-channel scales) and
+    // Concats of channels besides plain convolutions.
+    let mut models: Vec<(&str, (Graph, Dataset))> = [
+        "mobilenet_v2_ts17",
+        "mobilenet_v3_small_ts17",
+        "squeezenet1_1_ts17",
+    ]
+    .into_iter()
+    .map(|name| (name, fixture(name)))
+    .collect();
     models.extend(shared_mobilenet().map(|m| ("mobilenet_v2", m)));
     for (name, (graph, data)) in &models {
         let inj = corner_injections(graph, data.len(), 3);
@@ -503,6 +512,50 @@ fn regional_rows_equal_the_batch_rows_bit_for_bit() {
             "{name}: both kinds of rows"
         );
     }
+}
+
+/// A fault whose change rounds away in a squeeze-and-excitation block's
+/// mean passes it as boxes: its row joins the batch after the global pool,
+/// or never, and still ends as the batch row does.
+#[test]
+fn regional_rows_pass_global_pools_whose_mean_the_fault_leaves_unchanged() {
+    let _one_thread = Threads::set(1);
+    let (graph, data) = fixture("mobilenet_v3_small_ts17");
+    let pool = (graph.nodes.iter())
+        .position(|n| n.op == faultsweep::graph::Op::GlobalAveragePool)
+        .unwrap();
+    // Low mantissa bits of every position of the pool's input channel 0.
+    let feeding = pool - 1;
+    let info = faultsweep::inspect::inspect(&graph).unwrap();
+    let plane: i64 = info.nodes[feeding].outputs[0].shape[1..].iter().product();
+    let inj: Vec<Injection> = (0..plane * 2)
+        .map(|k| Injection {
+            id: k as usize,
+            sample: (k % 2) as usize,
+            faults: vec![NodeFault::neuron(feeding, k / 2, flip((k % 4) as u32))],
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let frontiers = cached(&graph, &data, &inj, dir.path());
+    let run = |mode| {
+        let options = Options {
+            batch_size: 1,
+            mode,
+            ..Options::default()
+        };
+        Engine::new(&graph, &frontiers, options).run(&inj).unwrap()
+    };
+    let (regional, batch_rows) = (run(Mode::Regional), run(Mode::DropMasked));
+    let mut passed = 0;
+    for (r, b) in regional.iter().zip(&batch_rows) {
+        assert_eq!(r.outcome(), b.outcome(), "injection {}", r.id);
+        let want = b.output.as_ref().unwrap_or(&b.golden);
+        assert_eq!(bits(r.output.as_ref().unwrap_or(&r.golden)), bits(want));
+        let alive_past_pool = r.masked_after.is_none_or(|m| m > pool);
+        passed += usize::from(alive_past_pool && r.whole_from.is_none_or(|w| w > pool + 1));
+    }
+    eprintln!("{passed} of {} rows passed the pool as boxes", inj.len());
+    assert!(passed > 0, "no row passed the global pool as boxes");
 }
 
 /// The photos' MobileNetV2 inputs, when the shared model is there.

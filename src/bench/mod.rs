@@ -214,6 +214,12 @@ pub struct Report {
     pub outcomes: BTreeMap<String, usize>,
     /// Engine rows finished as masked before the output.
     pub dropped_early: usize,
+    /// The multiply-adds the engine ran on whole rows, per injection, as a
+    /// share of the model's: from the node where its row joined the batch
+    /// to the output (or to where it was dropped as masked). Full forward
+    /// runs all of them, so the speedup cannot pass its inverse much.
+    #[serde(default)]
+    pub whole_row_share: Option<f64>,
 }
 
 impl Report {
@@ -322,6 +328,14 @@ impl Report {
                 "engine outcomes: {}; {} masked rows dropped before the output",
                 outcomes.join(", "),
                 self.dropped_early
+            );
+        }
+        if let Some(share) = self.whole_row_share {
+            let _ = writeln!(
+                s,
+                "engine rows ran whole for {:.1}% of the model's multiply-adds per injection (full forward: 100%, so at most {:.2}x)",
+                100.0 * share,
+                1.0 / share
             );
         }
         if let Some(a) = &self.agreement {
@@ -660,6 +674,8 @@ pub fn run(scenario: &Path, args: &BenchArgs) -> Result<Report> {
             dropped_early += usize::from(r.masked_after.is_some());
         }
     }
+    let graph = &setup.plan.graph;
+    let whole_row_share = (kept.get(&Way::Engine)).and_then(|e| whole_row_share(graph, e));
     let agreement = match (kept.get(&Way::Engine), kept.get(&Way::FullForward)) {
         (Some(e), Some(f)) => Some(compare(e, f)),
         _ => None,
@@ -682,7 +698,6 @@ pub fn run(scenario: &Path, args: &BenchArgs) -> Result<Report> {
             }
         })
         .collect();
-    let graph = &setup.plan.graph;
     let mut cuts: Vec<usize> = (setup.injections.iter())
         .map(|i| i.start_cut(graph))
         .collect();
@@ -720,7 +735,27 @@ pub fn run(scenario: &Path, args: &BenchArgs) -> Result<Report> {
         agreement,
         outcomes,
         dropped_early,
+        whole_row_share,
     })
+}
+
+/// [`Report::whole_row_share`] of the engine's `results`; `None` for a
+/// model without multiply-adds.
+fn whole_row_share(graph: &Graph, results: &[InjectionResult]) -> Option<f64> {
+    let macs: Vec<i64> = (crate::inspect::inspect(graph).ok()?.nodes.iter())
+        .map(|n| n.macs)
+        .collect();
+    let total: i64 = macs.iter().sum();
+    if total == 0 || results.is_empty() {
+        return None;
+    }
+    let whole: i64 = (results.iter())
+        .filter_map(|r| {
+            let last = r.masked_after.unwrap_or(macs.len() - 1);
+            Some(macs.get(r.whole_from?..=last)?.iter().sum::<i64>())
+        })
+        .sum();
+    Some(whole as f64 / (total as f64 * results.len() as f64))
 }
 
 /// Checks every injection's engine outcome against its full-forward outcome.
@@ -772,6 +807,7 @@ struct SavedResult {
     masked_after: Option<usize>,
     first_nonfinite: Option<usize>,
     detected: bool,
+    whole_from: Option<usize>,
     error: Option<String>,
 }
 
@@ -791,6 +827,7 @@ impl From<&InjectionResult> for SavedResult {
             masked_after: r.masked_after,
             first_nonfinite: r.first_nonfinite,
             detected: r.detected,
+            whole_from: r.whole_from,
             error: r.error.clone(),
         }
     }
@@ -812,6 +849,7 @@ impl From<SavedResult> for InjectionResult {
             masked_after: s.masked_after,
             first_nonfinite: s.first_nonfinite,
             detected: s.detected,
+            whole_from: s.whole_from,
             error: s.error,
         }
     }

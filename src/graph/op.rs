@@ -150,8 +150,9 @@ pub enum OnABox {
     Join,
     /// Computed position by position, and the result at a position does
     /// not depend on how the kernel blocks or vectorizes the tensor (one
-    /// correctly rounded operation, or a selection): the op over the union
-    /// of its inputs' boxes holds exactly the full tensor's values there.
+    /// correctly rounded operation, or a selection such as a Concat of
+    /// channels): the op over the union of its inputs' boxes holds exactly
+    /// the full tensor's values there.
     /// Transcendental ops (Sigmoid, Tanh, Exp, ...) and fused multiply-adds
     /// (BatchNormalization) are not: their vector and scalar code paths may
     /// round differently.
@@ -160,6 +161,11 @@ pub enum OnABox {
     /// layer's values when it is depthwise or 1x1 (each output one chain
     /// whatever is computed beside it); other shapes join.
     Convolution,
+    /// A global pool, which sums up each row: run on the row with its boxes
+    /// written in, it leaves the row regional when its output is bitwise
+    /// the golden row's (a small change may round away in a mean), and the
+    /// row joins the batch at the next node otherwise.
+    WholeRow,
 }
 
 /// The magnitude bound an op's outputs get from its inputs' bounds.
@@ -273,15 +279,14 @@ impl Op {
             MaxPool => NONE.finite().bound(Input).window(Window::Pool),
             AveragePool => NONE.bound(Input).window(Window::Pool),
             LpPool => NONE.window(Window::Pool),
-            GlobalAveragePool | GlobalMaxPool | ReduceMean | ReduceMax | ReduceMin => {
-                NONE.bound(Input)
-            }
+            GlobalAveragePool | GlobalMaxPool => NONE.bound(Input).on_a_box(OnABox::WholeRow),
+            ReduceMean | ReduceMax | ReduceMin => NONE.bound(Input),
             Flatten | Reshape | Squeeze | Unsqueeze | Transpose | Slice | Split | Gather
             | GatherND | DepthToSpace | SpaceToDepth | Trilu | Compress | CenterCropPad => {
                 NONE.finite().bound(Input)
             }
             Hardmax => NONE.finite().bound(Fixed(1.0)),
-            Concat => NONE.finite().bound(LargestInput),
+            Concat => NONE.finite().elementwise().bound(LargestInput),
             Conv => NONE
                 .on_a_box(OnABox::Convolution)
                 .bound(Weighted)

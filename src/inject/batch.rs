@@ -77,6 +77,7 @@ impl Context<'_> {
                     masked_after: None,
                     first_nonfinite: None,
                     detected: false,
+                    whole_from: Some(cut),
                     error: Some(e.to_string()),
                 }])
             }
@@ -173,6 +174,7 @@ impl Context<'_> {
                 masked_after: s.masked_after,
                 first_nonfinite: s.first_nonfinite,
                 detected: s.detected,
+                whole_from: s.whole_from,
                 error: None,
             })
             .collect())
@@ -220,10 +222,12 @@ impl BatchRun<'_, '_> {
         };
         let (mode, batch, regional) = (self.ctx.options.mode, self.batch, &mut self.regional);
         let graph = self.ctx.graph;
+        let state = &mut self.state;
         join.jobs.retain(|&(job, sample)| {
             let boxed = mode.runs_regionally(batch[job], graph);
-            if boxed {
-                regional.push(RegionalRow::new(job, sample));
+            match boxed {
+                true => regional.push(RegionalRow::new(job, sample)),
+                false => state[job].whole_from = Some(cut),
             }
             !boxed
         });
@@ -340,6 +344,7 @@ impl BatchRun<'_, '_> {
             let at = self.rows.row_of(r.job).expect("the row just joined");
             region::write_in(&r, env, at).map_err(cut_error)?;
             self.state[r.job].differs = r.deltas.keys().copied().collect();
+            self.state[r.job].whole_from = Some(cut);
         }
         Ok(())
     }

@@ -158,6 +158,10 @@ pub struct InjectionResult {
     /// A monitored node (`Graph::monitors`) saw NaN or Inf in this row
     /// (recorded, never an outcome by itself).
     pub detected: bool,
+    /// The node from which the row ran as a whole batch row (`None`: it ran
+    /// as boxes to the end, or was dropped as masked while it did): what the
+    /// engine computed of the model for it.
+    pub whole_from: Option<usize>,
     /// A libtorch error while running this injection.
     pub error: Option<String>,
 }

@@ -138,6 +138,8 @@ pub(super) struct RowState {
     pub masked_after: Option<usize>,
     pub first_nonfinite: Option<usize>,
     pub detected: bool,
+    /// The cut where the row joined the batch as a whole row.
+    pub whole_from: Option<usize>,
     /// Live values whose row differs from the golden row: the row is masked
     /// when this is empty and no fault is still to come.
     pub differs: BTreeSet<ValueId>,
@@ -152,6 +154,7 @@ impl RowState {
             masked_after: None,
             first_nonfinite: None,
             detected: false,
+            whole_from: None,
             differs: BTreeSet::new(),
         }
     }

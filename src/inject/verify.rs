@@ -213,6 +213,7 @@ pub fn plain_run_outputs(
         masked_after: None,
         first_nonfinite,
         detected,
+        whole_from: Some(0),
         error,
     };
     Ok((result, rows))

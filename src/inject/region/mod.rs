@@ -220,6 +220,7 @@ impl RegionalRow {
         let delta = match node.op.traits().on_a_box {
             OnABox::Convolution => self.conv(graph, node, env, kernels)?,
             OnABox::Elementwise => self.elementwise(graph, node, env, golden)?,
+            OnABox::WholeRow => self.whole_row(graph, node, env, golden)?,
             OnABox::Join => return Ok(Step::Join),
         };
         Ok(match delta {
@@ -230,68 +231,111 @@ impl RegionalRow {
         })
     }
 
-    /// An element-wise node over the union of its inputs' boxes.
+    /// An element-wise node over the union of its inputs' boxes. Inputs
+    /// without a box may hold one value per channel (a squeeze-and-excite
+    /// scale), read whole; all others share the boxed inputs' positions.
     fn elementwise(&self, graph: &Graph, node: &Node, env: &Env, golden: usize) -> Result<Outcome> {
-        let mut shape: Option<Vec<i64>> = None;
-        let mut span: Option<Span> = None;
-        for id in node.inputs.iter().flatten() {
-            let Some(t) = env.get(graph, *id) else {
-                return Ok(Outcome::Join);
-            };
-            if graph.is_computed(*id) && shape.get_or_insert_with(|| t.size()) != &t.size() {
-                return Ok(Outcome::Join);
-            }
-            if let Some(d) = self.deltas.get(id) {
-                span = Some(match span {
-                    None => d.span.clone(),
-                    Some(s) => s
-                        .iter()
-                        .zip(&d.span)
-                        .map(|(a, b)| (a.0.min(b.0), a.1.max(b.1)))
-                        .collect(),
-                });
-            }
-        }
-        let (Some(shape), Some(span)) = (shape, span) else {
+        let boxed: Vec<(&Tensor, &Delta)> = (node.inputs.iter().flatten())
+            .filter_map(|id| Some((env.get(graph, *id)?, self.deltas.get(id)?)))
+            .collect();
+        let Some(&(first, first_delta)) = boxed.first() else {
             return Ok(Outcome::Join);
         };
+        let shape = first.size();
         let spatial = shape.len().saturating_sub(2);
-        // Constants must be the same at every position (broadcast over the
-        // spatial axes), so that the box sees the values the full tensor does.
-        let per_position = node.inputs.iter().flatten().any(|&id| {
-            graph.constant(id).is_some_and(|c| {
-                let size = c.size();
-                size.len() > shape.len() || size.iter().rev().take(spatial).any(|&d| d != 1)
-            })
-        });
-        if per_position || share(&span, &shape[2..]) > MAX_SHARE {
+        let mut span = first_delta.span.clone();
+        for (t, d) in &boxed[1..] {
+            if t.size() != shape {
+                return Ok(Outcome::Join);
+            }
+            for (s, b) in span.iter_mut().zip(&d.span) {
+                *s = (s.0.min(b.0), s.1.max(b.1));
+            }
+        }
+        if share(&span, &shape[2..]) > MAX_SHARE {
             return Ok(Outcome::Join);
         }
         let fail = |e: String| graph.op_error(node, e);
         let mut windows = Vec::new();
         for id in &node.inputs {
-            windows.push(match id {
-                Some(id) if graph.is_computed(*id) => {
-                    let t = env.get(graph, *id).expect("checked above");
-                    let delta = self.deltas.get(id);
-                    match window(t, golden, &span, delta).map_err(|e| fail(e.to_string()))? {
-                        Some(w) => Some(w),
-                        None => return Ok(Outcome::Join),
-                    }
+            let Some(id) = id else {
+                windows.push(None);
+                continue;
+            };
+            let Some(t) = env.get(graph, *id) else {
+                return Ok(Outcome::Join);
+            };
+            let size = t.size();
+            let rows_alike = size.len() == shape.len() && size[0] == shape[0];
+            let window = if !graph.is_computed(*id) {
+                // Constants must be the same at every position (broadcast
+                // over the spatial axes), so that the box sees the values
+                // the full tensor does.
+                let per_position =
+                    size.len() > shape.len() || size.iter().rev().take(spatial).any(|&d| d != 1);
+                if per_position {
+                    return Ok(Outcome::Join);
                 }
-                Some(id) => Some(env.get(graph, *id).expect("checked above").shallow_clone()),
-                None => None,
-            });
+                t.shallow_clone()
+            } else if rows_alike && size[2..] == shape[2..] {
+                let delta = self.deltas.get(id);
+                match window(t, golden, &span, delta).map_err(|e| fail(e.to_string()))? {
+                    Some(w) => w,
+                    None => return Ok(Outcome::Join),
+                }
+            } else if rows_alike
+                && size[2..].iter().all(|&d| d == 1)
+                && !self.deltas.contains_key(id)
+            {
+                t.f_narrow(0, golden as i64, 1)
+                    .map_err(|e| fail(e.to_string()))?
+            } else {
+                return Ok(Outcome::Join);
+            };
+            windows.push(Some(window));
         }
         let ins: Vec<Option<&Tensor>> = windows.iter().map(Option::as_ref).collect();
         let y = graph.apply(node, &ins)?.remove(0);
-        let mut want = vec![1, shape[1]];
-        want.extend(span.iter().map(|(a, b)| b - a));
-        if y.size() != want {
+        let lens: Vec<i64> = span.iter().map(|(a, b)| b - a).collect();
+        if y.dim() != shape.len() || y.size()[0] != 1 || y.size()[2..] != lens {
             return Ok(Outcome::Join);
         }
         let values = guard(graph, node, y)?;
         Ok(Outcome::Box(Delta::new(span, values)))
+    }
+
+    /// A node that sums up the whole row, run on the row with its boxes
+    /// written in; its output, a box covering the whole value, is dropped
+    /// once it compares equal to the golden row's (`settle`).
+    fn whole_row(&self, graph: &Graph, node: &Node, env: &Env, golden: usize) -> Result<Outcome> {
+        let fail = |e: tch::TchError| graph.op_error(node, e.to_string());
+        let mut ins = Vec::new();
+        for id in &node.inputs {
+            let Some(id) = id else {
+                ins.push(None);
+                continue;
+            };
+            let Some(t) = env.get(graph, *id) else {
+                return Ok(Outcome::Join);
+            };
+            let row = match (graph.is_computed(*id), self.deltas.get(id)) {
+                (false, _) => t.shallow_clone(),
+                (true, None) => t.f_narrow(0, golden as i64, 1).map_err(fail)?,
+                (true, Some(d)) => match window(t, golden, &whole(t), Some(d)).map_err(fail)? {
+                    Some(w) => w,
+                    None => return Ok(Outcome::Join),
+                },
+            };
+            ins.push(Some(row));
+        }
+        let y = graph
+            .apply(node, &ins.iter().map(Option::as_ref).collect::<Vec<_>>())?
+            .remove(0);
+        if y.dim() < 2 || y.size()[0] != 1 {
+            return Ok(Outcome::Join);
+        }
+        let values = guard(graph, node, y)?;
+        Ok(Outcome::Box(Delta::new(whole(&values), values)))
     }
 }
 
