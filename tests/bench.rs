@@ -69,6 +69,14 @@ fn every_way_runs_and_the_engine_agrees_with_full_forward() {
     assert_eq!(a.exact + a.within_rounding, 100);
     assert_eq!(report.outcomes.values().sum::<usize>(), 100);
     assert!(report.dropped_early <= report.outcomes.get("masked").copied().unwrap_or(0));
+    let (whole, after_pool) = (
+        report.whole_row_share.unwrap(),
+        report.after_pool_share.unwrap(),
+    );
+    assert!(
+        whole > 0.0 && whole <= 1.0 && after_pool <= whole,
+        "{whole} {after_pool}"
+    );
 
     let table = report.table();
     let lines: Vec<&str> = table.lines().collect();
@@ -89,6 +97,7 @@ fn every_way_runs_and_the_engine_agrees_with_full_forward() {
         "speedup (full forward / engine):",
         "overhead (engine / suffix bound):",
         "cuts recomputed instead of read (of ",
+        "engine rows ran whole for ",
         "agreement with full forward: 100 injections:",
         " 0 differ\n",
     ] {

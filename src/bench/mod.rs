@@ -41,7 +41,7 @@ use crate::campaign::{self, Plan, RunArgs};
 use crate::error::{Error, Result};
 use crate::faults;
 use crate::golden::GoldenRun;
-use crate::graph::Graph;
+use crate::graph::{Graph, Op};
 use crate::inject::{
     agreement, on_workers, Agreement, BoxKernels, CachedFrontiers, Engine, Frontiers, Injection,
     InjectionResult, InputFrontiers, Mode, Options, SiteValues,
@@ -220,6 +220,12 @@ pub struct Report {
     /// runs all of them, so the speedup cannot pass its inverse much.
     #[serde(default)]
     pub whole_row_share: Option<f64>,
+    /// The part of it from rows that joined at a node reading a global
+    /// pool's output: the pool's mean changed, so every position after a
+    /// squeeze-and-excitation block differs, and no exact engine can run
+    /// those rows as boxes.
+    #[serde(default)]
+    pub after_pool_share: Option<f64>,
 }
 
 impl Report {
@@ -330,12 +336,13 @@ impl Report {
                 self.dropped_early
             );
         }
-        if let Some(share) = self.whole_row_share {
+        if let (Some(share), Some(pool)) = (self.whole_row_share, self.after_pool_share) {
             let _ = writeln!(
                 s,
-                "engine rows ran whole for {:.1}% of the model's multiply-adds per injection (full forward: 100%, so at most {:.2}x)",
+                "engine rows ran whole for {:.1}% of the model's multiply-adds per injection (full forward: 100%, so at most {:.2}x); {:.1}% after a global pool whose mean the fault changed",
                 100.0 * share,
-                1.0 / share
+                1.0 / share,
+                100.0 * pool
             );
         }
         if let Some(a) = &self.agreement {
@@ -675,7 +682,11 @@ pub fn run(scenario: &Path, args: &BenchArgs) -> Result<Report> {
         }
     }
     let graph = &setup.plan.graph;
-    let whole_row_share = (kept.get(&Way::Engine)).and_then(|e| whole_row_share(graph, e));
+    let whole = |after_pool| {
+        let results = kept.get(&Way::Engine)?;
+        whole_row_share(graph, results, after_pool)
+    };
+    let (whole_row_share, after_pool_share) = (whole(false), whole(true));
     let agreement = match (kept.get(&Way::Engine), kept.get(&Way::FullForward)) {
         (Some(e), Some(f)) => Some(compare(e, f)),
         _ => None,
@@ -736,12 +747,14 @@ pub fn run(scenario: &Path, args: &BenchArgs) -> Result<Report> {
         outcomes,
         dropped_early,
         whole_row_share,
+        after_pool_share,
     })
 }
 
-/// [`Report::whole_row_share`] of the engine's `results`; `None` for a
-/// model without multiply-adds.
-fn whole_row_share(graph: &Graph, results: &[InjectionResult]) -> Option<f64> {
+/// [`Report::whole_row_share`] of the engine's `results` (with
+/// `after_pool`, [`Report::after_pool_share`]); `None` for a model without
+/// multiply-adds.
+fn whole_row_share(graph: &Graph, results: &[InjectionResult], after_pool: bool) -> Option<f64> {
     let macs: Vec<i64> = (crate::inspect::inspect(graph).ok()?.nodes.iter())
         .map(|n| n.macs)
         .collect();
@@ -750,12 +763,25 @@ fn whole_row_share(graph: &Graph, results: &[InjectionResult]) -> Option<f64> {
         return None;
     }
     let whole: i64 = (results.iter())
+        .filter(|r| !after_pool || r.whole_from.is_some_and(|k| reads_a_pool(graph, k)))
         .filter_map(|r| {
             let last = r.masked_after.unwrap_or(macs.len() - 1);
             Some(macs.get(r.whole_from?..=last)?.iter().sum::<i64>())
         })
         .sum();
     Some(whole as f64 / (total as f64 * results.len() as f64))
+}
+
+/// Whether node `k` reads the output of a global pool.
+fn reads_a_pool(graph: &Graph, k: usize) -> bool {
+    let Some(node) = graph.nodes.get(k) else {
+        return false;
+    };
+    node.inputs.iter().flatten().any(|id| {
+        (graph.nodes.iter()).any(|n| {
+            n.outputs.contains(id) && matches!(n.op, Op::GlobalAveragePool | Op::GlobalMaxPool)
+        })
+    })
 }
 
 /// Checks every injection's engine outcome against its full-forward outcome.
@@ -971,4 +997,54 @@ pub fn run_one(
         peak_rss_bytes: r.peak_rss_bytes,
         recomputed_cuts: r.recomputed_cuts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::OutputDiff;
+
+    fn result(whole_from: Option<usize>, masked_after: Option<usize>) -> InjectionResult {
+        InjectionResult {
+            id: 0,
+            sample: 0,
+            sites: vec![],
+            golden: Tensor::zeros([1], (Kind::Float, tch::Device::Cpu)),
+            output: None,
+            diff: OutputDiff::default(),
+            masked_after,
+            first_nonfinite: None,
+            detected: false,
+            whole_from,
+            error: None,
+        }
+    }
+
+    /// Whole rows from the input cost the whole model, boxes nothing, and
+    /// a row that joins after a squeeze-and-excitation block's pool counts
+    /// toward both shares.
+    #[test]
+    fn whole_row_shares_weigh_each_row_by_the_multiply_adds_it_ran() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/models/mobilenet_v3_small_ts17.onnx"
+        );
+        let graph = crate::load::load(path).unwrap();
+        let share = |rows: &[InjectionResult], pool| whole_row_share(&graph, rows, pool).unwrap();
+        assert_eq!(share(&[result(Some(0), None)], false), 1.0);
+        assert_eq!(
+            share(&[result(None, None), result(Some(0), None)], false),
+            0.5
+        );
+        assert_eq!(share(&[result(Some(0), None)], true), 0.0);
+        let after = (0..graph.nodes.len())
+            .find(|&k| reads_a_pool(&graph, k))
+            .unwrap();
+        let joined = [result(Some(after), None)];
+        let part = share(&joined, false);
+        assert!(part > 0.0 && part < 1.0);
+        assert_eq!(share(&joined, true), part);
+        let dropped = share(&[result(Some(after), Some(after + 1))], false);
+        assert!(dropped < part, "a row dropped as masked stops costing");
+    }
 }

@@ -114,7 +114,13 @@ pub fn summary_files(
         let confidence = summary.settings.confidence;
         files.push((
             "heatmap.svg",
-            heatmap::svg(cells, &heatmap_title, unit, confidence),
+            heatmap::svg(
+                cells,
+                &heatmap_title,
+                unit,
+                confidence,
+                plan.graph.task.sde_meaning(),
+            ),
         ));
         let cma_title = format!("{heatmap_title}: convergence");
         let points = summary.cma.points();

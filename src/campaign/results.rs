@@ -24,7 +24,8 @@ use crate::scenario::SummaryKey;
 
 /// The result columns after the fault list's (`faulty_correct`: the faulty
 /// top-1 is the ground-truth label and the output is not a DUE, empty
-/// without labels; `detected`: a
+/// without labels; the top-1, top-k and `faulty_correct` cells are empty
+/// for tasks other than classification; `detected`: a
 /// monitored node saw NaN or Inf; `outputs_changed`: the model outputs that
 /// differ from golden, by name); hardened models add
 /// `NAME_top1`, `NAME_outcome` and `NAME_topk_hit` each, and `save_outputs`
@@ -98,7 +99,7 @@ impl Layout<'_> {
                 .map(|(n, h)| (n.as_str(), self.verdict(h)))
                 .collect(),
             label: plan.data.sample(r.sample).label,
-            golden_top1: top1(&r.golden),
+            golden_top1: self.task.ranks_classes().then(|| top1(&r.golden)),
             nonfinite: r.first_nonfinite.is_some(),
             detected: r.detected,
             measures: task_cells(self.task, r),
@@ -115,20 +116,21 @@ impl Layout<'_> {
         facts: &RunFacts,
         rows: &mut Rows,
     ) -> Result<()> {
-        let golden_class = facts.golden_top1;
+        let golden_class = facts.golden_top1.map_or(String::new(), |c| c.to_string());
         let sample = plan.data.sample(r.sample);
         let verdict = facts.plain;
         for (k, f) in faults.iter().enumerate() {
             let site = r.sites.get(k);
             let mut row: Vec<String> = faults::csv::row(f).to_vec();
-            let correct = sample
-                .label
-                .map_or(String::new(), |l| verdict.correct(l).to_string());
+            let correct = match (sample.label, facts.golden_top1) {
+                (Some(l), Some(_)) => verdict.correct(l).to_string(),
+                _ => String::new(),
+            };
             let [top1, outcome, hit] = verdict.cells();
             row.extend([
                 sample.id.to_string(),
                 sample.label.map_or(String::new(), |l| l.to_string()),
-                golden_class.to_string(),
+                golden_class.clone(),
                 top1,
                 outcome,
                 hit,
@@ -163,14 +165,23 @@ impl Layout<'_> {
     }
 
     /// Top-1, outcome and top-k hit of a run, against its own model's
-    /// golden class.
+    /// golden class (neither for tasks other than classification).
     pub fn verdict(&self, r: &InjectionResult) -> Verdict {
-        let (outcome, golden_class) = (r.outcome(), top1(&r.golden));
+        let outcome = r.outcome();
+        if !self.task.ranks_classes() {
+            return Verdict {
+                top1: None,
+                outcome,
+                top_k_hit: None,
+            };
+        }
+        let golden_class = top1(&r.golden);
         let (top1, top_k_hit) = match (outcome, &r.output) {
             (Outcome::Masked, _) => (Some(golden_class), true),
             (_, Some(out)) => (Some(top1(out)), in_top(out, golden_class, self.top_k)),
             (_, None) => (None, false),
         };
+        let top_k_hit = Some(top_k_hit);
         Verdict {
             top1,
             outcome,
@@ -199,7 +210,8 @@ impl Layout<'_> {
 pub struct Verdict {
     pub top1: Option<i64>,
     pub outcome: Outcome,
-    pub top_k_hit: bool,
+    /// `None` for tasks other than classification, which rank no classes.
+    pub top_k_hit: Option<bool>,
 }
 
 impl Verdict {
@@ -208,7 +220,7 @@ impl Verdict {
         [
             self.top1.map_or(String::new(), |c| c.to_string()),
             self.outcome.name().to_string(),
-            self.top_k_hit.to_string(),
+            self.top_k_hit.map_or(String::new(), |h| h.to_string()),
         ]
     }
 
@@ -220,8 +232,17 @@ impl Verdict {
                 c => Some(c.parse().ok()?),
             },
             outcome: parse_outcome(outcome)?,
-            top_k_hit: parse_bool(hit)?,
+            top_k_hit: match hit {
+                "" => None,
+                h => Some(parse_bool(h)?),
+            },
         })
+    }
+
+    /// Whether the golden class is among the top k; a task that ranks no
+    /// classes counts no top-k SDE.
+    fn hit(&self) -> bool {
+        self.top_k_hit.unwrap_or(true)
     }
 
     /// Whether the run classified the sample as `label` (a DUE's output
@@ -246,8 +267,9 @@ pub struct RunFacts<'a> {
     pub hardened: Vec<(&'a str, Verdict)>,
     /// The sample's ground-truth label, if the data has labels.
     pub label: Option<i64>,
-    /// The fault-free model's top-1 class.
-    pub golden_top1: i64,
+    /// The fault-free model's top-1 class (`None` for tasks other than
+    /// classification).
+    pub golden_top1: Option<i64>,
     /// Some value inside the network was NaN or Inf.
     pub nonfinite: bool,
     /// A monitored node caught NaN or Inf.
@@ -353,8 +375,8 @@ impl Tally {
         let summary = &mut self.summary;
         summary.inside.add(run.nonfinite, run.detected);
         summary.measures.add(&run.measures);
-        if let Some(label) = run.label {
-            summary.golden_correct.0 += u64::from(run.golden_top1 == label);
+        if let (Some(label), Some(golden)) = (run.label, run.golden_top1) {
+            summary.golden_correct.0 += u64::from(golden == label);
             summary.golden_correct.1 += 1;
         }
         let injection = faults[0].injection;
@@ -372,15 +394,12 @@ impl Tally {
         });
         let fit = summary.settings.fit.is_some();
         for (slot, v) in slots(plan, faults, run, fit) {
-            open.counts
-                .entry(slot)
-                .or_default()
-                .add(v.outcome, v.top_k_hit);
+            open.counts.entry(slot).or_default().add(v.outcome, v.hit());
         }
-        let plain = (run.plain.outcome, run.plain.top_k_hit);
+        let plain = (run.plain.outcome, run.plain.hit());
         for (i, (name, v)) in run.hardened.iter().enumerate() {
             let versus = protection_key(i + 1, name);
-            let hardened = (v.outcome, v.top_k_hit);
+            let hardened = (v.outcome, v.hit());
             let groups = std::iter::once(Key::label("all"))
                 .chain(faults.iter().map(|f| Key::new(vec![f.node], &f.layer)));
             for group in groups {
@@ -392,7 +411,7 @@ impl Tally {
             std::iter::once(("none", &run.plain)).chain(run.hardened.iter().map(|(n, v)| (*n, v)));
         for (i, (name, v)) in models.enumerate() {
             let r = open.accuracy.entry(protection_key(i, name)).or_default();
-            if let Some(label) = run.label {
+            if let (Some(label), Some(_)) = (run.label, run.golden_top1) {
                 r.labelled += 1;
                 r.correct += u64::from(v.correct(label));
             }
@@ -793,7 +812,10 @@ pub fn finished(
                     plain,
                     hardened: others,
                     label,
-                    golden_top1: field(golden_col).parse().map_err(|_| mismatch())?,
+                    golden_top1: match field(golden_col) {
+                        "" => None,
+                        g => Some(g.parse().map_err(|_| mismatch())?),
+                    },
                     nonfinite: !field(nonfinite_col).is_empty(),
                     detected: field(detected_col) == "true",
                     measures: measure_cols.iter().map(|&c| field(c).to_string()).collect(),

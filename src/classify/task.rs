@@ -67,6 +67,25 @@ impl Task {
         }
     }
 
+    /// What an SDE is under this task, in a few words.
+    pub fn sde_meaning(&self) -> &'static str {
+        match self {
+            Task::Classification => {
+                "SDE: the top-1 class changed (any element, for outputs that rank no classes)"
+            }
+            Task::Segmentation { .. } => "SDE: pixels changed class beyond the threshold",
+            Task::Tokens { .. } => "SDE: some position's top-1 token changed",
+            Task::Values { .. } => "SDE: an output moved beyond the tolerance",
+            Task::Detection(_) => "SDE (IVMOD): a box added or lost against golden",
+        }
+    }
+
+    /// Whether a row's top-1 class means something: classification ranks
+    /// the classes of one output; the other tasks judge by their measures.
+    pub fn ranks_classes(&self) -> bool {
+        matches!(self, Task::Classification)
+    }
+
     /// The extra columns of `injections.csv` this task writes.
     pub fn columns(&self) -> &'static [&'static str] {
         match self {

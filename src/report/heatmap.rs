@@ -32,9 +32,10 @@ const NAME_CHARS: usize = 60;
 const STEPS: [f64; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
 const NO_INJECTIONS: &str = "#d9d9d9";
 
-/// The notes under the title.
-fn notes(confidence: Confidence) -> [String; 2] {
+/// The notes under the title; `sde`: what an SDE is under the task.
+fn notes(confidence: Confidence, sde: &str) -> [String; 3] {
     [
+        format!("{sde}; DUE: NaN or Inf in an output, or an error."),
         "Colour proportional to the rate: white 0%, full colour 100%; grey: no injections.".into(),
         format!(
             "Bit 0 = least significant. Hover a cell for its rate, {} interval and counts.",
@@ -66,9 +67,10 @@ fn colour(outcome: Outcome, rate: f64) -> String {
     }
 }
 
-/// `unit`: what a cell's `n` counts (`faults` or `rows`).
-pub fn svg(cells: &Cells, title: &str, unit: &str, confidence: Confidence) -> String {
-    let notes = notes(confidence);
+/// `unit`: what a cell's `n` counts (`faults` or `rows`); `sde`: what an
+/// SDE is under the campaign's task ([`crate::classify::Task::sde_meaning`]).
+pub fn svg(cells: &Cells, title: &str, unit: &str, confidence: Confidence, sde: &str) -> String {
+    let notes = notes(confidence, sde);
     let panels: Vec<Panel> = cells
         .iter()
         .flat_map(|(&format, layers)| {
