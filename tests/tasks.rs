@@ -766,6 +766,19 @@ fn ap50_against_ground_truth_that_is_the_golden_boxes_is_one() {
             "detections/{f} of the merge differs"
         );
     }
+    // The provenance names the ground truth the APs come from.
+    let provenance = |dir: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(root.join(dir).join("provenance.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let coco_hash = blake3::hash(&std::fs::read(&coco_path).unwrap())
+        .to_hex()
+        .to_string();
+    for dir in ["coco", "merged"] {
+        let p = provenance(dir);
+        assert_eq!(p["annotations"], coco_path.display().to_string(), "{p}");
+        assert_eq!(p["annotations_blake3"], coco_hash.as_str(), "{p}");
+    }
     // The same boxes as YOLO files (normalized centre and size).
     let yolo = root.join("yolo");
     std::fs::create_dir_all(&yolo).unwrap();
@@ -791,6 +804,8 @@ fn ap50_against_ground_truth_that_is_the_golden_boxes_is_one() {
         summary_of(&root.join("yolo-run"))["ap50_golden_vs_truth"],
         1.0
     );
+    let folder_hash = &provenance("yolo-run")["annotations_blake3"];
+    assert!(folder_hash.is_string() && *folder_hash != coco_hash.as_str());
 }
 
 #[test]

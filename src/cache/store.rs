@@ -33,7 +33,7 @@ pub struct Store {
 
 /// Bump when the executor computes some op's bits otherwise, so a cache
 /// filled by an older build is not mixed with rows computed by this one.
-const KERNELS: u32 = 6;
+const KERNELS: u32 = 7;
 
 /// The environment variables that change which vector code runs.
 const PATH_SWITCHES: [&str; 4] = [

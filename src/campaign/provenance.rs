@@ -38,6 +38,14 @@ pub struct Provenance {
     /// blake3 of the labels' values in sample order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels_blake3: Option<String>,
+    /// The ground truth of `detection.annotations`, which `detections/`
+    /// scores against; absent without annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<String>,
+    /// blake3 of the annotations (a folder's: its files' names and
+    /// contents in name order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations_blake3: Option<String>,
     /// Runs (injection x sample) in `injections.csv`.
     pub runs: usize,
     /// The shard of the campaign this folder holds (`run --shard I/N`).
@@ -61,6 +69,7 @@ impl Provenance {
             blake3::hash(&bytes).to_hex().to_string()
         });
         let labels_path = spec.data.labels.as_ref().unwrap_or(&spec.data.path);
+        let annotations = (spec.detection.as_ref()).and_then(|d| d.annotations.as_ref());
         Ok(Provenance {
             tool: format!("faultsweep {}", env!("CARGO_PKG_VERSION")),
             scenario: spec.name.clone().unwrap_or_default(),
@@ -73,6 +82,8 @@ impl Provenance {
                 .is_some()
                 .then(|| labels_path.display().to_string()),
             labels_blake3,
+            annotations: annotations.map(|a| a.display().to_string()),
+            annotations_blake3: annotations.map(|a| tree_hash(a)).transpose()?,
             runs,
             shard: plan.shard.as_ref().map(|p| p.shard),
         })
@@ -183,6 +194,34 @@ pub(super) fn file_hash(path: &Path) -> Result<String> {
     std::fs::File::open(path)
         .and_then(|mut f| std::io::copy(&mut f, &mut hasher))
         .map_err(|e| Error::io(path, e))?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// blake3 of a file, or of a folder's files: each one's name (relative to
+/// the folder) and contents, in name order.
+fn tree_hash(path: &Path) -> Result<String> {
+    if !path.is_dir() {
+        return file_hash(path);
+    }
+    let mut files = Vec::new();
+    let mut dirs = vec![path.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?.path();
+            match entry.is_dir() {
+                true => dirs.push(entry),
+                false => files.push(entry),
+            }
+        }
+    }
+    files.sort();
+    let mut hasher = blake3::Hasher::new();
+    for file in files {
+        let name = file.strip_prefix(path).unwrap_or(&file);
+        hasher.update(name.to_string_lossy().as_bytes());
+        hasher.update(b"\n");
+        hasher.update(file_hash(&file)?.as_bytes());
+    }
     Ok(hasher.finalize().to_hex().to_string())
 }
 

@@ -218,7 +218,8 @@ fn gelu(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 /// Softmax-like ops. From opset 13 they work along `axis` (default -1).
 /// Before, the input is coerced to 2-D at `axis` (default 1), the op runs on
 /// each row of [prod(dims[..axis]), prod(dims[axis..])] and the result gets
-/// the input shape back.
+/// the input shape back. The axis is in [-r, r - 1] in every opset (the
+/// coercion alone would take r, as Flatten does).
 fn along_axis(
     node: &Node,
     inputs: &Inputs,
@@ -230,7 +231,8 @@ fn along_axis(
         let a = axis(node.attrs.int("axis", -1)?, size.len())?;
         return one(f(x, a, None)?);
     }
-    let matrix = super::shape::to_2d(x, node.attrs.int("axis", 1)?)?;
+    let a = axis(node.attrs.int("axis", 1)?, size.len())?;
+    let matrix = super::shape::to_2d(x, a)?;
     one(f(&matrix, 1, None)?.f_reshape(&size)?)
 }
 
@@ -248,10 +250,6 @@ fn log_softmax(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
 /// Hardmax: 1 at the first maximum along the axis, 0 elsewhere (along the
 /// rows of the 2-D coercion before opset 13, as Softmax).
 fn hardmax(node: &Node, inputs: &Inputs) -> KResult<Vec<Tensor>> {
-    // The 2-D coercion lets the axis equal the rank (Flatten's range);
-    // Hardmax's axis is in [-r, r - 1] in every opset.
-    let default = if node.opset >= 13 { -1 } else { 1 };
-    axis(node.attrs.int("axis", default)?, input(inputs, 0)?.dim())?;
     along_axis(node, inputs, |x, a, _| {
         let first = x.f_argmax(a, true)?;
         x.f_zeros_like()?.f_scatter_value(a, &first, 1.0)
