@@ -52,6 +52,30 @@ fn masked_needs_every_output_and_the_judged_one_tells_benign_from_sde() {
     }
 }
 
+/// `model.outputs` naming no output, and `model.free_batch` on a model
+/// whose input fixes no batch, are errors at their scenario keys.
+#[test]
+fn model_edits_that_do_not_fit_the_model_are_scenario_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "counts:\n  injections: 8\n";
+    for (edit, want) in [
+        ("  outputs: [logits]\n", "model.outputs"),
+        ("  free_batch: true\n", "model.free_batch"),
+    ] {
+        let path = scenario(dir.path(), "two_outputs", body);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replacen("data:\n", &format!("{edit}data:\n"), 1);
+        std::fs::write(&path, text).unwrap();
+        let out = dir.path().join(format!("out{}", want.len()));
+        let run = run_campaign(&path, &out, &[], &dir.path().join("cache"));
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(8), "{err}");
+        let at = format!("{}:5", path.display());
+        assert!(err.contains(want) && err.contains(&at), "{err}");
+        assert!(err.contains("two_outputs.onnx"), "names the model: {err}");
+    }
+}
+
 #[test]
 fn an_unknown_judged_output_is_a_scenario_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -226,7 +226,8 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
         sc.spec.outputs.dir = Some(out.clone());
     }
     absolute_paths(&mut sc.spec)?;
-    let mut graph = crate::load::load_with(&sc.spec.model.path, &sc.spec.model.edits())?;
+    let mut graph = crate::load::load_with(&sc.spec.model.path, &sc.spec.model.edits())
+        .map_err(|e| at_edit_key(&sc, e))?;
     reshape_input(&sc, &mut graph)?;
     let mut data = Dataset::open_for(&sc.spec.data, &graph.inputs, |m| sc.error("data.subset", m))?;
     // Before cuts are chosen: where the rows align decides where runs resume.
@@ -278,6 +279,20 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
 }
 
 /// `model.input_shape`: the first input's declared shape replaced.
+/// A load error that a `model.outputs` or `model.free_batch` key caused,
+/// as an error at that key of the scenario (exit 8, with its line).
+fn at_edit_key(sc: &Scenario, e: Error) -> Error {
+    let Error::InvalidModel { path, msg } = e else {
+        return e;
+    };
+    for key in ["model.outputs", "model.free_batch"] {
+        if let Some(rest) = msg.strip_prefix(key).and_then(|m| m.strip_prefix(": ")) {
+            return sc.error(key, format!("{rest} ({})", path.display()));
+        }
+    }
+    Error::InvalidModel { path, msg }
+}
+
 fn reshape_input(sc: &Scenario, graph: &mut Graph) -> Result<()> {
     let Some(shape) = &sc.spec.model.input_shape else {
         return Ok(());
