@@ -6,7 +6,7 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::graph::{is_float, is_word, Graph, Node, ValueId};
+use crate::graph::{is_float, is_word, Graph, Node, Op, ValueId, Weights};
 use crate::split;
 
 /// A model's summary: its inputs, outputs, nodes and cuts.
@@ -60,7 +60,8 @@ pub struct NodeInfo {
     pub outputs: Vec<ValueShape>,
     /// Elements of the constant inputs (weights, biases, shapes...).
     pub params: i64,
-    /// Multiply-accumulates per sample (Conv, Gemm, MatMul).
+    /// Multiply-accumulates per sample (Conv, Gemm, MatMul and their
+    /// quantized forms).
     pub macs: i64,
     /// Whether the first output is a per-sample float tensor (a neuron target).
     pub injectable: bool,
@@ -237,9 +238,9 @@ fn node_info(graph: &Graph, node: &Node, shape_of: &dyn Fn(ValueId) -> ValueShap
         .map(|(_, id)| graph.values[id].name.clone())
         .collect();
     let out_elems: i64 = outputs.first().map_or(0, |o| o.shape.iter().product());
-    let macs = match (node.op.weights(), node.inputs.get(1).copied().flatten()) {
-        (Some(kind), Some(w)) => kind.macs(node, &shape_of(w).shape, out_elems),
-        _ => 0,
+    let macs = match multiplied(node) {
+        Some((kind, w)) => kind.macs(node, &shape_of(w).shape, out_elems),
+        None => 0,
     };
     let injectable = outputs.first().is_some_and(|o| o.per_sample);
     NodeInfo {
@@ -252,4 +253,18 @@ fn node_info(graph: &Graph, node: &Node, shape_of: &dyn Fn(ValueId) -> ValueShap
         injectable,
         weights,
     }
+}
+
+/// How `node` multiplies and adds, and the value it multiplies its input
+/// by (the filters or the matrix): the float ops' weights, and the
+/// quantized ops' (input 3 of the QLinear ops).
+fn multiplied(node: &Node) -> Option<(Weights, ValueId)> {
+    let (kind, input) = match node.op {
+        Op::ConvInteger => (Weights::Filters, 1),
+        Op::QLinearConv => (Weights::Filters, 3),
+        Op::MatMulInteger => (Weights::Matrix, 1),
+        Op::QLinearMatMul => (Weights::Matrix, 3),
+        op => (op.weights()?, 1),
+    };
+    Some((kind, node.inputs.get(input).copied().flatten()?))
 }

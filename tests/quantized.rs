@@ -92,6 +92,18 @@ fn op_by_op(name: &str, float_tol: f64) -> (i64, i64) {
     (differ, total)
 }
 
+/// The quantized ops count the multiply-adds of the float ops they stand
+/// for, so `inspect` (and bench's whole-row share) sees the same model.
+#[test]
+fn quantized_models_count_the_float_models_multiply_adds() {
+    let macs = |name: &str| faultsweep::inspect::inspect(&load(name)).unwrap().macs;
+    let float = macs("cnn");
+    assert!(float > 0);
+    for name in ["cnn_qop", "cnn_qdq", "cnn_dynamic"] {
+        assert_eq!(macs(name), float, "{name}");
+    }
+}
+
 #[test]
 fn qdq_ops_equal_onnxruntime() {
     op_by_op("cnn_qdq", 1e-5);
