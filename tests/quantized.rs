@@ -334,6 +334,40 @@ fn native_format_campaigns_equal_the_full_forward_pass() {
     }
 }
 
+/// Int32 accumulator words beyond float32's 24 bits go into Parquet parts
+/// (float64 value columns) and read back as the CSV run's rows.
+#[test]
+fn int32_site_values_beyond_float32_fit_parquet_parts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let targets = "targets:\n  layers:\n    ops: [ConvInteger]";
+    let path = scenario(tmp.path(), "cnn_dynamic", targets, "native", "all");
+    let csv = tmp.path().join("csv");
+    let rows = run_verified(&path, &csv, &cache, 20);
+    let exact = |v: &String| v.parse::<f64>().is_ok_and(|v| f64::from(v as f32) == v);
+    assert!(
+        column(&rows, "faulty_value").iter().any(|v| !exact(v)),
+        "some word is not a float32"
+    );
+    let text = std::fs::read_to_string(&path).unwrap() + "  injections: parquet\n";
+    std::fs::write(&path, text).unwrap();
+    let parquet = tmp.path().join("parquet");
+    let run = run_campaign(&path, &parquet, &[], &cache);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = crate::common::faultsweep(&["report", parquet.to_str().unwrap()], &cache);
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let summary = |dir: &Path| std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    assert_eq!(summary(&csv), summary(&parquet));
+}
+
 /// An accumulator fault: bit 30 of an int32 ConvInteger output is recorded
 /// and applied exactly, beyond float32's 24 bits.
 #[test]

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parquet::basic::{Compression, LogicalType, Repetition, Type as Physical, ZstdLevel};
-use parquet::data_type::{BoolType, ByteArray, ByteArrayType, FloatType, Int64Type};
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, FloatType, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::writer::SerializedFileWriter;
@@ -24,6 +24,7 @@ use parquet::schema::types::Type;
 use super::results::RESULT_COLUMNS;
 use crate::error::{Error, Result};
 use crate::faults;
+use crate::inject::SiteValues;
 use crate::report::CsvLines;
 
 /// The folder of the parts, beside `injections.sums`.
@@ -36,6 +37,9 @@ enum Kind {
     /// Unsigned 64-bit (ids and seeds), stored as INT64 marked unsigned.
     UInt,
     Float,
+    /// A fault site's value: float64, written as [`SiteValues::text`]
+    /// (an int32 word or a float64 value is not always a float32).
+    Double,
     Bool,
     Text,
 }
@@ -49,7 +53,7 @@ fn kinds(header: &[String]) -> Vec<Kind> {
         UInt, Text, Text, Text, Text, Text, Text, Text, Text, Text, UInt, Text, UInt, UInt, UInt,
     ];
     const RESULT: [Kind; 14] = [
-        Int, Int, Int, Int, Text, Bool, Float, Float, Text, Text, Text, Bool, Bool, Text,
+        Int, Int, Int, Int, Text, Bool, Double, Double, Text, Text, Text, Bool, Bool, Text,
     ];
     const _: () = assert!(FAULT.len() == faults::csv::COLUMNS.len());
     const _: () = assert!(RESULT.len() == RESULT_COLUMNS.len());
@@ -77,6 +81,7 @@ enum Column {
     /// The bits of each u64 as an i64, as Parquet stores UINT_64.
     UInt(Vec<Option<i64>>),
     Float(Vec<Option<f32>>),
+    Double(Vec<Option<f64>>),
     Bool(Vec<Option<bool>>),
     Text(Vec<ByteArray>),
 }
@@ -87,6 +92,7 @@ impl Column {
             Kind::Int => Column::Int(Vec::new()),
             Kind::UInt => Column::UInt(Vec::new()),
             Kind::Float => Column::Float(Vec::new()),
+            Kind::Double => Column::Double(Vec::new()),
             Kind::Bool => Column::Bool(Vec::new()),
             Kind::Text => Column::Text(Vec::new()),
         }
@@ -121,6 +127,7 @@ impl Column {
                 ok
             }
             Column::Float(v) => typed(v, field, |f| format!("{f:e}")),
+            Column::Double(v) => typed(v, field, |&f| SiteValues::text(f)),
             Column::Bool(v) => typed(v, field, bool::to_string),
             Column::Text(v) => {
                 v.push(ByteArray::from(field));
@@ -133,6 +140,7 @@ impl Column {
         match self {
             Column::Int(_) | Column::UInt(_) => Physical::INT64,
             Column::Float(_) => Physical::FLOAT,
+            Column::Double(_) => Physical::DOUBLE,
             Column::Bool(_) => Physical::BOOLEAN,
             Column::Text(_) => Physical::BYTE_ARRAY,
         }
@@ -272,6 +280,11 @@ fn write_columns<W: std::io::Write + Send>(
                 let w = writer.typed::<FloatType>();
                 w.write_batch(&values, Some(&levels), None)?;
             }
+            Column::Double(v) => {
+                let (values, levels) = present(v);
+                let w = writer.typed::<DoubleType>();
+                w.write_batch(&values, Some(&levels), None)?;
+            }
             Column::Bool(v) => {
                 let (values, levels) = present(v);
                 let w = writer.typed::<BoolType>();
@@ -393,6 +406,7 @@ fn field_text(field: &Field) -> String {
         Field::Long(v) => v.to_string(),
         Field::ULong(v) => v.to_string(),
         Field::Float(v) => format!("{v:e}"),
+        Field::Double(v) => SiteValues::text(*v),
         Field::Bool(v) => v.to_string(),
         Field::Str(s) => s.clone(),
         other => other.to_string(),
@@ -422,7 +436,7 @@ mod tests {
         assert_eq!(kind("draw"), Kind::UInt);
         assert_eq!(kind("sample"), Kind::Text);
         assert_eq!(kind("label"), Kind::Int);
-        assert_eq!(kind("original_value"), Kind::Float);
+        assert_eq!(kind("original_value"), Kind::Double);
         assert_eq!(kind("top5_hit"), Kind::Bool);
         assert_eq!(kind("ranger_top1"), Kind::Int);
         assert_eq!(kind("ranger_outcome"), Kind::Text);
@@ -432,16 +446,29 @@ mod tests {
     }
 
     /// Every value reads back as the CSV field it was written from: nulls,
-    /// the extremes of each type, NaN, infinities, -0 and quoted text.
+    /// the extremes of each type, NaN, infinities, -0, site values that
+    /// are not float32 (an int32 word) and quoted text.
     #[test]
     fn a_part_reads_back_as_its_csv_lines() {
         let h = header(&[], false);
         let dir = tempfile::tempdir().unwrap();
         let mut writer = PartWriter::new(dir.path(), &h, 0).unwrap();
         let mut rows = Vec::new();
-        for (i, value) in ["1.5e0", "NaN", "inf", "-inf", "-0e0", "", "1e-45"]
-            .into_iter()
-            .enumerate()
+        let int32_word = SiteValues::text(123_456_789.0);
+        assert_eq!(int32_word, "1.23456789e8");
+        for (i, value) in [
+            "1.5e0",
+            "NaN",
+            "inf",
+            "-inf",
+            "-0e0",
+            "",
+            "1e-45",
+            "1.1e0",
+            &int32_word,
+        ]
+        .into_iter()
+        .enumerate()
         {
             let mut row: Vec<String> = h.iter().map(|_| String::new()).collect();
             let set = |row: &mut Vec<String>, name: &str, v: String| {
