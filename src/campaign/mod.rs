@@ -278,7 +278,6 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     Ok(plan)
 }
 
-/// `model.input_shape`: the first input's declared shape replaced.
 /// A load error that a `model.outputs` or `model.free_batch` key caused,
 /// as an error at that key of the scenario (exit 8, with its line).
 fn at_edit_key(sc: &Scenario, e: Error) -> Error {
@@ -293,6 +292,7 @@ fn at_edit_key(sc: &Scenario, e: Error) -> Error {
     Error::InvalidModel { path, msg }
 }
 
+/// `model.input_shape`: the first input's declared shape replaced.
 fn reshape_input(sc: &Scenario, graph: &mut Graph) -> Result<()> {
     let Some(shape) = &sc.spec.model.input_shape else {
         return Ok(());

@@ -12,7 +12,10 @@
 //! with no box left is masked. The row joins the batch as a full row (its
 //! golden row with the boxes written in) when a box would cover more than
 //! [`MAX_SHARE`] of its value, or at a node of any other kind (which ops
-//! run over a box is declared with the op: [`OnABox`]).
+//! run over a box is declared with the op: [`OnABox`]). A global pool runs
+//! on the whole row with the boxes written in; when its output is the
+//! golden row's bit for bit (a squeeze-and-excitation block's mean that a
+//! small change leaves alone), the row goes on past the block as boxes.
 //!
 //! A box is computed with the same kernels as the full tensor over the same
 //! inputs, and a Conv box kernel is trusted only once it has reproduced the
