@@ -34,6 +34,17 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// A scenario's `model.outputs` or `model.free_batch` does not fit the
+    /// model (exit 3; a campaign reports it at the scenario's key, exit 8).
+    #[error("{path}: `{key}`: {msg}")]
+    ModelEdit {
+        /// The model file.
+        path: PathBuf,
+        /// The scenario key of the edit.
+        key: &'static str,
+        /// What does not fit.
+        msg: String,
+    },
     /// A node uses an op, opset or attribute faultsweep does not support (exit 3).
     #[error("{path}: node '{node}' (op {op}, opset {opset}): unsupported: {msg}")]
     Unsupported {
@@ -165,7 +176,10 @@ impl Error {
     /// 11 results that do not match (`report`); 0 when stdout was closed.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Decode { .. } | Error::InvalidModel { .. } | Error::Unsupported { .. } => 3,
+            Error::Decode { .. }
+            | Error::InvalidModel { .. }
+            | Error::ModelEdit { .. }
+            | Error::Unsupported { .. } => 3,
             Error::Usage(_) => 2,
             Error::Input { .. } | Error::Data { .. } | Error::Cut { .. } => 4,
             Error::Op { .. } => 5,

@@ -278,18 +278,13 @@ fn plan_with(mut sc: Scenario, args: &RunArgs, models: Option<&faults::Models>) 
     Ok(plan)
 }
 
-/// A load error that a `model.outputs` or `model.free_batch` key caused,
-/// as an error at that key of the scenario (exit 8, with its line).
+/// A `model.outputs` or `model.free_batch` that does not fit the model, as
+/// an error at that key of the scenario (exit 8, with its line).
 fn at_edit_key(sc: &Scenario, e: Error) -> Error {
-    let Error::InvalidModel { path, msg } = e else {
-        return e;
-    };
-    for key in ["model.outputs", "model.free_batch"] {
-        if let Some(rest) = msg.strip_prefix(key).and_then(|m| m.strip_prefix(": ")) {
-            return sc.error(key, format!("{rest} ({})", path.display()));
-        }
+    match e {
+        Error::ModelEdit { path, key, msg } => sc.error(key, format!("{msg} ({})", path.display())),
+        e => e,
     }
-    Error::InvalidModel { path, msg }
 }
 
 /// `model.input_shape`: the first input's declared shape replaced.

@@ -35,9 +35,10 @@ impl Edits {
     }
 }
 
-fn invalid(path: &Path, msg: String) -> Error {
-    Error::InvalidModel {
+fn invalid(path: &Path, key: &'static str, msg: String) -> Error {
+    Error::ModelEdit {
         path: path.to_path_buf(),
+        key,
         msg,
     }
 }
@@ -59,8 +60,9 @@ fn prune(graph: &mut GraphProto, keep: &[String], path: &Path) -> Result<()> {
     if let Some(missing) = keep.iter().find(|k| !names.contains(&k.as_str())) {
         return Err(invalid(
             path,
+            "model.outputs",
             format!(
-                "model.outputs: '{missing}' is not an output of the model ({})",
+                "'{missing}' is not an output of the model ({})",
                 names.join(", ")
             ),
         ));
@@ -104,7 +106,8 @@ fn free_batch(graph: &mut GraphProto, path: &Path) -> Result<()> {
     let Some(batch) = declared_batch(graph) else {
         return Err(invalid(
             path,
-            "model.free_batch: the first input declares no fixed batch".into(),
+            "model.free_batch",
+            "the first input declares no fixed batch".into(),
         ));
     };
     let inits: HashMap<String, usize> = (graph.initializer.iter().enumerate())
