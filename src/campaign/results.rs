@@ -347,7 +347,7 @@ impl Tally {
         let settings = Settings {
             confidence: Confidence::new(outputs.confidence),
             top_k: outputs.top_k,
-            classification: plan.campaign.spec.task.is_classification(),
+            classification: plan.graph.task.ranks_classes(),
             fit: outputs.fit.as_ref().map(|f| FitInputs {
                 raw_per_bit: f.raw_per_bit,
                 elements: [Target::Neuron, Target::Weight]

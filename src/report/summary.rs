@@ -284,7 +284,6 @@ impl Summary {
         self.settings.confidence.z
     }
 
-    /// An event's column name: `sde`, `due`, `masked`, `sde_top5`.
     /// The events the rate tables give, in column order.
     fn rated(&self) -> &'static [Event] {
         match self.settings.classification {
@@ -293,6 +292,7 @@ impl Summary {
         }
     }
 
+    /// An event's column name: `sde`, `due`, `masked`, `sde_top5`.
     fn event_name(&self, e: Event) -> String {
         match e {
             Event::SdeTopK => format!("sde_top{}", self.settings.top_k),
