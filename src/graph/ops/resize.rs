@@ -521,11 +521,10 @@ impl Grid {
             return Ok(t.f_to_kind(kind)?);
         }
         let mut t = Tensor::f_empty(self.shape.as_slice(), (Kind::Float, Device::Cpu))?;
-        if let Some(out) = floats_mut(&mut t) {
-            out.iter_mut()
-                .zip(&self.values)
-                .for_each(|(o, &v)| *o = v as f32);
-        }
+        let out = floats_mut(&mut t).expect("a new CPU tensor is contiguous");
+        out.iter_mut()
+            .zip(&self.values)
+            .for_each(|(o, &v)| *o = v as f32);
         Ok(t)
     }
 }
